@@ -1,0 +1,69 @@
+/* Cost models: an iteration's latency and energy on one serving instance,
+ * with the source that produced each term.
+ *
+ * A cost model is a family of ops (struct cost_model_ops) like the policies:
+ * the roofline is the first member; measured tables (calib/) plug in later as
+ * another member without touching the engine or the policies. Terms are kept
+ * per operator kind, so a run can report where time went and whether the
+ * roofline or a table produced it. */
+#ifndef MODELS_COST_H
+#define MODELS_COST_H
+
+#include <cjson/cJSON.h>
+#include "models/ops.h"
+
+typedef enum cost_source { COST_SRC_NONE, COST_SRC_ROOFLINE, COST_SRC_TABLE,
+                           COST_SRC_COUNT } cost_source;
+const char *cost_source_name(cost_source s);
+
+/* One iteration's cost on one instance (all tp GPUs together for energy). */
+typedef struct cost_result {
+    sim_time_ns latency_ns;   /* total, with the fixed per-iteration overhead */
+    double energy_j;          /* all GPUs of the instance */
+    double term_ns[OP_KIND_COUNT];        /* summed over repeats */
+    uint8_t term_source[OP_KIND_COUNT];   /* cost_source of each term */
+    double weight_bytes;      /* HBM bytes of weights read (per GPU) */
+    double kv_bytes;          /* HBM bytes of KV read/written (per GPU) */
+} cost_result;
+
+/* What every cost model is built from. */
+typedef struct cost_setup {
+    const llm_model *model;
+    const gpu_spec *gpu;
+    int tp;
+    sim_time_ns iteration_overhead_ns;  /* CPU scheduling and launch, per iteration */
+} cost_setup;
+
+typedef struct cost_model cost_model;
+
+typedef struct cost_model_ops {
+    const char *name;
+    /* params: the model's own JSON object (may be NULL); path: its JSON path
+     * for messages. Stores private state in *state. */
+    int (*init)(const cost_setup *setup, const cJSON *params, const char *path,
+                void **state, sim_err *err);
+    void (*iteration)(void *state, const cost_setup *setup, const op_list *ops,
+                      cost_result *out);
+    void (*destroy)(void *state);
+} cost_model_ops;
+
+/* Registry: NULL-terminated table of all cost models. */
+extern const cost_model_ops *const cost_models[];
+const cost_model_ops *cost_model_find(const char *name, sim_err *err);
+
+/* A ready-to-use cost model; the setup's pointers are borrowed. */
+cost_model *cost_model_create(const char *name, const cost_setup *setup,
+                              const cJSON *params, const char *path, sim_err *err);
+void cost_model_destroy(cost_model *cm);
+/* Decomposes the batch and costs it. */
+void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out);
+/* Power of an instance with no work (all tp GPUs), watts. */
+double cost_idle_power_w(const cost_model *cm);
+const cost_setup *cost_model_setup(const cost_model *cm);
+
+/* Roofline helpers shared by cost models (a table model falls back to them
+ * outside its grid): one op's latency in ns and its power in watts. */
+double roofline_op_ns(const gpu_spec *g, const op_desc *op);
+double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns);
+
+#endif

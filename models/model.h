@@ -1,0 +1,70 @@
+/* LLM and GPU descriptions, loaded from the JSON files in models/llm/ and
+ * models/gpu/ (one file per model or GPU, named <name>.json; users add their
+ * own the same way). Numbers are the published architecture and datasheet
+ * figures; see models/README.md for the schema. */
+#ifndef MODELS_MODEL_H
+#define MODELS_MODEL_H
+
+#include <stdbool.h>
+#include "sim/base.h"
+
+typedef struct llm_model {
+    char name[64];
+    int32_t layers;
+    int32_t hidden;
+    int32_t heads;            /* attention (query) heads */
+    int32_t kv_heads;
+    int32_t head_dim;
+    int32_t ffn;              /* dense FFN intermediate size (0 if all MoE) */
+    int32_t vocab;
+    int32_t max_context_tokens;
+    int32_t bytes_per_param;  /* weights, e.g. 2 for bf16 */
+    int32_t kv_bytes_per_elem;
+    bool tied_embeddings;
+    /* Mixture of experts; experts == 0 means dense. */
+    int32_t experts;
+    int32_t experts_per_token;
+    int32_t expert_ffn;
+    int32_t shared_experts;   /* each of size expert_ffn */
+} llm_model;
+
+typedef struct gpu_spec {
+    char name[64];
+    double bf16_flops;           /* dense, per second */
+    double hbm_bytes;
+    double hbm_bw_bytes_per_s;
+    double nvlink_bw_bytes_per_s;  /* per direction, per GPU */
+    double pcie_bw_bytes_per_s;    /* per direction */
+    double idle_w;
+    double max_w;
+    double gemm_efficiency;      /* achieved fraction of bf16_flops */
+    double bw_efficiency;        /* achieved fraction of hbm bandwidth */
+    double link_efficiency;      /* achieved fraction of link bandwidth */
+    double kernel_floor_ns;      /* no kernel runs faster than this */
+    double collective_latency_ns;  /* fixed cost of one all-reduce */
+} gpu_spec;
+
+/* The folder holding llm/ and gpu/: $SERVESIM_MODELS_DIR if set, else the
+ * models/ folder of the source tree this binary was built from. */
+const char *models_dir(void);
+
+/* Loads <dir>/llm/<name>.json. On failure the message names the file and
+ * the JSON path; an unknown name lists the available ones. */
+int llm_model_load(const char *dir, const char *name, llm_model *out, sim_err *err);
+int gpu_spec_load(const char *dir, const char *name, gpu_spec *out, sim_err *err);
+/* Parses from a file path (the loaders above call these). */
+int llm_model_load_file(const char *path, llm_model *out, sim_err *err);
+int gpu_spec_load_file(const char *path, gpu_spec *out, sim_err *err);
+
+/* Parameter counts and bytes derived from the architecture. */
+double llm_params(const llm_model *m);           /* all weights */
+double llm_params_active(const llm_model *m);    /* per token (MoE: top-k) */
+/* Weight bytes held by one GPU at tensor-parallel degree tp. */
+double llm_weight_bytes_per_gpu(const llm_model *m, int tp);
+/* KV bytes one token occupies on one GPU at degree tp (K and V, all layers;
+ * KV heads are replicated when tp exceeds their count). */
+double llm_kv_bytes_per_token_per_gpu(const llm_model *m, int tp);
+/* Checks that tp divides the heads (and is a power of two <= 8 or so). */
+int llm_check_tp(const llm_model *m, int tp, sim_err *err);
+
+#endif

@@ -1,0 +1,224 @@
+/* Operator decomposition of one iteration (see ops.h; the formulas are
+ * written out in models/README.md).
+ *
+ * Design. ops_decompose runs once per simulated iteration, millions of times
+ * a run, so it allocates nothing and never loops over layers: every layer is
+ * identical, so each per-layer operator is one entry whose `repeat` is the
+ * layer count. Its only loop is over the batch's prefill chunks (attention
+ * FLOPs depend on each chunk's own length and context). Ops with no work are
+ * left out (no prefill chunk -> no prefill attention entry; no sampled
+ * sequence -> no LM head), and an empty batch yields an empty list.
+ *
+ * Invariants of every entry: repeat >= 1; flops, bytes >= 0; weight_bytes
+ * and kv_bytes are the parts of bytes that are weights and KV cache. All
+ * quantities are per GPU of the TP group: heads, FFN width, experts' width
+ * and vocabulary are divided by tp; KV heads are ceil(kv_heads / tp) (one
+ * replica each when tp exceeds them); the MoE router and the norms are
+ * replicated.
+ *
+ * Byte counts: activations are bf16 (2 bytes), weights bytes_per_param, KV
+ * kv_bytes_per_elem, sampling logits fp32. A GEMM of m x k by k x n moves
+ * its input, weight and output once: (m*k + m*n) * 2 + k*n * bytes_per_param.
+ *
+ * MoE assumption: routing is uniform and independent across tokens, so T
+ * tokens choosing top-k of E experts touch E * (1 - (1 - k/E)^T) distinct
+ * experts on average; their weights are read once each. Real routers are
+ * skewed, which touches fewer experts at small T. */
+#include "models/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#define ACT_BYTES 2.0      /* bf16 activations */
+#define LOGIT_BYTES 4.0    /* fp32 logits for sampling */
+
+static const char *const op_names[OP_KIND_COUNT] = {
+    [OP_EMBED] = "embed",
+    [OP_NORM] = "norm",
+    [OP_GEMM_QKV] = "gemm_qkv",
+    [OP_ROPE] = "rope",
+    [OP_ATTN_PREFILL] = "attn_prefill",
+    [OP_ATTN_DECODE] = "attn_decode",
+    [OP_GEMM_ATTN_OUT] = "gemm_attn_out",
+    [OP_ALLREDUCE] = "allreduce",
+    [OP_GEMM_FFN_UP] = "gemm_ffn_up",
+    [OP_ACT] = "act",
+    [OP_GEMM_FFN_DOWN] = "gemm_ffn_down",
+    [OP_MOE_ROUTER] = "moe_router",
+    [OP_MOE_EXPERTS] = "moe_experts",
+    [OP_GEMM_LM_HEAD] = "gemm_lm_head",
+    [OP_SAMPLE] = "sample",
+};
+
+const char *op_kind_name(op_kind k)
+{
+    SIM_ASSERT(k >= 0 && k < OP_KIND_COUNT && op_names[k]);
+    return op_names[k];
+}
+
+op_class op_kind_class(op_kind k)
+{
+    switch (k) {
+    case OP_GEMM_QKV:
+    case OP_GEMM_ATTN_OUT:
+    case OP_GEMM_FFN_UP:
+    case OP_GEMM_FFN_DOWN:
+    case OP_MOE_ROUTER:
+    case OP_MOE_EXPERTS:
+    case OP_GEMM_LM_HEAD:
+        return OP_CLASS_GEMM;
+    case OP_ATTN_PREFILL:
+    case OP_ATTN_DECODE:
+        return OP_CLASS_ATTENTION;
+    case OP_ALLREDUCE:
+        return OP_CLASS_COLLECTIVE;
+    case OP_EMBED:
+    case OP_NORM:
+    case OP_ROPE:
+    case OP_ACT:
+    case OP_SAMPLE:
+        return OP_CLASS_ELEMENTWISE;
+    case OP_KIND_COUNT:
+        break;
+    }
+    SIM_ASSERT(!"unknown op kind");
+    return OP_CLASS_ELEMENTWISE;
+}
+
+static op_desc *push(op_list *l, op_kind kind, int32_t repeat, int64_t m,
+                     int64_t n, int64_t k)
+{
+    SIM_ASSERT(l->n < OPS_MAX);
+    op_desc *op = &l->op[l->n++];
+    *op = (op_desc){.kind = kind, .repeat = repeat, .m = m, .n = n, .k = k};
+    return op;
+}
+
+/* A GEMM of (m x k) activations by a (k x n) weight. */
+static void push_gemm(op_list *l, op_kind kind, int32_t repeat, double m,
+                      double n, double k, double bytes_per_param)
+{
+    op_desc *op = push(l, kind, repeat, (int64_t)m, (int64_t)n, (int64_t)k);
+    op->flops = 2.0 * m * n * k;
+    op->weight_bytes = k * n * bytes_per_param;
+    op->bytes = (m * k + m * n) * ACT_BYTES + op->weight_bytes;
+}
+
+/* An elementwise op over `elems` elements: reads `reads` and writes
+ * `writes` tensors of that size, `flops_per_elem` each. */
+static void push_elementwise(op_list *l, op_kind kind, int32_t repeat, int64_t m,
+                             int64_t n, double reads, double writes,
+                             double flops_per_elem)
+{
+    op_desc *op = push(l, kind, repeat, m, n, 0);
+    double elems = (double)m * (double)n;
+    op->flops = flops_per_elem * elems;
+    op->bytes = (reads + writes) * elems * ACT_BYTES;
+}
+
+void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *out)
+{
+    SIM_ASSERT(tp >= 1 && m->heads % tp == 0);
+    SIM_ASSERT(b->n_prefill >= 0 && b->n_decode >= 0 && b->decode_ctx_sum >= 0);
+    SIM_ASSERT(b->n_sampled >= 0 && b->n_sampled <= b->n_prefill + b->n_decode);
+    out->n = 0;
+
+    /* The prefill chunks' totals: query tokens, attended (query, key) pairs
+     * under the causal mask, and KV tokens touched. */
+    double q_sum = 0, causal_pairs = 0, prefill_kv_tokens = 0;
+    for (int32_t i = 0; i < b->n_prefill; i++) {
+        double q = b->prefill[i].q_tokens, c = b->prefill[i].ctx_tokens;
+        SIM_ASSERT(q >= 0 && c >= 0);
+        q_sum += q;
+        causal_pairs += q * (c + (q + 1) / 2);
+        prefill_kv_tokens += c + q;
+    }
+    const double T = q_sum + b->n_decode;
+    if (T == 0)
+        return;
+
+    const int32_t L = m->layers;
+    const double H = m->hidden, D = m->head_dim, bpp = m->bytes_per_param;
+    const double kvb = m->kv_bytes_per_elem;
+    const double hq = m->heads / tp;
+    const double hkv = (m->kv_heads + tp - 1) / tp;
+    const int64_t Ti = (int64_t)T;
+
+    /* Vocabulary-parallel lookup: each GPU reads the rows in its shard
+     * (about T / tp of them) and writes a full T x H, then all-reduces. */
+    op_desc *op = push(out, OP_EMBED, 1, Ti, (int64_t)H, 0);
+    op->weight_bytes = T * H * bpp / tp;
+    op->bytes = op->weight_bytes + T * H * ACT_BYTES;
+
+    /* Two per layer plus the final one; the residual add is fused, so each
+     * reads x and the residual and writes both. */
+    push_elementwise(out, OP_NORM, 2 * L + 1, Ti, (int64_t)H, 2, 2, 4);
+    op = &out->op[out->n - 1];
+    op->weight_bytes = H * bpp;
+    op->bytes += op->weight_bytes;
+
+    push_gemm(out, OP_GEMM_QKV, L, T, (hq + 2 * hkv) * D, H, bpp);
+    /* Rotates q and k in place. */
+    push_elementwise(out, OP_ROPE, L, Ti, (int64_t)((hq + hkv) * D), 1, 1, 3);
+
+    /* Attention: 4 * head_dim FLOPs per (query, key) pair per query head
+     * (QK^T and PV); bytes are Q read, O written, and the K and V of every
+     * attended token (cached and new) read or written once. */
+    if (q_sum > 0) {
+        op = push(out, OP_ATTN_PREFILL, L, (int64_t)q_sum, b->n_prefill,
+                  llround(prefill_kv_tokens / b->n_prefill));
+        op->flops = 4.0 * hq * D * causal_pairs;
+        op->kv_bytes = prefill_kv_tokens * 2 * hkv * D * kvb;
+        op->bytes = 2 * q_sum * hq * D * ACT_BYTES + op->kv_bytes;
+    }
+    if (b->n_decode > 0) {
+        double kv_tokens = (double)b->decode_ctx_sum + b->n_decode;
+        op = push(out, OP_ATTN_DECODE, L, b->n_decode, b->n_decode,
+                  llround(kv_tokens / b->n_decode));
+        op->flops = 4.0 * hq * D * kv_tokens;
+        op->kv_bytes = kv_tokens * 2 * hkv * D * kvb;
+        op->bytes = 2.0 * b->n_decode * hq * D * ACT_BYTES + op->kv_bytes;
+    }
+
+    push_gemm(out, OP_GEMM_ATTN_OUT, L, T, H, hq * D, bpp);
+
+    if (m->experts == 0) {
+        const double f = (double)m->ffn / tp;
+        push_gemm(out, OP_GEMM_FFN_UP, L, T, 2 * f, H, bpp);
+        push_elementwise(out, OP_ACT, L, Ti, (int64_t)f, 2, 1, 5);
+        push_gemm(out, OP_GEMM_FFN_DOWN, L, T, H, f, bpp);
+    } else {
+        const double E = m->experts, k = m->experts_per_token;
+        const double f = (double)m->expert_ffn / tp, S = m->shared_experts;
+        push_gemm(out, OP_MOE_ROUTER, L, T, E, H, bpp);
+        /* Uniform routing (see the top of the file). */
+        double distinct = E * (1.0 - pow(1.0 - k / E, T));
+        double pairs = T * (k + S);   /* (token, expert) pairs, shared included */
+        op = push(out, OP_MOE_EXPERTS, L, Ti, (int64_t)f, (int64_t)H);
+        op->flops = 2.0 * pairs * 3 * H * f;
+        op->weight_bytes = (distinct + S) * 3 * H * f * bpp;
+        /* Per pair: x in, gate/up out, the activated f back in, H out. */
+        op->bytes = pairs * (2 * H + 3 * f) * ACT_BYTES + op->weight_bytes;
+        push_elementwise(out, OP_ACT, L, (int64_t)pairs, (int64_t)f, 2, 1, 5);
+    }
+
+    /* Ring all-reduce of the T x H bf16 activations after attention and
+     * after the FFN (and once after the embedding): each GPU sends
+     * 2 (tp - 1) / tp of the buffer over its link. */
+    if (tp > 1) {
+        double buf = T * H * ACT_BYTES;
+        op = push(out, OP_ALLREDUCE, 2 * L + 1, Ti, (int64_t)H, 0);
+        op->bytes = 2.0 * (tp - 1) / tp * buf;
+        op->flops = (double)(tp - 1) / tp * T * H;
+    }
+
+    /* Only sequences that emit a token need logits; each GPU computes its
+     * vocabulary shard (gathering the shards is small and left out). */
+    if (b->n_sampled > 0) {
+        double ns = b->n_sampled;
+        push_gemm(out, OP_GEMM_LM_HEAD, 1, ns, (m->vocab + tp - 1) / tp, H, bpp);
+        op = push(out, OP_SAMPLE, 1, b->n_sampled, m->vocab, 0);
+        op->flops = 5.0 * ns * m->vocab;   /* softmax, top-p/k, draw */
+        op->bytes = ns * m->vocab * LOGIT_BYTES;
+    }
+}

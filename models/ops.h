@@ -1,0 +1,82 @@
+/* Operator decomposition of one forward pass (one serving iteration).
+ *
+ * Given a batch (prefill chunks with their already cached context, decode
+ * tokens with their context lengths) and a tensor-parallel degree, lists the
+ * operators one GPU runs: GEMMs (QKV, attention output, FFN or router plus
+ * experts, LM head), prefill and decode attention, norms and activations,
+ * the TP all-reduce, and sampling. Work is per GPU (already divided by tp).
+ * Identical layers are one entry with `repeat` = number of layers, so the
+ * cost of a decomposition does not grow with the layer count. */
+#ifndef MODELS_OPS_H
+#define MODELS_OPS_H
+
+#include "models/model.h"
+
+typedef enum op_kind {
+    OP_EMBED,
+    OP_NORM,          /* RMSNorm (pre-attention, pre-FFN, final) */
+    OP_GEMM_QKV,
+    OP_ROPE,
+    OP_ATTN_PREFILL,
+    OP_ATTN_DECODE,
+    OP_GEMM_ATTN_OUT,
+    OP_ALLREDUCE,
+    OP_GEMM_FFN_UP,   /* gate and up projections, fused */
+    OP_ACT,           /* SiLU and multiply */
+    OP_GEMM_FFN_DOWN,
+    OP_MOE_ROUTER,    /* router GEMM plus top-k */
+    OP_MOE_EXPERTS,   /* grouped expert GEMMs (up+down) of the active experts */
+    OP_GEMM_LM_HEAD,
+    OP_SAMPLE,
+    OP_KIND_COUNT
+} op_kind;
+
+const char *op_kind_name(op_kind k);
+
+typedef enum op_class { OP_CLASS_GEMM, OP_CLASS_ATTENTION, OP_CLASS_ELEMENTWISE,
+                        OP_CLASS_COLLECTIVE } op_class;
+op_class op_kind_class(op_kind k);
+
+/* One operator as one GPU runs it, `repeat` times per iteration.
+ * Shape keys, for measured tables: GEMMs m x n x k (m = tokens);
+ * attention m = query tokens, n = sequences, k = mean KV context tokens;
+ * elementwise and collectives m = tokens, n = width. */
+typedef struct op_desc {
+    op_kind kind;
+    int32_t repeat;
+    double flops;        /* per run */
+    double bytes;        /* HBM bytes moved per run (collectives: link bytes) */
+    int64_t m, n, k;
+    /* The parts of `bytes` that are weights read and KV cache read or
+     * written, per run (cost_result reports them; they cannot be recovered
+     * from the shape keys for MoE experts and attention). */
+    double weight_bytes;
+    double kv_bytes;
+} op_desc;
+
+/* One sequence's share of a batch. */
+typedef struct batch_seq {
+    int32_t q_tokens;    /* new tokens processed this iteration */
+    int32_t ctx_tokens;  /* tokens already in the KV cache before them */
+} batch_seq;
+
+/* An iteration's work. Decode tokens are summarised (one new token each). */
+typedef struct batch_shape {
+    const batch_seq *prefill;  /* prefill chunks */
+    int32_t n_prefill;
+    int32_t n_decode;
+    int64_t decode_ctx_sum;    /* sum of the decodes' context tokens */
+    int32_t n_sampled;         /* sequences emitting a token this iteration */
+} batch_shape;
+
+#define OPS_MAX 24
+
+typedef struct op_list {
+    op_desc op[OPS_MAX];
+    int n;
+} op_list;
+
+/* Fills `out` with the operators of one iteration on one GPU of a TP group. */
+void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *out);
+
+#endif

@@ -1,0 +1,97 @@
+/* vLLM's default scheduler (v0, no chunked prefill): prefill first.
+ *
+ * Each iteration either prefills or decodes, never both. If waiting requests
+ * can be admitted (their whole pending prompt fits the token budget, the
+ * sequence limit and the free KV blocks less a small watermark), the
+ * iteration prefills as many of them as fit, in queue order, stopping at the
+ * first that does not. Otherwise every running request decodes one token;
+ * when a decode needs a new KV block and none is free, the most recently
+ * admitted running request is preempted (recomputed later), repeatedly, until
+ * the block fits or the request itself was the one preempted.
+ *
+ * Params: {"watermark_fraction": 0.01} (share of KV blocks kept free at
+ * admission, as vLLM does, so that running requests can grow). */
+#include <stdlib.h>
+
+#include "policies/batch.h"
+#include "sim/jsoncfg.h"
+
+typedef struct vllm_state {
+    int64_t watermark_blocks;
+} vllm_state;
+
+static int vllm_init(const batch_setup *setup, cJSON *params, const char *path,
+                     void **state, sim_err *err)
+{
+    static const char *const keys[] = {"watermark_fraction", NULL};
+    double watermark;
+    if (jcfg_check_keys(params, path, keys, err) ||
+        jcfg_num(params, path, "watermark_fraction", 0.01, 0, 0.5, &watermark, err))
+        return -1;
+    /* Without chunking a prompt must fit in one iteration's token budget. */
+    if (setup->max_batched_tokens < setup->max_context_tokens)
+        return sim_errf(err, "%s: prefill-first needs max_batched_tokens (%d) >= "
+                        "max_context_tokens (%d), since prompts are not split",
+                        path, setup->max_batched_tokens, setup->max_context_tokens);
+    vllm_state *s = sim_xmalloc(sizeof *s);
+    s->watermark_blocks = (int64_t)(watermark * (double)setup->kv_total_blocks);
+    *state = s;
+    return 0;
+}
+
+static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_plan *plan)
+{
+    const batch_setup *setup = v->setup;
+    int64_t budget = setup->max_batched_tokens;
+    int64_t free_blocks = v->kv_free_blocks;
+    int32_t seqs = v->n_running;
+    for (int32_t i = 0; i < v->n_waiting; i++) {
+        const serve_req *r = v->waiting[i];
+        int32_t tokens = req_pending_tokens(r);
+        int64_t blocks = batch_blocks_needed(setup, r, tokens);
+        if (tokens > budget || seqs >= setup->max_seqs ||
+            free_blocks - blocks < s->watermark_blocks)
+            break;
+        plan->items[plan->n_items++] = (batch_item){r, tokens};
+        budget -= tokens;
+        free_blocks -= blocks;
+        seqs++;
+    }
+    return plan->n_items;
+}
+
+static void decode_all(const batch_view *v, batch_plan *plan)
+{
+    const batch_setup *setup = v->setup;
+    int64_t free_blocks = v->kv_free_blocks;
+    int32_t last = v->n_running;   /* running[last..] are preempted */
+    for (int32_t i = 0; i < last; i++) {
+        const serve_req *r = v->running[i];
+        int64_t need = batch_blocks_needed(setup, r, 1);
+        while (need > free_blocks && last > i) {
+            const serve_req *victim = v->running[--last];
+            plan->preempt[plan->n_preempt++] = victim;
+            free_blocks += victim->kv_blocks;
+        }
+        if (last == i)   /* r itself was preempted */
+            break;
+        plan->items[plan->n_items++] = (batch_item){r, 1};
+        free_blocks -= need;
+    }
+}
+
+static void vllm_form(void *state, const batch_view *v, batch_plan *plan)
+{
+    if (v->n_waiting && admit_prefills(state, v, plan))
+        return;
+    decode_all(v, plan);
+}
+
+static void vllm_destroy(void *state) { free(state); }
+
+const batch_policy_ops batch_vllm_prefill_first = {
+    .name = "vllm_prefill_first",
+    .init = vllm_init,
+    .form = vllm_form,
+    .destroy = vllm_destroy,
+};

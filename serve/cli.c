@@ -1,0 +1,184 @@
+/* `servesim` subcommands (see cli.h). A run goes: load and validate the
+ * config, create the cluster (which validates policies, cost model and
+ * workload), open the results file as <out>.partial, simulate, write the
+ * summary and commit the file into place, print the summary table. */
+#include "serve/cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "serve/cluster.h"
+#include "serve/output.h"
+#include "version.h"
+
+static const char usage[] =
+    "usage: servesim run CONFIG.json [--set path=value ...] [--out results.h5] [--quiet]\n"
+    "       servesim --version\n"
+    "\n"
+    "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8\n"
+    "                    (value is JSON if it parses as JSON, else a string)\n"
+    "  --out FILE        results file (HDF5); default results/<config name>.h5\n"
+    "  --quiet           print nothing but errors\n";
+
+static double wall_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;   /* Linux reports KiB */
+}
+
+/* results/<stem>.h5 for config path a/b/<stem>.json; creates results/. */
+static void default_out_path(const char *config, char *buf, size_t size)
+{
+    const char *base = strrchr(config, '/');
+    base = base ? base + 1 : config;
+    size_t len = strcspn(base, ".");
+    mkdir("results", 0777);
+    snprintf(buf, size, "results/%.*s.h5", (int)len, base);
+}
+
+static void print_pctl(const char *name, const pctl *p, double scale, const char *unit)
+{
+    printf("  %-22s %10.2f %10.2f %10.2f %10.2f  %s\n", name, p->mean * scale,
+           p->p50 * scale, p->p90 * scale, p->p99 * scale, unit);
+}
+
+static void print_summary(const run_config *cfg, const run_summary *s,
+                          const char *sources, const char *out)
+{
+    printf("servesim %s: %s on %d x %s (tp=%d), seed %llu\n", SERVESIM_VERSION,
+           cfg->model.name, cfg->n_instances, cfg->gpu.name, cfg->tp,
+           (unsigned long long)s->seed);
+    printf("  requests               %llu completed of %llu (%llu lengths clamped to context)\n",
+           (unsigned long long)s->completed, (unsigned long long)s->arrived,
+           (unsigned long long)s->clamped);
+    printf("  simulated time         %.1f s, %llu iterations, %llu preemptions\n",
+           s->duration_s, (unsigned long long)s->iterations,
+           (unsigned long long)s->preemptions);
+    printf("  throughput             %.3f req/s, %.1f output tok/s\n",
+           s->throughput_req_s, s->throughput_tok_s);
+    printf("  %-22s %10s %10s %10s %10s\n", "latency", "mean", "p50", "p90", "p99");
+    print_pctl("TTFT", &s->ttft_s, 1e3, "ms");
+    print_pctl("TBT (every token gap)", &s->tbt_s, 1e3, "ms");
+    print_pctl("TPOT", &s->tpot_s, 1e3, "ms");
+    print_pctl("E2E", &s->e2e_s, 1, "s");
+    print_pctl("queueing", &s->queue_s, 1e3, "ms");
+    printf("  SLO attainment         %.1f%% (TTFT <= %.0f ms: %.1f%%, TPOT <= %.0f ms: %.1f%%)\n",
+           100 * s->slo_attain, s->slo_ttft_s * 1e3, 100 * s->slo_attain_ttft,
+           s->slo_tpot_s * 1e3, 100 * s->slo_attain_tpot);
+    printf("  energy                 %.1f kJ, %.3f J per output token\n",
+           s->energy_j / 1e3, s->energy_per_out_token_j);
+    printf("  GPU busy               %.1f%%; KV use peak %.1f%%, mean %.1f%%\n",
+           100 * s->gpu_busy_fraction, 100 * s->kv_peak_fraction,
+           100 * s->kv_mean_fraction);
+    printf("  cost source            %s\n", sources);
+    printf("  wall                   %.3f s, %.0f iterations/s, %.0f requests/s, "
+           "peak RSS %.1f MB\n", s->wall_s, s->iterations / s->wall_s,
+           s->completed / s->wall_s, s->peak_rss_mb);
+    if (out)
+        printf("  results                %s\n", out);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *config = NULL, *out = NULL;
+    char **sets = sim_xcalloc((size_t)argc + 1, sizeof *sets);
+    int n_sets = 0, quiet = 0, status = 2;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--set") && i + 1 < argc)
+            sets[n_sets++] = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--quiet"))
+            quiet = 1;
+        else if (argv[i][0] == '-' || config) {
+            fprintf(stderr, "servesim run: unexpected argument '%s'\n%s", argv[i], usage);
+            free(sets);
+            return 2;
+        } else
+            config = argv[i];
+    }
+    if (!config) {
+        fprintf(stderr, "servesim run: missing CONFIG.json\n%s", usage);
+        free(sets);
+        return 2;
+    }
+
+    double t0 = wall_now_s();
+    sim_err err = {{0}};
+    run_config cfg;
+    cluster *c = NULL;
+    out_file *of = NULL;
+    char out_buf[4096];
+    if (run_config_load(config, sets, n_sets, &cfg, &err))
+        goto fail;
+    if (!out) {
+        default_out_path(config, out_buf, sizeof out_buf);
+        out = out_buf;
+    }
+    of = out_open(out, &err);
+    if (!of)
+        goto fail;
+    cluster_hooks hooks = {.on_record = out_record, .record_ctx = of};
+    c = cluster_create(&cfg, &hooks, &err);
+    if (!c) {
+        sim_err_prefix(&err, "%s", config);
+        goto fail;
+    }
+    status = 1;
+    if (cluster_run(c, &err))
+        goto fail;
+    run_summary s;
+    cluster_summarize(c, &s);
+    s.wall_s = wall_now_s() - t0;
+    s.peak_rss_mb = peak_rss_mb();
+    char sources[64];
+    cluster_cost_sources(&s, sources, sizeof sources);
+    char *json = cJSON_Print(cfg.root);
+    int rc = out_commit(of, &s, json, sources, &err);
+    of = NULL;
+    free(json);
+    if (rc)
+        goto fail;
+    if (!quiet)
+        print_summary(&cfg, &s, sources, out);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    free(sets);
+    return 0;
+fail:
+    fprintf(stderr, "servesim: error: %s\n", err.msg);
+    out_abandon(of);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    free(sets);
+    return status;
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "run"))
+        return cmd_run(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        printf("servesim %s\n", SERVESIM_VERSION);
+        return 0;
+    }
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    fputs(usage, stderr);
+    return 2;
+}

@@ -1,0 +1,249 @@
+/* The cluster (see cluster.h): wires the engine to the workload, the router
+ * and the instances, and owns the requests.
+ *
+ * Only one arrival is pending at a time: the arrival handler routes the
+ * request and then reads the next one from the source, so memory holds the
+ * requests in flight, not the trace. Requests come from slabs through a free
+ * list and go back when they finish. */
+#include "serve/cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "traces/workload.h"
+
+#define SLAB_REQS 1024
+
+struct cluster {
+    const run_config *cfg;
+    sim_engine *eng;
+    wl_source *wl;
+    metrics metrics;
+    cost_setup cost;
+    instance **inst;
+    inst_load *load;
+    int32_t n;
+    const route_policy_ops *route;
+    void *route_state;
+    uint32_t kind_arrival;
+
+    wl_request next;
+    uint64_t arrived;
+    sim_err run_err;
+    int failed;
+
+    serve_req **slabs;
+    size_t n_slabs, slab_cap;
+    serve_req **free_reqs;
+    size_t n_free, free_cap;
+};
+
+static serve_req *req_alloc(cluster *c)
+{
+    if (!c->n_free) {
+        sim_grow((void **)&c->slabs, &c->slab_cap, c->n_slabs + 1, sizeof *c->slabs);
+        serve_req *slab = sim_xmalloc(SLAB_REQS * sizeof *slab);
+        c->slabs[c->n_slabs++] = slab;
+        sim_grow((void **)&c->free_reqs, &c->free_cap, SLAB_REQS, sizeof *c->free_reqs);
+        for (int i = SLAB_REQS - 1; i >= 0; i--)
+            c->free_reqs[c->n_free++] = &slab[i];
+    }
+    return c->free_reqs[--c->n_free];
+}
+
+static void req_release(void *ctx, serve_req *r)
+{
+    cluster *c = ctx;
+    sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
+    c->free_reqs[c->n_free++] = r;
+}
+
+/* Reads the next request and schedules its arrival; stops the run on a
+ * workload error. */
+static void schedule_next_arrival(cluster *c)
+{
+    int rc = wl_source_next(c->wl, &c->next, &c->run_err);
+    if (rc < 0) {
+        c->failed = 1;
+        sim_stop(c->eng);
+    } else if (rc > 0) {
+        sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, c->kind_arrival, c, 0);
+    }
+}
+
+static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ev;
+    cluster *c = ctx;
+    sim_time_ns now = sim_now(eng);
+    if (c->arrived == 0)
+        for (int32_t i = 0; i < c->n; i++)
+            instance_open(c->inst[i], now);
+    serve_req *r = req_alloc(c);
+    *r = (serve_req){
+        .id = c->arrived++,
+        .arrival_ns = now,
+        .input_tokens = c->next.input_tokens,
+        .output_tokens = c->next.output_tokens,
+        .state = REQ_WAITING,
+        .first_scheduled_ns = -1,
+        .first_token_ns = -1,
+    };
+    metrics_arrival(&c->metrics, r);
+    route_view view = {.now = now, .load = c->load, .n_instances = c->n};
+    int32_t pick = c->route->route(c->route_state, &view, r);
+    SIM_ASSERT_AT(now, pick >= 0 && pick < c->n);
+    r->instance = pick;
+    c->load[pick].outstanding_tokens += r->input_tokens + r->output_tokens;
+    instance_enqueue(c->inst[pick], r);
+    schedule_next_arrival(c);
+}
+
+cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_err *err)
+{
+    static const cluster_hooks no_hooks;
+    if (!hooks)
+        hooks = &no_hooks;
+    cluster *c = sim_xcalloc(1, sizeof *c);
+    c->cfg = cfg;
+    c->n = cfg->n_instances;
+    c->eng = sim_engine_create(cfg->seed);
+    c->kind_arrival = sim_engine_register(c->eng, "arrival", on_arrival, c);
+    uint32_t kind_iter_end = sim_engine_register(c->eng, "iteration_end",
+                                                 instance_on_iter_end, c);
+    uint32_t kind_wake = sim_engine_register(c->eng, "wake", instance_on_wake, c);
+    metrics_init(&c->metrics, cfg->slo_ttft_ns, cfg->slo_tpot_ns, hooks->on_record,
+                 hooks->record_ctx);
+
+    wl_setup wl = {
+        .arrival_rng = sim_rng(c->eng, STREAM_ARRIVALS),
+        .length_rng = sim_rng(c->eng, STREAM_LENGTHS),
+        .max_context_tokens = cfg->batch.max_context_tokens,
+    };
+    c->wl = wl_source_create(&wl, cfg->workload, CFG_PATH_WORKLOAD, err);
+    if (!c->wl)
+        goto fail;
+    if (cfg->route_policy->init(c->n, cfg->route_params, CFG_PATH_ROUTE_PARAMS,
+                                &c->route_state, err))
+        goto fail;
+    c->route = cfg->route_policy;
+
+    c->cost = (cost_setup){&cfg->model, &cfg->gpu, cfg->tp, cfg->iteration_overhead_ns};
+    c->inst = sim_xcalloc((size_t)c->n, sizeof *c->inst);
+    c->load = sim_xcalloc((size_t)c->n, sizeof *c->load);
+    for (int32_t i = 0; i < c->n; i++) {
+        instance_setup s = {
+            .index = i,
+            .batch = cfg->batch,
+            .policy = cfg->batch_policy,
+            .policy_params = cfg->batch_params,
+            .policy_path = CFG_PATH_BATCH_PARAMS,
+            .cost = &c->cost,
+            .cost_name = cfg->cost_name,
+            .cost_params = cfg->cost_params,
+            .cost_path = CFG_PATH_COST_PARAMS,
+            .kind_iter_end = kind_iter_end,
+            .kind_wake = kind_wake,
+            .metrics = &c->metrics,
+            .load = &c->load[i],
+            .release = req_release,
+            .release_ctx = c,
+            .observer = hooks->on_iteration,
+            .observer_ctx = hooks->iteration_ctx,
+        };
+        c->inst[i] = instance_create(c->eng, &s, err);
+        if (!c->inst[i])
+            goto fail;
+    }
+    return c;
+fail:
+    cluster_destroy(c);
+    return NULL;
+}
+
+void cluster_destroy(cluster *c)
+{
+    if (!c)
+        return;
+    for (int32_t i = 0; c->inst && i < c->n; i++)
+        instance_destroy(c->inst[i]);
+    free(c->inst);
+    free(c->load);
+    if (c->route_state && c->route->destroy)
+        c->route->destroy(c->route_state);
+    wl_source_destroy(c->wl);
+    metrics_fini(&c->metrics);
+    sim_engine_destroy(c->eng);
+    for (size_t i = 0; i < c->n_slabs; i++)
+        free(c->slabs[i]);
+    free(c->slabs);
+    free(c->free_reqs);
+    free(c);
+}
+
+int cluster_run(cluster *c, sim_err *err)
+{
+    schedule_next_arrival(c);
+    if (!c->failed)
+        sim_run(c->eng, SIM_TIME_NEVER);
+    if (c->failed) {
+        if (err)
+            *err = c->run_err;
+        return -1;
+    }
+    /* Everything that arrived has finished and given its KV back. */
+    SIM_ASSERT(c->metrics.completed == c->arrived);
+    sim_time_ns end = c->metrics.last_finish_ns;
+    for (int32_t i = 0; i < c->n; i++) {
+        SIM_ASSERT(instance_kv(c->inst[i])->used_blocks == 0);
+        instance_close(c->inst[i], end);
+    }
+    return 0;
+}
+
+void cluster_summarize(const cluster *c, run_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    metrics_summarize(&c->metrics, s);
+    s->seed = c->cfg->seed;
+    s->arrived = c->arrived;
+    s->clamped = wl_source_clamped(c->wl);
+    s->events = sim_events_run(c->eng);
+    sim_time_ns window = c->metrics.last_finish_ns - c->metrics.first_arrival_ns;
+    double busy_ns = 0, kv_mean = 0;
+    for (int32_t i = 0; i < c->n; i++) {
+        instance_stats st;
+        instance_get_stats(c->inst[i], &st);
+        const kv_cache *kv = instance_kv(c->inst[i]);
+        s->iterations += st.iterations;
+        s->energy_j += st.energy_j;
+        busy_ns += (double)st.busy_ns;
+        for (int k = 0; k < OP_KIND_COUNT; k++)
+            s->term_s[k] += st.term_ns[k] / 1e9;
+        for (int k = 0; k < COST_SRC_COUNT; k++)
+            s->source_terms[k] += st.source_terms[k];
+        double peak = kv->total_blocks ? (double)kv->peak_blocks / kv->total_blocks : 0;
+        if (peak > s->kv_peak_fraction)
+            s->kv_peak_fraction = peak;
+        kv_mean += kv_mean_fraction(kv, c->metrics.first_arrival_ns,
+                                    c->metrics.last_finish_ns);
+    }
+    s->kv_mean_fraction = kv_mean / c->n;
+    if (window > 0)
+        s->gpu_busy_fraction = busy_ns / ((double)window * c->n);
+    if (s->output_tokens)
+        s->energy_per_out_token_j = s->energy_j / (double)s->output_tokens;
+}
+
+void cluster_cost_sources(const run_summary *s, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = COST_SRC_NONE + 1; k < COST_SRC_COUNT; k++)
+        if (s->source_terms[k] && used < size)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? "+" : "",
+                                     cost_source_name(k));
+    if (!buf[0])
+        snprintf(buf, size, "none");
+}

@@ -1,0 +1,86 @@
+/* Run metrics: per-request records (streamed out as requests finish, so
+ * memory stays flat in the number of finished requests) and the run summary
+ * (percentiles from constant-memory histograms, SLO attainment, energy). */
+#ifndef SERVE_METRICS_H
+#define SERVE_METRICS_H
+
+#include "models/cost.h"
+#include "serve/request.h"
+#include "sim/hist.h"
+
+/* One finished request. Times are simulated ns from the run's start. */
+typedef struct req_record {
+    uint64_t id;
+    int32_t instance;
+    int32_t input_tokens;
+    int32_t output_tokens;
+    int32_t preemptions;
+    int64_t arrival_ns;
+    int64_t first_token_ns;
+    int64_t finish_ns;
+    int64_t ttft_ns;
+    int64_t queue_ns;        /* arrival to first scheduled */
+    int64_t e2e_ns;
+    double tbt_mean_ns;      /* mean gap between consecutive output tokens */
+    int64_t tbt_max_ns;
+    double tpot_ns;          /* (e2e - ttft) / (output_tokens - 1) */
+    double energy_j;
+} req_record;
+
+typedef struct pctl {
+    double mean, p50, p90, p99;
+} pctl;
+
+typedef struct run_summary {
+    uint64_t seed;
+    uint64_t arrived;
+    uint64_t completed;
+    uint64_t clamped;          /* lengths cut to the model's context */
+    uint64_t preemptions;
+    uint64_t iterations;
+    uint64_t events;
+    uint64_t output_tokens;
+    double duration_s;         /* first arrival to last completion */
+    double throughput_req_s;
+    double throughput_tok_s;   /* output tokens */
+    pctl ttft_s, tbt_s, tpot_s, e2e_s, queue_s;   /* TBT over all token gaps */
+    double slo_ttft_s, slo_tpot_s;                 /* targets */
+    double slo_attain_ttft, slo_attain_tpot, slo_attain;  /* fractions */
+    double energy_j;           /* busy + idle, all GPUs */
+    double energy_per_out_token_j;
+    double gpu_busy_fraction;
+    double kv_peak_fraction;   /* max over instances */
+    double kv_mean_fraction;   /* time-weighted, mean over instances */
+    double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
+    uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
+    double wall_s;
+    double peak_rss_mb;
+} run_summary;
+
+typedef void (*metrics_record_fn)(void *ctx, const req_record *rec);
+
+typedef struct metrics {
+    sim_hist ttft, tbt, tpot, e2e, queue;
+    sim_time_ns slo_ttft_ns, slo_tpot_ns;
+    uint64_t met_ttft, met_tpot, met_both;
+    uint64_t completed, output_tokens, preemptions;
+    sim_time_ns first_arrival_ns, last_finish_ns;
+    metrics_record_fn on_record;   /* may be NULL */
+    void *record_ctx;
+} metrics;
+
+void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
+                  metrics_record_fn on_record, void *record_ctx);
+void metrics_fini(metrics *m);
+void metrics_arrival(metrics *m, const serve_req *r);
+/* Called for every output token after the first, with its gap. */
+static inline void metrics_token_gap(metrics *m, sim_time_ns gap_ns)
+{
+    sim_hist_add(&m->tbt, gap_ns);
+}
+/* Builds the record, folds it into the summary and passes it on. */
+void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now);
+/* Fills the latency and SLO parts of the summary. */
+void metrics_summarize(const metrics *m, run_summary *s);
+
+#endif

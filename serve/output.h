@@ -1,0 +1,29 @@
+/* Results file (HDF5). Written atomically: everything goes to
+ * "<path>.partial" and is renamed to <path> only once complete and closed,
+ * so a crash or Ctrl-C never leaves a file at <path> that looks complete.
+ * A SIGINT/SIGTERM during a run removes the partial file.
+ *
+ * Layout (see README "Results file"):
+ *   /requests   compound table, one row per finished request (req_record),
+ *               chunked and compressed, appended as requests finish
+ *   /summary    compound table with one row (run_summary)
+ *   attributes on /: servesim_version, schema_version, seed, config (the
+ *               effective config as JSON text), cost_sources. */
+#ifndef SERVE_OUTPUT_H
+#define SERVE_OUTPUT_H
+
+#include "serve/metrics.h"
+
+typedef struct out_file out_file;
+
+out_file *out_open(const char *path, sim_err *err);
+/* Buffers and appends; matches metrics_record_fn. Aborts on I/O failure
+ * (disk full mid-run is not recoverable; the partial file is removed). */
+void out_record(void *out_file_ptr, const req_record *rec);
+/* Writes summary and attributes, closes, renames into place. */
+int out_commit(out_file *f, const run_summary *s, const char *config_json,
+               const char *cost_sources, sim_err *err);
+/* Closes and removes the partial file (on error paths). NULL is a no-op. */
+void out_abandon(out_file *f);
+
+#endif

@@ -1,0 +1,54 @@
+/* A request as the serving core tracks it. Policies receive const pointers
+ * to these: they read, the core writes.
+ *
+ * Token accounting (one rule covers prefill, chunked prefill, decode and
+ * recompute after preemption): the sequence is input_tokens + generated
+ * tokens long; computed_tokens of them have their KV in the cache. An
+ * iteration that runs q of the pending tokens adds q to computed_tokens; when
+ * that makes computed_tokens equal the sequence length, the iteration samples
+ * one new output token. So a request is in prefill while more than one token
+ * is pending (or none has been generated), and decoding while exactly one is.
+ * Recompute preemption sets computed_tokens to 0: the whole sequence is
+ * prefilled again and no output token is lost or repeated. */
+#ifndef SERVE_REQUEST_H
+#define SERVE_REQUEST_H
+
+#include "sim/base.h"
+
+typedef enum req_state { REQ_WAITING, REQ_RUNNING, REQ_FINISHED } req_state;
+
+typedef struct serve_req {
+    uint64_t id;                /* order of arrival in the workload, from 0 */
+    sim_time_ns arrival_ns;
+    int32_t input_tokens;
+    int32_t output_tokens;      /* to generate (known to the simulator) */
+    int32_t instance;
+
+    req_state state;
+    int32_t computed_tokens;    /* KV-resident tokens */
+    int32_t generated_tokens;   /* output tokens emitted so far */
+    int32_t kv_blocks;          /* KV blocks held */
+    int32_t preemptions;
+    uint64_t admit_seq;         /* order of admission to the running set */
+
+    sim_time_ns first_scheduled_ns;   /* -1 until first scheduled */
+    sim_time_ns first_token_ns;       /* -1 until the first token */
+    sim_time_ns last_token_ns;
+    sim_time_ns tbt_max_ns;
+    double energy_j;            /* share of the iterations it took part in */
+} serve_req;
+
+static inline int32_t req_seq_tokens(const serve_req *r)
+{
+    return r->input_tokens + r->generated_tokens;
+}
+static inline int32_t req_pending_tokens(const serve_req *r)
+{
+    return req_seq_tokens(r) - r->computed_tokens;
+}
+static inline int req_is_decode(const serve_req *r)
+{
+    return r->generated_tokens > 0 && req_pending_tokens(r) == 1;
+}
+
+#endif

@@ -1,0 +1,26 @@
+/* Suite constructors, one per module (tests/test_<module>.c). */
+#ifndef TESTS_SUITES_H
+#define TESTS_SUITES_H
+
+#include <check.h>
+
+typedef Suite *(*suite_fn)(void);
+extern const suite_fn test_suites[];   /* NULL-terminated */
+
+/* Event core (link no LLM code). */
+Suite *sim_evq_suite(void);
+Suite *sim_engine_suite(void);
+Suite *sim_hist_suite(void);
+/* Everything else. */
+Suite *jsoncfg_suite(void);
+Suite *models_suite(void);
+Suite *ops_suite(void);
+Suite *cost_suite(void);
+Suite *output_suite(void);
+Suite *workload_suite(void);
+Suite *kv_suite(void);
+Suite *policies_suite(void);
+Suite *cluster_suite(void);
+Suite *cli_suite(void);
+
+#endif

@@ -1,0 +1,124 @@
+/* Test helpers (see testutil.h). */
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim/jsoncfg.h"
+
+static const char base_config[] =
+    "{\"seed\": 7, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+    " \"cluster\": {\"instances\": 1, \"tp\": 1},"
+    " \"workload\": {\"source\": \"synthetic\", \"requests\": 200,"
+    "   \"arrival\": {\"process\": \"poisson\", \"rate_per_s\": 10},"
+    "   \"input_tokens\": {\"dist\": \"lognormal\", \"mean\": 600, \"sigma\": 0.6},"
+    "   \"output_tokens\": {\"dist\": \"lognormal\", \"mean\": 120, \"sigma\": 0.8}}}";
+
+cJSON *tu_base_config(void)
+{
+    cJSON *root = cJSON_Parse(base_config);
+    ck_assert_ptr_nonnull(root);
+    return root;
+}
+
+void tu_set(cJSON *root, const char *const *sets)
+{
+    for (int i = 0; sets && sets[i]; i++) {
+        sim_err err = {{0}};
+        if (jcfg_set(root, sets[i], &err))
+            ck_abort_msg("--set %s: %s", sets[i], err.msg);
+    }
+}
+
+void tu_parse(cJSON *root, run_config *cfg)
+{
+    sim_err err = {{0}};
+    if (run_config_parse(root, cfg, &err))
+        ck_abort_msg("config: %s", err.msg);
+}
+
+static void on_record(void *ctx, const req_record *rec)
+{
+    tu_run *r = ctx;
+    const unsigned char *p = (const unsigned char *)rec;
+    for (size_t i = 0; i < sizeof *rec; i++)
+        r->record_hash = (r->record_hash ^ p[i]) * 1099511628211ULL;
+    r->n_records++;
+    r->output_tokens += (uint64_t)rec->output_tokens;
+    if (rec->id >= r->seen_cap) {
+        uint64_t cap = (rec->id + 1) * 2;
+        r->seen = sim_xrealloc(r->seen, cap);
+        memset(r->seen + r->seen_cap, 0, cap - r->seen_cap);
+        r->seen_cap = cap;
+    }
+    r->seen[rec->id]++;
+}
+
+static void on_iteration(void *ctx, const iter_info *it)
+{
+    tu_run *r = ctx;
+    r->iterations++;
+    if (it->start_ns < r->last_iter_start_ns && it->instance == 0)
+        r->time_went_back = 1;
+    if (it->instance == 0)
+        r->last_iter_start_ns = it->start_ns;
+    if (it->kv->used_blocks > it->kv->total_blocks)
+        r->kv_over_capacity = 1;
+    int32_t tokens = 0;
+    for (int32_t i = 0; i < it->n_items; i++)
+        tokens += it->items[i].tokens;
+    if (tokens > r->max_batch_tokens)
+        r->max_batch_tokens = tokens;
+    if (it->n_items > r->max_batch_seqs)
+        r->max_batch_seqs = it->n_items;
+}
+
+void tu_run_config(const run_config *cfg, tu_run *out)
+{
+    memset(out, 0, sizeof *out);
+    out->record_hash = 1469598103934665603ULL;
+    sim_err err = {{0}};
+    cluster_hooks hooks = {on_record, out, on_iteration, out};
+    cluster *c = cluster_create(cfg, &hooks, &err);
+    if (!c)
+        ck_abort_msg("cluster_create: %s", err.msg);
+    if (cluster_run(c, &err))
+        ck_abort_msg("cluster_run: %s", err.msg);
+    cluster_summarize(c, &out->summary);
+    cluster_destroy(c);
+}
+
+void tu_run_fini(tu_run *r)
+{
+    free(r->seen);
+    r->seen = NULL;
+}
+
+int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size)
+{
+    char path[] = "/tmp/servesim-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    int rc = f(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, size - 1);
+    buf[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+char *tu_tempdir(void)
+{
+    char *dir = sim_xstrdup("/tmp/servesim-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}

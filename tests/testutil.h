@@ -1,0 +1,42 @@
+/* Helpers shared by the serving-level test suites. */
+#ifndef TESTS_TESTUTIL_H
+#define TESTS_TESTUTIL_H
+
+#include <check.h>
+#include "serve/cluster.h"
+
+/* A small valid run config (Llama-3-8B, one H100, 200 Poisson requests) as
+ * a JSON tree the test may edit before parsing. */
+cJSON *tu_base_config(void);
+/* Applies "path=value" assignments (NULL-terminated) to a tree. */
+void tu_set(cJSON *root, const char *const *sets);
+/* Parses the tree (taking it); fails the test with the message on error. */
+void tu_parse(cJSON *root, run_config *cfg);
+
+/* Everything a test wants to know about one finished run. */
+typedef struct tu_run {
+    run_summary summary;
+    uint64_t n_records;
+    uint64_t record_hash;       /* FNV-1a over every record's bytes, in order */
+    uint64_t output_tokens;     /* summed over records */
+    uint8_t *seen;              /* seen[id] counts records per request id */
+    uint64_t seen_cap;
+    uint64_t iterations;
+    sim_time_ns last_iter_start_ns;
+    int time_went_back;
+    int kv_over_capacity;
+    int32_t max_batch_tokens, max_batch_seqs;
+} tu_run;
+
+/* Runs cfg to completion with record and iteration hooks; fails the test on
+ * error. Free with tu_run_fini. */
+void tu_run_config(const run_config *cfg, tu_run *out);
+void tu_run_fini(tu_run *r);
+
+/* Runs f(arg) with stderr redirected to a buffer; returns f's result. */
+int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size);
+
+/* A fresh empty folder under /tmp; caller owns the string. */
+char *tu_tempdir(void);
+
+#endif
