@@ -327,18 +327,24 @@ __attribute__((constructor)) static void out_no_hdf5_atexit(void)
 
 /* ---- Open ------------------------------------------------------------------ */
 
-/* The folder that will hold `path` must exist: a typo in --out should be an
- * error that names the folder, not a folder created somewhere unexpected. */
-static int out_check_folder(const char *path, sim_err *err)
+/* The folder part of `path` (shorter than OUT_PATH_MAX): "." if none. */
+static void out_dirname(const char *path, char dir[OUT_PATH_MAX])
 {
     const char *slash = strrchr(path, '/');
-    char dir[OUT_PATH_MAX];
     if (!slash)
         strcpy(dir, ".");
     else if (slash == path)
         strcpy(dir, "/");
     else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        snprintf(dir, OUT_PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+/* The folder that will hold `path` must exist: a typo in --out should be an
+ * error that names the folder, not a folder created somewhere unexpected. */
+static int out_check_folder(const char *path, sim_err *err)
+{
+    char dir[OUT_PATH_MAX];
+    out_dirname(path, dir);
     struct stat st;
     if (stat(dir, &st) != 0)
         return sim_errf(err, "%s: cannot create the results file: folder '%s' "
@@ -671,11 +677,7 @@ int out_commit(out_file *f, const run_summary *s, const char *config_json,
     /* Best effort: makes the rename itself durable. The file is complete
      * and in place either way, so a failure here is not reported. */
     char dir[OUT_PATH_MAX];
-    const char *slash = strrchr(f->path, '/');
-    if (!slash)
-        strcpy(dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - f->path + 1), f->path);
+    out_dirname(f->path, dir);
     out_fsync_path(dir, NULL, f->path);
     out_free(f);
     return 0;

@@ -1,0 +1,288 @@
+/* Tests for models/ops.c: which operators a batch produces and how much work
+ * each does, checked against parameter counts and closed forms. */
+#include <check.h>
+#include <math.h>
+#include <string.h>
+
+#include "models/ops.h"
+#include "tests/suites.h"
+
+#define ck_assert_rel(value, want, tol)                                         \
+    ck_assert_msg(fabs((value) / (want) - 1.0) <= (tol),                        \
+                  "%s = %.6g, expected %.6g within %g", #value, (double)(value), \
+                  (double)(want), (double)(tol))
+
+static llm_model load_llm(const char *name)
+{
+    llm_model m;
+    sim_err err = {{0}};
+    ck_assert_msg(llm_model_load(models_dir(), name, &m, &err) == 0, "%s", err.msg);
+    return m;
+}
+
+static const op_desc *find_op(const op_list *l, op_kind k)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->op[i].kind == k)
+            return &l->op[i];
+    return NULL;
+}
+
+/* Sum of flops * repeat over ops of one class. */
+static double class_flops(const op_list *l, op_class c)
+{
+    double sum = 0;
+    for (int i = 0; i < l->n; i++)
+        if (op_kind_class(l->op[i].kind) == c)
+            sum += l->op[i].flops * l->op[i].repeat;
+    return sum;
+}
+
+static batch_shape decode_batch(int32_t n, int64_t ctx_each)
+{
+    return (batch_shape){.n_decode = n, .decode_ctx_sum = n * ctx_each,
+                         .n_sampled = n};
+}
+
+START_TEST(test_ops_decode_only_has_no_prefill_attention)
+{
+    llm_model m = load_llm("Llama-3-8B");
+    batch_shape b = decode_batch(16, 1000);
+    op_list l;
+    ops_decompose(&m, 1, &b, &l);
+    ck_assert_ptr_null(find_op(&l, OP_ATTN_PREFILL));
+    const op_desc *a = find_op(&l, OP_ATTN_DECODE);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->repeat, m.layers);
+    ck_assert_int_eq(a->m, 16);
+    ck_assert_int_eq(a->k, 1001);
+    /* Reading the KV of 16 * 1001 tokens dominates its bytes. */
+    ck_assert_double_eq(a->kv_bytes, 16.0 * 1001 * 2 * 8 * 128 * 2);
+    ck_assert_ptr_null(find_op(&l, OP_ALLREDUCE));   /* tp 1 */
+}
+END_TEST
+
+START_TEST(test_ops_prefill_only_has_no_decode_attention)
+{
+    llm_model m = load_llm("Llama-3-8B");
+    batch_seq seq = {.q_tokens = 100, .ctx_tokens = 50};
+    batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_sampled = 1};
+    op_list l;
+    ops_decompose(&m, 1, &b, &l);
+    ck_assert_ptr_null(find_op(&l, OP_ATTN_DECODE));
+    const op_desc *a = find_op(&l, OP_ATTN_PREFILL);
+    ck_assert_ptr_nonnull(a);
+    /* Causal: query j of the chunk sees 50 + j + 1 keys. */
+    double pairs = 0;
+    for (int j = 0; j < 100; j++)
+        pairs += 50 + j + 1;
+    ck_assert_double_eq_tol(a->flops, 4.0 * 32 * 128 * pairs, 1e-6);
+    ck_assert_int_eq(a->m, 100);
+    ck_assert_int_eq(a->n, 1);
+    ck_assert_int_eq(a->k, 150);
+}
+END_TEST
+
+START_TEST(test_ops_empty_batch_has_no_ops)
+{
+    llm_model m = load_llm("Llama-3-8B");
+    batch_shape b = {0};
+    op_list l;
+    l.n = 99;
+    ops_decompose(&m, 2, &b, &l);
+    ck_assert_int_eq(l.n, 0);
+}
+END_TEST
+
+START_TEST(test_ops_dense_gemm_flops_match_params)
+{
+    /* Every sequence samples, so every weight but the embedding table is a
+     * GEMM operand once per token: GEMM FLOPs = 2 * params * tokens. */
+    const char *names[] = {"Llama-3-8B", "Llama-2-70B", "Llama-2-13B"};
+    for (int i = 0; i < 3; i++) {
+        llm_model m = load_llm(names[i]);
+        batch_shape b = decode_batch(256, 500);
+        op_list l;
+        ops_decompose(&m, 1, &b, &l);
+        double embed = (double)m.vocab * m.hidden;
+        double want = 2.0 * (llm_params_active(&m) - embed) * 256;
+        ck_assert_rel(class_flops(&l, OP_CLASS_GEMM), want, 0.01);
+    }
+    /* A prefill chunk samples once: without the LM head the same holds. */
+    llm_model m = load_llm("Llama-3-8B");
+    batch_seq seq = {.q_tokens = 2048, .ctx_tokens = 0};
+    batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_sampled = 1};
+    op_list l;
+    ops_decompose(&m, 1, &b, &l);
+    double lm = find_op(&l, OP_GEMM_LM_HEAD)->flops;
+    double want = 2.0 * (llm_params_active(&m) - 2.0 * m.vocab * m.hidden) * 2048;
+    ck_assert_rel(class_flops(&l, OP_CLASS_GEMM) - lm, want, 0.01);
+}
+END_TEST
+
+START_TEST(test_ops_moe_gemm_flops_match_active_params)
+{
+    llm_model m = load_llm("Mixtral-8x7B");
+    batch_shape b = decode_batch(64, 500);
+    op_list l;
+    ops_decompose(&m, 1, &b, &l);
+    double want = 2.0 * (llm_params_active(&m) - (double)m.vocab * m.hidden) * 64;
+    ck_assert_rel(class_flops(&l, OP_CLASS_GEMM), want, 0.01);
+}
+END_TEST
+
+START_TEST(test_ops_tp2_halves_gemm_flops_and_adds_allreduce)
+{
+    llm_model m = load_llm("Llama-3-8B");
+    batch_seq seq = {.q_tokens = 512, .ctx_tokens = 0};
+    batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_decode = 32,
+                     .decode_ctx_sum = 32 * 700, .n_sampled = 33};
+    op_list l1, l2;
+    ops_decompose(&m, 1, &b, &l1);
+    ops_decompose(&m, 2, &b, &l2);
+    ck_assert_rel(class_flops(&l2, OP_CLASS_GEMM), class_flops(&l1, OP_CLASS_GEMM) / 2,
+                  1e-9);
+    ck_assert_rel(class_flops(&l2, OP_CLASS_ATTENTION),
+                  class_flops(&l1, OP_CLASS_ATTENTION) / 2, 1e-9);
+    ck_assert_ptr_null(find_op(&l1, OP_ALLREDUCE));
+    const op_desc *ar = find_op(&l2, OP_ALLREDUCE);
+    ck_assert_ptr_nonnull(ar);
+    /* Two per layer plus the embedding's. */
+    ck_assert_int_eq(ar->repeat, 2 * m.layers + 1);
+    /* Ring: each GPU sends 2 (tp - 1) / tp of the bf16 activations. */
+    ck_assert_double_eq(ar->bytes, 2.0 * 1 / 2 * (512 + 32) * 4096 * 2);
+}
+END_TEST
+
+START_TEST(test_ops_kv_heads_replicate_past_their_count)
+{
+    llm_model m = load_llm("Qwen3-30B-A3B");   /* 32 heads, 4 KV heads */
+    batch_shape b = decode_batch(8, 100);
+    op_list l;
+    ops_decompose(&m, 8, &b, &l);
+    const op_desc *qkv = find_op(&l, OP_GEMM_QKV);
+    ck_assert_int_eq(qkv->n, (4 + 2 * 1) * 128);
+}
+END_TEST
+
+START_TEST(test_ops_moe_expert_bytes_grow_and_saturate)
+{
+    llm_model m = load_llm("Mixtral-8x7B");
+    double per_expert = 3.0 * m.hidden * m.expert_ffn * m.bytes_per_param;
+    double prev = 0;
+    for (int32_t n = 1; n <= 64; n *= 2) {
+        batch_shape b = decode_batch(n, 100);
+        op_list l;
+        ops_decompose(&m, 1, &b, &l);
+        const op_desc *e = find_op(&l, OP_MOE_EXPERTS);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_ptr_null(find_op(&l, OP_GEMM_FFN_UP));
+        ck_assert_ptr_nonnull(find_op(&l, OP_MOE_ROUTER));
+        if (n == 1)
+            ck_assert_double_eq_tol(e->weight_bytes, 2 * per_expert, 1e-3);
+        ck_assert(e->weight_bytes > prev || e->weight_bytes >= 8 * per_expert * 0.999);
+        ck_assert(e->weight_bytes <= 8 * per_expert * (1 + 1e-12));
+        prev = e->weight_bytes;
+    }
+    ck_assert_rel(prev, 8 * per_expert, 1e-6);
+
+    m = load_llm("Qwen3-30B-A3B");
+    per_expert = 3.0 * m.hidden * m.expert_ffn * m.bytes_per_param;
+    batch_shape b1 = decode_batch(1, 100), big = decode_batch(4096, 100);
+    op_list l;
+    ops_decompose(&m, 1, &b1, &l);
+    ck_assert_rel(find_op(&l, OP_MOE_EXPERTS)->weight_bytes, 8 * per_expert, 1e-9);
+    ops_decompose(&m, 1, &big, &l);
+    ck_assert_rel(find_op(&l, OP_MOE_EXPERTS)->weight_bytes, 128 * per_expert, 1e-6);
+}
+END_TEST
+
+START_TEST(test_ops_lm_head_m_is_n_sampled)
+{
+    llm_model m = load_llm("Llama-3-8B");
+    batch_seq chunks[2] = {{.q_tokens = 256, .ctx_tokens = 0},
+                           {.q_tokens = 300, .ctx_tokens = 512}};
+    /* A mid-prompt chunk emits nothing: 1 of the 2 chunks and 10 decodes. */
+    batch_shape b = {.prefill = chunks, .n_prefill = 2, .n_decode = 10,
+                     .decode_ctx_sum = 5000, .n_sampled = 11};
+    op_list l;
+    ops_decompose(&m, 2, &b, &l);
+    const op_desc *lm = find_op(&l, OP_GEMM_LM_HEAD);
+    ck_assert_ptr_nonnull(lm);
+    ck_assert_int_eq(lm->m, 11);
+    ck_assert_int_eq(lm->n, m.vocab / 2);
+    ck_assert_int_eq(lm->k, m.hidden);
+    ck_assert_int_eq(find_op(&l, OP_SAMPLE)->m, 11);
+    ck_assert_int_eq(find_op(&l, OP_GEMM_QKV)->m, 256 + 300 + 10);
+
+    b.n_decode = 0;
+    b.decode_ctx_sum = 0;
+    b.n_sampled = 0;
+    ops_decompose(&m, 2, &b, &l);
+    ck_assert_ptr_null(find_op(&l, OP_GEMM_LM_HEAD));
+    ck_assert_ptr_null(find_op(&l, OP_SAMPLE));
+}
+END_TEST
+
+START_TEST(test_ops_entries_well_formed)
+{
+    const char *names[] = {"Llama-2-70B", "Mixtral-8x7B", "Qwen3-30B-A3B"};
+    batch_seq seq = {.q_tokens = 333, .ctx_tokens = 77};
+    batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_decode = 5,
+                     .decode_ctx_sum = 900, .n_sampled = 6};
+    for (int i = 0; i < 3; i++) {
+        llm_model m = load_llm(names[i]);
+        op_list l;
+        ops_decompose(&m, 4, &b, &l);
+        ck_assert_int_le(l.n, OPS_MAX);
+        for (int j = 0; j < l.n; j++) {
+            const op_desc *op = &l.op[j];
+            ck_assert_int_ge(op->repeat, 1);
+            ck_assert(op->flops >= 0 && op->bytes > 0);
+            ck_assert(op->weight_bytes + op->kv_bytes <= op->bytes);
+            for (int k = 0; k < j; k++)   /* one entry per kind */
+                ck_assert_int_ne(l.op[k].kind, op->kind);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_ops_kind_names_and_classes)
+{
+    for (int k = 0; k < OP_KIND_COUNT; k++) {
+        ck_assert_ptr_nonnull(op_kind_name(k));
+        ck_assert_int_gt(strlen(op_kind_name(k)), 0);
+        for (int j = 0; j < k; j++)
+            ck_assert_str_ne(op_kind_name(j), op_kind_name(k));
+    }
+    ck_assert_str_eq(op_kind_name(OP_GEMM_QKV), "gemm_qkv");
+    ck_assert_int_eq(op_kind_class(OP_GEMM_LM_HEAD), OP_CLASS_GEMM);
+    ck_assert_int_eq(op_kind_class(OP_MOE_EXPERTS), OP_CLASS_GEMM);
+    ck_assert_int_eq(op_kind_class(OP_ATTN_DECODE), OP_CLASS_ATTENTION);
+    ck_assert_int_eq(op_kind_class(OP_ALLREDUCE), OP_CLASS_COLLECTIVE);
+    ck_assert_int_eq(op_kind_class(OP_NORM), OP_CLASS_ELEMENTWISE);
+}
+END_TEST
+
+Suite *ops_suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc;
+#define ADD(fn)                         \
+    tc = tcase_create(#fn);             \
+    tcase_add_test(tc, fn);             \
+    suite_add_tcase(s, tc)
+    ADD(test_ops_decode_only_has_no_prefill_attention);
+    ADD(test_ops_prefill_only_has_no_decode_attention);
+    ADD(test_ops_empty_batch_has_no_ops);
+    ADD(test_ops_dense_gemm_flops_match_params);
+    ADD(test_ops_moe_gemm_flops_match_active_params);
+    ADD(test_ops_tp2_halves_gemm_flops_and_adds_allreduce);
+    ADD(test_ops_kv_heads_replicate_past_their_count);
+    ADD(test_ops_moe_expert_bytes_grow_and_saturate);
+    ADD(test_ops_lm_head_m_is_n_sampled);
+    ADD(test_ops_entries_well_formed);
+    ADD(test_ops_kind_names_and_classes);
+#undef ADD
+    return s;
+}
