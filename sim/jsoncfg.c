@@ -172,26 +172,45 @@ int jcfg_parse(const char *text, const char *file, cJSON **out, sim_err *err)
     if (!root) {
         if (!end || end < text)
             end = text;
+        /* cJSON's error offset is at or just past the offending character,
+         * and past the end for a truncated text or a trailing comma before
+         * the closing brace. Point at the last real character then, and
+         * quote some text before the position too, so the quote shows the
+         * problem either way. */
+        const char *q = text;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (!*q)
+            return sim_errf(err, "%s:1:1: invalid JSON: no value", where);
+        const char *rest = end;
+        while (isspace((unsigned char)*rest))
+            rest++;
+        bool at_end = !*rest;
+        if (!*end || isspace((unsigned char)*end)) {
+            while (end > text && isspace((unsigned char)end[-1]))
+                end--;
+            if (end > text)
+                end--;
+        }
         int line = 1, col = 1;
-        for (const char *p = text; p < end && *p; p++) {
+        const char *line_start = text;
+        for (const char *p = text; p < end; p++) {
             if (*p == '\n') {
                 line++;
                 col = 1;
+                line_start = p + 1;
             } else {
                 col++;
             }
         }
-        if (!*end)
-            return sim_errf(err, "%s:%d:%d: invalid JSON at end of input",
-                            where, line, col);
-        char near[24];
-        size_t n = 0;
-        while (n < 20 && end[n] && end[n] != '\n' && end[n] != '\r')
+        const char *from = end - line_start > 12 ? end - 12 : line_start;
+        while (from < end && isspace((unsigned char)*from))
+            from++;
+        size_t n = 0, limit = (size_t)(end - from) + 12;
+        while (n < limit && from[n] && from[n] != '\n' && from[n] != '\r')
             n++;
-        memcpy(near, end, n);
-        near[n] = '\0';
-        return sim_errf(err, "%s:%d:%d: invalid JSON near '%s'", where, line,
-                        col, near);
+        return sim_errf(err, "%s:%d:%d: invalid JSON near '%.*s'%s", where, line,
+                        col, (int)n, from, at_end ? " (at end of input)" : "");
     }
     if (check_duplicates(root, "$", err) < 0) {
         cJSON_Delete(root);
