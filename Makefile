@@ -41,10 +41,10 @@ $(BUILD)/version.h: FORCE
 	 printf '#define SERVESIM_VERSION "%s"\n' "$$v" > $@.tmp; \
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
-$(BUILD)/opt/%.o: %.c $(BUILD)/deps.mk $(BUILD)/version.h
+$(BUILD)/opt/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_opt) -MMD -MP -c $< -o $@
-$(BUILD)/san/%.o: %.c $(BUILD)/deps.mk $(BUILD)/version.h
+$(BUILD)/san/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_san) -MMD -MP -c $< -o $@
 

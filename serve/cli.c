@@ -167,10 +167,20 @@ fail:
     return status;
 }
 
+/* Subcommands: one line each. A subcommand gets the arguments after its
+ * name and returns the exit status. */
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+static const cli_command commands[] = {
+    {"run", cmd_run},
+    {NULL, NULL},
+};
+
 int cli_main(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "run"))
-        return cmd_run(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
         printf("servesim %s\n", SERVESIM_VERSION);
         return 0;
@@ -179,6 +189,11 @@ int cli_main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    for (int i = 0; argc >= 2 && commands[i].name; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 2, argv + 2);
+    if (argc >= 2)
+        fprintf(stderr, "servesim: unknown command '%s'\n", argv[1]);
     fputs(usage, stderr);
     return 2;
 }
