@@ -39,13 +39,28 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0;   /* Linux reports KiB */
 }
 
-/* results/<stem>.h5 for config path a/b/<stem>.json; creates results/. */
+/* Creates the folders leading to `path` (like mkdir -p on its dirname), so
+ * that --out results/today/run.h5 works on a fresh checkout. */
+static void make_parent_dirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return;   /* out_open reports the missing folder */
+        *p = '/';
+    }
+}
+
+/* results/<stem>.h5 for config path a/b/<stem>.json. */
 static void default_out_path(const char *config, char *buf, size_t size)
 {
     const char *base = strrchr(config, '/');
     base = base ? base + 1 : config;
     size_t len = strcspn(base, ".");
-    mkdir("results", 0777);
     snprintf(buf, size, "results/%.*s.h5", (int)len, base);
 }
 
@@ -128,6 +143,7 @@ static int cmd_run(int argc, char **argv)
         default_out_path(config, out_buf, sizeof out_buf);
         out = out_buf;
     }
+    make_parent_dirs(out);
     of = out_open(out, &err);
     if (!of)
         goto fail;

@@ -86,6 +86,11 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .arrival_ns = now,
         .input_tokens = c->next.input_tokens,
         .output_tokens = c->next.output_tokens,
+        .priority = c->next.priority,
+        .slo_class = c->next.slo_class,
+        .tenant = c->next.tenant,
+        .ttft_deadline_ns = now + (c->next.ttft_slo_ns ? c->next.ttft_slo_ns
+                                                       : c->cfg->slo_ttft_ns),
         .state = REQ_WAITING,
         .first_scheduled_ns = -1,
         .first_token_ns = -1,

@@ -23,6 +23,10 @@ typedef struct serve_req {
     int32_t input_tokens;
     int32_t output_tokens;      /* to generate (known to the simulator) */
     int32_t instance;
+    int32_t priority;           /* lower runs first under priority ordering */
+    int32_t slo_class;
+    int32_t tenant;
+    sim_time_ns ttft_deadline_ns;     /* arrival + its TTFT target */
 
     req_state state;
     int32_t computed_tokens;    /* KV-resident tokens */

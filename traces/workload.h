@@ -11,10 +11,22 @@
 #include <cjson/cJSON.h>
 #include "sim/base.h"
 
+/* One request as a source yields it. Optional attributes are 0 (or NULL)
+ * when the source has none. */
 typedef struct wl_request {
     sim_time_ns arrival_ns;
     int32_t input_tokens;
     int32_t output_tokens;
+    int32_t priority;          /* lower runs first under priority ordering */
+    int32_t slo_class;         /* index of an SLO class, for per-class reports */
+    int32_t tenant;
+    sim_time_ns ttft_slo_ns;   /* this request's TTFT target; 0: the run's */
+    /* Prefix identity: one id per prefix block of prefix_block_tokens prompt
+     * tokens, chained (equal ids at position i mean equal prompts up to the
+     * end of block i). Owned by the source, valid until its next `next`. */
+    const uint64_t *prefix_blocks;
+    int32_t n_prefix_blocks;
+    int32_t prefix_block_tokens;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
