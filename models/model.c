@@ -24,6 +24,7 @@
 #include "models/model.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <errno.h>
 #include <float.h>
 #include <stdio.h>
@@ -187,7 +188,7 @@ static int llm_from_json(cJSON *root, const char *path, llm_model *m, sim_err *e
         get_i32(root, "bytes_per_param", 2, 1, 8, &m->bytes_per_param, err) < 0 ||
         get_i32(root, "kv_bytes_per_elem", 2, 1, 8, &m->kv_bytes_per_elem, err) < 0 ||
         jcfg_bool(root, "$", "tied_embeddings", 0, &m->tied_embeddings, err) < 0 ||
-        get_i32(root, "experts", 0, 0, 4096, &m->experts, err) < 0 ||
+        get_i32(root, "experts", 0, 0, LLM_MAX_EXPERTS, &m->experts, err) < 0 ||
         get_i32(root, "experts_per_token", 0, 0, 4096, &m->experts_per_token, err) < 0 ||
         get_i32(root, "expert_ffn", 0, 0, 1 << 22, &m->expert_ffn, err) < 0 ||
         get_i32(root, "shared_experts", 0, 0, 64, &m->shared_experts, err) < 0)
@@ -219,6 +220,7 @@ static int llm_from_json(cJSON *root, const char *path, llm_model *m, sim_err *e
                             "is MoE; put a shared expert in shared_experts), got %d",
                             m->ffn);
     }
+    llm_set_moe_skew(m, 0);
     return 0;
 }
 
@@ -378,4 +380,52 @@ int llm_check_tp(const llm_model *m, int tp, sim_err *err)
         return sim_errf(err, "tensor-parallel degree %d does not divide %s's expert "
                         "FFN size %d", tp, m->name, m->expert_ffn);
     return 0;
+}
+
+/* ---- MoE routing ----------------------------------------------------------- */
+
+void llm_set_moe_skew(llm_model *m, double skew)
+{
+    m->moe_skew = skew;
+    int E = m->experts;
+    if (E == 0)
+        return;
+    SIM_ASSERT(E <= LLM_MAX_EXPERTS && m->experts_per_token >= 1);
+    double q[LLM_MAX_EXPERTS], k = m->experts_per_token, z = 0;
+    for (int i = 0; i < E; i++)
+        z += pow(i + 1, -skew);
+    for (int i = 0; i < E; i++)
+        q[i] = k * pow(i + 1, -skew) / z;
+    /* Water-filling: no expert is chosen with probability above 1; what a
+     * capped expert cannot take goes to the uncapped ones, in proportion. */
+    for (int round = 0; round < E; round++) {
+        double excess = 0, free_mass = 0;
+        for (int i = 0; i < E; i++) {
+            if (q[i] > 1) {
+                excess += q[i] - 1;
+                q[i] = 1;
+            } else if (q[i] < 1) {
+                free_mass += q[i];
+            }
+        }
+        if (excess <= 1e-12 || free_mass <= 0)
+            break;
+        for (int i = 0; i < E; i++)
+            if (q[i] < 1)
+                q[i] += excess * q[i] / free_mass;
+    }
+    for (int i = 0; i < E; i++)
+        m->moe_log_miss[i] = q[i] >= 1 ? -INFINITY : log1p(-q[i]);
+}
+
+double llm_moe_distinct_experts(const llm_model *m, double tokens)
+{
+    if (m->experts == 0 || tokens <= 0)
+        return 0;
+    if (m->moe_skew == 0)   /* every expert alike: one term */
+        return -m->experts * expm1(tokens * m->moe_log_miss[0]);
+    double distinct = 0;
+    for (int i = 0; i < m->experts; i++)
+        distinct += -expm1(tokens * m->moe_log_miss[i]);
+    return distinct;
 }

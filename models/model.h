@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include "sim/base.h"
 
+/* The most routed experts a model may have (DeepSeek-V3 has 256). */
+#define LLM_MAX_EXPERTS 256
+
 typedef struct llm_model {
     char name[64];
     int32_t layers;
@@ -26,6 +29,11 @@ typedef struct llm_model {
     int32_t experts_per_token;
     int32_t expert_ffn;
     int32_t shared_experts;   /* each of size expert_ffn */
+    /* Routing skew, set by llm_set_moe_skew (not read from the model file):
+     * Zipf exponent of expert popularity, 0 = uniform; and, per expert, the
+     * log of the probability that one token does not choose it. */
+    double moe_skew;
+    double moe_log_miss[LLM_MAX_EXPERTS];
 } llm_model;
 
 typedef struct gpu_spec {
@@ -64,6 +72,16 @@ double llm_weight_bytes_per_gpu(const llm_model *m, int tp);
 /* KV bytes one token occupies on one GPU at degree tp (K and V, all layers;
  * KV heads are replicated when tp exceeds their count). */
 double llm_kv_bytes_per_token_per_gpu(const llm_model *m, int tp);
+/* Sets the routing skew: expert i (from 1) is chosen by a token with
+ * probability proportional to i^-skew, scaled so that each token chooses
+ * experts_per_token of them (probabilities capped at 1, the excess spread
+ * over the rest). 0 is uniform. No-op for dense models. */
+void llm_set_moe_skew(llm_model *m, double skew);
+/* Expected number of distinct routed experts that `tokens` tokens activate:
+ * sum over experts of 1 - P(no token chooses it). Grows with tokens and
+ * saturates at all experts; skew makes it smaller. */
+double llm_moe_distinct_experts(const llm_model *m, double tokens);
+
 /* Checks that tp divides the heads (and is a power of two <= 8 or so). */
 int llm_check_tp(const llm_model *m, int tp, sim_err *err);
 

@@ -20,10 +20,10 @@
  * kv_bytes_per_elem, sampling logits fp32. A GEMM of m x k by k x n moves
  * its input, weight and output once: (m*k + m*n) * 2 + k*n * bytes_per_param.
  *
- * MoE assumption: routing is uniform and independent across tokens, so T
- * tokens choosing top-k of E experts touch E * (1 - (1 - k/E)^T) distinct
- * experts on average; their weights are read once each. Real routers are
- * skewed, which touches fewer experts at small T. */
+ * MoE: T tokens each choosing top-k of E experts touch, on average, the
+ * number of distinct experts given by llm_moe_distinct_experts (uniform
+ * routing by default, Zipf-skewed when the run sets a skew); each distinct
+ * expert's weights are read once per layer. */
 #include "models/ops.h"
 
 #include <math.h>
@@ -116,44 +116,32 @@ static void push_elementwise(op_list *l, op_kind kind, int32_t repeat, int64_t m
     op->bytes = (reads + writes) * elems * ACT_BYTES;
 }
 
-void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *out)
+/* What the per-layer operators of one stretch of layers see. */
+typedef struct layer_work {
+    int32_t layers;         /* repeat */
+    double tokens;          /* all tokens through these layers */
+    /* prefill chunks (zero when the stretch carries no prefill) */
+    double q_sum, causal_pairs, prefill_kv_tokens;
+    int32_t n_prefill;
+    /* decode tokens */
+    int32_t n_decode;
+    double decode_kv_tokens;
+} layer_work;
+
+/* The operators of `w.layers` identical decoder layers. */
+static void push_layers(op_list *out, const llm_model *m, int tp, const layer_work *w)
 {
-    SIM_ASSERT(tp >= 1 && m->heads % tp == 0);
-    SIM_ASSERT(b->n_prefill >= 0 && b->n_decode >= 0 && b->decode_ctx_sum >= 0);
-    SIM_ASSERT(b->n_sampled >= 0 && b->n_sampled <= b->n_prefill + b->n_decode);
-    out->n = 0;
-
-    /* The prefill chunks' totals: query tokens, attended (query, key) pairs
-     * under the causal mask, and KV tokens touched. */
-    double q_sum = 0, causal_pairs = 0, prefill_kv_tokens = 0;
-    for (int32_t i = 0; i < b->n_prefill; i++) {
-        double q = b->prefill[i].q_tokens, c = b->prefill[i].ctx_tokens;
-        SIM_ASSERT(q >= 0 && c >= 0);
-        q_sum += q;
-        causal_pairs += q * (c + (q + 1) / 2);
-        prefill_kv_tokens += c + q;
-    }
-    const double T = q_sum + b->n_decode;
-    if (T == 0)
-        return;
-
-    const int32_t L = m->layers;
-    const double H = m->hidden, D = m->head_dim, bpp = m->bytes_per_param;
-    const double kvb = m->kv_bytes_per_elem;
+    const int32_t L = w->layers;
+    const double T = w->tokens, H = m->hidden, D = m->head_dim;
+    const double bpp = m->bytes_per_param, kvb = m->kv_bytes_per_elem;
     const double hq = m->heads / tp;
     const double hkv = (m->kv_heads + tp - 1) / tp;
     const int64_t Ti = (int64_t)T;
 
-    /* Vocabulary-parallel lookup: each GPU reads the rows in its shard
-     * (about T / tp of them) and writes a full T x H, then all-reduces. */
-    op_desc *op = push(out, OP_EMBED, 1, Ti, (int64_t)H, 0);
-    op->weight_bytes = T * H * bpp / tp;
-    op->bytes = op->weight_bytes + T * H * ACT_BYTES;
-
-    /* Two per layer plus the final one; the residual add is fused, so each
-     * reads x and the residual and writes both. */
-    push_elementwise(out, OP_NORM, 2 * L + 1, Ti, (int64_t)H, 2, 2, 4);
-    op = &out->op[out->n - 1];
+    /* Two RMSNorms per layer; the residual add is fused, so each reads x
+     * and the residual and writes both. */
+    push_elementwise(out, OP_NORM, 2 * L, Ti, (int64_t)H, 2, 2, 4);
+    op_desc *op = &out->op[out->n - 1];
     op->weight_bytes = H * bpp;
     op->bytes += op->weight_bytes;
 
@@ -164,20 +152,19 @@ void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *ou
     /* Attention: 4 * head_dim FLOPs per (query, key) pair per query head
      * (QK^T and PV); bytes are Q read, O written, and the K and V of every
      * attended token (cached and new) read or written once. */
-    if (q_sum > 0) {
-        op = push(out, OP_ATTN_PREFILL, L, (int64_t)q_sum, b->n_prefill,
-                  llround(prefill_kv_tokens / b->n_prefill));
-        op->flops = 4.0 * hq * D * causal_pairs;
-        op->kv_bytes = prefill_kv_tokens * 2 * hkv * D * kvb;
-        op->bytes = 2 * q_sum * hq * D * ACT_BYTES + op->kv_bytes;
+    if (w->q_sum > 0) {
+        op = push(out, OP_ATTN_PREFILL, L, (int64_t)w->q_sum, w->n_prefill,
+                  llround(w->prefill_kv_tokens / w->n_prefill));
+        op->flops = 4.0 * hq * D * w->causal_pairs;
+        op->kv_bytes = w->prefill_kv_tokens * 2 * hkv * D * kvb;
+        op->bytes = 2 * w->q_sum * hq * D * ACT_BYTES + op->kv_bytes;
     }
-    if (b->n_decode > 0) {
-        double kv_tokens = (double)b->decode_ctx_sum + b->n_decode;
-        op = push(out, OP_ATTN_DECODE, L, b->n_decode, b->n_decode,
-                  llround(kv_tokens / b->n_decode));
-        op->flops = 4.0 * hq * D * kv_tokens;
-        op->kv_bytes = kv_tokens * 2 * hkv * D * kvb;
-        op->bytes = 2.0 * b->n_decode * hq * D * ACT_BYTES + op->kv_bytes;
+    if (w->n_decode > 0) {
+        op = push(out, OP_ATTN_DECODE, L, w->n_decode, w->n_decode,
+                  llround(w->decode_kv_tokens / w->n_decode));
+        op->flops = 4.0 * hq * D * w->decode_kv_tokens;
+        op->kv_bytes = w->decode_kv_tokens * 2 * hkv * D * kvb;
+        op->bytes = 2.0 * w->n_decode * hq * D * ACT_BYTES + op->kv_bytes;
     }
 
     push_gemm(out, OP_GEMM_ATTN_OUT, L, T, H, hq * D, bpp);
@@ -188,11 +175,13 @@ void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *ou
         push_elementwise(out, OP_ACT, L, Ti, (int64_t)f, 2, 1, 5);
         push_gemm(out, OP_GEMM_FFN_DOWN, L, T, H, f, bpp);
     } else {
-        const double E = m->experts, k = m->experts_per_token;
+        const double k = m->experts_per_token;
         const double f = (double)m->expert_ffn / tp, S = m->shared_experts;
-        push_gemm(out, OP_MOE_ROUTER, L, T, E, H, bpp);
-        /* Uniform routing (see the top of the file). */
-        double distinct = E * (1.0 - pow(1.0 - k / E, T));
+        push_gemm(out, OP_MOE_ROUTER, L, T, m->experts, H, bpp);
+        /* Each distinct expert's weights are read once per layer, however
+         * many tokens it serves: this is what makes a MoE iteration's cost
+         * depend on how many tokens it batches. */
+        double distinct = llm_moe_distinct_experts(m, T);
         double pairs = T * (k + S);   /* (token, expert) pairs, shared included */
         op = push(out, OP_MOE_EXPERTS, L, Ti, (int64_t)f, (int64_t)H);
         op->flops = 2.0 * pairs * 3 * H * f;
@@ -203,14 +192,73 @@ void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *ou
     }
 
     /* Ring all-reduce of the T x H bf16 activations after attention and
-     * after the FFN (and once after the embedding): each GPU sends
-     * 2 (tp - 1) / tp of the buffer over its link. */
+     * after the FFN: each GPU sends 2 (tp - 1) / tp of the buffer. */
     if (tp > 1) {
         double buf = T * H * ACT_BYTES;
-        op = push(out, OP_ALLREDUCE, 2 * L + 1, Ti, (int64_t)H, 0);
+        op = push(out, OP_ALLREDUCE, 2 * L, Ti, (int64_t)H, 0);
         op->bytes = 2.0 * (tp - 1) / tp * buf;
         op->flops = (double)(tp - 1) / tp * T * H;
     }
+}
+
+void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *out)
+{
+    SIM_ASSERT(tp >= 1 && m->heads % tp == 0);
+    SIM_ASSERT(b->n_prefill >= 0 && b->n_decode >= 0 && b->decode_ctx_sum >= 0);
+    SIM_ASSERT(b->n_sampled >= 0 && b->n_sampled <= b->n_prefill + b->n_decode);
+    SIM_ASSERT(b->prefill_layers >= 0 && b->prefill_layers <= m->layers);
+    out->n = 0;
+
+    /* The prefill chunks' totals: query tokens, attended (query, key) pairs
+     * under the causal mask, and KV tokens touched. */
+    layer_work all = {.layers = m->layers, .n_prefill = b->n_prefill,
+                      .n_decode = b->n_decode,
+                      .decode_kv_tokens = (double)b->decode_ctx_sum + b->n_decode};
+    for (int32_t i = 0; i < b->n_prefill; i++) {
+        double q = b->prefill[i].q_tokens, c = b->prefill[i].ctx_tokens;
+        SIM_ASSERT(q >= 0 && c >= 0);
+        all.q_sum += q;
+        all.causal_pairs += q * (c + (q + 1) / 2);
+        all.prefill_kv_tokens += c + q;
+    }
+    all.tokens = all.q_sum + b->n_decode;
+    if (all.tokens == 0)
+        return;
+    const double T = all.tokens, H = m->hidden, bpp = m->bytes_per_param;
+
+    /* Vocabulary-parallel lookup: each GPU reads the rows in its shard
+     * (about T / tp of them) and writes a full T x H, then all-reduces. */
+    op_desc *op = push(out, OP_EMBED, 1, (int64_t)T, (int64_t)H, 0);
+    op->weight_bytes = T * H * bpp / tp;
+    op->bytes = op->weight_bytes + T * H * ACT_BYTES;
+    if (tp > 1) {
+        op = push(out, OP_ALLREDUCE, 1, (int64_t)T, (int64_t)H, 0);
+        op->bytes = 2.0 * (tp - 1) / tp * T * H * ACT_BYTES;
+        op->flops = (double)(tp - 1) / tp * T * H;
+    }
+
+    int32_t pl = b->prefill_layers;
+    if (all.q_sum == 0 || pl == 0 || pl == m->layers) {
+        push_layers(out, m, tp, &all);
+    } else {
+        /* Prefill through pl layers together with the decodes, then the
+         * decodes alone through the rest. */
+        layer_work with_prefill = all;
+        with_prefill.layers = pl;
+        push_layers(out, m, tp, &with_prefill);
+        if (b->n_decode > 0) {
+            layer_work decode_only = {.layers = m->layers - pl, .tokens = b->n_decode,
+                                      .n_decode = b->n_decode,
+                                      .decode_kv_tokens = all.decode_kv_tokens};
+            push_layers(out, m, tp, &decode_only);
+        }
+    }
+
+    /* The final RMSNorm. */
+    push_elementwise(out, OP_NORM, 1, (int64_t)T, (int64_t)H, 2, 2, 4);
+    op = &out->op[out->n - 1];
+    op->weight_bytes = H * bpp;
+    op->bytes += op->weight_bytes;
 
     /* Only sequences that emit a token need logits; each GPU computes its
      * vocabulary shard (gathering the shards is small and left out). */

@@ -67,9 +67,16 @@ typedef struct batch_shape {
     int32_t n_decode;
     int64_t decode_ctx_sum;    /* sum of the decodes' context tokens */
     int32_t n_sampled;         /* sequences emitting a token this iteration */
+    /* Layers the prefill chunks pass through this iteration (layered
+     * prefill runs a prompt through one group of layers per iteration);
+     * 0 means all. Decode tokens always pass through every layer. */
+    int32_t prefill_layers;
 } batch_shape;
 
-#define OPS_MAX 24
+/* Per-layer operators appear twice when prefill runs through only some
+ * layers (once for those layers with every token, once for the rest with
+ * the decode tokens alone). */
+#define OPS_MAX 32
 
 typedef struct op_list {
     op_desc op[OPS_MAX];

@@ -25,6 +25,7 @@ typedef struct batch_setup {
     int32_t block_size_tokens;
     int64_t kv_total_blocks;
     int32_t max_context_tokens;   /* the model's */
+    int32_t model_layers;         /* for policies that split the layers */
 } batch_setup;
 
 /* The instance as the policy sees it, read-only. */
@@ -41,6 +42,12 @@ typedef struct batch_view {
 typedef struct batch_item {
     const serve_req *req;   /* from waiting or running */
     int32_t tokens;         /* pending tokens to run, 1..pending */
+    /* Layers to run the tokens through this iteration; 0 means all. With
+     * fewer (layered prefill), the tokens count as computed only once their
+     * layers add up to the model's (req->layers_done tracks the progress),
+     * and `tokens` must be all the pending tokens every time. Every partial
+     * item of one plan runs through the same number of layers. */
+    int32_t layers;
 } batch_item;
 
 /* Arrays are owned by the core and sized for n_waiting + n_running. */

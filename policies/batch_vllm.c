@@ -52,7 +52,7 @@ static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_pl
         if (tokens > budget || seqs >= setup->max_seqs ||
             free_blocks - blocks < s->watermark_blocks)
             break;
-        plan->items[plan->n_items++] = (batch_item){r, tokens};
+        plan->items[plan->n_items++] = (batch_item){r, tokens, 0};
         budget -= tokens;
         free_blocks -= blocks;
         seqs++;
@@ -75,7 +75,7 @@ static void decode_all(const batch_view *v, batch_plan *plan)
         }
         if (last == i)   /* r itself was preempted */
             break;
-        plan->items[plan->n_items++] = (batch_item){r, 1};
+        plan->items[plan->n_items++] = (batch_item){r, 1, 0};
         free_blocks -= need;
     }
 }

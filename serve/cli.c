@@ -93,8 +93,14 @@ static void print_summary(const run_config *cfg, const run_summary *s,
     printf("  SLO attainment         %.1f%% (TTFT <= %.0f ms: %.1f%%, TPOT <= %.0f ms: %.1f%%)\n",
            100 * s->slo_attain, s->slo_ttft_s * 1e3, 100 * s->slo_attain_ttft,
            s->slo_tpot_s * 1e3, 100 * s->slo_attain_tpot);
-    printf("  energy                 %.1f kJ, %.3f J per output token\n",
-           s->energy_j / 1e3, s->energy_per_out_token_j);
+    printf("  energy                 %.1f kJ, %.3f J per output token, %.3f J per token\n",
+           s->energy_j / 1e3, s->energy_per_out_token_j, s->energy_per_token_j);
+    printf("  HBM traffic            %.1f TB weights, %.1f TB KV\n", s->weight_bytes / 1e12,
+           s->kv_bytes / 1e12);
+    if (s->preemptions)
+        printf("  preemption cost        %llu tokens recomputed, %.2f GB swapped out, "
+               "%.2f GB in, %.3f s added\n", (unsigned long long)s->recomputed_tokens,
+               s->swap_out_bytes / 1e9, s->swap_in_bytes / 1e9, s->swap_time_s);
     printf("  GPU busy               %.1f%%; KV use peak %.1f%%, mean %.1f%%\n",
            100 * s->gpu_busy_fraction, 100 * s->kv_peak_fraction,
            100 * s->kv_mean_fraction);

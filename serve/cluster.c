@@ -144,6 +144,11 @@ cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_e
             .policy = cfg->batch_policy,
             .policy_params = cfg->batch_params,
             .policy_path = CFG_PATH_BATCH_PARAMS,
+            .order = cfg->order_policy,
+            .order_params = cfg->order_params,
+            .order_path = CFG_PATH_ORDER_PARAMS,
+            .order_seed = sim_stream_seed(cfg->seed, STREAM_ORDER_BASE + (uint64_t)i),
+            .swap = cfg->swap,
             .cost = &c->cost,
             .cost_name = cfg->cost_name,
             .cost_params = cfg->cost_params,
@@ -216,13 +221,20 @@ void cluster_summarize(const cluster *c, run_summary *s)
     s->clamped = wl_source_clamped(c->wl);
     s->events = sim_events_run(c->eng);
     sim_time_ns window = c->metrics.last_finish_ns - c->metrics.first_arrival_ns;
-    double busy_ns = 0, kv_mean = 0;
+    double busy_ns = 0, kv_mean = 0, processed_tokens = 0;
     for (int32_t i = 0; i < c->n; i++) {
         instance_stats st;
         instance_get_stats(c->inst[i], &st);
         const kv_cache *kv = instance_kv(c->inst[i]);
         s->iterations += st.iterations;
         s->energy_j += st.energy_j;
+        s->recomputed_tokens += st.recomputed_tokens;
+        s->swap_out_bytes += st.swap_out_bytes * c->cfg->tp;
+        s->swap_in_bytes += st.swap_in_bytes * c->cfg->tp;
+        s->swap_time_s += st.swap_ns / 1e9;
+        s->weight_bytes += st.weight_bytes * c->cfg->tp;
+        s->kv_bytes += st.kv_bytes * c->cfg->tp;
+        processed_tokens += st.tokens;
         busy_ns += (double)st.busy_ns;
         for (int k = 0; k < OP_KIND_COUNT; k++)
             s->term_s[k] += st.term_ns[k] / 1e9;
@@ -239,6 +251,8 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->gpu_busy_fraction = busy_ns / ((double)window * c->n);
     if (s->output_tokens)
         s->energy_per_out_token_j = s->energy_j / (double)s->output_tokens;
+    if (processed_tokens > 0)
+        s->energy_per_token_j = s->energy_j / processed_tokens;
 }
 
 void cluster_cost_sources(const run_summary *s, char *buf, size_t size)

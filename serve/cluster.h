@@ -14,7 +14,8 @@ typedef struct cluster cluster;
 
 /* Random stream ids: fixed per component so that adding one never changes
  * another's numbers. */
-enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2 };
+enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2,
+       STREAM_ORDER_BASE = 1000 /* + instance index */ };
 
 typedef struct cluster_hooks {
     metrics_record_fn on_record;   /* finished requests; may be NULL */

@@ -48,11 +48,14 @@ static int parse_instance(run_config *c, sim_err *err)
 {
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
-        "activation_reserve_gib", "max_context_tokens", NULL};
+        "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
+        "host_swap_gib", NULL};
     char path[256];
     cJSON *o;
     int64_t tokens, seqs, block, ctx;
-    double util, reserve_gib;
+    double util, reserve_gib, host_gib;
+    const char *preemption;
+    bool overlap;
     const llm_model *m = &c->model;
     if (jcfg_obj(c->root, "$", "instance", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
@@ -62,8 +65,14 @@ static int parse_instance(run_config *c, sim_err *err)
         jcfg_int(o, path, "max_seqs", 256, 1, 1 << 20, &seqs, err) ||
         jcfg_int(o, path, "block_size_tokens", 16, 1, 4096, &block, err) ||
         jcfg_num(o, path, "gpu_memory_utilization", 0.9, 0.05, 1.0, &util, err) ||
-        jcfg_num(o, path, "activation_reserve_gib", 2.0, 0, 1024, &reserve_gib, err))
+        jcfg_num(o, path, "activation_reserve_gib", 2.0, 0, 1024, &reserve_gib, err) ||
+        jcfg_str(o, path, "preemption", "recompute", &preemption, err) ||
+        jcfg_bool(o, path, "swap_overlap", 0, &overlap, err) ||
+        jcfg_num(o, path, "host_swap_gib", 256, 0, 1 << 20, &host_gib, err))
         return -1;
+    if (strcmp(preemption, "recompute") && strcmp(preemption, "swap"))
+        return sim_errf(err, "%s.preemption: expected one of: recompute, swap; got \"%s\"",
+                        path, preemption);
     if (seqs > tokens)
         return sim_errf(err, "%s.max_seqs: expected at most max_batched_tokens (%lld), "
                         "got %lld", path, (long long)tokens, (long long)seqs);
@@ -72,6 +81,16 @@ static int parse_instance(run_config *c, sim_err *err)
         .max_seqs = (int32_t)seqs,
         .block_size_tokens = (int32_t)block,
         .max_context_tokens = (int32_t)ctx,
+        .model_layers = m->layers,
+    };
+    /* Host memory for swapped KV is per instance; each GPU holds its shard. */
+    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, c->tp) * (double)block;
+    c->swap = (swap_setup){
+        .mode = strcmp(preemption, "swap") ? PREEMPT_RECOMPUTE : PREEMPT_SWAP,
+        .overlap = overlap,
+        .host_blocks = (int64_t)(host_gib * GIB / (block_bytes * c->tp)),
+        .block_bytes_per_gpu = block_bytes,
+        .pcie_bytes_per_s = c->gpu.pcie_bw_bytes_per_s,
     };
     c->gpu_memory_utilization = util;
     c->activation_reserve_bytes = reserve_gib * GIB;
@@ -89,34 +108,40 @@ static int parse_instance(run_config *c, sim_err *err)
 
 static int parse_cost(run_config *c, sim_err *err)
 {
-    static const char *const keys[] = {"model", "iteration_overhead_us", "params", NULL};
+    static const char *const keys[] = {"model", "iteration_overhead_us",
+                                       "moe_routing_skew", "params", NULL};
     char path[256], params_path[256];
     cJSON *o;
-    double overhead_us;
+    double overhead_us, skew;
     if (jcfg_obj(c->root, "$", "cost", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
         jcfg_str(o, path, "model", "roofline", &c->cost_name, err) ||
         jcfg_num(o, path, "iteration_overhead_us", 200, 0, 1e7, &overhead_us, err) ||
+        jcfg_num(o, path, "moe_routing_skew", 0, 0, 10, &skew, err) ||
         jcfg_obj(o, path, "params", &c->cost_params, params_path, err))
         return -1;
     c->iteration_overhead_ns = (sim_time_ns)(overhead_us * 1e3);
+    llm_set_moe_skew(&c->model, skew);
     return cost_model_find(c->cost_name, err) ? 0 : sim_err_prefix(err, "$.cost.model");
 }
 
 static int parse_policies(run_config *c, sim_err *err)
 {
-    static const char *const keys[] = {"batch", "routing", NULL};
+    static const char *const keys[] = {"batch", "order", "routing", NULL};
     char path[256];
     cJSON *o;
-    const char *batch, *route;
+    const char *batch, *order, *route;
     if (jcfg_obj(c->root, "$", "policies", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
         parse_named(o, path, "batch", "vllm_prefill_first", &batch, &c->batch_params, err) ||
+        parse_named(o, path, "order", "fcfs", &order, &c->order_params, err) ||
         parse_named(o, path, "routing", "round_robin", &route, &c->route_params, err))
         return -1;
-    c->batch_policy = batch_policy_find(batch, "$.policies.batch.name", err);
-    c->route_policy = route_policy_find(route, "$.policies.routing.name", err);
-    return c->batch_policy && c->route_policy ? 0 : -1;
+    if (!(c->batch_policy = batch_policy_find(batch, "$.policies.batch.name", err)) ||
+        !(c->order_policy = order_policy_find(order, "$.policies.order.name", err)) ||
+        !(c->route_policy = route_policy_find(route, "$.policies.routing.name", err)))
+        return -1;
+    return 0;
 }
 
 static int parse_slo(run_config *c, sim_err *err)

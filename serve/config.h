@@ -7,7 +7,9 @@
 
 #include "models/cost.h"
 #include "policies/batch.h"
+#include "policies/order.h"
 #include "policies/route.h"
+#include "serve/instance.h"
 
 typedef struct run_config {
     cJSON *root;                 /* owned; the effective config */
@@ -26,6 +28,9 @@ typedef struct run_config {
     cJSON *batch_params;
     const route_policy_ops *route_policy;
     cJSON *route_params;
+    const order_policy_ops *order_policy;
+    cJSON *order_params;
+    swap_setup swap;             /* host_blocks and the byte figures derived */
     cJSON *workload;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
 } run_config;
@@ -33,6 +38,7 @@ typedef struct run_config {
 /* JSON paths of the sub-objects handed to policies, cost model, workload. */
 #define CFG_PATH_BATCH_PARAMS "$.policies.batch.params"
 #define CFG_PATH_ROUTE_PARAMS "$.policies.routing.params"
+#define CFG_PATH_ORDER_PARAMS "$.policies.order.params"
 #define CFG_PATH_COST_PARAMS "$.cost.params"
 #define CFG_PATH_WORKLOAD "$.workload"
 

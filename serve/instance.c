@@ -8,13 +8,21 @@
  *  - load->outstanding_tokens is the sum over the instance's requests of
  *    pending tokens plus output tokens still to generate.
  *
- * The waiting queue is an array with a moving head so that the policy sees
- * it as one contiguous slice; taking from the front is O(1), which is the
- * common case, and any other removal compacts. The plan arrays are reused
- * between iterations: nothing is allocated per iteration once they have
- * grown to the largest queue seen. */
+ * The waiting queue is an array with a moving head, kept sorted by the
+ * ordering policy's key (then arrival, then id), so that the batch policy
+ * sees it as one contiguous slice in order. Arrivals under FCFS append and
+ * admissions take from the front, both O(1), which is the common case; any
+ * other insertion or removal moves the entries behind it. The plan arrays
+ * are reused between iterations: nothing is allocated per iteration once
+ * they have grown to the largest queue seen.
+ *
+ * Preemption: recompute drops the request's KV (it is prefilled again);
+ * swap copies the KV of its computed tokens to host memory at PCIe speed
+ * and back when it is admitted again, the copies either adding to the
+ * iteration's time or overlapping its compute. */
 #include "serve/instance.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +33,11 @@ struct instance {
     batch_setup setup;
     const batch_policy_ops *policy;
     void *policy_state;
+    const order_policy_ops *order;
+    void *order_state;
+    swap_setup swap;
+    int64_t host_blocks_used;
+    double swap_out_now, swap_in_now;   /* bytes per GPU, this iteration */
     cost_model *cost;
     double idle_w;
     kv_cache kv;
@@ -65,6 +78,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->kind_wake = s->kind_wake;
     inst->setup = s->batch;
     inst->policy = s->policy;
+    inst->order = s->order;
+    inst->swap = s->swap;
     inst->metrics = s->metrics;
     inst->load = s->load;
     inst->release = s->release;
@@ -76,7 +91,9 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->cost = cost_model_create(s->cost_name, s->cost, s->cost_params, s->cost_path, err);
     if (!inst->cost ||
         s->policy->init(&inst->setup, s->policy_params, s->policy_path,
-                        &inst->policy_state, err)) {
+                        &inst->policy_state, err) ||
+        s->order->init(s->order_seed, s->order_params, s->order_path,
+                       &inst->order_state, err)) {
         instance_destroy(inst);
         return NULL;
     }
@@ -90,6 +107,8 @@ void instance_destroy(instance *inst)
         return;
     if (inst->policy_state && inst->policy->destroy)
         inst->policy->destroy(inst->policy_state);
+    if (inst->order_state && inst->order->destroy)
+        inst->order->destroy(inst->order_state);
     cost_model_destroy(inst->cost);
     free(inst->waiting);
     free(inst->running);
@@ -118,16 +137,44 @@ static void waiting_reserve(instance *inst, size_t extra_front, size_t extra_bac
     inst->wait_head = head;
 }
 
-static void waiting_push_back(instance *inst, serve_req *r)
+/* Queue order: the ordering key, then arrival, then id. */
+static int waiting_before(const serve_req *a, const serve_req *b)
 {
-    waiting_reserve(inst, 0, 1);
-    inst->waiting[inst->wait_head + (size_t)inst->n_waiting++] = r;
+    if (a->order_key != b->order_key)
+        return a->order_key < b->order_key;
+    if (a->arrival_ns != b->arrival_ns)
+        return a->arrival_ns < b->arrival_ns;
+    return a->id < b->id;
 }
 
-static void waiting_push_front(instance *inst, serve_req *r)
+/* Inserts r at its place in the sorted queue. */
+static void waiting_insert(instance *inst, serve_req *r)
 {
-    waiting_reserve(inst, 1, 0);
-    inst->waiting[--inst->wait_head] = r;
+    r->order_key = inst->order->key(inst->order_state, r);
+    serve_req **w = inst->waiting + inst->wait_head;
+    int32_t n = inst->n_waiting;
+    if (n == 0 || !waiting_before(r, w[n - 1])) {   /* the common case: last */
+        waiting_reserve(inst, 0, 1);
+        inst->waiting[inst->wait_head + (size_t)inst->n_waiting++] = r;
+        return;
+    }
+    int32_t lo = 0, hi = n - 1;   /* first entry that r goes before */
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (waiting_before(r, w[mid]))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == 0) {
+        waiting_reserve(inst, 1, 0);
+        inst->waiting[--inst->wait_head] = r;
+    } else {
+        waiting_reserve(inst, 0, 1);
+        w = inst->waiting + inst->wait_head;
+        memmove(w + lo + 1, w + lo, (size_t)(n - lo) * sizeof *w);
+        w[lo] = r;
+    }
     inst->n_waiting++;
 }
 
@@ -179,19 +226,37 @@ static void accrue_idle(instance *inst, sim_time_ns now)
         inst->stats.energy_j += inst->idle_w * (double)(now - inst->idle_since) / 1e9;
 }
 
+/* Drops r's KV (recompute) or moves it to host memory (swap), and puts r
+ * back in the waiting queue. */
+static void preempt(instance *inst, serve_req *r, sim_time_ns now)
+{
+    SIM_ASSERT_AT(now, r->state == REQ_RUNNING && r->instance == inst->index);
+    /* A layered prefill in flight has computed nothing yet: it restarts. */
+    r->layers_done = 0;
+    int64_t keep = ((int64_t)r->computed_tokens + inst->setup.block_size_tokens - 1) /
+                   inst->setup.block_size_tokens;
+    if (inst->swap.mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
+        inst->host_blocks_used + keep <= inst->swap.host_blocks) {
+        r->swapped_blocks = (int32_t)keep;
+        inst->host_blocks_used += keep;
+        inst->swap_out_now += (double)keep * inst->swap.block_bytes_per_gpu;
+    } else {
+        inst->load->outstanding_tokens += r->computed_tokens;
+        inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
+        r->computed_tokens = 0;
+    }
+    kv_free(&inst->kv, r->kv_blocks, now);
+    r->kv_blocks = 0;
+    r->preemptions++;
+    inst->stats.preemptions++;
+    r->state = REQ_WAITING;
+    waiting_insert(inst, r);
+}
+
 static void apply_preemptions(instance *inst, sim_time_ns now)
 {
-    for (int32_t i = 0; i < inst->plan.n_preempt; i++) {
-        serve_req *r = (serve_req *)inst->plan.preempt[i];
-        SIM_ASSERT_AT(now, r->state == REQ_RUNNING && r->instance == inst->index);
-        kv_free(&inst->kv, r->kv_blocks, now);
-        inst->load->outstanding_tokens += r->computed_tokens;
-        r->kv_blocks = 0;
-        r->computed_tokens = 0;
-        r->preemptions++;
-        r->state = REQ_WAITING;
-        waiting_push_front(inst, r);
-    }
+    for (int32_t i = 0; i < inst->plan.n_preempt; i++)
+        preempt(inst, (serve_req *)inst->plan.preempt[i], now);
     if (inst->plan.n_preempt) {
         int32_t kept = 0;
         for (int32_t i = 0; i < inst->n_running; i++)
@@ -199,6 +264,20 @@ static void apply_preemptions(instance *inst, sim_time_ns now)
                 inst->running[kept++] = inst->running[i];
         inst->n_running = kept;
     }
+}
+
+/* Brings a swapped-out request's KV back: the blocks it had are restored
+ * exactly (the admission allocates them with the new tokens' blocks). */
+static void swap_in(instance *inst, serve_req *r)
+{
+    if (!r->swapped_blocks)
+        return;
+    SIM_ASSERT(r->swapped_blocks ==
+               (r->computed_tokens + inst->setup.block_size_tokens - 1) /
+                   inst->setup.block_size_tokens);
+    inst->swap_in_now += r->swapped_blocks * inst->swap.block_bytes_per_gpu;
+    inst->host_blocks_used -= r->swapped_blocks;
+    r->swapped_blocks = 0;
 }
 
 /* Admits, allocates KV and describes the batch for the cost model. */
@@ -215,6 +294,7 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         SIM_ASSERT_AT(now, r->instance == inst->index && r->state != REQ_FINISHED);
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
         if (r->state == REQ_WAITING) {
+            swap_in(inst, r);
             r->state = REQ_RUNNING;
             r->admit_seq = ++inst->admit_seq;
             if (r->first_scheduled_ns < 0)
@@ -227,11 +307,20 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         int64_t blocks = batch_blocks_needed(s, r, q);
         kv_alloc(&inst->kv, blocks, now);   /* asserts the plan fits */
         r->kv_blocks += (int32_t)blocks;
-        if (req_is_decode(r))
+        int32_t layers = inst->plan.items[i].layers;
+        if (layers) {   /* layered prefill: whole pending prompt, one layer group */
+            SIM_ASSERT_AT(now, q == req_pending_tokens(r) &&
+                          r->layers_done + layers <= s->model_layers);
+            SIM_ASSERT_AT(now, !shape->prefill_layers || shape->prefill_layers == layers);
+            if (layers < s->model_layers)
+                shape->prefill_layers = layers;
+        }
+        int completes = !layers || r->layers_done + layers == s->model_layers;
+        if (req_is_decode(r) && !layers)
             shape->decode_ctx_sum += r->computed_tokens, shape->n_decode++;
         else
             inst->prefill[shape->n_prefill++] = (batch_seq){q, r->computed_tokens};
-        shape->n_sampled += r->computed_tokens + q == req_seq_tokens(r);
+        shape->n_sampled += completes && r->computed_tokens + q == req_seq_tokens(r);
         tokens += q;
     }
     SIM_ASSERT_AT(now, tokens <= s->max_batched_tokens);
@@ -253,6 +342,24 @@ static void accumulate_cost(instance *inst, const cost_result *c)
         st->term_ns[k] += c->term_ns[k];
         st->source_terms[c->term_source[k]]++;
     }
+}
+
+/* The iteration's KV copies over PCIe (each GPU its own shard on its own
+ * link): they add to the iteration, or hide under its compute when copies
+ * overlap; the GPUs idle through the part that shows. */
+static void add_swap_time(instance *inst, cost_result *c)
+{
+    double copy_ns = (inst->swap_out_now + inst->swap_in_now) /
+                     inst->swap.pcie_bytes_per_s * 1e9;
+    double shown_ns = inst->swap.overlap ? copy_ns - (double)c->latency_ns : copy_ns;
+    if (shown_ns > 0) {
+        c->latency_ns += (sim_time_ns)ceil(shown_ns);
+        c->energy_j += inst->idle_w * shown_ns / 1e9;
+        inst->stats.swap_ns += (sim_time_ns)ceil(shown_ns);
+    }
+    inst->stats.swap_out_bytes += inst->swap_out_now;
+    inst->stats.swap_in_bytes += inst->swap_in_now;
+    inst->swap_out_now = inst->swap_in_now = 0;
 }
 
 static void update_load(instance *inst)
@@ -292,6 +399,8 @@ static void step(instance *inst)
 
     cost_iteration(inst->cost, &shape, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
+    if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
+        add_swap_time(inst, &inst->cost_now);
     accumulate_cost(inst, &inst->cost_now);
     if (inst->observer) {
         iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
@@ -333,10 +442,17 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
     int32_t finished = 0;
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
-        int32_t q = inst->plan.items[i].tokens;
-        r->computed_tokens += q;
-        inst->load->outstanding_tokens -= q;
+        int32_t q = inst->plan.items[i].tokens, layers = inst->plan.items[i].layers;
         r->energy_j += energy_per_token * q;
+        if (layers) {   /* layered prefill: credited after the last group */
+            r->layers_done += layers;
+            if (r->layers_done < inst->setup.model_layers)
+                continue;
+            r->layers_done = 0;
+        }
+        r->computed_tokens += q;
+        inst->stats.tokens += (uint64_t)q;
+        inst->load->outstanding_tokens -= q;
         if (r->computed_tokens == req_seq_tokens(r)) {
             emit_token(inst, r, now);
             finished += r->state == REQ_FINISHED;
@@ -372,7 +488,7 @@ void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev)
 void instance_enqueue(instance *inst, serve_req *r)
 {
     SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
-    waiting_push_back(inst, r);
+    waiting_insert(inst, r);
     update_load(inst);
     if (!inst->busy && !inst->wake_pending) {
         inst->wake_pending = 1;

@@ -12,6 +12,7 @@
 
 #include "models/cost.h"
 #include "policies/batch.h"
+#include "policies/order.h"
 #include "policies/route.h"
 #include "serve/kv.h"
 #include "serve/metrics.h"
@@ -35,12 +36,28 @@ typedef struct iter_info {
 } iter_info;
 typedef void (*iter_observer_fn)(void *ctx, const iter_info *it);
 
+/* What happens to a preempted request's KV. */
+typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
+
+typedef struct swap_setup {
+    preempt_mode mode;
+    int overlap;                  /* copies overlap compute instead of blocking */
+    int64_t host_blocks;          /* KV blocks host memory holds; beyond, recompute */
+    double block_bytes_per_gpu;   /* one KV block's bytes on each GPU */
+    double pcie_bytes_per_s;      /* each GPU's own link, per direction */
+} swap_setup;
+
 typedef struct instance_setup {
     int32_t index;
     batch_setup batch;
     const batch_policy_ops *policy;
     cJSON *policy_params;
     const char *policy_path;
+    const order_policy_ops *order;
+    cJSON *order_params;
+    const char *order_path;
+    uint64_t order_seed;
+    swap_setup swap;
     const cost_setup *cost;
     const char *cost_name;
     cJSON *cost_params;
@@ -70,11 +87,16 @@ void instance_close(instance *inst, sim_time_ns end);
 
 typedef struct instance_stats {
     uint64_t iterations;
+    uint64_t tokens;                 /* computed: prompt, recomputed and decode */
     sim_time_ns busy_ns;
     double energy_j;
     double term_ns[OP_KIND_COUNT];
     uint64_t source_terms[COST_SRC_COUNT];
-    double weight_bytes, kv_bytes;   /* read from HBM, per GPU */
+    double weight_bytes, kv_bytes;   /* moved to or from HBM, per GPU */
+    uint64_t preemptions;
+    uint64_t recomputed_tokens;      /* KV dropped by recompute preemption */
+    double swap_out_bytes, swap_in_bytes;   /* per GPU */
+    sim_time_ns swap_ns;             /* iteration time added by swapping */
     int32_t n_waiting, n_running;
 } instance_stats;
 

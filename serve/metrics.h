@@ -37,6 +37,10 @@ typedef struct run_summary {
     uint64_t completed;
     uint64_t clamped;          /* lengths cut to the model's context */
     uint64_t preemptions;
+    uint64_t recomputed_tokens;  /* KV tokens dropped by recompute preemption */
+    double swap_out_bytes;     /* KV copied to host by swap preemption, all GPUs */
+    double swap_in_bytes;      /* and back */
+    double swap_time_s;        /* iteration time the copies added (per instance, summed) */
     uint64_t iterations;
     uint64_t events;
     uint64_t output_tokens;
@@ -48,6 +52,9 @@ typedef struct run_summary {
     double slo_attain_ttft, slo_attain_tpot, slo_attain;  /* fractions */
     double energy_j;           /* busy + idle, all GPUs */
     double energy_per_out_token_j;
+    double energy_per_token_j;   /* per token processed (prompt and output) */
+    double weight_bytes;       /* weights read from HBM, all GPUs */
+    double kv_bytes;           /* KV read and written in HBM, all GPUs */
     double gpu_busy_fraction;
     double kv_peak_fraction;   /* max over instances */
     double kv_mean_fraction;   /* time-weighted, mean over instances */

@@ -9,7 +9,9 @@
  * one new output token. So a request is in prefill while more than one token
  * is pending (or none has been generated), and decoding while exactly one is.
  * Recompute preemption sets computed_tokens to 0: the whole sequence is
- * prefilled again and no output token is lost or repeated. */
+ * prefilled again and no output token is lost or repeated. Swap preemption
+ * keeps computed_tokens and moves their KV blocks to host memory
+ * (swapped_blocks) until the request is admitted again. */
 #ifndef SERVE_REQUEST_H
 #define SERVE_REQUEST_H
 
@@ -31,7 +33,10 @@ typedef struct serve_req {
     req_state state;
     int32_t computed_tokens;    /* KV-resident tokens */
     int32_t generated_tokens;   /* output tokens emitted so far */
-    int32_t kv_blocks;          /* KV blocks held */
+    int32_t kv_blocks;          /* KV blocks held on the GPU */
+    int32_t swapped_blocks;     /* KV blocks held in host memory (swap preemption) */
+    int32_t layers_done;        /* layered prefill: layers run of the pending tokens */
+    double order_key;           /* waiting-queue key from the ordering policy */
     int32_t preemptions;
     uint64_t admit_seq;         /* order of admission to the running set */
 

@@ -1,0 +1,132 @@
+/* Chunked prefill (Sarathi-Serve; DeepSpeed-FastGen's Dynamic SplitFuse).
+ *
+ * Every iteration has a token budget. Ongoing decodes go in first (one token
+ * each; when one needs a KV block and none is free, the most recently
+ * admitted running request is preempted, as in vLLM). The rest of the
+ * budget goes to prefill chunks: first to running requests whose prompt is
+ * partly prefilled, then to waiting requests in queue order, so a long
+ * prompt is spread over several iterations and decodes never stall behind
+ * it. Admission keeps a small KV watermark free, as vLLM does.
+ *
+ * Params: {"token_budget": 512, "max_seqs": <instance.max_seqs>,
+ *          "watermark_fraction": 0.01}; max_seqs <= token_budget so that
+ * the decodes always fit the budget. */
+#include <stdlib.h>
+
+#include "policies/batch.h"
+#include "sim/jsoncfg.h"
+
+typedef struct chunked_state {
+    int32_t budget, max_seqs;
+    int64_t watermark_blocks;
+} chunked_state;
+
+static int chunked_init(const batch_setup *setup, cJSON *params, const char *path,
+                        void **state, sim_err *err)
+{
+    static const char *const keys[] = {"token_budget", "max_seqs", "watermark_fraction",
+                                       NULL};
+    int64_t budget, max_seqs;
+    double watermark;
+    if (jcfg_check_keys(params, path, keys, err) ||
+        jcfg_int(params, path, "token_budget", 512 < setup->max_batched_tokens
+                 ? 512 : setup->max_batched_tokens, 1, setup->max_batched_tokens,
+                 &budget, err) ||
+        jcfg_int(params, path, "max_seqs", setup->max_seqs < budget ? setup->max_seqs
+                 : budget, 1, setup->max_seqs, &max_seqs, err) ||
+        jcfg_num(params, path, "watermark_fraction", 0.01, 0, 0.5, &watermark, err))
+        return -1;
+    if (max_seqs > budget)
+        return sim_errf(err, "%s.max_seqs: expected at most token_budget (%lld) so that "
+                        "every decode fits the budget, got %lld", path,
+                        (long long)budget, (long long)max_seqs);
+    chunked_state *s = sim_xmalloc(sizeof *s);
+    *s = (chunked_state){(int32_t)budget, (int32_t)max_seqs,
+                         (int64_t)(watermark * (double)setup->kv_total_blocks)};
+    *state = s;
+    return 0;
+}
+
+/* Pending tokens of r, at most `budget`, that fit the free blocks. */
+static int32_t chunk_that_fits(const batch_setup *setup, const serve_req *r,
+                               int64_t budget, int64_t free_blocks)
+{
+    int64_t room = (r->kv_blocks + free_blocks) * setup->block_size_tokens -
+                   r->computed_tokens;
+    int64_t chunk = req_pending_tokens(r);
+    if (chunk > budget)
+        chunk = budget;
+    if (chunk > room)
+        chunk = room;
+    return chunk > 0 ? (int32_t)chunk : 0;
+}
+
+static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
+{
+    const chunked_state *s = state;
+    const batch_setup *setup = v->setup;
+    int64_t budget = s->budget, free_blocks = v->kv_free_blocks;
+    int32_t last = v->n_running;   /* running[last..] are preempted */
+
+    /* Decodes first, preempting the newest when a block is missing. */
+    for (int32_t i = 0; i < last && budget > 0; i++) {
+        const serve_req *r = v->running[i];
+        if (!req_is_decode(r))
+            continue;
+        int64_t need = batch_blocks_needed(setup, r, 1);
+        while (need > free_blocks && last > i) {
+            const serve_req *victim = v->running[--last];
+            plan->preempt[plan->n_preempt++] = victim;
+            free_blocks += victim->kv_blocks;
+        }
+        if (last == i)
+            break;
+        plan->items[plan->n_items++] = (batch_item){r, 1, 0};
+        free_blocks -= need;
+        budget--;
+    }
+    /* Then the partly prefilled prompts, oldest first. With nothing else
+     * to run, make room by preempting the newest, so the instance never
+     * stalls with KV held by half-prefilled prompts. */
+    for (int32_t i = 0; i < last && budget > 0; i++) {
+        const serve_req *r = v->running[i];
+        if (req_is_decode(r))
+            continue;
+        int32_t chunk = chunk_that_fits(setup, r, budget, free_blocks);
+        while (chunk == 0 && plan->n_items == 0 && last > i + 1) {
+            const serve_req *victim = v->running[--last];
+            plan->preempt[plan->n_preempt++] = victim;
+            free_blocks += victim->kv_blocks;
+            chunk = chunk_that_fits(setup, r, budget, free_blocks);
+        }
+        if (chunk == 0)
+            continue;
+        plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
+        free_blocks -= batch_blocks_needed(setup, r, chunk);
+        budget -= chunk;
+    }
+    /* Then new requests, in queue order, while the budget, the sequence
+     * limit and the KV watermark allow. */
+    int32_t seqs = last;
+    for (int32_t i = 0; i < v->n_waiting && budget > 0 && seqs < s->max_seqs; i++) {
+        const serve_req *r = v->waiting[i];
+        int32_t chunk = req_pending_tokens(r) < budget ? req_pending_tokens(r)
+                                                        : (int32_t)budget;
+        int64_t blocks = batch_blocks_needed(setup, r, chunk);
+        if (free_blocks - blocks < s->watermark_blocks)
+            break;
+        plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
+        free_blocks -= blocks;
+        budget -= chunk;
+        seqs++;
+    }
+}
+
+static void chunked_destroy(void *state) { free(state); }
+
+const batch_policy_ops batch_chunked_prefill = {
+    .name = "chunked_prefill",
+    .init = chunked_init,
+    .form = chunked_form,
+    .destroy = chunked_destroy,
+};
