@@ -404,7 +404,9 @@ static void step(instance *inst)
     accumulate_cost(inst, &inst->cost_now);
     if (inst->observer) {
         iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
-                        &inst->cost_now, &inst->kv};
+                        &inst->cost_now, &inst->kv,
+                        (const serve_req *const *)(inst->waiting + inst->wait_head),
+                        inst->n_waiting};
         inst->observer(inst->observer_ctx, &it);
     }
     inst->busy = 1;

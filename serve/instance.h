@@ -33,6 +33,8 @@ typedef struct iter_info {
     int32_t n_items;
     const cost_result *cost;
     const kv_cache *kv;    /* after this iteration's allocations */
+    const serve_req *const *waiting;   /* the queue left waiting, in order */
+    int32_t n_waiting;
 } iter_info;
 typedef void (*iter_observer_fn)(void *ctx, const iter_info *it);
 

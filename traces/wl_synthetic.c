@@ -1,7 +1,13 @@
 /* The synthetic workload source: a fixed number of requests with arrivals
  * from an arrival process and input/output lengths from two length
  * distributions. Arrival gaps and lengths use separate random streams, so
- * changing the length distribution leaves the arrival times unchanged. */
+ * changing the length distribution leaves the arrival times unchanged.
+ *
+ * Optional mixes for SLO-aware and priority scheduling: "ttft_slo_ms", a
+ * length-style distribution of per-request TTFT targets in ms, and
+ * "priority_classes": N, a priority drawn uniformly from 0..N-1. Both draw
+ * from the length stream after the lengths, so leaving them out reproduces
+ * the plain workload exactly. */
 #include <stdlib.h>
 
 #include "sim/jsoncfg.h"
@@ -10,7 +16,9 @@
 
 typedef struct synthetic {
     arrival_proc arrival;
-    len_dist input, output;
+    len_dist input, output, ttft_slo_ms;
+    int has_ttft_slo;
+    int64_t priority_classes;
     int64_t requests, emitted;
     sim_time_ns clock_ns;
     gsl_rng *arrival_rng, *length_rng;
@@ -19,8 +27,9 @@ typedef struct synthetic {
 static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path,
                           void **state, sim_err *err)
 {
-    static const char *const keys[] = {"source", "requests", "arrival",
-                                       "input_tokens", "output_tokens", NULL};
+    static const char *const keys[] = {"source", "requests", "arrival", "input_tokens",
+                                       "output_tokens", "ttft_slo_ms", "priority_classes",
+                                       NULL};
     synthetic *s = sim_xcalloc(1, sizeof *s);
     char sub[256];
     cJSON *o;
@@ -32,9 +41,19 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
         jcfg_obj(params, path, "input_tokens", &o, sub, err) ||
         len_dist_parse(o, sub, &s->input, err) ||
         jcfg_obj(params, path, "output_tokens", &o, sub, err) ||
-        len_dist_parse(o, sub, &s->output, err)) {
+        len_dist_parse(o, sub, &s->output, err) ||
+        jcfg_int(params, path, "priority_classes", 1, 1, 1 << 20, &s->priority_classes,
+                 err)) {
         free(s);
         return -1;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(params, "ttft_slo_ms")) {
+        s->has_ttft_slo = 1;
+        if (jcfg_obj(params, path, "ttft_slo_ms", &o, sub, err) ||
+            len_dist_parse(o, sub, &s->ttft_slo_ms, err)) {
+            free(s);
+            return -1;
+        }
     }
     s->arrival_rng = setup->arrival_rng;
     s->length_rng = setup->length_rng;
@@ -52,6 +71,11 @@ static int synthetic_next(void *state, wl_request *out, sim_err *err)
     out->arrival_ns = s->clock_ns;
     out->input_tokens = len_dist_sample(&s->input, s->length_rng);
     out->output_tokens = len_dist_sample(&s->output, s->length_rng);
+    if (s->has_ttft_slo)
+        out->ttft_slo_ns = len_dist_sample(&s->ttft_slo_ms, s->length_rng) * SIM_NS_PER_MS;
+    if (s->priority_classes > 1)
+        out->priority = (int32_t)gsl_rng_uniform_int(s->length_rng,
+                                                     (unsigned long)s->priority_classes);
     s->emitted++;
     return 1;
 }

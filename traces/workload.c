@@ -57,6 +57,7 @@ void wl_source_destroy(wl_source *s)
 
 int wl_source_next(wl_source *s, wl_request *out, sim_err *err)
 {
+    *out = (wl_request){0};   /* optional attributes default to none */
     int rc = s->ops->next(s->state, out, err);
     if (rc <= 0)
         return rc;
