@@ -54,6 +54,10 @@ static double link_bw(const gpu_spec *g)
                                         : g->pcie_bw_bytes_per_s;
 }
 
+/* fmax/fmin are library calls at -O2 (they must honour NaN rules); these
+ * are inlined, and NaN never reaches them. */
+static inline double max2(double a, double b) { return a > b ? a : b; }
+
 double roofline_op_ns(const gpu_spec *g, const op_desc *op)
 {
     if (op_kind_class(op->kind) == OP_CLASS_COLLECTIVE)
@@ -61,7 +65,7 @@ double roofline_op_ns(const gpu_spec *g, const op_desc *op)
                g->collective_latency_ns;
     double compute_ns = op->flops / (g->bf16_flops * g->gemm_efficiency) * 1e9;
     double memory_ns = op->bytes / (g->hbm_bw_bytes_per_s * g->bw_efficiency) * 1e9;
-    return fmax(fmax(compute_ns, memory_ns), g->kernel_floor_ns);
+    return max2(max2(compute_ns, memory_ns), g->kernel_floor_ns);
 }
 
 /* Utilisation is the larger of the op's share of peak FLOP/s and of peak HBM
@@ -73,9 +77,9 @@ double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns)
     if (op_ns <= 0)
         return g->idle_w;
     double s = op_ns * 1e-9;
-    double util = fmax(op->flops / (g->bf16_flops * s),
+    double util = max2(op->flops / (g->bf16_flops * s),
                        op->bytes / (g->hbm_bw_bytes_per_s * s));
-    util = fmin(fmax(util, 0.0), 1.0);
+    util = util < 0 ? 0 : util > 1 ? 1 : util;
     return g->idle_w + (g->max_w - g->idle_w) * util;
 }
 

@@ -56,33 +56,28 @@ const char *op_kind_name(op_kind k)
     return op_names[k];
 }
 
+static const op_class op_classes[OP_KIND_COUNT] = {
+    [OP_EMBED] = OP_CLASS_ELEMENTWISE,
+    [OP_NORM] = OP_CLASS_ELEMENTWISE,
+    [OP_GEMM_QKV] = OP_CLASS_GEMM,
+    [OP_ROPE] = OP_CLASS_ELEMENTWISE,
+    [OP_ATTN_PREFILL] = OP_CLASS_ATTENTION,
+    [OP_ATTN_DECODE] = OP_CLASS_ATTENTION,
+    [OP_GEMM_ATTN_OUT] = OP_CLASS_GEMM,
+    [OP_ALLREDUCE] = OP_CLASS_COLLECTIVE,
+    [OP_GEMM_FFN_UP] = OP_CLASS_GEMM,
+    [OP_ACT] = OP_CLASS_ELEMENTWISE,
+    [OP_GEMM_FFN_DOWN] = OP_CLASS_GEMM,
+    [OP_MOE_ROUTER] = OP_CLASS_GEMM,
+    [OP_MOE_EXPERTS] = OP_CLASS_GEMM,
+    [OP_GEMM_LM_HEAD] = OP_CLASS_GEMM,
+    [OP_SAMPLE] = OP_CLASS_ELEMENTWISE,
+};
+
 op_class op_kind_class(op_kind k)
 {
-    switch (k) {
-    case OP_GEMM_QKV:
-    case OP_GEMM_ATTN_OUT:
-    case OP_GEMM_FFN_UP:
-    case OP_GEMM_FFN_DOWN:
-    case OP_MOE_ROUTER:
-    case OP_MOE_EXPERTS:
-    case OP_GEMM_LM_HEAD:
-        return OP_CLASS_GEMM;
-    case OP_ATTN_PREFILL:
-    case OP_ATTN_DECODE:
-        return OP_CLASS_ATTENTION;
-    case OP_ALLREDUCE:
-        return OP_CLASS_COLLECTIVE;
-    case OP_EMBED:
-    case OP_NORM:
-    case OP_ROPE:
-    case OP_ACT:
-    case OP_SAMPLE:
-        return OP_CLASS_ELEMENTWISE;
-    case OP_KIND_COUNT:
-        break;
-    }
-    SIM_ASSERT(!"unknown op kind");
-    return OP_CLASS_ELEMENTWISE;
+    SIM_ASSERT(k >= 0 && k < OP_KIND_COUNT);
+    return op_classes[k];
 }
 
 static op_desc *push(op_list *l, op_kind kind, int32_t repeat, int64_t m,
@@ -154,14 +149,14 @@ static void push_layers(op_list *out, const llm_model *m, int tp, const layer_wo
      * attended token (cached and new) read or written once. */
     if (w->q_sum > 0) {
         op = push(out, OP_ATTN_PREFILL, L, (int64_t)w->q_sum, w->n_prefill,
-                  llround(w->prefill_kv_tokens / w->n_prefill));
+                  (int64_t)(w->prefill_kv_tokens / w->n_prefill + 0.5));
         op->flops = 4.0 * hq * D * w->causal_pairs;
         op->kv_bytes = w->prefill_kv_tokens * 2 * hkv * D * kvb;
         op->bytes = 2 * w->q_sum * hq * D * ACT_BYTES + op->kv_bytes;
     }
     if (w->n_decode > 0) {
         op = push(out, OP_ATTN_DECODE, L, w->n_decode, w->n_decode,
-                  llround(w->decode_kv_tokens / w->n_decode));
+                  (int64_t)(w->decode_kv_tokens / w->n_decode + 0.5));
         op->flops = 4.0 * hq * D * w->decode_kv_tokens;
         op->kv_bytes = w->decode_kv_tokens * 2 * hkv * D * kvb;
         op->bytes = 2.0 * w->n_decode * hq * D * ACT_BYTES + op->kv_bytes;
