@@ -73,6 +73,16 @@ extern const batch_policy_ops *const batch_policies[];   /* NULL-terminated */
 const batch_policy_ops *batch_policy_find(const char *name, const char *path,
                                           sim_err *err);
 
+/* Shared by the batch policies (batch_common.c): one decode token for every
+ * running request that is decoding, oldest first; when one needs a KV block
+ * and none is free, the most recently admitted running requests are
+ * preempted (vLLM's rule) until it fits or it was itself preempted. Stops
+ * when *budget tokens are used. Updates *free_blocks and *budget and returns
+ * how many running requests remain (running[0..n)); the rest are in
+ * plan->preempt. */
+int32_t batch_plan_decodes(const batch_view *v, batch_plan *plan, int64_t *free_blocks,
+                           int64_t *budget);
+
 /* Blocks a request must add to hold `tokens` more tokens of KV. */
 static inline int64_t batch_blocks_needed(const batch_setup *s,
                                           const serve_req *r, int32_t tokens)

@@ -66,25 +66,7 @@ static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
     const chunked_state *s = state;
     const batch_setup *setup = v->setup;
     int64_t budget = s->budget, free_blocks = v->kv_free_blocks;
-    int32_t last = v->n_running;   /* running[last..] are preempted */
-
-    /* Decodes first, preempting the newest when a block is missing. */
-    for (int32_t i = 0; i < last && budget > 0; i++) {
-        const serve_req *r = v->running[i];
-        if (!req_is_decode(r))
-            continue;
-        int64_t need = batch_blocks_needed(setup, r, 1);
-        while (need > free_blocks && last > i) {
-            const serve_req *victim = v->running[--last];
-            plan->preempt[plan->n_preempt++] = victim;
-            free_blocks += victim->kv_blocks;
-        }
-        if (last == i)
-            break;
-        plan->items[plan->n_items++] = (batch_item){r, 1, 0};
-        free_blocks -= need;
-        budget--;
-    }
+    int32_t last = batch_plan_decodes(v, plan, &free_blocks, &budget);
     /* Then the partly prefilled prompts, oldest first. With nothing else
      * to run, make room by preempting the newest, so the instance never
      * stalls with KV held by half-prefilled prompts. */

@@ -60,31 +60,12 @@ static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_pl
     return plan->n_items;
 }
 
-static void decode_all(const batch_view *v, batch_plan *plan)
-{
-    const batch_setup *setup = v->setup;
-    int64_t free_blocks = v->kv_free_blocks;
-    int32_t last = v->n_running;   /* running[last..] are preempted */
-    for (int32_t i = 0; i < last; i++) {
-        const serve_req *r = v->running[i];
-        int64_t need = batch_blocks_needed(setup, r, 1);
-        while (need > free_blocks && last > i) {
-            const serve_req *victim = v->running[--last];
-            plan->preempt[plan->n_preempt++] = victim;
-            free_blocks += victim->kv_blocks;
-        }
-        if (last == i)   /* r itself was preempted */
-            break;
-        plan->items[plan->n_items++] = (batch_item){r, 1, 0};
-        free_blocks -= need;
-    }
-}
-
 static void vllm_form(void *state, const batch_view *v, batch_plan *plan)
 {
     if (v->n_waiting && admit_prefills(state, v, plan))
         return;
-    decode_all(v, plan);
+    int64_t free_blocks = v->kv_free_blocks, budget = v->setup->max_batched_tokens;
+    batch_plan_decodes(v, plan, &free_blocks, &budget);
 }
 
 static void vllm_destroy(void *state) { free(state); }
