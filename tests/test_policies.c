@@ -29,6 +29,24 @@ static const char *const variants[][6] = {
 };
 #define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
 
+/* Runs the base config with `sets` applied, calling fn on every iteration. */
+static void run_observed(const char *const *sets, iter_observer_fn fn, void *ctx,
+                         run_summary *out)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_iteration = fn, .iteration_ctx = ctx};
+    cluster *c = cluster_create(&cfg, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    cluster_summarize(c, out);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+}
+
 static void check_invariants(const char *batch, const char *order, const char *route,
                              int variant)
 {
@@ -117,19 +135,12 @@ static void count_mix(void *ctx, const iter_info *it)
 
 START_TEST(test_prefill_first_never_mixes_prefill_and_decode)
 {
-    run_config cfg;
-    tu_parse(tu_base_config(), &cfg);
     mix_count m = {0};
-    sim_err err = {{0}};
-    cluster_hooks hooks = {.on_iteration = count_mix, .iteration_ctx = &m};
-    cluster *c = cluster_create(&cfg, &hooks, &err);
-    ck_assert_msg(c, "%s", err.msg);
-    ck_assert_int_eq(cluster_run(c, &err), 0);
+    run_summary s;
+    run_observed(NULL, count_mix, &m, &s);
     ck_assert_int_eq(m.mixed, 0);
     ck_assert_int_gt(m.prefill_only, 0);
     ck_assert_int_gt(m.decode_only, 0);
-    cluster_destroy(c);
-    run_config_fini(&cfg);
 }
 END_TEST
 
@@ -194,19 +205,8 @@ static void trace_prefill(void *ctx, const iter_info *it)
 
 static void run_traced(const char *const *sets, prefill_trace *t, run_summary *out)
 {
-    cJSON *root = tu_base_config();
-    tu_set(root, sets);
-    run_config cfg;
-    tu_parse(root, &cfg);
     memset(t, 0, sizeof *t);
-    sim_err err = {{0}};
-    cluster_hooks hooks = {.on_iteration = trace_prefill, .iteration_ctx = t};
-    cluster *c = cluster_create(&cfg, &hooks, &err);
-    ck_assert_msg(c, "%s", err.msg);
-    ck_assert_int_eq(cluster_run(c, &err), 0);
-    cluster_summarize(c, out);
-    cluster_destroy(c);
-    run_config_fini(&cfg);
+    run_observed(sets, trace_prefill, t, out);
 }
 
 START_TEST(test_chunked_prefill_never_exceeds_its_budget)
@@ -310,21 +310,12 @@ START_TEST(test_ordering_policy_admits_in_key_order)
                                 "workload.arrival.rate_per_s=150", "workload.requests=400",
                                 "workload.ttft_slo_ms={\"dist\": \"lognormal\", "
                                 "\"mean\": 400, \"sigma\": 1}", NULL};
-    cJSON *root = tu_base_config();
-    tu_set(root, sets);
-    run_config cfg;
-    tu_parse(root, &cfg);
     order_check c;
     memset(&c, 0, sizeof c);
-    sim_err err = {{0}};
-    cluster_hooks hooks = {.on_iteration = check_order, .iteration_ctx = &c};
-    cluster *cl = cluster_create(&cfg, &hooks, &err);
-    ck_assert_msg(cl, "%s", err.msg);
-    ck_assert_int_eq(cluster_run(cl, &err), 0);
+    run_summary s;
+    run_observed(sets, check_order, &c, &s);
     ck_assert_int_gt(c.admissions, 0);
     ck_assert_int_eq(c.violations, 0);
-    cluster_destroy(cl);
-    run_config_fini(&cfg);
 }
 END_TEST
 
