@@ -15,6 +15,9 @@ typedef struct req_record {
     int32_t input_tokens;
     int32_t output_tokens;
     int32_t preemptions;
+    int32_t priority;
+    int32_t slo_class;
+    int64_t ttft_slo_ns;     /* its TTFT target (deadline - arrival) */
     int64_t arrival_ns;
     int64_t first_token_ns;
     int64_t finish_ns;
