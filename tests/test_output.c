@@ -63,6 +63,9 @@ static req_record make_record(uint64_t i)
     r.input_tokens = (int32_t)(100 + (i * 37) % 4000);
     r.output_tokens = (int32_t)(1 + (i * 13) % 700);
     r.preemptions = (int32_t)(i % 5 == 0);
+    r.priority = (int32_t)(i % 3);
+    r.slo_class = (int32_t)(i % 4);
+    r.ttft_slo_ns = 500000000 + (int64_t)(i % 7);
     r.arrival_ns = (int64_t)i * 1234567;
     r.queue_ns = (int64_t)(i % 97) * 1000;
     r.ttft_ns = 20000000 + (int64_t)(i % 1000) * 5000;
@@ -126,6 +129,9 @@ static hid_t req_type(void)
     M(input_tokens, H5T_NATIVE_INT32);
     M(output_tokens, H5T_NATIVE_INT32);
     M(preemptions, H5T_NATIVE_INT32);
+    M(priority, H5T_NATIVE_INT32);
+    M(slo_class, H5T_NATIVE_INT32);
+    M(ttft_slo_ns, H5T_NATIVE_INT64);
     M(arrival_ns, H5T_NATIVE_INT64);
     M(first_token_ns, H5T_NATIVE_INT64);
     M(finish_ns, H5T_NATIVE_INT64);
