@@ -6,11 +6,14 @@
 CC ?= cc
 BUILD := build
 WARN := -std=c11 -Wall -Wextra -Werror
-DEFS := -D_POSIX_C_SOURCE=200809L -DSERVESIM_MODELS_DIR='"$(CURDIR)/models"'
+DEFS := -D_POSIX_C_SOURCE=200809L -DSERVESIM_MODELS_DIR='"$(CURDIR)/models"' \
+        -DSERVESIM_TABLES_DIR='"$(CURDIR)/calib/tables"'
 OPT := -O2 -g
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-ifeq ($(filter clean,$(MAKECMDGOALS)),)
+# `make clean` and `make calib` (the CUDA program, built on GPU machines that
+# lack the simulator's packages) need no dependency check.
+ifneq ($(filter-out clean calib,$(or $(MAKECMDGOALS),all)),)
 include $(BUILD)/deps.mk
 endif
 
@@ -25,6 +28,9 @@ LIB_SRCS := $(SIM_SRCS) $(wildcard models/*.c) $(wildcard policies/*.c) \
             $(wildcard traces/*.c) $(filter-out serve/main.c,$(wildcard serve/*.c))
 TEST_SIM_SRCS := tests/check_main.c tests/sim_suites.c $(wildcard tests/test_sim_*.c)
 TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildcard tests/test_*.c)
+# calib/'s host side (plans, synthetic tables, layer comparison, NVML loader): no CUDA.
+CALIB_HOST_SRCS := calib/plan.c calib/planner.c calib/table_writer.c calib/synth.c \
+                   calib/layercmp.c calib/nvml.c
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
@@ -32,7 +38,8 @@ CFLAGS_opt = $(WARN) $(OPT) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
-.PHONY: all run test test-fast test-san bench clean FORCE
+.PHONY: all run test test-fast test-san bench fuzz calib-data clean FORCE
+.PHONY: mpi test-mpi plots test-plots
 all: servesim
 
 $(BUILD)/version.h: FORCE
@@ -51,31 +58,97 @@ $(BUILD)/san/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
 servesim: $(call obj,opt,$(LIB_SRCS) serve/main.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
 
+# servesim-mpi: the same program with sweeps spread over MPI ranks. Only
+# serve/sweep_mpi.c differs (built with mpicc and -DSERVESIM_MPI); the core
+# build never needs MPI.
+MPICC ?= mpicc
+MPI_SRCS := serve/sweep_mpi.c
+$(BUILD)/mpi/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS_opt) -DSERVESIM_MPI -MMD -MP -c $< -o $@
+servesim-mpi: $(call obj,opt,$(filter-out $(MPI_SRCS),$(LIB_SRCS)) serve/main.c) \
+              $(call obj,mpi,$(MPI_SRCS))
+	$(MPICC) -o $@ $^ $(DEP_LIBS) -lm
+mpi: servesim-mpi
+
 $(BUILD)/test_sim: $(call obj,opt,$(SIM_SRCS) $(TEST_SIM_SRCS))
 	$(CC) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
-$(BUILD)/test_all: $(call obj,opt,$(LIB_SRCS) $(TEST_ALL_SRCS))
+$(BUILD)/test_all: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS))
 	$(CC) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
 $(BUILD)/test_sim_san: $(call obj,san,$(SIM_SRCS) $(TEST_SIM_SRCS))
 	$(CC) $(LDFLAGS_san) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
-$(BUILD)/test_all_san: $(call obj,san,$(LIB_SRCS) $(TEST_ALL_SRCS))
+$(BUILD)/test_all_san: $(call obj,san,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS))
 	$(CC) $(LDFLAGS_san) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
 
 run: servesim
 	./servesim run experiments/quickstart.json --out results/quickstart.h5
 
 # Tests run from the repository root (they read models/ and experiments/).
-test: test-fast test-san
-test-fast: $(BUILD)/test_sim $(BUILD)/test_all servesim
+# calib-check compiles the CUDA calibration program when nvcc is there.
+test: test-fast test-san calib-check test-mpi test-plots
+test-fast: $(BUILD)/test_sim $(BUILD)/test_all servesim $(BUILD)/calib-tool
 	$(BUILD)/test_sim
 	$(BUILD)/test_all
 test-san: $(BUILD)/test_sim_san $(BUILD)/test_all_san
 	ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_sim_san
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/test_all_san
 
+# Debian's python3 (python3-h5py, python3-matplotlib), not a virtualenv's.
+PYTHON ?= /usr/bin/python3
+# A sweep over MPI ranks must equal the local one (tests/mpi_check.sh).
+test-mpi: servesim servesim-mpi
+	PYTHON=$(PYTHON) sh tests/mpi_check.sh
+# The plot scripts, headless, on a small sweep (tests/plots_check.sh).
+test-plots: servesim
+	PYTHON=$(PYTHON) sh tests/plots_check.sh
+
+# A small bundled sweep (a few seconds) and every plot of it, in results/plots/.
+plots: servesim
+	./servesim sweep experiments/plots_demo.json --out results/plots_demo.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/all.py results/plots_demo.h5 --out results/plots
+
 bench: servesim
 	sh tests/bench.sh
 
+# Calibration (calib/README.md): calib-tool is the host side; calib/calib.mk
+# builds the CUDA program. calib-data regenerates the committed plans and the
+# synthetic table the tests use.
+$(BUILD)/calib-tool: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/tool.c)
+	$(CC) -o $@ $^ $(DEP_LIBS) -lm
+calib-data: $(BUILD)/calib-tool
+	$(BUILD)/calib-tool plan --layer --out calib/plans/full.plan
+	$(BUILD)/calib-tool plan --quick --layer --out calib/plans/quick.plan
+	$(BUILD)/calib-tool synth --gpu H100-SXM-80GB --models Llama-3-8B \
+	    --out tests/data/cost_table_synthetic.json
+include calib/calib.mk
+
+# Fuzzing with clang's libFuzzer: one target per trace format (plus "auto",
+# format recognition), the trace source's options, and the run-config
+# reader. `make fuzz` runs each for FUZZ_SECONDS (tests/fuzz/run.sh).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FORMATS := azure mooncake burstgpt lengths native_csv native_jsonl auto
+FUZZ_TARGETS := $(addprefix $(BUILD)/fuzz/fuzz_trace_,$(FUZZ_FORMATS)) \
+                $(BUILD)/fuzz/fuzz_source $(BUILD)/fuzz/fuzz_config
+CFLAGS_fuzz = $(WARN) -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+              -fno-sanitize-recover=all -DTRACE_BUF_BYTES=64 $(DEFS) -I. -I$(BUILD) \
+              $(DEP_CFLAGS)
+LDFLAGS_fuzz = -fsanitize=fuzzer,address,undefined
+
+$(BUILD)/fuzz/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_fuzz) -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/fuzz_trace_%: tests/fuzz/fuzz_trace.c $(call obj,fuzz,$(LIB_SRCS))
+	$(FUZZ_CC) $(CFLAGS_fuzz) $(LDFLAGS_fuzz) -DFUZZ_FORMAT='"$*"' -o $@ $^ $(DEP_LIBS) -lm
+$(BUILD)/fuzz/fuzz_source: $(call obj,fuzz,tests/fuzz/fuzz_source.c $(LIB_SRCS))
+	$(FUZZ_CC) $(LDFLAGS_fuzz) -o $@ $^ $(DEP_LIBS) -lm
+$(BUILD)/fuzz/fuzz_config: $(call obj,fuzz,tests/fuzz/fuzz_config.c $(LIB_SRCS))
+	$(FUZZ_CC) $(LDFLAGS_fuzz) -o $@ $^ $(DEP_LIBS) -lm
+
+fuzz: $(FUZZ_TARGETS)
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD) servesim
+	rm -rf $(BUILD) servesim servesim-mpi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

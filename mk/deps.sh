@@ -19,6 +19,22 @@ for pair in $wanted; do
     fi
 done
 
+# Wanted by `make mpi` (servesim-mpi) and by make test's MPI and plot steps,
+# not by the core build: missing ones are installed along with the rest,
+# and if they cannot be, the core build goes on with a warning.
+extra=""
+command -v mpicc >/dev/null 2>&1 || extra="$extra libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || extra="$extra openmpi-bin"
+/usr/bin/python3 -c "import h5py" >/dev/null 2>&1 || extra="$extra python3-h5py"
+/usr/bin/python3 -c "import matplotlib" >/dev/null 2>&1 || extra="$extra python3-matplotlib"
+if [ -n "$extra" ] && [ -z "$missing" ] && [ "$(id -u)" != 0 ] &&
+   ! { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+    echo "servesim: warning: make mpi and make test need:$extra" >&2
+    echo "servesim: install them as root: apt-get install$extra" >&2
+    extra=""
+fi
+missing="$missing$extra"
+
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
         as_root=""

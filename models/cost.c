@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/cost_table.h"
 #include "sim/jsoncfg.h"
 
 struct cost_model {
@@ -132,6 +133,7 @@ static const cost_model_ops cost_roofline = {
 
 const cost_model_ops *const cost_models[] = {
     &cost_roofline,
+    &cost_table_model,
     NULL,
 };
 
@@ -191,6 +193,8 @@ void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 
 double cost_idle_power_w(const cost_model *cm)
 {
+    if (cm->ops->idle_power_w)
+        return cm->ops->idle_power_w(cm->state, &cm->setup);
     return cm->setup.gpu->idle_w * cm->setup.tp;
 }
 

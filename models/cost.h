@@ -44,6 +44,10 @@ typedef struct cost_model_ops {
                 void **state, sim_err *err);
     void (*iteration)(void *state, const cost_setup *setup, const op_list *ops,
                       cost_result *out);
+    /* Optional: power of the instance with no work (all tp GPUs), watts;
+     * NULL means the GPU file's idle_w * tp (a table brings its measured
+     * idle power). */
+    double (*idle_power_w)(void *state, const cost_setup *setup);
     void (*destroy)(void *state);
 } cost_model_ops;
 

@@ -13,11 +13,18 @@
 #include <time.h>
 
 #include "serve/cluster.h"
+#include "serve/cmd_capacity.h"
+#include "serve/cmd_sweep.h"
+#include "serve/cmd_trace.h"
 #include "serve/output.h"
 #include "version.h"
 
 static const char usage[] =
     "usage: servesim run CONFIG.json [--set path=value ...] [--out results.h5] [--quiet]\n"
+    "       servesim sweep EXP.json [-j N] [--out results.h5] [--limit N] [--quiet]\n"
+    "       servesim capacity CONFIG.json --slo ttft_p90=MS,tpot_p90=MS [--attain 0.9] ...\n"
+    "       servesim trace stats FILE [--format F] [--skip-bad]\n"
+    "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
     "       servesim --version\n"
     "\n"
     "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8\n"
@@ -153,7 +160,8 @@ static int cmd_run(int argc, char **argv)
     of = out_open(out, &err);
     if (!of)
         goto fail;
-    cluster_hooks hooks = {.on_record = out_record, .record_ctx = of};
+    cluster_hooks hooks = {.on_record = out_record, .record_ctx = of,
+                           .on_sample = out_sample, .sample_ctx = of};
     c = cluster_create(&cfg, &hooks, &err);
     if (!c) {
         sim_err_prefix(&err, "%s", config);
@@ -174,8 +182,13 @@ static int cmd_run(int argc, char **argv)
     free(json);
     if (rc)
         goto fail;
-    if (!quiet)
+    if (!quiet) {
         print_summary(&cfg, &s, sources, out);
+        char note[512];
+        cluster_workload_note(c, note, sizeof note);
+        if (note[0])
+            printf("  workload               %s\n", note);
+    }
     cluster_destroy(c);
     run_config_fini(&cfg);
     free(sets);
@@ -198,6 +211,9 @@ typedef struct cli_command {
 
 static const cli_command commands[] = {
     {"run", cmd_run},
+    {"sweep", cmd_sweep},
+    {"capacity", cmd_capacity},
+    {"trace", cmd_trace},
     {NULL, NULL},
 };
 

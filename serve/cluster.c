@@ -27,16 +27,30 @@ struct cluster {
     const route_policy_ops *route;
     void *route_state;
     uint32_t kind_arrival;
+    uint32_t kind_workload_poll;
 
     wl_request next;
     uint64_t arrived;
     sim_err run_err;
     int failed;
+    int wl_waiting;        /* the source answered WL_WAIT (closed loop) */
 
     serve_req **slabs;
     size_t n_slabs, slab_cap;
     serve_req **free_reqs;
     size_t n_free, free_cap;
+
+    /* Time series (see "Time series" below); on_sample NULL when off. */
+    ts_sample_fn on_sample;
+    void *sample_ctx;
+    iter_observer_fn observer;     /* the caller's, called after ours */
+    void *observer_ctx;
+    uint32_t kind_sample;
+    uint64_t sample_events;
+    double idle_w;                 /* one instance's GPUs with no work */
+    ts_instance *ts;
+    sim_time_ns *iter_end_ns;      /* end of each instance's last iteration */
+    double *iter_power_w;          /* and its mean power */
 };
 
 static serve_req *req_alloc(cluster *c)
@@ -52,24 +66,40 @@ static serve_req *req_alloc(cluster *c)
     return c->free_reqs[--c->n_free];
 }
 
+static void schedule_next_arrival(cluster *c);
+
 static void req_release(void *ctx, serve_req *r)
 {
     cluster *c = ctx;
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = r;
+    if (wl_source_complete(c->wl, sim_now(c->eng)) && c->wl_waiting)
+        schedule_next_arrival(c);
 }
 
 /* Reads the next request and schedules its arrival; stops the run on a
- * workload error. */
+ * workload error. A closed-loop source may answer WL_WAIT: nothing is due
+ * until the time it names (polled then) or until a request finishes. */
 static void schedule_next_arrival(cluster *c)
 {
-    int rc = wl_source_next(c->wl, &c->next, &c->run_err);
+    int rc = wl_source_next(c->wl, sim_now(c->eng), &c->next, &c->run_err);
+    c->wl_waiting = rc == WL_WAIT;
     if (rc < 0) {
         c->failed = 1;
         sim_stop(c->eng);
-    } else if (rc > 0) {
+    } else if (rc == WL_REQUEST) {
         sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, c->kind_arrival, c, 0);
+    } else if (rc == WL_WAIT && c->next.arrival_ns != SIM_TIME_NEVER) {
+        sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, c->kind_workload_poll, c, 0);
     }
+}
+
+static void on_workload_poll(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)eng, (void)ev;
+    cluster *c = ctx;
+    if (c->wl_waiting)
+        schedule_next_arrival(c);
 }
 
 static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
@@ -105,6 +135,65 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     schedule_next_arrival(c);
 }
 
+/* ---- Time series ---------------------------------------------------------
+ * A sample event every timeseries_interval_ns from time 0, in the last phase
+ * of its instant, reads each instance's queue lengths and KV use and the
+ * power of its current iteration (an iteration observer keeps the end and
+ * mean power of each instance's latest one). Sampling only reads state, and
+ * its events keep their own phase, so the other events run in the same
+ * order as without it; its events are left out of the summary's count, so a
+ * sampled run reports exactly what an unsampled one does. The sampler
+ * reschedules itself only while other events are pending, so it never keeps
+ * the engine running once the run itself is over. */
+
+static void ts_on_iteration(void *ctx, const iter_info *it)
+{
+    cluster *c = ctx;
+    c->iter_end_ns[it->instance] = it->start_ns + it->cost->latency_ns;
+    c->iter_power_w[it->instance] = it->cost->energy_j * 1e9 / (double)it->cost->latency_ns;
+    if (c->observer)
+        c->observer(c->observer_ctx, it);
+}
+
+static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ev;
+    cluster *c = ctx;
+    sim_time_ns now = sim_now(eng);
+    int32_t active = 0;
+    c->sample_events++;
+    for (int32_t i = 0; i < c->n; i++) {
+        const kv_cache *kv = instance_kv(c->inst[i]);
+        ts_instance *t = &c->ts[i];
+        t->waiting = c->load[i].n_waiting;
+        t->running = c->load[i].n_running;
+        t->active = t->waiting + t->running > 0;
+        t->kv_used_fraction = kv->total_blocks ? (double)kv->used_blocks / kv->total_blocks : 0;
+        t->power_w = now < c->iter_end_ns[i] ? c->iter_power_w[i] : c->idle_w;
+        active += t->active;
+    }
+    ts_sample s = {now, c->cfg->timeseries_interval_ns, c->n, active, c->ts};
+    c->on_sample(c->sample_ctx, &s);
+    if (sim_events_pending(eng) > 0)
+        sim_schedule(eng, now + c->cfg->timeseries_interval_ns, PHASE_SAMPLE,
+                     c->kind_sample, c, 0);
+}
+
+static void ts_init(cluster *c, const cluster_hooks *hooks)
+{
+    if (c->cfg->timeseries_interval_ns <= 0 || !hooks->on_sample)
+        return;
+    c->on_sample = hooks->on_sample;
+    c->sample_ctx = hooks->sample_ctx;
+    c->observer = hooks->on_iteration;
+    c->observer_ctx = hooks->iteration_ctx;
+    c->kind_sample = sim_engine_register(c->eng, "sample", ts_on_sample, c);
+    c->idle_w = c->cfg->gpu.idle_w * c->cfg->tp;
+    c->ts = sim_xcalloc((size_t)c->n, sizeof *c->ts);
+    c->iter_end_ns = sim_xcalloc((size_t)c->n, sizeof *c->iter_end_ns);
+    c->iter_power_w = sim_xcalloc((size_t)c->n, sizeof *c->iter_power_w);
+}
+
 cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_err *err)
 {
     static const cluster_hooks no_hooks;
@@ -118,8 +207,10 @@ cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_e
     uint32_t kind_iter_end = sim_engine_register(c->eng, "iteration_end",
                                                  instance_on_iter_end, c);
     uint32_t kind_wake = sim_engine_register(c->eng, "wake", instance_on_wake, c);
+    c->kind_workload_poll = sim_engine_register(c->eng, "workload_poll", on_workload_poll, c);
     metrics_init(&c->metrics, cfg->slo_ttft_ns, cfg->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
+    ts_init(c, hooks);
 
     wl_setup wl = {
         .arrival_rng = sim_rng(c->eng, STREAM_ARRIVALS),
@@ -162,6 +253,10 @@ cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_e
             .observer = hooks->on_iteration,
             .observer_ctx = hooks->iteration_ctx,
         };
+        if (c->on_sample) {   /* the sampler's observer calls the caller's */
+            s.observer = ts_on_iteration;
+            s.observer_ctx = c;
+        }
         c->inst[i] = instance_create(c->eng, &s, err);
         if (!c->inst[i])
             goto fail;
@@ -189,12 +284,17 @@ void cluster_destroy(cluster *c)
         free(c->slabs[i]);
     free(c->slabs);
     free(c->free_reqs);
+    free(c->ts);
+    free(c->iter_end_ns);
+    free(c->iter_power_w);
     free(c);
 }
 
 int cluster_run(cluster *c, sim_err *err)
 {
     schedule_next_arrival(c);
+    if (c->on_sample)
+        sim_schedule(c->eng, 0, PHASE_SAMPLE, c->kind_sample, c, 0);
     if (!c->failed)
         sim_run(c->eng, SIM_TIME_NEVER);
     if (c->failed) {
@@ -219,7 +319,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
     s->seed = c->cfg->seed;
     s->arrived = c->arrived;
     s->clamped = wl_source_clamped(c->wl);
-    s->events = sim_events_run(c->eng);
+    s->events = sim_events_run(c->eng) - c->sample_events;   /* the run's own */
     sim_time_ns window = c->metrics.last_finish_ns - c->metrics.first_arrival_ns;
     double busy_ns = 0, kv_mean = 0, processed_tokens = 0;
     for (int32_t i = 0; i < c->n; i++) {
@@ -253,6 +353,13 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->energy_per_out_token_j = s->energy_j / (double)s->output_tokens;
     if (processed_tokens > 0)
         s->energy_per_token_j = s->energy_j / processed_tokens;
+}
+
+void cluster_workload_note(const cluster *c, char *buf, size_t size)
+{
+    wl_counts wc;
+    wl_source_counts(c->wl, &wc);
+    wl_counts_describe(&wc, buf, size);
 }
 
 void cluster_cost_sources(const run_summary *s, char *buf, size_t size)

@@ -17,11 +17,38 @@ typedef struct cluster cluster;
 enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2,
        STREAM_ORDER_BASE = 1000 /* + instance index */ };
 
+/* Equal-time order: time-series samples come last in their instant, so a
+ * sample sees the state after every completion, arrival and wake then. */
+enum { PHASE_SAMPLE = PHASE_WAKE + 1 };
+
+/* One instance in a time-series sample. */
+typedef struct ts_instance {
+    int32_t waiting;           /* requests queued */
+    int32_t running;           /* requests in the running set */
+    int32_t active;            /* 1 if it has requests (queued or running) */
+    double kv_used_fraction;   /* KV blocks in use / blocks */
+    double power_w;            /* all its GPUs: the current iteration's mean
+                                * power, or idle power between iterations */
+} ts_instance;
+
+/* The state of the cluster at one instant, every timeseries_interval_ns of
+ * simulated time from 0 until the last request finishes. */
+typedef struct ts_sample {
+    sim_time_ns time_ns;
+    sim_time_ns interval_ns;
+    int32_t n_instances;
+    int32_t active_instances;  /* instances with requests */
+    const ts_instance *inst;   /* n_instances entries, valid during the call */
+} ts_sample;
+typedef void (*ts_sample_fn)(void *ctx, const ts_sample *s);
+
 typedef struct cluster_hooks {
     metrics_record_fn on_record;   /* finished requests; may be NULL */
     void *record_ctx;
     iter_observer_fn on_iteration; /* every iteration; may be NULL */
     void *iteration_ctx;
+    ts_sample_fn on_sample;        /* time series; may be NULL */
+    void *sample_ctx;
 } cluster_hooks;
 
 /* cfg is borrowed and must outlive the cluster; hooks may be NULL. */
@@ -32,5 +59,8 @@ int cluster_run(cluster *c, sim_err *err);
 void cluster_summarize(const cluster *c, run_summary *out);
 /* "roofline" or "table+roofline": which cost sources produced the terms. */
 void cluster_cost_sources(const run_summary *s, char *buf, size_t size);
+/* What the workload skipped, dropped or cut besides clamping ("3 malformed
+ * rows skipped, ..."); "" when nothing. */
+void cluster_workload_note(const cluster *c, char *buf, size_t size);
 
 #endif

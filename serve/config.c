@@ -160,11 +160,28 @@ static int parse_slo(run_config *c, sim_err *err)
     return 0;
 }
 
+static int parse_metrics(run_config *c, sim_err *err)
+{
+    static const char *const keys[] = {"timeseries_interval_ms", NULL};
+    char path[256];
+    cJSON *o;
+    double interval_ms;
+    if (jcfg_obj(c->root, "$", "metrics", &o, path, err) ||
+        jcfg_check_keys(o, path, keys, err) ||
+        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err))
+        return -1;
+    c->timeseries_interval_ns = (sim_time_ns)(interval_ms * 1e6);
+    if (interval_ms > 0 && c->timeseries_interval_ns < SIM_NS_PER_US)
+        return sim_errf(err, "%s.timeseries_interval_ms: expected 0 (off) or at least "
+                        "0.001, got %.15g", path, interval_ms);
+    return 0;
+}
+
 int run_config_parse(cJSON *root, run_config *c, sim_err *err)
 {
     static const char *const keys[] = {"description", "seed", "model", "gpu", "cluster",
                                        "instance", "policies", "cost", "workload",
-                                       "slo", NULL};
+                                       "slo", "metrics", NULL};
     memset(c, 0, sizeof *c);
     c->root = root;
     const char *model, *gpu, *description;
@@ -186,7 +203,7 @@ int run_config_parse(cJSON *root, run_config *c, sim_err *err)
         goto fail;
     }
     if (parse_cluster(c, err) || parse_instance(c, err) || parse_cost(c, err) ||
-        parse_policies(c, err) || parse_slo(c, err) ||
+        parse_policies(c, err) || parse_slo(c, err) || parse_metrics(c, err) ||
         jcfg_obj(root, "$", "workload", &c->workload, path, err))
         goto fail;
     return 0;

@@ -33,6 +33,7 @@ typedef struct run_config {
     swap_setup swap;             /* host_blocks and the byte figures derived */
     cJSON *workload;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
+    sim_time_ns timeseries_interval_ns;   /* 0: no time series */
 } run_config;
 
 /* JSON paths of the sub-objects handed to policies, cost model, workload. */

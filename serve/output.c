@@ -7,10 +7,13 @@
  * (H5Dset_extent plus a hyperslab write): memory is constant in the number of
  * requests, and since every chunk is written once, whole, the chunk cache is
  * useless and is turned off; that also makes a failed write show up in the
- * out_record call that caused it rather than at some later eviction.
+ * out_record call that caused it rather than at some later eviction. The
+ * time-series tables are appended the same way (out_table), created at the
+ * first sample.
  *
- * Invariants. The rows already in /requests are a multiple of OUT_CHUNK_ROWS
- * until the final flush in out_commit, which may write one partial chunk.
+ * Invariants. The rows already in each appendable table are a multiple of
+ * OUT_CHUNK_ROWS until the final flush in out_commit, which may write one
+ * partial chunk.
  * Compound types are built from the field tables below, in the same order
  * and with the same names as the C structs; memory types use native types
  * at the structs' offsets, file types are packed little-endian standard
@@ -26,6 +29,7 @@
  * unlinks the partial file and re-raises the signal with the default action,
  * so Ctrl-C never leaves a half-written file behind. */
 #include "serve/output.h"
+#include "serve/output_h5.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,15 +60,25 @@
 /* Longest partial path the signal handler can hold, with its NUL. */
 #define OUT_PATH_MAX 4096
 
+/* An appendable table: a 1-D dataset of compound rows, chunked and
+ * compressed, filled OUT_CHUNK_ROWS rows (one chunk) at a time. */
+typedef struct out_table {
+    hid_t ds;              /* H5I_INVALID_HID until created */
+    hid_t mem_type;        /* the row struct in memory */
+    size_t row_size;
+    const char *name;      /* its path in the file, for messages */
+    hsize_t rows;          /* rows already in the dataset */
+    size_t nbuf;           /* rows waiting in buf */
+    unsigned char *buf;    /* OUT_CHUNK_ROWS rows */
+} out_table;
+
 struct out_file {
     hid_t file;
-    hid_t requests;        /* the /requests dataset */
-    hid_t req_mem_type;    /* req_record in memory */
     char *path;            /* final name */
     char *partial;         /* path + OUT_PARTIAL_SUFFIX */
-    hsize_t rows;          /* rows already in /requests */
-    size_t nbuf;           /* rows waiting in buf */
-    req_record buf[OUT_CHUNK_ROWS];
+    out_table requests;    /* /requests */
+    out_table ts_inst;     /* /timeseries/instances, created at the first sample */
+    out_table ts_cluster;  /* /timeseries/cluster */
 };
 
 /* ---- Signal cleanup ------------------------------------------------------
@@ -155,8 +169,7 @@ static herr_t out_h5_innermost(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
-/* Formats "<path>: <what>: <HDF5's innermost error>" and clears the stack. */
-static int out_h5_err(sim_err *err, const char *path, const char *what)
+int out_h5_err(sim_err *err, const char *path, const char *what)
 {
     char desc[OUT_H5_DESC_MAX] = "";
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, out_h5_innermost, desc);
@@ -169,6 +182,27 @@ static int out_h5_err(sim_err *err, const char *path, const char *what)
 /* ---- Compound types from field tables --------------------------------- */
 
 typedef enum out_kind { OUT_U64, OUT_I32, OUT_I64, OUT_F64 } out_kind;
+
+/* Rows of the time-series tables (see OUTPUT.md). */
+typedef struct out_ts_inst_row {
+    int64_t time_ns;
+    int32_t instance;
+    int32_t waiting;
+    int32_t running;
+    int32_t active;
+    double kv_used_fraction;
+    double power_w;
+} out_ts_inst_row;
+
+typedef struct out_ts_cluster_row {
+    int64_t time_ns;
+    int32_t instances;
+    int32_t active_instances;
+    int32_t waiting;
+    int32_t running;
+    double kv_used_fraction;   /* mean over instances */
+    double power_w;            /* sum over instances */
+} out_ts_cluster_row;
 
 typedef struct out_field {
     const char *name;
@@ -248,6 +282,28 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(peak_rss_mb, OUT_F64),
 };
 
+#define OUT_TS_INST(f, k) { #f, offsetof(out_ts_inst_row, f), k, 1 }
+static const out_field out_ts_inst_fields[] = {
+    OUT_TS_INST(time_ns, OUT_I64),
+    OUT_TS_INST(instance, OUT_I32),
+    OUT_TS_INST(waiting, OUT_I32),
+    OUT_TS_INST(running, OUT_I32),
+    OUT_TS_INST(active, OUT_I32),
+    OUT_TS_INST(kv_used_fraction, OUT_F64),
+    OUT_TS_INST(power_w, OUT_F64),
+};
+
+#define OUT_TS_CLUSTER(f, k) { #f, offsetof(out_ts_cluster_row, f), k, 1 }
+static const out_field out_ts_cluster_fields[] = {
+    OUT_TS_CLUSTER(time_ns, OUT_I64),
+    OUT_TS_CLUSTER(instances, OUT_I32),
+    OUT_TS_CLUSTER(active_instances, OUT_I32),
+    OUT_TS_CLUSTER(waiting, OUT_I32),
+    OUT_TS_CLUSTER(running, OUT_I32),
+    OUT_TS_CLUSTER(kv_used_fraction, OUT_F64),
+    OUT_TS_CLUSTER(power_w, OUT_F64),
+};
+
 #define OUT_NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static hid_t out_native(out_kind k)
@@ -323,6 +379,12 @@ fail:
     return -1;
 }
 
+int out_summary_types(hid_t *mem, hid_t *file)
+{
+    return out_make_types(out_sum_fields, OUT_NFIELDS(out_sum_fields),
+                          sizeof(run_summary), mem, file);
+}
+
 /* HDF5 1.10 crashes in its exit handler when an H5Fclose has failed
  * (HDFFV-11052, fixed in 1.14.1), and a full disk makes H5Fclose fail; the
  * process then dies of SIGSEGV instead of exiting with our message and
@@ -369,16 +431,31 @@ static int out_check_folder(const char *path, sim_err *err)
     return 0;
 }
 
-/* Creates the /requests dataset: empty, extensible, chunked, compressed. */
-static int out_create_requests(out_file *f, sim_err *err)
+/* ---- Appendable tables -------------------------------------------------- */
+
+static void out_table_init(out_table *t, const char *name, size_t row_size)
+{
+    t->ds = t->mem_type = H5I_INVALID_HID;
+    t->row_size = row_size;
+    t->name = name;
+    t->rows = 0;
+    t->nbuf = 0;
+    t->buf = NULL;
+}
+
+/* Creates the dataset `name` under loc: empty, extensible, chunked,
+ * compressed, with rows described by `fields`. */
+static int out_table_create(out_table *t, hid_t loc, const char *name,
+                            const out_field *fields, size_t n_fields,
+                            const char *path, sim_err *err)
 {
     hid_t file_type = H5I_INVALID_HID, space = H5I_INVALID_HID;
     hid_t dcpl = H5I_INVALID_HID, dapl = H5I_INVALID_HID;
     int rc = -1;
     hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = OUT_CHUNK_ROWS;
 
-    if (out_make_types(out_req_fields, OUT_NFIELDS(out_req_fields),
-                       sizeof(req_record), &f->req_mem_type, &file_type) < 0 ||
+    t->buf = sim_xmalloc(OUT_CHUNK_ROWS * t->row_size);
+    if (out_make_types(fields, n_fields, t->row_size, &t->mem_type, &file_type) < 0 ||
         (space = H5Screate_simple(1, &dims, &maxdims)) < 0 ||
         (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
         H5Pset_chunk(dcpl, 1, &chunk) < 0 ||
@@ -389,9 +466,11 @@ static int out_create_requests(out_file *f, sim_err *err)
         /* No chunk cache: every chunk is written once, whole (see top). */
         H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0,
                            H5D_CHUNK_CACHE_W0_DEFAULT) < 0 ||
-        (f->requests = H5Dcreate2(f->file, "requests", file_type, space,
-                                  H5P_DEFAULT, dcpl, dapl)) < 0) {
-        out_h5_err(err, f->path, "cannot create the /requests dataset");
+        (t->ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl,
+                            dapl)) < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot create the %s dataset", t->name);
+        out_h5_err(err, path, what);
         goto done;
     }
     rc = 0;
@@ -404,6 +483,67 @@ done:
         H5Pclose(dcpl);
     if (dapl >= 0)
         H5Pclose(dapl);
+    return rc;
+}
+
+/* Appends the buffered rows as one chunk (a partial one only at commit). */
+static int out_table_flush(out_table *t, const char *path, sim_err *err)
+{
+    if (t->nbuf == 0)
+        return 0;
+    SIM_ASSERT(t->rows % OUT_CHUNK_ROWS == 0);
+    hsize_t start = t->rows, count = t->nbuf, total = t->rows + t->nbuf;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    int rc = -1;
+    if (H5Dset_extent(t->ds, &total) < 0 ||
+        (fspace = H5Dget_space(t->ds)) < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count,
+                            NULL) < 0 ||
+        (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
+        H5Dwrite(t->ds, t->mem_type, mspace, fspace, H5P_DEFAULT, t->buf) < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot write to %s", t->name);
+        out_h5_err(err, path, what);
+        goto done;
+    }
+    t->rows = total;
+    t->nbuf = 0;
+    rc = 0;
+done:
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    return rc;
+}
+
+/* Buffers one row and appends the buffer when it is full. */
+static void out_table_push(out_file *f, out_table *t, const void *row)
+{
+    memcpy(t->buf + t->nbuf++ * t->row_size, row, t->row_size);
+    if (t->nbuf < OUT_CHUNK_ROWS)
+        return;
+    sim_err err;
+    if (out_table_flush(t, f->path, &err) < 0) {
+        /* Called from the simulation loop with no way to report back; a
+         * full disk mid-run is not recoverable anyway. */
+        fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
+        out_abandon(f);
+        exit(EXIT_FAILURE);
+    }
+}
+
+/* Closes the dataset and frees the buffer; -1 if closing failed. */
+static int out_table_close(out_table *t)
+{
+    int rc = 0;
+    if (t->ds >= 0 && H5Dclose(t->ds) < 0)
+        rc = -1;
+    if (t->mem_type >= 0)
+        H5Tclose(t->mem_type);
+    t->ds = t->mem_type = H5I_INVALID_HID;
+    free(t->buf);
+    t->buf = NULL;
     return rc;
 }
 
@@ -422,9 +562,10 @@ out_file *out_open(const char *path, sim_err *err)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
     out_file *f = sim_xmalloc(sizeof *f);
-    f->file = f->requests = f->req_mem_type = H5I_INVALID_HID;
-    f->rows = 0;
-    f->nbuf = 0;
+    f->file = H5I_INVALID_HID;
+    out_table_init(&f->requests, "/requests", sizeof(req_record));
+    out_table_init(&f->ts_inst, "/timeseries/instances", sizeof(out_ts_inst_row));
+    out_table_init(&f->ts_cluster, "/timeseries/cluster", sizeof(out_ts_cluster_row));
     f->path = sim_xstrdup(path);
     f->partial = sim_xmalloc(strlen(path) + sizeof OUT_PARTIAL_SUFFIX);
     strcpy(f->partial, path);
@@ -453,59 +594,70 @@ out_file *out_open(const char *path, sim_err *err)
         out_abandon(f);
         return NULL;
     }
-    if (out_create_requests(f, err) < 0) {
+    if (out_table_create(&f->requests, f->file, "requests", out_req_fields,
+                         OUT_NFIELDS(out_req_fields), f->path, err) < 0) {
         out_abandon(f);
         return NULL;
     }
     return f;
 }
 
-/* ---- Appending requests ------------------------------------------------- */
-
-/* Appends the buffered rows as one chunk (a partial one only at commit). */
-static int out_flush(out_file *f, sim_err *err)
-{
-    if (f->nbuf == 0)
-        return 0;
-    SIM_ASSERT(f->rows % OUT_CHUNK_ROWS == 0);
-    hsize_t start = f->rows, count = f->nbuf, total = f->rows + f->nbuf;
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    int rc = -1;
-    if (H5Dset_extent(f->requests, &total) < 0 ||
-        (fspace = H5Dget_space(f->requests)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count,
-                            NULL) < 0 ||
-        (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
-        H5Dwrite(f->requests, f->req_mem_type, mspace, fspace, H5P_DEFAULT,
-                 f->buf) < 0) {
-        out_h5_err(err, f->path, "cannot write to /requests");
-        goto done;
-    }
-    f->rows = total;
-    f->nbuf = 0;
-    rc = 0;
-done:
-    if (fspace >= 0)
-        H5Sclose(fspace);
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    return rc;
-}
+/* ---- Appending requests and samples ------------------------------------ */
 
 void out_record(void *out_file_ptr, const req_record *rec)
 {
     out_file *f = out_file_ptr;
-    f->buf[f->nbuf++] = *rec;
-    if (f->nbuf < OUT_CHUNK_ROWS)
-        return;
-    sim_err err;
-    if (out_flush(f, &err) < 0) {
-        /* Called from the simulation loop with no way to report back; a
-         * full disk mid-run is not recoverable anyway. */
-        fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
-        out_abandon(f);
-        exit(EXIT_FAILURE);
+    out_table_push(f, &f->requests, rec);
+}
+
+/* Creates /timeseries and its two tables (at the first sample). */
+static int out_ts_create(out_file *f, const ts_sample *s, sim_err *err)
+{
+    hid_t g = H5Gcreate2(f->file, "timeseries", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int64_t interval = s->interval_ns;
+    int32_t n = s->n_instances;
+    int rc = -1;
+    if (g < 0 ||
+        out_attr(g, "interval_ns", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &interval) < 0 ||
+        out_attr(g, "instances", H5T_STD_I32LE, H5T_NATIVE_INT32, 0, &n) < 0) {
+        out_h5_err(err, f->path, "cannot create /timeseries");
+    } else if (out_table_create(&f->ts_inst, g, "instances", out_ts_inst_fields,
+                                OUT_NFIELDS(out_ts_inst_fields), f->path, err) == 0 &&
+               out_table_create(&f->ts_cluster, g, "cluster", out_ts_cluster_fields,
+                                OUT_NFIELDS(out_ts_cluster_fields), f->path, err) == 0) {
+        rc = 0;
     }
+    if (g >= 0 && H5Gclose(g) < 0 && rc == 0)
+        rc = out_h5_err(err, f->path, "cannot create /timeseries");
+    return rc;
+}
+
+void out_sample(void *out_file_ptr, const ts_sample *s)
+{
+    out_file *f = out_file_ptr;
+    if (f->ts_inst.ds < 0) {
+        sim_err err;
+        if (out_ts_create(f, s, &err) < 0) {
+            fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
+            out_abandon(f);
+            exit(EXIT_FAILURE);
+        }
+    }
+    out_ts_cluster_row sum = {.time_ns = s->time_ns, .instances = s->n_instances,
+                              .active_instances = s->active_instances};
+    for (int32_t i = 0; i < s->n_instances; i++) {
+        const ts_instance *t = &s->inst[i];
+        out_ts_inst_row row = {s->time_ns, i, t->waiting, t->running, t->active,
+                               t->kv_used_fraction, t->power_w};
+        out_table_push(f, &f->ts_inst, &row);
+        sum.waiting += t->waiting;
+        sum.running += t->running;
+        sum.kv_used_fraction += t->kv_used_fraction;
+        sum.power_w += t->power_w;
+    }
+    if (s->n_instances)
+        sum.kv_used_fraction /= s->n_instances;
+    out_table_push(f, &f->ts_cluster, &sum);
 }
 
 /* ---- Commit ------------------------------------------------------------------ */
@@ -513,7 +665,7 @@ void out_record(void *out_file_ptr, const req_record *rec)
 /* Variable-length UTF-8 strings: no size limit (object headers cap fixed
  * attributes at 64 KiB, and a config can be larger), and h5py reads them
  * as str rather than bytes. */
-static hid_t out_vlen_str_type(void)
+hid_t out_vlen_str_type(void)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t < 0)
@@ -527,8 +679,8 @@ static hid_t out_vlen_str_type(void)
 
 /* Writes attribute `name` on loc: n values (n == 0: a scalar) of mem_type,
  * stored as file_type. */
-static herr_t out_attr(hid_t loc, const char *name, hid_t file_type,
-                       hid_t mem_type, hsize_t n, const void *value)
+herr_t out_attr(hid_t loc, const char *name, hid_t file_type,
+                hid_t mem_type, hsize_t n, const void *value)
 {
     hid_t space = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
     if (space < 0)
@@ -545,7 +697,7 @@ static herr_t out_attr(hid_t loc, const char *name, hid_t file_type,
     return rc;
 }
 
-static herr_t out_attr_str(hid_t loc, const char *name, const char *value)
+herr_t out_attr_str(hid_t loc, const char *name, const char *value)
 {
     hid_t t = out_vlen_str_type();
     if (t < 0)
@@ -585,8 +737,7 @@ static int out_write_summary(out_file *f, const run_summary *s, sim_err *err)
     }
 
     int rc = -1;
-    if (out_make_types(out_sum_fields, OUT_NFIELDS(out_sum_fields),
-                       sizeof(run_summary), &mem, &file_type) < 0 ||
+    if (out_summary_types(&mem, &file_type) < 0 ||
         (space = H5Screate_simple(1, &one, NULL)) < 0 ||
         (ds = H5Dcreate2(f->file, "summary", file_type, space, H5P_DEFAULT,
                          H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
@@ -625,8 +776,7 @@ static int out_write_root_attrs(out_file *f, const run_summary *s,
     return 0;
 }
 
-/* Forces `path` (a file or a folder) to disk. */
-static int out_fsync_path(const char *path, sim_err *err, const char *final)
+int out_fsync_path(const char *path, sim_err *err, const char *final)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
@@ -645,13 +795,13 @@ static int out_fsync_path(const char *path, sim_err *err, const char *final)
 static int out_close_h5(out_file *f)
 {
     int rc = 0;
-    if (f->requests >= 0 && H5Dclose(f->requests) < 0)
-        rc = -1;
-    if (f->req_mem_type >= 0)
-        H5Tclose(f->req_mem_type);
+    out_table *tables[] = {&f->requests, &f->ts_inst, &f->ts_cluster};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (out_table_close(tables[i]) < 0)
+            rc = -1;
     if (f->file >= 0 && H5Fclose(f->file) < 0)
         rc = -1;
-    f->file = f->requests = f->req_mem_type = H5I_INVALID_HID;
+    f->file = H5I_INVALID_HID;
     return rc;
 }
 
@@ -667,7 +817,10 @@ int out_commit(out_file *f, const run_summary *s, const char *config_json,
                const char *cost_sources, sim_err *err)
 {
     SIM_ASSERT(f && s);
-    if (out_flush(f, err) < 0 || out_write_summary(f, s, err) < 0 ||
+    if (out_table_flush(&f->requests, f->path, err) < 0 ||
+        (f->ts_inst.ds >= 0 && (out_table_flush(&f->ts_inst, f->path, err) < 0 ||
+                                out_table_flush(&f->ts_cluster, f->path, err) < 0)) ||
+        out_write_summary(f, s, err) < 0 ||
         out_write_root_attrs(f, s, config_json, cost_sources, err) < 0)
         goto fail;
     /* H5Fclose flushes everything; no separate H5Fflush needed. */

@@ -7,11 +7,15 @@
  *   /requests   compound table, one row per finished request (req_record),
  *               chunked and compressed, appended as requests finish
  *   /summary    compound table with one row (run_summary)
+ *   /timeseries group of two tables, streamed like /requests: instances
+ *               (one row per instance per sample) and cluster (one row per
+ *               sample); only when the run samples (cluster.h ts_sample)
  *   attributes on /: servesim_version, schema_version, seed, config (the
  *               effective config as JSON text), cost_sources. */
 #ifndef SERVE_OUTPUT_H
 #define SERVE_OUTPUT_H
 
+#include "serve/cluster.h"
 #include "serve/metrics.h"
 
 typedef struct out_file out_file;
@@ -20,6 +24,9 @@ out_file *out_open(const char *path, sim_err *err);
 /* Buffers and appends; matches metrics_record_fn. Aborts on I/O failure
  * (disk full mid-run is not recoverable; the partial file is removed). */
 void out_record(void *out_file_ptr, const req_record *rec);
+/* Buffers and appends one time-series sample; matches ts_sample_fn. Aborts
+ * on I/O failure like out_record. */
+void out_sample(void *out_file_ptr, const ts_sample *s);
 /* Writes summary and attributes, closes, renames into place. */
 int out_commit(out_file *f, const run_summary *s, const char *config_json,
                const char *cost_sources, sim_err *err);

@@ -34,3 +34,26 @@ for policy in prefill_first chunked512; do
     done
 done
 echo "Vidur (chunked prefill, budget 512, 128 sequences): 13.5 s (1.4 GB) for 10k, 111 s (2.0 GB) for 100k; 100x target: 0.135 s and 1.1 s"
+
+# Trace ingestion: `servesim trace stats` (read, parse, statistics) on
+# generated Azure-format files of 1 and 10 million rows (tests/bench/
+# gen_azure.c; a week-long 2024 trace has 27 million). Target: at least
+# 2 million rows/s, and peak RSS that does not grow with the file.
+${CC:-cc} -O2 -o "$out/gen_azure" tests/bench/gen_azure.c -lm
+printf '\n%-14s %10s %9s %8s %14s %10s %12s\n' trace rows size_MB wall_s rows/s MB/s peak_rss_MB
+for rows in 1000000 10000000; do
+    "$out/gen_azure" $rows > "$out/azure_$rows.csv"
+    /usr/bin/time -f '%e %M' -o "$out/time_trace_$rows" \
+        ./servesim trace stats "$out/azure_$rows.csv" > "$out/log_trace_$rows"
+    bytes=$(wc -c < "$out/azure_$rows.csv")
+    awk -v tf="$out/time_trace_$rows" -v bytes="$bytes" '
+        /^  rows / { rows = $2 }
+        END {
+            getline t < tf; split(t, a, " "); wall = a[1]; rss = a[2] / 1024
+            if (wall < 0.01) wall = 0.01
+            printf "%-14s %10d %9.0f %8.2f %14.0f %10.0f %12.1f\n", "azure_csv", rows,
+                   bytes / 1e6, wall, rows / wall, bytes / 1e6 / wall, rss
+        }' "$out/log_trace_$rows"
+    rm -f "$out/azure_$rows.csv"
+done
+echo "target: >= 2,000,000 rows/s; peak RSS the same at 1M and 10M rows"

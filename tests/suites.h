@@ -16,11 +16,17 @@ Suite *jsoncfg_suite(void);
 Suite *models_suite(void);
 Suite *ops_suite(void);
 Suite *cost_suite(void);
+Suite *cost_table_suite(void);
 Suite *output_suite(void);
 Suite *workload_suite(void);
+Suite *traces_suite(void);
 Suite *kv_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
 Suite *cli_suite(void);
+Suite *timeseries_suite(void);
+Suite *experiment_suite(void);
+Suite *sweep_suite(void);
+Suite *capacity_suite(void);
 
 #endif

@@ -180,7 +180,7 @@ START_TEST(test_cost_unknown_model_name_lists_valid)
 {
     sim_err err = {{0}};
     ck_assert_ptr_null(cost_model_find("vidur", &err));
-    ck_assert_str_eq(err.msg, "unknown cost model 'vidur'; expected one of: roofline");
+    ck_assert_str_eq(err.msg, "unknown cost model 'vidur'; expected one of: roofline, table");
     ck_assert_ptr_nonnull(cost_model_find("roofline", &err));
     ck_assert_ptr_eq(cost_models[0], cost_model_find("roofline", NULL));
 

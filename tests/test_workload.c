@@ -45,7 +45,7 @@ START_TEST(test_synthetic_yields_exactly_n_in_time_order)
     wl_request r;
     sim_time_ns last = 0;
     int n = 0, rc;
-    while ((rc = wl_source_next(f.src, &r, &f.err)) == 1) {
+    while ((rc = wl_source_next(f.src, 0, &r, &f.err)) == 1) {
         ck_assert_int_ge(r.arrival_ns, last);
         last = r.arrival_ns;
         n++;
@@ -64,7 +64,7 @@ START_TEST(test_synthetic_rate_and_means_match_parameters)
     double in_sum = 0;
     int n = 0;
     sim_time_ns last = 0;
-    while (wl_source_next(f.src, &r, &f.err) == 1) {
+    while (wl_source_next(f.src, 0, &r, &f.err) == 1) {
         in_sum += r.input_tokens;
         ck_assert_int_eq(r.output_tokens, 211);
         last = r.arrival_ns;
@@ -86,9 +86,9 @@ START_TEST(test_same_seed_same_requests_other_seed_differs)
     wl_request ra, rb, rc;
     int differs = 0;
     for (int i = 0; i < 100; i++) {
-        wl_source_next(a.src, &ra, &a.err);
-        wl_source_next(b.src, &rb, &b.err);
-        wl_source_next(c.src, &rc, &c.err);
+        wl_source_next(a.src, 0, &ra, &a.err);
+        wl_source_next(b.src, 0, &rb, &b.err);
+        wl_source_next(c.src, 0, &rc, &c.err);
         ck_assert_int_eq(ra.arrival_ns, rb.arrival_ns);
         ck_assert_int_eq(ra.input_tokens, rb.input_tokens);
         differs |= ra.arrival_ns != rc.arrival_ns;
@@ -110,7 +110,7 @@ START_TEST(test_lengths_are_clamped_to_context_and_counted)
                 1, 4096);
     ck_assert_msg(f.src, "%s", f.err.msg);
     wl_request r;
-    while (wl_source_next(f.src, &r, &f.err) == 1) {
+    while (wl_source_next(f.src, 0, &r, &f.err) == 1) {
         ck_assert_int_eq(r.input_tokens, 4095);
         ck_assert_int_eq(r.output_tokens, 1);
     }

@@ -80,7 +80,8 @@ void tu_run_config(const run_config *cfg, tu_run *out)
     memset(out, 0, sizeof *out);
     out->record_hash = 1469598103934665603ULL;
     sim_err err = {{0}};
-    cluster_hooks hooks = {on_record, out, on_iteration, out};
+    cluster_hooks hooks = {.on_record = on_record, .record_ctx = out,
+                           .on_iteration = on_iteration, .iteration_ctx = out};
     cluster *c = cluster_create(cfg, &hooks, &err);
     if (!c)
         ck_abort_msg("cluster_create: %s", err.msg);

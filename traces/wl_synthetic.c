@@ -7,7 +7,10 @@
  * length-style distribution of per-request TTFT targets in ms, and
  * "priority_classes": N, a priority drawn uniformly from 0..N-1. Both draw
  * from the length stream after the lengths, so leaving them out reproduces
- * the plain workload exactly. */
+ * the plain workload exactly.
+ *
+ * With a closed-loop arrival process the source answers WL_WAIT while no
+ * client is ready and hears of completions through on_complete. */
 #include <stdlib.h>
 
 #include "sim/jsoncfg.h"
@@ -20,14 +23,25 @@ typedef struct synthetic {
     int has_ttft_slo;
     int64_t priority_classes;
     int64_t requests, emitted;
-    sim_time_ns clock_ns;
+    arrival_gen gen;
     gsl_rng *arrival_rng, *length_rng;
 } synthetic;
+
+static void synthetic_destroy(void *state)
+{
+    synthetic *s = state;
+    arrival_gen_fini(&s->gen);
+    arrival_fini(&s->arrival);
+    len_dist_fini(&s->input);
+    len_dist_fini(&s->output);
+    len_dist_fini(&s->ttft_slo_ms);
+    free(s);
+}
 
 static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path,
                           void **state, sim_err *err)
 {
-    static const char *const keys[] = {"source", "requests", "arrival", "input_tokens",
+    static const char *const keys[] = {WL_COMMON_KEYS, "requests", "arrival", "input_tokens",
                                        "output_tokens", "ttft_slo_ms", "priority_classes",
                                        NULL};
     synthetic *s = sim_xcalloc(1, sizeof *s);
@@ -44,31 +58,33 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
         len_dist_parse(o, sub, &s->output, err) ||
         jcfg_int(params, path, "priority_classes", 1, 1, 1 << 20, &s->priority_classes,
                  err)) {
-        free(s);
+        synthetic_destroy(s);
         return -1;
     }
     if (cJSON_GetObjectItemCaseSensitive(params, "ttft_slo_ms")) {
         s->has_ttft_slo = 1;
         if (jcfg_obj(params, path, "ttft_slo_ms", &o, sub, err) ||
             len_dist_parse(o, sub, &s->ttft_slo_ms, err)) {
-            free(s);
+            synthetic_destroy(s);
             return -1;
         }
     }
+    arrival_gen_init(&s->gen, &s->arrival, setup->arrival_rng);
     s->arrival_rng = setup->arrival_rng;
     s->length_rng = setup->length_rng;
     *state = s;
     return 0;
 }
 
-static int synthetic_next(void *state, wl_request *out, sim_err *err)
+static int synthetic_next(void *state, sim_time_ns now, wl_request *out, sim_err *err)
 {
     (void)err;
     synthetic *s = state;
     if (s->emitted == s->requests)
-        return 0;
-    s->clock_ns += arrival_gap_ns(&s->arrival, s->arrival_rng);
-    out->arrival_ns = s->clock_ns;
+        return WL_END;
+    int rc = arrival_gen_next(&s->gen, now, &out->arrival_ns);
+    if (rc != ARRIVAL_AT)
+        return rc == ARRIVAL_WAIT ? WL_WAIT : WL_END;
     out->input_tokens = len_dist_sample(&s->input, s->length_rng);
     out->output_tokens = len_dist_sample(&s->output, s->length_rng);
     if (s->has_ttft_slo)
@@ -77,14 +93,19 @@ static int synthetic_next(void *state, wl_request *out, sim_err *err)
         out->priority = (int32_t)gsl_rng_uniform_int(s->length_rng,
                                                      (unsigned long)s->priority_classes);
     s->emitted++;
-    return 1;
+    return WL_REQUEST;
 }
 
-static void synthetic_destroy(void *state) { free(state); }
+static int synthetic_complete(void *state, sim_time_ns now)
+{
+    synthetic *s = state;
+    return arrival_gen_complete(&s->gen, now);
+}
 
 const wl_source_ops wl_synthetic = {
     .name = "synthetic",
     .init = synthetic_init,
     .next = synthetic_next,
     .destroy = synthetic_destroy,
+    .on_complete = synthetic_complete,
 };

@@ -1,9 +1,18 @@
 /* Workload sources: where requests come from. A source yields requests in
  * arrival order, one at a time, so that memory does not grow with the trace.
- * Synthetic generators are the first members; trace readers plug in as more
- * members of the same table (one file each plus a registry line).
+ * Generators (synthetic) and trace readers (azure, mooncake, burstgpt,
+ * lengths, native, trace) are members of one table: one file each plus a
+ * registry line in workload.c.
  *
- * Config: {"source": "<name>", ...the source's own keys...}. */
+ * Config: {"source": "<name>", "context_policy": "truncate", ...the
+ * source's own keys...}. Every source lists WL_COMMON_KEYS among its keys.
+ *
+ * Closed loops. A source whose arrivals depend on completions (N clients,
+ * each sending its next request a think time after its previous one
+ * finished) answers WL_WAIT when no request is due yet, and hears of every
+ * completion through on_complete. The core calls next again at the time the
+ * WL_WAIT named, after a completion the source reacted to, and after every
+ * arrival, always passing the current simulated time. */
 #ifndef TRACES_WORKLOAD_H
 #define TRACES_WORKLOAD_H
 
@@ -36,13 +45,45 @@ typedef struct wl_setup {
     int32_t max_context_tokens;   /* input + output must fit */
 } wl_setup;
 
+/* What next returns. */
+enum {
+    WL_ERROR = -1,     /* message in err */
+    WL_END = 0,        /* no more requests */
+    WL_REQUEST = 1,    /* *out is the next request, out->arrival_ns >= now */
+    WL_WAIT = 2,       /* none due before out->arrival_ns (SIM_TIME_NEVER: none
+                        * until a completion); ask again then */
+};
+
+/* What a source did besides yielding requests. Sources fill their part in
+ * `counts`; the wrapper adds the context policy's. */
+typedef struct wl_counts {
+    uint64_t requests;         /* yielded to the core */
+    uint64_t ctx_truncated;    /* cut to fit the context (context_policy truncate) */
+    uint64_t ctx_dropped;      /* did not fit the context (context_policy drop) */
+    uint64_t cap_truncated;    /* cut to a trace's token caps */
+    uint64_t cap_dropped;      /* over a trace's token caps, dropped */
+    uint64_t bad_rows;         /* malformed rows skipped (skip_bad) */
+    uint64_t failures;         /* failed requests in the trace, skipped */
+    uint64_t filtered;         /* rows outside the window or a filter */
+    uint64_t zero_raised;      /* zero token counts replayed as 1 */
+} wl_counts;
+
+/* Keys the wrapper reads; every source accepts them. */
+#define WL_COMMON_KEYS "source", "context_policy"
+
 typedef struct wl_source_ops {
     const char *name;
     int (*init)(const wl_setup *setup, cJSON *params, const char *path,
                 void **state, sim_err *err);
-    /* 1: *out is the next request; 0: no more; -1: error in err. */
-    int (*next)(void *state, wl_request *out, sim_err *err);
+    /* A WL_* code; `now` is the current simulated time. */
+    int (*next)(void *state, sim_time_ns now, wl_request *out, sim_err *err);
     void (*destroy)(void *state);
+    /* Optional: a request this source yielded finished (or was dropped) at
+     * `now`. Returns 1 if the source may now have a request due (the core
+     * then calls next if it was waiting), else 0. */
+    int (*on_complete)(void *state, sim_time_ns now);
+    /* Optional: adds the source's counts. */
+    void (*counts)(const void *state, wl_counts *out);
 } wl_source_ops;
 
 extern const wl_source_ops *const wl_sources[];   /* NULL-terminated */
@@ -52,9 +93,18 @@ typedef struct wl_source wl_source;
 /* Reads {"source": ...} at `path` and creates the source. */
 wl_source *wl_source_create(const wl_setup *setup, cJSON *cfg, const char *path,
                             sim_err *err);
-void wl_source_destroy(wl_source *s);
-int wl_source_next(wl_source *s, wl_request *out, sim_err *err);
+void wl_source_destroy(wl_source *s);   /* NULL is a no-op */
+/* The next request, checked (arrivals never go back; at least one input and
+ * one output token) and fitted to the context by the context policy. */
+int wl_source_next(wl_source *s, sim_time_ns now, wl_request *out, sim_err *err);
+/* A request from this source finished at `now`. Returns 1 if the core should
+ * call wl_source_next again when it is waiting on a WL_WAIT. */
+int wl_source_complete(wl_source *s, sim_time_ns now);
 /* Requests whose lengths were cut to fit the model's context. */
 uint64_t wl_source_clamped(const wl_source *s);
+void wl_source_counts(const wl_source *s, wl_counts *out);
+/* The non-zero counts other than requests and ctx_truncated as one phrase
+ * ("3 malformed rows skipped, 2 over the context dropped"); "" when none. */
+void wl_counts_describe(const wl_counts *c, char *buf, size_t size);
 
 #endif

@@ -1,0 +1,56 @@
+# calib/calib.mk: builds the CUDA calibration program build/calib/servesim-calib.
+# Included by the top Makefile (`make calib`; `make test` compiles it when nvcc
+# is there) and usable alone, with no other build dependency than the CUDA
+# toolkit: `make -f calib/calib.mk` (the GPU machines have nvcc but not the
+# simulator's Debian packages). It links the plain-C modules it shares with
+# the simulator (plan, table writer, keys, ops, base) and the toolkit's
+# cuBLASLt; NVML is loaded at run time.
+
+NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+CALIB_BUILD := build/calib
+CALIB_CC ?= $(if $(CC),$(CC),cc)
+CALIB_CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+# sm_80 and sm_90, and the newer families this nvcc knows; PTX of the newest
+# for GPUs after it.
+CALIB_WANT_ARCHS := 80 90 100 120
+CALIB_ARCHS := $(or $(if $(NVCC),$(filter $(CALIB_WANT_ARCHS),$(patsubst compute_%,%,$(shell $(NVCC) --list-gpu-arch 2>/dev/null)))),80 90)
+CALIB_COMMA := ,
+CALIB_GENCODE := $(foreach a,$(CALIB_ARCHS),-gencode=arch=compute_$(a)$(CALIB_COMMA)code=sm_$(a)) \
+                 -gencode=arch=compute_$(lastword $(CALIB_ARCHS))$(CALIB_COMMA)code=compute_$(lastword $(CALIB_ARCHS))
+CALIB_VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
+CALIB_CFLAGS := -std=c11 -Wall -Wextra -Werror -O2 -g -D_POSIX_C_SOURCE=200809L -I.
+CALIB_NVFLAGS := -std=c++17 -O3 -g -I. --threads 0 -Xcompiler -Wall,-Wextra \
+                 -DSERVESIM_VERSION='"$(CALIB_VERSION)"'
+CALIB_C_SRCS := calib/plan.c calib/table_writer.c calib/nvml.c models/cost_key.c sim/base.c
+CALIB_CU_SRCS := calib/calib.cu calib/kernels.cu
+CALIB_OBJS := $(patsubst %.c,$(CALIB_BUILD)/obj/%.o,$(CALIB_C_SRCS)) \
+              $(patsubst %.cu,$(CALIB_BUILD)/obj/%.o,$(CALIB_CU_SRCS))
+
+.PHONY: calib calib-check
+ifneq ($(NVCC),)
+calib: $(CALIB_BUILD)/servesim-calib
+
+# What `make test` runs: the program builds, links and reads both plans.
+calib-check: $(CALIB_BUILD)/servesim-calib
+	$(CALIB_BUILD)/servesim-calib --dry-run --plan calib/plans/quick.plan
+	$(CALIB_BUILD)/servesim-calib --dry-run --plan calib/plans/full.plan
+
+$(CALIB_BUILD)/servesim-calib: $(CALIB_OBJS)
+	$(NVCC) $(CALIB_GENCODE) -o $@ $^ -lcublasLt -ldl -Xlinker -rpath=$(CALIB_CUDA_HOME)/lib64
+
+$(CALIB_BUILD)/obj/%.o: %.cu calib/kernels.h calib/c_api.h calib/plan.h calib/table_writer.h \
+                        calib/nvml.h models/cost_key.h calib/planner.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CALIB_NVFLAGS) $(CALIB_GENCODE) -c $< -o $@
+else
+calib:
+	@echo "calib: nvcc not found (install the CUDA toolkit or set NVCC=/path/to/nvcc)"; exit 1
+calib-check:
+	@echo "calib: skipped: nvcc not found"
+endif
+
+$(CALIB_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CALIB_CC) $(CALIB_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(wildcard $(CALIB_BUILD)/obj/*/*.d)

@@ -1,0 +1,315 @@
+/* calib-tool: the host side of calibration (no GPU needed).
+ *
+ *   calib-tool plan [--quick] [--models A,B] [--layer] [--gpu NAME] --out PLAN
+ *       writes the measurement plan servesim-calib runs, and prints an
+ *       estimate of its GPU time per family on GPU NAME (default H100-SXM-80GB)
+ *   calib-tool synth --gpu NAME [--quick] [--models A,B] [--plan PLAN] --out TABLE
+ *       writes a synthetic table: the plan priced by the roofline of NAME
+ *   calib-tool synth-layers --gpu NAME [--scale S] --plan PLAN --out FILE
+ *       writes a layer file "measured" by the roofline (times S), for tests
+ *   calib-tool loo TABLE
+ *       leave-one-out interpolation error per operator family
+ *   calib-tool layer --table TABLE --measured LAYERS
+ *       predicted (from the table) against measured whole-layer time and energy
+ *   calib-tool merge --out TABLE A.json B.json ...
+ *       one table from the tables of several runs (--only) on the same GPU
+ *
+ * Design. Each subcommand is a function over its own argv; everything it
+ * prints goes to stdout, errors to stderr with exit status 1 (2 for usage).
+ * The work is done by calib/planner.c, synth.c, layercmp.c and
+ * models/cost_table.c, which the tests call directly. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib/layercmp.h"
+#include "calib/planner.h"
+#include "calib/synth.h"
+#include "models/cost_table.h"
+#include "sim/jsoncfg.h"
+
+typedef struct args {
+    const char *out, *gpu, *models, *plan, *table, *measured;
+    int quick, layer;
+    double scale;
+    const char *pos[64];
+    int n_pos;
+} args;
+
+static int usage(void)
+{
+    fputs("usage: calib-tool plan [--quick] [--models A,B] [--layer] [--gpu NAME] --out PLAN\n"
+          "       calib-tool synth --gpu NAME [--quick] [--models A,B] [--plan PLAN] --out TABLE\n"
+          "       calib-tool synth-layers --gpu NAME [--scale S] --plan PLAN --out FILE\n"
+          "       calib-tool loo TABLE\n"
+          "       calib-tool layer --table TABLE --measured LAYERS\n"
+          "       calib-tool merge --out TABLE A.json B.json ...\n"
+          "see calib/README.md\n", stderr);
+    return 2;
+}
+
+static int parse_args(int argc, char **argv, args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->scale = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        const char **slot = !strcmp(s, "--out") ? &a->out
+                          : !strcmp(s, "--gpu") ? &a->gpu
+                          : !strcmp(s, "--models") ? &a->models
+                          : !strcmp(s, "--plan") ? &a->plan
+                          : !strcmp(s, "--table") ? &a->table
+                          : !strcmp(s, "--measured") ? &a->measured : NULL;
+        if (slot) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "calib-tool: %s needs a value\n", s);
+                return -1;
+            }
+            *slot = argv[++i];
+        } else if (!strcmp(s, "--scale") && i + 1 < argc) {
+            a->scale = atof(argv[++i]);
+        } else if (!strcmp(s, "--quick")) {
+            a->quick = 1;
+        } else if (!strcmp(s, "--layer")) {
+            a->layer = 1;
+        } else if (s[0] == '-' && s[1]) {
+            fprintf(stderr, "calib-tool: unknown option %s\n", s);
+            return -1;
+        } else if (a->n_pos < 64) {
+            a->pos[a->n_pos++] = s;
+        }
+    }
+    return 0;
+}
+
+static int fail(const sim_err *err)
+{
+    fprintf(stderr, "calib-tool: error: %s\n", err->msg);
+    return 1;
+}
+
+static int get_plan(const args *a, calib_plan *plan, sim_err *err)
+{
+    if (a->plan)
+        return calib_plan_load(a->plan, plan, err);
+    calib_plan_opts o = {.quick = a->quick, .models = a->models, .layers = a->layer};
+    return calib_plan_build(models_dir(), &o, plan, err);
+}
+
+static void print_estimate(const calib_plan *plan, const gpu_spec *g, int quick)
+{
+    calib_estimate est;
+    calib_plan_estimate(plan, g, quick, &est);
+    printf("estimated GPU time on %s (%s plan):\n", g->name, plan->name);
+    printf("  %-14s %7s %8s %10s %10s\n", "family", "points", "energy", "latency s",
+           "energy s");
+    for (int f = 0; f < CTAB_FAMILY_COUNT; f++)
+        if (est.points[f])
+            printf("  %-14s %7d %8d %10.1f %10.1f\n", ctab_family_get((ctab_family)f)->name,
+                   est.points[f], est.energy_points[f], est.latency_s[f], est.energy_s[f]);
+    if (plan->n_layers)
+        printf("  %-14s %7d %8s %10.1f\n", "layers", plan->n_layers, "", est.layer_s);
+    printf("  total %.0f s (%.1f min)\n", est.total_s, est.total_s / 60);
+}
+
+static int cmd_plan(const args *a)
+{
+    sim_err err = {{0}};
+    calib_plan plan;
+    gpu_spec g;
+    if (!a->out)
+        return usage();
+    if (gpu_spec_load(models_dir(), a->gpu ? a->gpu : "H100-SXM-80GB", &g, &err) ||
+        get_plan(a, &plan, &err))
+        return fail(&err);
+    int rc = calib_plan_save(&plan, a->out, &err);
+    if (rc == 0) {
+        printf("wrote %s: %d entries, %d layers\n", a->out, plan.n_entries, plan.n_layers);
+        print_estimate(&plan, &g, a->quick);
+    }
+    calib_plan_fini(&plan);
+    return rc ? fail(&err) : 0;
+}
+
+static int cmd_synth(const args *a, int layers)
+{
+    sim_err err = {{0}};
+    calib_plan plan;
+    gpu_spec g;
+    if (!a->out || !a->gpu || (layers && !a->plan))
+        return usage();
+    if (gpu_spec_load(models_dir(), a->gpu, &g, &err) || get_plan(a, &plan, &err))
+        return fail(&err);
+    FILE *f = fopen(a->out, "w");
+    int rc = -1;
+    if (f) {
+        rc = layers ? calib_synth_layers(&plan, &g, a->scale, f) : calib_synth_table(&plan, &g, f);
+        rc |= fclose(f);
+    }
+    calib_plan_fini(&plan);
+    if (rc) {
+        sim_errf(&err, "%s: cannot write", a->out);
+        return fail(&err);
+    }
+    printf("wrote %s\n", a->out);
+    return 0;
+}
+
+static int cmd_loo(const args *a)
+{
+    sim_err err = {{0}};
+    if (a->n_pos != 1)
+        return usage();
+    ctab *t = ctab_load(a->pos[0], NULL, &err);
+    if (!t)
+        return fail(&err);
+    printf("leave-one-out interpolation error, %s (%s)\n", a->pos[0], ctab_gpu_name(t));
+    printf("  err = predicted from the two neighbours along an axis / measured - 1\n");
+    printf("  %-14s %7s %8s %8s %8s %8s | %6s %8s %8s\n", "family", "points", "median",
+           "p90", "max", "bias", "power", "median", "max");
+    for (int f = 0; f < CTAB_FAMILY_COUNT; f++) {
+        if (!ctab_n_entries(t, (ctab_family)f))
+            continue;
+        ctab_loo_stats lat, pw;
+        ctab_loo(t, (ctab_family)f, &lat, &pw);
+        printf("  %-14s %7d %7.2f%% %7.2f%% %7.2f%% %+7.2f%% | %6d %7.2f%% %7.2f%%\n",
+               ctab_family_get((ctab_family)f)->name, lat.n, 100 * lat.median_abs,
+               100 * lat.p90_abs, 100 * lat.max_abs, 100 * lat.mean, pw.n,
+               100 * pw.median_abs, 100 * pw.max_abs);
+    }
+    ctab_destroy(t);
+    return 0;
+}
+
+static int cmd_layer(const args *a)
+{
+    sim_err err = {{0}};
+    if (!a->table || !a->measured)
+        return usage();
+    calib_layer_cmp *c;
+    int n;
+    if (calib_layer_compare(a->table, a->measured, models_dir(), &c, &n, &err))
+        return fail(&err);
+    printf("one decoder layer: measured (%s) against the table's prediction (%s)\n",
+           a->measured, a->table);
+    printf("  %-14s %-16s %10s %10s %7s %10s %10s %7s %9s\n", "composition", "model",
+           "meas us", "pred us", "err", "meas mJ", "pred mJ", "err", "ops t/r");
+    double sum_t = 0, sum_e = 0;
+    int n_e = 0;
+    for (int i = 0; i < n; i++) {
+        double et = c[i].predicted_ns / c[i].measured_ns - 1;
+        double ee = c[i].predicted_j / c[i].measured_j - 1;
+        sum_t += fabs(et);
+        if (isfinite(ee)) {
+            sum_e += fabs(ee);
+            n_e++;
+        }
+        printf("  %-14s %-16s %10.1f %10.1f %+6.1f%% %10.3f %10.3f %+6.1f%% %5d/%d\n",
+               c[i].name, c[i].model, c[i].measured_ns / 1e3, c[i].predicted_ns / 1e3,
+               100 * et, c[i].measured_j * 1e3, c[i].predicted_j * 1e3, 100 * ee,
+               c[i].ops_table, c[i].ops_roofline);
+    }
+    if (n)
+        printf("  mean |error|: time %.1f%%, energy %.1f%%\n", 100 * sum_t / n,
+               n_e ? 100 * sum_e / n_e : NAN);
+    free(c);
+    return 0;
+}
+
+/* Moves every family of b into a (both tables of the same GPU). */
+static int merge_into(cJSON *a, cJSON *b, const char *name_b, sim_err *err)
+{
+    cJSON *ga = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "gpu"), "name");
+    cJSON *gb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "gpu"), "name");
+    if (!cJSON_IsString(ga) || !cJSON_IsString(gb) || strcmp(ga->valuestring, gb->valuestring))
+        return sim_errf(err, "%s: $.gpu.name: not the first table's GPU", name_b);
+    cJSON *fa = cJSON_GetObjectItemCaseSensitive(a, "families");
+    cJSON *fb = cJSON_GetObjectItemCaseSensitive(b, "families");
+    if (!cJSON_IsObject(fa) || !cJSON_IsObject(fb))
+        return sim_errf(err, "%s: $.families: expected an object", name_b);
+    while (fb->child) {
+        cJSON *fam = cJSON_DetachItemViaPointer(fb, fb->child);
+        if (cJSON_GetObjectItemCaseSensitive(fa, fam->string)) {
+            sim_errf(err, "%s: $.families.%s: also in an earlier table", name_b, fam->string);
+            cJSON_Delete(fam);
+            return -1;
+        }
+        cJSON_AddItemToObject(fa, fam->string, fam);
+    }
+    return 0;
+}
+
+static int cmd_merge(const args *a)
+{
+    sim_err err = {{0}};
+    if (!a->out || a->n_pos < 1)
+        return usage();
+    cJSON *first = NULL;
+    /* validate each, then combine */
+    for (int i = 0; i < a->n_pos; i++) {
+        ctab *t = ctab_load(a->pos[i], NULL, &err);
+        if (!t)
+            return fail(&err);
+        ctab_destroy(t);
+        cJSON *root;
+        if (jcfg_load_file(a->pos[i], &root, &err))
+            return fail(&err);
+        if (!first) {
+            first = root;
+            continue;
+        }
+        int rc = merge_into(first, root, a->pos[i], &err);
+        cJSON_Delete(root);
+        if (rc) {
+            cJSON_Delete(first);
+            return fail(&err);
+        }
+    }
+    /* the merged table's run lists every family it holds */
+    char fams[256] = "";
+    cJSON *fo = cJSON_GetObjectItemCaseSensitive(first, "families");
+    for (cJSON *fam = fo ? fo->child : NULL; fam; fam = fam->next)
+        snprintf(fams + strlen(fams), sizeof fams - strlen(fams), "%s%s", fams[0] ? "," : "",
+                 fam->string);
+    cJSON *run = cJSON_GetObjectItemCaseSensitive(first, "run");
+    if (cJSON_IsObject(run))
+        cJSON_ReplaceItemInObjectCaseSensitive(run, "families", cJSON_CreateString(fams));
+    char *text = cJSON_Print(first);
+    cJSON_Delete(first);
+    FILE *f = fopen(a->out, "w");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    ok &= f && fclose(f) == 0;
+    cJSON_free(text);
+    if (!ok) {
+        sim_errf(&err, "%s: cannot write", a->out);
+        return fail(&err);
+    }
+    ctab *t = ctab_load(a->out, NULL, &err);
+    if (!t)
+        return fail(&err);
+    ctab_destroy(t);
+    printf("wrote %s\n", a->out);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    if (argc < 2 || parse_args(argc - 2, argv + 2, &a) < 0)
+        return usage();
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "plan"))
+        return cmd_plan(&a);
+    if (!strcmp(cmd, "synth"))
+        return cmd_synth(&a, 0);
+    if (!strcmp(cmd, "synth-layers"))
+        return cmd_synth(&a, 1);
+    if (!strcmp(cmd, "loo"))
+        return cmd_loo(&a);
+    if (!strcmp(cmd, "layer"))
+        return cmd_layer(&a);
+    if (!strcmp(cmd, "merge"))
+        return cmd_merge(&a);
+    return usage();
+}

@@ -1,0 +1,77 @@
+/* Capacity search: the highest request rate at which a config still meets
+ * its SLOs, as DistServe (goodput: the largest rate at which a given share
+ * of requests meets both the TTFT and the TPOT target) and Sarathi-Serve
+ * (capacity: the largest load under a latency bound such as P99 TBT) define
+ * it.
+ *
+ * A probe runs the config at one arrival rate (workload.arrival.rate_per_s)
+ * with `seeds` seeds and averages their summaries. It passes when every
+ * bound holds on that average (ttft_p90 <= 500 ms, ...) and the SLO
+ * attainment (the share of requests meeting every per-request target, the
+ * first ttft_* and tpot_* bounds) is at least `attain`. The search doubles
+ * or halves the starting rate until one probe passes and a higher one
+ * fails, then narrows that bracket (several rates at once when there are
+ * more workers than seeds) until it is within `tolerance` of its top. It
+ * assumes attainment falls as the rate grows; where noise breaks that, the
+ * bracket is still a passing run below a failing one. */
+#ifndef SERVE_CAPACITY_H
+#define SERVE_CAPACITY_H
+
+#include <cjson/cJSON.h>
+#include "serve/metrics.h"
+
+typedef enum cap_metric { CAP_TTFT, CAP_TBT, CAP_TPOT, CAP_E2E, CAP_QUEUE } cap_metric;
+typedef enum cap_stat { CAP_MEAN, CAP_P50, CAP_P90, CAP_P99 } cap_stat;
+
+typedef struct cap_bound {
+    cap_metric metric;
+    cap_stat stat;
+    double limit_s;
+} cap_bound;
+
+#define CAP_MAX_BOUNDS 20
+
+typedef struct cap_spec {
+    cap_bound bounds[CAP_MAX_BOUNDS];
+    int n_bounds;
+    double attain;        /* least SLO attainment, in [0, 1]; 0: not checked */
+    int seeds;            /* runs per probe, seeds base, base + 1, ... */
+    double start_rate;    /* first probe, req/s; 0: the config's rate */
+    double tolerance;     /* stop once (fail - pass) / fail <= tolerance */
+    int max_probes;       /* stop after this many probes all the same */
+    int jobs;             /* worker processes; <= 0: one per core */
+} cap_spec;
+
+/* Defaults: attain 0.9, 1 seed, tolerance 0.02, 40 probes. */
+void cap_spec_init(cap_spec *spec);
+/* Parses "ttft_p90=500ms,tpot_p90=50" (metric ttft, tbt, tpot, e2e or
+ * queue; statistic mean, p50, p90 or p99; a number in ms, or with an ms or
+ * s suffix) into spec's bounds. */
+int cap_parse_slo(const char *text, cap_spec *spec, sim_err *err);
+/* "ttft_p90" for a bound; static storage. */
+const char *cap_bound_name(const cap_bound *b);
+/* A bound's statistic in a summary, in seconds. */
+double cap_bound_value(const cap_bound *b, const run_summary *s);
+
+typedef struct cap_probe {
+    double rate;          /* req/s, the whole cluster */
+    int pass;
+    run_summary mean;     /* averaged over the seeds */
+    char why[200];        /* for a failing probe: the first condition missed */
+} cap_probe;
+
+typedef struct cap_result {
+    cap_probe *probes;    /* in the order run */
+    int n_probes;
+    int lo, hi;           /* the bracketing probes: highest pass, lowest fail above it; -1 none */
+    double rate;          /* capacity: the passing bracket's rate (0: nothing passed) */
+    double per_instance, per_gpu;
+} cap_result;
+
+/* Searches from the config tree `config` (borrowed, not changed; named
+ * `name` in messages). */
+int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_result *out,
+               sim_err *err);
+void cap_result_fini(cap_result *r);
+
+#endif

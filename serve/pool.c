@@ -1,0 +1,311 @@
+/* Local worker processes (see pool.h).
+ *
+ * Design. Each worker has two pipes: the parent writes job numbers into
+ * its command pipe (-1: quit) and reads one fixed-size message per job from
+ * its result pipe. The parent waits in poll() on the result pipes; a pipe
+ * that reaches end of file without the message means the worker died, which
+ * fails the job it was running. The jobs array is in memory before the
+ * fork, so only job numbers travel.
+ *
+ * Signals. While pool_run runs, SIGINT and SIGTERM in the parent only set a
+ * flag; the poll loop then stops the workers with SIGTERM (the results
+ * writer's handler in a worker removes its partial file), reaps them and
+ * returns. Workers put the default dispositions back first thing, so the
+ * same Ctrl-C that reaches the whole process group stops them too. */
+#define _GNU_SOURCE   /* prctl's PR_SET_PDEATHSIG */
+#include "serve/pool.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "serve/cluster.h"
+#include "serve/output.h"
+#include "sim/jsoncfg.h"
+
+/* ---- one point -------------------------------------------------------------- */
+
+static double pool_wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double pool_peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;   /* Linux reports KiB */
+}
+
+int pool_run_point(const char *config_json, const char *out_path, run_summary *s,
+                   sim_err *err)
+{
+    double t0 = pool_wall_s();
+    cJSON *root;
+    run_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (jcfg_parse(config_json, "point config", &root, err) ||
+        run_config_parse(root, &cfg, err))
+        return -1;
+    out_file *of = NULL;
+    cluster *c = NULL;
+    int rc = -1;
+    if (out_path && !(of = out_open(out_path, err)))
+        goto done;
+    cluster_hooks hooks = {
+        .on_record = of ? out_record : NULL, .record_ctx = of,
+        .on_sample = of ? out_sample : NULL, .sample_ctx = of,
+    };
+    if (!(c = cluster_create(&cfg, &hooks, err)) || cluster_run(c, err))
+        goto done;
+    cluster_summarize(c, s);
+    s->wall_s = pool_wall_s() - t0;
+    s->peak_rss_mb = pool_peak_rss_mb();
+    if (of) {
+        char sources[64];
+        cluster_cost_sources(s, sources, sizeof sources);
+        char *json = cJSON_Print(cfg.root);
+        int commit = out_commit(of, s, json, sources, err);
+        of = NULL;
+        free(json);
+        if (commit)
+            goto done;
+    }
+    rc = 0;
+done:
+    out_abandon(of);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    return rc;
+}
+
+/* ---- workers ------------------------------------------------------------------ */
+
+typedef struct pool_msg {
+    int64_t job;
+    pool_result r;
+} pool_msg;
+
+typedef struct pool_worker {
+    pid_t pid;          /* 0: slot empty */
+    int cmd_fd;         /* parent writes job numbers */
+    int res_fd;         /* parent reads pool_msg */
+    int64_t job;        /* running, or -1 */
+} pool_worker;
+
+static volatile sig_atomic_t pool_stop;
+
+static void pool_on_signal(int sig)
+{
+    (void)sig;
+    pool_stop = 1;
+}
+
+static int pool_read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static int pool_write_full(int fd, const void *buf, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t w = write(fd, (const char *)buf + put, n - put);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        put += (size_t)w;
+    }
+    return 0;
+}
+
+static _Noreturn void pool_worker_main(int cmd_fd, int res_fd, const pool_job *jobs)
+{
+    int64_t j;
+    while (pool_read_full(cmd_fd, &j, sizeof j) == 0 && j >= 0) {
+        pool_msg m;
+        memset(&m, 0, sizeof m);
+        m.job = j;
+        sim_err err = {{0}};
+        m.r.status = pool_run_point(jobs[j].config_json, jobs[j].out_path, &m.r.summary, &err);
+        if (m.r.status)
+            snprintf(m.r.msg, sizeof m.r.msg, "%s", err.msg);
+        if (pool_write_full(res_fd, &m, sizeof m) < 0)
+            break;
+    }
+    _exit(0);   /* no atexit handlers: they belong to the parent */
+}
+
+static int pool_spawn(pool_worker *ws, int n_ws, int slot, const pool_job *jobs, sim_err *err)
+{
+    int cmd[2], res[2];
+    if (pipe(cmd) != 0)
+        return sim_errf(err, "cannot create a pipe: %s", strerror(errno));
+    if (pipe(res) != 0) {
+        close(cmd[0]);
+        close(cmd[1]);
+        return sim_errf(err, "cannot create a pipe: %s", strerror(errno));
+    }
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(cmd[0]), close(cmd[1]), close(res[0]), close(res[1]);
+        return sim_errf(err, "cannot start a worker process: %s", strerror(e));
+    }
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+        if (getppid() != parent)   /* the parent died before prctl */
+            _exit(1);
+        for (int i = 0; i < n_ws; i++)
+            if (ws[i].pid > 0) {
+                close(ws[i].cmd_fd);
+                close(ws[i].res_fd);
+            }
+        close(cmd[1]);
+        close(res[0]);
+        pool_worker_main(cmd[0], res[1], jobs);
+    }
+    close(cmd[0]);
+    close(res[1]);
+    ws[slot] = (pool_worker){pid, cmd[1], res[0], -1};
+    return 0;
+}
+
+/* Closes the slot's pipes and reaps its process; describes how it ended. */
+static void pool_reap(pool_worker *w, char *how, size_t n)
+{
+    close(w->cmd_fd);
+    close(w->res_fd);
+    int st = 0;
+    while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(st))
+        snprintf(how, n, "worker process killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else
+        snprintf(how, n, "worker process exited with status %d", WEXITSTATUS(st));
+    w->pid = 0;
+}
+
+static int pool_assign(pool_worker *w, int64_t job)
+{
+    w->job = job;
+    return pool_write_full(w->cmd_fd, &job, sizeof job);
+}
+
+int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, void *ctx,
+             sim_err *err)
+{
+    if (n <= 0)
+        return 0;
+    if (workers < 1)
+        workers = 1;
+    if (workers > n)
+        workers = (int)n;
+    struct sigaction sa, old_int, old_term, old_pipe;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = pool_on_signal;
+    sigemptyset(&sa.sa_mask);
+    pool_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sa.sa_handler = SIG_IGN;   /* a dead worker's pipe fails the write instead */
+    sigaction(SIGPIPE, &sa, &old_pipe);
+
+    pool_worker *ws = sim_xcalloc((size_t)workers, sizeof *ws);
+    struct pollfd *fds = sim_xcalloc((size_t)workers, sizeof *fds);
+    int64_t next = 0, reported = 0;
+    int rc = 0;
+    for (int i = 0; i < workers && rc == 0; i++)
+        if ((rc = pool_spawn(ws, workers, i, jobs, err)) == 0)
+            pool_assign(&ws[i], next++);
+
+    while (rc == 0 && reported < n && !pool_stop) {
+        for (int i = 0; i < workers; i++)
+            fds[i] = (struct pollfd){.fd = ws[i].pid > 0 ? ws[i].res_fd : -1, .events = POLLIN};
+        if (poll(fds, (nfds_t)workers, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = sim_errf(err, "poll: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < workers && rc == 0 && !pool_stop; i++) {
+            if (ws[i].pid <= 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            pool_msg m;
+            if (pool_read_full(ws[i].res_fd, &m, sizeof m) == 0 && m.job == ws[i].job) {
+                ws[i].job = -1;
+                reported++;
+                done(ctx, m.job, &m.r);
+                if (next < n && pool_assign(&ws[i], next) == 0)
+                    next++;
+                continue;
+            }
+            /* The worker died: its job failed; a new worker takes its place. */
+            pool_result r;
+            memset(&r, 0, sizeof r);
+            r.status = -1;
+            int64_t job = ws[i].job;
+            pool_reap(&ws[i], r.msg, sizeof r.msg);
+            if (job >= 0) {
+                reported++;
+                done(ctx, job, &r);
+            }
+            if (next < n && !pool_stop && (rc = pool_spawn(ws, workers, i, jobs, err)) == 0)
+                pool_assign(&ws[i], next++);
+        }
+    }
+    if (pool_stop && rc == 0)
+        rc = sim_errf(err, "interrupted");
+    for (int i = 0; i < workers; i++) {
+        if (ws[i].pid <= 0)
+            continue;
+        if (rc == 0) {
+            int64_t quit = -1;
+            pool_write_full(ws[i].cmd_fd, &quit, sizeof quit);
+        } else {
+            kill(ws[i].pid, SIGTERM);
+        }
+        char how[256];
+        pool_reap(&ws[i], how, sizeof how);
+    }
+    free(ws);
+    free(fds);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    return rc;
+}
+
+int pool_default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,164 @@
+/* Capacity search (serve/capacity.c): the bracketing probes sit on either
+ * side of the SLO, the bracket is narrow, --slo parsing is strict, and the
+ * command prints the answer and the bracketing runs. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve/capacity.h"
+#include "serve/cli.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+START_TEST(test_capacity_brackets_the_slo_threshold)
+{
+    cJSON *root = tu_base_config();   /* 200 requests at 10/s, one H100 */
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    ck_assert_int_eq(cap_parse_slo("ttft_p90=300ms,tpot_p90=40", &spec, &err), 0);
+    spec.jobs = 2;
+    spec.tolerance = 0.05;
+    cap_result r;
+    if (cap_search(root, "base", &spec, &r, &err))
+        ck_abort_msg("%s", err.msg);
+    ck_assert_int_ge(r.lo, 0);
+    ck_assert_int_ge(r.hi, 0);
+    const cap_probe *lo = &r.probes[r.lo], *hi = &r.probes[r.hi];
+    ck_assert(lo->pass);
+    ck_assert(!hi->pass);
+    ck_assert_double_lt(lo->rate, hi->rate);
+    ck_assert_double_le((hi->rate - lo->rate) / hi->rate, spec.tolerance + 1e-12);
+    /* The passing run meets every bound and the attainment; the failing
+     * one misses at least one of them. */
+    ck_assert_double_le(lo->mean.ttft_s.p90, 0.3);
+    ck_assert_double_le(lo->mean.tpot_s.p90, 0.04);
+    ck_assert_double_ge(lo->mean.slo_attain, 0.9);
+    ck_assert(hi->mean.ttft_s.p90 > 0.3 || hi->mean.tpot_s.p90 > 0.04 ||
+              hi->mean.slo_attain < 0.9);
+    ck_assert(r.rate == lo->rate);
+    ck_assert(r.per_gpu == r.rate && r.per_instance == r.rate);   /* 1 instance, tp 1 */
+    cap_result_fini(&r);
+    cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(test_capacity_per_gpu_divides_by_gpus)
+{
+    cJSON *root = tu_base_config();
+    const char *sets[] = {"cluster.instances=2", "cluster.tp=2", NULL};
+    tu_set(root, sets);
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    ck_assert_int_eq(cap_parse_slo("ttft_p99=0.5s", &spec, &err), 0);
+    spec.tolerance = 0.2;
+    spec.jobs = 2;
+    cap_result r;
+    if (cap_search(root, "base", &spec, &r, &err))
+        ck_abort_msg("%s", err.msg);
+    ck_assert_int_ge(r.lo, 0);
+    ck_assert(r.per_instance == r.rate / 2);
+    ck_assert(r.per_gpu == r.rate / 4);
+    cap_result_fini(&r);
+    cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(test_capacity_slo_parsing)
+{
+    static const struct { const char *text; int ok; const char *expect; } cases[] = {
+        {"ttft_p90=500", 1, NULL},
+        {"ttft_p90=500ms,tpot_p99=0.05s,queue_p50=2s,e2e_mean=10000,tbt_p99=80", 1, NULL},
+        {"ttft=500", 0, "METRIC_STAT"},
+        {"ttft_p95=500", 0, "p99"},
+        {"latency_p90=5", 0, "ttft"},
+        {"ttft_p90=-1", 0, "time > 0"},
+        {"ttft_p90=5min", 0, "time > 0"},
+        {"", 0, "at least one"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cap_spec spec;
+        cap_spec_init(&spec);
+        sim_err err = {{0}};
+        int rc = cap_parse_slo(cases[i].text, &spec, &err);
+        ck_assert_msg((rc == 0) == cases[i].ok, "'%s': %s", cases[i].text, err.msg);
+        if (cases[i].expect)
+            ck_assert_msg(strstr(err.msg, cases[i].expect), "'%s': %s", cases[i].text, err.msg);
+    }
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    cap_parse_slo("tpot_p99=0.05s", &spec, &err);
+    ck_assert_int_eq(spec.bounds[0].metric, CAP_TPOT);
+    ck_assert_int_eq(spec.bounds[0].stat, CAP_P99);
+    ck_assert(spec.bounds[0].limit_s == 0.05);
+}
+END_TEST
+
+typedef struct cli_call {
+    const char *argv[16];
+} cli_call;
+
+static int call_cli(void *arg)
+{
+    cli_call *c = arg;
+    int argc = 0;
+    while (c->argv[argc])
+        argc++;
+    fflush(stdout);
+    return cli_main(argc, (char **)c->argv);
+}
+
+START_TEST(test_capacity_cli)
+{
+    char errbuf[4096];
+    cli_call no_slo = {{"servesim", "capacity", "experiments/quickstart.json", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(call_cli, &no_slo, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "--slo"), "%s", errbuf);
+    cli_call bad = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                     "ttft_p90=abc", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(call_cli, &bad, errbuf, sizeof errbuf), 2);
+    /* A real search, output to a file. */
+    char *dir = tu_tempdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    fflush(stdout);
+    FILE *saved = stdout;
+    FILE *f = fopen(path, "w+");
+    stdout = f;
+    cli_call ok = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                    "ttft_p90=500ms,tpot_p90=50ms", "--set", "workload.requests=300",
+                    "--tolerance", "0.1", "-j", "2", NULL}};
+    int rc = tu_capture_stderr(call_cli, &ok, errbuf, sizeof errbuf);
+    fflush(f);
+    stdout = saved;
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, errbuf);
+    char text[16384];
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    ck_assert_msg(strstr(text, "per GPU"), "%s", text);
+    ck_assert_msg(strstr(text, "bracketing runs"), "%s", text);
+    ck_assert_msg(strstr(text, "pass") && strstr(text, "fail"), "%s", text);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *capacity_suite(void)
+{
+    Suite *s = suite_create("capacity");
+    TCase *tc = tcase_create("capacity");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_capacity_brackets_the_slo_threshold);
+    tcase_add_test(tc, test_capacity_per_gpu_divides_by_gpus);
+    tcase_add_test(tc, test_capacity_slo_parsing);
+    tcase_add_test(tc, test_capacity_cli);
+    suite_add_tcase(s, tc);
+    return s;
+}

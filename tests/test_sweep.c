@@ -1,0 +1,499 @@
+/* Sweeps (serve/sweep.c, pool.c, sweep_file.c): parallel equals serial,
+ * resuming after --limit and after a kill -9 redoes nothing finished, the
+ * index table's contents, failed points, a changed experiment, the lock.
+ * Every test works in its own folder under /tmp. */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/cli.h"
+#include "serve/output_h5.h"
+#include "serve/sweep.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+/* 8 points: 2 rates x 2 routing policies x 2 seeds, two instances. */
+static const char small_exp[] =
+    "{\"base\": {\"seed\": 11, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+    "  \"cluster\": {\"instances\": 2},"
+    "  \"metrics\": {\"timeseries_interval_ms\": 200},"
+    "  \"workload\": {\"requests\": 300, \"arrival\": {\"rate_per_s\": 8},"
+    "    \"input_tokens\": {\"dist\": \"lognormal\", \"mean\": 600, \"sigma\": 0.5},"
+    "    \"output_tokens\": {\"dist\": \"lognormal\", \"mean\": 100, \"sigma\": 0.7}}},"
+    " \"sweep\": {\"grid\": {\"workload.arrival.rate_per_s\": [6, 40],"
+    "   \"policies.routing.name\": [\"round_robin\", \"least_outstanding_tokens\"]},"
+    "   \"seeds\": 2}}";
+
+typedef struct tdir {
+    char *dir;
+    char exp[512];
+} tdir;
+
+static void tdir_make(tdir *t, const char *exp_text)
+{
+    t->dir = tu_tempdir();
+    snprintf(t->exp, sizeof t->exp, "%s/exp.json", t->dir);
+    FILE *f = fopen(t->exp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(exp_text, f);
+    fclose(f);
+}
+
+static void tdir_remove(tdir *t)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(t->dir);
+}
+
+static void load(const char *file, experiment *e)
+{
+    sim_err err = {{0}};
+    if (exp_load(file, e, &err))
+        ck_abort_msg("%s", err.msg);
+}
+
+static void sweep(const experiment *e, const char *out, int jobs, int64_t limit, sweep_stats *st)
+{
+    sweep_opts o = {.out = out, .jobs = jobs, .limit = limit, .quiet = 1};
+    sim_err err = {{0}};
+    if (sweep_run(e, &o, st, &err))
+        ck_abort_msg("sweep: %s", err.msg);
+}
+
+/* The point's summary, with the wall-clock columns zeroed. */
+static void read_summary(hid_t f, const char *id, run_summary *s)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/points/%s/summary", id);
+    hid_t mem, file_t;
+    ck_assert_int_eq(out_summary_types(&mem, &file_t), 0);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s missing", path);
+    memset(s, 0, sizeof *s);
+    ck_assert_int_ge(H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, s), 0);
+    s->wall_s = s->peak_rss_mb = 0;
+    H5Dclose(d);
+    H5Tclose(mem);
+    H5Tclose(file_t);
+}
+
+/* A dataset's raw bytes in its own type; *n rows. Caller frees. */
+static unsigned char *read_raw(hid_t f, const char *path, hsize_t *n, size_t *row)
+{
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s missing", path);
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    H5Sget_simple_extent_dims(sp, n, NULL);
+    *row = H5Tget_size(t);
+    unsigned char *buf = calloc(*n ? *n : 1, *row);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), 0);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Dclose(d);
+    return buf;
+}
+
+static void assert_same_dataset(hid_t a, hid_t b, const char *path)
+{
+    hsize_t na, nb;
+    size_t ra, rb;
+    unsigned char *x = read_raw(a, path, &na, &ra), *y = read_raw(b, path, &nb, &rb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_uint_eq(ra, rb);
+    ck_assert_msg(memcmp(x, y, na * ra) == 0, "%s differs", path);
+    free(x);
+    free(y);
+}
+
+/* Every point of e has the same results in both files. */
+static void assert_same_results(const experiment *e, const char *fa, const char *fb)
+{
+    hid_t a = H5Fopen(fa, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t b = H5Fopen(fb, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(a >= 0 && b >= 0);
+    for (int64_t i = 0; i < e->n_points; i++) {
+        const char *id = e->points[i].id_hex;
+        run_summary sa, sb;
+        read_summary(a, id, &sa);
+        read_summary(b, id, &sb);
+        ck_assert_msg(memcmp(&sa, &sb, sizeof sa) == 0, "point %s: summaries differ", id);
+        char path[128];
+        snprintf(path, sizeof path, "/points/%s/requests", id);
+        assert_same_dataset(a, b, path);
+        snprintf(path, sizeof path, "/points/%s/timeseries/instances", id);
+        assert_same_dataset(a, b, path);
+    }
+    H5Fclose(a);
+    H5Fclose(b);
+}
+
+START_TEST(test_sweep_parallel_equals_serial)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char one[600], two[600];
+    snprintf(one, sizeof one, "%s/j1.h5", t.dir);
+    snprintf(two, sizeof two, "%s/j2.h5", t.dir);
+    sweep_stats st;
+    sweep(&e, one, 1, 0, &st);
+    ck_assert_int_eq(st.ran, 8);
+    sweep(&e, two, 2, 0, &st);
+    ck_assert_int_eq(st.ran, 8);
+    ck_assert_int_eq(st.failed, 0);
+    assert_same_results(&e, one, two);
+    /* Finished: the store folder is gone. */
+    char store[700];
+    snprintf(store, sizeof store, "%s.d", two);
+    ck_assert_int_ne(access(store, F_OK), 0);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+START_TEST(test_sweep_resume_after_limit_redoes_nothing)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char ref[600], out[600];
+    snprintf(ref, sizeof ref, "%s/ref.h5", t.dir);
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    sweep_stats st;
+    sweep(&e, ref, 2, 0, &st);
+    sweep(&e, out, 2, 3, &st);
+    ck_assert_int_eq(st.ran, 3);
+    ck_assert_int_eq(st.pending, 5);
+    sweep(&e, out, 2, 0, &st);
+    ck_assert_int_eq(st.skipped, 3);
+    ck_assert_int_eq(st.ran, 5);
+    sweep(&e, out, 2, 0, &st);   /* all there: from the results file alone */
+    ck_assert_int_eq(st.skipped, 8);
+    ck_assert_int_eq(st.ran, 0);
+    assert_same_results(&e, ref, out);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+static int count_points(const char *store)
+{
+    DIR *d = opendir(store);
+    if (!d)
+        return 0;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        n += len == 19 && !strcmp(de->d_name + 16, ".h5");
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_sweep_resume_after_kill_redoes_nothing)
+{
+    /* 40 points of 2000 requests: long enough to kill in the middle. */
+    char cwd[1024], text[2048];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    snprintf(text, sizeof text,
+             "{\"base_config\": \"%s/experiments/quickstart.json\","
+             " \"set\": {\"workload.requests\": 2000},"
+             " \"sweep\": {\"grid\": {\"workload.arrival.rate_per_s\": "
+             "[4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]},"
+             " \"seeds\": 2}}", cwd);
+    tdir t;
+    tdir_make(&t, text);
+    char out[600], store[700];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(store, sizeof store, "%s.d", out);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        const char *argv[] = {"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL};
+        _exit(cli_main(8, (char **)argv));
+    }
+    /* Kill the coordinator as soon as two points are stored. */
+    for (int i = 0; i < 20000 && count_points(store) < 2; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFSIGNALED(status));
+    /* Its workers die with it; give them a moment. */
+    struct timespec ts = {0, 200000000};
+    nanosleep(&ts, NULL);
+    int before = count_points(store);
+    ck_assert_int_ge(before, 2);
+    ck_assert_int_lt(before, 40);
+    ck_assert_int_ne(access(out, F_OK), 0);   /* never written */
+
+    experiment e;
+    load(t.exp, &e);
+    sweep_stats st;
+    sweep(&e, out, 2, 0, &st);
+    ck_assert_int_eq(st.skipped, before);
+    ck_assert_int_eq(st.ran, 40 - before);
+    ck_assert_int_eq(st.failed, 0);
+    char ref[600];
+    snprintf(ref, sizeof ref, "%s/ref.h5", t.dir);
+    sweep(&e, ref, 2, 0, &st);
+    assert_same_results(&e, ref, out);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+/* Reads one column of /index into `out` as type `t` (count rows). */
+static void read_column(hid_t ds, const char *name, hid_t t, void *out)
+{
+    hid_t c = H5Tcreate(H5T_COMPOUND, H5Tget_size(t));
+    H5Tinsert(c, name, 0, t);
+    ck_assert_msg(H5Dread(ds, c, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0, "column %s", name);
+    H5Tclose(c);
+}
+
+START_TEST(test_sweep_index_has_params_status_and_metrics)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char out[600];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    sweep_stats st;
+    sweep(&e, out, 2, 0, &st);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/index", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t n;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    ck_assert_uint_eq(n, 8);
+    int64_t point[8], rate[8];
+    uint64_t seed[8];
+    int8_t status[8];
+    double ttft[8], attain[8], jpt[8], tput[8];
+    char ids[8][16], policy[8][24];
+    hid_t s16 = H5Tcopy(H5T_C_S1), s24 = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s16, 16);
+    H5Tset_size(s24, 24);
+    H5Tset_strpad(s16, H5T_STR_NULLPAD);
+    H5Tset_strpad(s24, H5T_STR_NULLPAD);
+    read_column(ds, "point", H5T_NATIVE_INT64, point);
+    read_column(ds, "id", s16, ids);
+    read_column(ds, "workload.arrival.rate_per_s", H5T_NATIVE_INT64, rate);
+    read_column(ds, "policies.routing.name", s24, policy);
+    read_column(ds, "seed", H5T_NATIVE_UINT64, seed);
+    read_column(ds, "status", H5T_NATIVE_INT8, status);
+    read_column(ds, "ttft_s_p90", H5T_NATIVE_DOUBLE, ttft);
+    read_column(ds, "slo_attain", H5T_NATIVE_DOUBLE, attain);
+    read_column(ds, "energy_per_out_token_j", H5T_NATIVE_DOUBLE, jpt);
+    read_column(ds, "throughput_tok_s", H5T_NATIVE_DOUBLE, tput);
+    for (int i = 0; i < 8; i++) {
+        const exp_point *p = &e.points[i];
+        ck_assert_int_eq(point[i], i);
+        ck_assert(memcmp(ids[i], p->id_hex, 16) == 0);
+        ck_assert_int_eq(rate[i], (int64_t)p->values[0]->valuedouble);
+        ck_assert_msg(!strncmp(policy[i], p->values[1]->valuestring, 24), "row %d", i);
+        ck_assert_uint_eq(seed[i], 11 + (uint64_t)(i % 2));
+        ck_assert_int_eq(status[i], 1);
+        ck_assert_double_gt(ttft[i], 0);
+        ck_assert(attain[i] >= 0 && attain[i] <= 1);
+        ck_assert_double_gt(jpt[i], 0);
+        ck_assert_double_gt(tput[i], 0);
+        run_summary s;
+        read_summary(f, p->id_hex, &s);
+        ck_assert(s.ttft_s.p90 == ttft[i]);
+        ck_assert_uint_eq(s.seed, seed[i]);
+    }
+    /* Higher load: worse TTFT, for the same policy and seed. */
+    ck_assert_double_gt(ttft[4], ttft[0]);
+    ck_assert_int_gt(H5Aexists(f, "servesim_version"), 0);
+    ck_assert_int_gt(H5Aexists(f, "experiment"), 0);
+    ck_assert_int_gt(H5Aexists(f, "cost_sources"), 0);
+    ck_assert_int_gt(H5Aexists(ds, "params"), 0);
+    char grp[64];
+    snprintf(grp, sizeof grp, "/points/%s", e.points[3].id_hex);
+    hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
+    ck_assert_int_gt(H5Aexists(g, "config"), 0);
+    ck_assert_int_gt(H5Aexists(g, "seed"), 0);
+    ck_assert_int_gt(H5Lexists(g, "timeseries", H5P_DEFAULT), 0);
+    H5Gclose(g);
+    H5Tclose(s16);
+    H5Tclose(s24);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    H5Fclose(f);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+START_TEST(test_sweep_failed_point_is_marked_and_retried)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char out[600], blocker[800];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    /* A folder where point 2's file must go makes that point fail. */
+    snprintf(blocker, sizeof blocker, "%s.d", out);
+    ck_assert_int_eq(mkdir(blocker, 0777), 0);
+    snprintf(blocker, sizeof blocker, "%s.d/%s.h5", out, e.points[2].id_hex);
+    ck_assert_int_eq(mkdir(blocker, 0777), 0);
+    sweep_stats st;
+    sweep(&e, out, 2, 0, &st);
+    ck_assert_int_eq(st.failed, 1);
+    ck_assert_int_eq(st.ran, 7);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/index", H5P_DEFAULT);
+    int8_t status[8];
+    double ttft[8];
+    read_column(ds, "status", H5T_NATIVE_INT8, status);
+    read_column(ds, "ttft_s_p90", H5T_NATIVE_DOUBLE, ttft);
+    ck_assert_int_eq(status[2], 2);
+    ck_assert(ttft[2] != ttft[2]);   /* NaN: not measured */
+    ck_assert_int_eq(status[3], 1);
+    char grp[64];
+    snprintf(grp, sizeof grp, "/points/%s", e.points[2].id_hex);
+    hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
+    ck_assert_int_gt(H5Aexists(g, "error"), 0);
+    H5Gclose(g);
+    H5Dclose(ds);
+    H5Fclose(f);
+    rmdir(blocker);
+    sweep(&e, out, 2, 0, &st);
+    ck_assert_int_eq(st.skipped, 7);
+    ck_assert_int_eq(st.ran, 1);
+    ck_assert_int_eq(st.failed, 0);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+START_TEST(test_sweep_changed_experiment_is_refused)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char out[600];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    sweep_stats st;
+    sweep(&e, out, 2, 2, &st);
+    exp_fini(&e);
+    /* Same swept values (so the same ids), another base. */
+    char *changed = strdup(small_exp);
+    char *at = strstr(changed, "\"requests\": 300");
+    memcpy(at, "\"requests\": 301", 15);
+    FILE *fp = fopen(t.exp, "w");
+    fputs(changed, fp);
+    fclose(fp);
+    free(changed);
+    load(t.exp, &e);
+    sweep_opts o = {.out = out, .jobs = 2, .quiet = 1};
+    sim_err err = {{0}};
+    ck_assert_int_eq(sweep_run(&e, &o, &st, &err), -1);
+    ck_assert_msg(strstr(err.msg, "another config"), "%s", err.msg);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+START_TEST(test_sweep_second_sweep_on_same_file_is_refused)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char out[600], lock[800];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(lock, sizeof lock, "%s.d", out);
+    mkdir(lock, 0777);
+    snprintf(lock, sizeof lock, "%s.d/lock", out);
+    int fd = open(lock, O_CREAT | O_RDWR, 0666);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    fflush(NULL);
+    pid_t pid = fork();   /* flock is per open file: try from another one */
+    if (pid == 0) {
+        sweep_opts o = {.out = out, .jobs = 1, .quiet = 1};
+        sweep_stats st;
+        sim_err err = {{0}};
+        int rc = sweep_run(&e, &o, &st, &err);
+        _exit(rc == -1 && strstr(err.msg, "another sweep") ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fd);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+typedef struct cli_args {
+    const char *argv[12];
+} cli_args;
+
+static int call_cli(void *arg)
+{
+    cli_args *c = arg;
+    int argc = 0;
+    while (c->argv[argc])
+        argc++;
+    return cli_main(argc, (char **)c->argv);
+}
+
+START_TEST(test_sweep_cli_exit_codes)
+{
+    char errbuf[4096];
+    cli_args missing = {{"servesim", "sweep", "/nonexistent/e.json", "--quiet", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(call_cli, &missing, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "/nonexistent/e.json"), "%s", errbuf);
+    cli_args bad_j = {{"servesim", "sweep", "x.json", "-j", "0", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(call_cli, &bad_j, errbuf, sizeof errbuf), 2);
+    tdir t;
+    tdir_make(&t, small_exp);
+    char out[600];
+    snprintf(out, sizeof out, "%s/cli.h5", t.dir);
+    cli_args ok = {{"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(call_cli, &ok, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(access(out, F_OK), 0);
+    tdir_remove(&t);
+}
+END_TEST
+
+Suite *sweep_suite(void)
+{
+    Suite *s = suite_create("sweep");
+    TCase *tc = tcase_create("sweep");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_sweep_parallel_equals_serial);
+    tcase_add_test(tc, test_sweep_resume_after_limit_redoes_nothing);
+    tcase_add_test(tc, test_sweep_resume_after_kill_redoes_nothing);
+    tcase_add_test(tc, test_sweep_index_has_params_status_and_metrics);
+    tcase_add_test(tc, test_sweep_failed_point_is_marked_and_retried);
+    tcase_add_test(tc, test_sweep_changed_experiment_is_refused);
+    tcase_add_test(tc, test_sweep_second_sweep_on_same_file_is_refused);
+    tcase_add_test(tc, test_sweep_cli_exit_codes);
+    suite_add_tcase(s, tc);
+    return s;
+}
