@@ -1,7 +1,8 @@
 #!/bin/sh
 # make test's plot step: runs every script in plots/ headless on a small
-# sweep (experiments/plots_demo.json) and the timeline on a single run's
-# file, and checks that each PNG is written, non-empty and a PNG. Run from
+# sweep (experiments/plots_demo.json), the batch-policy figures on
+# experiments/batch_policies.json and the timeline on a single run's file,
+# and checks that each PNG is written, non-empty and a PNG. Run from
 # the repository root after `make servesim`.
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -23,6 +24,12 @@ check_png() {
 "$PYTHON" plots/all.py "$dir/demo.h5" --out "$dir/sweep" >/dev/null
 for png in latency_cdf slo_vs_rate pareto_ttft_tbt energy_vs_throughput timeline; do
     check_png "$dir/sweep/$png.png"
+done
+# The batch-policy figures need their own sweep (70 small points, about a second).
+./servesim sweep experiments/batch_policies.json --out "$dir/batch.h5" --quiet || exit 1
+"$PYTHON" plots/batch_policies.py "$dir/batch.h5" --out "$dir/batch" >/dev/null
+for png in batch_policies_tradeoff batch_policies_energy; do
+    check_png "$dir/batch/$png.png"
 done
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null
