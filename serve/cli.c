@@ -8,15 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "serve/cluster.h"
 #include "serve/cmd_capacity.h"
 #include "serve/cmd_sweep.h"
 #include "serve/cmd_trace.h"
-#include "serve/output.h"
+#include "serve/runner.h"
 #include "version.h"
 
 static const char usage[] =
@@ -31,20 +29,6 @@ static const char usage[] =
     "                    (value is JSON if it parses as JSON, else a string)\n"
     "  --out FILE        results file (HDF5); default results/<config name>.h5\n"
     "  --quiet           print nothing but errors\n";
-
-static double wall_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double peak_rss_mb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;   /* Linux reports KiB */
-}
 
 /* Creates the folders leading to `path` (like mkdir -p on its dirname), so
  * that --out results/today/run.h5 works on a fresh checkout. */
@@ -123,7 +107,7 @@ static int cmd_run(int argc, char **argv)
 {
     const char *config = NULL, *out = NULL;
     char **sets = sim_xcalloc((size_t)argc + 1, sizeof *sets);
-    int n_sets = 0, quiet = 0, status = 2;
+    int n_sets = 0, quiet = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--set") && i + 1 < argc)
             sets[n_sets++] = argv[++i];
@@ -144,59 +128,26 @@ static int cmd_run(int argc, char **argv)
         return 2;
     }
 
-    double t0 = wall_now_s();
     sim_err err = {{0}};
     run_config cfg;
-    cluster *c = NULL;
-    out_file *of = NULL;
     char out_buf[4096];
-    if (run_config_load(config, sets, n_sets, &cfg, &err))
-        goto fail;
-    if (!out) {
-        default_out_path(config, out_buf, sizeof out_buf);
-        out = out_buf;
+    int status = RUN_BAD_INPUT;
+    if (run_config_load(config, sets, n_sets, &cfg, &err) == 0) {
+        if (!out) {
+            default_out_path(config, out_buf, sizeof out_buf);
+            out = out_buf;
+        }
+        make_parent_dirs(out);
+        run_result r;
+        status = run_to_file(&cfg, config, out, &r, &err);
+        if (status == RUN_OK && !quiet) {
+            print_summary(&cfg, &r.summary, r.cost_sources, out);
+            if (r.workload_note[0])
+                printf("  workload               %s\n", r.workload_note);
+        }
     }
-    make_parent_dirs(out);
-    of = out_open(out, &err);
-    if (!of)
-        goto fail;
-    cluster_hooks hooks = {.on_record = out_record, .record_ctx = of,
-                           .on_sample = out_sample, .sample_ctx = of};
-    c = cluster_create(&cfg, &hooks, &err);
-    if (!c) {
-        sim_err_prefix(&err, "%s", config);
-        goto fail;
-    }
-    status = 1;
-    if (cluster_run(c, &err))
-        goto fail;
-    run_summary s;
-    cluster_summarize(c, &s);
-    s.wall_s = wall_now_s() - t0;
-    s.peak_rss_mb = peak_rss_mb();
-    char sources[64];
-    cluster_cost_sources(&s, sources, sizeof sources);
-    char *json = cJSON_Print(cfg.root);
-    int rc = out_commit(of, &s, json, sources, &err);
-    of = NULL;
-    free(json);
-    if (rc)
-        goto fail;
-    if (!quiet) {
-        print_summary(&cfg, &s, sources, out);
-        char note[512];
-        cluster_workload_note(c, note, sizeof note);
-        if (note[0])
-            printf("  workload               %s\n", note);
-    }
-    cluster_destroy(c);
-    run_config_fini(&cfg);
-    free(sets);
-    return 0;
-fail:
-    fprintf(stderr, "servesim: error: %s\n", err.msg);
-    out_abandon(of);
-    cluster_destroy(c);
+    if (status != RUN_OK)
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
     run_config_fini(&cfg);
     free(sets);
     return status;

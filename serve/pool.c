@@ -21,74 +21,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
 
-#include "serve/cluster.h"
-#include "serve/output.h"
+#include "serve/runner.h"
 #include "sim/jsoncfg.h"
 
 /* ---- one point -------------------------------------------------------------- */
 
-static double pool_wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double pool_peak_rss_mb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;   /* Linux reports KiB */
-}
-
 int pool_run_point(const char *config_json, const char *out_path, run_summary *s,
                    sim_err *err)
 {
-    double t0 = pool_wall_s();
     cJSON *root;
     run_config cfg;
     memset(&cfg, 0, sizeof cfg);
     if (jcfg_parse(config_json, "point config", &root, err) ||
         run_config_parse(root, &cfg, err))
         return -1;
-    out_file *of = NULL;
-    cluster *c = NULL;
-    int rc = -1;
-    if (out_path && !(of = out_open(out_path, err)))
-        goto done;
-    cluster_hooks hooks = {
-        .on_record = of ? out_record : NULL, .record_ctx = of,
-        .on_sample = of ? out_sample : NULL, .sample_ctx = of,
-    };
-    if (!(c = cluster_create(&cfg, &hooks, err)) || cluster_run(c, err))
-        goto done;
-    cluster_summarize(c, s);
-    s->wall_s = pool_wall_s() - t0;
-    s->peak_rss_mb = pool_peak_rss_mb();
-    if (of) {
-        char sources[64];
-        cluster_cost_sources(s, sources, sizeof sources);
-        char *json = cJSON_Print(cfg.root);
-        int commit = out_commit(of, s, json, sources, err);
-        of = NULL;
-        free(json);
-        if (commit)
-            goto done;
-    }
-    rc = 0;
-done:
-    out_abandon(of);
-    cluster_destroy(c);
+    run_result r;
+    int status = run_to_file(&cfg, NULL, out_path, &r, err);
+    *s = r.summary;
     run_config_fini(&cfg);
-    return rc;
+    return status == RUN_OK ? 0 : -1;
 }
 
 /* ---- workers ------------------------------------------------------------------ */
