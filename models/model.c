@@ -33,9 +33,6 @@
 
 #include "sim/jsoncfg.h"
 
-/* A TP group is assumed to sit within one NVLink domain (one 8-GPU node):
- * the all-reduce is costed on NVLink bandwidth. */
-#define LLM_TP_MAX 8
 
 const char *models_dir(void)
 {

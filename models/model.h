@@ -8,6 +8,10 @@
 #include <stdbool.h>
 #include "sim/base.h"
 
+/* A TP group is assumed to sit within one NVLink domain (one 8-GPU node):
+ * the all-reduce is costed on NVLink bandwidth. */
+#define LLM_TP_MAX 8
+
 /* The most routed experts a model may have (DeepSeek-V3 has 256). */
 #define LLM_MAX_EXPERTS 256
 

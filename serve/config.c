@@ -35,7 +35,7 @@ static int parse_cluster(run_config *c, sim_err *err)
     if (jcfg_obj(c->root, "$", "cluster", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
         jcfg_int(o, path, "instances", 1, 1, 4096, &n, err) ||
-        jcfg_int(o, path, "tp", 1, 1, 64, &tp, err))
+        jcfg_int(o, path, "tp", 1, 1, LLM_TP_MAX, &tp, err))
         return -1;
     c->n_instances = (int32_t)n;
     c->tp = (int32_t)tp;

@@ -268,6 +268,39 @@ START_TEST(test_models_dir_env_override)
 }
 END_TEST
 
+START_TEST(test_models_moe_skew_keeps_top_k_and_fewer_experts)
+{
+    llm_model m = load_llm("Qwen3-30B-A3B");   /* 128 experts, top-8 */
+    /* One token always touches exactly its top-k experts. */
+    ck_assert_double_eq_tol(llm_moe_distinct_experts(&m, 1), 8, 1e-9);
+    double uniform16 = llm_moe_distinct_experts(&m, 16);
+    llm_set_moe_skew(&m, 1.2);
+    /* Per-token choice probabilities stay in [0, 1] and sum to top-k. */
+    double sum = 0;
+    for (int i = 0; i < m.experts; i++) {
+        double q = -expm1(m.moe_log_miss[i]);
+        ck_assert(q >= 0 && q <= 1 + 1e-12);
+        if (i)   /* popular experts first */
+            ck_assert(q <= -expm1(m.moe_log_miss[i - 1]) + 1e-12);
+        sum += q;
+    }
+    ck_assert_double_eq_tol(sum, 8, 1e-9);
+    ck_assert_double_eq_tol(llm_moe_distinct_experts(&m, 1), 8, 1e-9);
+    /* Skew concentrates the tokens on fewer experts... */
+    double skew16 = llm_moe_distinct_experts(&m, 16);
+    ck_assert_double_lt(skew16, uniform16);
+    /* ...which still grow with the tokens and saturate at all of them. */
+    double last = 0;
+    for (double t = 1; t <= 1e6; t *= 4) {
+        double d = llm_moe_distinct_experts(&m, t);
+        ck_assert_double_ge(d, last);
+        ck_assert_double_le(d, 128 + 1e-9);
+        last = d;
+    }
+    ck_assert_double_gt(last, 127.9);
+}
+END_TEST
+
 Suite *models_suite(void)
 {
     Suite *s = suite_create("models");
@@ -289,6 +322,7 @@ Suite *models_suite(void)
     ADD(test_models_missing_file_names_path);
     ADD(test_models_tp_not_dividing_heads_rejected);
     ADD(test_models_dir_env_override);
+    ADD(test_models_moe_skew_keeps_top_k_and_fewer_experts);
 #undef ADD
     return s;
 }

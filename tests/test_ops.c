@@ -271,6 +271,51 @@ START_TEST(test_ops_kind_names_and_classes)
 }
 END_TEST
 
+/* Sum of one kind's FLOPs over its entries and repeats. */
+static double kind_flops(const op_list *l, op_kind k)
+{
+    double f = 0;
+    for (int i = 0; i < l->n; i++)
+        if (l->op[i].kind == k)
+            f += l->op[i].flops * l->op[i].repeat;
+    return f;
+}
+
+START_TEST(test_ops_prefill_through_some_layers_costs_those_layers)
+{
+    /* Layered prefill: 512 prompt tokens through 8 of Llama-3-8B's 32
+     * layers, 16 decodes through all of them. */
+    llm_model m = load_llm("Llama-3-8B");
+    batch_seq seq = {.q_tokens = 512, .ctx_tokens = 0};
+    batch_shape one = decode_batch(1, 0);
+    op_list l1;
+    ops_decompose(&m, 1, &one, &l1);
+    double per_token_layer = kind_flops(&l1, OP_GEMM_QKV) / m.layers;
+    batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_decode = 16,
+                     .decode_ctx_sum = 16 * 300, .prefill_layers = 8};
+    op_list l;
+    ops_decompose(&m, 1, &b, &l);
+    ck_assert_rel(kind_flops(&l, OP_GEMM_QKV), per_token_layer * (512 * 8 + 16 * 32), 1e-9);
+    /* Prefill attention runs in those 8 layers only, decode attention in all. */
+    const op_desc *pre = find_op(&l, OP_ATTN_PREFILL), *dec = find_op(&l, OP_ATTN_DECODE);
+    ck_assert_int_eq(pre->repeat, 8);
+    int dec_repeats = 0;
+    for (int i = 0; i < l.n; i++)
+        if (l.op[i].kind == OP_ATTN_DECODE)
+            dec_repeats += l.op[i].repeat;
+    ck_assert_int_eq(dec_repeats, 32);
+    ck_assert_ptr_nonnull(dec);
+    /* All layers (0 or 32) is the plain decomposition. */
+    op_list all, zero;
+    b.prefill_layers = 32;
+    ops_decompose(&m, 1, &b, &all);
+    b.prefill_layers = 0;
+    ops_decompose(&m, 1, &b, &zero);
+    ck_assert_int_eq(all.n, zero.n);
+    ck_assert_rel(kind_flops(&all, OP_GEMM_QKV), per_token_layer * (512 + 16) * 32, 1e-9);
+}
+END_TEST
+
 Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -290,6 +335,7 @@ Suite *ops_suite(void)
     ADD(test_ops_lm_head_m_is_n_sampled);
     ADD(test_ops_entries_well_formed);
     ADD(test_ops_kind_names_and_classes);
+    ADD(test_ops_prefill_through_some_layers_costs_those_layers);
 #undef ADD
     return s;
 }

@@ -74,6 +74,9 @@ static void check_invariants(const char *batch, const char *order, const char *r
             ck_assert_msg(r->seen[id] == 1, "request %llu finished %d times",
                           (unsigned long long)id, r->seen[id]);
         ck_assert_uint_eq(r->output_tokens, r->summary.output_tokens);
+        /* Each request got the output length the workload asked for. */
+        ck_assert_uint_eq(r->workload_requests, n);
+        ck_assert_uint_eq(r->output_mismatches, 0);
         ck_assert_int_le(r->max_batch_tokens, cfg.batch.max_batched_tokens);
         ck_assert_int_le(r->max_batch_seqs, cfg.batch.max_seqs);
         ck_assert(!r->kv_over_capacity);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "sim/jsoncfg.h"
+#include "traces/workload.h"
 
 static const char base_config[] =
     "{\"seed\": 7, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
@@ -51,19 +52,22 @@ static void on_record(void *ctx, const req_record *rec)
         uint64_t cap = (rec->id + 1) * 2;
         r->seen = sim_xrealloc(r->seen, cap);
         memset(r->seen + r->seen_cap, 0, cap - r->seen_cap);
+        r->out_tokens = sim_xrealloc(r->out_tokens, cap * sizeof *r->out_tokens);
+        memset(r->out_tokens + r->seen_cap, 0, (cap - r->seen_cap) * sizeof *r->out_tokens);
         r->seen_cap = cap;
     }
     r->seen[rec->id]++;
+    r->out_tokens[rec->id] = rec->output_tokens;
 }
 
 static void on_iteration(void *ctx, const iter_info *it)
 {
     tu_run *r = ctx;
     r->iterations++;
-    if (it->start_ns < r->last_iter_start_ns && it->instance == 0)
+    ck_assert_int_lt(it->instance, 64);
+    if (it->start_ns < r->last_iter_start_ns[it->instance])
         r->time_went_back = 1;
-    if (it->instance == 0)
-        r->last_iter_start_ns = it->start_ns;
+    r->last_iter_start_ns[it->instance] = it->start_ns;
     if (it->kv->used_blocks > it->kv->total_blocks)
         r->kv_over_capacity = 1;
     int32_t tokens = 0;
@@ -73,6 +77,33 @@ static void on_iteration(void *ctx, const iter_info *it)
         r->max_batch_tokens = tokens;
     if (it->n_items > r->max_batch_seqs)
         r->max_batch_seqs = it->n_items;
+}
+
+/* Replays the run's workload on its own (same seed, same streams) and
+ * compares each request's output length with its record's. */
+static void check_outputs(const run_config *cfg, tu_run *r)
+{
+    sim_engine *eng = sim_engine_create(cfg->seed);
+    wl_setup setup = {
+        .arrival_rng = sim_rng(eng, STREAM_ARRIVALS),
+        .length_rng = sim_rng(eng, STREAM_LENGTHS),
+        .max_context_tokens = cfg->batch.max_context_tokens,
+    };
+    cJSON *workload = cJSON_Duplicate(cfg->workload, 1);
+    sim_err err = {{0}};
+    wl_source *src = wl_source_create(&setup, workload, "$.workload", &err);
+    ck_assert_msg(src, "%s", err.msg);
+    wl_request req;
+    uint64_t id = 0;
+    while (wl_source_next(src, 0, &req, &err) == WL_REQUEST) {
+        if (id >= r->seen_cap || r->out_tokens[id] != req.output_tokens)
+            r->output_mismatches++;
+        id++;
+    }
+    r->workload_requests = id;
+    wl_source_destroy(src);
+    cJSON_Delete(workload);
+    sim_engine_destroy(eng);
 }
 
 void tu_run_config(const run_config *cfg, tu_run *out)
@@ -89,12 +120,15 @@ void tu_run_config(const run_config *cfg, tu_run *out)
         ck_abort_msg("cluster_run: %s", err.msg);
     cluster_summarize(c, &out->summary);
     cluster_destroy(c);
+    check_outputs(cfg, out);
 }
 
 void tu_run_fini(tu_run *r)
 {
     free(r->seen);
+    free(r->out_tokens);
     r->seen = NULL;
+    r->out_tokens = NULL;
 }
 
 int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size)

@@ -20,10 +20,16 @@ typedef struct tu_run {
     uint64_t record_hash;       /* FNV-1a over every record's bytes, in order */
     uint64_t output_tokens;     /* summed over records */
     uint8_t *seen;              /* seen[id] counts records per request id */
+    int32_t *out_tokens;        /* out_tokens[id]: the record's output tokens */
     uint64_t seen_cap;
     uint64_t iterations;
-    sim_time_ns last_iter_start_ns;
+    sim_time_ns last_iter_start_ns[64];   /* per instance */
     int time_went_back;
+    /* Requests whose record's output length differs from what the workload,
+     * replayed on its own from the same seed, asked for; and how many
+     * requests that replay yields. */
+    uint64_t output_mismatches;
+    uint64_t workload_requests;
     int kv_over_capacity;
     int32_t max_batch_tokens, max_batch_seqs;
 } tu_run;
