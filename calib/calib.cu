@@ -22,6 +22,7 @@
  * short (--time-limit) leaves a valid table of what it measured. */
 #include <cublasLt.h>
 #include <cuda_runtime.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -241,40 +242,105 @@ static void bench_fini(bench *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Tokens per expert for m tokens choosing top_k distinct experts each,
- * expert i (from 1) drawn with weight i^-skew (0: uniform), without
- * replacement within a token. */
+/* Expert i's probability of being among one token's top_k, as the
+ * simulator has it (llm_set_moe_skew in models/model.c, which this program
+ * cannot link): proportional to (i + 1)^-skew, scaled to sum to top_k, and
+ * water-filled so that none exceeds 1. */
+static void moe_inclusion(int experts, int top_k, double skew, double *q)
+{
+    double z = 0;
+    for (int e = 0; e < experts; e++)
+        z += pow(e + 1.0, -skew);
+    for (int e = 0; e < experts; e++)
+        q[e] = top_k * pow(e + 1.0, -skew) / z;
+    for (int round = 0; round < experts; round++) {
+        double excess = 0, free_mass = 0;
+        for (int e = 0; e < experts; e++) {
+            if (q[e] > 1) {
+                excess += q[e] - 1;
+                q[e] = 1;
+            } else if (q[e] < 1) {
+                free_mass += q[e];
+            }
+        }
+        if (excess <= 1e-12 || free_mass <= 0)
+            break;
+        for (int e = 0; e < experts; e++)
+            if (q[e] < 1)
+                q[e] += excess * q[e] / free_mass;
+    }
+}
+
+static uint64_t lcg_next(uint64_t *s)
+{
+    return *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+/* One routing of m tokens: each token takes exactly top_k distinct experts,
+ * expert e with probability q[e] (systematic sampling over a random order of
+ * the experts: one uniform u, and the experts whose stretch of the
+ * cumulative q holds u, u + 1, ..., u + top_k - 1; a stretch is at most 1
+ * long, so it holds at most one). Returns the number of distinct experts. */
+static int route_tokens(int64_t m, int experts, int top_k, const double *q, uint64_t *s,
+                        int *order, int64_t *count)
+{
+    memset(count, 0, experts * sizeof *count);
+    for (int e = 0; e < experts; e++)
+        order[e] = e;
+    for (int64_t t = 0; t < m; t++) {
+        for (int i = experts - 1; i > 0; i--) {
+            int j = (int)((lcg_next(s) >> 33) % (uint64_t)(i + 1));
+            std::swap(order[i], order[j]);
+        }
+        double u = (double)(lcg_next(s) >> 11) * (1.0 / 9007199254740992.0);
+        double end = q[order[0]];   /* where expert order[e]'s stretch ends */
+        int e = 0;
+        for (int j = 0; j < top_k; j++) {
+            /* leave enough experts for the remaining picks (only rounding
+             * could otherwise run past them) */
+            while (e < experts - (top_k - j) && end <= u + j)
+                end += q[order[++e]];
+            count[order[e]]++;
+            if (++e < experts)
+                end += q[order[e]];
+        }
+    }
+    int distinct = 0;
+    for (int e = 0; e < experts; e++)
+        distinct += count[e] > 0;
+    return distinct;
+}
+
+/* Tokens per expert for m tokens under routing skew `skew`, consistent with
+ * the bytes ops_decompose counts: every token takes top_k distinct experts,
+ * each expert with the simulator's per-token probability q_i, and of up to
+ * 64 draws the one is kept whose number of distinct experts is nearest the
+ * simulator's expectation sum_i 1 - (1 - q_i)^m (llm_moe_distinct_experts),
+ * i.e. that expectation rounded, in practice. */
 static void expert_loads(int64_t m, int experts, int top_k, double skew, uint64_t seed,
                          int64_t *count)
 {
-    double *w = (double *)malloc(experts * sizeof *w);
-    double total = 0;
+    double *q = (double *)malloc(experts * sizeof *q);
+    int *order = (int *)malloc(experts * sizeof *order);
+    int64_t *draw = (int64_t *)malloc(experts * sizeof *draw);
+    if (!q || !order || !draw)
+        die("out of memory");
+    moe_inclusion(experts, top_k, skew, q);
+    double want = 0;
     for (int e = 0; e < experts; e++)
-        total += w[e] = pow(e + 1.0, -skew);
-    memset(count, 0, experts * sizeof *count);
+        want += q[e] >= 1 ? 1 : -expm1((double)m * log1p(-q[e]));
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-    char *taken = (char *)malloc(experts);
-    for (int64_t t = 0; t < m; t++) {
-        memset(taken, 0, experts);
-        double left = total;
-        for (int j = 0; j < top_k; j++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            double u = (double)(s >> 11) * (1.0 / 9007199254740992.0) * left;
-            int pick = -1;
-            for (int e = 0; e < experts; e++) {
-                if (taken[e])
-                    continue;
-                pick = e;
-                if ((u -= w[e]) < 0)
-                    break;
-            }
-            taken[pick] = 1;
-            left -= w[pick];
-            count[pick]++;
+    double best = INFINITY;
+    for (int attempt = 0; attempt < 64 && best >= 0.5; attempt++) {
+        double off = fabs(route_tokens(m, experts, top_k, q, &s, order, draw) - want);
+        if (off < best) {
+            best = off;
+            memcpy(count, draw, experts * sizeof *count);
         }
     }
-    free(taken);
-    free(w);
+    free(q);
+    free(order);
+    free(draw);
 }
 
 static int setup_gemm_weights(ctx *c, bench *b, int64_t n, int64_t k)
@@ -328,7 +394,7 @@ static int bench_setup(ctx *c, bench *b, ctab_family fam, const int64_t *p, cons
         int E = (int)p[0], top_k = (int)p[1], S = (int)p[2];
         int64_t f = p[3], H = p[4];
         int64_t *count = (int64_t *)calloc(E + S + 1, sizeof *count);
-        expert_loads(m, E, top_k, p[5] / 1000.0, (uint64_t)m, count);
+        expert_loads(m, E, top_k, p[CTAB_SKEW_PARAM] / 1000.0, (uint64_t)m, count);
         for (int s = 0; s < S; s++)
             count[E + s] = m;
         b->group_expert = (int *)calloc(E + S + 1, sizeof(int));
@@ -879,15 +945,37 @@ static void measure_ceilings(ctx *c, calib_run_info *info)
 
 /* ---- the run ---------------------------------------------------------------------- */
 
-static const char *servesim_gpu_name(const char *device)
+/* servesim's name (a file in models/gpu/) for the SXM parts those files
+ * describe: "NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA A100-SXM4-80GB".
+ * Any other GPU (PCIe, NVL, 40 GB, GH200, ...) keeps its own name, sanitised
+ * ("NVIDIA A100 80GB PCIe" -> "A100-80GB-PCIe"), so that the loader never
+ * takes a table measured on it for a run on an SXM part. Returns 1 when the
+ * name is a known one. */
+static int servesim_gpu_name(const char *device, char *out, size_t size)
 {
-    if (strstr(device, "H200"))
-        return "H200-141GB";
-    if (strstr(device, "H100") && (strstr(device, "HBM3") || strstr(device, "SXM")))
-        return "H100-SXM-80GB";
-    if (strstr(device, "A100") && strstr(device, "80GB"))
-        return "A100-SXM-80GB";
-    return NULL;
+    const char *known = NULL;
+    int sxm = !strstr(device, "PCIe") && !strstr(device, "NVL") && !strstr(device, "GH200");
+    if (sxm && strstr(device, "H200"))
+        known = "H200-141GB";
+    else if (sxm && strstr(device, "H100") && (strstr(device, "HBM3") || strstr(device, "SXM")))
+        known = "H100-SXM-80GB";
+    else if (sxm && strstr(device, "A100-SXM") && strstr(device, "80GB"))
+        known = "A100-SXM-80GB";
+    if (known) {
+        snprintf(out, size, "%s", known);
+        return 1;
+    }
+    if (!strncmp(device, "NVIDIA ", 7))
+        device += 7;
+    size_t n = 0;
+    for (; *device && n + 1 < size; device++) {
+        char ch = *device;
+        out[n++] = isalnum((unsigned char)ch) || ch == '.' || ch == '_' || ch == '-' ? ch : '-';
+    }
+    out[n] = 0;
+    if (n == 0)
+        snprintf(out, size, "unknown-gpu");
+    return 0;
 }
 
 static unsigned family_mask(const char *only)
@@ -1034,11 +1122,12 @@ static void init_device(ctx *c, calib_run_info *info)
     c->method = calib_nvml_method(c->nvml);
 
     snprintf(info->device_name, sizeof info->device_name, "%.127s", c->prop.name);
-    const char *name = c->opt.gpu ? c->opt.gpu : servesim_gpu_name(c->prop.name);
-    if (!name)
-        die("no servesim GPU name known for '%s'; name it with --gpu (a file in models/gpu/)",
-            c->prop.name);
-    snprintf(info->gpu_name, sizeof info->gpu_name, "%s", name);
+    if (c->opt.gpu)
+        snprintf(info->gpu_name, sizeof info->gpu_name, "%s", c->opt.gpu);
+    else if (!servesim_gpu_name(c->prop.name, info->gpu_name, sizeof info->gpu_name))
+        fprintf(stderr, "servesim-calib: warning: '%s' is none of the GPUs in models/gpu/; "
+                "the table is named '%s' (--gpu NAME names it)\n", c->prop.name,
+                info->gpu_name);
     snprintf(info->pci_bus_id, sizeof info->pci_bus_id, "%s", c->pci);
     calib_nvml_uuid(c->nvml, info->uuid, sizeof info->uuid);
     calib_nvml_driver_version(c->nvml, info->driver_version, sizeof info->driver_version);

@@ -3,8 +3,8 @@
 # is there) and usable alone, with no other build dependency than the CUDA
 # toolkit: `make -f calib/calib.mk` (the GPU machines have nvcc but not the
 # simulator's Debian packages). It links the plain-C modules it shares with
-# the simulator (plan, table writer, keys, ops, base) and the toolkit's
-# cuBLASLt; NVML is loaded at run time.
+# the simulator (plan, table writer, keys, NVML loader, base) and the
+# toolkit's cuBLASLt; NVML itself is loaded at run time.
 
 NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
 CALIB_BUILD := build/calib

@@ -55,7 +55,8 @@ cudaError_t k_attn_prefill(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o,
 /* Decode attention over a paged KV cache, split along the context when
  * there are too few (sequence, kv head) pairs to fill the GPU. partial_o
  * holds batch * q_heads * splits * head_dim floats, partial_ml twice
- * batch * q_heads * splits. head_dim 128; q_heads / kv_heads in {1,2,4,8,16}. */
+ * batch * q_heads * splits. head_dim 128; q_heads / kv_heads in {1,2,4,8}
+ * (16 would need 64 KiB of static shared memory and spill registers). */
 int k_attn_decode_splits(int batch, int kv_heads, int ctx, int sm_count);
 cudaError_t k_attn_decode(const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
                           const int *block_table, int max_pages, bf16 *o, float *partial_o,

@@ -119,10 +119,8 @@ calib_nvml *calib_nvml_open(const char *pci_bus_id, char *why, size_t why_size)
     }
     nvml_ret (*init)(void) = NULL;
     nvml_ret (*by_pci)(const char *, nvml_dev *) = NULL;
-    nvml_ret (*by_index)(unsigned int, nvml_dev *) = NULL;
     sym(lib, "nvmlInit_v2", &init);
     sym(lib, "nvmlDeviceGetHandleByPciBusId_v2", &by_pci);
-    sym(lib, "nvmlDeviceGetHandleByIndex_v2", &by_index);
     if (!init || init() != 0) {
         snprintf(why, why_size, "nvmlInit_v2 failed");
         dlclose(lib);
@@ -135,8 +133,10 @@ calib_nvml *calib_nvml_open(const char *pci_bus_id, char *why, size_t why_size)
     }
     n->lib = lib;
     sym(lib, "nvmlShutdown", &n->shutdown);
-    if (!(by_pci && pci_bus_id && by_pci(pci_bus_id, &n->dev) == 0) &&
-        !(by_index && by_index(0, &n->dev) == 0)) {
+    /* Only the bus id names the measured GPU for sure (NVML's indices
+     * ignore CUDA_VISIBLE_DEVICES): without it, no NVML, so no energy
+     * rather than another GPU's. */
+    if (!(by_pci && pci_bus_id && by_pci(pci_bus_id, &n->dev) == 0)) {
         snprintf(why, why_size, "no NVML device for PCI bus id %s",
                  pci_bus_id ? pci_bus_id : "?");
         calib_nvml_close(n);

@@ -80,7 +80,7 @@ int ctab_key_of_op(const llm_model *m, int tp, const op_desc *op, ctab_key *out)
         out->p[2] = m->shared_experts;
         out->p[3] = op->n;
         out->p[4] = op->k;
-        out->p[5] = llround(m->moe_skew * 1000);
+        out->p[CTAB_SKEW_PARAM] = llround(m->moe_skew * 1000);
         return 0;
     case OP_ATTN_PREFILL:
     case OP_ATTN_DECODE:

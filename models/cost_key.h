@@ -39,8 +39,9 @@ typedef enum ctab_family {
 /* MoE experts are measured at two routing skews (param skew_milli, the
  * model's moe_skew times 1000; see models/README.md): uniform routing and
  * expert popularity ~ rank^-1.2. A run at another skew is priced from the
- * nearest of the two through the roofline fraction. */
+ * nearest of the two (by |difference|) through the roofline fraction. */
 #define CTAB_SKEW_MEASURED 1.2
+#define CTAB_SKEW_PARAM 5 /* index of skew_milli in CTAB_MOE_EXPERTS' params */
 
 typedef enum ctab_scale { CTAB_SCALE_LOG, CTAB_SCALE_LIN } ctab_scale;
 

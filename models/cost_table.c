@@ -724,14 +724,19 @@ static double interp(const tab_entry *e, const ctab_family_info *fi, const cell 
 }
 
 /* Distance between params for the nearest-entry fallback: log ratios of
- * sizes; a different value of a small categorical param costs 100. */
-static double param_dist(const ctab_family_info *fi, const int64_t *a, const int64_t *b)
+ * sizes; the MoE routing skew linearly (|a - b| in units of skew, so the
+ * nearest measured skew wins, 0 included); a different value of a small
+ * categorical param costs 100. */
+static double param_dist(ctab_family fam, const ctab_family_info *fi, const int64_t *a,
+                         const int64_t *b)
 {
     double d = 0;
     for (int j = 0; j < fi->n_params; j++) {
         if (a[j] == b[j])
             continue;
-        if (a[j] <= 0 || b[j] <= 0 || (a[j] < 4 && b[j] < 4))
+        if (fam == CTAB_MOE_EXPERTS && j == CTAB_SKEW_PARAM)
+            d += fabs((double)(a[j] - b[j])) / 1000.0;
+        else if (a[j] <= 0 || b[j] <= 0 || (a[j] < 4 && b[j] < 4))
             d += 100;
         else
             d += fabs(log((double)a[j] / (double)b[j]));
@@ -750,7 +755,7 @@ static void find_entry(const ctab *t, const ctab_key *key, ctab_hint *h)
     h->exact = 0;
     double best = INFINITY;
     for (int i = 0; i < tf->n; i++) {
-        double d = param_dist(fi, tf->e[i].p, key->p);
+        double d = param_dist(key->family, fi, tf->e[i].p, key->p);
         if (d < best) {
             best = d;
             h->idx = i;

@@ -33,10 +33,22 @@ static void load_model_gpu(const char *model, const char *gpu, llm_model *m, gpu
     ck_assert_msg(gpu_spec_load(models_dir(), gpu, g, &err) == 0, "%s", err.msg);
 }
 
+/* Scales the latencies of a synthetic table's entries of `family` whose
+ * param `param` is `value` (param < 0: every entry of the family). */
+typedef struct synth_scale {
+    ctab_family family;
+    int param;
+    int64_t value;
+    double factor;
+} synth_scale;
+
+static const synth_scale gemm_x2 = {CTAB_GEMM, -1, 0, 2};
+
 /* Writes the synthetic table of `models` (full grids) for GPU `gpu` into a
- * fresh temporary file: GEMM latencies times gemm_scale, idle power idle_w
- * (0: the GPU file's). Returns the path (caller frees). */
-static char *synth_table(const char *models, const char *gpu, double gemm_scale,
+ * file in a fresh temporary folder: latencies scaled by `scale` (NULL:
+ * none), idle power idle_w (0: the GPU file's). Returns the path; the
+ * caller removes it with drop_table. */
+static char *synth_table(const char *models, const char *gpu, const synth_scale *scale,
                          double idle_w, int layers, calib_plan *plan_out)
 {
     sim_err err = {{0}};
@@ -47,13 +59,17 @@ static char *synth_table(const char *models, const char *gpu, double gemm_scale,
     ck_assert_int_eq(gpu_spec_load(models_dir(), gpu, &g, &err), 0);
     calib_point_result **res = calib_results_alloc(&plan);
     calib_synth_results(&plan, &g, res);
-    for (int i = 0; i < plan.n_entries; i++)
-        if (plan.entry[i].family == CTAB_GEMM)
-            for (int j = 0; j < plan.entry[i].n_points; j++) {
-                res[i][j].median_ns *= gemm_scale;
-                res[i][j].p10_ns *= gemm_scale;
-                res[i][j].p90_ns *= gemm_scale;
-            }
+    for (int i = 0; scale && i < plan.n_entries; i++) {
+        const calib_entry *e = &plan.entry[i];
+        if (e->family != scale->family ||
+            (scale->param >= 0 && e->p[scale->param] != scale->value))
+            continue;
+        for (int j = 0; j < e->n_points; j++) {
+            res[i][j].median_ns *= scale->factor;
+            res[i][j].p10_ns *= scale->factor;
+            res[i][j].p90_ns *= scale->factor;
+        }
+    }
     calib_run_info info;
     calib_synth_info(&plan, &g, &info);
     if (idle_w > 0)
@@ -103,7 +119,18 @@ static batch_shape decode_batch(int32_t n, int64_t kv_tokens_each)
                          .n_sampled = n};
 }
 
-/* Mutates the test table with `edit` and writes it to a temp file. */
+/* Removes a table written by synth_table or mutated_table and its folder
+ * (which must hold nothing else by now); frees path. */
+static void drop_table(char *path)
+{
+    ck_assert_int_eq(unlink(path), 0);
+    *strrchr(path, '/') = 0;
+    ck_assert_msg(rmdir(path) == 0, "cannot remove %s", path);
+    free(path);
+}
+
+/* Mutates the test table with `edit` and writes it to a temp file (remove
+ * it with drop_table). */
 static char *mutated_table(void (*edit)(cJSON *root))
 {
     sim_err err = {{0}};
@@ -136,7 +163,7 @@ START_TEST(test_ctab_grid_points_reproduce_roofline)
     llm_model m;
     gpu_spec g;
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
-    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", 1, 0, 0, NULL);
+    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", NULL, 0, 0, NULL);
     for (int tp = 1; tp <= 2; tp++) {
         sim_err err = {{0}};
         cost_model *tab = table_cm(path, &m, &g, tp);
@@ -176,7 +203,7 @@ START_TEST(test_ctab_grid_points_reproduce_roofline)
         cost_model_destroy(tab);
         cost_model_destroy(roof);
     }
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -188,7 +215,7 @@ START_TEST(test_ctab_between_points_within_interpolation_error)
     llm_model m;
     gpu_spec g;
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
-    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", 1, 0, 0, NULL);
+    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", NULL, 0, 0, NULL);
     sim_err err = {{0}};
     cost_model *tab = table_cm(path, &m, &g, 1);
     cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
@@ -231,7 +258,7 @@ START_TEST(test_ctab_between_points_within_interpolation_error)
     ck_assert_msg(sum / count < 0.05, "mean |error| %.3f", sum / count);
     cost_model_destroy(tab);
     cost_model_destroy(roof);
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -242,7 +269,7 @@ START_TEST(test_ctab_out_of_grid_holds_measured_fraction)
     llm_model m;
     gpu_spec g;
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
-    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", 2, 0, 0, NULL);
+    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", &gemm_x2, 0, 0, NULL);
     sim_err err = {{0}};
     cost_model *tab = table_cm(path, &m, &g, 1);
     cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
@@ -271,7 +298,7 @@ START_TEST(test_ctab_out_of_grid_holds_measured_fraction)
     ck_assert_int_eq(a.term_source[OP_GEMM_QKV], COST_SRC_TABLE);
     cost_model_destroy(tab);
     cost_model_destroy(roof);
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -280,7 +307,7 @@ START_TEST(test_ctab_unknown_shape_uses_nearest_entry)
     llm_model m;
     gpu_spec g;
     load_model_gpu("Llama-2-7B", "H100-SXM-80GB", &m, &g);
-    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", 2, 0, 0, NULL);
+    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", &gemm_x2, 0, 0, NULL);
     sim_err err = {{0}};
     cost_model *tab = table_cm(path, &m, &g, 1);
     cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
@@ -304,7 +331,44 @@ START_TEST(test_ctab_unknown_shape_uses_nearest_entry)
     ck_assert_int_eq(a.term_source[OP_ATTN_PREFILL], COST_SRC_ROOFLINE);
     cost_model_destroy(tab);
     cost_model_destroy(roof);
-    free(path);
+    drop_table(path);
+}
+END_TEST
+
+/* MoE experts are measured at skews 0 and 1.2 (here the skew-1.2 entry is
+ * made three times the roofline): any other skew is priced from the
+ * nearest of the two, 0.05 and 0.5 from uniform routing, 1.0 and 2.0 from
+ * 1.2. */
+START_TEST(test_ctab_moe_skew_priced_from_nearest_measured)
+{
+    llm_model m;
+    gpu_spec g;
+    load_model_gpu("Mixtral-8x7B", "H100-SXM-80GB", &m, &g);
+    const synth_scale skewed_x3 = {CTAB_MOE_EXPERTS, CTAB_SKEW_PARAM, 1200, 3};
+    char *path = synth_table("Mixtral-8x7B", "H100-SXM-80GB", &skewed_x3, 0, 0, NULL);
+    const struct {
+        double skew, ratio;
+        cost_source source;
+    } cases[] = {{0, 1, COST_SRC_TABLE},      {0.05, 1, COST_SRC_ROOFLINE},
+                 {0.5, 1, COST_SRC_ROOFLINE}, {1.0, 3, COST_SRC_ROOFLINE},
+                 {1.2, 3, COST_SRC_TABLE},    {2.0, 3, COST_SRC_ROOFLINE}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        llm_set_moe_skew(&m, cases[i].skew);
+        sim_err err = {{0}};
+        cost_model *tab = table_cm(path, &m, &g, 1);
+        cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
+        batch_shape b = decode_batch(16, 1024);   /* 16 tokens: a grid point */
+        cost_result a, r;
+        cost_iteration(tab, &b, &a);
+        cost_iteration(roof, &b, &r);
+        double ratio = a.term_ns[OP_MOE_EXPERTS] / r.term_ns[OP_MOE_EXPERTS];
+        ck_assert_msg(fabs(ratio - cases[i].ratio) < 1e-6, "skew %g: table/roofline %.6g, "
+                      "expected %g", cases[i].skew, ratio, cases[i].ratio);
+        ck_assert_int_eq(a.term_source[OP_MOE_EXPERTS], cases[i].source);
+        cost_model_destroy(tab);
+        cost_model_destroy(roof);
+    }
+    drop_table(path);
 }
 END_TEST
 
@@ -313,7 +377,7 @@ START_TEST(test_ctab_energy_and_idle_power_from_table)
     llm_model m;
     gpu_spec g;
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
-    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", 1, 55, 0, NULL);
+    char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", NULL, 55, 0, NULL);
     for (int tp = 1; tp <= 4; tp *= 2) {
         cost_model *tab = table_cm(path, &m, &g, tp);
         ck_assert_double_eq_tol(cost_idle_power_w(tab), 55.0 * tp, 1e-9);
@@ -328,7 +392,7 @@ START_TEST(test_ctab_energy_and_idle_power_from_table)
         }
         cost_model_destroy(tab);
     }
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -380,7 +444,7 @@ START_TEST(test_ctab_rejects_corrupt_json)
     ck_assert_ptr_null(ctab_load(path, NULL, &err));
     ck_assert_has(err.msg, path);
     ck_assert_has(err.msg, ":1:");   /* file:line:column of the syntax error */
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -396,7 +460,7 @@ START_TEST(test_ctab_rejects_wrong_schema_version)
     ck_assert_ptr_null(ctab_load(path, NULL, &err));
     ck_assert_has(err.msg, path);
     ck_assert_has(err.msg, "$.schema_version: expected 1 (the version this build reads), got 2");
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -431,7 +495,7 @@ START_TEST(test_ctab_rejects_negative_latency)
     snprintf(want, sizeof want, "%s: $.families.gemm.entries[0].latency_ns.median[2]: "
              "expected a number > 0 or null, got -5", path);
     ck_assert_str_eq(err.msg, want);
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -448,7 +512,7 @@ START_TEST(test_ctab_rejects_non_monotone_grid)
     ck_assert_ptr_null(ctab_load(path, NULL, &err));
     ck_assert_has(err.msg, "$.families.gemm.entries[0].axes.m[3]: grid values must be "
                   "strictly increasing (1.5 after 4)");
-    free(path);
+    drop_table(path);
 }
 END_TEST
 
@@ -493,7 +557,7 @@ START_TEST(test_ctab_rejects_malformed_tables)
         ck_assert_ptr_null(ctab_load(path, NULL, &err));
         ck_assert_has(err.msg, path);
         ck_assert_has(err.msg, cases[i].want);
-        free(path);
+        drop_table(path);
     }
 }
 END_TEST
@@ -566,7 +630,7 @@ END_TEST
 START_TEST(test_calib_layer_compare_synthetic)
 {
     calib_plan plan;
-    char *table = synth_table("Llama-3-8B,Mixtral-8x7B", "H100-SXM-80GB", 1, 0, 1, &plan);
+    char *table = synth_table("Llama-3-8B,Mixtral-8x7B", "H100-SXM-80GB", NULL, 0, 1, &plan);
     ck_assert_int_eq(plan.n_layers, 12);
     gpu_spec g;
     sim_err err = {{0}};
@@ -592,7 +656,8 @@ START_TEST(test_calib_layer_compare_synthetic)
     ck_assert_str_eq(c[6].model, "Mixtral-8x7B");
     free(c);
     calib_plan_fini(&plan);
-    free(table);
+    unlink(layers);
+    drop_table(table);
 }
 END_TEST
 
@@ -769,6 +834,7 @@ Suite *cost_table_suite(void)
     ADD(test_ctab_between_points_within_interpolation_error);
     ADD(test_ctab_out_of_grid_holds_measured_fraction);
     ADD(test_ctab_unknown_shape_uses_nearest_entry);
+    ADD(test_ctab_moe_skew_priced_from_nearest_measured);
     ADD(test_ctab_energy_and_idle_power_from_table);
     ADD(test_ctab_hint_gives_the_same_price);
     ADD(test_ctab_rejects_corrupt_json);
