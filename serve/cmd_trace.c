@@ -7,7 +7,11 @@
  * from the first row, no window or spreading. Failed requests (BurstGPT's
  * zero-response rows) count as arrivals but not in the token statistics.
  * Percentiles are exact, interpolated between ranks as numpy's are, so
- * they match the figures traces are published with (tokhist.h). */
+ * they match the figures traces are published with (tokhist.h).
+ *
+ * Convert refuses a format without arrival times (length-only CSV): its rows
+ * would all arrive at 0 and replay as one burst; such files are replayed by
+ * the "lengths" source with an arrival process instead. */
 #include "serve/cmd_trace.h"
 
 #include <math.h>
@@ -239,6 +243,17 @@ static int trace_convert_cmd(int argc, char **argv)
     trace_reader *rd = trace_reader_open(a.files[0], a.format, a.skip_bad, &err);
     if (!rd) {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
+        return 1;
+    }
+    const trace_format *fmt = trace_reader_format(rd);
+    if (!fmt->timed) {
+        /* Every row would arrive at 0 and replay as one burst. */
+        fprintf(stderr, "servesim: error: %s: the %s format has no arrival times, so there "
+                "is nothing to convert; replay it with the \"lengths\" source and an "
+                "arrival process instead (\"workload\": {\"source\": \"lengths\", "
+                "\"path\": ..., \"arrival\": {\"process\": \"poisson\", "
+                "\"rate_per_s\": 5}})\n", a.files[0], fmt->name);
+        trace_reader_close(rd);
         return 1;
     }
     FILE *out = fopen(a.files[1], "w");

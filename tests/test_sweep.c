@@ -1,9 +1,11 @@
 /* Sweeps (serve/sweep.c, pool.c, sweep_file.c): parallel equals serial,
- * resuming after --limit and after a kill -9 redoes nothing finished, the
+ * resuming after --limit and after a kill -9 redoes nothing finished (the
+ * kill made deterministic by a point that blocks on a FIFO), the
  * index table's contents, failed points, a changed experiment, the lock.
  * Every test works in its own folder under /tmp. */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -204,22 +207,104 @@ static int count_points(const char *store)
     return n;
 }
 
+/* Files in the store whose names end in `suffix`. */
+static int count_files(const char *store, const char *suffix)
+{
+    DIR *d = opendir(store);
+    if (!d)
+        return 0;
+    int n = 0;
+    size_t sl = strlen(suffix);
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        n += len > sl && !strcmp(de->d_name + len - sl, suffix);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Kills the coordinator and fails the test (no stray processes either way:
+ * its workers die with it). */
+#define KILL_FAIL(pid, ...)          \
+    do {                             \
+        kill((pid), SIGKILL);        \
+        waitpid((pid), NULL, 0);     \
+        ck_abort_msg(__VA_ARGS__);   \
+    } while (0)
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Writes `text` into the FIFO once a reader opens it; fails if the
+ * coordinator `pid` exits first or nobody opens it within 60 s. */
+static void feed_fifo(const char *fifo, const char *text, pid_t pid)
+{
+    for (int i = 0; i < 60000; i++) {
+        int fd = open(fifo, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) {
+            size_t n = strlen(text);   /* fits the pipe's buffer: one write */
+            ssize_t put = write(fd, text, n);
+            close(fd);
+            if (put != (ssize_t)n)
+                KILL_FAIL(pid, "fifo: wrote %zd of %zu bytes", put, n);
+            return;
+        }
+        if (errno != ENXIO)
+            KILL_FAIL(pid, "fifo: %s", strerror(errno));
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            ck_abort_msg("the sweep exited before reading its trace");
+        sleep_ms(1);
+    }
+    KILL_FAIL(pid, "the sweep never opened its trace");
+}
+
 START_TEST(test_sweep_resume_after_kill_redoes_nothing)
 {
-    /* 40 points of 2000 requests: long enough to kill in the middle. */
-    char cwd[1024], text[2048];
-    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
-    snprintf(text, sizeof text,
-             "{\"base_config\": \"%s/experiments/quickstart.json\","
-             " \"set\": {\"workload.requests\": 2000},"
-             " \"sweep\": {\"grid\": {\"workload.arrival.rate_per_s\": "
-             "[4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]},"
-             " \"seeds\": 2}}", cwd);
+    /* Deterministic, whatever the load: 8 points whose traces are 7 files
+     * and, last, a FIFO. The coordinator reads the FIFO once when it checks
+     * the points' configs (the test feeds it then); the worker that runs the
+     * last point then blocks opening it, with its results file half made,
+     * so the sweep stops with exactly the other 7 points stored and cannot
+     * finish. Then kill -9: its workers die with it (parent-death signal),
+     * and this process, their subreaper, waits for them, so nothing is
+     * stored after the count. */
+    enum { FILES = 7, POINTS = FILES + 1 };
+    char trace[8192], text[4096], grid[2048], fifo[700], out[700], store[800];
+    size_t used = (size_t)snprintf(trace, sizeof trace, "arrival_s,input_tokens,output_tokens\n");
+    for (int i = 0; i < 150; i++)
+        used += (size_t)snprintf(trace + used, sizeof trace - used, "%d.%d,%d,%d\n", i / 10,
+                                 i % 10, 200 + 37 * (i % 11), 20 + 13 * (i % 7));
+    ck_assert_uint_lt(used, 4096);
     tdir t;
-    tdir_make(&t, text);
-    char out[600], store[700];
+    tdir_make(&t, "{}");
+    used = 0;
+    for (int i = 0; i < FILES; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/t%d.csv", t.dir, i);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(trace, f);
+        fclose(f);
+        used += (size_t)snprintf(grid + used, sizeof grid - used, "\"%s\", ", path);
+    }
+    snprintf(fifo, sizeof fifo, "%s/fifo.csv", t.dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(text, sizeof text,
+             "{\"base\": {\"seed\": 11, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+             "  \"workload\": {\"source\": \"native\", \"path\": \"%s/t0.csv\"}},"
+             " \"sweep\": {\"grid\": {\"workload.path\": [%s\"%s\"]}}}",
+             t.dir, grid, fifo);
+    FILE *f = fopen(t.exp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
     snprintf(out, sizeof out, "%s/out.h5", t.dir);
     snprintf(store, sizeof store, "%s.d", out);
+
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -228,33 +313,54 @@ START_TEST(test_sweep_resume_after_kill_redoes_nothing)
         const char *argv[] = {"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL};
         _exit(cli_main(8, (char **)argv));
     }
-    /* Kill the coordinator as soon as two points are stored. */
-    for (int i = 0; i < 20000 && count_points(store) < 2; i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
+    feed_fifo(fifo, trace, pid);
+    /* Every other point stored, the last one's results file begun. */
+    for (int i = 0; count_points(store) < FILES || count_files(store, ".partial") < 1; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            ck_abort_msg("the sweep exited; %d points stored", count_points(store));
+        if (i == 60000)
+            KILL_FAIL(pid, "after 60 s: %d points stored", count_points(store));
+        sleep_ms(1);
     }
     kill(pid, SIGKILL);
     int status;
-    waitpid(pid, &status, 0);
-    ck_assert(WIFSIGNALED(status));
-    /* Its workers die with it; give them a moment. */
-    struct timespec ts = {0, 200000000};
-    nanosleep(&ts, NULL);
-    int before = count_points(store);
-    ck_assert_int_ge(before, 2);
-    ck_assert_int_lt(before, 40);
-    ck_assert_int_ne(access(out, F_OK), 0);   /* never written */
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    /* Its workers are now this process's children: wait for every one. */
+    int workers = 0;
+    for (;;) {
+        pid_t w = waitpid(-1, &status, 0);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            break;
+        workers++;
+    }
+    ck_assert_int_eq(errno, ECHILD);
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
+    ck_assert_int_eq(workers, 2);
+    ck_assert_int_eq(count_points(store), FILES);
+    ck_assert_int_eq(count_files(store, ".partial"), 0);   /* removed as the worker died */
+    ck_assert_int_ne(access(out, F_OK), 0);                  /* never written */
 
+    /* The last point's trace as a plain file, under the same name. */
+    ck_assert_int_eq(unlink(fifo), 0);
+    f = fopen(fifo, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(trace, f);
+    fclose(f);
     experiment e;
     load(t.exp, &e);
+    ck_assert_int_eq(e.n_points, POINTS);
     sweep_stats st;
     sweep(&e, out, 2, 0, &st);
-    ck_assert_int_eq(st.skipped, before);
-    ck_assert_int_eq(st.ran, 40 - before);
+    ck_assert_int_eq(st.skipped, FILES);
+    ck_assert_int_eq(st.ran, 1);
     ck_assert_int_eq(st.failed, 0);
-    char ref[600];
+    char ref[700];
     snprintf(ref, sizeof ref, "%s/ref.h5", t.dir);
     sweep(&e, ref, 2, 0, &st);
+    ck_assert_int_eq(st.ran, POINTS);
     assert_same_results(&e, ref, out);
     exp_fini(&e);
     tdir_remove(&t);

@@ -175,6 +175,9 @@ static const bad_row_case bad_rows[] = {
     {"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n"
      "2023-11-16 18:15:45.00,12,3\n",
      "azure", {"bad.txt:3:", "time goes back", NULL}},
+    {"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-02-28 18:15:46.68,374,44\n"
+     "2023-02-30 18:15:47.00,12,3\n",
+     "azure", {"bad.txt:3:", "column TIMESTAMP", "\"2023-02-30 18:15:47.00\""}},
     {"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,99999999,44\n",
      "azure", {"bad.txt:2:", "ContextTokens", "99999999"}},
     {"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374\n", "azure",
@@ -223,6 +226,34 @@ START_TEST(test_malformed_row_names_file_line_column_and_text)
 }
 END_TEST
 
+START_TEST(test_datetime_checks_the_days_of_each_month)
+{
+    static const struct {
+        const char *text;
+        int ok;
+        int64_t days;   /* since 1970-01-01, when ok */
+    } cases[] = {
+        {"2023-01-31 00:00:00", 1, 19388}, {"2023-02-28 00:00:00", 1, 19416},
+        {"2023-02-29 00:00:00", 0, 0},     {"2023-02-30 00:00:00", 0, 0},
+        {"2024-02-29 00:00:00", 1, 19782}, {"2024-02-30 00:00:00", 0, 0},
+        {"2000-02-29 00:00:00", 1, 11016}, {"2100-02-29 00:00:00", 0, 0},
+        {"2023-04-30 00:00:00", 1, 19477}, {"2023-04-31 00:00:00", 0, 0},
+        {"2023-06-31 00:00:00", 0, 0},     {"2023-09-31 00:00:00", 0, 0},
+        {"2023-11-31 00:00:00", 0, 0},     {"2023-12-31 00:00:00", 1, 19722},
+        {"2023-12-32 00:00:00", 0, 0},     {"2023-12-00 00:00:00", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *t = cases[i].text;
+        int64_t ns = -1;
+        int rc = trace_parse_datetime((trace_span){t, strlen(t)}, &ns);
+        ck_assert_msg(rc == (cases[i].ok ? 0 : -1), "%s: rc %d", t, rc);
+        if (cases[i].ok)
+            ck_assert_msg(ns == cases[i].days * 86400 * SIM_NS_PER_S, "%s: %lld", t,
+                          (long long)ns);
+    }
+}
+END_TEST
+
 START_TEST(test_skip_bad_skips_and_counts_malformed_rows)
 {
     char *p = write_file("skip.csv",
@@ -243,7 +274,8 @@ START_TEST(test_skip_bad_skips_and_counts_malformed_rows)
     ck_assert_uint_eq(c.requests, 2);
     char note[256];
     wl_counts_describe(&c, note, sizeof note);
-    CK_CONTAINS(note, "3 malformed rows skipped");
+    CK_CONTAINS(note, "3 malformed rows skipped (first: ");
+    CK_CONTAINS(note, "skip.csv:3: column GeneratedTokens");
     close_wl(&f);
 
     sim_err err = {{0}};
@@ -586,6 +618,75 @@ START_TEST(test_burstgpt_skips_failures_and_filters)
 }
 END_TEST
 
+START_TEST(test_burstgpt_filters_keep_the_file_time_origin)
+{
+    /* The kept rows count from the file's first row, which the filter leaves
+     * out; a malformed row of another model is left out unread. */
+    char *p = write_file("bg.csv",
+                         "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                         "0,ChatGPT,472,18,490,Conversation log\n"
+                         "100,GPT-4,417,276,693,API log\n"
+                         "102,ChatGPT,abc,-1,?,Conversation log\n"
+                         "105,GPT-4,100,20,120,API log\n");
+    wl_fixture f;
+    wl_request r[8];
+    open_wl(&f, "{\"source\": \"burstgpt\", \"path\": \"%s\", \"model\": \"GPT-4\"}", p,
+            100000);
+    ck_assert_int_eq(drain(&f, r, 8, false), 2);
+    ck_assert_int_eq(r[0].arrival_ns, 100 * SIM_NS_PER_S);
+    ck_assert_int_eq(r[1].arrival_ns, 105 * SIM_NS_PER_S);
+    ck_assert_int_eq(r[1].input_tokens, 100);
+    wl_counts c;
+    wl_source_counts(f.src, &c);
+    ck_assert_uint_eq(c.filtered, 2);
+    ck_assert_uint_eq(c.bad_rows, 0);
+    close_wl(&f);
+
+    /* A window starting at 50 s keeps both rows (file times 100 s and
+     * 105 s); arrivals count from the window's start. */
+    open_wl(&f,
+            "{\"source\": \"burstgpt\", \"path\": \"%s\", \"model\": \"GPT-4\", "
+            "\"window\": {\"start_s\": 50}}",
+            p, 100000);
+    ck_assert_int_eq(drain(&f, r, 8, false), 2);
+    ck_assert_int_eq(r[0].arrival_ns, 50 * SIM_NS_PER_S);
+    ck_assert_int_eq(r[1].arrival_ns, 55 * SIM_NS_PER_S);
+    close_wl(&f);
+
+    /* Without the filter the malformed row is read, and stops the run. */
+    open_wl(&f, "{\"source\": \"burstgpt\", \"path\": \"%s\"}", p, 100000);
+    ck_assert_int_eq(drain(&f, NULL, 0, true), -1);
+    CK_CONTAINS(f.err.msg, "bg.csv:4: column Request tokens");
+    close_wl(&f);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_burstgpt_filters_ignore_spaces_around_the_cell)
+{
+    char *p = write_file("bg.csv",
+                         "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                         "1,ChatGPT ,10,5,15,Conversation log\n"
+                         "2,\" ChatGPT \",20,5,25, API log \n"
+                         "3,chatgpt,30,5,35,API log\n"
+                         "4,GPT-4,40,5,45,API log\n");
+    wl_fixture f;
+    wl_request r[8];
+    open_wl(&f, "{\"source\": \"burstgpt\", \"path\": \"%s\", \"model\": \"ChatGPT\"}", p,
+            100000);
+    ck_assert_int_eq(drain(&f, r, 8, false), 2);   /* the value is case-sensitive */
+    ck_assert_int_eq(r[0].input_tokens, 10);
+    ck_assert_int_eq(r[1].input_tokens, 20);
+    close_wl(&f);
+    open_wl(&f, "{\"source\": \"burstgpt\", \"path\": \"%s\", \"log_type\": \"API log\"}", p,
+            100000);
+    ck_assert_int_eq(drain(&f, r, 8, false), 3);
+    ck_assert_int_eq(r[0].input_tokens, 20);
+    close_wl(&f);
+    free(p);
+}
+END_TEST
+
 static const char length_rows[] =
     "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n"
     "3772,54,3826,69.85\n"
@@ -661,6 +762,46 @@ START_TEST(test_native_csv_and_jsonl_carry_every_attribute)
     }
     free(csv);
     free(jsonl);
+}
+END_TEST
+
+START_TEST(test_native_source_reads_a_byte_order_mark_and_stdin)
+{
+    static const char jsonl[] =
+        "\xEF\xBB\xBF{\"arrival_s\": 0.5, \"input_tokens\": 100, \"output_tokens\": 10}\r\n"
+        "{\"arrival_s\": 1.5, \"input_tokens\": 200, \"output_tokens\": 20}\r\n";
+    static const char csv[] = "\xEF\xBB\xBFinput_tokens,arrival_s,output_tokens\n"
+                              "100,0.5,10\n200,1.5,20\n";
+    char *files[] = {write_file("bom.jsonl", jsonl), write_file("bom.csv", csv)};
+    for (int i = 0; i < 3; i++) {
+        /* Case 2: the JSONL file as standard input. */
+        int saved = -1;
+        if (i == 2) {
+            saved = dup(STDIN_FILENO);
+            FILE *in = fopen(files[0], "rb");
+            ck_assert_ptr_nonnull(in);
+            dup2(fileno(in), STDIN_FILENO);
+            fclose(in);
+            clearerr(stdin);
+        }
+        wl_fixture f;
+        wl_request r[4];
+        open_wl(&f, "{\"source\": \"native\", \"path\": \"%s\"}", i == 2 ? "-" : files[i],
+                100000);
+        ck_assert_msg(f.src != NULL, "case %d: %s", i, f.err.msg);
+        ck_assert_int_eq(drain(&f, r, 4, false), 2);
+        ck_assert_int_eq(r[1].arrival_ns, SIM_NS_PER_S);
+        ck_assert_int_eq(r[1].input_tokens, 200);
+        ck_assert_int_eq(r[1].output_tokens, 20);
+        close_wl(&f);
+        if (saved >= 0) {
+            dup2(saved, STDIN_FILENO);
+            close(saved);
+            clearerr(stdin);
+        }
+    }
+    free(files[0]);
+    free(files[1]);
 }
 END_TEST
 
@@ -1024,6 +1165,20 @@ START_TEST(test_trace_convert_round_trips_through_native)
 }
 END_TEST
 
+START_TEST(test_trace_convert_refuses_a_file_without_times)
+{
+    char *in = write_file("len.csv", length_rows);
+    char out_path[600], out[4096], errbuf[4096];
+    snprintf(out_path, sizeof out_path, "%s/len.jsonl", tmp_dir);
+    cli_call c = {{"servesim", "trace", "convert", in, out_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "len.csv: the lengths format has no arrival times");
+    CK_CONTAINS(errbuf, "\"lengths\" source and an arrival process");
+    ck_assert_int_ne(access(out_path, F_OK), 0);
+    free(in);
+}
+END_TEST
+
 /* ---- the real traces ---------------------------------------------------------------- */
 
 typedef struct real_trace {
@@ -1133,6 +1288,7 @@ Suite *traces_suite(void)
     tcase_add_test(readers, test_azure_2024_timestamps_with_zone_and_optional_fraction);
     tcase_add_loop_test(readers, test_malformed_row_names_file_line_column_and_text, 0,
                         N_BAD_ROWS);
+    tcase_add_test(readers, test_datetime_checks_the_days_of_each_month);
     tcase_add_test(readers, test_skip_bad_skips_and_counts_malformed_rows);
     tcase_add_test(readers, test_empty_binary_unknown_and_missing_files_have_clear_messages);
     tcase_add_test(readers, test_trace_config_keys_are_checked);
@@ -1144,11 +1300,15 @@ Suite *traces_suite(void)
     tcase_add_test(readers, test_lines_longer_than_the_read_buffer);
     tcase_add_test(readers, test_spread_evens_out_rounded_timestamps);
     tcase_add_test(readers, test_burstgpt_skips_failures_and_filters);
+    tcase_add_test(readers, test_burstgpt_filters_keep_the_file_time_origin);
+    tcase_add_test(readers, test_burstgpt_filters_ignore_spaces_around_the_cell);
     tcase_add_test(readers, test_lengths_take_an_arrival_process);
     tcase_add_test(readers, test_native_csv_and_jsonl_carry_every_attribute);
+    tcase_add_test(readers, test_native_source_reads_a_byte_order_mark_and_stdin);
     tcase_add_test(readers, test_trace_rows_reach_the_serving_core);
     tcase_add_test(readers, test_trace_stats_prints_rows_rate_and_percentiles);
     tcase_add_test(readers, test_trace_convert_round_trips_through_native);
+    tcase_add_test(readers, test_trace_convert_refuses_a_file_without_times);
     suite_add_tcase(s, readers);
 
     TCase *gen = tcase_create("generators");

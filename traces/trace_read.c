@@ -12,7 +12,8 @@
  * Times. A format returns a row's time in any origin (epoch ns for wall-
  * clock timestamps, ms scaled to ns for Mooncake); the reader subtracts the
  * first row's time, so every trace starts at 0, and rejects a row whose time
- * is before the previous row's (a malformed row, skippable).
+ * is before the previous row's (a malformed row, skippable). Rows a format's
+ * filter leaves out count here too: the origin is the file's first row.
  *
  * Field parsers take spans and never read past them; they accept spaces
  * around the text. Numbers are parsed by hand (no strtol on the hot path:
@@ -50,6 +51,7 @@ struct trace_reader {
     bool close_f;
     char *name;
     const trace_format *fmt;
+    trace_format_pick *pick;   /* chooses fmt from the first line, or NULL */
     void *state;
     bool skip_bad;
 
@@ -151,6 +153,8 @@ static int read_header(trace_reader *r, const char *format, sim_err *err)
         line += 3;   /* a UTF-8 byte order mark */
         len -= 3;
     }
+    if (!r->fmt && r->pick)
+        format = r->pick(line, len);
     if (!r->fmt && format && *format && strcmp(format, "auto")) {
         r->fmt = trace_format_find(format, "format", err);
         if (!r->fmt)
@@ -185,13 +189,14 @@ static int read_header(trace_reader *r, const char *format, sim_err *err)
     return 0;
 }
 
-trace_reader *trace_reader_open_stream(FILE *f, const char *name, const char *format,
-                                       bool skip_bad, sim_err *err)
+static trace_reader *reader_open(FILE *f, const char *name, const char *format,
+                                trace_format_pick *pick, bool skip_bad, sim_err *err)
 {
     trace_reader *r = sim_xcalloc(1, sizeof *r);
     r->f = f;
     r->close_f = f != stdin;
     r->name = sim_xstrdup(name);
+    r->pick = pick;
     r->skip_bad = skip_bad;
     r->cap = TRACE_BUF_BYTES;
     r->buf = sim_xmalloc(r->cap);
@@ -204,15 +209,33 @@ trace_reader *trace_reader_open_stream(FILE *f, const char *name, const char *fo
     return r;
 }
 
-trace_reader *trace_reader_open(const char *path, const char *format, bool skip_bad,
-                                sim_err *err)
+trace_reader *trace_reader_open_stream(FILE *f, const char *name, const char *format,
+                                       bool skip_bad, sim_err *err)
+{
+    return reader_open(f, name, format, NULL, skip_bad, err);
+}
+
+static trace_reader *open_path(const char *path, const char *format, trace_format_pick *pick,
+                               bool skip_bad, sim_err *err)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
         sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    return trace_reader_open_stream(f, path, format, skip_bad, err);
+    return reader_open(f, path, format, pick, skip_bad, err);
+}
+
+trace_reader *trace_reader_open(const char *path, const char *format, bool skip_bad,
+                                sim_err *err)
+{
+    return open_path(path, format, NULL, skip_bad, err);
+}
+
+trace_reader *trace_reader_open_pick(const char *path, trace_format_pick *pick,
+                                     bool skip_bad, sim_err *err)
+{
+    return open_path(path, NULL, pick, skip_bad, err);
 }
 
 void trace_reader_close(trace_reader *r)
@@ -286,12 +309,14 @@ int trace_reader_next(trace_reader *r, trace_row *out, sim_err *err)
         memset(out, 0, sizeof *out);
         out->line = lineno;
         int rc = r->fmt->row(r, line, len, out, err);
+        /* A row a filter leaves out still has its place in time: times count
+         * from the file's first row, whichever rows are kept. */
+        if (rc >= 0 && r->fmt->timed && place_in_time(r, out, err) < 0)
+            rc = -1;
         if (rc == 0) {
             r->counts.filtered++;
             continue;
         }
-        if (rc > 0 && r->fmt->timed)
-            rc = place_in_time(r, out, err);
         if (rc > 0) {
             r->counts.rows++;
             return 1;
@@ -355,6 +380,8 @@ static trace_span trim(trace_span s)
         s.len--;
     return s;
 }
+
+trace_span trace_trim(trace_span s) { return trim(s); }
 
 static bool span_ieq(trace_span s, const char *text)
 {
@@ -526,8 +553,12 @@ int trace_parse_datetime(trace_span s, int64_t *out_ns)
         return -1;
     int y = digits_at(p, 4), mo = digits_at(p + 5, 2), d = digits_at(p + 8, 2);
     int h = digits_at(p + 11, 2), mi = digits_at(p + 14, 2), sec = digits_at(p + 17, 2);
-    if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
-        mi < 0 || mi > 59 || sec < 0 || sec > 60)
+    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        sec < 0 || sec > 60)
+        return -1;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d < 1 || d > month_days[mo - 1] + (mo == 2 && leap))
         return -1;
     size_t i = 19;
     int64_t frac = 0, unit = SIM_NS_PER_S;

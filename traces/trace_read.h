@@ -64,7 +64,9 @@ typedef struct trace_format {
     int (*header)(trace_reader *r, char *line, size_t len, sim_err *err);
     /* One data line, NUL-terminated at len, which the parser may modify.
      * 1: *out filled, t_ns absolute in any origin; 0: the row is left out by
-     * a filter (counted); -1: malformed (message without file:line). */
+     * a filter (counted), with t_ns still set in a timed format, since times
+     * count from the file's first row, kept or not; -1: malformed (message
+     * without file:line). */
     int (*row)(trace_reader *r, char *line, size_t len, trace_row *out, sim_err *err);
 } trace_format;
 
@@ -83,6 +85,13 @@ trace_reader *trace_reader_open(const char *path, const char *format, bool skip_
  * is what messages call it. */
 trace_reader *trace_reader_open_stream(FILE *f, const char *name, const char *format,
                                        bool skip_bad, sim_err *err);
+/* For a source that reads a family of formats: returns the name of the
+ * format of a file whose first non-blank line (byte order mark removed) is
+ * line[0, len). */
+typedef const char *trace_format_pick(const char *line, size_t len);
+/* trace_reader_open with the format chosen by `pick`. */
+trace_reader *trace_reader_open_pick(const char *path, trace_format_pick *pick,
+                                     bool skip_bad, sim_err *err);
 /* 1: *out is the next row; 0: end of file; -1: error in err. */
 int trace_reader_next(trace_reader *r, trace_row *out, sim_err *err);
 /* Back to the first data row (times restart from 0). Not for pipes. */
@@ -114,6 +123,9 @@ int trace_csv_header(char *line, size_t len, const char *const *names, int *inde
                      bool strict, sim_err *err);
 /* The column name list "a, b, c" for messages. */
 void trace_names_list(const char *const *names, char *buf, size_t size);
+
+/* s without the white space around it. */
+trace_span trace_trim(trace_span s);
 
 /* Parsers: 0 on success, -1 if the text is not what is asked. */
 int trace_parse_int(trace_span s, int64_t min, int64_t max, int64_t *out);

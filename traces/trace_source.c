@@ -151,19 +151,20 @@ static int check_opts(const trace_src *s, const char *path, sim_err *err)
     return 0;
 }
 
-int trace_src_init(const wl_setup *setup, cJSON *params, const char *path,
-                   const char *format, const char *const *extra_keys, void **state,
-                   sim_err *err)
+static int src_init(const wl_setup *setup, cJSON *params, const char *path,
+                    const char *format, trace_format_pick *pick,
+                    const char *const *extra_keys, void **state, sim_err *err)
 {
     trace_src *s = sim_xcalloc(1, sizeof *s);
     const char *file, *fmt = format;
-    bool skip_bad;
+    bool skip_bad, format_key = !format && !pick;
     char ppath[300];
-    if (check_all_keys(params, path, !format, extra_keys, err) ||
-        parse_opts(s, params, path, &file, &fmt, !format, &skip_bad, err))
+    if (check_all_keys(params, path, format_key, extra_keys, err) ||
+        parse_opts(s, params, path, &file, &fmt, format_key, &skip_bad, err))
         goto fail;
     s->file = sim_xstrdup(file);
-    s->rd = trace_reader_open(file, fmt, skip_bad, err);
+    s->rd = pick ? trace_reader_open_pick(file, pick, skip_bad, err)
+                 : trace_reader_open(file, fmt, skip_bad, err);
     if (!s->rd) {
         snprintf(ppath, sizeof ppath, "%s.path", path);
         sim_err_prefix(err, "%s", ppath);
@@ -180,6 +181,20 @@ int trace_src_init(const wl_setup *setup, cJSON *params, const char *path,
 fail:
     trace_src_destroy(s);
     return -1;
+}
+
+int trace_src_init(const wl_setup *setup, cJSON *params, const char *path,
+                   const char *format, const char *const *extra_keys, void **state,
+                   sim_err *err)
+{
+    return src_init(setup, params, path, format, NULL, extra_keys, state, err);
+}
+
+int trace_src_init_pick(const wl_setup *setup, cJSON *params, const char *path,
+                        trace_format_pick *pick, const char *const *extra_keys,
+                        void **state, sim_err *err)
+{
+    return src_init(setup, params, path, NULL, pick, extra_keys, state, err);
 }
 
 void trace_src_destroy(void *state)
@@ -416,6 +431,8 @@ void trace_src_counts(const void *state, wl_counts *out)
     trace_read_counts rc;
     trace_reader_counts(s->rd, &rc);
     out->bad_rows += rc.bad_skipped;
+    if (rc.bad_skipped && !out->first_bad)
+        out->first_bad = rc.first_bad;
     out->filtered += rc.filtered + s->counts.filtered;
     out->failures += s->counts.failures;
     out->zero_raised += s->counts.zero_raised;

@@ -36,6 +36,11 @@
 int trace_src_init(const wl_setup *setup, cJSON *params, const char *path,
                    const char *format, const char *const *extra_keys, void **state,
                    sim_err *err);
+/* The same for a source whose format `pick` chooses from the file's first
+ * line (no "format" key). */
+int trace_src_init_pick(const wl_setup *setup, cJSON *params, const char *path,
+                        trace_format_pick *pick, const char *const *extra_keys,
+                        void **state, sim_err *err);
 int trace_src_next(void *state, sim_time_ns now, wl_request *out, sim_err *err);
 int trace_src_complete(void *state, sim_time_ns now);
 void trace_src_counts(const void *state, wl_counts *out);

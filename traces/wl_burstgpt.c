@@ -5,7 +5,10 @@
  * request: skipped and counted by default ("failures": "keep" replays it
  * with one output token). The source's own keys "model" and "log_type"
  * keep only the rows whose Model (e.g. "ChatGPT", "GPT-4") or Log Type
- * (e.g. "Conversation log", "API log") match exactly; "" keeps all. */
+ * (e.g. "Conversation log", "API log") match exactly, spaces around the
+ * cell aside; "" keeps all. A row left out still gives its Timestamp to the
+ * reader (times count from the file's first row), but its token counts are
+ * not read, so a malformed row of another model does not stop the run. */
 #include <string.h>
 
 #include "sim/jsoncfg.h"
@@ -42,7 +45,7 @@ static int burstgpt_header(trace_reader *r, char *line, size_t len, sim_err *err
 
 static bool keeps(const char *filter, int col, const trace_span *f)
 {
-    return !filter[0] || (col >= 0 && trace_span_eq(f[col], filter));
+    return !filter[0] || (col >= 0 && trace_span_eq(trace_trim(f[col]), filter));
 }
 
 static int burstgpt_row(trace_reader *r, char *line, size_t len, trace_row *out,
@@ -55,14 +58,14 @@ static int burstgpt_row(trace_reader *r, char *line, size_t len, trace_row *out,
         return sim_errf(err, "expected %d columns, got %d", st->n_columns, n);
     if (trace_parse_scaled(f[st->col[BG_TIME]], SIM_NS_PER_S, 0, INT64_MAX / 4, &out->t_ns))
         return trace_field_error(err, "Timestamp", "seconds >= 0", f[st->col[BG_TIME]]);
+    if (!keeps(st->model, st->col[BG_MODEL], f) || !keeps(st->log_type, st->col[BG_LOG_TYPE], f))
+        return 0;
     if (trace_parse_tokens(f[st->col[BG_REQUEST]], "Request tokens", &out->input_tokens,
                            err) ||
         trace_parse_tokens(f[st->col[BG_RESPONSE]], "Response tokens", &out->output_tokens,
                            err))
         return -1;
     out->failed = out->output_tokens == 0;
-    if (!keeps(st->model, st->col[BG_MODEL], f) || !keeps(st->log_type, st->col[BG_LOG_TYPE], f))
-        return 0;
     return 1;
 }
 

@@ -7,12 +7,12 @@
  * CSV: a header naming the columns, in any order; an empty optional cell is
  * the default. JSONL: one object per line with those keys. Unknown columns
  * and keys are errors: the format is ours, so a typo should not pass. The
- * source picks CSV or JSONL from the file's first character. */
+ * source picks CSV or JSONL from the first character of the file's first
+ * line as the reader sees it (after a byte order mark; stdin too). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "sim/jsoncfg.h"
 #include "traces/native.h"
 #include "traces/trace_source.h"
 
@@ -256,26 +256,19 @@ void trace_native_write_row(FILE *f, bool jsonl, const trace_row *r)
 
 /* ---- the source ------------------------------------------------------------ */
 
-/* "native_jsonl" if the file's first non-blank character is '{'. */
-static const char *native_format_of(const char *file)
+/* "native_jsonl" if the first line's first non-blank character is '{'. */
+static const char *native_pick(const char *line, size_t len)
 {
-    FILE *f = fopen(file, "rb");
-    int c = EOF;
-    if (f) {
-        while ((c = fgetc(f)) != EOF && (c == ' ' || c == '\t' || c == '\r' || c == '\n'))
-            ;
-        fclose(f);
-    }
-    return c == '{' ? "native_jsonl" : "native_csv";
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    return i < len && line[i] == '{' ? "native_jsonl" : "native_csv";
 }
 
 static int native_init(const wl_setup *setup, cJSON *params, const char *path, void **state,
                        sim_err *err)
 {
-    const char *file;
-    if (jcfg_str(params, path, "path", JCFG_REQUIRED_STR, &file, err))
-        return -1;
-    return trace_src_init(setup, params, path, native_format_of(file), NULL, state, err);
+    return trace_src_init_pick(setup, params, path, native_pick, NULL, state, err);
 }
 
 const wl_source_ops wl_native = {

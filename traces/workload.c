@@ -137,19 +137,24 @@ void wl_counts_describe(const wl_counts *c, char *buf, size_t size)
     const struct {
         uint64_t n;
         const char *what;
+        const char *first;   /* the first one's message, or NULL */
     } items[] = {
-        {c->bad_rows, "malformed rows skipped"},
-        {c->failures, "failed requests skipped"},
-        {c->filtered, "rows outside the window or filters"},
-        {c->zero_raised, "zero lengths replayed as 1"},
-        {c->cap_truncated, "cut to the token caps"},
-        {c->cap_dropped, "over the token caps dropped"},
-        {c->ctx_dropped, "longer than the context dropped"},
+        {c->bad_rows, "malformed rows skipped", c->first_bad},
+        {c->failures, "failed requests skipped", NULL},
+        {c->filtered, "rows outside the window or filters", NULL},
+        {c->zero_raised, "zero lengths replayed as 1", NULL},
+        {c->cap_truncated, "cut to the token caps", NULL},
+        {c->cap_dropped, "over the token caps dropped", NULL},
+        {c->ctx_dropped, "longer than the context dropped", NULL},
     };
     size_t used = 0;
     buf[0] = 0;
-    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++)
-        if (items[i].n && used < size)
-            used += (size_t)snprintf(buf + used, size - used, "%s%llu %s", used ? ", " : "",
-                                     (unsigned long long)items[i].n, items[i].what);
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        if (!items[i].n || used >= size)
+            continue;
+        used += (size_t)snprintf(buf + used, size - used, "%s%llu %s", used ? ", " : "",
+                                 (unsigned long long)items[i].n, items[i].what);
+        if (items[i].first && items[i].first[0] && used < size)
+            used += (size_t)snprintf(buf + used, size - used, " (first: %s)", items[i].first);
+    }
 }

@@ -63,6 +63,8 @@ typedef struct wl_counts {
     uint64_t cap_truncated;    /* cut to a trace's token caps */
     uint64_t cap_dropped;      /* over a trace's token caps, dropped */
     uint64_t bad_rows;         /* malformed rows skipped (skip_bad) */
+    const char *first_bad;     /* the first one's message, or NULL; the
+                                * source's, valid while it lives */
     uint64_t failures;         /* failed requests in the trace, skipped */
     uint64_t filtered;         /* rows outside the window or a filter */
     uint64_t zero_raised;      /* zero token counts replayed as 1 */
@@ -104,7 +106,8 @@ int wl_source_complete(wl_source *s, sim_time_ns now);
 uint64_t wl_source_clamped(const wl_source *s);
 void wl_source_counts(const wl_source *s, wl_counts *out);
 /* The non-zero counts other than requests and ctx_truncated as one phrase
- * ("3 malformed rows skipped, 2 over the context dropped"); "" when none. */
+ * ("3 malformed rows skipped (first: t.csv:7: ...), 2 longer than the context
+ * dropped"); "" when none. */
 void wl_counts_describe(const wl_counts *c, char *buf, size_t size);
 
 #endif
