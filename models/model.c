@@ -180,7 +180,7 @@ static int llm_from_json(cJSON *root, const char *path, llm_model *m, sim_err *e
         get_i32(root, "head_dim", JCFG_REQUIRED_INT, 1, 4096, &m->head_dim, err) < 0 ||
         get_i32(root, "ffn", JCFG_REQUIRED_INT, 0, 1 << 22, &m->ffn, err) < 0 ||
         get_i32(root, "vocab", JCFG_REQUIRED_INT, 1, 1 << 24, &m->vocab, err) < 0 ||
-        get_i32(root, "max_context_tokens", JCFG_REQUIRED_INT, 1, big,
+        get_i32(root, "max_context_tokens", JCFG_REQUIRED_INT, 2, big,
                 &m->max_context_tokens, err) < 0 ||
         get_i32(root, "bytes_per_param", 2, 1, 8, &m->bytes_per_param, err) < 0 ||
         get_i32(root, "kv_bytes_per_elem", 2, 1, 8, &m->kv_bytes_per_elem, err) < 0 ||

@@ -4,7 +4,8 @@
  *
  * The core owns all state. A policy reads a batch_view and fills a
  * batch_plan; the core checks and applies it (frees the preempted requests'
- * KV and puts them at the front of the waiting queue, admits waiting
+ * KV and puts them back in the waiting queue at their ordering key's place
+ * (under FCFS, ahead of every later arrival), admits waiting
  * requests that the plan schedules, allocates KV, runs the iteration).
  * A plan must fit: its tokens within max_batched_tokens, its sequences within
  * max_seqs, and its KV growth within the free blocks (after preemptions).
@@ -82,6 +83,21 @@ const batch_policy_ops *batch_policy_find(const char *name, const char *path,
  * plan->preempt. */
 int32_t batch_plan_decodes(const batch_view *v, batch_plan *plan, int64_t *free_blocks,
                            int64_t *budget);
+
+/* Whether admitting a waiting request that needs `blocks` more KV blocks
+ * keeps `watermark_blocks` free (vLLM's rule, so running requests can grow).
+ * With nothing running (`running_kept` 0) and nothing planned yet, the
+ * watermark is waived: otherwise a request that fits the cache but not the
+ * cache less the watermark would wait forever. */
+static inline int batch_admit_fits(const batch_plan *plan, int32_t running_kept,
+                                   int64_t free_blocks, int64_t blocks,
+                                   int64_t watermark_blocks)
+{
+    if (blocks > free_blocks)
+        return 0;
+    return free_blocks - blocks >= watermark_blocks ||
+           (running_kept == 0 && plan->n_items == 0);
+}
 
 /* Blocks a request must add to hold `tokens` more tokens of KV. */
 static inline int64_t batch_blocks_needed(const batch_setup *s,

@@ -95,7 +95,7 @@ static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
         int32_t chunk = req_pending_tokens(r) < budget ? req_pending_tokens(r)
                                                         : (int32_t)budget;
         int64_t blocks = batch_blocks_needed(setup, r, chunk);
-        if (free_blocks - blocks < s->watermark_blocks)
+        if (!batch_admit_fits(plan, last, free_blocks, blocks, s->watermark_blocks))
             break;
         plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
         free_blocks -= blocks;

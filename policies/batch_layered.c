@@ -34,7 +34,8 @@ static int layered_init(const batch_setup *setup, cJSON *params, const char *pat
     if (jcfg_check_keys(params, path, keys, err) ||
         jcfg_int(params, path, "groups", 4 < setup->model_layers ? 4 : setup->model_layers,
                  1, setup->model_layers, &groups, err) ||
-        jcfg_int(params, path, "max_prompts", 4, 1, setup->max_seqs, &max_prompts, err) ||
+        jcfg_int(params, path, "max_prompts", 4 < setup->max_seqs ? 4 : setup->max_seqs, 1,
+                 setup->max_seqs, &max_prompts, err) ||
         jcfg_num(params, path, "watermark_fraction", 0.01, 0, 0.5, &watermark, err))
         return -1;
     if (setup->max_batched_tokens < setup->max_context_tokens)
@@ -88,7 +89,8 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
         const serve_req *r = v->waiting[i];
         int32_t tokens = req_pending_tokens(r);
         int64_t blocks = batch_blocks_needed(setup, r, tokens);
-        if (tokens > budget || free_blocks - blocks < s->watermark_blocks)
+        if (tokens > budget ||
+            !batch_admit_fits(plan, last, free_blocks, blocks, s->watermark_blocks))
             break;
         int decode = req_is_decode(r);
         plan->items[plan->n_items++] =

@@ -6,7 +6,8 @@
  * iteration prefills as many of them as fit, in queue order, stopping at the
  * first that does not. Otherwise every running request decodes one token;
  * when a decode needs a new KV block and none is free, the most recently
- * admitted running request is preempted (recomputed later), repeatedly, until
+ * admitted running request is preempted (its KV recomputed or swapped, as
+ * instance.preemption says), repeatedly, until
  * the block fits or the request itself was the one preempted.
  *
  * Params: {"watermark_fraction": 0.01} (share of KV blocks kept free at
@@ -50,7 +51,7 @@ static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_pl
         int32_t tokens = req_pending_tokens(r);
         int64_t blocks = batch_blocks_needed(setup, r, tokens);
         if (tokens > budget || seqs >= setup->max_seqs ||
-            free_blocks - blocks < s->watermark_blocks)
+            !batch_admit_fits(plan, v->n_running, free_blocks, blocks, s->watermark_blocks))
             break;
         plan->items[plan->n_items++] = (batch_item){r, tokens, 0};
         budget -= tokens;

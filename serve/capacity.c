@@ -31,10 +31,9 @@ void cap_spec_init(cap_spec *s)
 static const char *const cap_metric_names[] = {"ttft", "tbt", "tpot", "e2e", "queue"};
 static const char *const cap_stat_names[] = {"mean", "p50", "p90", "p99"};
 
-const char *cap_bound_name(const cap_bound *b)
+const char *cap_bound_name(const cap_bound *b, char *buf, size_t size)
 {
-    static char buf[32];
-    snprintf(buf, sizeof buf, "%s_%s", cap_metric_names[b->metric], cap_stat_names[b->stat]);
+    snprintf(buf, size, "%s_%s", cap_metric_names[b->metric], cap_stat_names[b->stat]);
     return buf;
 }
 
@@ -180,9 +179,11 @@ static void cap_judge(const cap_spec *spec, cap_probe *p)
     for (int b = 0; b < spec->n_bounds && p->pass; b++) {
         double v = cap_bound_value(&spec->bounds[b], &p->mean);
         if (!(v <= spec->bounds[b].limit_s)) {
+            char name[CAP_NAME_SIZE];
             p->pass = 0;
             snprintf(p->why, sizeof p->why, "%s %.2f ms > %.2f ms",
-                     cap_bound_name(&spec->bounds[b]), v * 1e3, spec->bounds[b].limit_s * 1e3);
+                     cap_bound_name(&spec->bounds[b], name, sizeof name), v * 1e3,
+                     spec->bounds[b].limit_s * 1e3);
         }
     }
     if (p->pass && spec->attain > 0 && !(p->mean.slo_attain >= spec->attain)) {
@@ -194,9 +195,10 @@ static void cap_judge(const cap_spec *spec, cap_probe *p)
 
 /* Runs the rates of one round (every seed of each) and appends their
  * probes in rate order. */
-static int cap_round(cap_run *c, const double *rates, int n_rates, sim_err *err)
+static cap_status cap_round(cap_run *c, const double *rates, int n_rates, sim_err *err)
 {
-    int seeds = c->spec->seeds, n = n_rates * seeds, rc = -1;
+    int seeds = c->spec->seeds, n = n_rates * seeds;
+    cap_status rc = CAP_BAD_INPUT;
     char **json = sim_xcalloc((size_t)n, sizeof *json);
     pool_job *jobs = sim_xcalloc((size_t)n, sizeof *jobs);
     c->summaries = sim_xcalloc((size_t)n, sizeof *c->summaries);
@@ -208,6 +210,7 @@ static int cap_round(cap_run *c, const double *rates, int n_rates, sim_err *err)
         }
         jobs[i] = (pool_job){json[i], NULL};
     }
+    rc = CAP_FAILED;
     if (pool_run(jobs, n, c->workers, cap_on_done, c, err))
         goto done;
     if (c->first_error) {
@@ -223,7 +226,7 @@ static int cap_round(cap_run *c, const double *rates, int n_rates, sim_err *err)
         cap_mean(&c->summaries[r * seeds], seeds, &p->mean);
         cap_judge(c->spec, p);
     }
-    rc = 0;
+    rc = CAP_OK;
 done:
     for (int i = 0; i < n; i++)
         free(json[i]);
@@ -258,8 +261,8 @@ static double cap_config_rate(const cJSON *config)
     return cJSON_IsNumber(r) ? r->valuedouble : 0;
 }
 
-int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_result *res,
-               sim_err *err)
+cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spec,
+                      cap_result *res, sim_err *err)
 {
     memset(res, 0, sizeof *res);
     res->lo = res->hi = -1;
@@ -277,24 +280,31 @@ int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_
     c.base_seed = cJSON_IsNumber(seed) && seed->valuedouble >= 0 ? (uint64_t)seed->valuedouble : 1;
     c.workers = spec->jobs > 0 ? spec->jobs : pool_default_workers();
     double rate = spec->start_rate > 0 ? spec->start_rate : cap_config_rate(config);
-    if (!(rate > 0))
-        return sim_errf(err, "%s: $.workload.arrival.rate_per_s: expected a number > 0 to "
-                        "start from (or pass --start)", name);
+    if (!(rate > 0)) {
+        sim_errf(err, "%s: $.workload.arrival.rate_per_s: expected a number > 0 to start "
+                 "from (or pass --start)", name);
+        return CAP_BAD_INPUT;
+    }
 
     /* The configured size, for the per-instance and per-GPU rates. */
     char *probe_json = cap_config(&c, rate, 0, err);
-    if (!probe_json)
-        return sim_err_prefix(err, "%s", name);
+    if (!probe_json) {
+        sim_err_prefix(err, "%s", name);
+        return CAP_BAD_INPUT;
+    }
     cJSON *probe_root = cJSON_Parse(probe_json);
     free(probe_json);
     run_config cfg;
-    if (run_config_parse(probe_root, &cfg, err))
-        return sim_err_prefix(err, "%s", name);
+    if (run_config_parse(probe_root, &cfg, err)) {
+        sim_err_prefix(err, "%s", name);
+        return CAP_BAD_INPUT;
+    }
     int gpus = cfg.n_instances * cfg.tp, instances = cfg.n_instances;
     run_config_fini(&cfg);
 
     /* Bracket: double or halve until the verdict flips. */
-    if (cap_round(&c, &rate, 1, err))
+    cap_status rc;
+    if ((rc = cap_round(&c, &rate, 1, err)))
         goto fail;
     int up = res->probes[0].pass;
     for (int step = 0; step < CAP_BRACKET_STEPS; step++) {
@@ -302,7 +312,7 @@ int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_
         if (res->lo >= 0 && res->hi >= 0)
             break;
         rate = up ? rate * 2 : rate / 2;
-        if (cap_round(&c, &rate, 1, err))
+        if ((rc = cap_round(&c, &rate, 1, err)))
             goto fail;
     }
     cap_bracket(res);
@@ -318,7 +328,7 @@ int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_
             n = spec->max_probes - res->n_probes;
         for (int k = 0; k < n; k++)
             rates[k] = lo + (hi - lo) * (k + 1) / (n + 1);
-        if (cap_round(&c, rates, n, err))
+        if ((rc = cap_round(&c, rates, n, err)))
             goto fail;
         cap_bracket(res);
     }
@@ -327,10 +337,10 @@ int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_
         res->per_instance = res->rate / instances;
         res->per_gpu = res->rate / gpus;
     }
-    return 0;
+    return CAP_OK;
 fail:
     cap_result_fini(res);
-    return -1;
+    return rc;
 }
 
 void cap_result_fini(cap_result *r)

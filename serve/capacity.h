@@ -48,8 +48,10 @@ void cap_spec_init(cap_spec *spec);
  * queue; statistic mean, p50, p90 or p99; a number in ms, or with an ms or
  * s suffix) into spec's bounds. */
 int cap_parse_slo(const char *text, cap_spec *spec, sim_err *err);
-/* "ttft_p90" for a bound; static storage. */
-const char *cap_bound_name(const cap_bound *b);
+/* Writes "ttft_p90" for a bound into buf (CAP_NAME_SIZE bytes are enough);
+ * returns buf. */
+#define CAP_NAME_SIZE 16
+const char *cap_bound_name(const cap_bound *b, char *buf, size_t size);
 /* A bound's statistic in a summary, in seconds. */
 double cap_bound_value(const cap_bound *b, const run_summary *s);
 
@@ -64,14 +66,23 @@ typedef struct cap_result {
     cap_probe *probes;    /* in the order run */
     int n_probes;
     int lo, hi;           /* the bracketing probes: highest pass, lowest fail above it; -1 none */
-    double rate;          /* capacity: the passing bracket's rate (0: nothing passed) */
+    double rate;          /* capacity: the passing bracket's rate (0: nothing passed);
+                           * with no failing probe (hi -1), only a lower bound */
     double per_instance, per_gpu;
 } cap_result;
 
+/* What cap_search returns; also the command line's exit statuses. */
+typedef enum cap_status {
+    CAP_OK = 0,
+    CAP_FAILED = 1,       /* a run failed, or the search was interrupted */
+    CAP_BAD_INPUT = 2     /* the config (or a probe's version of it) is not valid */
+} cap_status;
+
 /* Searches from the config tree `config` (borrowed, not changed; named
- * `name` in messages). */
-int cap_search(const cJSON *config, const char *name, const cap_spec *spec, cap_result *out,
-               sim_err *err);
+ * `name` in messages). Whether a bracket was found is in *out, not in the
+ * status. */
+cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spec,
+                      cap_result *out, sim_err *err);
 void cap_result_fini(cap_result *r);
 
 #endif

@@ -4,11 +4,9 @@
  * summary and commit the file into place, print the summary table. */
 #include "serve/cli.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "serve/cluster.h"
 #include "serve/cmd_capacity.h"
@@ -29,31 +27,6 @@ static const char usage[] =
     "                    (value is JSON if it parses as JSON, else a string)\n"
     "  --out FILE        results file (HDF5); default results/<config name>.h5\n"
     "  --quiet           print nothing but errors\n";
-
-/* Creates the folders leading to `path` (like mkdir -p on its dirname), so
- * that --out results/today/run.h5 works on a fresh checkout. */
-static void make_parent_dirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST)
-            return;   /* out_open reports the missing folder */
-        *p = '/';
-    }
-}
-
-/* results/<stem>.h5 for config path a/b/<stem>.json. */
-static void default_out_path(const char *config, char *buf, size_t size)
-{
-    const char *base = strrchr(config, '/');
-    base = base ? base + 1 : config;
-    size_t len = strcspn(base, ".");
-    snprintf(buf, size, "results/%.*s.h5", (int)len, base);
-}
 
 static void print_pctl(const char *name, const pctl *p, double scale, const char *unit)
 {
@@ -134,10 +107,10 @@ static int cmd_run(int argc, char **argv)
     int status = RUN_BAD_INPUT;
     if (run_config_load(config, sets, n_sets, &cfg, &err) == 0) {
         if (!out) {
-            default_out_path(config, out_buf, sizeof out_buf);
+            run_default_out(config, out_buf, sizeof out_buf);
             out = out_buf;
         }
-        make_parent_dirs(out);
+        run_make_parent_dirs(out);
         run_result r;
         status = run_to_file(&cfg, config, out, &r, &err);
         if (status == RUN_OK && !quiet) {

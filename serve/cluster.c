@@ -47,7 +47,6 @@ struct cluster {
     void *observer_ctx;
     uint32_t kind_sample;
     uint64_t sample_events;
-    double idle_w;                 /* one instance's GPUs with no work */
     ts_instance *ts;
     sim_time_ns *iter_end_ns;      /* end of each instance's last iteration */
     double *iter_power_w;          /* and its mean power */
@@ -146,6 +145,9 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
  * reschedules itself only while other events are pending, so it never keeps
  * the engine running once the run itself is over. */
 
+/* Idle stretches longer than this many intervals are not sampled. */
+#define TS_MAX_IDLE_SAMPLES 10000
+
 static void ts_on_iteration(void *ctx, const iter_info *it)
 {
     cluster *c = ctx;
@@ -169,14 +171,22 @@ static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
         t->running = c->load[i].n_running;
         t->active = t->waiting + t->running > 0;
         t->kv_used_fraction = kv->total_blocks ? (double)kv->used_blocks / kv->total_blocks : 0;
-        t->power_w = now < c->iter_end_ns[i] ? c->iter_power_w[i] : c->idle_w;
+        t->power_w = now < c->iter_end_ns[i] ? c->iter_power_w[i]
+                                              : instance_idle_power_w(c->inst[i]);
         active += t->active;
     }
     ts_sample s = {now, c->cfg->timeseries_interval_ns, c->n, active, c->ts};
     c->on_sample(c->sample_ctx, &s);
-    if (sim_events_pending(eng) > 0)
-        sim_schedule(eng, now + c->cfg->timeseries_interval_ns, PHASE_SAMPLE,
-                     c->kind_sample, c, 0);
+    if (sim_events_pending(eng) == 0)
+        return;
+    /* A long idle stretch (sparse load, or a trace with a gap of days) would
+     * only repeat this sample: skip to the last interval before the next
+     * event, so the number of samples stays bounded by the busy time. */
+    sim_time_ns interval = c->cfg->timeseries_interval_ns, next = now + interval;
+    sim_time_ns next_event = sim_next_event_time(eng);
+    if (active == 0 && next_event - now > TS_MAX_IDLE_SAMPLES * interval)
+        next = next_event - (next_event - now) % interval;
+    sim_schedule(eng, next, PHASE_SAMPLE, c->kind_sample, c, 0);
 }
 
 static void ts_init(cluster *c, const cluster_hooks *hooks)
@@ -188,7 +198,6 @@ static void ts_init(cluster *c, const cluster_hooks *hooks)
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     c->kind_sample = sim_engine_register(c->eng, "sample", ts_on_sample, c);
-    c->idle_w = c->cfg->gpu.idle_w * c->cfg->tp;
     c->ts = sim_xcalloc((size_t)c->n, sizeof *c->ts);
     c->iter_end_ns = sim_xcalloc((size_t)c->n, sizeof *c->iter_end_ns);
     c->iter_power_w = sim_xcalloc((size_t)c->n, sizeof *c->iter_power_w);

@@ -4,9 +4,9 @@
  * config meets the SLO (capacity.h), per instance and per GPU, with every
  * probe and the two runs that bracket the answer.
  *
- * Exit status: 0 found; 1 no rate met the SLO, none failed it, or a run
- * failed; 2 bad usage or bad config. */
-#include <math.h>
+ * Exit status: 0 found; 1 no rate met the SLO, none failed it (the rate
+ * printed is then a lower bound), or a run failed; 2 bad usage or bad
+ * config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +42,19 @@ static int cap_number(const char *flag, const char *v, double min, double max, d
     return 0;
 }
 
+static int cap_integer(const char *flag, const char *v, long min, long max, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < min || n > max) {
+        fprintf(stderr, "servesim capacity: %s: expected an integer in [%ld, %ld], got '%s'\n%s",
+                flag, min, max, v, capacity_usage);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
 static void cap_print_probe(const cap_spec *spec, int i, const cap_probe *p)
 {
     printf("  %5d %10.3f %7.1f%%", i + 1, p->rate, 100 * p->mean.slo_attain);
@@ -52,9 +65,11 @@ static void cap_print_probe(const cap_spec *spec, int i, const cap_probe *p)
 
 static void cap_print(const char *config, const cap_spec *spec, const cap_result *r)
 {
+    char name[CAP_NAME_SIZE];
     printf("capacity of %s: SLO", config);
     for (int b = 0; b < spec->n_bounds; b++)
-        printf("%s %s <= %g ms", b ? "," : "", cap_bound_name(&spec->bounds[b]),
+        printf("%s %s <= %g ms", b ? "," : "",
+               cap_bound_name(&spec->bounds[b], name, sizeof name),
                spec->bounds[b].limit_s * 1e3);
     if (spec->attain > 0)
         printf(", attainment >= %g%%", 100 * spec->attain);
@@ -62,15 +77,21 @@ static void cap_print(const char *config, const cap_spec *spec, const cap_result
     printf("  %5s %10s %8s", "probe", "rate/s", "attain");
     for (int b = 0; b < spec->n_bounds; b++) {
         char h[40];
-        snprintf(h, sizeof h, "%s ms", cap_bound_name(&spec->bounds[b]));
+        snprintf(h, sizeof h, "%s ms", cap_bound_name(&spec->bounds[b], name, sizeof name));
         printf(" %12s", h);
     }
     printf("\n");
     for (int i = 0; i < r->n_probes; i++)
         cap_print_probe(spec, i, &r->probes[i]);
-    if (r->lo >= 0)
+    if (r->lo >= 0 && r->hi >= 0) {
         printf("capacity  %.3f req/s: %.3f per instance, %.3f per GPU\n", r->rate,
                r->per_instance, r->per_gpu);
+    } else if (r->lo >= 0) {
+        /* Every probe passed: lo is the highest rate probed. */
+        printf("capacity  >= %.3f req/s: no failing rate found up to that rate, the highest "
+               "probed (>= %.3f per instance, >= %.3f per GPU)\n", r->rate, r->per_instance,
+               r->per_gpu);
+    }
     printf("bracketing runs:\n");
     if (r->lo >= 0)
         cap_print_probe(spec, r->lo, &r->probes[r->lo]);
@@ -90,7 +111,6 @@ int cmd_capacity(int argc, char **argv)
     cap_spec spec;
     cap_spec_init(&spec);
     sim_err err = {{0}};
-    double d;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--slo") && v) {
@@ -103,9 +123,8 @@ int cmd_capacity(int argc, char **argv)
             if (cap_number(a, argv[++i], 0, 1, &spec.attain))
                 goto out;
         } else if (!strcmp(a, "--seeds") && v) {
-            if (cap_number(a, argv[++i], 1, 1000, &d) || d != floor(d))
+            if (cap_integer(a, argv[++i], 1, 1000, &spec.seeds))
                 goto out;
-            spec.seeds = (int)d;
         } else if (!strcmp(a, "--start") && v) {
             if (cap_number(a, argv[++i], 1e-9, 1e9, &spec.start_rate))
                 goto out;
@@ -113,9 +132,8 @@ int cmd_capacity(int argc, char **argv)
             if (cap_number(a, argv[++i], 1e-6, 0.5, &spec.tolerance))
                 goto out;
         } else if (!strcmp(a, "-j") && v) {
-            if (cap_number(a, argv[++i], 1, 4096, &d))
+            if (cap_integer(a, argv[++i], 1, 4096, &spec.jobs))
                 goto out;
-            spec.jobs = (int)d;
         } else if (!strcmp(a, "--set") && v) {
             sets[n_sets++] = argv[++i];
         } else if (!strcmp(a, "--quiet")) {
@@ -144,11 +162,11 @@ int cmd_capacity(int argc, char **argv)
             goto out;
         }
     cap_result r;
-    int rc = cap_search(root, config, &spec, &r, &err);
+    cap_status rc = cap_search(root, config, &spec, &r, &err);
     cJSON_Delete(root);
-    if (rc) {
+    if (rc != CAP_OK) {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
-        status = strstr(err.msg, "expected") ? 2 : 1;
+        status = rc;   /* CAP_FAILED 1, CAP_BAD_INPUT 2 */
         goto out;
     }
     if (!quiet)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "serve/cmd_sweep.h"
+#include "serve/runner.h"
 #include "serve/sweep.h"
 #include "serve/sweep_mpi.h"
 
@@ -36,14 +37,6 @@ static int sweep_parse_count(const char *flag, const char *v, int64_t *out)
     }
     *out = n;
     return 0;
-}
-
-/* results/<stem>.h5 for experiments/<stem>.json. */
-static void sweep_default_out(const char *exp, char *buf, size_t size)
-{
-    const char *base = strrchr(exp, '/');
-    base = base ? base + 1 : exp;
-    snprintf(buf, size, "results/%.*s.h5", (int)strcspn(base, "."), base);
 }
 
 int cmd_sweep(int argc, char **argv)
@@ -84,7 +77,7 @@ int cmd_sweep(int argc, char **argv)
 
     char out_buf[4096];
     if (!out) {
-        sweep_default_out(file, out_buf, sizeof out_buf);
+        run_default_out(file, out_buf, sizeof out_buf);
         out = out_buf;
     }
     sim_err err = {{0}};
@@ -102,7 +95,7 @@ int cmd_sweep(int argc, char **argv)
     sweep_mpi_finish();
     if (rc) {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
-        return strstr(err.msg, "interrupted") ? 130 : 1;
+        return rc == SWEEP_INTERRUPTED ? 130 : 1;
     }
     if (!quiet) {
         printf("sweep: %lld points: %lld run now, %lld already complete, %lld failed, "

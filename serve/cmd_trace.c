@@ -11,13 +11,18 @@
  *
  * Convert refuses a format without arrival times (length-only CSV): its rows
  * would all arrive at 0 and replay as one burst; such files are replayed by
- * the "lengths" source with an arrival process instead. */
+ * the "lengths" source with an arrival process instead. It refuses an output
+ * that is the input file (same device and inode), and writes OUT.partial,
+ * renamed to OUT only on success, so an error never touches an existing OUT. */
 #include "serve/cmd_trace.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "traces/native.h"
 #include "traces/tokhist.h"
@@ -234,6 +239,18 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
+/* Whether out names the same file as in ("-": standard input), compared by
+ * device and inode, so links and other spellings of the path are caught. An
+ * output that does not exist yet is not the input. */
+static bool same_file(const char *in, const char *out)
+{
+    struct stat si, so;
+    int rc = strcmp(in, "-") ? stat(in, &si) : fstat(STDIN_FILENO, &si);
+    if (rc || stat(out, &so))
+        return false;
+    return si.st_dev == so.st_dev && si.st_ino == so.st_ino;
+}
+
 static int trace_convert_cmd(int argc, char **argv)
 {
     trace_args a;
@@ -256,9 +273,25 @@ static int trace_convert_cmd(int argc, char **argv)
         trace_reader_close(rd);
         return 1;
     }
-    FILE *out = fopen(a.files[1], "w");
+    size_t n_partial = strlen(a.files[1]) + sizeof ".partial";
+    char *partial = sim_xmalloc(n_partial);
+    snprintf(partial, n_partial, "%s.partial", a.files[1]);
+    bool onto_out = same_file(a.files[0], a.files[1]);
+    if (onto_out || same_file(a.files[0], partial)) {
+        if (onto_out)
+            fprintf(stderr, "servesim: error: %s: the output is the input file; converting a "
+                    "trace onto itself would destroy it, so name another OUT\n", a.files[1]);
+        else
+            fprintf(stderr, "servesim: error: %s: the input is OUT.partial, where the output "
+                    "is written before it is renamed to OUT; name another OUT\n", partial);
+        free(partial);
+        trace_reader_close(rd);
+        return 1;
+    }
+    FILE *out = fopen(partial, "w");
     if (!out) {
-        fprintf(stderr, "servesim: error: %s: cannot create\n", a.files[1]);
+        fprintf(stderr, "servesim: error: %s: cannot create\n", partial);
+        free(partial);
         trace_reader_close(rd);
         return 1;
     }
@@ -276,7 +309,11 @@ static int trace_convert_cmd(int argc, char **argv)
         written++;
     }
     if (fclose(out) && rc == 0) {
-        sim_errf(&err, "%s: write error", a.files[1]);
+        sim_errf(&err, "%s: write error", partial);
+        rc = -1;
+    }
+    if (rc == 0 && rename(partial, a.files[1])) {
+        sim_errf(&err, "%s: cannot rename to %s: %s", partial, a.files[1], strerror(errno));
         rc = -1;
     }
     trace_read_counts c;
@@ -288,8 +325,9 @@ static int trace_convert_cmd(int argc, char **argv)
                 (unsigned long long)c.bad_skipped);
     else {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
-        remove(a.files[1]);
+        remove(partial);
     }
+    free(partial);
     trace_reader_close(rd);
     return rc == 0 ? 0 : 1;
 }

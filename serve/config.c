@@ -61,7 +61,7 @@ static int parse_instance(run_config *c, sim_err *err)
         jcfg_check_keys(o, path, keys, err) ||
         jcfg_int(o, path, "max_context_tokens", m->max_context_tokens, 2,
                  m->max_context_tokens, &ctx, err) ||
-        jcfg_int(o, path, "max_batched_tokens", ctx, 1, 1 << 24, &tokens, err) ||
+        jcfg_int(o, path, "max_batched_tokens", ctx, 1, INT32_MAX, &tokens, err) ||
         jcfg_int(o, path, "max_seqs", 256, 1, 1 << 20, &seqs, err) ||
         jcfg_int(o, path, "block_size_tokens", 16, 1, 4096, &block, err) ||
         jcfg_num(o, path, "gpu_memory_utilization", 0.9, 0.05, 1.0, &util, err) ||
@@ -73,6 +73,7 @@ static int parse_instance(run_config *c, sim_err *err)
     if (strcmp(preemption, "recompute") && strcmp(preemption, "swap"))
         return sim_errf(err, "%s.preemption: expected one of: recompute, swap; got \"%s\"",
                         path, preemption);
+    /* Defaults derive from the model; every range above contains them. */
     if (seqs > tokens)
         return sim_errf(err, "%s.max_seqs: expected at most max_batched_tokens (%lld), "
                         "got %lld", path, (long long)tokens, (long long)seqs);
@@ -189,7 +190,8 @@ int run_config_parse(cJSON *root, run_config *c, sim_err *err)
     char path[256];
     if (jcfg_check_keys(root, "$", keys, err) ||
         jcfg_str(root, "$", "description", "", &description, err) ||
-        jcfg_int(root, "$", "seed", 1, 0, INT64_MAX, &seed, err) ||
+        /* JSON numbers are doubles: integers above 2^53 would not survive. */
+        jcfg_int(root, "$", "seed", 1, 0, (int64_t)1 << 53, &seed, err) ||
         jcfg_str(root, "$", "model", JCFG_REQUIRED_STR, &model, err) ||
         jcfg_str(root, "$", "gpu", JCFG_REQUIRED_STR, &gpu, err))
         goto fail;

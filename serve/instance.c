@@ -127,7 +127,9 @@ static void waiting_reserve(instance *inst, size_t extra_front, size_t extra_bac
         inst->wait_head + n + extra_back <= inst->wait_cap)
         return;
     size_t need = n + extra_front + extra_back;
-    if (need > inst->wait_cap)
+    /* Keep at least half the array free, so that recentring (a move of
+     * every entry) happens once per many pushes, not on every one. */
+    if (2 * need > inst->wait_cap)
         sim_grow((void **)&inst->waiting, &inst->wait_cap, 2 * need,
                  sizeof *inst->waiting);
     /* Recentre: room at the front for preempted requests, at the back for
@@ -520,3 +522,5 @@ void instance_get_stats(const instance *inst, instance_stats *out)
 }
 
 const kv_cache *instance_kv(const instance *inst) { return &inst->kv; }
+
+double instance_idle_power_w(const instance *inst) { return inst->idle_w; }

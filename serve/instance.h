@@ -104,5 +104,7 @@ typedef struct instance_stats {
 
 void instance_get_stats(const instance *inst, instance_stats *out);
 const kv_cache *instance_kv(const instance *inst);
+/* Power of the instance's GPUs with no work, from its cost model. */
+double instance_idle_power_w(const instance *inst);
 
 #endif

@@ -411,8 +411,9 @@ static void out_dirname(const char *path, char dir[OUT_PATH_MAX])
         snprintf(dir, OUT_PATH_MAX, "%.*s", (int)(slash - path), path);
 }
 
-/* The folder that will hold `path` must exist: a typo in --out should be an
- * error that names the folder, not a folder created somewhere unexpected. */
+/* The folder that will hold `path` must exist (callers that want it made,
+ * like `servesim run`, make it first): a missing one is an error that names
+ * the folder. */
 static int out_check_folder(const char *path, sim_err *err)
 {
     char dir[OUT_PATH_MAX];

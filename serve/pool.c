@@ -10,8 +10,16 @@
  * Signals. While pool_run runs, SIGINT and SIGTERM in the parent only set a
  * flag; the poll loop then stops the workers with SIGTERM (the results
  * writer's handler in a worker removes its partial file), reaps them and
- * returns. Workers put the default dispositions back first thing, so the
- * same Ctrl-C that reaches the whole process group stops them too. */
+ * returns. The two signals are blocked except inside ppoll(), which unblocks
+ * them atomically, so one that arrives between the flag's check and the
+ * wait is acted on at once rather than when a point next finishes. Workers
+ * put the default dispositions and the caller's signal mask back first
+ * thing, so the same Ctrl-C that reaches the whole process group stops
+ * them too.
+ *
+ * Every job is reported exactly once: a worker's slot names a job only
+ * once its number has been written to the worker, so a worker that dies
+ * before reading it fails no job, and the job goes to its replacement. */
 #define _GNU_SOURCE   /* prctl's PR_SET_PDEATHSIG */
 #include "serve/pool.h"
 
@@ -115,7 +123,9 @@ static _Noreturn void pool_worker_main(int cmd_fd, int res_fd, const pool_job *j
     _exit(0);   /* no atexit handlers: they belong to the parent */
 }
 
-static int pool_spawn(pool_worker *ws, int n_ws, int slot, const pool_job *jobs, sim_err *err)
+/* Forks a worker into ws[slot]; the child runs with signal mask `mask`. */
+static int pool_spawn(pool_worker *ws, int n_ws, int slot, const pool_job *jobs,
+                      const sigset_t *mask, sim_err *err)
 {
     int cmd[2], res[2];
     if (pipe(cmd) != 0)
@@ -135,6 +145,7 @@ static int pool_spawn(pool_worker *ws, int n_ws, int slot, const pool_job *jobs,
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        sigprocmask(SIG_SETMASK, mask, NULL);
 #ifdef __linux__
         prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
@@ -171,10 +182,16 @@ static void pool_reap(pool_worker *w, char *how, size_t n)
     w->pid = 0;
 }
 
-static int pool_assign(pool_worker *w, int64_t job)
+/* Sends the worker job *next and advances *next, or, when the write fails
+ * (the worker has just died; its death is noticed by the poll loop), leaves
+ * both the slot and *next as they were, so the job goes to its replacement. */
+static void pool_assign(pool_worker *w, int64_t *next)
 {
-    w->job = job;
-    return pool_write_full(w->cmd_fd, &job, sizeof job);
+    int64_t job = *next;
+    if (pool_write_full(w->cmd_fd, &job, sizeof job) == 0) {
+        w->job = job;
+        (*next)++;
+    }
 }
 
 int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, void *ctx,
@@ -186,6 +203,15 @@ int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, vo
         workers = 1;
     if (workers > n)
         workers = (int)n;
+    /* pool_run runs on the only thread: sigprocmask is the process's mask. */
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &old_mask);
+    sigset_t wait_mask = old_mask;   /* what ppoll waits under */
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
     struct sigaction sa, old_int, old_term, old_pipe;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = pool_on_signal;
@@ -201,16 +227,16 @@ int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, vo
     int64_t next = 0, reported = 0;
     int rc = 0;
     for (int i = 0; i < workers && rc == 0; i++)
-        if ((rc = pool_spawn(ws, workers, i, jobs, err)) == 0)
-            pool_assign(&ws[i], next++);
+        if ((rc = pool_spawn(ws, workers, i, jobs, &old_mask, err)) == 0)
+            pool_assign(&ws[i], &next);
 
     while (rc == 0 && reported < n && !pool_stop) {
         for (int i = 0; i < workers; i++)
             fds[i] = (struct pollfd){.fd = ws[i].pid > 0 ? ws[i].res_fd : -1, .events = POLLIN};
-        if (poll(fds, (nfds_t)workers, -1) < 0) {
+        if (ppoll(fds, (nfds_t)workers, NULL, &wait_mask) < 0) {
             if (errno == EINTR)
                 continue;
-            rc = sim_errf(err, "poll: %s", strerror(errno));
+            rc = sim_errf(err, "ppoll: %s", strerror(errno));
             break;
         }
         for (int i = 0; i < workers && rc == 0 && !pool_stop; i++) {
@@ -221,8 +247,8 @@ int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, vo
                 ws[i].job = -1;
                 reported++;
                 done(ctx, m.job, &m.r);
-                if (next < n && pool_assign(&ws[i], next) == 0)
-                    next++;
+                if (next < n)
+                    pool_assign(&ws[i], &next);
                 continue;
             }
             /* The worker died: its job failed; a new worker takes its place. */
@@ -235,12 +261,15 @@ int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, vo
                 reported++;
                 done(ctx, job, &r);
             }
-            if (next < n && !pool_stop && (rc = pool_spawn(ws, workers, i, jobs, err)) == 0)
-                pool_assign(&ws[i], next++);
+            if (next < n && !pool_stop &&
+                (rc = pool_spawn(ws, workers, i, jobs, &old_mask, err)) == 0)
+                pool_assign(&ws[i], &next);
         }
     }
-    if (pool_stop && rc == 0)
-        rc = sim_errf(err, "interrupted");
+    if (pool_stop && rc == 0) {
+        sim_errf(err, "interrupted");
+        rc = POOL_INTERRUPTED;
+    }
     for (int i = 0; i < workers; i++) {
         if (ws[i].pid <= 0)
             continue;
@@ -258,6 +287,9 @@ int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, vo
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
+    /* After the handlers: a signal that came while the workers were reaped
+     * meets the caller's disposition, as if it came just after the return. */
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     return rc;
 }
 

@@ -34,10 +34,15 @@ typedef void (*pool_done_fn)(void *ctx, int64_t job, const pool_result *r);
 int pool_run_point(const char *config_json, const char *out_path, run_summary *s,
                    sim_err *err);
 
-/* Runs jobs[0..n) on `workers` processes (capped at n) and calls done for
- * each. Returns 0 once every job has reported, or -1 when SIGINT or SIGTERM
- * arrived meanwhile: the workers are then stopped (their partial files
- * removed), the jobs not reported are not run, and err says so. */
+/* pool_run's results other than 0. */
+enum { POOL_ERROR = -1, POOL_INTERRUPTED = -2 };
+
+/* Runs jobs[0..n) on `workers` processes (capped at n) and calls done
+ * exactly once for each. Returns 0 once every job has reported;
+ * POOL_INTERRUPTED when SIGINT or SIGTERM arrived meanwhile: the workers are
+ * then stopped (their partial files removed), the jobs not reported are not
+ * run, and err says so; POOL_ERROR (with err) when a worker cannot be
+ * started. */
 int pool_run(const pool_job *jobs, int64_t n, int workers, pool_done_fn done, void *ctx,
              sim_err *err);
 

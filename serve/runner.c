@@ -3,7 +3,10 @@
  * summarize, commit. Any failure abandons the partial file. */
 #include "serve/runner.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -65,4 +68,26 @@ done:
     out_abandon(of);
     cluster_destroy(c);
     return status;
+}
+
+void run_make_parent_dirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return;
+        *p = '/';
+    }
+}
+
+void run_default_out(const char *config_path, char *buf, size_t size)
+{
+    const char *base = strrchr(config_path, '/');
+    base = base ? base + 1 : config_path;
+    size_t len = strcspn(base, ".");
+    snprintf(buf, size, "results/%.*s.h5", (int)len, base);
 }

@@ -22,4 +22,11 @@ typedef struct run_result {
 int run_to_file(const run_config *cfg, const char *config_name, const char *out_path,
                 run_result *out, sim_err *err);
 
+/* Creates the folders leading to `path` (like mkdir -p on its dirname), so
+ * that --out results/today/run.h5 works on a fresh checkout. A folder that
+ * cannot be made is left for the results file's open to report. */
+void run_make_parent_dirs(const char *path);
+/* The default results file of a config: results/<stem>.h5 for a/b/<stem>.json. */
+void run_default_out(const char *config_path, char *buf, size_t size);
+
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "serve/pool.h"
+#include "serve/runner.h"
 #include "serve/sweep_file.h"
 #include "serve/sweep_mpi.h"
 
@@ -98,20 +99,6 @@ char *sweep_store_path(const char *out)
     return s;
 }
 
-/* mkdir -p of the folders leading to `path`. */
-static void sweep_make_parents(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        mkdir(buf, 0777);
-        *p = '/';
-    }
-}
-
 /* Creates the store and takes its lock; returns the lock's descriptor. */
 static int sweep_lock_store(const char *store, const char *out, sim_err *err)
 {
@@ -188,9 +175,9 @@ int sweep_run(const experiment *e, const sweep_opts *o, sweep_stats *stats, sim_
     int64_t *todo = sim_xcalloc((size_t)e->n_points + 1, sizeof *todo);
     pool_job *jobs = sim_xcalloc((size_t)e->n_points + 1, sizeof *jobs);
     char *store = sweep_store_path(o->out);
-    int rc = -1, lock_fd = -1;
+    int rc = SWEEP_ERROR, lock_fd = -1;
 
-    sweep_make_parents(o->out);
+    run_make_parent_dirs(o->out);
     if ((lock_fd = sweep_lock_store(store, o->out, err)) < 0)
         goto done;
     for (int64_t i = 0; i < e->n_points; i++) {
@@ -229,6 +216,8 @@ int sweep_run(const experiment *e, const sweep_opts *o, sweep_stats *stats, sim_
         snprintf(why, sizeof why, "%s", err->msg);
         sim_errf(err, "%.900s; %lld of %lld points complete: run the same command again to "
                  "finish", why, (long long)complete, (long long)e->n_points);
+        if (run == POOL_INTERRUPTED)
+            rc = SWEEP_INTERRUPTED;
         goto done;
     }
     stats->ran = c.done - c.failed;

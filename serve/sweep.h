@@ -39,10 +39,14 @@ typedef struct sweep_stats {
     double wall_s;
 } sweep_stats;
 
+/* sweep_run's results other than 0. */
+enum { SWEEP_ERROR = -1, SWEEP_INTERRUPTED = -2 };
+
 /* Runs the points not complete yet and writes the results file. Returns 0
  * once the file is written (stats say whether every point is complete),
- * -1 with err on an error or an interruption (then nothing is written but
- * the points that completed, which the next run keeps). */
+ * SWEEP_ERROR with err on an error, SWEEP_INTERRUPTED with err when SIGINT
+ * or SIGTERM stopped it (then nothing is written but the points that
+ * completed, which the next run keeps). */
 int sweep_run(const experiment *e, const sweep_opts *o, sweep_stats *st, sim_err *err);
 
 /* The store folder of a results file: "<out>.d"; caller frees. */

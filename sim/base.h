@@ -17,6 +17,18 @@ typedef int64_t sim_time_ns;
 #define SIM_NS_PER_US 1000LL
 #define SIM_NS_PER_MS 1000000LL
 #define SIM_NS_PER_S 1000000000LL
+/* The latest time a model should reach (2^62 ns, about 146 years), far
+ * enough below INT64_MAX that adding to it cannot overflow. */
+#define SIM_TIME_HORIZON ((sim_time_ns)1 << 62)
+
+/* t + ns, saturating at SIM_TIME_HORIZON (ns >= 0, as a double so that an
+ * absurd random gap cannot overflow the conversion either). */
+static inline sim_time_ns sim_time_add(sim_time_ns t, double ns)
+{
+    if (ns >= (double)(SIM_TIME_HORIZON - t))
+        return SIM_TIME_HORIZON;
+    return t + (sim_time_ns)(ns + 0.5);
+}
 
 /* Caller-owned error message. */
 typedef struct sim_err {

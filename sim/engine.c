@@ -141,6 +141,12 @@ void sim_stop(sim_engine *eng)
 uint64_t sim_events_run(const sim_engine *eng) { return eng->events_run; }
 size_t sim_events_pending(const sim_engine *eng) { return sim_evq_size(eng->q); }
 
+sim_time_ns sim_next_event_time(const sim_engine *eng)
+{
+    const sim_event *ev = sim_evq_peek(eng->q);
+    return ev ? ev->time : SIM_TIME_NEVER;
+}
+
 /* One splitmix64 step: a bijection on 64-bit integers with good avalanche. */
 static uint64_t splitmix64(uint64_t x)
 {

@@ -39,6 +39,8 @@ void sim_stop(sim_engine *eng);
 
 uint64_t sim_events_run(const sim_engine *eng);
 size_t sim_events_pending(const sim_engine *eng);
+/* Time of the earliest pending event; SIM_TIME_NEVER when none. */
+sim_time_ns sim_next_event_time(const sim_engine *eng);
 
 /* A GSL generator for component `stream_id`, seeded from (master seed,
  * stream_id) through a mixing hash; owned by the engine. Asking twice for the

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define JCFG_PATH_MAX 256
 
@@ -226,6 +227,11 @@ int jcfg_load_file(const char *path, cJSON **out, sim_err *err)
     FILE *f = fopen(path, "rb");
     if (!f)
         return sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return sim_errf(err, "%s: is a directory; expected a JSON file", path);
+    }
     size_t cap = 4096, len = 0;
     char *buf = sim_xmalloc(cap);
     for (;;) {
@@ -238,11 +244,11 @@ int jcfg_load_file(const char *path, cJSON **out, sim_err *err)
         if (got == 0)
             break;
     }
-    int read_failed = ferror(f);
+    int read_failed = ferror(f), read_errno = errno;
     fclose(f);
     if (read_failed) {
         free(buf);
-        return sim_errf(err, "%s: read error", path);
+        return sim_errf(err, "%s: read error: %s", path, strerror(read_errno));
     }
     buf[len] = '\0';
     if (strlen(buf) != len) {

@@ -150,6 +150,112 @@ START_TEST(test_capacity_cli)
 }
 END_TEST
 
+/* Runs the CLI with stdout in `text`; returns its exit status. */
+static int run_capacity_cli(cli_call *c, char *text, size_t size, char *errbuf, size_t errsize)
+{
+    char path[] = "/tmp/servesim-capacity-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w+");
+    ck_assert_ptr_nonnull(f);
+    fflush(stdout);
+    FILE *saved = stdout;
+    stdout = f;
+    int rc = tu_capture_stderr(call_cli, c, errbuf, errsize);
+    fflush(f);
+    stdout = saved;
+    rewind(f);
+    size_t n = fread(text, 1, size - 1, f);
+    text[n] = 0;
+    fclose(f);
+    unlink(path);
+    return rc;
+}
+
+START_TEST(test_capacity_without_a_failing_rate_is_a_lower_bound)
+{
+    char text[16384], errbuf[4096];
+    cli_call c = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                   "ttft_p90=100000s", "--attain", "0", "--set", "workload.requests=20",
+                   "-j", "2", NULL}};
+    int rc = run_capacity_cli(&c, text, sizeof text, errbuf, sizeof errbuf);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, errbuf);
+    ck_assert_msg(strstr(text, "capacity  >= "), "%s", text);
+    ck_assert_msg(strstr(text, "no failing rate found"), "%s", text);
+    ck_assert_msg(strstr(text, "no probed rate misses the SLO"), "%s", text);
+}
+END_TEST
+
+START_TEST(test_capacity_counts_must_be_integers)
+{
+    char text[4096], errbuf[4096];
+    cli_call seeds = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                       "ttft_p90=500ms", "--seeds", "1.5", NULL}};
+    ck_assert_int_eq(run_capacity_cli(&seeds, text, sizeof text, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "--seeds: expected an integer in [1, 1000], got '1.5'"), "%s",
+                  errbuf);
+    cli_call jobs = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                      "ttft_p90=500ms", "-j", "1.5", NULL}};
+    ck_assert_int_eq(run_capacity_cli(&jobs, text, sizeof text, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "-j: expected an integer"), "%s", errbuf);
+}
+END_TEST
+
+/* The status says what went wrong, whatever the message's words: a run
+ * that fails on a malformed trace row ("expected an integer") is a failed
+ * run, not bad input. */
+START_TEST(test_capacity_status_is_bad_input_or_failed_run)
+{
+    char *dir = tu_tempdir();
+    char trace[512], json[1024];
+    snprintf(trace, sizeof trace, "%s/len.csv", dir);
+    FILE *f = fopen(trace, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n"
+          "300,50,350,6\n200,x,260,3.3\n", f);
+    fclose(f);
+    snprintf(json, sizeof json,
+             "{\"seed\": 1, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+             " \"workload\": {\"source\": \"lengths\", \"path\": \"%s\","
+             " \"arrival\": {\"process\": \"poisson\", \"rate_per_s\": 5}}}", trace);
+    cJSON *root = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(root);
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    ck_assert_int_eq(cap_parse_slo("ttft_p90=500ms", &spec, &err), 0);
+    spec.jobs = 1;
+    cap_result r;
+    ck_assert_int_eq(cap_search(root, "len", &spec, &r, &err), CAP_FAILED);
+    ck_assert_msg(strstr(err.msg, "a run failed") && strstr(err.msg, "expected"), "%s",
+                  err.msg);
+    cJSON_Delete(root);
+
+    root = tu_base_config();
+    const char *sets[] = {"workload.arrival.rate_per_s=0", NULL};
+    tu_set(root, sets);
+    ck_assert_int_eq(cap_search(root, "base", &spec, &r, &err), CAP_BAD_INPUT);
+    ck_assert_msg(strstr(err.msg, "rate_per_s"), "%s", err.msg);
+    cJSON_Delete(root);
+    unlink(trace);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_capacity_bound_names_go_to_the_callers_buffer)
+{
+    cap_bound a = {CAP_TTFT, CAP_P90, 0.5}, b = {CAP_TPOT, CAP_MEAN, 0.05};
+    char na[CAP_NAME_SIZE], nb[CAP_NAME_SIZE];
+    const char *pa = cap_bound_name(&a, na, sizeof na), *pb = cap_bound_name(&b, nb, sizeof nb);
+    ck_assert_ptr_eq(pa, na);
+    ck_assert_str_eq(pa, "ttft_p90");
+    ck_assert_str_eq(pb, "tpot_mean");
+    cap_bound longest = {CAP_QUEUE, CAP_MEAN, 1};
+    ck_assert_str_eq(cap_bound_name(&longest, na, sizeof na), "queue_mean");
+}
+END_TEST
+
 Suite *capacity_suite(void)
 {
     Suite *s = suite_create("capacity");
@@ -159,6 +265,10 @@ Suite *capacity_suite(void)
     tcase_add_test(tc, test_capacity_per_gpu_divides_by_gpus);
     tcase_add_test(tc, test_capacity_slo_parsing);
     tcase_add_test(tc, test_capacity_cli);
+    tcase_add_test(tc, test_capacity_without_a_failing_rate_is_a_lower_bound);
+    tcase_add_test(tc, test_capacity_counts_must_be_integers);
+    tcase_add_test(tc, test_capacity_status_is_bad_input_or_failed_run);
+    tcase_add_test(tc, test_capacity_bound_names_go_to_the_callers_buffer);
     suite_add_tcase(s, tc);
     return s;
 }

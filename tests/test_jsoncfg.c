@@ -77,6 +77,15 @@ START_TEST(test_jcfg_load_file_missing_names_file)
 }
 END_TEST
 
+START_TEST(test_jcfg_load_file_on_a_directory_says_so)
+{
+    cJSON *root;
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_load_file("/tmp", &root, &err), -1);
+    ck_assert_has(err.msg, "/tmp: is a directory");
+}
+END_TEST
+
 START_TEST(test_jcfg_load_file_reads_and_places_errors)
 {
     char path[] = "/tmp/jcfg_test_XXXXXX";
@@ -381,6 +390,7 @@ Suite *jsoncfg_suite(void)
     ADD(test_jcfg_trailing_garbage_rejected);
     ADD(test_jcfg_duplicate_key_rejected_with_path);
     ADD(test_jcfg_load_file_missing_names_file);
+    ADD(test_jcfg_load_file_on_a_directory_says_so);
     ADD(test_jcfg_load_file_reads_and_places_errors);
     ADD(test_jcfg_unknown_key_lists_allowed);
     ADD(test_jcfg_known_keys_accepted);

@@ -26,6 +26,13 @@ static const char *const variants[][6] = {
      "workload.ttft_slo_ms={\"dist\": \"lognormal\", \"mean\": 400, \"sigma\": 1}", NULL},
     {"model=\"Qwen3-30B-A3B\"", "cluster.tp=2", "instance.max_context_tokens=16384",
      "cost.moe_routing_skew=0.8", "workload.requests=120", NULL},
+    /* A cache that holds one long prompt but not that prompt plus the KV
+     * watermark: admission must not wait for room that never comes. */
+    {"instance.activation_reserve_gib=55.72", "workload.requests=12",
+     "workload.input_tokens={\"dist\": \"fixed\", \"value\": 8150}",
+     "workload.output_tokens={\"dist\": \"fixed\", \"value\": 40}", NULL},
+    /* Fewer sequences than the policies' default cohort or chunk limits. */
+    {"instance.max_seqs=2", "workload.requests=60", NULL},
 };
 #define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
 

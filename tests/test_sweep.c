@@ -21,6 +21,7 @@
 
 #include "serve/cli.h"
 #include "serve/output_h5.h"
+#include "serve/pool.h"
 #include "serve/sweep.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -367,6 +368,54 @@ START_TEST(test_sweep_resume_after_kill_redoes_nothing)
 }
 END_TEST
 
+START_TEST(test_sweep_sigterm_to_the_coordinator_exits_130)
+{
+    /* One point whose trace is a FIFO: the coordinator reads it once when
+     * it checks the config (fed here), then the worker blocks opening it,
+     * with its results file begun, until the coordinator, sent SIGTERM on
+     * its own, stops it. The exit status comes from the pool's status, not
+     * from the message's words. */
+    char trace[] = "arrival_s,input_tokens,output_tokens\n0.1,200,20\n0.2,300,30\n";
+    char text[2048], fifo[700], out[700], store[800];
+    tdir t;
+    tdir_make(&t, "{}");
+    snprintf(fifo, sizeof fifo, "%s/fifo.csv", t.dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(text, sizeof text,
+             "{\"base\": {\"seed\": 11, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+             "  \"workload\": {\"source\": \"native\", \"path\": \"%s\"}},"
+             " \"sweep\": {\"grid\": {\"workload.path\": [\"%s\"]}}}", fifo, fifo);
+    FILE *f = fopen(t.exp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(store, sizeof store, "%s.d", out);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        const char *argv[] = {"servesim", "sweep", t.exp, "--out", out, "-j", "1", "--quiet", NULL};
+        _exit(cli_main(8, (char **)argv));
+    }
+    feed_fifo(fifo, trace, pid);
+    for (int i = 0; count_files(store, ".partial") < 1; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            ck_abort_msg("the sweep exited before its point began");
+        if (i == 60000)
+            KILL_FAIL(pid, "after 60 s the point has not begun");
+        sleep_ms(1);
+    }
+    kill(pid, SIGTERM);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %#x", status);
+    ck_assert_int_eq(count_files(store, ".partial"), 0);
+    tdir_remove(&t);
+}
+END_TEST
+
 /* Reads one column of /index into `out` as type `t` (count rows). */
 static void read_column(hid_t ds, const char *name, hid_t t, void *out)
 {
@@ -555,6 +604,90 @@ START_TEST(test_sweep_second_sweep_on_same_file_is_refused)
 }
 END_TEST
 
+/* ---- the pool on its own ---------------------------------------------- */
+
+typedef struct pool_count {
+    int reports[4];
+    int ok[4];
+    int killed;
+} pool_count;
+
+/* This process's only child (the pool's one worker), or 0. */
+static pid_t only_child(void)
+{
+    char path[64], line[512];
+    pid_t found = 0;
+    DIR *d = opendir("/proc");
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", atoi(de->d_name));
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char *rp = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+        fclose(f);
+        char state;
+        int ppid;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == getpid())
+            found = (pid_t)atoi(de->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* A zombie: dead, its pipes closed, not yet reaped. */
+static int is_zombie(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char *rp = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    fclose(f);
+    char state = 0;
+    return rp && sscanf(rp + 1, " %c", &state) == 1 && state == 'Z';
+}
+
+/* After the first report, kills the worker before it is sent the next job
+ * number, so the parent's write of that number fails. */
+static void pool_count_done(void *ctx, int64_t job, const pool_result *r)
+{
+    pool_count *c = ctx;
+    c->reports[job]++;
+    c->ok[job] += r->status == 0;
+    if (c->killed++)
+        return;
+    pid_t w = only_child();
+    ck_assert_int_gt(w, 0);
+    kill(w, SIGKILL);
+    for (int i = 0; !is_zombie(w); i++) {
+        ck_assert_int_lt(i, 10000);
+        sleep_ms(1);
+    }
+}
+
+START_TEST(test_pool_reports_every_job_once_when_a_worker_dies_between_jobs)
+{
+    cJSON *root = tu_base_config();
+    const char *sets[] = {"workload.requests=20", NULL};
+    tu_set(root, sets);
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    pool_job jobs[3] = {{json, NULL}, {json, NULL}, {json, NULL}};
+    pool_count c = {{0}, {0}, 0};
+    sim_err err = {{0}};
+    ck_assert_msg(pool_run(jobs, 3, 1, pool_count_done, &c, &err) == 0, "%s", err.msg);
+    for (int j = 0; j < 3; j++) {
+        ck_assert_msg(c.reports[j] == 1, "job %d reported %d times", j, c.reports[j]);
+        ck_assert_msg(c.ok[j] == 1, "job %d failed", j);
+    }
+    cJSON_free(json);
+}
+END_TEST
+
 typedef struct cli_args {
     const char *argv[12];
 } cli_args;
@@ -595,11 +728,13 @@ Suite *sweep_suite(void)
     tcase_add_test(tc, test_sweep_parallel_equals_serial);
     tcase_add_test(tc, test_sweep_resume_after_limit_redoes_nothing);
     tcase_add_test(tc, test_sweep_resume_after_kill_redoes_nothing);
+    tcase_add_test(tc, test_sweep_sigterm_to_the_coordinator_exits_130);
     tcase_add_test(tc, test_sweep_index_has_params_status_and_metrics);
     tcase_add_test(tc, test_sweep_failed_point_is_marked_and_retried);
     tcase_add_test(tc, test_sweep_changed_experiment_is_refused);
     tcase_add_test(tc, test_sweep_second_sweep_on_same_file_is_refused);
     tcase_add_test(tc, test_sweep_cli_exit_codes);
+    tcase_add_test(tc, test_pool_reports_every_job_once_when_a_worker_dies_between_jobs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1179,6 +1179,57 @@ START_TEST(test_trace_convert_refuses_a_file_without_times)
 }
 END_TEST
 
+/* Reads a whole file into a fresh string (caller frees). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *buf = sim_xmalloc(1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+START_TEST(test_trace_convert_refuses_to_overwrite_its_input)
+{
+    char *in = write_file("mc.jsonl", mooncake_rows);
+    char out[4096], errbuf[4096], link_path[600];
+    cli_call c = {{"servesim", "trace", "convert", in, in, NULL}};
+    ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "the output is the input file");
+    /* The same file under another name is caught too. */
+    snprintf(link_path, sizeof link_path, "%s/link.jsonl", tmp_dir);
+    ck_assert_int_eq(symlink(in, link_path), 0);
+    cli_call l = {{"servesim", "trace", "convert", in, link_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&l, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "the output is the input file");
+    char *text = slurp(in);
+    ck_assert_str_eq(text, mooncake_rows);
+    free(text);
+    free(in);
+}
+END_TEST
+
+START_TEST(test_trace_convert_error_keeps_an_existing_output)
+{
+    char *in = write_file("bad.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                     "2023-11-16 18:15:46.68,374,44\n2023-11-16 18:15:47,x,1\n");
+    char *prev = write_file("old.csv", "keep me\n");
+    char partial[700], out[4096], errbuf[4096];
+    cli_call c = {{"servesim", "trace", "convert", in, prev, NULL}};
+    ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "bad.csv:3: column ContextTokens");
+    char *text = slurp(prev);
+    ck_assert_str_eq(text, "keep me\n");
+    free(text);
+    snprintf(partial, sizeof partial, "%s.partial", prev);
+    ck_assert_int_ne(access(partial, F_OK), 0);
+    free(prev);
+    free(in);
+}
+END_TEST
+
 /* ---- the real traces ---------------------------------------------------------------- */
 
 typedef struct real_trace {
@@ -1309,6 +1360,8 @@ Suite *traces_suite(void)
     tcase_add_test(readers, test_trace_stats_prints_rows_rate_and_percentiles);
     tcase_add_test(readers, test_trace_convert_round_trips_through_native);
     tcase_add_test(readers, test_trace_convert_refuses_a_file_without_times);
+    tcase_add_test(readers, test_trace_convert_refuses_to_overwrite_its_input);
+    tcase_add_test(readers, test_trace_convert_error_keeps_an_existing_output);
     suite_add_tcase(s, readers);
 
     TCase *gen = tcase_create("generators");

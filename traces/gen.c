@@ -471,7 +471,7 @@ sim_time_ns arrival_gap_ns(const arrival_proc *a, gsl_rng *r)
     double gap_s = a->kind == ARRIVAL_GAMMA
                        ? gsl_ran_gamma(r, a->gamma_shape, a->gamma_scale_s)
                        : gsl_ran_exponential(r, 1.0 / a->rate_per_s);
-    return (sim_time_ns)llround(gap_s * 1e9);
+    return sim_time_add(0, gap_s * 1e9);
 }
 
 /* ---- running a process ---------------------------------------------------- */
@@ -538,7 +538,7 @@ static int piecewise_next(arrival_gen *g, sim_time_ns *t_ns)
         if (rate > 0) {
             double need_ns = work / rate * 1e9;
             if (end == SIM_TIME_NEVER || (double)g->clock_ns + need_ns < (double)end) {
-                g->clock_ns += llround(need_ns);
+                g->clock_ns = sim_time_add(g->clock_ns, need_ns);
                 *t_ns = g->clock_ns;
                 return ARRIVAL_AT;
             }
@@ -559,7 +559,7 @@ static int diurnal_next(arrival_gen *g, sim_time_ns *t_ns)
     const arrival_proc *p = g->p;
     double peak = p->rate_per_s * (1 + p->amplitude);
     for (;;) {
-        g->clock_ns += llround(gsl_ran_exponential(g->rng, 1.0 / peak) * 1e9);
+        g->clock_ns = sim_time_add(g->clock_ns, gsl_ran_exponential(g->rng, 1.0 / peak) * 1e9);
         double phase = GEN_TWO_PI * (double)(g->clock_ns - p->peak_ns) / (double)p->period_ns;
         double rate = p->rate_per_s * (1 + p->amplitude * cos(phase));
         if (gsl_rng_uniform(g->rng) * peak < rate) {
@@ -574,7 +574,7 @@ int arrival_gen_next(arrival_gen *g, sim_time_ns now, sim_time_ns *t_ns)
     switch (g->p->kind) {
     case ARRIVAL_POISSON:
     case ARRIVAL_GAMMA:
-        g->clock_ns += arrival_gap_ns(g->p, g->rng);
+        g->clock_ns = sim_time_add(g->clock_ns, (double)arrival_gap_ns(g->p, g->rng));
         *t_ns = g->clock_ns;
         return ARRIVAL_AT;
     case ARRIVAL_PIECEWISE:
@@ -605,6 +605,6 @@ int arrival_gen_complete(arrival_gen *g, sim_time_ns now)
     double think_s = p->think_fixed || p->think_s == 0
                          ? p->think_s
                          : gsl_ran_exponential(g->rng, p->think_s);
-    heap_push(g, now + llround(think_s * 1e9));
+    heap_push(g, sim_time_add(now, think_s * 1e9));
     return 1;
 }

@@ -91,6 +91,10 @@ int wl_source_next(wl_source *s, sim_time_ns now, wl_request *out, sim_err *err)
             return sim_errf(err, "workload source %s: arrival at %lld ns is before the "
                             "previous one at %lld ns", s->ops->name,
                             (long long)out->arrival_ns, (long long)s->last_arrival_ns);
+        if (out->arrival_ns >= SIM_TIME_HORIZON)
+            return sim_errf(err, "workload source %s: arrival beyond %.0f years of simulated "
+                            "time; is the request rate far too low?", s->ops->name,
+                            (double)SIM_TIME_HORIZON / SIM_NS_PER_S / (365.25 * 86400));
         if (out->input_tokens < 1 || out->output_tokens < 1)
             return sim_errf(err, "workload source %s: request with %d input and %d output "
                             "tokens; expected at least 1 of each", s->ops->name,
