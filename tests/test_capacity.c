@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "serve/capacity.h"
-#include "serve/cli.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -98,29 +97,15 @@ START_TEST(test_capacity_slo_parsing)
 }
 END_TEST
 
-typedef struct cli_call {
-    const char *argv[16];
-} cli_call;
-
-static int call_cli(void *arg)
-{
-    cli_call *c = arg;
-    int argc = 0;
-    while (c->argv[argc])
-        argc++;
-    fflush(stdout);
-    return cli_main(argc, (char **)c->argv);
-}
-
 START_TEST(test_capacity_cli)
 {
     char errbuf[4096];
-    cli_call no_slo = {{"servesim", "capacity", "experiments/quickstart.json", NULL}};
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &no_slo, errbuf, sizeof errbuf), 2);
+    tu_cli_call no_slo = {{"servesim", "capacity", "experiments/quickstart.json", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &no_slo, errbuf, sizeof errbuf), 2);
     ck_assert_msg(strstr(errbuf, "--slo"), "%s", errbuf);
-    cli_call bad = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+    tu_cli_call bad = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
                      "ttft_p90=abc", NULL}};
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &bad, errbuf, sizeof errbuf), 2);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &bad, errbuf, sizeof errbuf), 2);
     /* A real search, output to a file. */
     char *dir = tu_tempdir();
     char path[512];
@@ -129,10 +114,10 @@ START_TEST(test_capacity_cli)
     FILE *saved = stdout;
     FILE *f = fopen(path, "w+");
     stdout = f;
-    cli_call ok = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+    tu_cli_call ok = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
                     "ttft_p90=500ms,tpot_p90=50ms", "--set", "workload.requests=300",
                     "--tolerance", "0.1", "-j", "2", NULL}};
-    int rc = tu_capture_stderr(call_cli, &ok, errbuf, sizeof errbuf);
+    int rc = tu_capture_stderr(tu_call_cli, &ok, errbuf, sizeof errbuf);
     fflush(f);
     stdout = saved;
     ck_assert_msg(rc == 0, "exit %d: %s", rc, errbuf);
@@ -151,7 +136,7 @@ START_TEST(test_capacity_cli)
 END_TEST
 
 /* Runs the CLI with stdout in `text`; returns its exit status. */
-static int run_capacity_cli(cli_call *c, char *text, size_t size, char *errbuf, size_t errsize)
+static int run_capacity_cli(tu_cli_call *c, char *text, size_t size, char *errbuf, size_t errsize)
 {
     char path[] = "/tmp/servesim-capacity-XXXXXX";
     int fd = mkstemp(path);
@@ -161,7 +146,7 @@ static int run_capacity_cli(cli_call *c, char *text, size_t size, char *errbuf, 
     fflush(stdout);
     FILE *saved = stdout;
     stdout = f;
-    int rc = tu_capture_stderr(call_cli, c, errbuf, errsize);
+    int rc = tu_capture_stderr(tu_call_cli, c, errbuf, errsize);
     fflush(f);
     stdout = saved;
     rewind(f);
@@ -175,7 +160,7 @@ static int run_capacity_cli(cli_call *c, char *text, size_t size, char *errbuf, 
 START_TEST(test_capacity_without_a_failing_rate_is_a_lower_bound)
 {
     char text[16384], errbuf[4096];
-    cli_call c = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+    tu_cli_call c = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
                    "ttft_p90=100000s", "--attain", "0", "--set", "workload.requests=20",
                    "-j", "2", NULL}};
     int rc = run_capacity_cli(&c, text, sizeof text, errbuf, sizeof errbuf);
@@ -189,12 +174,12 @@ END_TEST
 START_TEST(test_capacity_counts_must_be_integers)
 {
     char text[4096], errbuf[4096];
-    cli_call seeds = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+    tu_cli_call seeds = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
                        "ttft_p90=500ms", "--seeds", "1.5", NULL}};
     ck_assert_int_eq(run_capacity_cli(&seeds, text, sizeof text, errbuf, sizeof errbuf), 2);
     ck_assert_msg(strstr(errbuf, "--seeds: expected an integer in [1, 1000], got '1.5'"), "%s",
                   errbuf);
-    cli_call jobs = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+    tu_cli_call jobs = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
                       "ttft_p90=500ms", "-j", "1.5", NULL}};
     ck_assert_int_eq(run_capacity_cli(&jobs, text, sizeof text, errbuf, sizeof errbuf), 2);
     ck_assert_msg(strstr(errbuf, "-j: expected an integer"), "%s", errbuf);

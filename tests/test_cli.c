@@ -8,22 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve/cli.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
-
-typedef struct cli_call {
-    const char *argv[16];
-} cli_call;
-
-static int call_cli(void *arg)
-{
-    cli_call *c = arg;
-    int argc = 0;
-    while (c->argv[argc])
-        argc++;
-    return cli_main(argc, (char **)c->argv);
-}
 
 /* Writes `json` to dir/name and returns the path (static buffer). */
 static const char *write_config(const char *dir, const char *name, const char *json)
@@ -50,9 +36,9 @@ START_TEST(test_run_writes_complete_results_file)
     snprintf(config, sizeof config, "%s", write_config(dir, "small.json", small_run));
     snprintf(out, sizeof out, "%s/r.h5", dir);
     snprintf(partial, sizeof partial, "%s.partial", out);
-    cli_call c = {{"servesim", "run", config, "--out", out, "--quiet", NULL}};
+    tu_cli_call c = {{"servesim", "run", config, "--out", out, "--quiet", NULL}};
     char errbuf[4096];
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &c, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &c, errbuf, sizeof errbuf), 0);
     ck_assert_int_eq(access(out, F_OK), 0);
     ck_assert_int_ne(access(partial, F_OK), 0);
 
@@ -112,13 +98,13 @@ START_TEST(test_bad_input_names_path_and_leaves_no_file)
     char config[512], out[512];
     snprintf(config, sizeof config, "%s", write_config(dir, "bad.json", bc->json));
     snprintf(out, sizeof out, "%s/r.h5", dir);
-    cli_call c = {{"servesim", "run", config, "--out", out, "--quiet", NULL}};
+    tu_cli_call c = {{"servesim", "run", config, "--out", out, "--quiet", NULL}};
     if (bc->set) {
         c.argv[6] = "--set";
         c.argv[7] = bc->set;
     }
     char errbuf[4096];
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &c, errbuf, sizeof errbuf), 2);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &c, errbuf, sizeof errbuf), 2);
     ck_assert_msg(strstr(errbuf, config), "message lacks the file name: %s", errbuf);
     for (int k = 0; k < 3 && bc->expect[k]; k++)
         ck_assert_msg(strstr(errbuf, bc->expect[k]), "expected '%s' in: %s",
@@ -135,20 +121,20 @@ END_TEST
 
 START_TEST(test_missing_config_file_is_named)
 {
-    cli_call c = {{"servesim", "run", "/nonexistent/x.json", "--quiet", NULL}};
+    tu_cli_call c = {{"servesim", "run", "/nonexistent/x.json", "--quiet", NULL}};
     char errbuf[4096];
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &c, errbuf, sizeof errbuf), 2);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &c, errbuf, sizeof errbuf), 2);
     ck_assert_msg(strstr(errbuf, "/nonexistent/x.json"), "%s", errbuf);
 }
 END_TEST
 
 START_TEST(test_usage_errors_exit_2)
 {
-    cli_call none = {{"servesim", NULL}};
-    cli_call bad = {{"servesim", "run", "--bogus", NULL}};
+    tu_cli_call none = {{"servesim", NULL}};
+    tu_cli_call bad = {{"servesim", "run", "--bogus", NULL}};
     char errbuf[4096];
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &none, errbuf, sizeof errbuf), 2);
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &bad, errbuf, sizeof errbuf), 2);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &none, errbuf, sizeof errbuf), 2);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &bad, errbuf, sizeof errbuf), 2);
     ck_assert_msg(strstr(errbuf, "--bogus"), "%s", errbuf);
 }
 END_TEST

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve/cli.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -151,19 +150,6 @@ static const char ts_run[] =
     "   \"input_tokens\": {\"dist\": \"fixed\", \"value\": 500},\n"
     "   \"output_tokens\": {\"dist\": \"fixed\", \"value\": 50}}}\n";
 
-typedef struct cli_call {
-    const char *argv[8];
-} cli_call;
-
-static int call_cli(void *arg)
-{
-    cli_call *c = arg;
-    int argc = 0;
-    while (c->argv[argc])
-        argc++;
-    return cli_main(argc, (char **)c->argv);
-}
-
 static hsize_t rows(hid_t f, const char *path)
 {
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
@@ -185,9 +171,9 @@ START_TEST(test_ts_run_writes_timeseries)
     FILE *fp = fopen(config, "w");
     fputs(ts_run, fp);
     fclose(fp);
-    cli_call c = {{"servesim", "run", config, "--out", out, "--quiet", NULL}};
+    tu_cli_call c = {{"servesim", "run", config, "--out", out, "--quiet", NULL}};
     char errbuf[4096];
-    ck_assert_int_eq(tu_capture_stderr(call_cli, &c, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &c, errbuf, sizeof errbuf), 0);
     hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
     ck_assert_int_ge(f, 0);
     hsize_t n_cluster = rows(f, "/timeseries/cluster");

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve/cli.h"
 #include "sim/engine.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -1060,21 +1059,8 @@ END_TEST
 
 /* ---- servesim trace -------------------------------------------------------------------- */
 
-typedef struct cli_call {
-    const char *argv[12];
-} cli_call;
-
-static int call_cli(void *arg)
-{
-    cli_call *c = arg;
-    int argc = 0;
-    while (c->argv[argc])
-        argc++;
-    return cli_main(argc, (char **)c->argv);
-}
-
 /* Runs the CLI with stdout in buf and stderr in errbuf. */
-static int run_cli_captured(cli_call *c, char *buf, size_t size, char *errbuf, size_t errsize)
+static int run_cli_captured(tu_cli_call *c, char *buf, size_t size, char *errbuf, size_t errsize)
 {
     char path[] = "/tmp/servesim-stdout-XXXXXX";
     int fd = mkstemp(path);
@@ -1082,7 +1068,7 @@ static int run_cli_captured(cli_call *c, char *buf, size_t size, char *errbuf, s
     fflush(stdout);
     int saved = dup(STDOUT_FILENO);
     dup2(fd, STDOUT_FILENO);
-    int rc = tu_capture_stderr(call_cli, c, errbuf, errsize);
+    int rc = tu_capture_stderr(tu_call_cli, c, errbuf, errsize);
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
     close(saved);
@@ -1098,7 +1084,7 @@ START_TEST(test_trace_stats_prints_rows_rate_and_percentiles)
 {
     char *p = write_file("mc.jsonl", mooncake_rows);
     char out[4096], errbuf[4096];
-    cli_call c = {{"servesim", "trace", "stats", p, NULL}};
+    tu_cli_call c = {{"servesim", "trace", "stats", p, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 0);
     CK_CONTAINS(out, "mooncake");
     CK_CONTAINS(out, "rows                   5");
@@ -1111,17 +1097,17 @@ START_TEST(test_trace_stats_prints_rows_rate_and_percentiles)
 
     p = write_file("bad.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"
                               "2023-11-16 18:15:46.68,374,44\n2023-11-16 18:15:47,x,1\n");
-    cli_call bad = {{"servesim", "trace", "stats", p, NULL}};
+    tu_cli_call bad = {{"servesim", "trace", "stats", p, NULL}};
     ck_assert_int_eq(run_cli_captured(&bad, out, sizeof out, errbuf, sizeof errbuf), 1);
     CK_CONTAINS(errbuf, "bad.csv:3: column ContextTokens");
-    cli_call skip = {{"servesim", "trace", "stats", "--skip-bad", p, NULL}};
+    tu_cli_call skip = {{"servesim", "trace", "stats", "--skip-bad", p, NULL}};
     ck_assert_int_eq(run_cli_captured(&skip, out, sizeof out, errbuf, sizeof errbuf), 0);
     CK_CONTAINS(out, "rows                   1");
     CK_CONTAINS(out, "skipped                1 malformed rows");
-    cli_call fmt = {{"servesim", "trace", "stats", p, "--format", "mooncake", NULL}};
+    tu_cli_call fmt = {{"servesim", "trace", "stats", p, "--format", "mooncake", NULL}};
     ck_assert_int_eq(run_cli_captured(&fmt, out, sizeof out, errbuf, sizeof errbuf), 1);
     CK_CONTAINS(errbuf, "bad.csv:1:");
-    cli_call usage = {{"servesim", "trace", "stats", NULL}};
+    tu_cli_call usage = {{"servesim", "trace", "stats", NULL}};
     ck_assert_int_eq(run_cli_captured(&usage, out, sizeof out, errbuf, sizeof errbuf), 2);
     CK_CONTAINS(errbuf, "usage");
     free(p);
@@ -1135,7 +1121,7 @@ START_TEST(test_trace_convert_round_trips_through_native)
     for (int k = 0; k < 2; k++) {
         char out_path[600], out[4096], errbuf[4096];
         snprintf(out_path, sizeof out_path, "%s/%s", tmp_dir, outs[k]);
-        cli_call c = {{"servesim", "trace", "convert", in, out_path, NULL}};
+        tu_cli_call c = {{"servesim", "trace", "convert", in, out_path, NULL}};
         ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 0);
         CK_CONTAINS(errbuf, "wrote 5 rows");
         sim_err e1 = {{0}}, e2 = {{0}};
@@ -1170,7 +1156,7 @@ START_TEST(test_trace_convert_refuses_a_file_without_times)
     char *in = write_file("len.csv", length_rows);
     char out_path[600], out[4096], errbuf[4096];
     snprintf(out_path, sizeof out_path, "%s/len.jsonl", tmp_dir);
-    cli_call c = {{"servesim", "trace", "convert", in, out_path, NULL}};
+    tu_cli_call c = {{"servesim", "trace", "convert", in, out_path, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
     CK_CONTAINS(errbuf, "len.csv: the lengths format has no arrival times");
     CK_CONTAINS(errbuf, "\"lengths\" source and an arrival process");
@@ -1195,13 +1181,13 @@ START_TEST(test_trace_convert_refuses_to_overwrite_its_input)
 {
     char *in = write_file("mc.jsonl", mooncake_rows);
     char out[4096], errbuf[4096], link_path[600];
-    cli_call c = {{"servesim", "trace", "convert", in, in, NULL}};
+    tu_cli_call c = {{"servesim", "trace", "convert", in, in, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
     CK_CONTAINS(errbuf, "the output is the input file");
     /* The same file under another name is caught too. */
     snprintf(link_path, sizeof link_path, "%s/link.jsonl", tmp_dir);
     ck_assert_int_eq(symlink(in, link_path), 0);
-    cli_call l = {{"servesim", "trace", "convert", in, link_path, NULL}};
+    tu_cli_call l = {{"servesim", "trace", "convert", in, link_path, NULL}};
     ck_assert_int_eq(run_cli_captured(&l, out, sizeof out, errbuf, sizeof errbuf), 1);
     CK_CONTAINS(errbuf, "the output is the input file");
     char *text = slurp(in);
@@ -1217,7 +1203,7 @@ START_TEST(test_trace_convert_error_keeps_an_existing_output)
                                      "2023-11-16 18:15:46.68,374,44\n2023-11-16 18:15:47,x,1\n");
     char *prev = write_file("old.csv", "keep me\n");
     char partial[700], out[4096], errbuf[4096];
-    cli_call c = {{"servesim", "trace", "convert", in, prev, NULL}};
+    tu_cli_call c = {{"servesim", "trace", "convert", in, prev, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
     CK_CONTAINS(errbuf, "bad.csv:3: column ContextTokens");
     char *text = slurp(prev);
@@ -1264,7 +1250,7 @@ START_TEST(test_real_trace_statistics_match_the_readme)
     if (!have(t->path))
         return;
     char out[4096], errbuf[4096];
-    cli_call c = {{"servesim", "trace", "stats", t->path, NULL}};
+    tu_cli_call c = {{"servesim", "trace", "stats", t->path, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 0);
     for (int k = 0; k < 6 && t->expect[k]; k++)
         CK_CONTAINS(out, t->expect[k]);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve/cli.h"
 #include "sim/jsoncfg.h"
 #include "traces/workload.h"
 
@@ -129,6 +130,15 @@ void tu_run_fini(tu_run *r)
     free(r->out_tokens);
     r->seen = NULL;
     r->out_tokens = NULL;
+}
+
+int tu_call_cli(void *tu_cli_call_ptr)
+{
+    tu_cli_call *c = tu_cli_call_ptr;
+    int argc = 0;
+    while (c->argv[argc])
+        argc++;
+    return cli_main(argc, (char **)c->argv);
 }
 
 int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size)

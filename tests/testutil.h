@@ -39,6 +39,13 @@ typedef struct tu_run {
 void tu_run_config(const run_config *cfg, tu_run *out);
 void tu_run_fini(tu_run *r);
 
+/* A command line for cli_main: argv, NULL-terminated. */
+typedef struct tu_cli_call {
+    const char *argv[16];
+} tu_cli_call;
+/* Runs cli_main on a tu_cli_call (pass to tu_capture_stderr). */
+int tu_call_cli(void *tu_cli_call_ptr);
+
 /* Runs f(arg) with stderr redirected to a buffer; returns f's result. */
 int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size);
 
