@@ -6,20 +6,10 @@
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
-static void run_with(const char *const *sets, tu_run *out)
-{
-    cJSON *root = tu_base_config();
-    tu_set(root, sets);
-    run_config cfg;
-    tu_parse(root, &cfg);
-    tu_run_config(&cfg, out);
-    run_config_fini(&cfg);
-}
-
 START_TEST(test_every_request_finishes_exactly_once)
 {
     tu_run r;
-    run_with(NULL, &r);
+    tu_run_sets(NULL, &r);
     ck_assert_uint_eq(r.summary.completed, 200);
     ck_assert_uint_eq(r.n_records, 200);
     for (int id = 0; id < 200; id++)
@@ -32,9 +22,9 @@ START_TEST(test_same_seed_is_bit_identical_other_seed_differs)
 {
     tu_run a, b, c;
     const char *const other[] = {"seed=8", NULL};
-    run_with(NULL, &a);
-    run_with(NULL, &b);
-    run_with(other, &c);
+    tu_run_sets(NULL, &a);
+    tu_run_sets(NULL, &b);
+    tu_run_sets(other, &c);
     ck_assert_uint_eq(a.record_hash, b.record_hash);
     ck_assert(memcmp(&a.summary, &b.summary, sizeof a.summary) == 0);
     ck_assert_uint_ne(a.record_hash, c.record_hash);
@@ -47,7 +37,7 @@ END_TEST
 START_TEST(test_latency_metrics_are_ordered_and_positive)
 {
     tu_run r;
-    run_with(NULL, &r);
+    tu_run_sets(NULL, &r);
     const run_summary *s = &r.summary;
     ck_assert_double_gt(s->ttft_s.p50, 0);
     ck_assert_double_le(s->ttft_s.p50, s->ttft_s.p90 * (1 + 1e-3));
@@ -69,7 +59,7 @@ END_TEST
 START_TEST(test_energy_lies_between_idle_and_max_power)
 {
     tu_run r;
-    run_with(NULL, &r);
+    tu_run_sets(NULL, &r);
     const run_summary *s = &r.summary;
     /* One H100 over the run: idle 70 W floor, 700 W ceiling (models/gpu). */
     ck_assert_double_gt(s->energy_j, 70 * s->duration_s * 0.99);
@@ -84,8 +74,8 @@ START_TEST(test_more_load_means_higher_latency)
     tu_run light, heavy;
     const char *const slow[] = {"workload.arrival.rate_per_s=2", NULL};
     const char *const fast[] = {"workload.arrival.rate_per_s=60", NULL};
-    run_with(slow, &light);
-    run_with(fast, &heavy);
+    tu_run_sets(slow, &light);
+    tu_run_sets(fast, &heavy);
     ck_assert_double_gt(heavy.summary.e2e_s.mean, light.summary.e2e_s.mean);
     ck_assert_double_gt(heavy.summary.gpu_busy_fraction, light.summary.gpu_busy_fraction);
     tu_run_fini(&light);
@@ -96,7 +86,7 @@ END_TEST
 START_TEST(test_every_cost_term_is_tagged_with_its_source)
 {
     tu_run r;
-    run_with(NULL, &r);
+    tu_run_sets(NULL, &r);
     ck_assert_uint_gt(r.summary.source_terms[COST_SRC_ROOFLINE], 0);
     ck_assert_uint_eq(r.summary.source_terms[COST_SRC_TABLE], 0);
     char buf[64];

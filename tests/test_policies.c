@@ -156,16 +156,11 @@ END_TEST
 
 START_TEST(test_prefill_first_preempts_under_kv_pressure_and_still_completes)
 {
-    cJSON *root = tu_base_config();
-    tu_set(root, variants[2]);
-    run_config cfg;
-    tu_parse(root, &cfg);
     tu_run r;
-    tu_run_config(&cfg, &r);
+    tu_run_sets(variants[2], &r);
     ck_assert_uint_gt(r.summary.preemptions, 0);
     ck_assert_uint_eq(r.summary.completed, r.summary.arrived);
     tu_run_fini(&r);
-    run_config_fini(&cfg);
 }
 END_TEST
 
@@ -380,11 +375,7 @@ START_TEST(test_swap_preemption_restores_exactly_what_it_swapped)
                                 "workload.arrival.rate_per_s=60",
                                 "workload.output_tokens.mean=600", NULL};
     tu_run r;
-    cJSON *root = tu_base_config();
-    tu_set(root, sets);
-    run_config cfg;
-    tu_parse(root, &cfg);
-    tu_run_config(&cfg, &r);
+    tu_run_sets(sets, &r);
     ck_assert_uint_gt(r.summary.preemptions, 0);
     ck_assert_uint_eq(r.summary.recomputed_tokens, 0);
     ck_assert_double_gt(r.summary.swap_out_bytes, 0);
@@ -392,7 +383,6 @@ START_TEST(test_swap_preemption_restores_exactly_what_it_swapped)
     ck_assert_double_gt(r.summary.swap_time_s, 0);
     ck_assert_uint_eq(r.summary.completed, 200);
     tu_run_fini(&r);
-    run_config_fini(&cfg);
 }
 END_TEST
 
@@ -404,16 +394,11 @@ START_TEST(test_swap_falls_back_to_recompute_when_host_memory_is_full)
                                 "workload.arrival.rate_per_s=60",
                                 "workload.output_tokens.mean=600", NULL};
     tu_run r;
-    cJSON *root = tu_base_config();
-    tu_set(root, sets);
-    run_config cfg;
-    tu_parse(root, &cfg);
-    tu_run_config(&cfg, &r);
+    tu_run_sets(sets, &r);
     ck_assert_uint_gt(r.summary.preemptions, 0);
     ck_assert_uint_gt(r.summary.recomputed_tokens, 0);
     ck_assert(r.summary.swap_out_bytes == 0);
     tu_run_fini(&r);
-    run_config_fini(&cfg);
 }
 END_TEST
 
@@ -428,14 +413,9 @@ START_TEST(test_overlapped_swap_costs_no_more_than_blocking)
                                     "workload.arrival.rate_per_s=60",
                                     "workload.output_tokens.mean=600", NULL};
         tu_run r;
-        cJSON *root = tu_base_config();
-        tu_set(root, sets);
-        run_config cfg;
-        tu_parse(root, &cfg);
-        tu_run_config(&cfg, &r);
+        tu_run_sets(sets, &r);
         added[k] = r.summary.swap_time_s;
         tu_run_fini(&r);
-        run_config_fini(&cfg);
     }
     ck_assert_double_lt(added[1], added[0]);
 }
@@ -486,21 +466,16 @@ START_TEST(test_least_outstanding_tokens_queues_less_than_round_robin)
     double p99[2];
     const char *names[2] = {"round_robin", "least_outstanding_tokens"};
     for (int k = 0; k < 2; k++) {
-        cJSON *root = tu_base_config();
         char set_route[128];
         snprintf(set_route, sizeof set_route, "policies.routing.name=\"%s\"", names[k]);
         const char *const sets[] = {set_route, "cluster.instances=4", "workload.requests=1500",
                                     "workload.arrival.rate_per_s=45",
                                     "workload.input_tokens.sigma=1.2",
                                     "workload.output_tokens.sigma=1.5", NULL};
-        tu_set(root, sets);
-        run_config cfg;
-        tu_parse(root, &cfg);
         tu_run r;
-        tu_run_config(&cfg, &r);
+        tu_run_sets(sets, &r);
         p99[k] = r.summary.queue_s.p99;
         tu_run_fini(&r);
-        run_config_fini(&cfg);
     }
     ck_assert_double_lt(p99[1], p99[0]);
 }

@@ -1060,24 +1060,22 @@ END_TEST
 /* ---- servesim trace -------------------------------------------------------------------- */
 
 /* Runs the CLI with stdout in buf and stderr in errbuf. */
+typedef struct captured_cli {
+    tu_cli_call *call;
+    char *errbuf;
+    size_t errsize;
+} captured_cli;
+
+static int cli_with_stderr(void *arg)
+{
+    captured_cli *c = arg;
+    return tu_capture_stderr(tu_call_cli, c->call, c->errbuf, c->errsize);
+}
+
 static int run_cli_captured(tu_cli_call *c, char *buf, size_t size, char *errbuf, size_t errsize)
 {
-    char path[] = "/tmp/servesim-stdout-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    int rc = tu_capture_stderr(tu_call_cli, c, errbuf, errsize);
-    fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, size - 1);
-    buf[n > 0 ? n : 0] = 0;
-    close(fd);
-    unlink(path);
-    return rc;
+    captured_cli cc = {c, errbuf, errsize};
+    return tu_capture(STDOUT_FILENO, cli_with_stderr, &cc, buf, size);
 }
 
 START_TEST(test_trace_stats_prints_rows_rate_and_percentiles)

@@ -124,6 +124,16 @@ void tu_run_config(const run_config *cfg, tu_run *out)
     check_outputs(cfg, out);
 }
 
+void tu_run_sets(const char *const *sets, tu_run *out)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    tu_run_config(&cfg, out);
+    run_config_fini(&cfg);
+}
+
 void tu_run_fini(tu_run *r)
 {
     free(r->seen);
@@ -141,24 +151,31 @@ int tu_call_cli(void *tu_cli_call_ptr)
     return cli_main(argc, (char **)c->argv);
 }
 
-int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size)
+int tu_capture(int fd, int (*f)(void *), void *arg, char *buf, size_t size)
 {
-    char path[] = "/tmp/servesim-stderr-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
+    char path[] = "/tmp/servesim-capture-XXXXXX";
+    int tmp = mkstemp(path);
+    ck_assert_int_ge(tmp, 0);
+    fflush(stdout);
     fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    dup2(fd, STDERR_FILENO);
+    int saved = dup(fd);
+    dup2(tmp, fd);
     int rc = f(arg);
+    fflush(stdout);
     fflush(stderr);
-    dup2(saved, STDERR_FILENO);
+    dup2(saved, fd);
     close(saved);
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n = read(fd, buf, size - 1);
+    lseek(tmp, 0, SEEK_SET);
+    ssize_t n = read(tmp, buf, size - 1);
     buf[n > 0 ? n : 0] = 0;
-    close(fd);
+    close(tmp);
     unlink(path);
     return rc;
+}
+
+int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size)
+{
+    return tu_capture(STDERR_FILENO, f, arg, buf, size);
 }
 
 char *tu_tempdir(void)

@@ -38,6 +38,8 @@ typedef struct tu_run {
  * error. Free with tu_run_fini. */
 void tu_run_config(const run_config *cfg, tu_run *out);
 void tu_run_fini(tu_run *r);
+/* The base config with `sets` applied (may be NULL), run as tu_run_config. */
+void tu_run_sets(const char *const *sets, tu_run *out);
 
 /* A command line for cli_main: argv, NULL-terminated. */
 typedef struct tu_cli_call {
@@ -46,6 +48,9 @@ typedef struct tu_cli_call {
 /* Runs cli_main on a tu_cli_call (pass to tu_capture_stderr). */
 int tu_call_cli(void *tu_cli_call_ptr);
 
+/* Runs f(arg) with file descriptor fd (STDOUT_FILENO, STDERR_FILENO)
+ * redirected to a buffer; returns f's result. */
+int tu_capture(int fd, int (*f)(void *), void *arg, char *buf, size_t size);
 /* Runs f(arg) with stderr redirected to a buffer; returns f's result. */
 int tu_capture_stderr(int (*f)(void *), void *arg, char *buf, size_t size);
 
