@@ -376,6 +376,7 @@ static void step(instance *inst)
     sim_time_ns now = sim_now(inst->eng);
     if (inst->n_waiting == 0 && inst->n_running == 0) {
         go_idle(inst, now);
+        update_load(inst);
         return;
     }
     plan_reserve(inst);
@@ -474,8 +475,7 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
         inst->n_running = kept;
     }
     inst->plan.n_items = 0;
-    step(inst);
-    update_load(inst);
+    step(inst);   /* refreshes the routing view, also when going idle */
 }
 
 void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev)
