@@ -22,10 +22,12 @@ $(BUILD)/deps.mk: mk/deps.sh
 
 # The event core: no LLM code.
 SIM_SRCS := $(wildcard sim/*.c)
-# Everything else the simulator links (the CLI's main() is kept apart so that
-# tests can link the rest).
-LIB_SRCS := $(SIM_SRCS) $(wildcard models/*.c) $(wildcard policies/*.c) \
-            $(wildcard traces/*.c) $(filter-out serve/main.c,$(wildcard serve/*.c))
+# Everything else the simulator links, by layer: the tool (command line,
+# sweeps, results files), the policies, the serving system, models and
+# workloads. The CLI's main() is kept apart so that tests can link the rest.
+LIB_SRCS := $(SIM_SRCS) $(wildcard models/*.c) $(wildcard traces/*.c) \
+            $(wildcard serve/*.c) $(wildcard policies/*.c) \
+            $(filter-out tool/main.c,$(wildcard tool/*.c))
 TEST_SIM_SRCS := tests/check_main.c tests/sim_suites.c $(wildcard tests/test_sim_*.c)
 TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildcard tests/test_*.c)
 # calib/'s host side (plans, synthetic tables, layer comparison, NVML loader): no CUDA.
@@ -38,7 +40,7 @@ CFLAGS_opt = $(WARN) $(OPT) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
-.PHONY: all run test test-fast test-san bench fuzz calib-data clean FORCE
+.PHONY: all run test test-layers test-fast test-san bench fuzz calib-data clean FORCE
 .PHONY: mpi test-mpi plots test-plots
 all: servesim
 
@@ -55,18 +57,18 @@ $(BUILD)/san/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_san) -MMD -MP -c $< -o $@
 
-servesim: $(call obj,opt,$(LIB_SRCS) serve/main.c)
+servesim: $(call obj,opt,$(LIB_SRCS) tool/main.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
 
 # servesim-mpi: the same program with sweeps spread over MPI ranks. Only
-# serve/sweep_mpi.c differs (built with mpicc and -DSERVESIM_MPI); the core
+# tool/sweep_mpi.c differs (built with mpicc and -DSERVESIM_MPI); the core
 # build never needs MPI.
 MPICC ?= mpicc
-MPI_SRCS := serve/sweep_mpi.c
+MPI_SRCS := tool/sweep_mpi.c
 $(BUILD)/mpi/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS_opt) -DSERVESIM_MPI -MMD -MP -c $< -o $@
-servesim-mpi: $(call obj,opt,$(filter-out $(MPI_SRCS),$(LIB_SRCS)) serve/main.c) \
+servesim-mpi: $(call obj,opt,$(filter-out $(MPI_SRCS),$(LIB_SRCS)) tool/main.c) \
               $(call obj,mpi,$(MPI_SRCS))
 	$(MPICC) -o $@ $^ $(DEP_LIBS) -lm
 mpi: servesim-mpi
@@ -85,7 +87,9 @@ run: servesim
 
 # Tests run from the repository root (they read models/ and experiments/).
 # calib-check compiles the CUDA calibration program when nvcc is there.
-test: test-fast test-san calib-check test-mpi test-plots
+test: test-layers test-fast test-san calib-check test-mpi test-plots
+test-layers:
+	sh tests/layers_check.sh
 test-fast: $(BUILD)/test_sim $(BUILD)/test_all servesim $(BUILD)/calib-tool
 	$(BUILD)/test_sim
 	$(BUILD)/test_all

@@ -6,8 +6,8 @@
  * the setup (whose model and GPU pointers stay borrowed) and the member's
  * private state. cost_iteration decomposes the batch into operators
  * (ops.c) and hands the list to the member, so members only price
- * operators and never see requests. Adding a member (a measured table from
- * calib/, say) means one ops struct and one line in cost_models[].
+ * operators and never see requests. Adding a member means one file defining
+ * `const cost_model_ops cost_<name>` and one line in cost_models.def.
  *
  * The roofline prices each operator as the slowest of its compute time, its
  * HBM time and the kernel floor (collectives: link time plus a fixed
@@ -122,7 +122,7 @@ static void roofline_iteration(void *state, const cost_setup *setup,
     out->energy_j = (busy_j + overhead * 1e-9 * g->idle_w) * setup->tp;
 }
 
-static const cost_model_ops cost_roofline = {
+const cost_model_ops cost_roofline = {
     .name = "roofline",
     .init = roofline_init,
     .iteration = roofline_iteration,
@@ -131,11 +131,16 @@ static const cost_model_ops cost_roofline = {
 
 /* ---- registry and wrapper -------------------------------------------------- */
 
+/* models/cost_models.def lists every cost model, one line each. */
+#define COST_MODEL(name) extern const cost_model_ops cost_##name;
+#include "models/cost_models.def"
+#undef COST_MODEL
+#define COST_MODEL(name) &cost_##name,
 const cost_model_ops *const cost_models[] = {
-    &cost_roofline,
-    &cost_table_model,
+#include "models/cost_models.def"
     NULL,
 };
+#undef COST_MODEL
 
 const cost_model_ops *cost_model_find(const char *name, sim_err *err)
 {

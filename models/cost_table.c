@@ -962,7 +962,7 @@ static void table_destroy(void *state)
     free(st);
 }
 
-const cost_model_ops cost_table_model = {
+const cost_model_ops cost_table = {
     .name = "table",
     .init = table_init,
     .iteration = table_iteration,

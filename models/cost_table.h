@@ -75,8 +75,9 @@ typedef struct ctab_loo_stats {
 void ctab_loo(const ctab *t, ctab_family f, ctab_loo_stats *latency,
               ctab_loo_stats *power);
 
-/* The `table` cost model (registered in cost.c). Params: "table", the path
- * of the table (default <ctab_default_dir()>/<gpu name>.json). */
-extern const cost_model_ops cost_table_model;
+/* The `table` cost model, `cost_table` (listed in cost_models.def). Params:
+ * "table", the path of the table (default <ctab_default_dir()>/<gpu
+ * name>.json). */
+extern const cost_model_ops cost_table;
 
 #endif

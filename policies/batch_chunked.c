@@ -13,7 +13,7 @@
  * the decodes always fit the budget. */
 #include <stdlib.h>
 
-#include "policies/batch.h"
+#include "policies/common.h"
 #include "sim/jsoncfg.h"
 
 typedef struct chunked_state {

@@ -16,7 +16,7 @@
  * instance.max_batched_tokens, which must hold the longest prompt. */
 #include <stdlib.h>
 
-#include "policies/batch.h"
+#include "policies/common.h"
 #include "sim/jsoncfg.h"
 
 typedef struct layered_state {

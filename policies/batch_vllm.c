@@ -14,7 +14,7 @@
  * admission, as vLLM does, so that running requests can grow). */
 #include <stdlib.h>
 
-#include "policies/batch.h"
+#include "policies/common.h"
 #include "sim/jsoncfg.h"
 
 typedef struct vllm_state {

@@ -1,7 +1,7 @@
 /* Earliest deadline first on each request's TTFT deadline (arrival plus its
  * TTFT target: the request's own, or the run's slo.ttft_ms), the SLO-aware
  * order. Requests past their deadline keep their place at the front. */
-#include "policies/order.h"
+#include "policies/common.h"
 
 static double edf_key(void *state, const serve_req *r)
 {

@@ -1,6 +1,6 @@
 /* First come, first served: by arrival time (the core breaks ties by id).
  * A preempted request re-enters ahead of every later arrival. */
-#include "policies/order.h"
+#include "policies/common.h"
 
 static double fcfs_key(void *state, const serve_req *r)
 {

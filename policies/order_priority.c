@@ -1,6 +1,6 @@
 /* Strict priority classes: by the request's priority (lower first, from the
  * workload), first come, first served within a class. */
-#include "policies/order.h"
+#include "policies/common.h"
 
 static double priority_key(void *state, const serve_req *r)
 {

@@ -1,6 +1,6 @@
 /* Shortest prompt first: by the tokens still to prefill, so a short prompt
  * overtakes a long one (and a preempted request's recompute counts). */
-#include "policies/order.h"
+#include "policies/common.h"
 
 static double spf_key(void *state, const serve_req *r)
 {

@@ -1,6 +1,6 @@
 /* Shortest job first on the true output length (an oracle: the simulator
  * knows it, a real server does not): by output tokens still to generate. */
-#include "policies/order.h"
+#include "policies/common.h"
 
 static double sjf_key(void *state, const serve_req *r)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <gsl/gsl_cdf.h>
 
-#include "policies/order.h"
+#include "api/order.h"
 #include "sim/engine.h"
 #include "sim/jsoncfg.h"
 

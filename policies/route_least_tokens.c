@@ -1,7 +1,7 @@
 /* Least-outstanding-tokens routing: the instance with the fewest tokens
  * assigned and not yet processed (see inst_load); ties go to the lowest
  * index, so the choice is deterministic. No params, no state. */
-#include "policies/route.h"
+#include "api/route.h"
 #include "sim/jsoncfg.h"
 
 static int lot_init(int32_t n_instances, cJSON *params, const char *path,

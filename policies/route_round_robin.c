@@ -2,7 +2,7 @@
  * blind to load. No params. */
 #include <stdlib.h>
 
-#include "policies/route.h"
+#include "api/route.h"
 #include "sim/jsoncfg.h"
 
 typedef struct rr_state {

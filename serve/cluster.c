@@ -16,7 +16,7 @@
 #define SLAB_REQS 1024
 
 struct cluster {
-    const run_config *cfg;
+    const cluster_setup *cs;
     sim_engine *eng;
     wl_source *wl;
     metrics metrics;
@@ -119,7 +119,7 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .slo_class = c->next.slo_class,
         .tenant = c->next.tenant,
         .ttft_deadline_ns = now + (c->next.ttft_slo_ns ? c->next.ttft_slo_ns
-                                                       : c->cfg->slo_ttft_ns),
+                                                       : c->cs->slo_ttft_ns),
         .state = REQ_WAITING,
         .first_scheduled_ns = -1,
         .first_token_ns = -1,
@@ -175,14 +175,14 @@ static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
                                               : instance_idle_power_w(c->inst[i]);
         active += t->active;
     }
-    ts_sample s = {now, c->cfg->timeseries_interval_ns, c->n, active, c->ts};
+    ts_sample s = {now, c->cs->timeseries_interval_ns, c->n, active, c->ts};
     c->on_sample(c->sample_ctx, &s);
     if (sim_events_pending(eng) == 0)
         return;
     /* A long idle stretch (sparse load, or a trace with a gap of days) would
      * only repeat this sample: skip to the last interval before the next
      * event, so the number of samples stays bounded by the busy time. */
-    sim_time_ns interval = c->cfg->timeseries_interval_ns, next = now + interval;
+    sim_time_ns interval = c->cs->timeseries_interval_ns, next = now + interval;
     sim_time_ns next_event = sim_next_event_time(eng);
     if (active == 0 && next_event - now > TS_MAX_IDLE_SAMPLES * interval)
         next = next_event - (next_event - now) % interval;
@@ -191,7 +191,7 @@ static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
 
 static void ts_init(cluster *c, const cluster_hooks *hooks)
 {
-    if (c->cfg->timeseries_interval_ns <= 0 || !hooks->on_sample)
+    if (c->cs->timeseries_interval_ns <= 0 || !hooks->on_sample)
         return;
     c->on_sample = hooks->on_sample;
     c->sample_ctx = hooks->sample_ctx;
@@ -203,55 +203,55 @@ static void ts_init(cluster *c, const cluster_hooks *hooks)
     c->iter_power_w = sim_xcalloc((size_t)c->n, sizeof *c->iter_power_w);
 }
 
-cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_err *err)
+cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim_err *err)
 {
     static const cluster_hooks no_hooks;
     if (!hooks)
         hooks = &no_hooks;
     cluster *c = sim_xcalloc(1, sizeof *c);
-    c->cfg = cfg;
-    c->n = cfg->n_instances;
-    c->eng = sim_engine_create(cfg->seed);
+    c->cs = cs;
+    c->n = cs->n_instances;
+    c->eng = sim_engine_create(cs->seed);
     c->kind_arrival = sim_engine_register(c->eng, "arrival", on_arrival, c);
     uint32_t kind_iter_end = sim_engine_register(c->eng, "iteration_end",
                                                  instance_on_iter_end, c);
     uint32_t kind_wake = sim_engine_register(c->eng, "wake", instance_on_wake, c);
     c->kind_workload_poll = sim_engine_register(c->eng, "workload_poll", on_workload_poll, c);
-    metrics_init(&c->metrics, cfg->slo_ttft_ns, cfg->slo_tpot_ns, hooks->on_record,
+    metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
     ts_init(c, hooks);
 
     wl_setup wl = {
         .arrival_rng = sim_rng(c->eng, STREAM_ARRIVALS),
         .length_rng = sim_rng(c->eng, STREAM_LENGTHS),
-        .max_context_tokens = cfg->batch.max_context_tokens,
+        .max_context_tokens = cs->batch.max_context_tokens,
     };
-    c->wl = wl_source_create(&wl, cfg->workload, CFG_PATH_WORKLOAD, err);
+    c->wl = wl_source_create(&wl, cs->workload, CFG_PATH_WORKLOAD, err);
     if (!c->wl)
         goto fail;
-    if (cfg->route_policy->init(c->n, cfg->route_params, CFG_PATH_ROUTE_PARAMS,
+    if (cs->route_policy->init(c->n, cs->route_params, CFG_PATH_ROUTE_PARAMS,
                                 &c->route_state, err))
         goto fail;
-    c->route = cfg->route_policy;
+    c->route = cs->route_policy;
 
-    c->cost = (cost_setup){&cfg->model, &cfg->gpu, cfg->tp, cfg->iteration_overhead_ns};
+    c->cost = (cost_setup){&cs->model, &cs->gpu, cs->tp, cs->iteration_overhead_ns};
     c->inst = sim_xcalloc((size_t)c->n, sizeof *c->inst);
     c->load = sim_xcalloc((size_t)c->n, sizeof *c->load);
     for (int32_t i = 0; i < c->n; i++) {
         instance_setup s = {
             .index = i,
-            .batch = cfg->batch,
-            .policy = cfg->batch_policy,
-            .policy_params = cfg->batch_params,
+            .batch = cs->batch,
+            .policy = cs->batch_policy,
+            .policy_params = cs->batch_params,
             .policy_path = CFG_PATH_BATCH_PARAMS,
-            .order = cfg->order_policy,
-            .order_params = cfg->order_params,
+            .order = cs->order_policy,
+            .order_params = cs->order_params,
             .order_path = CFG_PATH_ORDER_PARAMS,
-            .order_seed = sim_stream_seed(cfg->seed, STREAM_ORDER_BASE + (uint64_t)i),
-            .swap = cfg->swap,
+            .order_seed = sim_stream_seed(cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
+            .swap = cs->swap,
             .cost = &c->cost,
-            .cost_name = cfg->cost_name,
-            .cost_params = cfg->cost_params,
+            .cost_name = cs->cost_name,
+            .cost_params = cs->cost_params,
             .cost_path = CFG_PATH_COST_PARAMS,
             .kind_iter_end = kind_iter_end,
             .kind_wake = kind_wake,
@@ -325,7 +325,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
 {
     memset(s, 0, sizeof *s);
     metrics_summarize(&c->metrics, s);
-    s->seed = c->cfg->seed;
+    s->seed = c->cs->seed;
     s->arrived = c->arrived;
     s->clamped = wl_source_clamped(c->wl);
     s->events = sim_events_run(c->eng) - c->sample_events;   /* the run's own */
@@ -338,11 +338,11 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->iterations += st.iterations;
         s->energy_j += st.energy_j;
         s->recomputed_tokens += st.recomputed_tokens;
-        s->swap_out_bytes += st.swap_out_bytes * c->cfg->tp;
-        s->swap_in_bytes += st.swap_in_bytes * c->cfg->tp;
+        s->swap_out_bytes += st.swap_out_bytes * c->cs->tp;
+        s->swap_in_bytes += st.swap_in_bytes * c->cs->tp;
         s->swap_time_s += st.swap_ns / 1e9;
-        s->weight_bytes += st.weight_bytes * c->cfg->tp;
-        s->kv_bytes += st.kv_bytes * c->cfg->tp;
+        s->weight_bytes += st.weight_bytes * c->cs->tp;
+        s->kv_bytes += st.kv_bytes * c->cs->tp;
         processed_tokens += st.tokens;
         busy_ns += (double)st.busy_ns;
         for (int k = 0; k < OP_KIND_COUNT; k++)

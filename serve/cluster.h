@@ -6,9 +6,42 @@
 #ifndef SERVE_CLUSTER_H
 #define SERVE_CLUSTER_H
 
-#include "serve/config.h"
 #include "serve/instance.h"
 #include "serve/metrics.h"
+
+/* Everything the simulated cluster is built from: the run config after
+ * parsing (tool/config.c fills it), with policies already resolved to their
+ * ops. Borrowed by the cluster: it must outlive it. */
+typedef struct cluster_setup {
+    uint64_t seed;
+    llm_model model;
+    gpu_spec gpu;
+    int32_t n_instances;
+    int32_t tp;
+    batch_setup batch;           /* kv_total_blocks is derived */
+    double gpu_memory_utilization;
+    double activation_reserve_bytes;
+    sim_time_ns iteration_overhead_ns;
+    const char *cost_name;
+    cJSON *cost_params;
+    const batch_policy_ops *batch_policy;
+    cJSON *batch_params;
+    const route_policy_ops *route_policy;
+    cJSON *route_params;
+    const order_policy_ops *order_policy;
+    cJSON *order_params;
+    swap_setup swap;             /* host_blocks and the byte figures derived */
+    cJSON *workload;
+    sim_time_ns slo_ttft_ns, slo_tpot_ns;
+    sim_time_ns timeseries_interval_ns;   /* 0: no time series */
+} cluster_setup;
+
+/* JSON paths (in the run config) of the setup's objects handed to policies, cost model, workload. */
+#define CFG_PATH_BATCH_PARAMS "$.policies.batch.params"
+#define CFG_PATH_ROUTE_PARAMS "$.policies.routing.params"
+#define CFG_PATH_ORDER_PARAMS "$.policies.order.params"
+#define CFG_PATH_COST_PARAMS "$.cost.params"
+#define CFG_PATH_WORKLOAD "$.workload"
 
 typedef struct cluster cluster;
 
@@ -51,8 +84,8 @@ typedef struct cluster_hooks {
     void *sample_ctx;
 } cluster_hooks;
 
-/* cfg is borrowed and must outlive the cluster; hooks may be NULL. */
-cluster *cluster_create(const run_config *cfg, const cluster_hooks *hooks, sim_err *err);
+/* cs is borrowed and must outlive the cluster; hooks may be NULL. */
+cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim_err *err);
 void cluster_destroy(cluster *c);   /* NULL is a no-op */
 /* Runs to completion. Fails only on a workload error mid-run. */
 int cluster_run(cluster *c, sim_err *err);

@@ -11,9 +11,9 @@
 #define SERVE_INSTANCE_H
 
 #include "models/cost.h"
-#include "policies/batch.h"
-#include "policies/order.h"
-#include "policies/route.h"
+#include "api/batch.h"
+#include "api/order.h"
+#include "api/route.h"
 #include "serve/kv.h"
 #include "serve/metrics.h"
 #include "sim/engine.h"

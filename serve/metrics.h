@@ -5,7 +5,7 @@
 #define SERVE_METRICS_H
 
 #include "models/cost.h"
-#include "serve/request.h"
+#include "api/request.h"
 #include "sim/hist.h"
 
 /* One finished request. Times are simulated ns from the run's start. */

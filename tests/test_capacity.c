@@ -1,4 +1,4 @@
-/* Capacity search (serve/capacity.c): the bracketing probes sit on either
+/* Capacity search (tool/capacity.c): the bracketing probes sit on either
  * side of the SLO, the bracket is narrow, --slo parsing is strict, and the
  * command prints the answer and the bracketing runs. */
 #include <check.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve/capacity.h"
+#include "tool/capacity.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 

@@ -149,7 +149,7 @@ START_TEST(test_bundled_experiments_are_valid)
         sim_err err = {{0}};
         if (run_config_load(files[i], NULL, 0, &cfg, &err))
             ck_abort_msg("%s", err.msg);
-        cluster *c = cluster_create(&cfg, NULL, &err);
+        cluster *c = cluster_create(&cfg.sys, NULL, &err);
         ck_assert_msg(c, "%s: %s", files[i], err.msg);
         cluster_destroy(c);
         run_config_fini(&cfg);

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve/experiment.h"
+#include "tool/experiment.h"
 #include "sim/jsoncfg.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"

@@ -1,4 +1,4 @@
-/* Results file (serve/output.c): round trip through the HDF5 C API, the
+/* Results file (tool/output.c): round trip through the HDF5 C API, the
  * atomic rename, cleanup on abandon, on errors, on a failed write and on
  * SIGINT/SIGTERM. Each test works in its own mkdtemp folder under /tmp and
  * removes it. Reading back uses types built here from the C structs, not
@@ -17,7 +17,7 @@
 
 #include "models/cost.h"
 #include "models/ops.h"
-#include "serve/output.h"
+#include "tool/output.h"
 #include "tests/suites.h"
 #include "version.h"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tests/suites.h"
+#include "policies/registry.h"
 #include "tests/testutil.h"
 
 /* Config variants every policy must survive: light load, overload, KV
@@ -46,7 +47,7 @@ static void run_observed(const char *const *sets, iter_observer_fn fn, void *ctx
     tu_parse(root, &cfg);
     sim_err err = {{0}};
     cluster_hooks hooks = {.on_iteration = fn, .iteration_ctx = ctx};
-    cluster *c = cluster_create(&cfg, &hooks, &err);
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
     ck_assert_msg(c, "%s", err.msg);
     ck_assert_int_eq(cluster_run(c, &err), 0);
     cluster_summarize(c, out);
@@ -84,8 +85,8 @@ static void check_invariants(const char *batch, const char *order, const char *r
         /* Each request got the output length the workload asked for. */
         ck_assert_uint_eq(r->workload_requests, n);
         ck_assert_uint_eq(r->output_mismatches, 0);
-        ck_assert_int_le(r->max_batch_tokens, cfg.batch.max_batched_tokens);
-        ck_assert_int_le(r->max_batch_seqs, cfg.batch.max_seqs);
+        ck_assert_int_le(r->max_batch_tokens, cfg.sys.batch.max_batched_tokens);
+        ck_assert_int_le(r->max_batch_seqs, cfg.sys.batch.max_seqs);
         ck_assert(!r->kv_over_capacity);
         ck_assert(!r->time_went_back);
         ck_assert_double_le(r->summary.kv_peak_fraction, 1.0);
@@ -172,7 +173,7 @@ START_TEST(test_prefill_first_rejects_budget_below_context)
     run_config cfg;
     tu_parse(root, &cfg);
     sim_err err = {{0}};
-    ck_assert_ptr_null(cluster_create(&cfg, NULL, &err));
+    ck_assert_ptr_null(cluster_create(&cfg.sys, NULL, &err));
     ck_assert_msg(strstr(err.msg, "$.policies.batch.params"), "%s", err.msg);
     ck_assert_msg(strstr(err.msg, "max_batched_tokens"), "%s", err.msg);
     run_config_fini(&cfg);

@@ -1,4 +1,4 @@
-/* Sweeps (serve/sweep.c, pool.c, sweep_file.c): parallel equals serial,
+/* Sweeps (tool/sweep.c, workers.c, sweep_file.c): parallel equals serial,
  * resuming after --limit and after a kill -9 redoes nothing finished (the
  * kill made deterministic by a point that blocks on a FIFO), the
  * index table's contents, failed points, a changed experiment, the lock.
@@ -19,10 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "serve/cli.h"
-#include "serve/output_h5.h"
-#include "serve/pool.h"
-#include "serve/sweep.h"
+#include "tool/cli.h"
+#include "tool/output_h5.h"
+#include "tool/workers.h"
+#include "tool/sweep.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -653,7 +653,7 @@ static int is_zombie(pid_t pid)
 
 /* After the first report, kills the worker before it is sent the next job
  * number, so the parent's write of that number fails. */
-static void pool_count_done(void *ctx, int64_t job, const pool_result *r)
+static void pool_count_done(void *ctx, int64_t job, const workers_result *r)
 {
     pool_count *c = ctx;
     c->reports[job]++;
@@ -676,10 +676,10 @@ START_TEST(test_pool_reports_every_job_once_when_a_worker_dies_between_jobs)
     tu_set(root, sets);
     char *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    pool_job jobs[3] = {{json, NULL}, {json, NULL}, {json, NULL}};
+    workers_job jobs[3] = {{json, NULL}, {json, NULL}, {json, NULL}};
     pool_count c = {{0}, {0}, 0};
     sim_err err = {{0}};
-    ck_assert_msg(pool_run(jobs, 3, 1, pool_count_done, &c, &err) == 0, "%s", err.msg);
+    ck_assert_msg(workers_run(jobs, 3, 1, pool_count_done, &c, &err) == 0, "%s", err.msg);
     for (int j = 0; j < 3; j++) {
         ck_assert_msg(c.reports[j] == 1, "job %d reported %d times", j, c.reports[j]);
         ck_assert_msg(c.ok[j] == 1, "job %d failed", j);

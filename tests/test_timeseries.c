@@ -74,12 +74,12 @@ static void run(const char *interval, ts_log *log, rec_hash *rh, run_summary *s)
     memset(log, 0, sizeof *log);
     memset(rh, 0, sizeof *rh);
     rh->h = 1469598103934665603ULL;
-    log->idle_w = cfg.gpu.idle_w * cfg.tp;
-    log->max_w = cfg.gpu.max_w * cfg.tp;
+    log->idle_w = cfg.sys.gpu.idle_w * cfg.sys.tp;
+    log->max_w = cfg.sys.gpu.max_w * cfg.sys.tp;
     cluster_hooks hooks = {.on_record = on_record, .record_ctx = rh,
                            .on_sample = on_sample, .sample_ctx = log};
     sim_err err = {{0}};
-    cluster *c = cluster_create(&cfg, &hooks, &err);
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
     ck_assert_msg(c, "%s", err.msg);
     ck_assert_int_eq(cluster_run(c, &err), 0);
     cluster_summarize(c, s);

@@ -1037,7 +1037,7 @@ START_TEST(test_closed_loop_concurrency_never_exceeds_clients)
     span_log *l = sim_xcalloc(1, sizeof *l);
     cluster_hooks hooks = {.on_record = log_span, .record_ctx = l};
     sim_err err = {{0}};
-    cluster *c = cluster_create(&cfg, &hooks, &err);
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
     ck_assert_msg(c != NULL, "%s", err.msg);
     ck_assert_msg(cluster_run(c, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(l->n, 600);

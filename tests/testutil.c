@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve/cli.h"
+#include "tool/cli.h"
 #include "sim/jsoncfg.h"
 #include "traces/workload.h"
 
@@ -84,13 +84,13 @@ static void on_iteration(void *ctx, const iter_info *it)
  * compares each request's output length with its record's. */
 static void check_outputs(const run_config *cfg, tu_run *r)
 {
-    sim_engine *eng = sim_engine_create(cfg->seed);
+    sim_engine *eng = sim_engine_create(cfg->sys.seed);
     wl_setup setup = {
         .arrival_rng = sim_rng(eng, STREAM_ARRIVALS),
         .length_rng = sim_rng(eng, STREAM_LENGTHS),
-        .max_context_tokens = cfg->batch.max_context_tokens,
+        .max_context_tokens = cfg->sys.batch.max_context_tokens,
     };
-    cJSON *workload = cJSON_Duplicate(cfg->workload, 1);
+    cJSON *workload = cJSON_Duplicate(cfg->sys.workload, 1);
     sim_err err = {{0}};
     wl_source *src = wl_source_create(&setup, workload, "$.workload", &err);
     ck_assert_msg(src, "%s", err.msg);
@@ -114,7 +114,7 @@ void tu_run_config(const run_config *cfg, tu_run *out)
     sim_err err = {{0}};
     cluster_hooks hooks = {.on_record = on_record, .record_ctx = out,
                            .on_iteration = on_iteration, .iteration_ctx = out};
-    cluster *c = cluster_create(cfg, &hooks, &err);
+    cluster *c = cluster_create(&cfg->sys, &hooks, &err);
     if (!c)
         ck_abort_msg("cluster_create: %s", err.msg);
     if (cluster_run(c, &err))

@@ -3,7 +3,7 @@
 #define TESTS_TESTUTIL_H
 
 #include <check.h>
-#include "serve/cluster.h"
+#include "tool/config.h"
 
 /* A small valid run config (Llama-3-8B, one H100, 200 Poisson requests) as
  * a JSON tree the test may edit before parsing. */

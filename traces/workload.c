@@ -14,19 +14,16 @@
 
 #include "sim/jsoncfg.h"
 
-extern const wl_source_ops wl_synthetic, wl_trace, wl_azure, wl_mooncake, wl_burstgpt,
-    wl_lengths, wl_native;
-
+/* traces/sources.def lists every source, one line each. */
+#define WL_SOURCE(name) extern const wl_source_ops wl_##name;
+#include "traces/sources.def"
+#undef WL_SOURCE
+#define WL_SOURCE(name) &wl_##name,
 const wl_source_ops *const wl_sources[] = {
-    &wl_synthetic,
-    &wl_trace,
-    &wl_azure,
-    &wl_mooncake,
-    &wl_burstgpt,
-    &wl_lengths,
-    &wl_native,
+#include "traces/sources.def"
     NULL,
 };
+#undef WL_SOURCE
 
 struct wl_source {
     const wl_source_ops *ops;

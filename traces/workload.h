@@ -2,7 +2,7 @@
  * arrival order, one at a time, so that memory does not grow with the trace.
  * Generators (synthetic) and trace readers (azure, mooncake, burstgpt,
  * lengths, native, trace) are members of one table: one file each plus a
- * registry line in workload.c.
+ * line in traces/sources.def.
  *
  * Config: {"source": "<name>", "context_policy": "truncate", ...the
  * source's own keys...}. Every source lists WL_COMMON_KEYS among its keys.

@@ -7,24 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/config.h"
+#include "tool/config.h"
 #include "sim/engine.h"
 #include "sim/jsoncfg.h"
 #include "traces/workload.h"
 
 static void try_workload(const run_config *cfg)
 {
-    cJSON *src = cJSON_GetObjectItemCaseSensitive(cfg->workload, "source");
+    cJSON *src = cJSON_GetObjectItemCaseSensitive(cfg->sys.workload, "source");
     if (src && (!cJSON_IsString(src) || strcmp(src->valuestring, "synthetic")))
         return;   /* trace sources open files the input names */
-    char *text = cJSON_PrintUnformatted(cfg->workload);
+    char *text = cJSON_PrintUnformatted(cfg->sys.workload);
     bool names_file = text && strstr(text, "\"path\"");
     free(text);
     if (names_file)
         return;   /* nor must empirical lengths or rate files (/dev/zero...) */
-    cJSON *copy = cJSON_Duplicate(cfg->workload, 1);
+    cJSON *copy = cJSON_Duplicate(cfg->sys.workload, 1);
     sim_engine *eng = sim_engine_create(1);
-    wl_setup setup = {sim_rng(eng, 1), sim_rng(eng, 2), cfg->batch.max_context_tokens};
+    wl_setup setup = {sim_rng(eng, 1), sim_rng(eng, 2), cfg->sys.batch.max_context_tokens};
     sim_err err;
     wl_source *s = wl_source_create(&setup, copy, "$.workload", &err);
     wl_request r;

@@ -1,0 +1,63 @@
+/* The registries (see registry.h): policies/list.def expanded once per
+ * family. Each expansion defines the family's own macro and leaves the
+ * others empty. */
+#include "policies/registry.h"
+
+#define NONE(name)
+
+/* Declarations of every policy. */
+#define BATCH(name) extern const batch_policy_ops batch_##name;
+#define ORDER(name) extern const order_policy_ops order_##name;
+#define ROUTE(name) extern const route_policy_ops route_##name;
+#include "policies/list.def"
+#undef BATCH
+#undef ORDER
+#undef ROUTE
+
+#define BATCH(name) &batch_##name,
+#define ORDER NONE
+#define ROUTE NONE
+const batch_policy_ops *const batch_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef BATCH
+#undef ORDER
+#undef ROUTE
+
+#define BATCH NONE
+#define ORDER(name) &order_##name,
+#define ROUTE NONE
+const order_policy_ops *const order_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef BATCH
+#undef ORDER
+#undef ROUTE
+
+#define BATCH NONE
+#define ORDER NONE
+#define ROUTE(name) &route_##name,
+const route_policy_ops *const route_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef BATCH
+#undef ORDER
+#undef ROUTE
+
+const batch_policy_ops *batch_policy_find(const char *name, const char *path,
+                                          sim_err *err)
+{
+    return SIM_REGISTRY_FIND(batch_policies, name, "batch policy", path, err);
+}
+
+const order_policy_ops *order_policy_find(const char *name, const char *path,
+                                          sim_err *err)
+{
+    return SIM_REGISTRY_FIND(order_policies, name, "ordering policy", path, err);
+}
+
+const route_policy_ops *route_policy_find(const char *name, const char *path,
+                                          sim_err *err)
+{
+    return SIM_REGISTRY_FIND(route_policies, name, "routing policy", path, err);
+}

@@ -1,0 +1,25 @@
+/* The registries: every built-in policy of every family, by name. Used by
+ * whoever reads a run config (tool/) to turn names into ops structs; the
+ * serving system never includes this header, it is handed the ops. */
+#ifndef POLICIES_REGISTRY_H
+#define POLICIES_REGISTRY_H
+
+#include "api/batch.h"
+#include "api/order.h"
+#include "api/route.h"
+
+/* NULL-terminated tables, in policies/list.def order. */
+extern const batch_policy_ops *const batch_policies[];
+extern const order_policy_ops *const order_policies[];
+extern const route_policy_ops *const route_policies[];
+
+/* The policy named `name`, or NULL with "<path>: unknown <family> policy
+ * "<name>"; expected one of: ..." in err. */
+const batch_policy_ops *batch_policy_find(const char *name, const char *path,
+                                          sim_err *err);
+const order_policy_ops *order_policy_find(const char *name, const char *path,
+                                          sim_err *err);
+const route_policy_ops *route_policy_find(const char *name, const char *path,
+                                          sim_err *err);
+
+#endif

@@ -1,0 +1,351 @@
+/* Capacity search (see capacity.h).
+ *
+ * Each round is one batch of runs on the local pool: the rates of the
+ * round times the seeds. While bracketing, a round is one rate (doubling
+ * or halving); while narrowing, it is as many evenly spaced rates inside
+ * the bracket as the workers can run at once (workers / seeds, at least
+ * one), so two cores halve the rounds of a one-seed search. */
+#include "tool/capacity.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tool/config.h"
+#include "tool/workers.h"
+#include "sim/jsoncfg.h"
+
+#define CAP_BRACKET_STEPS 24   /* doublings or halvings: a factor of 16 million */
+
+void cap_spec_init(cap_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->attain = 0.9;
+    s->seeds = 1;
+    s->tolerance = 0.02;
+    s->max_probes = 40;
+}
+
+static const char *const cap_metric_names[] = {"ttft", "tbt", "tpot", "e2e", "queue"};
+static const char *const cap_stat_names[] = {"mean", "p50", "p90", "p99"};
+
+const char *cap_bound_name(const cap_bound *b, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s_%s", cap_metric_names[b->metric], cap_stat_names[b->stat]);
+    return buf;
+}
+
+double cap_bound_value(const cap_bound *b, const run_summary *s)
+{
+    const pctl *p = b->metric == CAP_TTFT ? &s->ttft_s : b->metric == CAP_TBT ? &s->tbt_s
+                  : b->metric == CAP_TPOT ? &s->tpot_s : b->metric == CAP_E2E ? &s->e2e_s
+                  : &s->queue_s;
+    return b->stat == CAP_MEAN ? p->mean : b->stat == CAP_P50 ? p->p50
+         : b->stat == CAP_P90 ? p->p90 : p->p99;
+}
+
+static int cap_parse_one(const char *item, cap_bound *b, sim_err *err)
+{
+    const char *eq = strchr(item, '=');
+    const char *us = strchr(item, '_');
+    if (!eq || !us || us > eq)
+        return sim_errf(err, "--slo: '%s': expected METRIC_STAT=VALUE, e.g. ttft_p90=500ms",
+                        item);
+    int m = -1, st = -1;
+    for (int i = 0; i < 5; i++)
+        if ((size_t)(us - item) == strlen(cap_metric_names[i]) &&
+            !strncmp(item, cap_metric_names[i], (size_t)(us - item)))
+            m = i;
+    for (int i = 0; i < 4; i++)
+        if ((size_t)(eq - us - 1) == strlen(cap_stat_names[i]) &&
+            !strncmp(us + 1, cap_stat_names[i], (size_t)(eq - us - 1)))
+            st = i;
+    if (m < 0 || st < 0)
+        return sim_errf(err, "--slo: '%.*s': expected one of ttft, tbt, tpot, e2e, queue, then "
+                        "_ and one of mean, p50, p90, p99", (int)(eq - item), item);
+    char *end;
+    double v = strtod(eq + 1, &end);
+    double scale = 1e-3;   /* milliseconds by default */
+    if (!strcasecmp(end, "ms"))
+        scale = 1e-3;
+    else if (!strcasecmp(end, "s"))
+        scale = 1;
+    else if (*end)
+        end = NULL;
+    if (!end || end == eq + 1 || !(v > 0) || !isfinite(v))
+        return sim_errf(err, "--slo: '%s': expected a time > 0 in ms (500, 500ms or 0.5s)",
+                        item);
+    *b = (cap_bound){(cap_metric)m, (cap_stat)st, v * scale};
+    return 0;
+}
+
+int cap_parse_slo(const char *text, cap_spec *spec, sim_err *err)
+{
+    char *copy = sim_xstrdup(text), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+        if (spec->n_bounds == CAP_MAX_BOUNDS)
+            rc = sim_errf(err, "--slo: more than %d bounds", CAP_MAX_BOUNDS);
+        else
+            rc = cap_parse_one(tok, &spec->bounds[spec->n_bounds++], err);
+    }
+    free(copy);
+    if (!rc && spec->n_bounds == 0)
+        rc = sim_errf(err, "--slo: expected at least one bound, e.g. ttft_p90=500ms");
+    return rc;
+}
+
+/* ---- probes --------------------------------------------------------------- */
+
+typedef struct cap_run {
+    const cJSON *config;
+    const char *name;
+    const cap_spec *spec;
+    uint64_t base_seed;
+    double ttft_ms, tpot_ms;      /* per-request targets */
+    int workers;
+    cap_result *res;
+    run_summary *summaries;       /* the round's runs */
+    int *ok;
+    char *first_error;
+} cap_run;
+
+static void cap_on_done(void *ctx, int64_t job, const workers_result *r)
+{
+    cap_run *c = ctx;
+    c->ok[job] = r->status == 0;
+    c->summaries[job] = r->summary;
+    if (r->status && !c->first_error)
+        c->first_error = sim_xstrdup(r->msg);
+}
+
+/* The effective config of one run, as JSON text; caller frees. */
+static char *cap_config(cap_run *c, double rate, int seed_index, sim_err *err)
+{
+    cJSON *root = cJSON_Duplicate(c->config, 1);
+    char set[3][128];
+    snprintf(set[0], sizeof set[0], "workload.arrival.rate_per_s=%.17g", rate);
+    snprintf(set[1], sizeof set[1], "slo.ttft_ms=%.17g", c->ttft_ms);
+    snprintf(set[2], sizeof set[2], "slo.tpot_ms=%.17g", c->tpot_ms);
+    for (int i = 0; i < 3; i++)
+        if (jcfg_set(root, set[i], err)) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "seed");
+    cJSON_AddNumberToObject(root, "seed", (double)(c->base_seed + (uint64_t)seed_index));
+    run_config cfg;
+    if (run_config_parse(root, &cfg, err))
+        return NULL;
+    char *json = cJSON_Print(cfg.root);
+    run_config_fini(&cfg);
+    return json;
+}
+
+static void cap_mean(const run_summary *s, int n, run_summary *m)
+{
+    memset(m, 0, sizeof *m);
+    *m = s[0];
+#define CAP_AVG(f)                                    \
+    do {                                              \
+        double sum = 0;                               \
+        for (int i = 0; i < n; i++)                   \
+            sum += s[i].f;                            \
+        m->f = sum / n;                               \
+    } while (0)
+#define CAP_AVG_PCTL(p) CAP_AVG(p.mean); CAP_AVG(p.p50); CAP_AVG(p.p90); CAP_AVG(p.p99)
+    CAP_AVG_PCTL(ttft_s);
+    CAP_AVG_PCTL(tbt_s);
+    CAP_AVG_PCTL(tpot_s);
+    CAP_AVG_PCTL(e2e_s);
+    CAP_AVG_PCTL(queue_s);
+    CAP_AVG(slo_attain);
+    CAP_AVG(slo_attain_ttft);
+    CAP_AVG(slo_attain_tpot);
+    CAP_AVG(throughput_req_s);
+    CAP_AVG(throughput_tok_s);
+    CAP_AVG(energy_per_out_token_j);
+    CAP_AVG(gpu_busy_fraction);
+    CAP_AVG(kv_peak_fraction);
+#undef CAP_AVG_PCTL
+#undef CAP_AVG
+}
+
+static void cap_judge(const cap_spec *spec, cap_probe *p)
+{
+    p->pass = 1;
+    for (int b = 0; b < spec->n_bounds && p->pass; b++) {
+        double v = cap_bound_value(&spec->bounds[b], &p->mean);
+        if (!(v <= spec->bounds[b].limit_s)) {
+            char name[CAP_NAME_SIZE];
+            p->pass = 0;
+            snprintf(p->why, sizeof p->why, "%s %.2f ms > %.2f ms",
+                     cap_bound_name(&spec->bounds[b], name, sizeof name), v * 1e3,
+                     spec->bounds[b].limit_s * 1e3);
+        }
+    }
+    if (p->pass && spec->attain > 0 && !(p->mean.slo_attain >= spec->attain)) {
+        p->pass = 0;
+        snprintf(p->why, sizeof p->why, "attainment %.1f%% < %.1f%%", 100 * p->mean.slo_attain,
+                 100 * spec->attain);
+    }
+}
+
+/* Runs the rates of one round (every seed of each) and appends their
+ * probes in rate order. */
+static cap_status cap_round(cap_run *c, const double *rates, int n_rates, sim_err *err)
+{
+    int seeds = c->spec->seeds, n = n_rates * seeds;
+    cap_status rc = CAP_BAD_INPUT;
+    char **json = sim_xcalloc((size_t)n, sizeof *json);
+    workers_job *jobs = sim_xcalloc((size_t)n, sizeof *jobs);
+    c->summaries = sim_xcalloc((size_t)n, sizeof *c->summaries);
+    c->ok = sim_xcalloc((size_t)n, sizeof *c->ok);
+    for (int i = 0; i < n; i++) {
+        if (!(json[i] = cap_config(c, rates[i / seeds], i % seeds, err))) {
+            sim_err_prefix(err, "%s", c->name);
+            goto done;
+        }
+        jobs[i] = (workers_job){json[i], NULL};
+    }
+    rc = CAP_FAILED;
+    if (workers_run(jobs, n, c->workers, cap_on_done, c, err))
+        goto done;
+    if (c->first_error) {
+        sim_errf(err, "%s: a run failed: %s", c->name, c->first_error);
+        goto done;
+    }
+    cap_result *res = c->res;
+    res->probes = sim_xrealloc(res->probes, (size_t)(res->n_probes + n_rates) * sizeof *res->probes);
+    for (int r = 0; r < n_rates; r++) {
+        cap_probe *p = &res->probes[res->n_probes++];
+        memset(p, 0, sizeof *p);
+        p->rate = rates[r];
+        cap_mean(&c->summaries[r * seeds], seeds, &p->mean);
+        cap_judge(c->spec, p);
+    }
+    rc = CAP_OK;
+done:
+    for (int i = 0; i < n; i++)
+        free(json[i]);
+    free(json);
+    free(jobs);
+    free(c->summaries);
+    free(c->ok);
+    free(c->first_error);
+    c->first_error = NULL;
+    return rc;
+}
+
+/* Re-derives the bracket from every probe so far: lo is the highest pass
+ * below the lowest fail that is above some pass (or the lowest fail). */
+static void cap_bracket(cap_result *r)
+{
+    r->lo = r->hi = -1;
+    for (int i = 0; i < r->n_probes; i++)
+        if (!r->probes[i].pass && (r->hi < 0 || r->probes[i].rate < r->probes[r->hi].rate))
+            r->hi = i;
+    for (int i = 0; i < r->n_probes; i++)
+        if (r->probes[i].pass && (r->hi < 0 || r->probes[i].rate < r->probes[r->hi].rate) &&
+            (r->lo < 0 || r->probes[i].rate > r->probes[r->lo].rate))
+            r->lo = i;
+}
+
+static double cap_config_rate(const cJSON *config)
+{
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(config, "workload");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(w, "arrival");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(a, "rate_per_s");
+    return cJSON_IsNumber(r) ? r->valuedouble : 0;
+}
+
+cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spec,
+                      cap_result *res, sim_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->lo = res->hi = -1;
+    cap_run c = {.config = config, .name = name, .spec = spec, .res = res,
+                 .ttft_ms = 1e9, .tpot_ms = 1e9};
+    int have_ttft = 0, have_tpot = 0;
+    for (int b = 0; b < spec->n_bounds; b++) {
+        const cap_bound *bd = &spec->bounds[b];
+        if (bd->metric == CAP_TTFT && !have_ttft++)
+            c.ttft_ms = bd->limit_s * 1e3;
+        if (bd->metric == CAP_TPOT && !have_tpot++)
+            c.tpot_ms = bd->limit_s * 1e3;
+    }
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(config, "seed");
+    c.base_seed = cJSON_IsNumber(seed) && seed->valuedouble >= 0 ? (uint64_t)seed->valuedouble : 1;
+    c.workers = spec->jobs > 0 ? spec->jobs : workers_default_workers();
+    double rate = spec->start_rate > 0 ? spec->start_rate : cap_config_rate(config);
+    if (!(rate > 0)) {
+        sim_errf(err, "%s: $.workload.arrival.rate_per_s: expected a number > 0 to start "
+                 "from (or pass --start)", name);
+        return CAP_BAD_INPUT;
+    }
+
+    /* The configured size, for the per-instance and per-GPU rates. */
+    char *probe_json = cap_config(&c, rate, 0, err);
+    if (!probe_json) {
+        sim_err_prefix(err, "%s", name);
+        return CAP_BAD_INPUT;
+    }
+    cJSON *probe_root = cJSON_Parse(probe_json);
+    free(probe_json);
+    run_config cfg;
+    if (run_config_parse(probe_root, &cfg, err)) {
+        sim_err_prefix(err, "%s", name);
+        return CAP_BAD_INPUT;
+    }
+    int gpus = cfg.sys.n_instances * cfg.sys.tp, instances = cfg.sys.n_instances;
+    run_config_fini(&cfg);
+
+    /* Bracket: double or halve until the verdict flips. */
+    cap_status rc;
+    if ((rc = cap_round(&c, &rate, 1, err)))
+        goto fail;
+    int up = res->probes[0].pass;
+    for (int step = 0; step < CAP_BRACKET_STEPS; step++) {
+        cap_bracket(res);
+        if (res->lo >= 0 && res->hi >= 0)
+            break;
+        rate = up ? rate * 2 : rate / 2;
+        if ((rc = cap_round(&c, &rate, 1, err)))
+            goto fail;
+    }
+    cap_bracket(res);
+    /* Narrow: several rates per round when there are workers to spare. */
+    int per_round = c.workers / spec->seeds > 1 ? c.workers / spec->seeds : 1;
+    while (res->lo >= 0 && res->hi >= 0 && res->n_probes < spec->max_probes) {
+        double lo = res->probes[res->lo].rate, hi = res->probes[res->hi].rate;
+        if ((hi - lo) / hi <= spec->tolerance)
+            break;
+        double rates[64];
+        int n = per_round < 64 ? per_round : 64;
+        if (n > spec->max_probes - res->n_probes)
+            n = spec->max_probes - res->n_probes;
+        for (int k = 0; k < n; k++)
+            rates[k] = lo + (hi - lo) * (k + 1) / (n + 1);
+        if ((rc = cap_round(&c, rates, n, err)))
+            goto fail;
+        cap_bracket(res);
+    }
+    if (res->lo >= 0) {
+        res->rate = res->probes[res->lo].rate;
+        res->per_instance = res->rate / instances;
+        res->per_gpu = res->rate / gpus;
+    }
+    return CAP_OK;
+fail:
+    cap_result_fini(res);
+    return rc;
+}
+
+void cap_result_fini(cap_result *r)
+{
+    free(r->probes);
+    memset(r, 0, sizeof *r);
+    r->lo = r->hi = -1;
+}

@@ -1,0 +1,343 @@
+/* `servesim trace stats FILE` and `servesim trace convert FILE OUT` (see
+ * cmd_trace.h). Both stream the file through the trace reader, so they run
+ * in memory independent of the trace's length, except the prefix-hit share,
+ * which needs the set of every prefix block seen (an unbounded cache).
+ *
+ * Statistics are of the file as it is: every row the reader returns, times
+ * from the first row, no window or spreading. Failed requests (BurstGPT's
+ * zero-response rows) count as arrivals but not in the token statistics.
+ * Percentiles are exact, interpolated between ranks as numpy's are, so
+ * they match the figures traces are published with (tokhist.h).
+ *
+ * Convert refuses a format without arrival times (length-only CSV): its rows
+ * would all arrive at 0 and replay as one burst; such files are replayed by
+ * the "lengths" source with an arrival process instead. It refuses an output
+ * that is the input file (same device and inode), and writes OUT.partial,
+ * renamed to OUT only on success, so an error never touches an existing OUT. */
+#include "tool/cmd_trace.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "traces/native.h"
+#include "traces/tokhist.h"
+#include "traces/trace_read.h"
+
+static const char trace_usage[] =
+    "usage: servesim trace stats FILE [--format F] [--skip-bad]\n"
+    "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
+    "\n"
+    "  --format F   azure, mooncake, burstgpt, lengths, native_csv, native_jsonl\n"
+    "               (default: recognised from the first line)\n"
+    "  --skip-bad   skip malformed rows and count them, instead of stopping\n";
+
+typedef struct trace_args {
+    const char *files[2];
+    int n_files;
+    const char *format;
+    bool skip_bad;
+} trace_args;
+
+static int parse_args(int argc, char **argv, int want_files, trace_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < argc)
+            a->format = argv[++i];
+        else if (!strcmp(argv[i], "--skip-bad"))
+            a->skip_bad = true;
+        else if ((argv[i][0] == '-' && argv[i][1]) || a->n_files == want_files) {
+            fprintf(stderr, "servesim trace: unexpected argument '%s'\n%s", argv[i],
+                    trace_usage);
+            return -1;
+        } else
+            a->files[a->n_files++] = argv[i];
+    }
+    if (a->n_files != want_files) {
+        fprintf(stderr, "servesim trace: missing %s\n%s", a->n_files ? "OUT" : "FILE",
+                trace_usage);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- a set of prefix block ids (open addressing) ------------------------ */
+
+typedef struct id_set {
+    uint64_t *key;
+    uint8_t *used;
+    size_t cap, n;
+} id_set;
+
+static size_t id_slot(uint64_t k, size_t cap)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k & (cap - 1);
+}
+
+/* Adds k; returns whether it was there already. */
+static bool id_set_add(id_set *s, uint64_t k)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        id_set old = *s;
+        s->cap = old.cap ? 2 * old.cap : 1024;
+        s->key = sim_xmalloc(s->cap * sizeof *s->key);
+        s->used = sim_xcalloc(s->cap, 1);
+        s->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.used[i])
+                id_set_add(s, old.key[i]);
+        free(old.key);
+        free(old.used);
+    }
+    size_t i = id_slot(k, s->cap);
+    for (; s->used[i]; i = (i + 1) & (s->cap - 1))
+        if (s->key[i] == k)
+            return true;
+    s->used[i] = 1;
+    s->key[i] = k;
+    s->n++;
+    return false;
+}
+
+/* ---- stats ---------------------------------------------------------------- */
+
+typedef struct trace_stats {
+    uint64_t rows, failed;
+    sim_time_ns first_ns, last_ns;
+    double gap_mean_s, gap_m2;   /* Welford over inter-arrival gaps */
+    uint64_t gaps;
+    tok_hist in, out;
+    id_set blocks;
+    bool any_prefix;
+    int32_t block_tokens;
+    double prefix_hit_tokens, input_tokens;
+} trace_stats;
+
+static void stats_add(trace_stats *st, const trace_row *r)
+{
+    if (st->rows) {
+        double gap = (double)(r->t_ns - st->last_ns) / 1e9;
+        st->gaps++;
+        double d = gap - st->gap_mean_s;
+        st->gap_mean_s += d / (double)st->gaps;
+        st->gap_m2 += d * (gap - st->gap_mean_s);
+    } else {
+        st->first_ns = r->t_ns;
+    }
+    st->last_ns = r->t_ns;
+    st->rows++;
+    if (r->failed) {
+        st->failed++;
+        return;
+    }
+    tokh_add(&st->in, r->input_tokens);
+    tokh_add(&st->out, r->output_tokens);
+    st->input_tokens += r->input_tokens;
+    int32_t hits = 0;
+    bool chain = true;
+    for (int32_t i = 0; i < r->n_prefix_blocks; i++) {
+        bool seen = id_set_add(&st->blocks, r->prefix_blocks[i]);
+        if (chain && seen)
+            hits++;
+        else
+            chain = false;
+    }
+    if (r->n_prefix_blocks) {
+        st->any_prefix = true;
+        st->block_tokens = r->prefix_block_tokens;
+        double hit = (double)hits * r->prefix_block_tokens;
+        st->prefix_hit_tokens += hit < r->input_tokens ? hit : r->input_tokens;
+    }
+}
+
+static void print_tokens(const char *name, const tok_hist *h)
+{
+    printf("  %-22s mean %.1f, p50 %.0f, p99 %.0f, max %d\n", name, tokh_mean(h),
+           tokh_quantile(h, 0.5), tokh_quantile(h, 0.99), h->max);
+}
+
+static void print_stats(const trace_reader *rd, const trace_stats *st)
+{
+    const trace_format *f = trace_reader_format(rd);
+    trace_read_counts c;
+    trace_reader_counts(rd, &c);
+    printf("trace %s\n", trace_reader_name(rd));
+    printf("  %-22s %s (%s)\n", "format", f->name, f->what);
+    printf("  %-22s %llu\n", "rows", (unsigned long long)st->rows);
+    double span_s = (double)(st->last_ns - st->first_ns) / 1e9;
+    if (!f->timed) {
+        printf("  %-22s - (no arrival times in this format)\n", "time span");
+    } else {
+        printf("  %-22s %.1f s (%.2f h)\n", "time span", span_s, span_s / 3600);
+        if (st->gaps && span_s > 0) {
+            double sd = sqrt(st->gap_m2 / (double)st->gaps);
+            printf("  %-22s %.2f req/s mean, inter-arrival CV %.2f\n", "request rate",
+                   (double)st->gaps / span_s, st->gap_mean_s > 0 ? sd / st->gap_mean_s : 0);
+        }
+    }
+    print_tokens("input tokens", &st->in);
+    print_tokens("output tokens", &st->out);
+    if (st->any_prefix)
+        printf("  %-22s %.1f%% of input tokens (unbounded cache, %d-token blocks)\n",
+               "prefix hits",
+               st->input_tokens > 0 ? 100 * st->prefix_hit_tokens / st->input_tokens : 0,
+               st->block_tokens);
+    if (st->failed)
+        printf("  %-22s %llu (no output; left out of the token statistics)\n",
+               "failed requests", (unsigned long long)st->failed);
+    if (c.filtered)
+        printf("  %-22s %llu\n", "rows left out", (unsigned long long)c.filtered);
+    if (c.bad_skipped)
+        printf("  %-22s %llu malformed rows (first: %s)\n", "skipped",
+               (unsigned long long)c.bad_skipped, c.first_bad);
+}
+
+static int trace_stats_cmd(int argc, char **argv)
+{
+    trace_args a;
+    if (parse_args(argc, argv, 1, &a))
+        return 2;
+    sim_err err = {{0}};
+    trace_reader *rd = trace_reader_open(a.files[0], a.format, a.skip_bad, &err);
+    if (!rd) {
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+        return 1;
+    }
+    trace_stats st;
+    memset(&st, 0, sizeof st);
+    tokh_init(&st.in);
+    tokh_init(&st.out);
+    trace_row row;
+    int rc;
+    while ((rc = trace_reader_next(rd, &row, &err)) == 1)
+        stats_add(&st, &row);
+    if (rc == 0)
+        print_stats(rd, &st);
+    else
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+    tokh_fini(&st.in);
+    tokh_fini(&st.out);
+    free(st.blocks.key);
+    free(st.blocks.used);
+    trace_reader_close(rd);
+    return rc == 0 ? 0 : 1;
+}
+
+/* ---- convert ---------------------------------------------------------------- */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Whether out names the same file as in ("-": standard input), compared by
+ * device and inode, so links and other spellings of the path are caught. An
+ * output that does not exist yet is not the input. */
+static bool same_file(const char *in, const char *out)
+{
+    struct stat si, so;
+    int rc = strcmp(in, "-") ? stat(in, &si) : fstat(STDIN_FILENO, &si);
+    if (rc || stat(out, &so))
+        return false;
+    return si.st_dev == so.st_dev && si.st_ino == so.st_ino;
+}
+
+static int trace_convert_cmd(int argc, char **argv)
+{
+    trace_args a;
+    if (parse_args(argc, argv, 2, &a))
+        return 2;
+    sim_err err = {{0}};
+    trace_reader *rd = trace_reader_open(a.files[0], a.format, a.skip_bad, &err);
+    if (!rd) {
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+        return 1;
+    }
+    const trace_format *fmt = trace_reader_format(rd);
+    if (!fmt->timed) {
+        /* Every row would arrive at 0 and replay as one burst. */
+        fprintf(stderr, "servesim: error: %s: the %s format has no arrival times, so there "
+                "is nothing to convert; replay it with the \"lengths\" source and an "
+                "arrival process instead (\"workload\": {\"source\": \"lengths\", "
+                "\"path\": ..., \"arrival\": {\"process\": \"poisson\", "
+                "\"rate_per_s\": 5}})\n", a.files[0], fmt->name);
+        trace_reader_close(rd);
+        return 1;
+    }
+    size_t n_partial = strlen(a.files[1]) + sizeof ".partial";
+    char *partial = sim_xmalloc(n_partial);
+    snprintf(partial, n_partial, "%s.partial", a.files[1]);
+    bool onto_out = same_file(a.files[0], a.files[1]);
+    if (onto_out || same_file(a.files[0], partial)) {
+        if (onto_out)
+            fprintf(stderr, "servesim: error: %s: the output is the input file; converting a "
+                    "trace onto itself would destroy it, so name another OUT\n", a.files[1]);
+        else
+            fprintf(stderr, "servesim: error: %s: the input is OUT.partial, where the output "
+                    "is written before it is renamed to OUT; name another OUT\n", partial);
+        free(partial);
+        trace_reader_close(rd);
+        return 1;
+    }
+    FILE *out = fopen(partial, "w");
+    if (!out) {
+        fprintf(stderr, "servesim: error: %s: cannot create\n", partial);
+        free(partial);
+        trace_reader_close(rd);
+        return 1;
+    }
+    bool jsonl = ends_with(a.files[1], ".jsonl");
+    uint64_t written = 0, failed = 0;
+    trace_row row;
+    int rc;
+    trace_native_write_header(out, jsonl);
+    while ((rc = trace_reader_next(rd, &row, &err)) == 1) {
+        if (row.failed) {
+            failed++;
+            continue;
+        }
+        trace_native_write_row(out, jsonl, &row);
+        written++;
+    }
+    if (fclose(out) && rc == 0) {
+        sim_errf(&err, "%s: write error", partial);
+        rc = -1;
+    }
+    if (rc == 0 && rename(partial, a.files[1])) {
+        sim_errf(&err, "%s: cannot rename to %s: %s", partial, a.files[1], strerror(errno));
+        rc = -1;
+    }
+    trace_read_counts c;
+    trace_reader_counts(rd, &c);
+    if (rc == 0)
+        fprintf(stderr, "servesim: wrote %llu rows to %s (%s); %llu failed requests and "
+                "%llu malformed rows left out\n", (unsigned long long)written, a.files[1],
+                jsonl ? "native_jsonl" : "native_csv", (unsigned long long)failed,
+                (unsigned long long)c.bad_skipped);
+    else {
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+        remove(partial);
+    }
+    free(partial);
+    trace_reader_close(rd);
+    return rc == 0 ? 0 : 1;
+}
+
+int cmd_trace(int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "stats"))
+        return trace_stats_cmd(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "convert"))
+        return trace_convert_cmd(argc - 1, argv + 1);
+    fprintf(stderr, "servesim trace: expected 'stats' or 'convert'\n%s", trace_usage);
+    return 2;
+}

@@ -1,0 +1,861 @@
+/* Results file writer (HDF5), see output.h.
+ *
+ * Design. Everything is written to "<path>.partial"; out_commit closes it,
+ * fsyncs it and renames it to <path>, which POSIX makes atomic, so a file
+ * at <path> is always complete. Requests are buffered OUT_CHUNK_ROWS at a
+ * time and each full buffer is appended as exactly one HDF5 chunk
+ * (H5Dset_extent plus a hyperslab write): memory is constant in the number of
+ * requests, and since every chunk is written once, whole, the chunk cache is
+ * useless and is turned off; that also makes a failed write show up in the
+ * out_record call that caused it rather than at some later eviction. The
+ * time-series tables are appended the same way (out_table), created at the
+ * first sample.
+ *
+ * Invariants. The rows already in each appendable table are a multiple of
+ * OUT_CHUNK_ROWS until the final flush in out_commit, which may write one
+ * partial chunk.
+ * Compound types are built from the field tables below, in the same order
+ * and with the same names as the C structs; memory types use native types
+ * at the structs' offsets, file types are packed little-endian standard
+ * types, so files are the same on every host. A table that misses a struct
+ * field fails an assertion when the types are built.
+ *
+ * Errors. HDF5's automatic error printing is turned off (it would print a
+ * stack of internal function names to stderr); instead the innermost HDF5
+ * error description becomes the sim_err message, prefixed with the file.
+ * Every failure path removes the partial file.
+ *
+ * Signals. While a file is open, SIGINT and SIGTERM run a handler that
+ * unlinks the partial file and re-raises the signal with the default action,
+ * so Ctrl-C never leaves a half-written file behind. */
+#include "tool/output.h"
+#include "tool/output_h5.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "models/cost.h"
+#include "models/ops.h"
+#include "version.h"
+
+/* Rows per buffer and per chunk (104 bytes a row: 416 KiB). Measured on
+ * 100,000 synthetic rows: 16384-row chunks are only 1.6% smaller and no
+ * faster, so the buffer stays small. */
+#define OUT_CHUNK_ROWS 4096
+/* Measured likewise: shuffle + deflate 1 halves the file (52 bytes a row)
+ * for about 1 us a row; level 6 is 1.4x slower for 1.4% less, and deflate
+ * without shuffle is both slower and 30% larger. */
+#define OUT_DEFLATE_LEVEL 1
+#define OUT_SCHEMA_VERSION 1
+#define OUT_PARTIAL_SUFFIX ".partial"
+/* Longest partial path the signal handler can hold, with its NUL. */
+#define OUT_PATH_MAX 4096
+
+/* An appendable table: a 1-D dataset of compound rows, chunked and
+ * compressed, filled OUT_CHUNK_ROWS rows (one chunk) at a time. */
+typedef struct out_table {
+    hid_t ds;              /* H5I_INVALID_HID until created */
+    hid_t mem_type;        /* the row struct in memory */
+    size_t row_size;
+    const char *name;      /* its path in the file, for messages */
+    hsize_t rows;          /* rows already in the dataset */
+    size_t nbuf;           /* rows waiting in buf */
+    unsigned char *buf;    /* OUT_CHUNK_ROWS rows */
+} out_table;
+
+struct out_file {
+    hid_t file;
+    char *path;            /* final name */
+    char *partial;         /* path + OUT_PARTIAL_SUFFIX */
+    out_table requests;    /* /requests */
+    out_table ts_inst;     /* /timeseries/instances, created at the first sample */
+    out_table ts_cluster;  /* /timeseries/cluster */
+};
+
+/* ---- Signal cleanup ------------------------------------------------------
+ * The one piece of global state in the writer: a signal handler gets no
+ * context pointer, so what it needs must be static. It holds the partial
+ * path in a fixed array (the handler may only call async-signal-safe
+ * functions and must not chase a pointer that may be freed meanwhile), and
+ * the dispositions to put back. One open file at a time. */
+static struct {
+    volatile sig_atomic_t armed;   /* the handler unlinks `partial` */
+    bool in_use;                   /* a file is open */
+    bool installed[2];             /* our handler is set for out_signals[i] */
+    struct sigaction old[2];
+    char partial[OUT_PATH_MAX];
+} out_sig;
+
+static const int out_signals[2] = { SIGINT, SIGTERM };
+
+static void out_on_signal(int sig)
+{
+    /* unlink and raise are async-signal-safe. SA_RESETHAND has already put
+     * back the default action, so the raise terminates the process with the
+     * status a shell expects from this signal, once the handler returns. */
+    if (out_sig.armed)
+        unlink(out_sig.partial);
+    raise(sig);
+}
+
+static void out_sig_arm(const char *partial)
+{
+    SIM_ASSERT(!out_sig.in_use);   /* one open results file at a time */
+    SIM_ASSERT(strlen(partial) < sizeof out_sig.partial);
+    out_sig.in_use = true;
+    strcpy(out_sig.partial, partial);
+    /* The path must be in place before the handler may read it. */
+    atomic_signal_fence(memory_order_seq_cst);
+    out_sig.armed = 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = out_on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++)
+        sigaddset(&sa.sa_mask, out_signals[i]);
+    for (int i = 0; i < 2; i++) {
+        struct sigaction cur;
+        sigaction(out_signals[i], NULL, &cur);
+        /* A process started with the signal ignored (nohup, a background
+         * job) must keep ignoring it. */
+        out_sig.installed[i] = cur.sa_handler != SIG_IGN;
+        if (out_sig.installed[i])
+            sigaction(out_signals[i], &sa, &out_sig.old[i]);
+    }
+}
+
+static void out_sig_disarm(void)
+{
+    SIM_ASSERT(out_sig.in_use);
+    for (int i = 0; i < 2; i++)
+        if (out_sig.installed[i])
+            sigaction(out_signals[i], &out_sig.old[i], NULL);
+    out_sig.armed = 0;
+    atomic_signal_fence(memory_order_seq_cst);
+    out_sig.in_use = false;
+}
+
+/* ---- HDF5 errors ---------------------------------------------------------- */
+
+#define OUT_H5_DESC_MAX 512
+
+/* Keeps the innermost (most specific) description. For a failed system call
+ * HDF5 writes a long line with the time, descriptor, buffer address and
+ * sizes; only its "error message = '...'" part (strerror) is kept. */
+static herr_t out_h5_innermost(unsigned n, const H5E_error2_t *e, void *data)
+{
+    static const char key[] = "error message = '";
+    if (n != 0 || !e->desc)
+        return 0;
+    const char *msg = strstr(e->desc, key);
+    const char *end = msg ? strchr(msg + strlen(key), '\'') : NULL;
+    if (end) {
+        msg += strlen(key);
+        snprintf(data, OUT_H5_DESC_MAX, "%.*s", (int)(end - msg), msg);
+    } else {
+        snprintf(data, OUT_H5_DESC_MAX, "%s", e->desc);
+    }
+    return 0;
+}
+
+int out_h5_err(sim_err *err, const char *path, const char *what)
+{
+    char desc[OUT_H5_DESC_MAX] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, out_h5_innermost, desc);
+    H5Eclear2(H5E_DEFAULT);
+    if (desc[0])
+        return sim_errf(err, "%s: %s: %s", path, what, desc);
+    return sim_errf(err, "%s: %s (HDF5 error)", path, what);
+}
+
+/* ---- Compound types from field tables --------------------------------- */
+
+typedef enum out_kind { OUT_U64, OUT_I32, OUT_I64, OUT_F64 } out_kind;
+
+/* Rows of the time-series tables (see OUTPUT.md). */
+typedef struct out_ts_inst_row {
+    int64_t time_ns;
+    int32_t instance;
+    int32_t waiting;
+    int32_t running;
+    int32_t active;
+    double kv_used_fraction;
+    double power_w;
+} out_ts_inst_row;
+
+typedef struct out_ts_cluster_row {
+    int64_t time_ns;
+    int32_t instances;
+    int32_t active_instances;
+    int32_t waiting;
+    int32_t running;
+    double kv_used_fraction;   /* mean over instances */
+    double power_w;            /* sum over instances */
+} out_ts_cluster_row;
+
+typedef struct out_field {
+    const char *name;
+    size_t offset;
+    out_kind kind;
+    hsize_t count;   /* > 1: an array member of that many elements */
+} out_field;
+
+#define OUT_REQ(f, k) { #f, offsetof(req_record, f), k, 1 }
+static const out_field out_req_fields[] = {
+    OUT_REQ(id, OUT_U64),
+    OUT_REQ(instance, OUT_I32),
+    OUT_REQ(input_tokens, OUT_I32),
+    OUT_REQ(output_tokens, OUT_I32),
+    OUT_REQ(preemptions, OUT_I32),
+    OUT_REQ(priority, OUT_I32),
+    OUT_REQ(slo_class, OUT_I32),
+    OUT_REQ(ttft_slo_ns, OUT_I64),
+    OUT_REQ(arrival_ns, OUT_I64),
+    OUT_REQ(first_token_ns, OUT_I64),
+    OUT_REQ(finish_ns, OUT_I64),
+    OUT_REQ(ttft_ns, OUT_I64),
+    OUT_REQ(queue_ns, OUT_I64),
+    OUT_REQ(e2e_ns, OUT_I64),
+    OUT_REQ(tbt_mean_ns, OUT_F64),
+    OUT_REQ(tbt_max_ns, OUT_I64),
+    OUT_REQ(tpot_ns, OUT_F64),
+    OUT_REQ(energy_j, OUT_F64),
+};
+
+/* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
+ * column names are easier to use from h5py and pandas than nested types. */
+#define OUT_SUM(f, k) { #f, offsetof(run_summary, f), k, 1 }
+#define OUT_SUM_ARRAY(f, k, n) { #f, offsetof(run_summary, f), k, n }
+#define OUT_SUM_PCTL(p)                                                  \
+    { #p "_mean", offsetof(run_summary, p.mean), OUT_F64, 1 },           \
+    { #p "_p50", offsetof(run_summary, p.p50), OUT_F64, 1 },             \
+    { #p "_p90", offsetof(run_summary, p.p90), OUT_F64, 1 },             \
+    { #p "_p99", offsetof(run_summary, p.p99), OUT_F64, 1 }
+static const out_field out_sum_fields[] = {
+    OUT_SUM(seed, OUT_U64),
+    OUT_SUM(arrived, OUT_U64),
+    OUT_SUM(completed, OUT_U64),
+    OUT_SUM(clamped, OUT_U64),
+    OUT_SUM(preemptions, OUT_U64),
+    OUT_SUM(recomputed_tokens, OUT_U64),
+    OUT_SUM(swap_out_bytes, OUT_F64),
+    OUT_SUM(swap_in_bytes, OUT_F64),
+    OUT_SUM(swap_time_s, OUT_F64),
+    OUT_SUM(iterations, OUT_U64),
+    OUT_SUM(events, OUT_U64),
+    OUT_SUM(output_tokens, OUT_U64),
+    OUT_SUM(duration_s, OUT_F64),
+    OUT_SUM(throughput_req_s, OUT_F64),
+    OUT_SUM(throughput_tok_s, OUT_F64),
+    OUT_SUM_PCTL(ttft_s),
+    OUT_SUM_PCTL(tbt_s),
+    OUT_SUM_PCTL(tpot_s),
+    OUT_SUM_PCTL(e2e_s),
+    OUT_SUM_PCTL(queue_s),
+    OUT_SUM(slo_ttft_s, OUT_F64),
+    OUT_SUM(slo_tpot_s, OUT_F64),
+    OUT_SUM(slo_attain_ttft, OUT_F64),
+    OUT_SUM(slo_attain_tpot, OUT_F64),
+    OUT_SUM(slo_attain, OUT_F64),
+    OUT_SUM(energy_j, OUT_F64),
+    OUT_SUM(energy_per_out_token_j, OUT_F64),
+    OUT_SUM(energy_per_token_j, OUT_F64),
+    OUT_SUM(weight_bytes, OUT_F64),
+    OUT_SUM(kv_bytes, OUT_F64),
+    OUT_SUM(gpu_busy_fraction, OUT_F64),
+    OUT_SUM(kv_peak_fraction, OUT_F64),
+    OUT_SUM(kv_mean_fraction, OUT_F64),
+    OUT_SUM_ARRAY(term_s, OUT_F64, OP_KIND_COUNT),
+    OUT_SUM_ARRAY(source_terms, OUT_U64, COST_SRC_COUNT),
+    OUT_SUM(wall_s, OUT_F64),
+    OUT_SUM(peak_rss_mb, OUT_F64),
+};
+
+#define OUT_TS_INST(f, k) { #f, offsetof(out_ts_inst_row, f), k, 1 }
+static const out_field out_ts_inst_fields[] = {
+    OUT_TS_INST(time_ns, OUT_I64),
+    OUT_TS_INST(instance, OUT_I32),
+    OUT_TS_INST(waiting, OUT_I32),
+    OUT_TS_INST(running, OUT_I32),
+    OUT_TS_INST(active, OUT_I32),
+    OUT_TS_INST(kv_used_fraction, OUT_F64),
+    OUT_TS_INST(power_w, OUT_F64),
+};
+
+#define OUT_TS_CLUSTER(f, k) { #f, offsetof(out_ts_cluster_row, f), k, 1 }
+static const out_field out_ts_cluster_fields[] = {
+    OUT_TS_CLUSTER(time_ns, OUT_I64),
+    OUT_TS_CLUSTER(instances, OUT_I32),
+    OUT_TS_CLUSTER(active_instances, OUT_I32),
+    OUT_TS_CLUSTER(waiting, OUT_I32),
+    OUT_TS_CLUSTER(running, OUT_I32),
+    OUT_TS_CLUSTER(kv_used_fraction, OUT_F64),
+    OUT_TS_CLUSTER(power_w, OUT_F64),
+};
+
+#define OUT_NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static hid_t out_native(out_kind k)
+{
+    switch (k) {
+    case OUT_U64: return H5T_NATIVE_UINT64;
+    case OUT_I32: return H5T_NATIVE_INT32;
+    case OUT_I64: return H5T_NATIVE_INT64;
+    case OUT_F64: return H5T_NATIVE_DOUBLE;
+    }
+    SIM_ASSERT(!"unknown field kind");
+    return -1;
+}
+
+static hid_t out_standard(out_kind k)
+{
+    switch (k) {
+    case OUT_U64: return H5T_STD_U64LE;
+    case OUT_I32: return H5T_STD_I32LE;
+    case OUT_I64: return H5T_STD_I64LE;
+    case OUT_F64: return H5T_IEEE_F64LE;
+    }
+    SIM_ASSERT(!"unknown field kind");
+    return -1;
+}
+
+/* Inserts one member, as an array type when count > 1. */
+static herr_t out_insert(hid_t compound, const out_field *fl, size_t offset,
+                         hid_t base)
+{
+    if (fl->count == 1)
+        return H5Tinsert(compound, fl->name, offset, base);
+    hid_t arr = H5Tarray_create2(base, 1, &fl->count);
+    if (arr < 0)
+        return -1;
+    herr_t rc = H5Tinsert(compound, fl->name, offset, arr);
+    H5Tclose(arr);
+    return rc;
+}
+
+/* Builds the memory type (native, at the struct's offsets, struct_size
+ * bytes) and the file type (little-endian, packed). */
+static int out_make_types(const out_field *fields, size_t n, size_t struct_size,
+                          hid_t *mem, hid_t *file)
+{
+    size_t packed = 0;
+    for (size_t i = 0; i < n; i++)
+        packed += H5Tget_size(out_native(fields[i].kind)) * fields[i].count;
+    /* Every struct field is in the table: the structs have no padding, so
+     * the members must add up to the struct. (If a struct ever gains
+     * padding, make this check account for it.) */
+    SIM_ASSERT(packed == struct_size);
+
+    *mem = H5Tcreate(H5T_COMPOUND, struct_size);
+    *file = H5Tcreate(H5T_COMPOUND, packed);
+    if (*mem < 0 || *file < 0)
+        goto fail;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const out_field *fl = &fields[i];
+        if (out_insert(*mem, fl, fl->offset, out_native(fl->kind)) < 0 ||
+            out_insert(*file, fl, at, out_standard(fl->kind)) < 0)
+            goto fail;
+        at += H5Tget_size(out_standard(fl->kind)) * fl->count;
+    }
+    return 0;
+fail:
+    if (*mem >= 0)
+        H5Tclose(*mem);
+    if (*file >= 0)
+        H5Tclose(*file);
+    *mem = *file = H5I_INVALID_HID;
+    return -1;
+}
+
+int out_summary_types(hid_t *mem, hid_t *file)
+{
+    return out_make_types(out_sum_fields, OUT_NFIELDS(out_sum_fields),
+                          sizeof(run_summary), mem, file);
+}
+
+/* HDF5 1.10 crashes in its exit handler when an H5Fclose has failed
+ * (HDFFV-11052, fixed in 1.14.1), and a full disk makes H5Fclose fail; the
+ * process then dies of SIGSEGV instead of exiting with our message and
+ * status. The handler only closes files left open, and every file here is
+ * closed by out_commit or out_abandon, so it is switched off. This must
+ * happen before the library's first use anywhere in the process, hence a
+ * constructor rather than a call in out_open. */
+__attribute__((constructor)) static void out_no_hdf5_atexit(void)
+{
+    H5dont_atexit();
+}
+
+/* ---- Open ------------------------------------------------------------------ */
+
+/* The folder part of `path` (shorter than OUT_PATH_MAX): "." if none. */
+static void out_dirname(const char *path, char dir[OUT_PATH_MAX])
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == path)
+        strcpy(dir, "/");
+    else
+        snprintf(dir, OUT_PATH_MAX, "%.*s", (int)(slash - path), path);
+}
+
+/* The folder that will hold `path` must exist (callers that want it made,
+ * like `servesim run`, make it first): a missing one is an error that names
+ * the folder. */
+static int out_check_folder(const char *path, sim_err *err)
+{
+    char dir[OUT_PATH_MAX];
+    out_dirname(path, dir);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return sim_errf(err, "%s: cannot create the results file: folder '%s' "
+                        "does not exist", path, dir);
+    if (!S_ISDIR(st.st_mode))
+        return sim_errf(err, "%s: cannot create the results file: '%s' is not "
+                        "a folder", path, dir);
+    /* Caught now rather than by the rename at the end of the run. */
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return sim_errf(err, "%s: cannot create the results file: it is a "
+                        "folder", path);
+    return 0;
+}
+
+/* ---- Appendable tables -------------------------------------------------- */
+
+static void out_table_init(out_table *t, const char *name, size_t row_size)
+{
+    t->ds = t->mem_type = H5I_INVALID_HID;
+    t->row_size = row_size;
+    t->name = name;
+    t->rows = 0;
+    t->nbuf = 0;
+    t->buf = NULL;
+}
+
+/* Creates the dataset `name` under loc: empty, extensible, chunked,
+ * compressed, with rows described by `fields`. */
+static int out_table_create(out_table *t, hid_t loc, const char *name,
+                            const out_field *fields, size_t n_fields,
+                            const char *path, sim_err *err)
+{
+    hid_t file_type = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    hid_t dcpl = H5I_INVALID_HID, dapl = H5I_INVALID_HID;
+    int rc = -1;
+    hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = OUT_CHUNK_ROWS;
+
+    t->buf = sim_xmalloc(OUT_CHUNK_ROWS * t->row_size);
+    if (out_make_types(fields, n_fields, t->row_size, &t->mem_type, &file_type) < 0 ||
+        (space = H5Screate_simple(1, &dims, &maxdims)) < 0 ||
+        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
+        H5Pset_chunk(dcpl, 1, &chunk) < 0 ||
+        H5Pset_shuffle(dcpl) < 0 ||
+        H5Pset_deflate(dcpl, OUT_DEFLATE_LEVEL) < 0 ||
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 ||
+        (dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
+        /* No chunk cache: every chunk is written once, whole (see top). */
+        H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0,
+                           H5D_CHUNK_CACHE_W0_DEFAULT) < 0 ||
+        (t->ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl,
+                            dapl)) < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot create the %s dataset", t->name);
+        out_h5_err(err, path, what);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (file_type >= 0)
+        H5Tclose(file_type);
+    if (space >= 0)
+        H5Sclose(space);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (dapl >= 0)
+        H5Pclose(dapl);
+    return rc;
+}
+
+/* Appends the buffered rows as one chunk (a partial one only at commit). */
+static int out_table_flush(out_table *t, const char *path, sim_err *err)
+{
+    if (t->nbuf == 0)
+        return 0;
+    SIM_ASSERT(t->rows % OUT_CHUNK_ROWS == 0);
+    hsize_t start = t->rows, count = t->nbuf, total = t->rows + t->nbuf;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    int rc = -1;
+    if (H5Dset_extent(t->ds, &total) < 0 ||
+        (fspace = H5Dget_space(t->ds)) < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count,
+                            NULL) < 0 ||
+        (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
+        H5Dwrite(t->ds, t->mem_type, mspace, fspace, H5P_DEFAULT, t->buf) < 0) {
+        char what[128];
+        snprintf(what, sizeof what, "cannot write to %s", t->name);
+        out_h5_err(err, path, what);
+        goto done;
+    }
+    t->rows = total;
+    t->nbuf = 0;
+    rc = 0;
+done:
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    return rc;
+}
+
+/* Buffers one row and appends the buffer when it is full. */
+static void out_table_push(out_file *f, out_table *t, const void *row)
+{
+    memcpy(t->buf + t->nbuf++ * t->row_size, row, t->row_size);
+    if (t->nbuf < OUT_CHUNK_ROWS)
+        return;
+    sim_err err;
+    if (out_table_flush(t, f->path, &err) < 0) {
+        /* Called from the simulation loop with no way to report back; a
+         * full disk mid-run is not recoverable anyway. */
+        fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
+        out_abandon(f);
+        exit(EXIT_FAILURE);
+    }
+}
+
+/* Closes the dataset and frees the buffer; -1 if closing failed. */
+static int out_table_close(out_table *t)
+{
+    int rc = 0;
+    if (t->ds >= 0 && H5Dclose(t->ds) < 0)
+        rc = -1;
+    if (t->mem_type >= 0)
+        H5Tclose(t->mem_type);
+    t->ds = t->mem_type = H5I_INVALID_HID;
+    free(t->buf);
+    t->buf = NULL;
+    return rc;
+}
+
+out_file *out_open(const char *path, sim_err *err)
+{
+    SIM_ASSERT(path);
+    if (strlen(path) + sizeof OUT_PARTIAL_SUFFIX > OUT_PATH_MAX) {
+        sim_errf(err, "%.64s...: results file path longer than %d bytes", path,
+                 OUT_PATH_MAX - (int)sizeof OUT_PARTIAL_SUFFIX);
+        return NULL;
+    }
+    if (out_check_folder(path, err) < 0)
+        return NULL;
+    /* Process-wide, but this module is the only HDF5 user and it reports
+     * errors itself. Cheap to repeat. */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+    out_file *f = sim_xmalloc(sizeof *f);
+    f->file = H5I_INVALID_HID;
+    out_table_init(&f->requests, "/requests", sizeof(req_record));
+    out_table_init(&f->ts_inst, "/timeseries/instances", sizeof(out_ts_inst_row));
+    out_table_init(&f->ts_cluster, "/timeseries/cluster", sizeof(out_ts_cluster_row));
+    f->path = sim_xstrdup(path);
+    f->partial = sim_xmalloc(strlen(path) + sizeof OUT_PARTIAL_SUFFIX);
+    strcpy(f->partial, path);
+    strcat(f->partial, OUT_PARTIAL_SUFFIX);
+
+    /* Armed before the file exists, so that no signal can slip in between
+     * creating it and arming; unlinking a file not yet there is harmless. */
+    out_sig_arm(f->partial);
+
+    /* SEMI: H5Fclose fails if an object is still open, instead of silently
+     * leaving the file open (and unflushed) as the default WEAK does. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_SEMI) < 0) {
+        out_h5_err(err, path, "cannot set up the HDF5 file access");
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        out_abandon(f);
+        return NULL;
+    }
+    f->file = H5Fcreate(f->partial, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f->file < 0) {
+        char what[OUT_PATH_MAX + 32];
+        snprintf(what, sizeof what, "cannot create '%s'", f->partial);
+        out_h5_err(err, path, what);
+        out_abandon(f);
+        return NULL;
+    }
+    if (out_table_create(&f->requests, f->file, "requests", out_req_fields,
+                         OUT_NFIELDS(out_req_fields), f->path, err) < 0) {
+        out_abandon(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* ---- Appending requests and samples ------------------------------------ */
+
+void out_record(void *out_file_ptr, const req_record *rec)
+{
+    out_file *f = out_file_ptr;
+    out_table_push(f, &f->requests, rec);
+}
+
+/* Creates /timeseries and its two tables (at the first sample). */
+static int out_ts_create(out_file *f, const ts_sample *s, sim_err *err)
+{
+    hid_t g = H5Gcreate2(f->file, "timeseries", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int64_t interval = s->interval_ns;
+    int32_t n = s->n_instances;
+    int rc = -1;
+    if (g < 0 ||
+        out_attr(g, "interval_ns", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &interval) < 0 ||
+        out_attr(g, "instances", H5T_STD_I32LE, H5T_NATIVE_INT32, 0, &n) < 0) {
+        out_h5_err(err, f->path, "cannot create /timeseries");
+    } else if (out_table_create(&f->ts_inst, g, "instances", out_ts_inst_fields,
+                                OUT_NFIELDS(out_ts_inst_fields), f->path, err) == 0 &&
+               out_table_create(&f->ts_cluster, g, "cluster", out_ts_cluster_fields,
+                                OUT_NFIELDS(out_ts_cluster_fields), f->path, err) == 0) {
+        rc = 0;
+    }
+    if (g >= 0 && H5Gclose(g) < 0 && rc == 0)
+        rc = out_h5_err(err, f->path, "cannot create /timeseries");
+    return rc;
+}
+
+void out_sample(void *out_file_ptr, const ts_sample *s)
+{
+    out_file *f = out_file_ptr;
+    if (f->ts_inst.ds < 0) {
+        sim_err err;
+        if (out_ts_create(f, s, &err) < 0) {
+            fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
+            out_abandon(f);
+            exit(EXIT_FAILURE);
+        }
+    }
+    out_ts_cluster_row sum = {.time_ns = s->time_ns, .instances = s->n_instances,
+                              .active_instances = s->active_instances};
+    for (int32_t i = 0; i < s->n_instances; i++) {
+        const ts_instance *t = &s->inst[i];
+        out_ts_inst_row row = {s->time_ns, i, t->waiting, t->running, t->active,
+                               t->kv_used_fraction, t->power_w};
+        out_table_push(f, &f->ts_inst, &row);
+        sum.waiting += t->waiting;
+        sum.running += t->running;
+        sum.kv_used_fraction += t->kv_used_fraction;
+        sum.power_w += t->power_w;
+    }
+    if (s->n_instances)
+        sum.kv_used_fraction /= s->n_instances;
+    out_table_push(f, &f->ts_cluster, &sum);
+}
+
+/* ---- Commit ------------------------------------------------------------------ */
+
+/* Variable-length UTF-8 strings: no size limit (object headers cap fixed
+ * attributes at 64 KiB, and a config can be larger), and h5py reads them
+ * as str rather than bytes. */
+hid_t out_vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return t;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* Writes attribute `name` on loc: n values (n == 0: a scalar) of mem_type,
+ * stored as file_type. */
+herr_t out_attr(hid_t loc, const char *name, hid_t file_type,
+                hid_t mem_type, hsize_t n, const void *value)
+{
+    hid_t space = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR);
+    if (space < 0)
+        return -1;
+    herr_t rc = -1;
+    hid_t attr = H5Acreate2(loc, name, file_type, space, H5P_DEFAULT,
+                            H5P_DEFAULT);
+    if (attr >= 0) {
+        rc = H5Awrite(attr, mem_type, value);
+        if (H5Aclose(attr) < 0)
+            rc = -1;
+    }
+    H5Sclose(space);
+    return rc;
+}
+
+herr_t out_attr_str(hid_t loc, const char *name, const char *value)
+{
+    hid_t t = out_vlen_str_type();
+    if (t < 0)
+        return -1;
+    const char *v = value ? value : "";
+    herr_t rc = out_attr(loc, name, t, t, 0, &v);
+    H5Tclose(t);
+    return rc;
+}
+
+static herr_t out_attr_strs(hid_t loc, const char *name, const char *const *v,
+                            hsize_t n)
+{
+    hid_t t = out_vlen_str_type();
+    if (t < 0)
+        return -1;
+    herr_t rc = out_attr(loc, name, t, t, n, v);
+    H5Tclose(t);
+    return rc;
+}
+
+/* /summary: one row, with the names of the term_s and source_terms columns
+ * as attributes so that the arrays are labelled. */
+static int out_write_summary(out_file *f, const run_summary *s, sim_err *err)
+{
+    hid_t mem = H5I_INVALID_HID, file_type = H5I_INVALID_HID;
+    hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hsize_t one = 1;
+    const char *term_names[OP_KIND_COUNT], *source_names[COST_SRC_COUNT];
+    for (int k = 0; k < OP_KIND_COUNT; k++) {
+        term_names[k] = op_kind_name((op_kind)k);
+        SIM_ASSERT(term_names[k]);
+    }
+    for (int k = 0; k < COST_SRC_COUNT; k++) {
+        source_names[k] = cost_source_name((cost_source)k);
+        SIM_ASSERT(source_names[k]);
+    }
+
+    int rc = -1;
+    if (out_summary_types(&mem, &file_type) < 0 ||
+        (space = H5Screate_simple(1, &one, NULL)) < 0 ||
+        (ds = H5Dcreate2(f->file, "summary", file_type, space, H5P_DEFAULT,
+                         H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Dwrite(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) < 0 ||
+        out_attr_strs(ds, "term_names", term_names, OP_KIND_COUNT) < 0 ||
+        out_attr_strs(ds, "source_names", source_names, COST_SRC_COUNT) < 0) {
+        out_h5_err(err, f->path, "cannot write /summary");
+        goto done;
+    }
+    rc = 0;
+done:
+    if (ds >= 0 && H5Dclose(ds) < 0 && rc == 0)
+        rc = out_h5_err(err, f->path, "cannot write /summary");
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (file_type >= 0)
+        H5Tclose(file_type);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+static int out_write_root_attrs(out_file *f, const run_summary *s,
+                                const char *config_json,
+                                const char *cost_sources, sim_err *err)
+{
+    int32_t schema = OUT_SCHEMA_VERSION;
+    if (out_attr_str(f->file, "servesim_version", SERVESIM_VERSION) < 0 ||
+        out_attr(f->file, "schema_version", H5T_STD_I32LE, H5T_NATIVE_INT32, 0,
+                 &schema) < 0 ||
+        out_attr(f->file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0,
+                 &s->seed) < 0 ||
+        out_attr_str(f->file, "config", config_json) < 0 ||
+        out_attr_str(f->file, "cost_sources", cost_sources) < 0)
+        return out_h5_err(err, f->path, "cannot write the file attributes");
+    return 0;
+}
+
+int out_fsync_path(const char *path, sim_err *err, const char *final)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return sim_errf(err, "%s: cannot sync '%s' to disk: %s", final, path,
+                        strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Closes the HDF5 objects; returns -1 if closing the file failed (its last
+ * metadata is written then, so that is a real write error). */
+static int out_close_h5(out_file *f)
+{
+    int rc = 0;
+    out_table *tables[] = {&f->requests, &f->ts_inst, &f->ts_cluster};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (out_table_close(tables[i]) < 0)
+            rc = -1;
+    if (f->file >= 0 && H5Fclose(f->file) < 0)
+        rc = -1;
+    f->file = H5I_INVALID_HID;
+    return rc;
+}
+
+static void out_free(out_file *f)
+{
+    out_sig_disarm();
+    free(f->path);
+    free(f->partial);
+    free(f);
+}
+
+int out_commit(out_file *f, const run_summary *s, const char *config_json,
+               const char *cost_sources, sim_err *err)
+{
+    SIM_ASSERT(f && s);
+    if (out_table_flush(&f->requests, f->path, err) < 0 ||
+        (f->ts_inst.ds >= 0 && (out_table_flush(&f->ts_inst, f->path, err) < 0 ||
+                                out_table_flush(&f->ts_cluster, f->path, err) < 0)) ||
+        out_write_summary(f, s, err) < 0 ||
+        out_write_root_attrs(f, s, config_json, cost_sources, err) < 0)
+        goto fail;
+    /* H5Fclose flushes everything; no separate H5Fflush needed. */
+    if (out_close_h5(f) < 0) {
+        out_h5_err(err, f->path, "cannot finish writing the results file");
+        goto fail;
+    }
+    /* Data on disk before the rename makes it visible under its final name,
+     * or a crash could leave a complete-looking but empty file. */
+    if (out_fsync_path(f->partial, err, f->path) < 0)
+        goto fail;
+    if (rename(f->partial, f->path) != 0) {
+        sim_errf(err, "%s: cannot rename '%s' into place: %s", f->path,
+                 f->partial, strerror(errno));
+        goto fail;
+    }
+    /* Best effort: makes the rename itself durable. The file is complete
+     * and in place either way, so a failure here is not reported. */
+    char dir[OUT_PATH_MAX];
+    out_dirname(f->path, dir);
+    out_fsync_path(dir, NULL, f->path);
+    out_free(f);
+    return 0;
+fail:
+    out_abandon(f);
+    return -1;
+}
+
+void out_abandon(out_file *f)
+{
+    if (!f)
+        return;
+    out_close_h5(f);
+    H5Eclear2(H5E_DEFAULT);
+    unlink(f->partial);
+    out_free(f);
+}

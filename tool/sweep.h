@@ -1,0 +1,55 @@
+/* Sweeps: run every point of an experiment, in parallel, resumably, into
+ * one results file (schema: experiments/README.md).
+ *
+ * Durability. Each point is first written whole to its own file,
+ * "<out>.d/<id>.h5", by the results writer (partial file, then rename), so
+ * a point exists there only once all its data is on disk. That folder is
+ * the sweep's durable store: a crash, Ctrl-C or kill -9 at any moment loses
+ * at most the points being run. Resuming means skipping every point whose
+ * file is there (or, after a finished sweep has removed the folder, whose
+ * group is complete in the results file), after checking that it was run
+ * from the same effective config. The results file is then rebuilt from
+ * those copies, atomically; once every point is complete the folder is
+ * removed.
+ *
+ * Parallelism. On one machine, forked worker processes (pool.h); built
+ * with MPI (servesim-mpi), MPI ranks (sweep_mpi.h): the coordinator (rank
+ * 0) alone touches the store and the results file, so the ranks need no
+ * shared file system. Both give the same file as one process would: runs
+ * are deterministic and the file is assembled in point order. */
+#ifndef SERVE_SWEEP_H
+#define SERVE_SWEEP_H
+
+#include "tool/experiment.h"
+
+typedef struct sweep_opts {
+    const char *out;       /* the results file */
+    int jobs;              /* local worker processes; <= 0: one per core */
+    int64_t limit;         /* run at most this many points now; 0: all */
+    int quiet;             /* no progress line and no notes on stderr */
+    int mpi;               /* distribute over MPI ranks (servesim-mpi) */
+} sweep_opts;
+
+typedef struct sweep_stats {
+    int64_t points;        /* in the experiment */
+    int64_t skipped;       /* already complete when the sweep started */
+    int64_t ran;           /* run now, complete */
+    int64_t failed;        /* run now, failed */
+    int64_t pending;       /* not run: past --limit */
+    double wall_s;
+} sweep_stats;
+
+/* sweep_run's results other than 0. */
+enum { SWEEP_ERROR = -1, SWEEP_INTERRUPTED = -2 };
+
+/* Runs the points not complete yet and writes the results file. Returns 0
+ * once the file is written (stats say whether every point is complete),
+ * SWEEP_ERROR with err on an error, SWEEP_INTERRUPTED with err when SIGINT
+ * or SIGTERM stopped it (then nothing is written but the points that
+ * completed, which the next run keeps). */
+int sweep_run(const experiment *e, const sweep_opts *o, sweep_stats *st, sim_err *err);
+
+/* The store folder of a results file: "<out>.d"; caller frees. */
+char *sweep_store_path(const char *out);
+
+#endif
