@@ -27,7 +27,7 @@ static int predict(const ctab *t, const gpu_spec *g, const llm_model *m, int tp,
                    const batch_shape *b, calib_layer_cmp *c)
 {
     op_list ops;
-    ops_decompose(m, tp, b, &ops);
+    ops_decompose(m, &PAR_TP(tp), b, &ops);
     c->predicted_ns = c->predicted_j = 0;
     for (int i = 0; i < ops.n; i++) {
         const op_desc *op = &ops.op[i];

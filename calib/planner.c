@@ -116,7 +116,7 @@ static void add_spec(specs *ss, const ctab_key *key, const llm_model *m, int tp,
 static void probe_ops(const llm_model *m, int tp, int32_t tokens, op_list *ops)
 {
     batch_shape b = {.n_decode = tokens, .decode_ctx_sum = 0, .n_sampled = tokens};
-    ops_decompose(m, tp, &b, ops);
+    ops_decompose(m, &PAR_TP(tp), &b, ops);
 }
 
 static void collect(specs *ss, const llm_model *m, int tp)
@@ -125,7 +125,7 @@ static void collect(specs *ss, const llm_model *m, int tp)
     batch_shape b = {.prefill = &chunk, .n_prefill = 1, .n_decode = 4,
                      .decode_ctx_sum = 400, .n_sampled = 5};
     op_list ops;
-    ops_decompose(m, tp, &b, &ops);
+    ops_decompose(m, &PAR_TP(tp), &b, &ops);
     for (int i = 0; i < ops.n; i++) {
         ctab_key key;
         if (ctab_key_of_op(m, tp, &ops.op[i], &key) < 0)
@@ -205,7 +205,7 @@ static void fill_attention(const spec *s, calib_entry *e)
                 batch_seq chunk = {.q_tokens = (int32_t)a0->v[i],
                                    .ctx_tokens = (int32_t)a1->v[j]};
                 batch_shape b = {.prefill = &chunk, .n_prefill = 1, .n_sampled = 1};
-                ops_decompose(&s->model, s->tp, &b, &ops);
+                ops_decompose(&s->model, &PAR_TP(s->tp), &b, &ops);
                 /* Every cell this point borders starts past the longest context. */
                 e->skip[pt] = lo0 + lo1 > s->max_ctx;
             } else {
@@ -214,7 +214,7 @@ static void fill_attention(const spec *s, calib_entry *e)
                 batch_shape b = {.n_decode = batch,
                                  .decode_ctx_sum = (int64_t)batch * (int64_t)(ctx - 1),
                                  .n_sampled = batch};
-                ops_decompose(&s->model, s->tp, &b, &ops);
+                ops_decompose(&s->model, &PAR_TP(s->tp), &b, &ops);
                 e->skip[pt] = lo1 > s->max_ctx ||
                               batch * ctx * kv_bytes_per_token(s) > CALIB_KV_CAP_BYTES;
             }
@@ -365,7 +365,7 @@ static void add_layer(calib_plan *plan, const llm_model *m, const composition *c
                      .decode_ctx_sum = (int64_t)c->n_decode * c->decode_ctx,
                      .n_sampled = c->n_prefill + c->n_decode};
     op_list ops;
-    ops_decompose(m, 1, &b, &ops);
+    ops_decompose(m, &PAR_TP(1), &b, &ops);
     for (int i = 0; i < ops.n; i++) {
         const op_desc *op = &ops.op[i];
         ctab_key key;

@@ -119,7 +119,7 @@ static void roofline_iteration(void *state, const cost_setup *setup,
     out->latency_ns = (sim_time_ns)llround(busy_ns) + overhead;
     /* Every GPU of the group runs the same ops; the CPU overhead keeps them
      * idle. */
-    out->energy_j = (busy_j + overhead * 1e-9 * g->idle_w) * setup->tp;
+    out->energy_j = (busy_j + overhead * 1e-9 * g->idle_w) * setup->par.tp;
 }
 
 const cost_model_ops cost_roofline = {
@@ -165,7 +165,7 @@ cost_model *cost_model_create(const char *name, const cost_setup *setup,
     const cost_model_ops *ops = cost_model_find(name, err);
     if (!ops)
         return NULL;
-    if (llm_check_tp(setup->model, setup->tp, err) < 0)
+    if (llm_check_layout(setup->model, &setup->par, err) < 0)
         return NULL;
     if (setup->iteration_overhead_ns < 0) {
         sim_errf(err, "iteration overhead: expected >= 0 ns, got %lld",
@@ -192,7 +192,7 @@ void cost_model_destroy(cost_model *cm)
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 {
     op_list ops;
-    ops_decompose(cm->setup.model, cm->setup.tp, b, &ops);
+    ops_decompose(cm->setup.model, &cm->setup.par, b, &ops);
     cm->ops->iteration(cm->state, &cm->setup, &ops, out);
 }
 
@@ -200,7 +200,7 @@ double cost_idle_power_w(const cost_model *cm)
 {
     if (cm->ops->idle_power_w)
         return cm->ops->idle_power_w(cm->state, &cm->setup);
-    return cm->setup.gpu->idle_w * cm->setup.tp;
+    return cm->setup.gpu->idle_w * cm->setup.par.tp;
 }
 
 const cost_setup *cost_model_setup(const cost_model *cm)

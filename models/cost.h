@@ -30,7 +30,7 @@ typedef struct cost_result {
 typedef struct cost_setup {
     const llm_model *model;
     const gpu_spec *gpu;
-    int tp;
+    par_layout par;           /* GPUs per instance: par_gpus(&par) */
     sim_time_ns iteration_overhead_ns;  /* CPU scheduling and launch, per iteration */
 } cost_setup;
 

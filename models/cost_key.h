@@ -68,7 +68,7 @@ typedef struct ctab_key {
     double x[CTAB_MAX_X];
 } ctab_key;
 
-/* Fills *out for an operator of ops_decompose(m, tp, ...). Returns 0, or -1
+/* Fills *out for an operator of ops_decompose(m, &PAR_TP(tp), ...). Returns 0, or -1
  * for operators no table covers (collectives). MoE experts carry the
  * model's routing skew (p[5] = round(1000 * moe_skew)). Prefill coordinates
  * are per chunk: q = tokens / chunks, prefix = mean KV tokens - q. */

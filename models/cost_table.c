@@ -930,7 +930,7 @@ static void table_iteration(void *state, const cost_setup *setup, const op_list 
     for (int i = 0; i < ops->n; i++) {
         const op_desc *op = &ops->op[i];
         ctab_price pr;
-        ctab_price_op(st->t, setup->model, setup->tp, setup->gpu, op, &st->hint[op->kind],
+        ctab_price_op(st->t, setup->model, setup->par.tp, setup->gpu, op, &st->hint[op->kind],
                       &pr);
         double all_ns = pr.ns * op->repeat;
         busy_ns += all_ns;
@@ -944,13 +944,13 @@ static void table_iteration(void *state, const cost_setup *setup, const op_list 
     }
     sim_time_ns overhead = setup->iteration_overhead_ns;
     out->latency_ns = (sim_time_ns)llround(busy_ns) + overhead;
-    out->energy_j = (busy_j + overhead * 1e-9 * st->idle_w) * setup->tp;
+    out->energy_j = (busy_j + overhead * 1e-9 * st->idle_w) * setup->par.tp;
 }
 
 static double table_idle_power_w(void *state, const cost_setup *setup)
 {
     const table_state *st = state;
-    return st->idle_w * setup->tp;
+    return st->idle_w * setup->par.tp;
 }
 
 static void table_destroy(void *state)

@@ -58,7 +58,7 @@ typedef struct ctab_price {
     cost_source source;
 } ctab_price;
 
-/* Prices one run of `op` from ops_decompose(m, tp, ...) on GPU g (the
+/* Prices one run of `op` from ops_decompose(m, &PAR_TP(tp), ...) on GPU g (the
  * run's GPU file, for the roofline fallback). hint may be NULL. Allocates
  * nothing. */
 void ctab_price_op(const ctab *t, const llm_model *m, int tp, const gpu_spec *g,

@@ -345,15 +345,17 @@ double llm_params_active(const llm_model *m)
     return outer_params(m, 1) + m->layers * layer_params(m, 1, m->experts_per_token);
 }
 
-double llm_weight_bytes_per_gpu(const llm_model *m, int tp)
+double llm_weight_bytes_per_gpu(const llm_model *m, const par_layout *par)
 {
+    int tp = par->tp;
     SIM_ASSERT(tp >= 1);
     double params = outer_params(m, tp) + m->layers * layer_params(m, tp, m->experts);
     return params * m->bytes_per_param;
 }
 
-double llm_kv_bytes_per_token_per_gpu(const llm_model *m, int tp)
+double llm_kv_bytes_per_token_per_gpu(const llm_model *m, const par_layout *par)
 {
+    int tp = par->tp;
     SIM_ASSERT(tp >= 1);
     return 2.0 * m->layers * kv_heads_per_gpu(m, tp) * m->head_dim *
            m->kv_bytes_per_elem;
@@ -425,4 +427,13 @@ double llm_moe_distinct_experts(const llm_model *m, double tokens)
     for (int i = 0; i < m->experts; i++)
         distinct += -expm1(tokens * m->moe_log_miss[i]);
     return distinct;
+}
+
+int llm_check_layout(const llm_model *m, const par_layout *par, sim_err *err)
+{
+    if (par->pp != 1 || par->ep != 1 || par->dp != 1)
+        return sim_errf(err, "parallel layout pp=%d ep=%d dp=%d: only tensor parallelism "
+                        "is modelled so far (pp, ep and dp must be 1)", par->pp, par->ep,
+                        par->dp);
+    return llm_check_tp(m, par->tp, err);
 }

@@ -12,6 +12,22 @@
  * the all-reduce is costed on NVLink bandwidth. */
 #define LLM_TP_MAX 8
 
+/* How an instance spreads a model over its GPUs. Every quantity "per GPU"
+ * (weights, KV, operator work) is computed from this one struct. Only tensor
+ * parallelism is modelled so far: pp, ep and dp must be 1
+ * (llm_check_layout says so). GPUs per instance: tp * pp * dp. */
+typedef struct par_layout {
+    int32_t tp;   /* tensor-parallel degree: GPUs that split every layer */
+    int32_t pp;   /* pipeline stages */
+    int32_t ep;   /* expert-parallel degree of the MoE layers */
+    int32_t dp;   /* data-parallel attention replicas */
+} par_layout;
+
+/* A pure tensor-parallel layout of degree t. */
+#define PAR_TP(t) ((par_layout){.tp = (t), .pp = 1, .ep = 1, .dp = 1})
+
+static inline int32_t par_gpus(const par_layout *p) { return p->tp * p->pp * p->dp; }
+
 /* The most routed experts a model may have (DeepSeek-V3 has 256). */
 #define LLM_MAX_EXPERTS 256
 
@@ -72,10 +88,10 @@ int gpu_spec_load_file(const char *path, gpu_spec *out, sim_err *err);
 double llm_params(const llm_model *m);           /* all weights */
 double llm_params_active(const llm_model *m);    /* per token (MoE: top-k) */
 /* Weight bytes held by one GPU at tensor-parallel degree tp. */
-double llm_weight_bytes_per_gpu(const llm_model *m, int tp);
+double llm_weight_bytes_per_gpu(const llm_model *m, const par_layout *par);
 /* KV bytes one token occupies on one GPU at degree tp (K and V, all layers;
  * KV heads are replicated when tp exceeds their count). */
-double llm_kv_bytes_per_token_per_gpu(const llm_model *m, int tp);
+double llm_kv_bytes_per_token_per_gpu(const llm_model *m, const par_layout *par);
 /* Sets the routing skew: expert i (from 1) is chosen by a token with
  * probability proportional to i^-skew, scaled so that each token chooses
  * experts_per_token of them (probabilities capped at 1, the excess spread
@@ -88,5 +104,8 @@ double llm_moe_distinct_experts(const llm_model *m, double tokens);
 
 /* Checks that tp divides the heads (and is a power of two <= 8 or so). */
 int llm_check_tp(const llm_model *m, int tp, sim_err *err);
+/* Checks a whole layout: its tp as llm_check_tp, and the degrees not yet
+ * modelled (pp, ep, dp) at 1. */
+int llm_check_layout(const llm_model *m, const par_layout *par, sim_err *err);
 
 #endif

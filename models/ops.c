@@ -196,8 +196,10 @@ static void push_layers(op_list *out, const llm_model *m, int tp, const layer_wo
     }
 }
 
-void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *out)
+void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape *b,
+                   op_list *out)
 {
+    const int tp = par->tp;
     SIM_ASSERT(tp >= 1 && m->heads % tp == 0);
     SIM_ASSERT(b->n_prefill >= 0 && b->n_decode >= 0 && b->decode_ctx_sum >= 0);
     SIM_ASSERT(b->n_sampled >= 0 && b->n_sampled <= b->n_prefill + b->n_decode);

@@ -84,6 +84,7 @@ typedef struct op_list {
 } op_list;
 
 /* Fills `out` with the operators of one iteration on one GPU of a TP group. */
-void ops_decompose(const llm_model *m, int tp, const batch_shape *b, op_list *out);
+void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape *b,
+                   op_list *out);
 
 #endif

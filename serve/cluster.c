@@ -234,7 +234,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         goto fail;
     c->route = cs->route_policy;
 
-    c->cost = (cost_setup){&cs->model, &cs->gpu, cs->tp, cs->iteration_overhead_ns};
+    c->cost = (cost_setup){&cs->model, &cs->gpu, PAR_TP(cs->tp), cs->iteration_overhead_ns};
     c->inst = sim_xcalloc((size_t)c->n, sizeof *c->inst);
     c->load = sim_xcalloc((size_t)c->n, sizeof *c->load);
     for (int32_t i = 0; i < c->n; i++) {

@@ -10,7 +10,7 @@ int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, int tp,
                        int32_t block_size_tokens, int64_t *out, sim_err *err)
 {
     double usable = g->hbm_bytes * gpu_memory_utilization;
-    double weights = llm_weight_bytes_per_gpu(m, tp);
+    double weights = llm_weight_bytes_per_gpu(m, &PAR_TP(tp));
     double free_bytes = usable - weights - activation_reserve_bytes;
     if (free_bytes <= 0)
         return sim_errf(err, "%s does not fit on %s at tp=%d: each GPU holds %.1f GiB "
@@ -19,7 +19,7 @@ int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, int tp,
                         "gpu_memory_utilization", m->name, g->name, tp, weights / GIB,
                         activation_reserve_bytes / GIB, usable / GIB,
                         gpu_memory_utilization * 100, g->hbm_bytes / GIB);
-    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, tp) * block_size_tokens;
+    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &PAR_TP(tp)) * block_size_tokens;
     *out = (int64_t)(free_bytes / block_bytes);
     return 0;
 }

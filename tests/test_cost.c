@@ -32,7 +32,7 @@ static void fixture_init(fixture *f, const char *model, const char *gpu, int tp,
                   err.msg);
     ck_assert_msg(gpu_spec_load(models_dir(), gpu, &f->gpu, &err) == 0, "%s",
                   err.msg);
-    cost_setup setup = {.model = &f->model, .gpu = &f->gpu, .tp = tp,
+    cost_setup setup = {.model = &f->model, .gpu = &f->gpu, .par = PAR_TP(tp),
                         .iteration_overhead_ns = overhead_ns};
     f->cm = cost_model_create("roofline", &setup, NULL, "$.cost", &err);
     ck_assert_msg(f->cm != NULL, "%s", err.msg);
@@ -61,7 +61,7 @@ START_TEST(test_cost_decode_batch1_is_memory_bound)
     fixture_init(&f, "Llama-3-8B", "H100-SXM-80GB", 1, 0);
     cost_result r = run_decode(&f, 1, 1000);
     double bw = f.gpu.hbm_bw_bytes_per_s * f.gpu.bw_efficiency;
-    double weights_ns = llm_weight_bytes_per_gpu(&f.model, 1) / bw * 1e9;
+    double weights_ns = llm_weight_bytes_per_gpu(&f.model, &PAR_TP(1)) / bw * 1e9;
     ck_assert_rel((double)r.latency_ns, weights_ns, 0.15);
     /* Nearly all bytes read are weights; the GEMM terms are set by bytes. */
     ck_assert_rel(r.weight_bytes, llm_params(&f.model) * 2 -
@@ -80,7 +80,7 @@ START_TEST(test_cost_large_prefill_is_compute_bound)
     batch_seq seq = {.q_tokens = 8192};
     batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_sampled = 1};
     op_list l;
-    ops_decompose(&f.model, 1, &b, &l);
+    ops_decompose(&f.model, &PAR_TP(1), &b, &l);
     double flops = 0, bytes = 0;
     for (int i = 0; i < l.n; i++) {
         flops += l.op[i].flops * l.op[i].repeat;
@@ -188,7 +188,7 @@ START_TEST(test_cost_unknown_model_name_lists_valid)
     gpu_spec g;
     ck_assert_int_eq(llm_model_load(models_dir(), "Llama-3-8B", &m, &err), 0);
     ck_assert_int_eq(gpu_spec_load(models_dir(), "H100-SXM-80GB", &g, &err), 0);
-    cost_setup setup = {.model = &m, .gpu = &g, .tp = 1};
+    cost_setup setup = {.model = &m, .gpu = &g, .par = PAR_TP(1)};
     ck_assert_ptr_null(cost_model_create("tables", &setup, NULL, "$.cost", &err));
     ck_assert_has(err.msg, "expected one of: roofline");
 }
@@ -201,7 +201,7 @@ START_TEST(test_cost_unknown_param_key_rejected)
     sim_err err = {{0}};
     ck_assert_int_eq(llm_model_load(models_dir(), "Llama-3-8B", &m, &err), 0);
     ck_assert_int_eq(gpu_spec_load(models_dir(), "H100-SXM-80GB", &g, &err), 0);
-    cost_setup setup = {.model = &m, .gpu = &g, .tp = 1};
+    cost_setup setup = {.model = &m, .gpu = &g, .par = PAR_TP(1)};
     cJSON *params = NULL;
     ck_assert_int_eq(jcfg_parse("{\"overhead_ns\": 5}", "t", &params, &err), 0);
     ck_assert_ptr_null(cost_model_create("roofline", &setup, params, "$.cost.params",
@@ -215,7 +215,7 @@ START_TEST(test_cost_unknown_param_key_rejected)
                                        &err);
     ck_assert_ptr_nonnull(cm);
     ck_assert_ptr_eq(cost_model_setup(cm)->model, &m);
-    ck_assert_int_eq(cost_model_setup(cm)->tp, 1);
+    ck_assert_int_eq(cost_model_setup(cm)->par.tp, 1);
     cost_model_destroy(cm);
     cost_model_destroy(NULL);
     cJSON_Delete(params);
@@ -229,7 +229,7 @@ START_TEST(test_cost_invalid_tp_rejected)
     sim_err err = {{0}};
     ck_assert_int_eq(llm_model_load(models_dir(), "Llama-2-13B", &m, &err), 0);
     ck_assert_int_eq(gpu_spec_load(models_dir(), "A100-SXM-80GB", &g, &err), 0);
-    cost_setup setup = {.model = &m, .gpu = &g, .tp = 3};
+    cost_setup setup = {.model = &m, .gpu = &g, .par = PAR_TP(3)};
     ck_assert_ptr_null(cost_model_create("roofline", &setup, NULL, "$", &err));
     ck_assert_has(err.msg, "does not divide");
 }

@@ -97,7 +97,7 @@ static cost_model *make_cm(const char *name, const llm_model *m, const gpu_spec 
     cJSON *params = NULL;
     if (params_json)
         ck_assert_int_eq(jcfg_parse(params_json, "params", &params, err), 0);
-    cost_setup setup = {.model = m, .gpu = g, .tp = tp, .iteration_overhead_ns = 0};
+    cost_setup setup = {.model = m, .gpu = g, .par = PAR_TP(tp), .iteration_overhead_ns = 0};
     cost_model *cm = cost_model_create(name, &setup, params, "$.cost.params", err);
     cJSON_Delete(params);
     return cm;
@@ -410,7 +410,7 @@ START_TEST(test_ctab_hint_gives_the_same_price)
     ck_assert_int_eq(ctab_n_entries(t, CTAB_MOE_EXPERTS), 0);
     op_list ops;
     batch_shape b = decode_batch(24, 700);
-    ops_decompose(&m, 1, &b, &ops);
+    ops_decompose(&m, &PAR_TP(1), &b, &ops);
     ctab_hint hint = {0};
     for (int i = 0; i < ops.n; i++) {
         ctab_price p1, p2, p3;
@@ -779,7 +779,7 @@ START_TEST(test_calib_full_plan_covers_every_op)
             batch_shape b = {.prefill = &chunk, .n_prefill = 1, .n_decode = 3,
                              .decode_ctx_sum = 300, .n_sampled = 4};
             op_list ops;
-            ops_decompose(&m, tp, &b, &ops);
+            ops_decompose(&m, &PAR_TP(tp), &b, &ops);
             for (int k = 0; k < ops.n; k++) {
                 ctab_key key;
                 if (ctab_key_of_op(&m, tp, &ops.op[k], &key) < 0) {

@@ -24,8 +24,8 @@ START_TEST(test_kv_capacity_is_memory_left_after_weights)
     int64_t blocks;
     sim_err err = {{0}};
     ck_assert_int_eq(kv_capacity_blocks(&m, &g, 1, 0.9, 2 * GIB, 16, &blocks, &err), 0);
-    double expect = (g.hbm_bytes * 0.9 - llm_weight_bytes_per_gpu(&m, 1) - 2 * GIB) /
-                    (llm_kv_bytes_per_token_per_gpu(&m, 1) * 16);
+    double expect = (g.hbm_bytes * 0.9 - llm_weight_bytes_per_gpu(&m, &PAR_TP(1)) - 2 * GIB) /
+                    (llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(1)) * 16);
     ck_assert_int_eq(blocks, (int64_t)expect);
     /* Llama-3-8B keeps 128 KiB of KV per token: ~52 GiB left holds ~400k tokens. */
     ck_assert_int_gt(blocks * 16, 350000);

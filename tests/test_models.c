@@ -129,30 +129,30 @@ END_TEST
 START_TEST(test_models_kv_bytes_per_token)
 {
     llm_model m = load_llm("Llama-3-8B");
-    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, 1), 131072);
-    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, 2), 65536);
-    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, 8), 16384);
+    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(1)), 131072);
+    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(2)), 65536);
+    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(8)), 16384);
     /* Qwen3-30B-A3B has 4 KV heads: at tp 8 each GPU holds a replica of
      * one, so the per-GPU size stops shrinking at tp 4. */
     m = load_llm("Qwen3-30B-A3B");
-    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, 4),
-                        llm_kv_bytes_per_token_per_gpu(&m, 8));
-    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, 8), 2.0 * 48 * 128 * 2);
+    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(4)),
+                        llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(8)));
+    ck_assert_double_eq(llm_kv_bytes_per_token_per_gpu(&m, &PAR_TP(8)), 2.0 * 48 * 128 * 2);
 }
 END_TEST
 
 START_TEST(test_models_weight_bytes_shard_with_tp)
 {
     llm_model m = load_llm("Llama-2-70B");
-    double w1 = llm_weight_bytes_per_gpu(&m, 1);
+    double w1 = llm_weight_bytes_per_gpu(&m, &PAR_TP(1));
     ck_assert_double_eq(w1, llm_params(&m) * 2);
     /* Only norms are replicated, so halving is almost exact. */
-    ck_assert_rel(llm_weight_bytes_per_gpu(&m, 2), w1 / 2, 1e-4);
-    ck_assert_rel(llm_weight_bytes_per_gpu(&m, 8), w1 / 8, 1e-3);
+    ck_assert_rel(llm_weight_bytes_per_gpu(&m, &PAR_TP(2)), w1 / 2, 1e-4);
+    ck_assert_rel(llm_weight_bytes_per_gpu(&m, &PAR_TP(8)), w1 / 8, 1e-3);
     /* Llama-3-8B's 8 KV heads are never replicated up to tp 8, Qwen3's 4 are
      * at tp 8, so its per-GPU weights are more than an eighth. */
     m = load_llm("Qwen3-30B-A3B");
-    ck_assert(llm_weight_bytes_per_gpu(&m, 8) > llm_weight_bytes_per_gpu(&m, 1) / 8);
+    ck_assert(llm_weight_bytes_per_gpu(&m, &PAR_TP(8)) > llm_weight_bytes_per_gpu(&m, &PAR_TP(1)) / 8);
 }
 END_TEST
 

@@ -49,7 +49,7 @@ START_TEST(test_ops_decode_only_has_no_prefill_attention)
     llm_model m = load_llm("Llama-3-8B");
     batch_shape b = decode_batch(16, 1000);
     op_list l;
-    ops_decompose(&m, 1, &b, &l);
+    ops_decompose(&m, &PAR_TP(1), &b, &l);
     ck_assert_ptr_null(find_op(&l, OP_ATTN_PREFILL));
     const op_desc *a = find_op(&l, OP_ATTN_DECODE);
     ck_assert_ptr_nonnull(a);
@@ -68,7 +68,7 @@ START_TEST(test_ops_prefill_only_has_no_decode_attention)
     batch_seq seq = {.q_tokens = 100, .ctx_tokens = 50};
     batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_sampled = 1};
     op_list l;
-    ops_decompose(&m, 1, &b, &l);
+    ops_decompose(&m, &PAR_TP(1), &b, &l);
     ck_assert_ptr_null(find_op(&l, OP_ATTN_DECODE));
     const op_desc *a = find_op(&l, OP_ATTN_PREFILL);
     ck_assert_ptr_nonnull(a);
@@ -89,7 +89,7 @@ START_TEST(test_ops_empty_batch_has_no_ops)
     batch_shape b = {0};
     op_list l;
     l.n = 99;
-    ops_decompose(&m, 2, &b, &l);
+    ops_decompose(&m, &PAR_TP(2), &b, &l);
     ck_assert_int_eq(l.n, 0);
 }
 END_TEST
@@ -103,7 +103,7 @@ START_TEST(test_ops_dense_gemm_flops_match_params)
         llm_model m = load_llm(names[i]);
         batch_shape b = decode_batch(256, 500);
         op_list l;
-        ops_decompose(&m, 1, &b, &l);
+        ops_decompose(&m, &PAR_TP(1), &b, &l);
         double embed = (double)m.vocab * m.hidden;
         double want = 2.0 * (llm_params_active(&m) - embed) * 256;
         ck_assert_rel(class_flops(&l, OP_CLASS_GEMM), want, 0.01);
@@ -113,7 +113,7 @@ START_TEST(test_ops_dense_gemm_flops_match_params)
     batch_seq seq = {.q_tokens = 2048, .ctx_tokens = 0};
     batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_sampled = 1};
     op_list l;
-    ops_decompose(&m, 1, &b, &l);
+    ops_decompose(&m, &PAR_TP(1), &b, &l);
     double lm = find_op(&l, OP_GEMM_LM_HEAD)->flops;
     double want = 2.0 * (llm_params_active(&m) - 2.0 * m.vocab * m.hidden) * 2048;
     ck_assert_rel(class_flops(&l, OP_CLASS_GEMM) - lm, want, 0.01);
@@ -125,7 +125,7 @@ START_TEST(test_ops_moe_gemm_flops_match_active_params)
     llm_model m = load_llm("Mixtral-8x7B");
     batch_shape b = decode_batch(64, 500);
     op_list l;
-    ops_decompose(&m, 1, &b, &l);
+    ops_decompose(&m, &PAR_TP(1), &b, &l);
     double want = 2.0 * (llm_params_active(&m) - (double)m.vocab * m.hidden) * 64;
     ck_assert_rel(class_flops(&l, OP_CLASS_GEMM), want, 0.01);
 }
@@ -138,8 +138,8 @@ START_TEST(test_ops_tp2_halves_gemm_flops_and_adds_allreduce)
     batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_decode = 32,
                      .decode_ctx_sum = 32 * 700, .n_sampled = 33};
     op_list l1, l2;
-    ops_decompose(&m, 1, &b, &l1);
-    ops_decompose(&m, 2, &b, &l2);
+    ops_decompose(&m, &PAR_TP(1), &b, &l1);
+    ops_decompose(&m, &PAR_TP(2), &b, &l2);
     ck_assert_rel(class_flops(&l2, OP_CLASS_GEMM), class_flops(&l1, OP_CLASS_GEMM) / 2,
                   1e-9);
     ck_assert_rel(class_flops(&l2, OP_CLASS_ATTENTION),
@@ -163,7 +163,7 @@ START_TEST(test_ops_kv_heads_replicate_past_their_count)
     llm_model m = load_llm("Qwen3-30B-A3B");   /* 32 heads, 4 KV heads */
     batch_shape b = decode_batch(8, 100);
     op_list l;
-    ops_decompose(&m, 8, &b, &l);
+    ops_decompose(&m, &PAR_TP(8), &b, &l);
     const op_desc *qkv = find_op(&l, OP_GEMM_QKV);
     ck_assert_int_eq(qkv->n, (4 + 2 * 1) * 128);
 }
@@ -177,7 +177,7 @@ START_TEST(test_ops_moe_expert_bytes_grow_and_saturate)
     for (int32_t n = 1; n <= 64; n *= 2) {
         batch_shape b = decode_batch(n, 100);
         op_list l;
-        ops_decompose(&m, 1, &b, &l);
+        ops_decompose(&m, &PAR_TP(1), &b, &l);
         const op_desc *e = find_op(&l, OP_MOE_EXPERTS);
         ck_assert_ptr_nonnull(e);
         ck_assert_ptr_null(find_op(&l, OP_GEMM_FFN_UP));
@@ -194,9 +194,9 @@ START_TEST(test_ops_moe_expert_bytes_grow_and_saturate)
     per_expert = 3.0 * m.hidden * m.expert_ffn * m.bytes_per_param;
     batch_shape b1 = decode_batch(1, 100), big = decode_batch(4096, 100);
     op_list l;
-    ops_decompose(&m, 1, &b1, &l);
+    ops_decompose(&m, &PAR_TP(1), &b1, &l);
     ck_assert_rel(find_op(&l, OP_MOE_EXPERTS)->weight_bytes, 8 * per_expert, 1e-9);
-    ops_decompose(&m, 1, &big, &l);
+    ops_decompose(&m, &PAR_TP(1), &big, &l);
     ck_assert_rel(find_op(&l, OP_MOE_EXPERTS)->weight_bytes, 128 * per_expert, 1e-6);
 }
 END_TEST
@@ -210,7 +210,7 @@ START_TEST(test_ops_lm_head_m_is_n_sampled)
     batch_shape b = {.prefill = chunks, .n_prefill = 2, .n_decode = 10,
                      .decode_ctx_sum = 5000, .n_sampled = 11};
     op_list l;
-    ops_decompose(&m, 2, &b, &l);
+    ops_decompose(&m, &PAR_TP(2), &b, &l);
     const op_desc *lm = find_op(&l, OP_GEMM_LM_HEAD);
     ck_assert_ptr_nonnull(lm);
     ck_assert_int_eq(lm->m, 11);
@@ -222,7 +222,7 @@ START_TEST(test_ops_lm_head_m_is_n_sampled)
     b.n_decode = 0;
     b.decode_ctx_sum = 0;
     b.n_sampled = 0;
-    ops_decompose(&m, 2, &b, &l);
+    ops_decompose(&m, &PAR_TP(2), &b, &l);
     ck_assert_ptr_null(find_op(&l, OP_GEMM_LM_HEAD));
     ck_assert_ptr_null(find_op(&l, OP_SAMPLE));
 }
@@ -237,7 +237,7 @@ START_TEST(test_ops_entries_well_formed)
     for (int i = 0; i < 3; i++) {
         llm_model m = load_llm(names[i]);
         op_list l;
-        ops_decompose(&m, 4, &b, &l);
+        ops_decompose(&m, &PAR_TP(4), &b, &l);
         ck_assert_int_le(l.n, OPS_MAX);
         for (int j = 0; j < l.n; j++) {
             const op_desc *op = &l.op[j];
@@ -289,12 +289,12 @@ START_TEST(test_ops_prefill_through_some_layers_costs_those_layers)
     batch_seq seq = {.q_tokens = 512, .ctx_tokens = 0};
     batch_shape one = decode_batch(1, 0);
     op_list l1;
-    ops_decompose(&m, 1, &one, &l1);
+    ops_decompose(&m, &PAR_TP(1), &one, &l1);
     double per_token_layer = kind_flops(&l1, OP_GEMM_QKV) / m.layers;
     batch_shape b = {.prefill = &seq, .n_prefill = 1, .n_decode = 16,
                      .decode_ctx_sum = 16 * 300, .prefill_layers = 8};
     op_list l;
-    ops_decompose(&m, 1, &b, &l);
+    ops_decompose(&m, &PAR_TP(1), &b, &l);
     ck_assert_rel(kind_flops(&l, OP_GEMM_QKV), per_token_layer * (512 * 8 + 16 * 32), 1e-9);
     /* Prefill attention runs in those 8 layers only, decode attention in all. */
     const op_desc *pre = find_op(&l, OP_ATTN_PREFILL), *dec = find_op(&l, OP_ATTN_DECODE);
@@ -308,9 +308,9 @@ START_TEST(test_ops_prefill_through_some_layers_costs_those_layers)
     /* All layers (0 or 32) is the plain decomposition. */
     op_list all, zero;
     b.prefill_layers = 32;
-    ops_decompose(&m, 1, &b, &all);
+    ops_decompose(&m, &PAR_TP(1), &b, &all);
     b.prefill_layers = 0;
-    ops_decompose(&m, 1, &b, &zero);
+    ops_decompose(&m, &PAR_TP(1), &b, &zero);
     ck_assert_int_eq(all.n, zero.n);
     ck_assert_rel(kind_flops(&all, OP_GEMM_QKV), per_token_layer * (512 + 16) * 32, 1e-9);
 }

@@ -88,7 +88,7 @@ static int parse_instance(run_config *rc, sim_err *err)
         .model_layers = m->layers,
     };
     /* Host memory for swapped KV is per instance; each GPU holds its shard. */
-    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, c->tp) * (double)block;
+    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &PAR_TP(c->tp)) * (double)block;
     c->swap = (swap_setup){
         .mode = strcmp(preemption, "swap") ? PREEMPT_RECOMPUTE : PREEMPT_SWAP,
         .overlap = overlap,
