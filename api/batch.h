@@ -13,8 +13,8 @@
  *
  * Adding a policy: one file policies/batch_<name>.c defining a
  * `const batch_policy_ops batch_<name>` and one line in policies/list.def. */
-#ifndef POLICIES_BATCH_H
-#define POLICIES_BATCH_H
+#ifndef API_BATCH_H
+#define API_BATCH_H
 
 #include <cjson/cJSON.h>
 #include "api/request.h"
@@ -37,17 +37,19 @@ typedef struct batch_view {
     int32_t n_waiting;
     const serve_req *const *running;  /* admission order, oldest first */
     int32_t n_running;
-    int64_t kv_free_blocks;
+    struct batch_kv *kv;              /* the plan's KV ledger (below) */
 } batch_view;
 
 typedef struct batch_item {
     const serve_req *req;   /* from waiting or running */
-    int32_t tokens;         /* pending tokens to run, 1..pending */
+    /* Tokens to compute, 1..batch_todo_tokens(view, req): its pending
+     * tokens less, for a waiting request, what the prefix cache holds. */
+    int32_t tokens;
     /* Layers to run the tokens through this iteration; 0 means all. With
      * fewer (layered prefill), the tokens count as computed only once their
      * layers add up to the model's (req->layers_done tracks the progress),
-     * and `tokens` must be all the pending tokens every time. Every partial
-     * item of one plan runs through the same number of layers. */
+     * and `tokens` must be all the tokens left to compute every time. Every
+     * partial item of one plan runs through the same number of layers. */
     int32_t layers;
 } batch_item;
 
@@ -69,29 +71,98 @@ typedef struct batch_policy_ops {
     void (*destroy)(void *state);   /* optional */
 } batch_policy_ops;
 
+/* ---- The plan's KV ledger --------------------------------------------------
+ * Policies never compute KV blocks themselves: blocks can be shared between
+ * requests (a cached prompt prefix), a cached prefix changes what a waiting
+ * request costs, and only the core knows which blocks those are. The view
+ * carries a ledger, reset before every form call to the instance's free
+ * blocks, that answers exactly and records what the plan takes:
+ *
+ *   kv_cached_tokens(v, r)  tokens of waiting r's sequence already in the
+ *                           cache: admitting r starts it there (0 for a
+ *                           running or swapped-out request);
+ *   kv_need(v, r, q)        blocks r must take to compute q more tokens
+ *                           (after its cached ones, for a waiting r);
+ *   kv_take(v, r, q)        adds that to the plan (call once per item,
+ *                           after kv_need said it fits);
+ *   kv_preempt(v, r)        adds running r's preemption to the plan and
+ *                           returns the blocks that frees (its blocks no
+ *                           other request holds);
+ *   kv_room(v, r)           the most tokens r could compute with the free
+ *                           blocks left (after its cached ones);
+ *   kv_free(v)              free blocks left under the plan so far.
+ *
+ * A plan built this way always fits: the core applies preemptions first,
+ * then touches every admitted request's cached blocks, then allocates. The
+ * common case, a running request growing within its last block, is an
+ * inline comparison with no call. */
+typedef struct batch_kv batch_kv;
+typedef struct batch_kv_ops {
+    int64_t (*need)(batch_kv *kv, const serve_req *r, int32_t tokens);
+    void (*take)(batch_kv *kv, const serve_req *r, int32_t tokens);
+    int64_t (*preempt)(batch_kv *kv, const serve_req *r);
+    int32_t (*cached_tokens)(batch_kv *kv, const serve_req *r);
+    int64_t (*room)(batch_kv *kv, const serve_req *r);
+} batch_kv_ops;
+/* The ledger's public part; the core's ledger begins with it. */
+struct batch_kv {
+    const batch_kv_ops *ops;
+    int64_t free_blocks;
+};
+
+static inline int64_t kv_free(const batch_view *v) { return v->kv->free_blocks; }
+
+static inline int64_t kv_need(const batch_view *v, const serve_req *r, int32_t tokens)
+{
+    if (r->state == REQ_RUNNING && r->computed_tokens + tokens <= r->kv_cap_tokens)
+        return 0;
+    return v->kv->ops->need(v->kv, r, tokens);
+}
+
+static inline void kv_take(const batch_view *v, const serve_req *r, int32_t tokens)
+{
+    if (r->state == REQ_RUNNING && r->computed_tokens + tokens <= r->kv_cap_tokens)
+        return;
+    v->kv->ops->take(v->kv, r, tokens);
+}
+
+static inline int64_t kv_preempt(const batch_view *v, const serve_req *r)
+{
+    return v->kv->ops->preempt(v->kv, r);
+}
+
+static inline int32_t kv_cached_tokens(const batch_view *v, const serve_req *r)
+{
+    return r->state == REQ_WAITING && r->computed_tokens == 0
+               ? v->kv->ops->cached_tokens(v->kv, r) : 0;
+}
+
+static inline int64_t kv_room(const batch_view *v, const serve_req *r)
+{
+    return v->kv->ops->room(v->kv, r);
+}
+
+/* Tokens a waiting or running request still has to compute if it runs now:
+ * its pending tokens less what the cache already holds. */
+static inline int32_t batch_todo_tokens(const batch_view *v, const serve_req *r)
+{
+    return req_pending_tokens(r) - kv_cached_tokens(v, r);
+}
+
 /* Whether admitting a waiting request that needs `blocks` more KV blocks
  * keeps `watermark_blocks` free (vLLM's rule, so running requests can grow).
  * With nothing running (`running_kept` 0) and nothing planned yet, the
  * watermark is waived: otherwise a request that fits the cache but not the
  * cache less the watermark would wait forever. */
-static inline int batch_admit_fits(const batch_plan *plan, int32_t running_kept,
-                                   int64_t free_blocks, int64_t blocks,
+static inline int batch_admit_fits(const batch_view *v, const batch_plan *plan,
+                                   int32_t running_kept, int64_t blocks,
                                    int64_t watermark_blocks)
 {
+    int64_t free_blocks = kv_free(v);
     if (blocks > free_blocks)
         return 0;
     return free_blocks - blocks >= watermark_blocks ||
            (running_kept == 0 && plan->n_items == 0);
-}
-
-/* Blocks a request must add to hold `tokens` more tokens of KV. */
-static inline int64_t batch_blocks_needed(const batch_setup *s,
-                                          const serve_req *r, int32_t tokens)
-{
-    int64_t have = r->kv_blocks;
-    int64_t need = ((int64_t)r->computed_tokens + tokens + s->block_size_tokens - 1)
-                   / s->block_size_tokens;
-    return need > have ? need - have : 0;
 }
 
 #endif

@@ -7,8 +7,8 @@
  *
  * Adding a policy: one file policies/order_<name>.c defining a
  * `const order_policy_ops order_<name>` and one line in policies/list.def. */
-#ifndef POLICIES_ORDER_H
-#define POLICIES_ORDER_H
+#ifndef API_ORDER_H
+#define API_ORDER_H
 
 #include <cjson/cJSON.h>
 #include "api/request.h"

@@ -1,5 +1,6 @@
-/* A request as the serving core tracks it. Policies receive const pointers
- * to these: they read, the core writes.
+/* A request as policies see it. Policies receive const pointers to these:
+ * they read, the core writes. (The core keeps private state of its own,
+ * such as the block table, in a larger struct that begins with this one.)
  *
  * Token accounting (one rule covers prefill, chunked prefill, decode and
  * recompute after preemption): the sequence is input_tokens + generated
@@ -11,13 +12,22 @@
  * Recompute preemption sets computed_tokens to 0: the whole sequence is
  * prefilled again and no output token is lost or repeated. Swap preemption
  * keeps computed_tokens and moves their KV blocks to host memory
- * (swapped_blocks) until the request is admitted again. */
-#ifndef SERVE_REQUEST_H
-#define SERVE_REQUEST_H
+ * (swapped_blocks) until the request is admitted again. A prefix-cache hit
+ * at admission sets computed_tokens to the cached tokens at once: those are
+ * never computed, only attended to.
+ *
+ * KV: kv_blocks blocks on the GPU hold up to kv_cap_tokens tokens
+ * (kv_blocks x the block size), so "does one more token fit" needs no
+ * division. Policies never do block arithmetic themselves: they ask the
+ * plan's KV ledger (api/batch.h). */
+#ifndef API_REQUEST_H
+#define API_REQUEST_H
 
 #include "sim/base.h"
 
-typedef enum req_state { REQ_WAITING, REQ_RUNNING, REQ_FINISHED } req_state;
+/* WAITING: in an instance's waiting queue; RUNNING: in its running set;
+ * MOVING: between instances (its KV in transit); FINISHED: done. */
+typedef enum req_state { REQ_WAITING, REQ_RUNNING, REQ_FINISHED, REQ_MOVING } req_state;
 
 typedef struct serve_req {
     uint64_t id;                /* order of arrival in the workload, from 0 */
@@ -34,6 +44,7 @@ typedef struct serve_req {
     int32_t computed_tokens;    /* KV-resident tokens */
     int32_t generated_tokens;   /* output tokens emitted so far */
     int32_t kv_blocks;          /* KV blocks held on the GPU */
+    int32_t kv_cap_tokens;      /* tokens those blocks hold: kv_blocks x block size */
     int32_t swapped_blocks;     /* KV blocks held in host memory (swap preemption) */
     int32_t layers_done;        /* layered prefill: layers run of the pending tokens */
     double order_key;           /* waiting-queue key from the ordering policy */
@@ -45,6 +56,9 @@ typedef struct serve_req {
     sim_time_ns last_token_ns;
     sim_time_ns tbt_max_ns;
     double energy_j;            /* share of the iterations it took part in */
+    int32_t cached_tokens;      /* prompt tokens served from the prefix cache, all admissions */
+    uint64_t prefix_group;      /* identity of its first prefix block (0: none), for
+                                 * policies that group requests sharing a prefix */
 } serve_req;
 
 static inline int32_t req_seq_tokens(const serve_req *r)

@@ -4,8 +4,8 @@
  *
  * Adding a policy: one file policies/route_<name>.c defining a
  * `const route_policy_ops route_<name>` and one line in policies/list.def. */
-#ifndef POLICIES_ROUTE_H
-#define POLICIES_ROUTE_H
+#ifndef API_ROUTE_H
+#define API_ROUTE_H
 
 #include <cjson/cJSON.h>
 #include "api/request.h"

@@ -47,13 +47,11 @@ static int chunked_init(const batch_setup *setup, cJSON *params, const char *pat
     return 0;
 }
 
-/* Pending tokens of r, at most `budget`, that fit the free blocks. */
-static int32_t chunk_that_fits(const batch_setup *setup, const serve_req *r,
-                               int64_t budget, int64_t free_blocks)
+/* Tokens r still has to compute, at most `budget`, that fit the free
+ * blocks. */
+static int32_t chunk_that_fits(const batch_view *v, const serve_req *r, int64_t budget)
 {
-    int64_t room = (r->kv_blocks + free_blocks) * setup->block_size_tokens -
-                   r->computed_tokens;
-    int64_t chunk = req_pending_tokens(r);
+    int64_t chunk = batch_todo_tokens(v, r), room = kv_room(v, r);
     if (chunk > budget)
         chunk = budget;
     if (chunk > room)
@@ -64,9 +62,8 @@ static int32_t chunk_that_fits(const batch_setup *setup, const serve_req *r,
 static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
 {
     const chunked_state *s = state;
-    const batch_setup *setup = v->setup;
-    int64_t budget = s->budget, free_blocks = v->kv_free_blocks;
-    int32_t last = batch_plan_decodes(v, plan, &free_blocks, &budget);
+    int64_t budget = s->budget;
+    int32_t last = batch_plan_decodes(v, plan, &budget);
     /* Then the partly prefilled prompts, oldest first. With nothing else
      * to run, make room by preempting the newest, so the instance never
      * stalls with KV held by half-prefilled prompts. */
@@ -74,17 +71,17 @@ static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
         const serve_req *r = v->running[i];
         if (req_is_decode(r))
             continue;
-        int32_t chunk = chunk_that_fits(setup, r, budget, free_blocks);
+        int32_t chunk = chunk_that_fits(v, r, budget);
         while (chunk == 0 && plan->n_items == 0 && last > i + 1) {
             const serve_req *victim = v->running[--last];
             plan->preempt[plan->n_preempt++] = victim;
-            free_blocks += victim->kv_blocks;
-            chunk = chunk_that_fits(setup, r, budget, free_blocks);
+            kv_preempt(v, victim);
+            chunk = chunk_that_fits(v, r, budget);
         }
         if (chunk == 0)
             continue;
         plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
-        free_blocks -= batch_blocks_needed(setup, r, chunk);
+        kv_take(v, r, chunk);
         budget -= chunk;
     }
     /* Then new requests, in queue order, while the budget, the sequence
@@ -92,13 +89,12 @@ static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
     int32_t seqs = last;
     for (int32_t i = 0; i < v->n_waiting && budget > 0 && seqs < s->max_seqs; i++) {
         const serve_req *r = v->waiting[i];
-        int32_t chunk = req_pending_tokens(r) < budget ? req_pending_tokens(r)
-                                                        : (int32_t)budget;
-        int64_t blocks = batch_blocks_needed(setup, r, chunk);
-        if (!batch_admit_fits(plan, last, free_blocks, blocks, s->watermark_blocks))
+        int32_t todo = batch_todo_tokens(v, r);
+        int32_t chunk = todo < budget ? todo : (int32_t)budget;
+        if (!batch_admit_fits(v, plan, last, kv_need(v, r, chunk), s->watermark_blocks))
             break;
         plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
-        free_blocks -= blocks;
+        kv_take(v, r, chunk);
         budget -= chunk;
         seqs++;
     }

@@ -64,8 +64,8 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
 {
     const layered_state *s = state;
     const batch_setup *setup = v->setup;
-    int64_t budget = setup->max_batched_tokens, free_blocks = v->kv_free_blocks;
-    int32_t last = batch_plan_decodes(v, plan, &free_blocks, &budget);
+    int64_t budget = setup->max_batched_tokens;
+    int32_t last = batch_plan_decodes(v, plan, &budget);
     /* The cohort in flight moves on by one group; its KV is reserved. */
     int32_t cohort = 0;
     for (int32_t i = 0; i < last; i++) {
@@ -75,7 +75,7 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
         int32_t tokens = req_pending_tokens(r);
         plan->items[plan->n_items++] =
             (batch_item){r, tokens, next_group_layers(s, r->layers_done)};
-        free_blocks -= batch_blocks_needed(setup, r, tokens);
+        kv_take(v, r, tokens);
         budget -= tokens;
         cohort++;
     }
@@ -87,15 +87,14 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < v->n_waiting && cohort < s->max_prompts &&
                         seqs < setup->max_seqs; i++) {
         const serve_req *r = v->waiting[i];
-        int32_t tokens = req_pending_tokens(r);
-        int64_t blocks = batch_blocks_needed(setup, r, tokens);
+        int32_t tokens = batch_todo_tokens(v, r);
         if (tokens > budget ||
-            !batch_admit_fits(plan, last, free_blocks, blocks, s->watermark_blocks))
+            !batch_admit_fits(v, plan, last, kv_need(v, r, tokens), s->watermark_blocks))
             break;
         int decode = req_is_decode(r);
         plan->items[plan->n_items++] =
             (batch_item){r, tokens, decode ? 0 : next_group_layers(s, 0)};
-        free_blocks -= blocks;
+        kv_take(v, r, tokens);
         budget -= tokens;
         cohort += !decode;
         seqs++;

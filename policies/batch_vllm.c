@@ -44,18 +44,17 @@ static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_pl
 {
     const batch_setup *setup = v->setup;
     int64_t budget = setup->max_batched_tokens;
-    int64_t free_blocks = v->kv_free_blocks;
     int32_t seqs = v->n_running;
     for (int32_t i = 0; i < v->n_waiting; i++) {
         const serve_req *r = v->waiting[i];
-        int32_t tokens = req_pending_tokens(r);
-        int64_t blocks = batch_blocks_needed(setup, r, tokens);
+        int32_t tokens = batch_todo_tokens(v, r);
         if (tokens > budget || seqs >= setup->max_seqs ||
-            !batch_admit_fits(plan, v->n_running, free_blocks, blocks, s->watermark_blocks))
+            !batch_admit_fits(v, plan, v->n_running, kv_need(v, r, tokens),
+                              s->watermark_blocks))
             break;
         plan->items[plan->n_items++] = (batch_item){r, tokens, 0};
+        kv_take(v, r, tokens);
         budget -= tokens;
-        free_blocks -= blocks;
         seqs++;
     }
     return plan->n_items;
@@ -65,8 +64,8 @@ static void vllm_form(void *state, const batch_view *v, batch_plan *plan)
 {
     if (v->n_waiting && admit_prefills(state, v, plan))
         return;
-    int64_t free_blocks = v->kv_free_blocks, budget = v->setup->max_batched_tokens;
-    batch_plan_decodes(v, plan, &free_blocks, &budget);
+    int64_t budget = v->setup->max_batched_tokens;
+    batch_plan_decodes(v, plan, &budget);
 }
 
 static void vllm_destroy(void *state) { free(state); }

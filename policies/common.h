@@ -9,11 +9,10 @@
 /* One decode token for every running request that is decoding, oldest
  * first; when one needs a KV block and none is free, the most recently
  * admitted running requests are preempted (vLLM's rule) until it fits or it
- * was itself preempted. Stops when *budget tokens are used. Updates
- * *free_blocks and *budget and returns how many running requests remain
- * (running[0..n)); the rest are in plan->preempt. */
-int32_t batch_plan_decodes(const batch_view *v, batch_plan *plan, int64_t *free_blocks,
-                           int64_t *budget);
+ * was itself preempted. Stops when *budget tokens are used. Takes the KV
+ * from the view's ledger, updates *budget and returns how many running
+ * requests remain (running[0..n)); the rest are in plan->preempt. */
+int32_t batch_plan_decodes(const batch_view *v, batch_plan *plan, int64_t *budget);
 
 /* For ordering policies without parameters: accepts only an empty params
  * object. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/req.h"
 #include "traces/workload.h"
 
 #define SLAB_REQS 1024
@@ -31,13 +32,14 @@ struct cluster {
 
     wl_request next;
     uint64_t arrived;
+    uint64_t identity_salt;  /* makes content ids unique to the run */
     sim_err run_err;
     int failed;
     int wl_waiting;        /* the source answered WL_WAIT (closed loop) */
 
-    serve_req **slabs;
+    req **slabs;
     size_t n_slabs, slab_cap;
-    serve_req **free_reqs;
+    req **free_reqs;
     size_t n_free, free_cap;
 
     /* Time series (see "Time series" below); on_sample NULL when off. */
@@ -52,11 +54,11 @@ struct cluster {
     double *iter_power_w;          /* and its mean power */
 };
 
-static serve_req *req_alloc(cluster *c)
+static req *req_alloc(cluster *c)
 {
     if (!c->n_free) {
         sim_grow((void **)&c->slabs, &c->slab_cap, c->n_slabs + 1, sizeof *c->slabs);
-        serve_req *slab = sim_xmalloc(SLAB_REQS * sizeof *slab);
+        req *slab = sim_xcalloc(SLAB_REQS, sizeof *slab);
         c->slabs[c->n_slabs++] = slab;
         sim_grow((void **)&c->free_reqs, &c->free_cap, SLAB_REQS, sizeof *c->free_reqs);
         for (int i = SLAB_REQS - 1; i >= 0; i--)
@@ -71,7 +73,7 @@ static void req_release(void *ctx, serve_req *r)
 {
     cluster *c = ctx;
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
-    c->free_reqs[c->n_free++] = r;
+    c->free_reqs[c->n_free++] = req_of(r);
     if (wl_source_complete(c->wl, sim_now(c->eng)) && c->wl_waiting)
         schedule_next_arrival(c);
 }
@@ -101,6 +103,26 @@ static void on_workload_poll(sim_engine *eng, void *ctx, const sim_event *ev)
         schedule_next_arrival(c);
 }
 
+/* The request's content identity for the prefix cache (serve/kv.h): its
+ * chained prefix ids, copied (the source's are valid only until its next
+ * request), and an id for the rest of its tokens, unique in the run. */
+static void set_identity(cluster *c, req *q)
+{
+    const wl_request *w = &c->next;
+    int32_t n = w->n_prefix_blocks, id_tokens = 0;
+    if (n > 0) {
+        if (n > q->ids_cap) {
+            q->ids = sim_xrealloc(q->ids, (size_t)n * sizeof *q->ids);
+            q->ids_cap = n;
+        }
+        memcpy(q->ids, w->prefix_blocks, (size_t)n * sizeof *q->ids);
+        int64_t covered = (int64_t)n * w->prefix_block_tokens;
+        id_tokens = covered < q->pub.input_tokens ? (int32_t)covered : q->pub.input_tokens;
+    }
+    kv_req_init(&q->kv, n > 0 ? q->ids : NULL, id_tokens, w->prefix_block_tokens,
+                sim_hash_mix(c->identity_salt, q->pub.id));
+}
+
 static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
 {
     (void)ev;
@@ -109,7 +131,8 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     if (c->arrived == 0)
         for (int32_t i = 0; i < c->n; i++)
             instance_open(c->inst[i], now);
-    serve_req *r = req_alloc(c);
+    req *q = req_alloc(c);
+    serve_req *r = &q->pub;
     *r = (serve_req){
         .id = c->arrived++,
         .arrival_ns = now,
@@ -123,7 +146,9 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .state = REQ_WAITING,
         .first_scheduled_ns = -1,
         .first_token_ns = -1,
+        .prefix_group = c->next.n_prefix_blocks ? c->next.prefix_blocks[0] : 0,
     };
+    set_identity(c, q);
     metrics_arrival(&c->metrics, r);
     route_view view = {.now = now, .load = c->load, .n_instances = c->n};
     int32_t pick = c->route->route(c->route_state, &view, r);
@@ -166,11 +191,12 @@ static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
     c->sample_events++;
     for (int32_t i = 0; i < c->n; i++) {
         const kv_cache *kv = instance_kv(c->inst[i]);
+        int64_t total = kv_total_blocks(kv);
         ts_instance *t = &c->ts[i];
         t->waiting = c->load[i].n_waiting;
         t->running = c->load[i].n_running;
         t->active = t->waiting + t->running > 0;
-        t->kv_used_fraction = kv->total_blocks ? (double)kv->used_blocks / kv->total_blocks : 0;
+        t->kv_used_fraction = total ? (double)kv_used_blocks(kv) / total : 0;
         t->power_w = now < c->iter_end_ns[i] ? c->iter_power_w[i]
                                               : instance_idle_power_w(c->inst[i]);
         active += t->active;
@@ -212,6 +238,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     c->cs = cs;
     c->n = cs->n_instances;
     c->eng = sim_engine_create(cs->seed);
+    c->identity_salt = sim_stream_seed(cs->seed, STREAM_IDENTITY);
     c->kind_arrival = sim_engine_register(c->eng, "arrival", on_arrival, c);
     uint32_t kind_iter_end = sim_engine_register(c->eng, "iteration_end",
                                                  instance_on_iter_end, c);
@@ -249,6 +276,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
             .order_path = CFG_PATH_ORDER_PARAMS,
             .order_seed = sim_stream_seed(cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
             .swap = cs->swap,
+            .prefix_caching = cs->prefix_caching,
             .cost = &c->cost,
             .cost_name = cs->cost_name,
             .cost_params = cs->cost_params,
@@ -289,8 +317,13 @@ void cluster_destroy(cluster *c)
     wl_source_destroy(c->wl);
     metrics_fini(&c->metrics);
     sim_engine_destroy(c->eng);
-    for (size_t i = 0; i < c->n_slabs; i++)
+    for (size_t i = 0; i < c->n_slabs; i++) {
+        for (int j = 0; j < SLAB_REQS; j++) {
+            kv_req_fini(&c->slabs[i][j].kv);
+            free(c->slabs[i][j].ids);
+        }
         free(c->slabs[i]);
+    }
     free(c->slabs);
     free(c->free_reqs);
     free(c->ts);
@@ -315,7 +348,7 @@ int cluster_run(cluster *c, sim_err *err)
     SIM_ASSERT(c->metrics.completed == c->arrived);
     sim_time_ns end = c->metrics.last_finish_ns;
     for (int32_t i = 0; i < c->n; i++) {
-        SIM_ASSERT(instance_kv(c->inst[i])->used_blocks == 0);
+        SIM_ASSERT(kv_used_blocks(instance_kv(c->inst[i])) == 0);
         instance_close(c->inst[i], end);
     }
     return 0;
@@ -349,7 +382,9 @@ void cluster_summarize(const cluster *c, run_summary *s)
             s->term_s[k] += st.term_ns[k] / 1e9;
         for (int k = 0; k < COST_SRC_COUNT; k++)
             s->source_terms[k] += st.source_terms[k];
-        double peak = kv->total_blocks ? (double)kv->peak_blocks / kv->total_blocks : 0;
+        kv_stats ks;
+        kv_get_stats(kv, &ks);
+        double peak = ks.total_blocks ? (double)ks.peak_blocks / ks.total_blocks : 0;
         if (peak > s->kv_peak_fraction)
             s->kv_peak_fraction = peak;
         kv_mean += kv_mean_fraction(kv, c->metrics.first_arrival_ns,

@@ -31,6 +31,7 @@ typedef struct cluster_setup {
     const order_policy_ops *order_policy;
     cJSON *order_params;
     swap_setup swap;             /* host_blocks and the byte figures derived */
+    bool prefix_caching;         /* automatic prefix caching (serve/kv.h) */
     cJSON *workload;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
@@ -47,7 +48,7 @@ typedef struct cluster cluster;
 
 /* Random stream ids: fixed per component so that adding one never changes
  * another's numbers. */
-enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2,
+enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2, STREAM_IDENTITY = 3,
        STREAM_ORDER_BASE = 1000 /* + instance index */ };
 
 /* Equal-time order: time-series samples come last in their instant, so a

@@ -21,6 +21,7 @@
  * and back when it is admitted again, the copies either adding to the
  * iteration's time or overlapping its compute. */
 #include "serve/instance.h"
+#include "serve/req.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ struct instance {
     double swap_out_now, swap_in_now;   /* bytes per GPU, this iteration */
     cost_model *cost;
     double idle_w;
-    kv_cache kv;
+    kv_cache *kv;
     metrics *metrics;
     inst_load *load;
     void (*release)(void *ctx, serve_req *r);
@@ -86,7 +87,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->release_ctx = s->release_ctx;
     inst->observer = s->observer;
     inst->observer_ctx = s->observer_ctx;
-    kv_init(&inst->kv, s->batch.kv_total_blocks, s->batch.block_size_tokens, sim_now(eng));
+    inst->kv = kv_create(s->batch.kv_total_blocks, s->batch.block_size_tokens,
+                         s->prefix_caching, sim_now(eng));
     *inst->load = (inst_load){.kv_free_blocks = s->batch.kv_total_blocks};
     inst->cost = cost_model_create(s->cost_name, s->cost, s->cost_params, s->cost_path, err);
     if (!inst->cost ||
@@ -110,6 +112,7 @@ void instance_destroy(instance *inst)
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
     cost_model_destroy(inst->cost);
+    kv_destroy(inst->kv);
     free(inst->waiting);
     free(inst->running);
     free(inst->items);
@@ -235,8 +238,7 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
     SIM_ASSERT_AT(now, r->state == REQ_RUNNING && r->instance == inst->index);
     /* A layered prefill in flight has computed nothing yet: it restarts. */
     r->layers_done = 0;
-    int64_t keep = ((int64_t)r->computed_tokens + inst->setup.block_size_tokens - 1) /
-                   inst->setup.block_size_tokens;
+    int64_t keep = kv_blocks_for(inst->kv, r->computed_tokens);
     if (inst->swap.mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
         inst->host_blocks_used + keep <= inst->swap.host_blocks) {
         r->swapped_blocks = (int32_t)keep;
@@ -247,8 +249,7 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
         inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
         r->computed_tokens = 0;
     }
-    kv_free(&inst->kv, r->kv_blocks, now);
-    r->kv_blocks = 0;
+    kv_release(inst->kv, r, &req_of(r)->kv, now);
     r->preemptions++;
     inst->stats.preemptions++;
     r->state = REQ_WAITING;
@@ -274,15 +275,16 @@ static void swap_in(instance *inst, serve_req *r)
 {
     if (!r->swapped_blocks)
         return;
-    SIM_ASSERT(r->swapped_blocks ==
-               (r->computed_tokens + inst->setup.block_size_tokens - 1) /
-                   inst->setup.block_size_tokens);
+    SIM_ASSERT(r->swapped_blocks == kv_blocks_for(inst->kv, r->computed_tokens));
     inst->swap_in_now += r->swapped_blocks * inst->swap.block_bytes_per_gpu;
     inst->host_blocks_used -= r->swapped_blocks;
     r->swapped_blocks = 0;
 }
 
-/* Admits, allocates KV and describes the batch for the cost model. */
+/* Admits the plan's waiting requests (taking their cached prefixes), then
+ * allocates KV for every item and describes the batch for the cost model.
+ * Cached prefixes are all taken before any block is allocated, so that an
+ * allocation never evicts a prefix another item of the plan counted on. */
 static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
 {
     const batch_setup *s = &inst->setup;
@@ -292,23 +294,25 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
     SIM_ASSERT_AT(now, inst->plan.n_items <= s->max_seqs);
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
-        int32_t q = inst->plan.items[i].tokens;
         SIM_ASSERT_AT(now, r->instance == inst->index && r->state != REQ_FINISHED);
+        if (r->state != REQ_WAITING)
+            continue;
+        swap_in(inst, r);
+        inst->load->outstanding_tokens -= kv_admit(inst->kv, r, &req_of(r)->kv, now);
+        r->state = REQ_RUNNING;
+        r->admit_seq = ++inst->admit_seq;
+        if (r->first_scheduled_ns < 0)
+            r->first_scheduled_ns = now;
+        sim_grow((void **)&inst->running, &inst->run_cap, (size_t)inst->n_running + 1,
+                 sizeof *inst->running);
+        inst->running[inst->n_running++] = r;
+        admitted++;
+    }
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        serve_req *r = (serve_req *)inst->plan.items[i].req;
+        int32_t q = inst->plan.items[i].tokens;
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
-        if (r->state == REQ_WAITING) {
-            swap_in(inst, r);
-            r->state = REQ_RUNNING;
-            r->admit_seq = ++inst->admit_seq;
-            if (r->first_scheduled_ns < 0)
-                r->first_scheduled_ns = now;
-            sim_grow((void **)&inst->running, &inst->run_cap,
-                     (size_t)inst->n_running + 1, sizeof *inst->running);
-            inst->running[inst->n_running++] = r;
-            admitted++;
-        }
-        int64_t blocks = batch_blocks_needed(s, r, q);
-        kv_alloc(&inst->kv, blocks, now);   /* asserts the plan fits */
-        r->kv_blocks += (int32_t)blocks;
+        kv_grow(inst->kv, r, &req_of(r)->kv, q, now);   /* asserts the plan fits */
         int32_t layers = inst->plan.items[i].layers;
         if (layers) {   /* layered prefill: whole pending prompt, one layer group */
             SIM_ASSERT_AT(now, q == req_pending_tokens(r) &&
@@ -368,7 +372,7 @@ static void update_load(instance *inst)
 {
     inst->load->n_waiting = inst->n_waiting;
     inst->load->n_running = inst->n_running;
-    inst->load->kv_free_blocks = kv_free_blocks(&inst->kv);
+    inst->load->kv_free_blocks = kv_free_blocks_of(inst->kv);
 }
 
 static void step(instance *inst)
@@ -387,7 +391,7 @@ static void step(instance *inst)
         .n_waiting = inst->n_waiting,
         .running = (const serve_req *const *)inst->running,
         .n_running = inst->n_running,
-        .kv_free_blocks = kv_free_blocks(&inst->kv),
+        .kv = kv_ledger_begin(inst->kv),
     };
     inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
@@ -407,7 +411,7 @@ static void step(instance *inst)
     accumulate_cost(inst, &inst->cost_now);
     if (inst->observer) {
         iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
-                        &inst->cost_now, &inst->kv,
+                        &inst->cost_now, inst->kv,
                         (const serve_req *const *)(inst->waiting + inst->wait_head),
                         inst->n_waiting};
         inst->observer(inst->observer_ctx, &it);
@@ -431,8 +435,7 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now)
     r->last_token_ns = now;
     if (r->generated_tokens == r->output_tokens) {
         r->state = REQ_FINISHED;
-        kv_free(&inst->kv, r->kv_blocks, now);
-        r->kv_blocks = 0;
+        kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->load->outstanding_tokens -= 1;   /* the last token is never fed back */
         metrics_finish(inst->metrics, r, now);
     }
@@ -456,6 +459,7 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
             r->layers_done = 0;
         }
         r->computed_tokens += q;
+        kv_commit(inst->kv, r, &req_of(r)->kv);
         inst->stats.tokens += (uint64_t)q;
         inst->load->outstanding_tokens -= q;
         if (r->computed_tokens == req_seq_tokens(r)) {
@@ -521,6 +525,6 @@ void instance_get_stats(const instance *inst, instance_stats *out)
     out->n_running = inst->n_running;
 }
 
-const kv_cache *instance_kv(const instance *inst) { return &inst->kv; }
+const kv_cache *instance_kv(const instance *inst) { return inst->kv; }
 
 double instance_idle_power_w(const instance *inst) { return inst->idle_w; }

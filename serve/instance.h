@@ -60,6 +60,7 @@ typedef struct instance_setup {
     const char *order_path;
     uint64_t order_seed;
     swap_setup swap;
+    bool prefix_caching;                 /* KV blocks with identity, cached prefixes */
     const cost_setup *cost;
     const char *cost_name;
     cJSON *cost_params;

@@ -1,69 +1,534 @@
-/* KV block accounting (see kv.h). Invariant: 0 <= used_blocks <=
- * total_blocks at every instant, checked on every change; the time integral
- * is advanced before every change so the mean is exact. */
+/* The KV cache (see kv.h).
+ *
+ * Counting mode keeps three numbers and a time integral. Identity mode adds,
+ * per block, its hash, reference count and links in the free queue (a
+ * doubly linked list through block indices: O(1) push, pop and removal),
+ * and a hash table from content hash to block (open addressing, linear
+ * probing, deletion by backward shift; hashes are never 0, so 0 marks an
+ * empty slot). Allocation pops the free queue's head: if that block holds a
+ * cached prefix, it is evicted (unhashed) first.
+ *
+ * The plan ledger answers a batch policy's questions without changing the
+ * cache: preemptions and admissions the plan has already made are kept in a
+ * per-block scratch count (plan_ref, valid where plan_mark equals the
+ * ledger's epoch, so resetting it is O(1)). A block's effective reference
+ * count is ref + plan_ref. Applying the plan in the order kv.h gives
+ * (preemptions, then every admission's cached blocks, then allocations)
+ * needs no more blocks than the ledger counted, so a plan the ledger passed
+ * always fits.
+ *
+ * A waiting request's prefix match is remembered with the cache's eviction
+ * epoch: while no cached block has been evicted, every block it matched is
+ * still there, and a new match only has to continue from where it stopped.
+ *
+ * Cost: counting mode O(1) per call. Identity mode O(1) per block allocated
+ * or freed, O(blocks) per preemption in the ledger, and O(matched blocks)
+ * per admission check of a waiting request with a cached prefix. */
 #include "serve/kv.h"
 
-#define GIB (1024.0 * 1024.0 * 1024.0)
+#include <stdlib.h>
+#include <string.h>
 
-int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, int tp,
+#define GIB (1024.0 * 1024.0 * 1024.0)
+#define NIL (-1)
+
+typedef struct kv_block {
+    uint64_t hash;       /* 0: not cached */
+    int32_t ref;         /* requests holding it */
+    int32_t prev, next;  /* free queue links (ref 0 only) */
+} kv_block;
+
+typedef struct kv_ledger {
+    batch_kv pub;        /* first: the view holds a batch_kv pointer */
+    kv_cache *kv;
+} kv_ledger;
+
+struct kv_cache {
+    int64_t total, used, peak;
+    int32_t block_tokens;
+    bool identity;
+    double used_block_ns;       /* integral of used over time */
+    sim_time_ns last_change_ns;
+    uint64_t evictions, hit_tokens, lookup_tokens;
+    /* identity mode */
+    kv_block *blk;
+    int32_t free_head, free_tail;
+    int64_t cached;             /* free blocks with a hash */
+    uint64_t evict_epoch;
+    uint64_t *keys;             /* hash table */
+    int32_t *vals;
+    size_t mask;
+    /* the plan ledger */
+    kv_ledger led;
+    int32_t *plan_ref;
+    uint32_t *plan_mark;
+    uint32_t plan_epoch;
+};
+
+int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, const par_layout *par,
                        double gpu_memory_utilization, double activation_reserve_bytes,
                        int32_t block_size_tokens, int64_t *out, sim_err *err)
 {
     double usable = g->hbm_bytes * gpu_memory_utilization;
-    double weights = llm_weight_bytes_per_gpu(m, &PAR_TP(tp));
+    double weights = llm_weight_bytes_per_gpu(m, par);
     double free_bytes = usable - weights - activation_reserve_bytes;
     if (free_bytes <= 0)
         return sim_errf(err, "%s does not fit on %s at tp=%d: each GPU holds %.1f GiB "
                         "of weights plus a %.1f GiB activation reserve, but only "
                         "%.1f GiB (%.0f%% of %.1f GiB) is usable; raise tp or "
-                        "gpu_memory_utilization", m->name, g->name, tp, weights / GIB,
+                        "gpu_memory_utilization", m->name, g->name, par->tp, weights / GIB,
                         activation_reserve_bytes / GIB, usable / GIB,
                         gpu_memory_utilization * 100, g->hbm_bytes / GIB);
-    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &PAR_TP(tp)) * block_size_tokens;
+    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, par) * block_size_tokens;
     *out = (int64_t)(free_bytes / block_bytes);
     return 0;
 }
 
-void kv_init(kv_cache *kv, int64_t total_blocks, int32_t block_size_tokens,
-             sim_time_ns now)
-{
-    *kv = (kv_cache){.total_blocks = total_blocks,
-                     .block_size_tokens = block_size_tokens,
-                     .last_change_ns = now};
-}
+/* ---- time integral ------------------------------------------------------------- */
 
 static void advance(kv_cache *kv, sim_time_ns now)
 {
     SIM_ASSERT_AT(now, now >= kv->last_change_ns);
-    kv->used_block_ns += (double)kv->used_blocks * (double)(now - kv->last_change_ns);
+    kv->used_block_ns += (double)kv->used * (double)(now - kv->last_change_ns);
     kv->last_change_ns = now;
 }
 
-void kv_alloc(kv_cache *kv, int64_t blocks, sim_time_ns now)
+static void add_used(kv_cache *kv, int64_t blocks, sim_time_ns now)
 {
-    SIM_ASSERT_AT(now, blocks >= 0 && blocks <= kv_free_blocks(kv));
     if (!blocks)
         return;
     advance(kv, now);
-    kv->used_blocks += blocks;
-    if (kv->used_blocks > kv->peak_blocks)
-        kv->peak_blocks = kv->used_blocks;
+    kv->used += blocks;
+    SIM_ASSERT_AT(now, kv->used >= 0 && kv->used <= kv->total);
+    if (kv->used > kv->peak)
+        kv->peak = kv->used;
 }
 
-void kv_free(kv_cache *kv, int64_t blocks, sim_time_ns now)
+/* ---- hash table ---------------------------------------------------------------- */
+
+static size_t slot_of(const kv_cache *kv, uint64_t h) { return (size_t)(h ^ (h >> 29)) & kv->mask; }
+
+static int32_t table_find(const kv_cache *kv, uint64_t h)
 {
-    SIM_ASSERT_AT(now, blocks >= 0 && blocks <= kv->used_blocks);
-    if (!blocks)
+    for (size_t i = slot_of(kv, h);; i = (i + 1) & kv->mask) {
+        if (kv->keys[i] == h)
+            return kv->vals[i];
+        if (kv->keys[i] == 0)
+            return NIL;
+    }
+}
+
+/* Inserts h -> b unless h is there already (then the older block keeps it). */
+static bool table_insert(kv_cache *kv, uint64_t h, int32_t b)
+{
+    size_t i = slot_of(kv, h);
+    for (; kv->keys[i]; i = (i + 1) & kv->mask)
+        if (kv->keys[i] == h)
+            return false;
+    kv->keys[i] = h;
+    kv->vals[i] = b;
+    return true;
+}
+
+static void table_remove(kv_cache *kv, uint64_t h)
+{
+    size_t i = slot_of(kv, h);
+    while (kv->keys[i] != h) {
+        SIM_ASSERT(kv->keys[i] != 0);
+        i = (i + 1) & kv->mask;
+    }
+    /* Backward shift: move later entries of the run into the hole when
+     * their home slot is not between the hole and them. */
+    for (size_t j = (i + 1) & kv->mask; kv->keys[j]; j = (j + 1) & kv->mask) {
+        size_t home = slot_of(kv, kv->keys[j]);
+        if (((j - home) & kv->mask) >= ((j - i) & kv->mask)) {
+            kv->keys[i] = kv->keys[j];
+            kv->vals[i] = kv->vals[j];
+            i = j;
+        }
+    }
+    kv->keys[i] = 0;
+}
+
+/* ---- free queue ---------------------------------------------------------------- */
+
+static void queue_push_tail(kv_cache *kv, int32_t b)
+{
+    kv_block *x = &kv->blk[b];
+    x->prev = kv->free_tail;
+    x->next = NIL;
+    if (kv->free_tail != NIL)
+        kv->blk[kv->free_tail].next = b;
+    else
+        kv->free_head = b;
+    kv->free_tail = b;
+    kv->cached += x->hash != 0;
+}
+
+static void queue_remove(kv_cache *kv, int32_t b)
+{
+    kv_block *x = &kv->blk[b];
+    if (x->prev != NIL)
+        kv->blk[x->prev].next = x->next;
+    else
+        kv->free_head = x->next;
+    if (x->next != NIL)
+        kv->blk[x->next].prev = x->prev;
+    else
+        kv->free_tail = x->prev;
+    kv->cached -= x->hash != 0;
+}
+
+/* A free block for new contents: the queue's head, evicted if cached. */
+static int32_t take_free_block(kv_cache *kv)
+{
+    int32_t b = kv->free_head;
+    SIM_ASSERT(b != NIL);
+    queue_remove(kv, b);
+    kv_block *x = &kv->blk[b];
+    if (x->hash) {
+        table_remove(kv, x->hash);
+        x->hash = 0;
+        kv->evictions++;
+        kv->evict_epoch++;
+    }
+    x->ref = 1;
+    return b;
+}
+
+/* ---- content hashes -------------------------------------------------------------- */
+
+static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
+{
+    if (i < k->n_hash)
+        return k->hash[i];
+    if (i >= k->hash_cap) {
+        int32_t cap = k->hash_cap ? k->hash_cap : 16;
+        while (cap <= i)
+            cap *= 2;
+        k->hash = sim_xrealloc(k->hash, (size_t)cap * sizeof *k->hash);
+        k->hash_cap = cap;
+    }
+    for (int32_t j = k->n_hash; j <= i; j++) {
+        int64_t last = (int64_t)(j + 1) * kv->block_tokens - 1;   /* its last token */
+        uint64_t id = last < k->id_tokens ? k->ids[last / k->id_block_tokens] : k->unique;
+        uint64_t parent = j ? k->hash[j - 1] : UINT64_C(0x736572766573696d);
+        uint64_t h = sim_hash_mix(sim_hash_mix(parent, id), (uint64_t)j + 1);
+        k->hash[j] = h ? h : 1;
+    }
+    k->n_hash = i + 1;
+    return k->hash[i];
+}
+
+/* Blocks of waiting r's sequence that the cache holds, from its first, at
+ * most one token short of the sequence. */
+static int32_t match(kv_cache *kv, const serve_req *r, kv_req *k)
+{
+    int32_t most = (req_seq_tokens(r) - 1) / kv->block_tokens;
+    int32_t m = k->match_epoch == kv->evict_epoch ? k->match_blocks : 0;
+    if (m > most)
+        m = most;
+    while (m < most && table_find(kv, block_hash(kv, k, m)) != NIL)
+        m++;
+    k->match_blocks = m;
+    k->match_epoch = kv->evict_epoch;
+    return m;
+}
+
+/* ---- creation ------------------------------------------------------------------ */
+
+kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix_caching,
+                    sim_time_ns now)
+{
+    SIM_ASSERT(total_blocks >= 0 && total_blocks < INT32_MAX && block_size_tokens >= 1);
+    kv_cache *kv = sim_xcalloc(1, sizeof *kv);
+    kv->total = total_blocks;
+    kv->block_tokens = block_size_tokens;
+    kv->identity = prefix_caching;
+    kv->last_change_ns = now;
+    kv->free_head = kv->free_tail = NIL;
+    kv->led.kv = kv;
+    if (!prefix_caching)
+        return kv;
+    kv->blk = sim_xmalloc((size_t)total_blocks * sizeof *kv->blk);
+    for (int32_t b = 0; b < (int32_t)total_blocks; b++) {
+        kv->blk[b] = (kv_block){0};
+        queue_push_tail(kv, b);
+    }
+    size_t slots = 16;
+    while (slots < 2 * (size_t)total_blocks)
+        slots *= 2;
+    kv->keys = sim_xcalloc(slots, sizeof *kv->keys);
+    kv->vals = sim_xmalloc(slots * sizeof *kv->vals);
+    kv->mask = slots - 1;
+    kv->plan_ref = sim_xmalloc((size_t)total_blocks * sizeof *kv->plan_ref);
+    kv->plan_mark = sim_xcalloc((size_t)total_blocks, sizeof *kv->plan_mark);
+    return kv;
+}
+
+void kv_destroy(kv_cache *kv)
+{
+    if (!kv)
         return;
-    advance(kv, now);
-    kv->used_blocks -= blocks;
+    free(kv->blk);
+    free(kv->keys);
+    free(kv->vals);
+    free(kv->plan_ref);
+    free(kv->plan_mark);
+    free(kv);
+}
+
+int64_t kv_total_blocks(const kv_cache *kv) { return kv->total; }
+int64_t kv_used_blocks(const kv_cache *kv) { return kv->used; }
+bool kv_prefix_caching(const kv_cache *kv) { return kv->identity; }
+
+void kv_get_stats(const kv_cache *kv, kv_stats *out)
+{
+    *out = (kv_stats){
+        .total_blocks = kv->total, .used_blocks = kv->used, .peak_blocks = kv->peak,
+        .cached_blocks = kv->cached, .evictions = kv->evictions,
+        .hit_tokens = kv->hit_tokens, .lookup_tokens = kv->lookup_tokens,
+    };
 }
 
 double kv_mean_fraction(const kv_cache *kv, sim_time_ns start, sim_time_ns now)
 {
-    if (now <= start || kv->total_blocks == 0)
+    if (now <= start || kv->total == 0)
         return 0;
     double integral = kv->used_block_ns +
-                      (double)kv->used_blocks * (double)(now - kv->last_change_ns);
-    return integral / ((double)(now - start) * (double)kv->total_blocks);
+                      (double)kv->used * (double)(now - kv->last_change_ns);
+    return integral / ((double)(now - start) * (double)kv->total);
+}
+
+int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens)
+{
+    return (tokens + kv->block_tokens - 1) / kv->block_tokens;
+}
+
+void kv_req_init(kv_req *k, const uint64_t *ids, int32_t id_tokens, int32_t id_block_tokens,
+                 uint64_t unique)
+{
+    int32_t *table = k->table;   /* arrays are reused across requests */
+    int32_t table_cap = k->table_cap;
+    uint64_t *hash = k->hash;
+    int32_t hash_cap = k->hash_cap;
+    *k = (kv_req){.table = table, .table_cap = table_cap, .hash = hash, .hash_cap = hash_cap,
+                  .ids = ids, .id_tokens = ids && id_block_tokens > 0 ? id_tokens : 0,
+                  .id_block_tokens = id_block_tokens > 0 ? id_block_tokens : 1,
+                  .unique = unique, .match_epoch = UINT64_MAX};
+}
+
+void kv_req_fini(kv_req *k)
+{
+    free(k->table);
+    free(k->hash);
+    *k = (kv_req){0};
+}
+
+/* ---- the ledger ------------------------------------------------------------------ */
+
+static kv_req *kreq(const serve_req *r);
+
+static int32_t eff_ref(const kv_cache *kv, int32_t b)
+{
+    return kv->blk[b].ref + (kv->plan_mark[b] == kv->plan_epoch ? kv->plan_ref[b] : 0);
+}
+
+static void plan_add_ref(kv_cache *kv, int32_t b, int32_t d)
+{
+    if (kv->plan_mark[b] != kv->plan_epoch) {
+        kv->plan_mark[b] = kv->plan_epoch;
+        kv->plan_ref[b] = 0;
+    }
+    kv->plan_ref[b] += d;
+}
+
+/* Waiting r with computed_tokens 0 and nothing swapped: a fresh admission,
+ * the only kind that looks the cache up. */
+static bool fresh(const serve_req *r)
+{
+    return r->state == REQ_WAITING && r->computed_tokens == 0 && r->swapped_blocks == 0;
+}
+
+static int64_t led_need(batch_kv *bk, const serve_req *r, int32_t tokens)
+{
+    kv_cache *kv = ((kv_ledger *)bk)->kv;
+    if (kv->identity && fresh(r)) {
+        kv_req *k = kreq(r);
+        int32_t m = match(kv, r, k), touch = 0;
+        for (int32_t i = 0; i < m; i++)
+            touch += eff_ref(kv, table_find(kv, k->hash[i])) == 0;
+        return kv_blocks_for(kv, (int64_t)m * kv->block_tokens + tokens) - m + touch;
+    }
+    int64_t need = kv_blocks_for(kv, (int64_t)r->computed_tokens + tokens) - r->kv_blocks;
+    return need > 0 ? need : 0;
+}
+
+static void led_take(batch_kv *bk, const serve_req *r, int32_t tokens)
+{
+    kv_cache *kv = ((kv_ledger *)bk)->kv;
+    bk->free_blocks -= led_need(bk, r, tokens);
+    SIM_ASSERT(bk->free_blocks >= 0);
+    if (kv->identity && fresh(r)) {
+        kv_req *k = kreq(r);
+        for (int32_t i = 0; i < k->match_blocks; i++)
+            plan_add_ref(kv, table_find(kv, k->hash[i]), 1);
+    }
+}
+
+static int64_t led_preempt(batch_kv *bk, const serve_req *r)
+{
+    kv_cache *kv = ((kv_ledger *)bk)->kv;
+    SIM_ASSERT(r->state == REQ_RUNNING);
+    int64_t freed = r->kv_blocks;
+    if (kv->identity) {
+        kv_req *k = kreq(r);
+        freed = 0;
+        for (int32_t i = 0; i < r->kv_blocks; i++) {
+            plan_add_ref(kv, k->table[i], -1);
+            freed += eff_ref(kv, k->table[i]) == 0;
+        }
+    }
+    bk->free_blocks += freed;
+    return freed;
+}
+
+static int32_t led_cached_tokens(batch_kv *bk, const serve_req *r)
+{
+    kv_cache *kv = ((kv_ledger *)bk)->kv;
+    if (!kv->identity || !fresh(r))
+        return 0;
+    return match(kv, r, kreq(r)) * kv->block_tokens;
+}
+
+static int64_t led_room(batch_kv *bk, const serve_req *r)
+{
+    kv_cache *kv = ((kv_ledger *)bk)->kv;
+    int64_t room;
+    if (kv->identity && fresh(r)) {
+        /* Touching its cached blocks uses some of the free ones. */
+        room = (bk->free_blocks - (led_need(bk, r, 0))) * kv->block_tokens;
+    } else {
+        room = ((int64_t)r->kv_blocks + bk->free_blocks) * kv->block_tokens -
+               r->computed_tokens;
+    }
+    return room > 0 ? room : 0;
+}
+
+static const batch_kv_ops ledger_ops = {
+    .need = led_need,
+    .take = led_take,
+    .preempt = led_preempt,
+    .cached_tokens = led_cached_tokens,
+    .room = led_room,
+};
+
+batch_kv *kv_ledger_begin(kv_cache *kv)
+{
+    kv->led.pub = (batch_kv){.ops = &ledger_ops, .free_blocks = kv->total - kv->used};
+    if (++kv->plan_epoch == 0) {   /* wrapped: forget every mark */
+        if (kv->plan_mark)
+            memset(kv->plan_mark, 0, (size_t)kv->total * sizeof *kv->plan_mark);
+        kv->plan_epoch = 1;
+    }
+    return &kv->led.pub;
+}
+
+/* ---- applying a plan ------------------------------------------------------------- */
+
+/* The core keeps each request's kv_req right after its serve_req (see
+ * serve/req.h); the ledger only receives the serve_req. */
+#include "serve/req.h"
+static kv_req *kreq(const serve_req *r) { return &req_of(r)->kv; }
+
+static void table_append(kv_req *k, int32_t n, int32_t b)
+{
+    if (n >= k->table_cap) {
+        int32_t cap = k->table_cap ? 2 * k->table_cap : 64;
+        while (cap <= n)
+            cap *= 2;
+        k->table = sim_xrealloc(k->table, (size_t)cap * sizeof *k->table);
+        k->table_cap = cap;
+    }
+    k->table[n] = b;
+}
+
+int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
+{
+    if (!kv->identity || !fresh(r))
+        return 0;
+    int32_t m = match(kv, r, k);
+    kv->lookup_tokens += (uint64_t)req_seq_tokens(r);
+    if (!m)
+        return 0;
+    SIM_ASSERT_AT(now, r->kv_blocks == 0);
+    int64_t touched = 0;
+    for (int32_t i = 0; i < m; i++) {
+        int32_t b = table_find(kv, k->hash[i]);
+        SIM_ASSERT_AT(now, b != NIL);
+        if (kv->blk[b].ref++ == 0) {
+            queue_remove(kv, b);
+            touched++;
+        }
+        table_append(k, i, b);
+    }
+    add_used(kv, touched, now);
+    int32_t tokens = m * kv->block_tokens;
+    r->kv_blocks = m;
+    r->kv_cap_tokens = tokens;
+    r->computed_tokens = tokens;
+    r->cached_tokens += tokens;
+    k->n_registered = m;   /* already in the cache */
+    kv->hit_tokens += (uint64_t)tokens;
+    return tokens;
+}
+
+void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns now)
+{
+    int64_t need = kv_blocks_for(kv, (int64_t)r->computed_tokens + tokens) - r->kv_blocks;
+    if (need <= 0)
+        return;
+    SIM_ASSERT_AT(now, need <= kv->total - kv->used);
+    if (kv->identity)
+        for (int64_t i = 0; i < need; i++)
+            table_append(k, r->kv_blocks + (int32_t)i, take_free_block(kv));
+    add_used(kv, need, now);
+    r->kv_blocks += (int32_t)need;
+    r->kv_cap_tokens = r->kv_blocks * kv->block_tokens;
+}
+
+void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
+{
+    int64_t freed = r->kv_blocks;
+    if (kv->identity) {
+        freed = 0;
+        /* Tail first, so a request's last blocks are evicted before its
+         * first ones (vLLM's order). */
+        for (int32_t i = r->kv_blocks - 1; i >= 0; i--) {
+            int32_t b = k->table[i];
+            SIM_ASSERT_AT(now, kv->blk[b].ref > 0);
+            if (--kv->blk[b].ref == 0) {
+                queue_push_tail(kv, b);
+                freed++;
+            }
+        }
+        k->n_registered = 0;
+    }
+    add_used(kv, -freed, now);
+    r->kv_blocks = 0;
+    r->kv_cap_tokens = 0;
+}
+
+void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
+{
+    if (!kv->identity)
+        return;
+    int32_t full = r->computed_tokens / kv->block_tokens;
+    for (int32_t i = k->n_registered; i < full; i++) {
+        int32_t b = k->table[i];
+        if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b))
+            kv->blk[b].hash = k->hash[i];
+    }
+    if (full > k->n_registered)
+        k->n_registered = full;
 }

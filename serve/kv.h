@@ -1,39 +1,112 @@
-/* Paged KV cache of one serving instance: capacity in fixed-size blocks,
- * per TP shard, and block accounting with peak and time-weighted use.
+/* The KV cache of one serving instance: a pool of fixed-size blocks (per TP
+ * shard), the block tables of its requests, and the plan ledger its batch
+ * policy asks (api/batch.h).
  *
- * Blocks are counted, not named: a request holds kv_blocks of them. Prefix
- * caching, which needs block identity and eviction, will extend this module
- * behind the same alloc/free calls. */
+ * Two modes, fixed at creation:
+ *  - counting (prefix caching off): blocks are interchangeable, so a request
+ *    holds a count of them and nothing per block is kept. O(1) per request.
+ *  - identity (prefix caching on, vLLM's automatic prefix caching): every
+ *    block has a reference count and, once full, a content hash chained over
+ *    the sequence before it; a request has a block table; a hash table maps
+ *    hashes to cached blocks. A block whose last user left stays cached in
+ *    a free queue (least recently freed first, a request's blocks freed tail
+ *    first, as vLLM does) until allocation takes it, which evicts it. A
+ *    waiting request's prompt is matched against the cache at admission, up
+ *    to one token short of its sequence, at block granularity.
+ *
+ * Content identity (identity mode): a request's first id_tokens tokens are
+ * described by chained ids of id_block_tokens tokens each (equal id at
+ * position j means equal tokens up to the end of block j: Mooncake's
+ * hash_ids, the native format's prefix_blocks); its other tokens are unique
+ * to it. Block i (tokens [i b, (i+1) b)) hashes to mix(hash of block i-1, id
+ * of the chained block holding its last token, or the request's own unique
+ * id past the chained ones, i). Equal hashes thus mean equal contents up to
+ * the block's end, whatever the block size.
+ *
+ * Invariants: 0 <= used_blocks <= total_blocks; in identity mode
+ * used_blocks = blocks with ref > 0 = total - free queue length, every
+ * hashed block is in the hash table, and only blocks with ref 0 are in the
+ * free queue; each request's kv_blocks equals its table length. */
 #ifndef SERVE_KV_H
 #define SERVE_KV_H
 
+#include <stdbool.h>
+#include "api/batch.h"
 #include "models/model.h"
 
-typedef struct kv_cache {
-    int64_t total_blocks;
-    int64_t used_blocks;
-    int64_t peak_blocks;
-    int32_t block_size_tokens;
-    double used_block_ns;       /* integral of used_blocks over time */
-    sim_time_ns last_change_ns;
-} kv_cache;
+typedef struct kv_cache kv_cache;
 
-/* Blocks that fit on each GPU of a TP group: (HBM x utilization - weights per
- * GPU - activation reserve) / bytes of one block per GPU. Fails, naming the
+/* A request's private KV state, kept by the core beside its serve_req. */
+typedef struct kv_req {
+    int32_t *table;            /* block ids in sequence order (identity mode) */
+    int32_t table_cap;
+    uint64_t *hash;            /* hashes of blocks 0..n_hash-1, computed lazily */
+    int32_t n_hash, hash_cap;
+    int32_t n_registered;      /* full blocks already offered to the cache */
+    const uint64_t *ids;       /* chained ids of its first id_tokens tokens */
+    int32_t id_tokens, id_block_tokens;
+    uint64_t unique;           /* identity of its other tokens */
+    int32_t match_blocks;      /* last prefix match, valid while match_epoch */
+    uint64_t match_epoch;      /* equals the cache's eviction epoch */
+} kv_req;
+
+/* What the cache did, for the run's results. */
+typedef struct kv_stats {
+    int64_t total_blocks;
+    int64_t used_blocks;       /* held by requests now */
+    int64_t peak_blocks;
+    int64_t cached_blocks;     /* free but holding a cached prefix (evictable) */
+    uint64_t evictions;        /* cached blocks reused for other contents */
+    uint64_t hit_tokens;       /* prompt tokens served from the cache at admission */
+    uint64_t lookup_tokens;    /* prompt tokens of the requests admitted, looked up */
+} kv_stats;
+
+/* Blocks that fit on each GPU: (HBM x utilization - weights per GPU -
+ * activation reserve) / bytes of one block per GPU. Fails, naming the
  * numbers, when the weights alone do not fit. */
-int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, int tp,
+int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, const par_layout *par,
                        double gpu_memory_utilization, double activation_reserve_bytes,
                        int32_t block_size_tokens, int64_t *out, sim_err *err);
 
-void kv_init(kv_cache *kv, int64_t total_blocks, int32_t block_size_tokens,
-             sim_time_ns now);
-void kv_alloc(kv_cache *kv, int64_t blocks, sim_time_ns now);   /* asserts room */
-void kv_free(kv_cache *kv, int64_t blocks, sim_time_ns now);
-static inline int64_t kv_free_blocks(const kv_cache *kv)
+kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix_caching,
+                    sim_time_ns now);
+void kv_destroy(kv_cache *kv);   /* NULL is a no-op */
+
+int64_t kv_total_blocks(const kv_cache *kv);
+int64_t kv_used_blocks(const kv_cache *kv);
+static inline int64_t kv_free_blocks_of(const kv_cache *kv)
 {
-    return kv->total_blocks - kv->used_blocks;
+    return kv_total_blocks(kv) - kv_used_blocks(kv);
 }
+bool kv_prefix_caching(const kv_cache *kv);
+void kv_get_stats(const kv_cache *kv, kv_stats *out);
 /* Mean fraction used over [start, now]. */
 double kv_mean_fraction(const kv_cache *kv, sim_time_ns start, sim_time_ns now);
+
+/* Sets a new request's identity (ids borrowed: they must live as long as
+ * the request); clears its KV state. */
+void kv_req_init(kv_req *k, const uint64_t *ids, int32_t id_tokens,
+                 int32_t id_block_tokens, uint64_t unique);
+void kv_req_fini(kv_req *k);   /* frees its arrays */
+
+/* ---- The plan ledger (see api/batch.h) --------------------------------------- */
+
+/* Resets the ledger to the cache's free blocks and returns it for the view. */
+batch_kv *kv_ledger_begin(kv_cache *kv);
+
+/* ---- Applying a plan: in this order, after the preemptions ------------------- */
+
+/* Admission of waiting r (its kv_req k): in identity mode, takes its cached
+ * prefix (touching the blocks, so nothing evicts them) and sets
+ * computed_tokens to it; returns the tokens served from the cache. */
+int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
+/* Allocates the blocks r needs to hold `tokens` more tokens. Asserts room. */
+void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns now);
+/* Gives back all of r's blocks (finished, preempted, moved). */
+void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
+/* After r's computed_tokens grew: offers its newly full blocks to the cache. */
+void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k);
+/* Blocks needed to hold `tokens` tokens: ceil(tokens / block size). */
+int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens);
 
 #endif

@@ -30,6 +30,17 @@ static inline sim_time_ns sim_time_add(sim_time_ns t, double ns)
     return t + (sim_time_ns)(ns + 0.5);
 }
 
+/* Mixes x into the 64-bit hash h (the splitmix64 finaliser over h ^ x with
+ * a golden-ratio step): a cheap way to chain identities, such as KV block
+ * contents, into one well-spread 64-bit value. Not cryptographic. */
+static inline uint64_t sim_hash_mix(uint64_t h, uint64_t x)
+{
+    uint64_t z = (h ^ x) + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
 /* Caller-owned error message. */
 typedef struct sim_err {
     char msg[1024];

@@ -69,7 +69,7 @@ static void on_iteration(void *ctx, const iter_info *it)
     if (it->start_ns < r->last_iter_start_ns[it->instance])
         r->time_went_back = 1;
     r->last_iter_start_ns[it->instance] = it->start_ns;
-    if (it->kv->used_blocks > it->kv->total_blocks)
+    if (kv_used_blocks(it->kv) > kv_total_blocks(it->kv))
         r->kv_over_capacity = 1;
     int32_t tokens = 0;
     for (int32_t i = 0; i < it->n_items; i++)

@@ -52,13 +52,13 @@ static int parse_instance(run_config *rc, sim_err *err)
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
-        "host_swap_gib", NULL};
+        "host_swap_gib", "prefix_caching", NULL};
     char path[256];
     cJSON *o;
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
-    bool overlap;
+    bool overlap, caching;
     const llm_model *m = &c->model;
     if (jcfg_obj(rc->root, "$", "instance", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
@@ -71,8 +71,10 @@ static int parse_instance(run_config *rc, sim_err *err)
         jcfg_num(o, path, "activation_reserve_gib", 2.0, 0, 1024, &reserve_gib, err) ||
         jcfg_str(o, path, "preemption", "recompute", &preemption, err) ||
         jcfg_bool(o, path, "swap_overlap", 0, &overlap, err) ||
-        jcfg_num(o, path, "host_swap_gib", 256, 0, 1 << 20, &host_gib, err))
+        jcfg_num(o, path, "host_swap_gib", 256, 0, 1 << 20, &host_gib, err) ||
+        jcfg_bool(o, path, "prefix_caching", 0, &caching, err))
         return -1;
+    c->prefix_caching = caching;
     if (strcmp(preemption, "recompute") && strcmp(preemption, "swap"))
         return sim_errf(err, "%s.preemption: expected one of: recompute, swap; got \"%s\"",
                         path, preemption);
@@ -98,7 +100,7 @@ static int parse_instance(run_config *rc, sim_err *err)
     };
     c->gpu_memory_utilization = util;
     c->activation_reserve_bytes = reserve_gib * GIB;
-    if (kv_capacity_blocks(m, &c->gpu, c->tp, util, c->activation_reserve_bytes,
+    if (kv_capacity_blocks(m, &c->gpu, &PAR_TP(c->tp), util, c->activation_reserve_bytes,
                            (int32_t)block, &c->batch.kv_total_blocks, err))
         return sim_err_prefix(err, "$.model, $.gpu, $.cluster.tp");
     int64_t kv_tokens = c->batch.kv_total_blocks * block;

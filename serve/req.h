@@ -1,0 +1,20 @@
+/* The core's request: what policies see (serve_req, first, so that the
+ * pointers policies hand back convert to it) and the core's private state
+ * beside it. Requests are recycled through the cluster's free list; their
+ * arrays (block table, hashes, prefix ids) are kept for reuse. */
+#ifndef SERVE_REQ_H
+#define SERVE_REQ_H
+
+#include "api/request.h"
+#include "serve/kv.h"
+
+typedef struct req {
+    serve_req pub;
+    kv_req kv;
+    uint64_t *ids;              /* its chained prefix ids (owned copy) */
+    int32_t ids_cap;
+} req;
+
+static inline req *req_of(const serve_req *r) { return (req *)(uintptr_t)r; }
+
+#endif
