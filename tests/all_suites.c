@@ -4,6 +4,7 @@ const suite_fn test_suites[] = {
     sim_evq_suite,
     sim_engine_suite,
     sim_hist_suite,
+    sim_rbtree_suite,
     jsoncfg_suite,
     models_suite,
     ops_suite,

@@ -57,3 +57,10 @@ for rows in 1000000 10000000; do
     rm -f "$out/azure_$rows.csv"
 done
 echo "target: >= 2,000,000 rows/s; peak RSS the same at 1M and 10M rows"
+
+# sim/rbtree (the waiting queues' ordered set): ns per remove + insert at a
+# steady 10, 1,000 and 100,000 nodes (tests/bench/rbtree_bench.c).
+echo
+${CC:-cc} -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -o "$out/rbtree_bench" \
+    tests/bench/rbtree_bench.c sim/rbtree.c sim/base.c
+"$out/rbtree_bench"

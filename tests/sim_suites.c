@@ -6,5 +6,6 @@ const suite_fn test_suites[] = {
     sim_evq_suite,
     sim_engine_suite,
     sim_hist_suite,
+    sim_rbtree_suite,
     NULL,
 };

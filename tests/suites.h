@@ -11,6 +11,7 @@ extern const suite_fn test_suites[];   /* NULL-terminated */
 Suite *sim_evq_suite(void);
 Suite *sim_engine_suite(void);
 Suite *sim_hist_suite(void);
+Suite *sim_rbtree_suite(void);
 /* Everything else. */
 Suite *jsoncfg_suite(void);
 Suite *models_suite(void);
@@ -28,5 +29,6 @@ Suite *timeseries_suite(void);
 Suite *experiment_suite(void);
 Suite *sweep_suite(void);
 Suite *capacity_suite(void);
+Suite *net_suite(void);
 
 #endif
