@@ -21,5 +21,6 @@ const suite_fn test_suites[] = {
     experiment_suite,
     sweep_suite,
     capacity_suite,
+    net_suite,
     NULL,
 };
