@@ -34,7 +34,8 @@
  * transfers) keeps the sum of their rates and remaining bytes as of t_last,
  * which hold (rates) or fall linearly (remaining) until the next change;
  * advance_links() folds [t_last, now] into the totals before any change.
- * When a transfer finishes, its remainder (tiny, of either sign) is added to
+ * When a transfer finishes, its remainder (under 1 ns of transfer, of either
+ * sign: completion times are whole ns) is added to
  * each of its links, so a link's bytes are exactly the bytes that crossed
  * it, up to rounding.
  *

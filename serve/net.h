@@ -24,24 +24,30 @@
  * rates are recomputed once, then `done` is called for each transfer that
  * finished at that instant in start order (the order of the net_start
  * calls). So ties complete in start order, and equal-time order with the
- * rest of the model is set by the phase given at create. A transfer whose
+ * rest of the model is set by the phase given at create: give the net a
+ * phase of its own (lower than the handlers that must see its completions
+ * first), since among events of one phase the net's event sits wherever it
+ * was last (re)scheduled. A transfer whose
  * latency is 0 (or a local copy, n_links == 0) starts flowing (completes)
  * in that event at the same instant, not inside net_start: net_rate is 0
  * until then, and `done` is never called from inside net_start or
  * net_cancel.
  *
  * Callbacks. `done` may call net_start and net_cancel (it runs after the
- * net's state for the instant is settled). A transfer's handle is stale by
- * the time `done` runs.
+ * net's state for the instant is settled), but not net_destroy. A
+ * transfer's handle is stale by the time its `done` runs.
  *
- * Cost. Each change (transfers starting to flow or finishing at one
- * instant, or a cancel) recomputes every rate: O(A^2 + F*P) for F flowing
- * transfers of path length P over A links that carry flows, plus
- * O(log E) engine work for the net's one event (E pending events). Fine for
- * hundreds of concurrent transfers over tens of busy links; a latency start
- * or cancel is O(log L) for L transfers in their latency (a red-black tree).
- * No allocation per transfer once the pools have grown to the peak number
- * of live transfers (free list of slots, like sim/evq.c).
+ * Cost. A change (transfers that start flowing or finish at one instant,
+ * handled together, or one cancel of a flowing transfer) recomputes every
+ * rate: O(A^2 + F*P) for F flowing transfers with paths of P links over the
+ * A links that carry them, then O(log E) to move the net's one event among
+ * E pending ones. Transfers whose rate did not change keep their completion
+ * time untouched. net_start and cancelling a transfer still in its latency
+ * are O(P^2 + log L) (the path is checked for repeated links; L transfers
+ * in their latency are kept in a red-black tree). Fine for hundreds of concurrent transfers over tens of busy links:
+ * the test with 3,000 transfers, up to 366 at once on one link, runs in
+ * under 0.1 s. No allocation per transfer once the pools have grown to the
+ * peak number of live transfers (a free list of slots, like sim/evq.c).
  *
  * Determinism. Same calls give bit-identical completion times: every sum
  * and every tie-break (bottleneck link: lowest share, then lowest index;
@@ -70,7 +76,7 @@ typedef void (*net_done_fn)(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
  * engine must outlive the net. */
 net *net_create(sim_engine *eng, uint32_t event_kind, uint32_t phase);
 /* NULL is a no-op. Cancels the net's pending event; transfers still live
- * are dropped without their callbacks. */
+ * are dropped without their callbacks. Not from inside a `done`. */
 void net_destroy(net *n);
 void net_on_event(sim_engine *eng, void *ctx, const sim_event *ev);
 
