@@ -35,9 +35,8 @@
  * which hold (rates) or fall linearly (remaining) until the next change;
  * advance_links() folds [t_last, now] into the totals before any change.
  * When a transfer finishes, its remainder (under 1 ns of transfer, of either
- * sign: completion times are whole ns) is added to
- * each of its links, so a link's bytes are exactly the bytes that crossed
- * it, up to rounding.
+ * sign: completion times are whole ns) is added to each of its links, so a
+ * link's bytes are exactly the bytes that crossed it, up to rounding.
  *
  * Memory. Slots come in chunks of NET_CHUNK that never move (the tree holds
  * pointers into them) and are recycled through a free list; a slot keeps
