@@ -33,7 +33,8 @@ typedef struct batch_setup {
 typedef struct batch_view {
     sim_time_ns now;
     const batch_setup *setup;
-    const serve_req *const *waiting;  /* queue order, front first */
+    const sim_rb_tree *waiting;       /* the queue: batch_first_waiting, then
+                                       * req_next_waiting, front first */
     int32_t n_waiting;
     const serve_req *const *running;  /* admission order, oldest first */
     int32_t n_running;
@@ -70,6 +71,13 @@ typedef struct batch_policy_ops {
     void (*form)(void *state, const batch_view *view, batch_plan *plan);
     void (*destroy)(void *state);   /* optional */
 } batch_policy_ops;
+
+/* The front of the waiting queue, or NULL. */
+static inline const serve_req *batch_first_waiting(const batch_view *v)
+{
+    const sim_rb_node *n = sim_rb_first(v->waiting);
+    return n ? SIM_RB_ENTRY(n, const serve_req, wait_node) : NULL;
+}
 
 /* ---- The plan's KV ledger --------------------------------------------------
  * Policies never compute KV blocks themselves: blocks can be shared between

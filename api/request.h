@@ -24,6 +24,7 @@
 #define API_REQUEST_H
 
 #include "sim/base.h"
+#include "sim/rbtree.h"
 
 /* WAITING: in an instance's waiting queue; RUNNING: in its running set;
  * MOVING: between instances (its KV in transit); FINISHED: done. */
@@ -34,7 +35,7 @@ typedef struct serve_req {
     sim_time_ns arrival_ns;
     int32_t input_tokens;
     int32_t output_tokens;      /* to generate (known to the simulator) */
-    int32_t instance;
+    int32_t instance;           /* where it is (or, while MOVING, is going) */
     int32_t priority;           /* lower runs first under priority ordering */
     int32_t slo_class;
     int32_t tenant;
@@ -59,7 +60,16 @@ typedef struct serve_req {
     int32_t cached_tokens;      /* prompt tokens served from the prefix cache, all admissions */
     uint64_t prefix_group;      /* identity of its first prefix block (0: none), for
                                  * policies that group requests sharing a prefix */
+    int32_t moves;              /* times moved between instances */
+    sim_rb_node wait_node;      /* its place in the waiting queue (the core's) */
 } serve_req;
+
+/* The request after r in its instance's waiting queue, or NULL. */
+static inline const serve_req *req_next_waiting(const serve_req *r)
+{
+    const sim_rb_node *n = sim_rb_next(&r->wait_node);
+    return n ? SIM_RB_ENTRY(n, const serve_req, wait_node) : NULL;
+}
 
 static inline int32_t req_seq_tokens(const serve_req *r)
 {

@@ -1,6 +1,9 @@
 /* Routing: the policy family that picks the serving instance for each
- * arriving request. It sees one load summary per instance, maintained by the
- * core, and returns an instance index.
+ * arriving request. Routing has two stages: the core picks a pool among
+ * those that take arrivals (cluster.pool_choice), then that pool's routing
+ * policy picks one of the pool's active instances. Each pool has its own
+ * routing policy (and state). The view shows every instance's load (a
+ * policy may look beyond its candidates) and lists the candidates.
  *
  * Adding a policy: one file policies/route_<name>.c defining a
  * `const route_policy_ops route_<name>` and one line in policies/list.def. */
@@ -8,28 +11,33 @@
 #define API_ROUTE_H
 
 #include <cjson/cJSON.h>
-#include "api/request.h"
+#include "api/cluster.h"
 
-typedef struct inst_load {
-    int32_t n_waiting;
-    int32_t n_running;
-    /* Tokens assigned and not yet processed: pending prompt tokens plus
-     * output tokens still to generate (the simulator knows output lengths;
-     * a real router would estimate them). */
-    int64_t outstanding_tokens;
-    int64_t kv_free_blocks;
-} inst_load;
+/* Fixed for the policy's lifetime. */
+typedef struct route_setup {
+    int32_t pool;                /* the pool it routes for */
+    int32_t block_size_tokens;   /* of the pool's KV cache */
+} route_setup;
 
-typedef struct route_view {
+typedef struct route_view route_view;
+struct route_view {
     sim_time_ns now;
-    const inst_load *load;
+    const inst_view *inst;       /* every instance of the cluster, by index */
     int32_t n_instances;
-} route_view;
+    const int32_t *candidates;   /* the pool's active instances, in index order */
+    int32_t n_candidates;
+    /* Tokens of req's prompt that instance i holds in its prefix cache now
+     * (0 without prefix caching). What the instance really holds: a
+     * "precise" scorer. */
+    int32_t (*cached_tokens)(const route_view *v, int32_t i, const serve_req *req);
+    void *core;                  /* the core's, for cached_tokens */
+};
 
 typedef struct route_policy_ops {
     const char *name;
-    int (*init)(int32_t n_instances, cJSON *params, const char *path,
+    int (*init)(const route_setup *setup, cJSON *params, const char *path,
                 void **state, sim_err *err);
+    /* Returns one of v->candidates (n_candidates >= 1). */
     int32_t (*route)(void *state, const route_view *view, const serve_req *req);
     void (*destroy)(void *state);   /* optional */
 } route_policy_ops;

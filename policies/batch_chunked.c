@@ -87,8 +87,8 @@ static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
     /* Then new requests, in queue order, while the budget, the sequence
      * limit and the KV watermark allow. */
     int32_t seqs = last;
-    for (int32_t i = 0; i < v->n_waiting && budget > 0 && seqs < s->max_seqs; i++) {
-        const serve_req *r = v->waiting[i];
+    for (const serve_req *r = batch_first_waiting(v); r && budget > 0 && seqs < s->max_seqs;
+         r = req_next_waiting(r)) {
         int32_t todo = batch_todo_tokens(v, r);
         int32_t chunk = todo < budget ? todo : (int32_t)budget;
         if (!batch_admit_fits(v, plan, last, kv_need(v, r, chunk), s->watermark_blocks))

@@ -84,9 +84,8 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
     /* No cohort: admit the next one from the queue, whole prompts, through
      * the first group. A swapped-out decode re-enters as a decode. */
     int32_t seqs = last;
-    for (int32_t i = 0; i < v->n_waiting && cohort < s->max_prompts &&
-                        seqs < setup->max_seqs; i++) {
-        const serve_req *r = v->waiting[i];
+    for (const serve_req *r = batch_first_waiting(v);
+         r && cohort < s->max_prompts && seqs < setup->max_seqs; r = req_next_waiting(r)) {
         int32_t tokens = batch_todo_tokens(v, r);
         if (tokens > budget ||
             !batch_admit_fits(v, plan, last, kv_need(v, r, tokens), s->watermark_blocks))

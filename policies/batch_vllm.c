@@ -45,8 +45,7 @@ static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_pl
     const batch_setup *setup = v->setup;
     int64_t budget = setup->max_batched_tokens;
     int32_t seqs = v->n_running;
-    for (int32_t i = 0; i < v->n_waiting; i++) {
-        const serve_req *r = v->waiting[i];
+    for (const serve_req *r = batch_first_waiting(v); r; r = req_next_waiting(r)) {
         int32_t tokens = batch_todo_tokens(v, r);
         if (tokens > budget || seqs >= setup->max_seqs ||
             !batch_admit_fits(v, plan, v->n_running, kv_need(v, r, tokens),

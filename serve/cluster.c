@@ -1,10 +1,29 @@
-/* The cluster (see cluster.h): wires the engine to the workload, the router
- * and the instances, and owns the requests.
+/* The cluster (see cluster.h): wires the engine to the workload, the pools,
+ * the links and the controller, owns the requests and moves them.
  *
- * Only one arrival is pending at a time: the arrival handler routes the
- * request and then reads the next one from the source, so memory holds the
- * requests in flight, not the trace. Requests come from slabs through a free
- * list and go back when they finish. */
+ * Requests. Only one arrival is pending at a time: the arrival handler
+ * routes the request and then reads the next one from the source, so memory
+ * holds the requests in flight, not the trace. Requests come from slabs
+ * through a free list and go back when they finish.
+ *
+ * Instances. The instance array and the views policies read are sized once,
+ * for every instance the pools may ever have (their max_instances), so that
+ * pointers into them never move. Instances fill nodes of gpus_per_node GPUs
+ * in creation order; each has its own ports on the links (NVLink within its
+ * node, the NIC across nodes, PCIe to host memory) and shares its node's
+ * storage link.
+ *
+ * Moves. A move detaches the request from its instance (after the iteration
+ * it is part of, if one is running) and then either drops its KV and queues
+ * it at the destination (RECOMPUTE, or nothing computed yet), or reserves the
+ * blocks at the destination, sends the KV over the links, and only then
+ * releases the source's blocks and queues it at the destination (WITH_KV).
+ * While the KV travels, the source's blocks are held by the move, not by the
+ * request, which owns its destination blocks from the start.
+ *
+ * Housekeeping events (time-series samples, controller ticks) reschedule
+ * themselves only while events of the run itself are pending, counted apart,
+ * so they never keep the engine running once the run is over. */
 #include "serve/cluster.h"
 
 #include <stdio.h>
@@ -15,44 +34,94 @@
 #include "traces/workload.h"
 
 #define SLAB_REQS 1024
+#define CONTROL_MAX_ACTIONS 4096
+/* Idle stretches longer than this many intervals are not sampled. */
+#define TS_MAX_IDLE_SAMPLES 10000
+
+typedef struct pool {
+    const pool_setup *ps;
+    cost_setup cost;
+    void *route_state;
+    int32_t *members;          /* every instance it has had, in creation order */
+    int32_t n_members;
+    int32_t *active;           /* its ACTIVE instances, by index */
+    int32_t n_active;
+    int32_t n_live;            /* not STOPPED (starting, active or draining) */
+    pool_view view;
+} pool;
+
+typedef struct slot {
+    instance *inst;
+    int32_t node;
+    net_link nv_tx, nv_rx, nic_tx, nic_rx, pcie_d2h, pcie_h2d, storage;
+    uint64_t moved_out;
+    /* time series: the end and mean power of its latest iteration */
+    sim_time_ns iter_end_ns;
+    double iter_power_w;
+} slot;
+
+typedef struct move {
+    struct move *next_free;
+    cluster *c;
+    req *r;
+    int32_t from, to;
+    serve_req holder;          /* the source's blocks while the KV travels */
+    kv_req hold;
+} move;
 
 struct cluster {
     const cluster_setup *cs;
     sim_engine *eng;
     wl_source *wl;
     metrics metrics;
-    cost_setup cost;
-    instance **inst;
-    inst_load *load;
-    int32_t n;
-    const route_policy_ops *route;
-    void *route_state;
-    uint32_t kind_arrival;
-    uint32_t kind_workload_poll;
+    net *net;
+    pool *pools;
+    int32_t n_pools;
+    slot *slots;
+    inst_view *views;
+    int32_t n_inst, cap_inst;
+    int32_t n_static;        /* instances made at creation */
+    pool_view *pool_views;   /* one per pool, for controllers */
+    int32_t nodes_used, node_gpus_used;
+    net_link *node_storage;
+    size_t node_cap;
 
     wl_request next;
     uint64_t arrived;
     uint64_t identity_salt;  /* makes content ids unique to the run */
     sim_err run_err;
-    int failed;
-    int wl_waiting;        /* the source answered WL_WAIT (closed loop) */
+    int failed, opened;
+    int wl_waiting;          /* the source answered WL_WAIT (closed loop) */
+    serve_req **parked;      /* arrivals with no active instance to go to */
+    size_t parked_cap;
+    int32_t n_parked;
 
     req **slabs;
     size_t n_slabs, slab_cap;
     req **free_reqs;
     size_t n_free, free_cap;
+    move *free_moves;
+    move **move_slabs;
+    size_t n_move_slabs, move_slab_cap;
+
+    /* The controller. */
+    const control_policy_ops *control;
+    void *control_state;
+    control_action *actions;
 
     /* Time series (see "Time series" below); on_sample NULL when off. */
     ts_sample_fn on_sample;
     void *sample_ctx;
-    iter_observer_fn observer;     /* the caller's, called after ours */
+    iter_observer_fn observer;     /* the caller's */
     void *observer_ctx;
-    uint32_t kind_sample;
-    uint64_t sample_events;
+    uint64_t housekeeping_events;  /* run, for the summary's event count */
+    int32_t housekeeping_pending;
     ts_instance *ts;
-    sim_time_ns *iter_end_ns;      /* end of each instance's last iteration */
-    double *iter_power_w;          /* and its mean power */
+
+    cluster_counts counts;
 };
+
+/* ---- requests --------------------------------------------------------------- */
 
 static req *req_alloc(cluster *c)
 {
@@ -69,14 +138,131 @@ static req *req_alloc(cluster *c)
 
 static void schedule_next_arrival(cluster *c);
 
-static void req_release(void *ctx, serve_req *r)
+static void on_finished(void *ctx, instance *inst, serve_req *r)
 {
+    (void)inst;
     cluster *c = ctx;
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
     if (wl_source_complete(c->wl, sim_now(c->eng)) && c->wl_waiting)
         schedule_next_arrival(c);
 }
+
+static move *move_alloc(cluster *c)
+{
+    if (!c->free_moves) {
+        sim_grow((void **)&c->move_slabs, &c->move_slab_cap, c->n_move_slabs + 1,
+                 sizeof *c->move_slabs);
+        move *slab = sim_xcalloc(64, sizeof *slab);
+        c->move_slabs[c->n_move_slabs++] = slab;
+        for (int i = 63; i >= 0; i--) {
+            slab[i].next_free = c->free_moves;
+            c->free_moves = &slab[i];
+        }
+    }
+    move *m = c->free_moves;
+    c->free_moves = m->next_free;
+    return m;
+}
+
+static void move_free(cluster *c, move *m)
+{
+    m->next_free = c->free_moves;
+    c->free_moves = m;
+}
+
+/* ---- pools and their active lists --------------------------------------------- */
+
+static bool takes_arrivals(const pool *p)
+{
+    return p->ps->role == POOL_MIXED || p->ps->role == POOL_PREFILL;
+}
+
+static void rebuild_active(cluster *c, pool *p)
+{
+    p->n_active = 0;
+    for (int32_t k = 0; k < p->n_members; k++)
+        if (c->views[p->members[k]].state == INST_ACTIVE)
+            p->active[p->n_active++] = p->members[k];
+    p->view.n_active = p->n_active;
+    p->view.n_instances = p->n_members;
+    c->pool_views[p - c->pools] = p->view;
+}
+
+static int32_t least_loaded(const cluster *c, const pool *p, int32_t except)
+{
+    int32_t best = -1;
+    for (int32_t k = 0; k < p->n_active; k++) {
+        int32_t i = p->active[k];
+        if (i != except && (best < 0 || c->views[i].outstanding_tokens <
+                                        c->views[best].outstanding_tokens))
+            best = i;
+    }
+    return best;
+}
+
+/* The pool an arrival goes to: among the pools that take arrivals and have
+ * an active instance, the first, or the one with the fewest outstanding
+ * tokens per active instance (ties: the first). -1 when none. */
+static int32_t pick_pool(const cluster *c)
+{
+    int32_t best = -1;
+    double best_load = 0;
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool *p = &c->pools[k];
+        if (!takes_arrivals(p) || p->n_active == 0)
+            continue;
+        if (c->cs->pool_choice == POOL_CHOICE_FIRST)
+            return k;
+        double load = 0;
+        for (int32_t j = 0; j < p->n_active; j++)
+            load += (double)c->views[p->active[j]].outstanding_tokens;
+        load /= p->n_active;
+        if (best < 0 || load < best_load)
+            best = k, best_load = load;
+    }
+    return best;
+}
+
+static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_req *r);
+
+static void route_to_instance(cluster *c, serve_req *r, int32_t k)
+{
+    pool *p = &c->pools[k];
+    route_view view = {.now = sim_now(c->eng), .inst = c->views, .n_instances = c->n_inst,
+                       .candidates = p->active, .n_candidates = p->n_active,
+                       .cached_tokens = route_cached_tokens, .core = c};
+    int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
+    bool ok = false;
+    for (int32_t j = 0; j < p->n_active && !ok; j++)
+        ok = p->active[j] == pick;
+    SIM_ASSERT_AT(view.now, ok);   /* a routing policy must pick a candidate */
+    r->instance = pick;
+    instance_enqueue(c->slots[pick].inst, r);
+}
+
+/* Routes r, or parks it until an instance becomes active. */
+static void dispatch(cluster *c, serve_req *r)
+{
+    int32_t k = pick_pool(c);
+    if (k < 0) {
+        sim_grow((void **)&c->parked, &c->parked_cap, (size_t)c->n_parked + 1,
+                 sizeof *c->parked);
+        c->parked[c->n_parked++] = r;
+        return;
+    }
+    route_to_instance(c, r, k);
+}
+
+static void unpark(cluster *c)
+{
+    int32_t n = c->n_parked;
+    c->n_parked = 0;
+    for (int32_t i = 0; i < n; i++)
+        dispatch(c, c->parked[i]);
+}
+
+/* ---- arrivals ------------------------------------------------------------------- */
 
 /* Reads the next request and schedules its arrival; stops the run on a
  * workload error. A closed-loop source may answer WL_WAIT: nothing is due
@@ -89,16 +275,17 @@ static void schedule_next_arrival(cluster *c)
         c->failed = 1;
         sim_stop(c->eng);
     } else if (rc == WL_REQUEST) {
-        sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, c->kind_arrival, c, 0);
+        sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, EV_ARRIVAL, c, 0);
     } else if (rc == WL_WAIT && c->next.arrival_ns != SIM_TIME_NEVER) {
-        sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, c->kind_workload_poll, c, 0);
+        sim_schedule(c->eng, c->next.arrival_ns, PHASE_ARRIVAL, EV_WORKLOAD_POLL, c, 0);
     }
 }
 
-static void on_workload_poll(sim_engine *eng, void *ctx, const sim_event *ev)
+void cluster_on_poll(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_poll(sim_engine *eng, void *ctx, const sim_event *ev)
 {
-    (void)eng, (void)ev;
-    cluster *c = ctx;
+    (void)eng, (void)ctx;
+    cluster *c = ev->data;
     if (c->wl_waiting)
         schedule_next_arrival(c);
 }
@@ -123,14 +310,23 @@ static void set_identity(cluster *c, req *q)
                 sim_hash_mix(c->identity_salt, q->pub.id));
 }
 
-static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
+/* The instances the run starts with begin at its first arrival; those a
+ * pool grows by begin when they are made. */
+static void open_static_instances(cluster *c, sim_time_ns now)
 {
-    (void)ev;
-    cluster *c = ctx;
+    c->opened = 1;
+    for (int32_t i = 0; i < c->n_static; i++)
+        instance_open(c->slots[i].inst, now);
+}
+
+void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ctx;
+    cluster *c = ev->data;
     sim_time_ns now = sim_now(eng);
-    if (c->arrived == 0)
-        for (int32_t i = 0; i < c->n; i++)
-            instance_open(c->inst[i], now);
+    if (!c->opened)
+        open_static_instances(c, now);
     req *q = req_alloc(c);
     serve_req *r = &q->pub;
     *r = (serve_req){
@@ -138,6 +334,7 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .arrival_ns = now,
         .input_tokens = c->next.input_tokens,
         .output_tokens = c->next.output_tokens,
+        .instance = -1,
         .priority = c->next.priority,
         .slo_class = c->next.slo_class,
         .tenant = c->next.tenant,
@@ -148,15 +345,358 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .first_token_ns = -1,
         .prefix_group = c->next.n_prefix_blocks ? c->next.prefix_blocks[0] : 0,
     };
+    q->in_iter = 0;
+    q->move_to = -1;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
-    route_view view = {.now = now, .load = c->load, .n_instances = c->n};
-    int32_t pick = c->route->route(c->route_state, &view, r);
-    SIM_ASSERT_AT(now, pick >= 0 && pick < c->n);
-    r->instance = pick;
-    c->load[pick].outstanding_tokens += r->input_tokens + r->output_tokens;
-    instance_enqueue(c->inst[pick], r);
+    dispatch(c, r);
     schedule_next_arrival(c);
+}
+
+/* ---- moves ---------------------------------------------------------------------- */
+
+/* The links a transfer from instance a to instance b crosses. */
+static int move_path(const cluster *c, int32_t a, int32_t b, net_link path[2])
+{
+    const slot *x = &c->slots[a], *y = &c->slots[b];
+    if (x->node == y->node) {
+        path[0] = x->nv_tx, path[1] = y->nv_rx;
+    } else {
+        path[0] = x->nic_tx, path[1] = y->nic_rx;
+    }
+    return 2;
+}
+
+static void on_move_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
+{
+    (void)x, (void)tag, (void)now;
+    move *m = ctx;
+    cluster *c = m->c;
+    instance_release_kv(c->slots[m->from].inst, &m->holder, &m->hold);
+    c->counts.moves_done++;
+    c->slots[m->from].moved_out++;
+    instance_attach(c->slots[m->to].inst, &m->r->pub);
+    move_free(c, m);
+}
+
+/* A detached request continues its move (the instance reports the detach,
+ * at once or when the iteration it was part of ended). */
+static void on_detached(void *ctx, instance *src_inst, serve_req *r)
+{
+    cluster *c = ctx;
+    req *q = req_of(r);
+    int32_t from = instance_index(src_inst), to = q->move_to;
+    instance *dst = c->slots[to].inst;
+    q->move_to = -1;
+    if (instance_state(dst) != INST_ACTIVE) {   /* the destination went away */
+        c->counts.moves_aborted++;
+        instance_attach(src_inst, r);
+        return;
+    }
+    if (q->move_mode == MOVE_RECOMPUTE || r->computed_tokens == 0) {
+        instance_release_kv(src_inst, r, &q->kv);
+        r->computed_tokens = 0;
+        c->counts.moves_done++;
+        c->slots[from].moved_out++;
+        instance_attach(dst, r);
+        return;
+    }
+    /* With its KV: the move holds the source's blocks, the request gets
+     * the destination's. */
+    move *m = move_alloc(c);
+    *m = (move){.c = c, .r = q, .from = from, .to = to};
+    m->holder.kv_blocks = r->kv_blocks;
+    m->hold.table = q->kv.table;
+    m->hold.table_cap = q->kv.table_cap;
+    q->kv.table = NULL;
+    q->kv.table_cap = 0;
+    r->kv_blocks = 0;
+    r->kv_cap_tokens = 0;
+    if (!instance_reserve(dst, r)) {
+        /* No room at the destination: the request keeps its blocks and
+         * goes back to its queue. */
+        q->kv.table = m->hold.table;
+        q->kv.table_cap = m->hold.table_cap;
+        r->kv_blocks = m->holder.kv_blocks;
+        r->kv_cap_tokens = r->kv_blocks * c->pools[c->views[from].pool].ps->batch.block_size_tokens;
+        move_free(c, m);
+        c->counts.moves_aborted++;
+        instance_attach(src_inst, r);
+        return;
+    }
+    const pool_setup *ps = c->pools[c->views[from].pool].ps;
+    double bytes = (double)r->computed_tokens *
+                   llm_kv_bytes_per_token_per_gpu(&ps->model, &ps->par) * par_gpus(&ps->par);
+    c->counts.move_bytes += (uint64_t)bytes;
+    net_link path[2];
+    int n = move_path(c, from, to, path);
+    net_start(c->net, path, n, bytes, on_move_done, m, 0);
+}
+
+bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode)
+{
+    if (r->state != REQ_WAITING && r->state != REQ_RUNNING)
+        return false;
+    if (to < 0 || to >= c->n_inst || to == r->instance || c->views[to].state != INST_ACTIVE)
+        return false;
+    req *q = req_of(r);
+    if (q->move_to >= 0)
+        return false;   /* a move is already pending */
+    q->move_to = to;
+    q->move_mode = (int8_t)mode;
+    c->counts.moves_started++;
+    instance_detach(c->slots[r->instance].inst, r);
+    return true;
+}
+
+/* A prefill-only instance produced r's first token: r goes on decoding in
+ * the decode pool, on its least loaded active instance, with its KV. With no
+ * decode instance active, it stays and decodes where it is. */
+static void on_prefill_done(void *ctx, instance *inst, serve_req *r)
+{
+    (void)inst;
+    cluster *c = ctx;
+    int32_t best = -1;
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool *p = &c->pools[k];
+        if (p->ps->role != POOL_DECODE)
+            continue;
+        int32_t i = least_loaded(c, p, -1);
+        if (i >= 0 && (best < 0 || c->views[i].outstanding_tokens <
+                                   c->views[best].outstanding_tokens))
+            best = i;
+    }
+    if (best >= 0 && cluster_move(c, r, best, MOVE_WITH_KV))
+        c->counts.handoffs++;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------- */
+
+static void place_on_node(cluster *c, slot *s, int32_t gpus)
+{
+    int32_t per_node = c->cs->topology.gpus_per_node;
+    if (c->nodes_used == 0 || c->node_gpus_used + gpus > per_node) {
+        c->nodes_used += gpus > per_node ? (gpus + per_node - 1) / per_node : 1;
+        c->node_gpus_used = 0;
+    }
+    c->node_gpus_used += gpus;
+    s->node = c->nodes_used - 1;
+    if ((size_t)s->node >= c->node_cap) {
+        size_t old = c->node_cap;
+        sim_grow((void **)&c->node_storage, &c->node_cap, (size_t)s->node + 1,
+                 sizeof *c->node_storage);
+        for (size_t i = old; i < c->node_cap; i++)
+            c->node_storage[i] = -1;
+    }
+    if (c->node_storage[s->node] < 0) {
+        char name[48];
+        snprintf(name, sizeof name, "node%d.storage", s->node);
+        c->node_storage[s->node] = net_add_link(c->net, name,
+                                                c->cs->topology.storage_bytes_per_s,
+                                                c->cs->topology.storage_latency_ns);
+    }
+    s->storage = c->node_storage[s->node];
+}
+
+static void add_links(cluster *c, slot *s, int32_t i, const pool_setup *ps)
+{
+    const topology_setup *t = &c->cs->topology;
+    double g = par_gpus(&ps->par);
+    double nv = ps->gpu.nvlink_bw_bytes_per_s > 0 ? ps->gpu.nvlink_bw_bytes_per_s
+                                                   : ps->gpu.pcie_bw_bytes_per_s;
+    char name[64];
+#define LINK(field, what, bw, lat)                                              \
+    snprintf(name, sizeof name, "inst%d.%s", i, what);                          \
+    s->field = net_add_link(c->net, name, (bw) * g, (lat))
+    LINK(nv_tx, "nvlink_tx", nv, t->nvlink_latency_ns);
+    LINK(nv_rx, "nvlink_rx", nv, t->nvlink_latency_ns);
+    LINK(nic_tx, "nic_tx", t->nic_bytes_per_s, t->nic_latency_ns);
+    LINK(nic_rx, "nic_rx", t->nic_bytes_per_s, t->nic_latency_ns);
+    LINK(pcie_d2h, "pcie_d2h", ps->gpu.pcie_bw_bytes_per_s, t->pcie_latency_ns);
+    LINK(pcie_h2d, "pcie_h2d", ps->gpu.pcie_bw_bytes_per_s, t->pcie_latency_ns);
+#undef LINK
+}
+
+static void on_iteration(void *ctx, const iter_info *it);
+static void on_emptied(void *ctx, instance *inst);
+
+/* Creates instance number c->n_inst in pool k, in state `state`. */
+static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
+{
+    pool *p = &c->pools[k];
+    int32_t i = c->n_inst;
+    SIM_ASSERT(i < c->cap_inst);
+    slot *s = &c->slots[i];
+    place_on_node(c, s, par_gpus(&p->ps->par));
+    add_links(c, s, i, p->ps);
+    instance_setup setup = {
+        .index = i,
+        .pool = k,
+        .ps = p->ps,
+        .cost = &p->cost,
+        .order_seed = sim_stream_seed(c->cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
+        .metrics = &c->metrics,
+        .view = &c->views[i],
+        .net = c->net,
+        .pcie_d2h = s->pcie_d2h,
+        .pcie_h2d = s->pcie_h2d,
+        .hooks = {.ctx = c, .finished = on_finished, .prefill_done = on_prefill_done,
+                  .detached = on_detached, .emptied = on_emptied,
+                  .observer = c->observer || c->on_sample ? on_iteration : NULL,
+                  .observer_ctx = c},
+        .state = state,
+    };
+    s->inst = instance_create(c->eng, &setup, err);
+    if (!s->inst)
+        return -1;
+    c->n_inst++;
+    p->members[p->n_members++] = i;
+    p->n_live++;
+    rebuild_active(c, p);
+    return 0;
+}
+
+static void set_state(cluster *c, int32_t i, inst_state st)
+{
+    instance_set_state(c->slots[i].inst, st, sim_now(c->eng));
+    pool *p = &c->pools[c->views[i].pool];
+    if (st == INST_STOPPED)
+        p->n_live--;
+    rebuild_active(c, p);
+    if (st == INST_ACTIVE && c->n_parked)
+        unpark(c);
+}
+
+static void on_weights_loaded(void *ctx, net_xfer x, int64_t i, sim_time_ns now)
+{
+    (void)x;
+    cluster *c = ctx;
+    set_state(c, (int32_t)i, INST_WARMING);
+    const pool_setup *ps = c->pools[c->views[i].pool].ps;
+    sim_schedule(c->eng, now + ps->lifecycle.init_ns, PHASE_LIFECYCLE, EV_LIFECYCLE,
+                 c->slots[i].inst, INST_ACTIVE);
+}
+
+void cluster_on_lifecycle(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_lifecycle(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)eng;
+    cluster *c = ctx;
+    int32_t i = instance_index(ev->data);
+    inst_state st = (inst_state)ev->arg;
+    if (instance_state(c->slots[i].inst) == INST_STOPPED)
+        return;
+    set_state(c, i, st);
+    if (st == INST_LOADING) {
+        const pool_setup *ps = c->pools[c->views[i].pool].ps;
+        double bytes = ps->lifecycle.weight_bytes_per_gpu * par_gpus(&ps->par);
+        net_start(c->net, &c->slots[i].storage, 1, bytes, on_weights_loaded, c, i);
+    }
+}
+
+static void on_emptied(void *ctx, instance *inst)
+{
+    cluster *c = ctx;
+    int32_t i = instance_index(inst);
+    if (c->views[i].state == INST_DRAINING)
+        set_state(c, i, INST_STOPPED);
+}
+
+int32_t cluster_scale(cluster *c, int32_t k, int32_t delta)
+{
+    SIM_ASSERT(k >= 0 && k < c->n_pools);
+    pool *p = &c->pools[k];
+    const pool_setup *ps = p->ps;
+    sim_time_ns now = sim_now(c->eng);
+    int32_t done = 0;
+    while (delta > 0 && p->n_live < ps->max_instances && c->n_inst < c->cap_inst) {
+        sim_err err = {{0}};
+        /* The pool's settings were checked when its first instances were
+         * made; making another one cannot fail. */
+        SIM_ASSERT(add_instance(c, k, INST_PROVISIONING, &err) == 0);
+        instance *inst = c->slots[c->n_inst - 1].inst;
+        instance_open(inst, now);
+        sim_schedule(c->eng, now + ps->lifecycle.provision_ns, PHASE_LIFECYCLE, EV_LIFECYCLE,
+                     inst, INST_LOADING);
+        delta--, done++;
+        c->counts.scale_ups++;
+    }
+    while (delta < 0 && p->n_live > ps->min_instances && p->n_active > 0) {
+        /* The newest active instance drains; its queue goes elsewhere. */
+        int32_t i = p->active[p->n_active - 1];
+        set_state(c, i, INST_DRAINING);
+        const sim_rb_tree *w = instance_waiting(c->slots[i].inst);
+        while (!sim_rb_empty(w)) {
+            serve_req *r = SIM_RB_ENTRY(sim_rb_first(w), serve_req, wait_node);
+            int32_t to = least_loaded(c, p, i);
+            if (to < 0 || !cluster_move(c, r, to, MOVE_RECOMPUTE))
+                break;
+        }
+        if (c->views[i].n_waiting == 0 && c->views[i].n_running == 0 &&
+            c->views[i].state == INST_DRAINING)
+            set_state(c, i, INST_STOPPED);
+        delta++, done--;
+        c->counts.scale_downs++;
+    }
+    return done;
+}
+
+/* ---- the controller ------------------------------------------------------------------ */
+
+static const serve_req *ctl_waiting_first(const control_view *v, int32_t i)
+{
+    const cluster *c = v->core;
+    const sim_rb_node *n = sim_rb_first(instance_waiting(c->slots[i].inst));
+    return n ? SIM_RB_ENTRY(n, const serve_req, wait_node) : NULL;
+}
+
+static const serve_req *const *ctl_running(const control_view *v, int32_t i, int32_t *n)
+{
+    const cluster *c = v->core;
+    return instance_running(c->slots[i].inst, n);
+}
+
+/* Whether events of the run itself (not samples or ticks) are pending. */
+static bool run_pending(const cluster *c)
+{
+    return sim_events_pending(c->eng) > (size_t)c->housekeeping_pending;
+}
+
+static void schedule_housekeeping(cluster *c, sim_time_ns at, uint32_t phase, uint32_t kind)
+{
+    c->housekeeping_pending++;
+    sim_schedule(c->eng, at, phase, kind, c, 0);
+}
+
+void cluster_on_control(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_control(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ctx;
+    cluster *c = ev->data;
+    c->housekeeping_pending--;
+    c->housekeeping_events++;
+    c->counts.control_ticks++;
+    sim_time_ns now = sim_now(eng);
+    control_view v = {.now = now, .inst = c->views, .n_instances = c->n_inst,
+                      .pools = c->pool_views,
+                      .n_pools = c->n_pools, .waiting_first = ctl_waiting_first,
+                      .running = ctl_running, .core = c};
+    control_plan plan = {.actions = c->actions, .cap = CONTROL_MAX_ACTIONS};
+    c->control->tick(c->control_state, &v, &plan);
+    for (int32_t a = 0; a < plan.n; a++) {
+        const control_action *x = &plan.actions[a];
+        bool ok = false;
+        if (x->kind == CTRL_MOVE && x->req)
+            ok = cluster_move(c, (serve_req *)x->req, x->to, x->mode);
+        else if (x->kind == CTRL_SCALE && x->pool >= 0 && x->pool < c->n_pools)
+            ok = cluster_scale(c, x->pool, x->delta) != 0;
+        if (ok)
+            c->counts.actions_applied++;
+        else
+            c->counts.actions_skipped++;
+    }
+    if (run_pending(c) || c->n_parked)
+        schedule_housekeeping(c, now + c->cs->control.period_ns, PHASE_CONTROL, EV_CONTROL);
 }
 
 /* ---- Time series ---------------------------------------------------------
@@ -166,44 +706,47 @@ static void on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
  * mean power of each instance's latest one). Sampling only reads state, and
  * its events keep their own phase, so the other events run in the same
  * order as without it; its events are left out of the summary's count, so a
- * sampled run reports exactly what an unsampled one does. The sampler
- * reschedules itself only while other events are pending, so it never keeps
- * the engine running once the run itself is over. */
+ * sampled run reports exactly what an unsampled one does. */
 
-/* Idle stretches longer than this many intervals are not sampled. */
-#define TS_MAX_IDLE_SAMPLES 10000
-
-static void ts_on_iteration(void *ctx, const iter_info *it)
+static void on_iteration(void *ctx, const iter_info *it)
 {
     cluster *c = ctx;
-    c->iter_end_ns[it->instance] = it->start_ns + it->cost->latency_ns;
-    c->iter_power_w[it->instance] = it->cost->energy_j * 1e9 / (double)it->cost->latency_ns;
+    slot *s = &c->slots[it->instance];
+    s->iter_end_ns = it->start_ns + it->cost->latency_ns;
+    s->iter_power_w = it->cost->energy_j * 1e9 / (double)it->cost->latency_ns;
     if (c->observer)
         c->observer(c->observer_ctx, it);
 }
 
-static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
+void cluster_on_sample(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
 {
-    (void)ev;
-    cluster *c = ctx;
+    (void)ctx;
+    cluster *c = ev->data;
+    c->housekeeping_pending--;
+    c->housekeeping_events++;
     sim_time_ns now = sim_now(eng);
     int32_t active = 0;
-    c->sample_events++;
-    for (int32_t i = 0; i < c->n; i++) {
-        const kv_cache *kv = instance_kv(c->inst[i]);
-        int64_t total = kv_total_blocks(kv);
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        const inst_view *v = &c->views[i];
         ts_instance *t = &c->ts[i];
-        t->waiting = c->load[i].n_waiting;
-        t->running = c->load[i].n_running;
+        t->waiting = v->n_waiting;
+        t->running = v->n_running;
         t->active = t->waiting + t->running > 0;
-        t->kv_used_fraction = total ? (double)kv_used_blocks(kv) / total : 0;
-        t->power_w = now < c->iter_end_ns[i] ? c->iter_power_w[i]
-                                              : instance_idle_power_w(c->inst[i]);
+        t->kv_used_fraction = v->kv_total_blocks ? (double)(v->kv_total_blocks -
+                                                            v->kv_free_blocks) /
+                                                       v->kv_total_blocks : 0;
+        t->power_w = v->state == INST_STOPPED ? 0
+                     : now < c->slots[i].iter_end_ns
+                         ? c->slots[i].iter_power_w
+                         : instance_idle_power_w(c->slots[i].inst);
+        t->pool = v->pool;
+        t->state = v->state;
         active += t->active;
     }
-    ts_sample s = {now, c->cs->timeseries_interval_ns, c->n, active, c->ts};
+    ts_sample s = {now, c->cs->timeseries_interval_ns, c->n_inst, active, c->ts};
     c->on_sample(c->sample_ctx, &s);
-    if (sim_events_pending(eng) == 0)
+    if (!run_pending(c))
         return;
     /* A long idle stretch (sparse load, or a trace with a gap of days) would
      * only repeat this sample: skip to the last interval before the next
@@ -212,21 +755,32 @@ static void ts_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
     sim_time_ns next_event = sim_next_event_time(eng);
     if (active == 0 && next_event - now > TS_MAX_IDLE_SAMPLES * interval)
         next = next_event - (next_event - now) % interval;
-    sim_schedule(eng, next, PHASE_SAMPLE, c->kind_sample, c, 0);
+    schedule_housekeeping(c, next, PHASE_SAMPLE, EV_SAMPLE);
 }
 
-static void ts_init(cluster *c, const cluster_hooks *hooks)
+/* ---- creation ------------------------------------------------------------------------ */
+
+static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_req *r)
 {
-    if (c->cs->timeseries_interval_ns <= 0 || !hooks->on_sample)
-        return;
-    c->on_sample = hooks->on_sample;
-    c->sample_ctx = hooks->sample_ctx;
-    c->observer = hooks->on_iteration;
-    c->observer_ctx = hooks->iteration_ctx;
-    c->kind_sample = sim_engine_register(c->eng, "sample", ts_on_sample, c);
-    c->ts = sim_xcalloc((size_t)c->n, sizeof *c->ts);
-    c->iter_end_ns = sim_xcalloc((size_t)c->n, sizeof *c->iter_end_ns);
-    c->iter_power_w = sim_xcalloc((size_t)c->n, sizeof *c->iter_power_w);
+    const cluster *c = v->core;
+    return kv_peek_cached_tokens(instance_kv(c->slots[i].inst), r, &req_of(r)->kv);
+}
+
+int32_t cluster_setup_max_context(const cluster_setup *cs)
+{
+    int32_t ctx = INT32_MAX;
+    for (int32_t k = 0; k < cs->n_pools; k++)
+        if (cs->pools[k].role != POOL_DECODE && cs->pools[k].batch.max_context_tokens < ctx)
+            ctx = cs->pools[k].batch.max_context_tokens;
+    return ctx == INT32_MAX ? cs->pools[0].batch.max_context_tokens : ctx;
+}
+
+static void register_events(cluster *c)
+{
+#define SERVE_EVENT_REGISTER(kind, name, handler)                             \
+    SIM_ASSERT(sim_engine_register(c->eng, name, handler, c) == kind);
+    SERVE_EVENT_KINDS(SERVE_EVENT_REGISTER)
+#undef SERVE_EVENT_REGISTER
 }
 
 cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim_err *err)
@@ -234,69 +788,67 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     static const cluster_hooks no_hooks;
     if (!hooks)
         hooks = &no_hooks;
+    SIM_ASSERT(cs->n_pools >= 1);
     cluster *c = sim_xcalloc(1, sizeof *c);
     c->cs = cs;
-    c->n = cs->n_instances;
     c->eng = sim_engine_create(cs->seed);
     c->identity_salt = sim_stream_seed(cs->seed, STREAM_IDENTITY);
-    c->kind_arrival = sim_engine_register(c->eng, "arrival", on_arrival, c);
-    uint32_t kind_iter_end = sim_engine_register(c->eng, "iteration_end",
-                                                 instance_on_iter_end, c);
-    uint32_t kind_wake = sim_engine_register(c->eng, "wake", instance_on_wake, c);
-    c->kind_workload_poll = sim_engine_register(c->eng, "workload_poll", on_workload_poll, c);
+    register_events(c);
+    c->net = net_create(c->eng, EV_TRANSFER, PHASE_TRANSFER);
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
-    ts_init(c, hooks);
+    c->observer = hooks->on_iteration;
+    c->observer_ctx = hooks->iteration_ctx;
+    if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {
+        c->on_sample = hooks->on_sample;
+        c->sample_ctx = hooks->sample_ctx;
+    }
 
     wl_setup wl = {
         .arrival_rng = sim_rng(c->eng, STREAM_ARRIVALS),
         .length_rng = sim_rng(c->eng, STREAM_LENGTHS),
-        .max_context_tokens = cs->batch.max_context_tokens,
+        .max_context_tokens = cluster_setup_max_context(cs),
     };
-    c->wl = wl_source_create(&wl, cs->workload, CFG_PATH_WORKLOAD, err);
+    c->wl = wl_source_create(&wl, cs->workload, cs->workload_path, err);
     if (!c->wl)
         goto fail;
-    if (cs->route_policy->init(c->n, cs->route_params, CFG_PATH_ROUTE_PARAMS,
-                                &c->route_state, err))
-        goto fail;
-    c->route = cs->route_policy;
 
-    c->cost = (cost_setup){&cs->model, &cs->gpu, PAR_TP(cs->tp), cs->iteration_overhead_ns};
-    c->inst = sim_xcalloc((size_t)c->n, sizeof *c->inst);
-    c->load = sim_xcalloc((size_t)c->n, sizeof *c->load);
-    for (int32_t i = 0; i < c->n; i++) {
-        instance_setup s = {
-            .index = i,
-            .batch = cs->batch,
-            .policy = cs->batch_policy,
-            .policy_params = cs->batch_params,
-            .policy_path = CFG_PATH_BATCH_PARAMS,
-            .order = cs->order_policy,
-            .order_params = cs->order_params,
-            .order_path = CFG_PATH_ORDER_PARAMS,
-            .order_seed = sim_stream_seed(cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
-            .swap = cs->swap,
-            .prefix_caching = cs->prefix_caching,
-            .cost = &c->cost,
-            .cost_name = cs->cost_name,
-            .cost_params = cs->cost_params,
-            .cost_path = CFG_PATH_COST_PARAMS,
-            .kind_iter_end = kind_iter_end,
-            .kind_wake = kind_wake,
-            .metrics = &c->metrics,
-            .load = &c->load[i],
-            .release = req_release,
-            .release_ctx = c,
-            .observer = hooks->on_iteration,
-            .observer_ctx = hooks->iteration_ctx,
-        };
-        if (c->on_sample) {   /* the sampler's observer calls the caller's */
-            s.observer = ts_on_iteration;
-            s.observer_ctx = c;
-        }
-        c->inst[i] = instance_create(c->eng, &s, err);
-        if (!c->inst[i])
+    c->n_pools = cs->n_pools;
+    c->pools = sim_xcalloc((size_t)c->n_pools, sizeof *c->pools);
+    c->pool_views = sim_xcalloc((size_t)c->n_pools, sizeof *c->pool_views);
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool_setup *ps = &cs->pools[k];
+        SIM_ASSERT(ps->max_instances >= ps->instances && ps->min_instances <= ps->instances);
+        c->cap_inst += ps->max_instances;
+    }
+    c->slots = sim_xcalloc((size_t)c->cap_inst, sizeof *c->slots);
+    c->views = sim_xcalloc((size_t)c->cap_inst, sizeof *c->views);
+    c->ts = sim_xcalloc((size_t)c->cap_inst, sizeof *c->ts);
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool_setup *ps = &cs->pools[k];
+        pool *p = &c->pools[k];
+        p->ps = ps;
+        p->cost = (cost_setup){&ps->model, &ps->gpu, ps->par, ps->iteration_overhead_ns};
+        p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
+        p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
+        p->view = (pool_view){.name = ps->name, .role = ps->role, .instances = p->members,
+                              .gpus_per_instance = par_gpus(&ps->par)};
+        route_setup rs = {.pool = k, .block_size_tokens = ps->batch.block_size_tokens};
+        if (ps->route_policy.ops->init(&rs, ps->route_policy.params, ps->route_policy.path,
+                                       &p->route_state, err))
             goto fail;
+        for (int32_t j = 0; j < ps->instances; j++)
+            if (add_instance(c, k, INST_ACTIVE, err))
+                goto fail;
+    }
+    c->n_static = c->n_inst;
+    if (cs->control.ops) {
+        control_setup ctl = {.n_pools = c->n_pools, .period_ns = cs->control.period_ns};
+        if (cs->control.ops->init(&ctl, cs->control.params, cs->control.path,
+                                  &c->control_state, err))
+            goto fail;
+        c->control = cs->control.ops;
+        c->actions = sim_xcalloc(CONTROL_MAX_ACTIONS, sizeof *c->actions);
     }
     return c;
 fail:
@@ -308,14 +860,28 @@ void cluster_destroy(cluster *c)
 {
     if (!c)
         return;
-    for (int32_t i = 0; c->inst && i < c->n; i++)
-        instance_destroy(c->inst[i]);
-    free(c->inst);
-    free(c->load);
-    if (c->route_state && c->route->destroy)
-        c->route->destroy(c->route_state);
+    for (int32_t i = 0; i < c->n_inst; i++)
+        instance_destroy(c->slots[i].inst);
+    for (int32_t k = 0; c->pools && k < c->n_pools; k++) {
+        pool *p = &c->pools[k];
+        if (p->route_state && p->ps->route_policy.ops->destroy)
+            p->ps->route_policy.ops->destroy(p->route_state);
+        free(p->members);
+        free(p->active);
+    }
+    free(c->pools);
+    free(c->pool_views);
+    if (c->control_state && c->control->destroy)
+        c->control->destroy(c->control_state);
+    free(c->actions);
+    free(c->slots);
+    free(c->views);
+    free(c->ts);
+    free(c->node_storage);
+    free(c->parked);
     wl_source_destroy(c->wl);
     metrics_fini(&c->metrics);
+    net_destroy(c->net);
     sim_engine_destroy(c->eng);
     for (size_t i = 0; i < c->n_slabs; i++) {
         for (int j = 0; j < SLAB_REQS; j++) {
@@ -326,9 +892,12 @@ void cluster_destroy(cluster *c)
     }
     free(c->slabs);
     free(c->free_reqs);
-    free(c->ts);
-    free(c->iter_end_ns);
-    free(c->iter_power_w);
+    for (size_t i = 0; i < c->n_move_slabs; i++) {
+        for (int j = 0; j < 64; j++)
+            kv_req_fini(&c->move_slabs[i][j].hold);
+        free(c->move_slabs[i]);
+    }
+    free(c->move_slabs);
     free(c);
 }
 
@@ -336,7 +905,9 @@ int cluster_run(cluster *c, sim_err *err)
 {
     schedule_next_arrival(c);
     if (c->on_sample)
-        sim_schedule(c->eng, 0, PHASE_SAMPLE, c->kind_sample, c, 0);
+        schedule_housekeeping(c, 0, PHASE_SAMPLE, EV_SAMPLE);
+    if (c->control)
+        schedule_housekeeping(c, 0, PHASE_CONTROL, EV_CONTROL);
     if (!c->failed)
         sim_run(c->eng, SIM_TIME_NEVER);
     if (c->failed) {
@@ -344,14 +915,81 @@ int cluster_run(cluster *c, sim_err *err)
             *err = c->run_err;
         return -1;
     }
+    if (c->n_parked)
+        return sim_errf(err, "%d requests never found an active instance: no pool that "
+                        "takes arrivals had one, and none was started", c->n_parked);
     /* Everything that arrived has finished and given its KV back. */
     SIM_ASSERT(c->metrics.completed == c->arrived);
     sim_time_ns end = c->metrics.last_finish_ns;
-    for (int32_t i = 0; i < c->n; i++) {
-        SIM_ASSERT(kv_used_blocks(instance_kv(c->inst[i])) == 0);
-        instance_close(c->inst[i], end);
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        SIM_ASSERT(kv_used_blocks(instance_kv(c->slots[i].inst)) == 0);
+        instance_close(c->slots[i].inst, end);
     }
     return 0;
+}
+
+/* ---- results ------------------------------------------------------------------------- */
+
+int32_t cluster_n_pools(const cluster *c) { return c->n_pools; }
+int32_t cluster_n_instances(const cluster *c) { return c->n_inst; }
+
+void cluster_get_counts(const cluster *c, cluster_counts *out) { *out = c->counts; }
+
+void cluster_instance_summary(const cluster *c, int32_t i, instance_summary *out)
+{
+    SIM_ASSERT(i >= 0 && i < c->n_inst);
+    instance_stats st;
+    instance_get_stats(c->slots[i].inst, &st);
+    kv_stats ks;
+    const kv_cache *kv = instance_kv(c->slots[i].inst);
+    kv_get_stats(kv, &ks);
+    const pool_setup *ps = c->pools[c->views[i].pool].ps;
+    *out = (instance_summary){
+        .pool = c->views[i].pool, .gpus = par_gpus(&ps->par), .completed = st.completed,
+        .iterations = st.iterations, .tokens = st.tokens, .preemptions = st.preemptions,
+        .moved_in = st.moved_in, .moved_out = c->slots[i].moved_out,
+        .busy_s = st.busy_ns / 1e9, .energy_j = st.energy_j,
+        .kv_peak_fraction = ks.total_blocks ? (double)ks.peak_blocks / ks.total_blocks : 0,
+        .kv_mean_fraction = kv_mean_fraction(kv, c->metrics.first_arrival_ns,
+                                             c->metrics.last_finish_ns),
+        .kv_hit_tokens = ks.hit_tokens, .kv_lookup_tokens = ks.lookup_tokens,
+        .kv_evictions = ks.evictions,
+    };
+    for (int s = 0; s < INST_STATE_COUNT; s++)
+        out->state_s[s] = st.state_ns[s] / 1e9;
+}
+
+void cluster_pool_summary(const cluster *c, int32_t k, pool_summary *out)
+{
+    SIM_ASSERT(k >= 0 && k < c->n_pools);
+    const pool *p = &c->pools[k];
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", p->ps->name);
+    out->role = p->ps->role;
+    out->gpus_per_instance = par_gpus(&p->ps->par);
+    out->instances = p->n_members;
+    double busy = 0, up = 0, hit = 0, looked = 0;
+    for (int32_t m = 0; m < p->n_members; m++) {
+        instance_summary is;
+        cluster_instance_summary(c, p->members[m], &is);
+        out->completed += is.completed;
+        out->iterations += is.iterations;
+        out->tokens += is.tokens;
+        out->preemptions += is.preemptions;
+        out->moved_in += is.moved_in;
+        out->moved_out += is.moved_out;
+        out->energy_j += is.energy_j;
+        busy += is.busy_s;
+        up += is.state_s[INST_ACTIVE] + is.state_s[INST_DRAINING];
+        for (int s = 0; s < INST_STOPPED; s++)   /* a stopped instance is released */
+            out->gpu_s[s] += is.state_s[s] * is.gpus;
+        if (is.kv_peak_fraction > out->kv_peak_fraction)
+            out->kv_peak_fraction = is.kv_peak_fraction;
+        hit += (double)is.kv_hit_tokens;
+        looked += (double)is.kv_lookup_tokens;
+    }
+    out->busy_fraction = up > 0 ? busy / up : 0;
+    out->kv_hit_fraction = looked > 0 ? hit / looked : 0;
 }
 
 void cluster_summarize(const cluster *c, run_summary *s)
@@ -361,23 +999,24 @@ void cluster_summarize(const cluster *c, run_summary *s)
     s->seed = c->cs->seed;
     s->arrived = c->arrived;
     s->clamped = wl_source_clamped(c->wl);
-    s->events = sim_events_run(c->eng) - c->sample_events;   /* the run's own */
-    sim_time_ns window = c->metrics.last_finish_ns - c->metrics.first_arrival_ns;
-    double busy_ns = 0, kv_mean = 0, processed_tokens = 0;
-    for (int32_t i = 0; i < c->n; i++) {
+    s->events = sim_events_run(c->eng) - c->housekeeping_events;   /* the run's own */
+    double busy_ns = 0, up_ns = 0, kv_mean = 0, processed_tokens = 0;
+    for (int32_t i = 0; i < c->n_inst; i++) {
         instance_stats st;
-        instance_get_stats(c->inst[i], &st);
-        const kv_cache *kv = instance_kv(c->inst[i]);
+        instance_get_stats(c->slots[i].inst, &st);
+        const kv_cache *kv = instance_kv(c->slots[i].inst);
+        int32_t gpus = par_gpus(&c->pools[c->views[i].pool].ps->par);
         s->iterations += st.iterations;
         s->energy_j += st.energy_j;
         s->recomputed_tokens += st.recomputed_tokens;
-        s->swap_out_bytes += st.swap_out_bytes * c->cs->tp;
-        s->swap_in_bytes += st.swap_in_bytes * c->cs->tp;
+        s->swap_out_bytes += st.swap_out_bytes * gpus;
+        s->swap_in_bytes += st.swap_in_bytes * gpus;
         s->swap_time_s += st.swap_ns / 1e9;
-        s->weight_bytes += st.weight_bytes * c->cs->tp;
-        s->kv_bytes += st.kv_bytes * c->cs->tp;
+        s->weight_bytes += st.weight_bytes * gpus;
+        s->kv_bytes += st.kv_bytes * gpus;
         processed_tokens += st.tokens;
         busy_ns += (double)st.busy_ns;
+        up_ns += (double)(st.state_ns[INST_ACTIVE] + st.state_ns[INST_DRAINING]);
         for (int k = 0; k < OP_KIND_COUNT; k++)
             s->term_s[k] += st.term_ns[k] / 1e9;
         for (int k = 0; k < COST_SRC_COUNT; k++)
@@ -390,9 +1029,9 @@ void cluster_summarize(const cluster *c, run_summary *s)
         kv_mean += kv_mean_fraction(kv, c->metrics.first_arrival_ns,
                                     c->metrics.last_finish_ns);
     }
-    s->kv_mean_fraction = kv_mean / c->n;
-    if (window > 0)
-        s->gpu_busy_fraction = busy_ns / ((double)window * c->n);
+    s->kv_mean_fraction = kv_mean / c->n_inst;
+    if (up_ns > 0)
+        s->gpu_busy_fraction = busy_ns / up_ns;
     if (s->output_tokens)
         s->energy_per_out_token_j = s->energy_j / (double)s->output_tokens;
     if (processed_tokens > 0)

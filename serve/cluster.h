@@ -1,48 +1,21 @@
-/* A simulated serving cluster: the engine, N instances of one model at one
- * TP degree, a routing policy in front of them, a workload source, and the
- * run's metrics. cluster_create validates everything (policies, cost model
+/* A simulated serving cluster: the engine, pools of instances, the links
+ * between them (serve/net.h), routing in two stages (a pool, then one of its
+ * instances), an optional cluster controller, a workload source, and the
+ * run's metrics. cluster_create validates everything (policies, cost models
  * and workload read their own config objects here), cluster_run simulates
- * until every request has finished, cluster_summarize reports. */
+ * until every request has finished, cluster_summarize reports.
+ *
+ * The cluster owns the requests and moves them: between pools when a
+ * prefill-only pool hands a request to a decode pool, and between any two
+ * instances when a controller asks. Pools grow and shrink through the
+ * instance lifecycle (provisioning, loading weights over the links,
+ * warming, active, draining, stopped). */
 #ifndef SERVE_CLUSTER_H
 #define SERVE_CLUSTER_H
 
 #include "serve/instance.h"
 #include "serve/metrics.h"
-
-/* Everything the simulated cluster is built from: the run config after
- * parsing (tool/config.c fills it), with policies already resolved to their
- * ops. Borrowed by the cluster: it must outlive it. */
-typedef struct cluster_setup {
-    uint64_t seed;
-    llm_model model;
-    gpu_spec gpu;
-    int32_t n_instances;
-    int32_t tp;
-    batch_setup batch;           /* kv_total_blocks is derived */
-    double gpu_memory_utilization;
-    double activation_reserve_bytes;
-    sim_time_ns iteration_overhead_ns;
-    const char *cost_name;
-    cJSON *cost_params;
-    const batch_policy_ops *batch_policy;
-    cJSON *batch_params;
-    const route_policy_ops *route_policy;
-    cJSON *route_params;
-    const order_policy_ops *order_policy;
-    cJSON *order_params;
-    swap_setup swap;             /* host_blocks and the byte figures derived */
-    bool prefix_caching;         /* automatic prefix caching (serve/kv.h) */
-    cJSON *workload;
-    sim_time_ns slo_ttft_ns, slo_tpot_ns;
-    sim_time_ns timeseries_interval_ns;   /* 0: no time series */
-} cluster_setup;
-
-/* JSON paths (in the run config) of the setup's objects handed to policies, cost model, workload. */
-#define CFG_PATH_BATCH_PARAMS "$.policies.batch.params"
-#define CFG_PATH_ROUTE_PARAMS "$.policies.routing.params"
-#define CFG_PATH_ORDER_PARAMS "$.policies.order.params"
-#define CFG_PATH_COST_PARAMS "$.cost.params"
-#define CFG_PATH_WORKLOAD "$.workload"
+#include "serve/setup.h"
 
 typedef struct cluster cluster;
 
@@ -50,10 +23,6 @@ typedef struct cluster cluster;
  * another's numbers. */
 enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2, STREAM_IDENTITY = 3,
        STREAM_ORDER_BASE = 1000 /* + instance index */ };
-
-/* Equal-time order: time-series samples come last in their instant, so a
- * sample sees the state after every completion, arrival and wake then. */
-enum { PHASE_SAMPLE = PHASE_WAKE + 1 };
 
 /* One instance in a time-series sample. */
 typedef struct ts_instance {
@@ -63,6 +32,8 @@ typedef struct ts_instance {
     double kv_used_fraction;   /* KV blocks in use / blocks */
     double power_w;            /* all its GPUs: the current iteration's mean
                                 * power, or idle power between iterations */
+    int32_t pool;
+    inst_state state;
 } ts_instance;
 
 /* The state of the cluster at one instant, every timeseries_interval_ns of
@@ -91,10 +62,75 @@ void cluster_destroy(cluster *c);   /* NULL is a no-op */
 /* Runs to completion. Fails only on a workload error mid-run. */
 int cluster_run(cluster *c, sim_err *err);
 void cluster_summarize(const cluster *c, run_summary *out);
+
+/* Per pool and per instance, after the run. */
+typedef struct pool_summary {
+    char name[32];
+    int32_t role;              /* pool_role */
+    int32_t gpus_per_instance;
+    int32_t instances;         /* every instance it had */
+    uint64_t completed;        /* requests that finished in it */
+    uint64_t iterations;
+    uint64_t tokens;           /* computed */
+    uint64_t preemptions;
+    uint64_t moved_in, moved_out;
+    double busy_fraction;      /* iteration time over its instances' active time */
+    double energy_j;
+    double gpu_s[INST_STATE_COUNT];   /* GPU-seconds in each lifecycle state (0 for
+                                       * STOPPED: a stopped instance is released) */
+    double kv_peak_fraction;   /* max over its instances */
+    double kv_hit_fraction;    /* prompt tokens served from prefix caches */
+} pool_summary;
+
+typedef struct instance_summary {
+    int32_t pool;
+    int32_t gpus;
+    uint64_t completed;
+    uint64_t iterations;
+    uint64_t tokens;
+    uint64_t preemptions;
+    uint64_t moved_in, moved_out;
+    double busy_s;
+    double energy_j;
+    double state_s[INST_STATE_COUNT];
+    double kv_peak_fraction;
+    double kv_mean_fraction;
+    uint64_t kv_hit_tokens, kv_lookup_tokens, kv_evictions;
+} instance_summary;
+
+int32_t cluster_n_pools(const cluster *c);
+int32_t cluster_n_instances(const cluster *c);
+void cluster_pool_summary(const cluster *c, int32_t pool, pool_summary *out);
+void cluster_instance_summary(const cluster *c, int32_t i, instance_summary *out);
+
 /* "roofline" or "table+roofline": which cost sources produced the terms. */
 void cluster_cost_sources(const run_summary *s, char *buf, size_t size);
 /* What the workload skipped, dropped or cut besides clamping ("3 malformed
  * rows skipped, ..."); "" when nothing. */
 void cluster_workload_note(const cluster *c, char *buf, size_t size);
+
+/* ---- Acting on the cluster (controllers, tests) --------------------------- */
+
+/* Moves r (waiting or running, not already moving) to instance `to` (see
+ * move_mode in api/control.h). Returns false, doing nothing, when the move
+ * cannot start: r is finished or moving, `to` is r's own instance or not
+ * active. A move WITH_KV whose destination cannot reserve the blocks when
+ * it starts is aborted and r stays where it was (counted). */
+bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode);
+/* Grows pool by delta instances (cold starts through the lifecycle) or
+ * shrinks it (its newest active instances drain: they take no arrivals,
+ * their waiting requests go to the pool's other instances, and they stop
+ * when their running requests finish). Stays within the pool's bounds;
+ * returns the change made. */
+int32_t cluster_scale(cluster *c, int32_t pool, int32_t delta);
+
+/* Counters of the moves and scale actions, for tests and results. */
+typedef struct cluster_counts {
+    uint64_t moves_started, moves_done, moves_aborted, move_bytes;
+    uint64_t handoffs;          /* prefill-pool to decode-pool moves */
+    uint64_t control_ticks, actions_applied, actions_skipped;
+    uint64_t scale_ups, scale_downs;
+} cluster_counts;
+void cluster_get_counts(const cluster *c, cluster_counts *out);
 
 #endif

@@ -1,57 +1,57 @@
 /* A serving instance (see instance.h).
  *
  * Invariants, checked where they can break:
- *  - a request is in exactly one of: the waiting queue (REQ_WAITING), the
- *    running set (REQ_RUNNING), or gone (REQ_FINISHED, handed to release);
- *  - KV blocks held by requests sum to kv.used_blocks <= kv.total_blocks;
+ *  - a request of this instance is in exactly one of: the waiting queue
+ *    (REQ_WAITING), the running set (REQ_RUNNING); a detached one
+ *    (REQ_MOVING) is in neither, and a finished one is handed to the hooks;
+ *  - KV blocks held by its requests (and by detached ones not yet released)
+ *    are the cache's used blocks, never more than its total;
  *  - at most one iteration is in flight; `busy` says whether one is;
- *  - load->outstanding_tokens is the sum over the instance's requests of
- *    pending tokens plus output tokens still to generate.
+ *  - view->outstanding_tokens is the sum over its requests of pending tokens
+ *    plus output tokens still to generate.
  *
- * The waiting queue is an array with a moving head, kept sorted by the
- * ordering policy's key (then arrival, then id), so that the batch policy
- * sees it as one contiguous slice in order. Arrivals under FCFS append and
- * admissions take from the front, both O(1), which is the common case; any
- * other insertion or removal moves the entries behind it. The plan arrays
- * are reused between iterations: nothing is allocated per iteration once
- * they have grown to the largest queue seen.
+ * The waiting queue is a red-black tree (sim/rbtree.h) ordered by the
+ * ordering policy's key, then arrival, then id: O(log n) to insert or take
+ * out any request, so overload (long queues, admissions from the middle,
+ * preempted requests going back in) costs O(log n) per change. Policies
+ * walk it in order through the view. The plan arrays are reused between
+ * iterations: nothing is allocated per iteration once they have grown to
+ * the largest batch seen.
  *
  * Preemption: recompute drops the request's KV (it is prefilled again);
- * swap copies the KV of its computed tokens to host memory at PCIe speed
- * and back when it is admitted again, the copies either adding to the
- * iteration's time or overlapping its compute. */
+ * swap copies the KV of its computed tokens to host memory over the PCIe
+ * links and back when it is admitted again. A blocking copy delays the
+ * iteration's compute until the copies are done; an overlapped one delays
+ * only the iteration's end, if the copies outlast the compute. The GPUs idle
+ * through the delay. */
 #include "serve/instance.h"
-#include "serve/req.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/req.h"
+
 struct instance {
-    int32_t index;
+    int32_t index, pool;
     sim_engine *eng;
-    uint32_t kind_iter_end, kind_wake;
+    const pool_setup *ps;
     batch_setup setup;
     const batch_policy_ops *policy;
     void *policy_state;
     const order_policy_ops *order;
     void *order_state;
-    swap_setup swap;
-    int64_t host_blocks_used;
-    double swap_out_now, swap_in_now;   /* bytes per GPU, this iteration */
     cost_model *cost;
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
-    inst_load *load;
-    void (*release)(void *ctx, serve_req *r);
-    void *release_ctx;
-    iter_observer_fn observer;
-    void *observer_ctx;
+    inst_view *view;
+    net *net;
+    net_link pcie_d2h, pcie_h2d;
+    instance_hooks hooks;
+    inst_state state;
 
-    serve_req **waiting;     /* live entries are [wait_head, wait_head + n_waiting) */
-    size_t wait_head, wait_cap;
-    int32_t n_waiting;
+    sim_rb_tree waiting;
     serve_req **running;     /* admission order */
     size_t run_cap;
     int32_t n_running;
@@ -63,39 +63,95 @@ struct instance {
     batch_plan plan;
     cost_result cost_now;
     int64_t iter_tokens;
+    uint64_t iter_no;        /* iterations started, from 1 */
+
+    /* Swap copies of the iteration in flight. */
+    int64_t host_blocks_used;
+    double swap_out_now, swap_in_now;   /* bytes per GPU, this iteration */
+    int32_t copies_pending;
+    bool compute_waits;      /* blocking: compute starts after the copies */
+    bool compute_done;       /* overlapped: compute ended, copies still going */
+    sim_time_ns iter_start_ns, compute_ns;
+
+    serve_req **detach_later;   /* detaches asked during the iteration */
+    size_t detach_cap;
+    int32_t n_detach_later;
 
     int busy, wake_pending, open;
-    sim_time_ns idle_since;
+    sim_time_ns idle_since, state_since;
     uint64_t admit_seq;
     instance_stats stats;
 };
 
+/* ---- the waiting queue ------------------------------------------------ */
+
+/* Queue order: the ordering key, then arrival, then id. */
+static int waiting_cmp(const sim_rb_node *an, const sim_rb_node *bn)
+{
+    const serve_req *a = SIM_RB_ENTRY(an, const serve_req, wait_node);
+    const serve_req *b = SIM_RB_ENTRY(bn, const serve_req, wait_node);
+    if (a->order_key != b->order_key)
+        return a->order_key < b->order_key ? -1 : 1;
+    if (a->arrival_ns != b->arrival_ns)
+        return a->arrival_ns < b->arrival_ns ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void waiting_insert(instance *inst, serve_req *r)
+{
+    r->order_key = inst->order->key(inst->order_state, r);
+    sim_rb_insert(&inst->waiting, &r->wait_node);
+}
+
+static void waiting_remove(instance *inst, serve_req *r)
+{
+    sim_rb_remove(&inst->waiting, &r->wait_node);
+}
+
+static int32_t n_waiting(const instance *inst) { return (int32_t)sim_rb_size(&inst->waiting); }
+
+static void running_remove(instance *inst, serve_req *r)
+{
+    int32_t kept = 0;
+    for (int32_t i = 0; i < inst->n_running; i++)
+        if (inst->running[i] != r)
+            inst->running[kept++] = inst->running[i];
+    SIM_ASSERT(kept == inst->n_running - 1);
+    inst->n_running = kept;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
 instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err)
 {
+    const pool_setup *ps = s->ps;
     instance *inst = sim_xcalloc(1, sizeof *inst);
     inst->index = s->index;
+    inst->pool = s->pool;
     inst->eng = eng;
-    inst->kind_iter_end = s->kind_iter_end;
-    inst->kind_wake = s->kind_wake;
-    inst->setup = s->batch;
-    inst->policy = s->policy;
-    inst->order = s->order;
-    inst->swap = s->swap;
+    inst->ps = ps;
+    inst->setup = ps->batch;
+    inst->policy = ps->batch_policy.ops;
+    inst->order = ps->order_policy.ops;
     inst->metrics = s->metrics;
-    inst->load = s->load;
-    inst->release = s->release;
-    inst->release_ctx = s->release_ctx;
-    inst->observer = s->observer;
-    inst->observer_ctx = s->observer_ctx;
-    inst->kv = kv_create(s->batch.kv_total_blocks, s->batch.block_size_tokens,
-                         s->prefix_caching, sim_now(eng));
-    *inst->load = (inst_load){.kv_free_blocks = s->batch.kv_total_blocks};
-    inst->cost = cost_model_create(s->cost_name, s->cost, s->cost_params, s->cost_path, err);
+    inst->view = s->view;
+    inst->net = s->net;
+    inst->pcie_d2h = s->pcie_d2h;
+    inst->pcie_h2d = s->pcie_h2d;
+    inst->hooks = s->hooks;
+    inst->state = s->state;
+    sim_rb_init(&inst->waiting, waiting_cmp);
+    inst->kv = kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
+                         ps->prefix_caching, sim_now(eng));
+    *inst->view = (inst_view){.pool = s->pool, .state = s->state,
+                              .kv_free_blocks = ps->batch.kv_total_blocks,
+                              .kv_total_blocks = ps->batch.kv_total_blocks};
+    inst->cost = cost_model_create(ps->cost_name, s->cost, ps->cost_params, ps->cost_path, err);
     if (!inst->cost ||
-        s->policy->init(&inst->setup, s->policy_params, s->policy_path,
-                        &inst->policy_state, err) ||
-        s->order->init(s->order_seed, s->order_params, s->order_path,
-                       &inst->order_state, err)) {
+        inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
+                           &inst->policy_state, err) ||
+        inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
+                          &inst->order_state, err)) {
         instance_destroy(inst);
         return NULL;
     }
@@ -113,99 +169,20 @@ void instance_destroy(instance *inst)
         inst->order->destroy(inst->order_state);
     cost_model_destroy(inst->cost);
     kv_destroy(inst->kv);
-    free(inst->waiting);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
     free(inst->prefill);
+    free(inst->detach_later);
     free(inst);
 }
 
-/* ---- queues ---------------------------------------------------------- */
-
-static void waiting_reserve(instance *inst, size_t extra_front, size_t extra_back)
-{
-    size_t n = (size_t)inst->n_waiting;
-    if (inst->wait_head >= extra_front &&
-        inst->wait_head + n + extra_back <= inst->wait_cap)
-        return;
-    size_t need = n + extra_front + extra_back;
-    /* Keep at least half the array free, so that recentring (a move of
-     * every entry) happens once per many pushes, not on every one. */
-    if (2 * need > inst->wait_cap)
-        sim_grow((void **)&inst->waiting, &inst->wait_cap, 2 * need,
-                 sizeof *inst->waiting);
-    /* Recentre: room at the front for preempted requests, at the back for
-     * arrivals. */
-    size_t head = extra_front + (inst->wait_cap - need) / 4;
-    memmove(inst->waiting + head, inst->waiting + inst->wait_head, n * sizeof *inst->waiting);
-    inst->wait_head = head;
-}
-
-/* Queue order: the ordering key, then arrival, then id. */
-static int waiting_before(const serve_req *a, const serve_req *b)
-{
-    if (a->order_key != b->order_key)
-        return a->order_key < b->order_key;
-    if (a->arrival_ns != b->arrival_ns)
-        return a->arrival_ns < b->arrival_ns;
-    return a->id < b->id;
-}
-
-/* Inserts r at its place in the sorted queue. */
-static void waiting_insert(instance *inst, serve_req *r)
-{
-    r->order_key = inst->order->key(inst->order_state, r);
-    serve_req **w = inst->waiting + inst->wait_head;
-    int32_t n = inst->n_waiting;
-    if (n == 0 || !waiting_before(r, w[n - 1])) {   /* the common case: last */
-        waiting_reserve(inst, 0, 1);
-        inst->waiting[inst->wait_head + (size_t)inst->n_waiting++] = r;
-        return;
-    }
-    int32_t lo = 0, hi = n - 1;   /* first entry that r goes before */
-    while (lo < hi) {
-        int32_t mid = lo + (hi - lo) / 2;
-        if (waiting_before(r, w[mid]))
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    if (lo == 0) {
-        waiting_reserve(inst, 1, 0);
-        inst->waiting[--inst->wait_head] = r;
-    } else {
-        waiting_reserve(inst, 0, 1);
-        w = inst->waiting + inst->wait_head;
-        memmove(w + lo + 1, w + lo, (size_t)(n - lo) * sizeof *w);
-        w[lo] = r;
-    }
-    inst->n_waiting++;
-}
-
-/* Drops the entries that are no longer REQ_WAITING (admitted this step). */
-static void waiting_compact(instance *inst, int32_t admitted)
-{
-    serve_req **w = inst->waiting + inst->wait_head;
-    int32_t k = 0;
-    while (k < admitted && w[k]->state != REQ_WAITING)
-        k++;
-    if (k == admitted) {   /* taken from the front: O(1) */
-        inst->wait_head += (size_t)k;
-        inst->n_waiting -= k;
-        return;
-    }
-    int32_t kept = 0;
-    for (int32_t i = 0; i < inst->n_waiting; i++)
-        if (w[i]->state == REQ_WAITING)
-            w[kept++] = w[i];
-    SIM_ASSERT(kept == inst->n_waiting - admitted);
-    inst->n_waiting = kept;
-}
+int32_t instance_index(const instance *inst) { return inst->index; }
+inst_state instance_state(const instance *inst) { return inst->state; }
 
 static void plan_reserve(instance *inst)
 {
-    size_t need = (size_t)inst->n_waiting + (size_t)inst->n_running + 1;
+    size_t need = (size_t)n_waiting(inst) + (size_t)inst->n_running + 1;
     if (need <= inst->plan_cap)
         return;
     size_t cap = inst->plan_cap;
@@ -217,18 +194,90 @@ static void plan_reserve(instance *inst)
     inst->plan_cap = cap;
 }
 
-/* ---- one iteration --------------------------------------------------- */
+static void update_view(instance *inst)
+{
+    inst_view *v = inst->view;
+    v->state = inst->state;
+    v->n_waiting = n_waiting(inst);
+    v->n_running = inst->n_running;
+    kv_stats ks;
+    kv_get_stats(inst->kv, &ks);
+    v->kv_free_blocks = ks.total_blocks - ks.used_blocks;
+    v->kv_cached_blocks = ks.cached_blocks;
+}
+
+/* Tokens r still adds to the instance's load (view->outstanding_tokens):
+ * its pending tokens plus the output tokens it has yet to generate. It falls
+ * as tokens are computed, and by one more when the last token is emitted
+ * (the last token is never fed back). */
+static int64_t outstanding_of(const serve_req *r)
+{
+    return (int64_t)req_pending_tokens(r) + (r->output_tokens - r->generated_tokens);
+}
+
+/* ---- lifecycle and energy ------------------------------------------------ */
+
+static void accrue_state(instance *inst, sim_time_ns now)
+{
+    if (!inst->open)
+        return;
+    inst->stats.state_ns[inst->state] += now - inst->state_since;
+    inst->state_since = now;
+}
+
+static void accrue_idle(instance *inst, sim_time_ns now)
+{
+    if (inst->open && now > inst->idle_since)
+        inst->stats.energy_j += inst->idle_w * (double)(now - inst->idle_since) / 1e9;
+    inst->idle_since = now;
+}
+
+void instance_open(instance *inst, sim_time_ns now)
+{
+    inst->open = 1;
+    inst->idle_since = now;
+    inst->state_since = now;
+}
+
+static bool has_work(const instance *inst)
+{
+    return n_waiting(inst) > 0 || inst->n_running > 0;
+}
+
+void instance_set_state(instance *inst, inst_state s, sim_time_ns now)
+{
+    if (s == inst->state)
+        return;
+    accrue_state(inst, now);
+    /* A stopped instance draws nothing: close its idle stretch first. */
+    if (s == INST_STOPPED && !inst->busy)
+        accrue_idle(inst, now);
+    inst->state = s;
+    inst->view->state = s;
+    if (s == INST_DRAINING && !has_work(inst) && !inst->busy && inst->hooks.emptied)
+        inst->hooks.emptied(inst->hooks.ctx, inst);
+}
+
+void instance_close(instance *inst, sim_time_ns end)
+{
+    SIM_ASSERT_AT(end, !inst->busy);
+    /* An instance that changed state after the last request finished (a
+     * late scale action) is closed there. */
+    if (end < inst->state_since)
+        end = inst->state_since;
+    if (inst->state != INST_STOPPED)
+        accrue_idle(inst, end);
+    accrue_state(inst, end);
+}
+
+/* ---- one iteration ------------------------------------------------------ */
 
 static void go_idle(instance *inst, sim_time_ns now)
 {
     inst->busy = 0;
     inst->idle_since = now;
-}
-
-static void accrue_idle(instance *inst, sim_time_ns now)
-{
-    if (inst->open)
-        inst->stats.energy_j += inst->idle_w * (double)(now - inst->idle_since) / 1e9;
+    if (inst->state == INST_DRAINING && inst->hooks.emptied)
+        inst->hooks.emptied(inst->hooks.ctx, inst);
 }
 
 /* Drops r's KV (recompute) or moves it to host memory (swap), and puts r
@@ -239,13 +288,14 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
     /* A layered prefill in flight has computed nothing yet: it restarts. */
     r->layers_done = 0;
     int64_t keep = kv_blocks_for(inst->kv, r->computed_tokens);
-    if (inst->swap.mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
-        inst->host_blocks_used + keep <= inst->swap.host_blocks) {
+    const swap_setup *sw = &inst->ps->swap;
+    if (sw->mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
+        inst->host_blocks_used + keep <= sw->host_blocks) {
         r->swapped_blocks = (int32_t)keep;
         inst->host_blocks_used += keep;
-        inst->swap_out_now += (double)keep * inst->swap.block_bytes_per_gpu;
+        inst->swap_out_now += (double)keep * sw->block_bytes_per_gpu;
     } else {
-        inst->load->outstanding_tokens += r->computed_tokens;
+        inst->view->outstanding_tokens += r->computed_tokens;
         inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
         r->computed_tokens = 0;
     }
@@ -276,7 +326,7 @@ static void swap_in(instance *inst, serve_req *r)
     if (!r->swapped_blocks)
         return;
     SIM_ASSERT(r->swapped_blocks == kv_blocks_for(inst->kv, r->computed_tokens));
-    inst->swap_in_now += r->swapped_blocks * inst->swap.block_bytes_per_gpu;
+    inst->swap_in_now += r->swapped_blocks * inst->ps->swap.block_bytes_per_gpu;
     inst->host_blocks_used -= r->swapped_blocks;
     r->swapped_blocks = 0;
 }
@@ -288,17 +338,18 @@ static void swap_in(instance *inst, serve_req *r)
 static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
 {
     const batch_setup *s = &inst->setup;
-    int32_t admitted = 0;
     int64_t tokens = 0;
     *shape = (batch_shape){.prefill = inst->prefill};
     SIM_ASSERT_AT(now, inst->plan.n_items <= s->max_seqs);
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
-        SIM_ASSERT_AT(now, r->instance == inst->index && r->state != REQ_FINISHED);
+        SIM_ASSERT_AT(now, r->instance == inst->index &&
+                      (r->state == REQ_WAITING || r->state == REQ_RUNNING));
         if (r->state != REQ_WAITING)
             continue;
+        waiting_remove(inst, r);
         swap_in(inst, r);
-        inst->load->outstanding_tokens -= kv_admit(inst->kv, r, &req_of(r)->kv, now);
+        inst->view->outstanding_tokens -= kv_admit(inst->kv, r, &req_of(r)->kv, now);
         r->state = REQ_RUNNING;
         r->admit_seq = ++inst->admit_seq;
         if (r->first_scheduled_ns < 0)
@@ -306,13 +357,13 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         sim_grow((void **)&inst->running, &inst->run_cap, (size_t)inst->n_running + 1,
                  sizeof *inst->running);
         inst->running[inst->n_running++] = r;
-        admitted++;
     }
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens;
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
         kv_grow(inst->kv, r, &req_of(r)->kv, q, now);   /* asserts the plan fits */
+        req_of(r)->in_iter = inst->iter_no;
         int32_t layers = inst->plan.items[i].layers;
         if (layers) {   /* layered prefill: whole pending prompt, one layer group */
             SIM_ASSERT_AT(now, q == req_pending_tokens(r) &&
@@ -331,8 +382,6 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
     }
     SIM_ASSERT_AT(now, tokens <= s->max_batched_tokens);
     SIM_ASSERT_AT(now, inst->n_running <= s->max_seqs);
-    if (admitted)
-        waiting_compact(inst, admitted);
     inst->iter_tokens = tokens;
 }
 
@@ -350,45 +399,50 @@ static void accumulate_cost(instance *inst, const cost_result *c)
     }
 }
 
-/* The iteration's KV copies over PCIe (each GPU its own shard on its own
- * link): they add to the iteration, or hide under its compute when copies
- * overlap; the GPUs idle through the part that shows. */
-static void add_swap_time(instance *inst, cost_result *c)
+static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now);
+
+/* Starts this iteration's swap copies, each GPU its own shard on its own
+ * link (an instance's link carries all its GPUs). Returns the time they
+ * add to the iteration if nothing else shares the links, for the
+ * observer: the copies themselves decide when the iteration ends. */
+static double start_copies(instance *inst, const cost_result *c)
 {
-    double copy_ns = (inst->swap_out_now + inst->swap_in_now) /
-                     inst->swap.pcie_bytes_per_s * 1e9;
-    double shown_ns = inst->swap.overlap ? copy_ns - (double)c->latency_ns : copy_ns;
-    if (shown_ns > 0) {
-        c->latency_ns += (sim_time_ns)ceil(shown_ns);
-        c->energy_j += inst->idle_w * shown_ns / 1e9;
-        inst->stats.swap_ns += (sim_time_ns)ceil(shown_ns);
+    double gpus = par_gpus(&inst->ps->par);
+    double copy_s = 0;
+    const double bytes[2] = {inst->swap_out_now, inst->swap_in_now};
+    const net_link links[2] = {inst->pcie_d2h, inst->pcie_h2d};
+    for (int k = 0; k < 2; k++) {
+        if (bytes[k] <= 0)
+            continue;
+        net_start(inst->net, &links[k], 1, bytes[k] * gpus, on_copy_done, inst, k);
+        inst->copies_pending++;
+        double s = (double)net_link_latency_ns(inst->net, links[k]) / 1e9 +
+                   bytes[k] * gpus / net_link_bytes_per_s(inst->net, links[k]);
+        if (s > copy_s)
+            copy_s = s;
     }
     inst->stats.swap_out_bytes += inst->swap_out_now;
     inst->stats.swap_in_bytes += inst->swap_in_now;
     inst->swap_out_now = inst->swap_in_now = 0;
-}
-
-static void update_load(instance *inst)
-{
-    inst->load->n_waiting = inst->n_waiting;
-    inst->load->n_running = inst->n_running;
-    inst->load->kv_free_blocks = kv_free_blocks_of(inst->kv);
+    double copy_ns = copy_s * 1e9;
+    double shown = inst->ps->swap.overlap ? copy_ns - (double)c->latency_ns : copy_ns;
+    return shown > 0 ? ceil(shown) : 0;
 }
 
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
-    if (inst->n_waiting == 0 && inst->n_running == 0) {
+    if (!has_work(inst)) {
         go_idle(inst, now);
-        update_load(inst);
+        update_view(inst);
         return;
     }
     plan_reserve(inst);
     batch_view view = {
         .now = now,
         .setup = &inst->setup,
-        .waiting = (const serve_req *const *)(inst->waiting + inst->wait_head),
-        .n_waiting = inst->n_waiting,
+        .waiting = &inst->waiting,
+        .n_waiting = n_waiting(inst),
         .running = (const serve_req *const *)inst->running,
         .n_running = inst->n_running,
         .kv = kv_ledger_begin(inst->kv),
@@ -399,26 +453,63 @@ static void step(instance *inst)
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
 
+    inst->iter_no++;
     apply_preemptions(inst, now);
     batch_shape shape;
     apply_items(inst, now, &shape);
-    update_load(inst);
+    update_view(inst);
 
     cost_iteration(inst->cost, &shape, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
-    if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
-        add_swap_time(inst, &inst->cost_now);
     accumulate_cost(inst, &inst->cost_now);
-    if (inst->observer) {
-        iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
-                        &inst->cost_now, inst->kv,
-                        (const serve_req *const *)(inst->waiting + inst->wait_head),
-                        inst->n_waiting};
-        inst->observer(inst->observer_ctx, &it);
-    }
     inst->busy = 1;
-    sim_schedule(inst->eng, now + inst->cost_now.latency_ns, PHASE_ITER_END,
-                 inst->kind_iter_end, inst, 0);
+    inst->iter_start_ns = now;
+    inst->compute_ns = inst->cost_now.latency_ns;
+    inst->compute_waits = inst->compute_done = false;
+    cost_result seen = inst->cost_now;
+    if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
+        seen.latency_ns += (sim_time_ns)start_copies(inst, &inst->cost_now);
+    if (inst->hooks.observer) {
+        iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
+                        &seen, inst->kv, &inst->waiting, n_waiting(inst)};
+        inst->hooks.observer(inst->hooks.observer_ctx, &it);
+    }
+    if (inst->copies_pending && !inst->ps->swap.overlap) {
+        inst->compute_waits = true;   /* the end is scheduled when they finish */
+        return;
+    }
+    sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+}
+
+/* The delay the copies added to the iteration: the GPUs idle through it. */
+static void add_copy_delay(instance *inst, sim_time_ns delay)
+{
+    if (delay <= 0)
+        return;
+    inst->stats.swap_ns += delay;
+    inst->stats.busy_ns += delay;
+    inst->cost_now.latency_ns += delay;
+    double j = inst->idle_w * (double)delay / 1e9;
+    inst->cost_now.energy_j += j;
+    inst->stats.energy_j += j;
+}
+
+static void finish_iteration(instance *inst, sim_time_ns now);
+
+static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
+{
+    (void)x, (void)tag;
+    instance *inst = ctx;
+    SIM_ASSERT_AT(now, inst->copies_pending > 0);
+    if (--inst->copies_pending)
+        return;
+    if (inst->compute_waits) {
+        add_copy_delay(inst, now - inst->iter_start_ns);
+        sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+    } else if (inst->compute_done) {
+        add_copy_delay(inst, now - (inst->iter_start_ns + inst->compute_ns));
+        finish_iteration(inst, now);
+    }
 }
 
 static void emit_token(instance *inst, serve_req *r, sim_time_ns now)
@@ -436,21 +527,22 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now)
     if (r->generated_tokens == r->output_tokens) {
         r->state = REQ_FINISHED;
         kv_release(inst->kv, r, &req_of(r)->kv, now);
-        inst->load->outstanding_tokens -= 1;   /* the last token is never fed back */
+        inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
+        inst->stats.completed++;
         metrics_finish(inst->metrics, r, now);
     }
 }
 
-void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
+static void do_detach(instance *inst, serve_req *r);
+
+static void finish_iteration(instance *inst, sim_time_ns now)
 {
-    (void)ctx;
-    instance *inst = ev->data;
-    sim_time_ns now = sim_now(eng);
     double energy_per_token = inst->cost_now.energy_j / (double)inst->iter_tokens;
-    int32_t finished = 0;
+    int32_t finished = 0, first_tokens = 0;
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens, layers = inst->plan.items[i].layers;
+        req_of(r)->in_iter = 0;
         r->energy_j += energy_per_token * q;
         if (layers) {   /* layered prefill: credited after the last group */
             r->layers_done += layers;
@@ -461,10 +553,11 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
         r->computed_tokens += q;
         kv_commit(inst->kv, r, &req_of(r)->kv);
         inst->stats.tokens += (uint64_t)q;
-        inst->load->outstanding_tokens -= q;
+        inst->view->outstanding_tokens -= q;
         if (r->computed_tokens == req_seq_tokens(r)) {
             emit_token(inst, r, now);
             finished += r->state == REQ_FINISHED;
+            first_tokens += r->generated_tokens == 1 && r->state == REQ_RUNNING;
         }
     }
     if (finished) {
@@ -472,14 +565,44 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
         for (int32_t i = 0; i < inst->n_running; i++) {
             serve_req *r = inst->running[i];
             if (r->state == REQ_FINISHED)
-                inst->release(inst->release_ctx, r);
+                inst->hooks.finished(inst->hooks.ctx, inst, r);
             else
                 inst->running[kept++] = r;
         }
         inst->n_running = kept;
     }
+    inst->busy = 0;
+    /* Detaches asked while the iteration ran, then prefill-only hand-offs,
+     * before the next iteration is planned. */
+    for (int32_t i = 0; i < inst->n_detach_later; i++) {
+        serve_req *r = inst->detach_later[i];
+        if (r->state != REQ_FINISHED) {
+            do_detach(inst, r);
+            inst->hooks.detached(inst->hooks.ctx, inst, r);
+        }
+    }
+    inst->n_detach_later = 0;
+    if (first_tokens && inst->ps->role == POOL_PREFILL && inst->hooks.prefill_done) {
+        for (int32_t i = 0; i < inst->plan.n_items; i++) {
+            serve_req *r = (serve_req *)inst->plan.items[i].req;
+            if (r->state == REQ_RUNNING && r->generated_tokens == 1 &&
+                r->computed_tokens == req_seq_tokens(r) - 1 && r->instance == inst->index)
+                inst->hooks.prefill_done(inst->hooks.ctx, inst, r);
+        }
+    }
     inst->plan.n_items = 0;
-    step(inst);   /* refreshes the routing view, also when going idle */
+    step(inst);   /* refreshes the view, also when going idle */
+}
+
+void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ctx;
+    instance *inst = ev->data;
+    if (inst->copies_pending) {   /* overlapped copies outlast the compute */
+        inst->compute_done = true;
+        return;
+    }
+    finish_iteration(inst, sim_now(eng));
 }
 
 void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev)
@@ -493,38 +616,113 @@ void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev)
     step(inst);
 }
 
-void instance_enqueue(instance *inst, serve_req *r)
+static void wake(instance *inst)
 {
-    SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
-    waiting_insert(inst, r);
-    update_load(inst);
     if (!inst->busy && !inst->wake_pending) {
         inst->wake_pending = 1;
-        sim_schedule(inst->eng, sim_now(inst->eng), PHASE_WAKE, inst->kind_wake, inst, 0);
+        sim_schedule(inst->eng, sim_now(inst->eng), PHASE_WAKE, EV_WAKE, inst, 0);
     }
 }
 
-void instance_open(instance *inst, sim_time_ns now)
+void instance_enqueue(instance *inst, serve_req *r)
 {
-    inst->open = 1;
-    inst->idle_since = now;
+    SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
+    inst->view->outstanding_tokens += outstanding_of(r);
+    waiting_insert(inst, r);
+    update_view(inst);
+    wake(inst);
 }
 
-void instance_close(instance *inst, sim_time_ns end)
+/* ---- moves ---------------------------------------------------------------- */
+
+static void do_detach(instance *inst, serve_req *r)
 {
-    SIM_ASSERT_AT(end, !inst->busy);
-    if (end > inst->idle_since)
-        accrue_idle(inst, end);
-    inst->idle_since = end;
+    SIM_ASSERT(r->instance == inst->index);
+    if (r->state == REQ_WAITING)
+        waiting_remove(inst, r);
+    else {
+        SIM_ASSERT(r->state == REQ_RUNNING);
+        running_remove(inst, r);
+    }
+    /* A swapped-out request leaves its host copy: it recomputes. */
+    if (r->swapped_blocks) {
+        inst->host_blocks_used -= r->swapped_blocks;
+        r->swapped_blocks = 0;
+        inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
+        inst->view->outstanding_tokens += r->computed_tokens;
+        r->computed_tokens = 0;
+    }
+    r->layers_done = 0;
+    inst->view->outstanding_tokens -= outstanding_of(r);
+    r->state = REQ_MOVING;
+    update_view(inst);
+    if (inst->state == INST_DRAINING && !has_work(inst) && !inst->busy && inst->hooks.emptied)
+        inst->hooks.emptied(inst->hooks.ctx, inst);
 }
+
+void instance_detach(instance *inst, serve_req *r)
+{
+    SIM_ASSERT(r->instance == inst->index &&
+               (r->state == REQ_WAITING || r->state == REQ_RUNNING));
+    if (inst->busy && req_of(r)->in_iter == inst->iter_no) {
+        sim_grow((void **)&inst->detach_later, &inst->detach_cap,
+                 (size_t)inst->n_detach_later + 1, sizeof *inst->detach_later);
+        inst->detach_later[inst->n_detach_later++] = r;
+        return;
+    }
+    do_detach(inst, r);
+    inst->hooks.detached(inst->hooks.ctx, inst, r);
+}
+
+void instance_release_kv(instance *inst, serve_req *holder, kv_req *k)
+{
+    kv_release(inst->kv, holder, k, sim_now(inst->eng));
+    update_view(inst);
+}
+
+bool instance_reserve(instance *inst, serve_req *r)
+{
+    SIM_ASSERT(r->kv_blocks == 0);
+    int64_t need = kv_blocks_for(inst->kv, (int64_t)r->computed_tokens + 1);
+    if (need > kv_free_blocks_of(inst->kv))
+        return false;
+    kv_grow(inst->kv, r, &req_of(r)->kv, 1, sim_now(inst->eng));
+    update_view(inst);
+    return true;
+}
+
+void instance_attach(instance *inst, serve_req *r)
+{
+    SIM_ASSERT(r->state == REQ_MOVING);
+    if (r->instance != inst->index) {   /* not a move that went back */
+        r->moves++;
+        inst->stats.moved_in++;
+    }
+    r->instance = inst->index;
+    r->state = REQ_WAITING;
+    req_of(r)->kv.n_registered = 0;
+    kv_commit(inst->kv, r, &req_of(r)->kv);
+    inst->view->outstanding_tokens += outstanding_of(r);
+    waiting_insert(inst, r);
+    update_view(inst);
+    wake(inst);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
 
 void instance_get_stats(const instance *inst, instance_stats *out)
 {
     *out = inst->stats;
-    out->n_waiting = inst->n_waiting;
+    out->n_waiting = n_waiting(inst);
     out->n_running = inst->n_running;
 }
 
 const kv_cache *instance_kv(const instance *inst) { return inst->kv; }
-
 double instance_idle_power_w(const instance *inst) { return inst->idle_w; }
+const sim_rb_tree *instance_waiting(const instance *inst) { return &inst->waiting; }
+
+const serve_req *const *instance_running(const instance *inst, int32_t *n)
+{
+    *n = inst->n_running;
+    return (const serve_req *const *)inst->running;
+}

@@ -1,27 +1,30 @@
-/* One serving instance: a model replica on tp GPUs doing iteration-level
- * continuous batching (vLLM-style) with a paged KV cache.
+/* One serving instance: a model replica on the GPUs of its pool's parallel
+ * layout doing iteration-level continuous batching (vLLM-style) with a paged
+ * KV cache.
  *
- * Life of an iteration: instance_step asks the batch policy for a plan,
- * applies it (preemptions, admissions, KV growth), costs the batch with the
- * cost model and schedules the iteration's end; at the end the tokens are
- * credited (prefill progress, sampled tokens, finished requests) and the
- * next iteration starts at once. With nothing to do the instance goes idle
- * and a new request wakes it. */
+ * Life of an iteration: step asks the batch policy for a plan, applies it
+ * (preemptions, admissions, KV growth), costs the batch with the cost model
+ * and schedules the iteration's end; at the end the tokens are credited
+ * (prefill progress, sampled tokens, finished requests) and the next
+ * iteration starts at once. With nothing to do the instance goes idle and a
+ * new request wakes it. Swap copies travel over the instance's PCIe links
+ * (serve/net.h): they delay the iteration's compute (blocking) or its end
+ * (overlapped).
+ *
+ * Requests come and go: instance_enqueue (an arrival), instance_detach and
+ * instance_attach (a move to another instance, with or without its KV), and
+ * the hooks tell the cluster when a request finished, when a prefill-only
+ * instance has produced a first token, and when a draining instance has
+ * emptied. */
 #ifndef SERVE_INSTANCE_H
 #define SERVE_INSTANCE_H
 
-#include "models/cost.h"
-#include "api/batch.h"
-#include "api/order.h"
-#include "api/route.h"
+#include "serve/events.h"
 #include "serve/kv.h"
 #include "serve/metrics.h"
+#include "serve/net.h"
+#include "serve/setup.h"
 #include "sim/engine.h"
-
-/* Equal-time order of the serving model's events: completions free KV and
- * emit tokens first, then arrivals are routed (seeing that load), then idle
- * instances wake (seeing every request that arrived at that instant). */
-enum { PHASE_ITER_END = 0, PHASE_ARRIVAL = 1, PHASE_WAKE = 2 };
 
 typedef struct instance instance;
 
@@ -31,61 +34,78 @@ typedef struct iter_info {
     sim_time_ns start_ns;
     const batch_item *items;
     int32_t n_items;
-    const cost_result *cost;
-    const kv_cache *kv;    /* after this iteration's allocations */
-    const serve_req *const *waiting;   /* the queue left waiting, in order */
+    const cost_result *cost;   /* latency includes swap copies that show, as
+                                * costed at the start (no later contention) */
+    const kv_cache *kv;        /* after this iteration's allocations */
+    const sim_rb_tree *waiting;   /* the queue left waiting, in order */
     int32_t n_waiting;
 } iter_info;
 typedef void (*iter_observer_fn)(void *ctx, const iter_info *it);
 
-/* What happens to a preempted request's KV. */
-typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
-
-typedef struct swap_setup {
-    preempt_mode mode;
-    int overlap;                  /* copies overlap compute instead of blocking */
-    int64_t host_blocks;          /* KV blocks host memory holds; beyond, recompute */
-    double block_bytes_per_gpu;   /* one KV block's bytes on each GPU */
-    double pcie_bytes_per_s;      /* each GPU's own link, per direction */
-} swap_setup;
+/* What the cluster hears from an instance. */
+typedef struct instance_hooks {
+    void *ctx;
+    /* r emitted its last token; the cluster owns it from now on. */
+    void (*finished)(void *ctx, instance *inst, serve_req *r);
+    /* PREFILL pools: r emitted its first token and has more to generate;
+     * it stays running until the cluster detaches it. */
+    void (*prefill_done)(void *ctx, instance *inst, serve_req *r);
+    /* A detach asked of a request in the iteration then running is done. */
+    void (*detached)(void *ctx, instance *inst, serve_req *r);
+    /* A DRAINING instance has no request left. */
+    void (*emptied)(void *ctx, instance *inst);
+    iter_observer_fn observer;   /* may be NULL */
+    void *observer_ctx;
+} instance_hooks;
 
 typedef struct instance_setup {
     int32_t index;
-    batch_setup batch;
-    const batch_policy_ops *policy;
-    cJSON *policy_params;
-    const char *policy_path;
-    const order_policy_ops *order;
-    cJSON *order_params;
-    const char *order_path;
+    int32_t pool;
+    const pool_setup *ps;
+    const cost_setup *cost;       /* the pool's */
     uint64_t order_seed;
-    swap_setup swap;
-    bool prefix_caching;                 /* KV blocks with identity, cached prefixes */
-    const cost_setup *cost;
-    const char *cost_name;
-    cJSON *cost_params;
-    const char *cost_path;
-    uint32_t kind_iter_end, kind_wake;   /* the engine's event kinds */
     metrics *metrics;
-    inst_load *load;                     /* kept current for routing */
-    void (*release)(void *ctx, serve_req *r);   /* finished requests */
-    void *release_ctx;
-    iter_observer_fn observer;           /* may be NULL */
-    void *observer_ctx;
+    inst_view *view;              /* kept current for policies; must not move */
+    net *net;
+    net_link pcie_d2h, pcie_h2d;  /* its host links (swap copies) */
+    instance_hooks hooks;
+    inst_state state;             /* its state at creation */
 } instance_setup;
 
 instance *instance_create(sim_engine *eng, const instance_setup *setup, sim_err *err);
 void instance_destroy(instance *inst);   /* NULL is a no-op */
 
-/* Queues an arriving request; wakes the instance if idle. */
+int32_t instance_index(const instance *inst);
+inst_state instance_state(const instance *inst);
+
+/* Queues an arriving request (REQ_WAITING); wakes the instance if idle. */
 void instance_enqueue(instance *inst, serve_req *r);
+
+/* Takes r out of the instance (waiting or running) and marks it REQ_MOVING;
+ * its KV stays allocated here (the caller releases or transfers it). If r
+ * is part of the iteration now running, that happens when it ends; either
+ * way hooks.detached reports it. */
+void instance_detach(instance *inst, serve_req *r);
+/* Gives back the KV blocks of a request detached from this instance:
+ * holder describes them (its kv_blocks, its kv_req's table). */
+void instance_release_kv(instance *inst, serve_req *holder, kv_req *k);
+/* Reserves on this instance the blocks a moving request needs for its
+ * computed tokens and one more; false (nothing reserved) without room. */
+bool instance_reserve(instance *inst, serve_req *r);
+/* Puts a moved request in the waiting queue, with the KV reserved for it
+ * (and, in identity mode, offers its full blocks to the cache). */
+void instance_attach(instance *inst, serve_req *r);
+
 /* Event handlers (ctx unused; the event's data is the instance). */
 void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev);
 void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev);
 
-/* Starts the energy and busy clocks at `now` (the run's first arrival). */
+/* Starts the instance's clocks (energy, time per state) at `now`. Static
+ * instances open at the run's first arrival; started ones at creation. */
 void instance_open(instance *inst, sim_time_ns now);
-/* Accrues idle energy up to `end`; call once, at the end of the run. */
+/* Moves the instance to a lifecycle state (see api/cluster.h). */
+void instance_set_state(instance *inst, inst_state s, sim_time_ns now);
+/* Accrues energy and state time up to `end`; call once, at the end. */
 void instance_close(instance *inst, sim_time_ns end);
 
 typedef struct instance_stats {
@@ -100,6 +120,9 @@ typedef struct instance_stats {
     uint64_t recomputed_tokens;      /* KV dropped by recompute preemption */
     double swap_out_bytes, swap_in_bytes;   /* per GPU */
     sim_time_ns swap_ns;             /* iteration time added by swapping */
+    sim_time_ns state_ns[INST_STATE_COUNT];   /* time in each state */
+    uint64_t completed;              /* requests that finished here */
+    uint64_t moved_in;               /* requests moved here from elsewhere */
     int32_t n_waiting, n_running;
 } instance_stats;
 
@@ -107,5 +130,8 @@ void instance_get_stats(const instance *inst, instance_stats *out);
 const kv_cache *instance_kv(const instance *inst);
 /* Power of the instance's GPUs with no work, from its cost model. */
 double instance_idle_power_w(const instance *inst);
+/* Its waiting queue (front first) and running set (admission order). */
+const sim_rb_tree *instance_waiting(const instance *inst);
+const serve_req *const *instance_running(const instance *inst, int32_t *n);
 
 #endif

@@ -200,6 +200,10 @@ static int32_t take_free_block(kv_cache *kv)
 
 static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
 {
+    if (k->hash_block_tokens != kv->block_tokens) {   /* another pool's block size */
+        k->n_hash = 0;
+        k->hash_block_tokens = kv->block_tokens;
+    }
     if (i < k->n_hash)
         return k->hash[i];
     if (i >= k->hash_cap) {
@@ -225,14 +229,25 @@ static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
 static int32_t match(kv_cache *kv, const serve_req *r, kv_req *k)
 {
     int32_t most = (req_seq_tokens(r) - 1) / kv->block_tokens;
-    int32_t m = k->match_epoch == kv->evict_epoch ? k->match_blocks : 0;
+    int32_t m = k->match_kv == kv && k->match_epoch == kv->evict_epoch ? k->match_blocks : 0;
     if (m > most)
         m = most;
     while (m < most && table_find(kv, block_hash(kv, k, m)) != NIL)
         m++;
     k->match_blocks = m;
     k->match_epoch = kv->evict_epoch;
+    k->match_kv = kv;
     return m;
+}
+
+int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k)
+{
+    if (!kv->identity)
+        return 0;
+    int32_t most = (req_seq_tokens(r) - 1) / kv->block_tokens, m = 0;
+    while (m < most && table_find(kv, block_hash(kv, k, m)) != NIL)
+        m++;
+    return m * kv->block_tokens;
 }
 
 /* ---- creation ------------------------------------------------------------------ */
@@ -315,7 +330,7 @@ void kv_req_init(kv_req *k, const uint64_t *ids, int32_t id_tokens, int32_t id_b
     *k = (kv_req){.table = table, .table_cap = table_cap, .hash = hash, .hash_cap = hash_cap,
                   .ids = ids, .id_tokens = ids && id_block_tokens > 0 ? id_tokens : 0,
                   .id_block_tokens = id_block_tokens > 0 ? id_block_tokens : 1,
-                  .unique = unique, .match_epoch = UINT64_MAX};
+                  .unique = unique};
 }
 
 void kv_req_fini(kv_req *k)

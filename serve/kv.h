@@ -42,12 +42,14 @@ typedef struct kv_req {
     int32_t table_cap;
     uint64_t *hash;            /* hashes of blocks 0..n_hash-1, computed lazily */
     int32_t n_hash, hash_cap;
+    int32_t hash_block_tokens; /* the block size the hashes are for */
     int32_t n_registered;      /* full blocks already offered to the cache */
     const uint64_t *ids;       /* chained ids of its first id_tokens tokens */
     int32_t id_tokens, id_block_tokens;
     uint64_t unique;           /* identity of its other tokens */
-    int32_t match_blocks;      /* last prefix match, valid while match_epoch */
-    uint64_t match_epoch;      /* equals the cache's eviction epoch */
+    int32_t match_blocks;      /* last prefix match, valid while match_kv's */
+    uint64_t match_epoch;      /* eviction epoch equals match_epoch */
+    const kv_cache *match_kv;
 } kv_req;
 
 /* What the cache did, for the run's results. */
@@ -106,6 +108,9 @@ void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns 
 void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
 /* After r's computed_tokens grew: offers its newly full blocks to the cache. */
 void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k);
+/* Tokens of r's sequence this cache holds (for a router asking every
+ * instance; changes nothing). */
+int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k);
 /* Blocks needed to hold `tokens` tokens: ceil(tokens / block size). */
 int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens);
 

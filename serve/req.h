@@ -13,6 +13,9 @@ typedef struct req {
     kv_req kv;
     uint64_t *ids;              /* its chained prefix ids (owned copy) */
     int32_t ids_cap;
+    uint64_t in_iter;           /* its instance's iteration it is part of (0: none) */
+    int32_t move_to;            /* a move's destination while it is under way; -1 */
+    int8_t move_mode;           /* that move's move_mode */
 } req;
 
 static inline req *req_of(const serve_req *r) { return (req *)(uintptr_t)r; }

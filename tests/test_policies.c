@@ -97,8 +97,8 @@ static void check_invariants(const char *batch, const char *order, const char *r
         /* Each request got the output length the workload asked for. */
         ck_assert_uint_eq(r->workload_requests, n);
         ck_assert_uint_eq(r->output_mismatches, 0);
-        ck_assert_int_le(r->max_batch_tokens, cfg.sys.batch.max_batched_tokens);
-        ck_assert_int_le(r->max_batch_seqs, cfg.sys.batch.max_seqs);
+        ck_assert_int_le(r->max_batch_tokens, cfg.sys.pools[0].batch.max_batched_tokens);
+        ck_assert_int_le(r->max_batch_seqs, cfg.sys.pools[0].batch.max_seqs);
         ck_assert(!r->kv_over_capacity);
         ck_assert(!r->time_went_back);
         ck_assert_double_le(r->summary.kv_peak_fraction, 1.0);
@@ -313,9 +313,11 @@ static void check_order(void *ctx, const iter_info *it)
             c->admissions++;
         }
     }
-    for (int32_t i = 0; i < it->n_waiting; i++)
-        if (it->waiting[i]->order_key < waiting_min)
-            waiting_min = it->waiting[i]->order_key;
+    for (const sim_rb_node *n = sim_rb_first(it->waiting); n; n = sim_rb_next(n)) {
+        const serve_req *r = SIM_RB_ENTRY(n, const serve_req, wait_node);
+        if (r->order_key < waiting_min)
+            waiting_min = r->order_key;
+    }
     c->violations += admitted_max > waiting_min;
 }
 
@@ -441,13 +443,17 @@ START_TEST(test_round_robin_cycles_through_instances)
     void *state;
     sim_err err = {{0}};
     cJSON *params = cJSON_CreateObject();
-    ck_assert_int_eq(route_policy_find("round_robin", "$", &err)->init(3, params, "$", &state, &err), 0);
-    inst_load load[3] = {{0}};
-    route_view v = {0, load, 3};
+    route_setup rs = {0};
+    ck_assert_int_eq(route_policy_find("round_robin", "$", &err)->init(&rs, params, "$", &state,
+                                                                        &err), 0);
+    inst_view load[5] = {{0}};
+    const int32_t candidates[3] = {0, 2, 4};   /* the pool's active instances */
+    route_view v = {.inst = load, .n_instances = 5, .candidates = candidates,
+                    .n_candidates = 3};
     serve_req r = {0};
     const route_policy_ops *rr = route_policy_find("round_robin", "$", &err);
     for (int i = 0; i < 7; i++)
-        ck_assert_int_eq(rr->route(state, &v, &r), i % 3);
+        ck_assert_int_eq(rr->route(state, &v, &r), candidates[i % 3]);
     rr->destroy(state);
     cJSON_Delete(params);
 }
@@ -460,10 +466,14 @@ START_TEST(test_least_outstanding_tokens_picks_the_least_loaded_lowest_index)
     ck_assert_ptr_nonnull(lot);
     void *state;
     cJSON *params = cJSON_CreateObject();
-    ck_assert_int_eq(lot->init(4, params, "$", &state, &err), 0);
-    inst_load load[4] = {{.outstanding_tokens = 500}, {.outstanding_tokens = 20},
-                         {.outstanding_tokens = 900}, {.outstanding_tokens = 20}};
-    route_view v = {0, load, 4};
+    route_setup rs = {0};
+    ck_assert_int_eq(lot->init(&rs, params, "$", &state, &err), 0);
+    inst_view load[5] = {{.outstanding_tokens = 500}, {.outstanding_tokens = 20},
+                         {.outstanding_tokens = 900}, {.outstanding_tokens = 20},
+                         {.outstanding_tokens = 1}};
+    const int32_t candidates[4] = {0, 1, 2, 3};   /* instance 4 is not in the pool */
+    route_view v = {.inst = load, .n_instances = 5, .candidates = candidates,
+                    .n_candidates = 4};
     serve_req r = {0};
     ck_assert_int_eq(lot->route(state, &v, &r), 1);
     load[1].outstanding_tokens = 21;

@@ -74,8 +74,8 @@ static void run(const char *interval, ts_log *log, rec_hash *rh, run_summary *s)
     memset(log, 0, sizeof *log);
     memset(rh, 0, sizeof *rh);
     rh->h = 1469598103934665603ULL;
-    log->idle_w = cfg.sys.gpu.idle_w * cfg.sys.tp;
-    log->max_w = cfg.sys.gpu.max_w * cfg.sys.tp;
+    log->idle_w = cfg.sys.pools[0].gpu.idle_w * cfg.sys.pools[0].par.tp;
+    log->max_w = cfg.sys.pools[0].gpu.max_w * cfg.sys.pools[0].par.tp;
     cluster_hooks hooks = {.on_record = on_record, .record_ctx = rh,
                            .on_sample = on_sample, .sample_ctx = log};
     sim_err err = {{0}};

@@ -88,7 +88,7 @@ static void check_outputs(const run_config *cfg, tu_run *r)
     wl_setup setup = {
         .arrival_rng = sim_rng(eng, STREAM_ARRIVALS),
         .length_rng = sim_rng(eng, STREAM_LENGTHS),
-        .max_context_tokens = cfg->sys.batch.max_context_tokens,
+        .max_context_tokens = cluster_setup_max_context(&cfg->sys),
     };
     cJSON *workload = cJSON_Duplicate(cfg->sys.workload, 1);
     sim_err err = {{0}};

@@ -299,7 +299,11 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
         sim_err_prefix(err, "%s", name);
         return CAP_BAD_INPUT;
     }
-    int gpus = cfg.sys.n_instances * cfg.sys.tp, instances = cfg.sys.n_instances;
+    int gpus = 0, instances = 0;
+    for (int32_t k = 0; k < cfg.sys.n_pools; k++) {
+        instances += cfg.sys.pools[k].instances;
+        gpus += cfg.sys.pools[k].instances * par_gpus(&cfg.sys.pools[k].par);
+    }
     run_config_fini(&cfg);
 
     /* Bracket: double or halve until the verdict flips. */

@@ -34,11 +34,32 @@ static void print_pctl(const char *name, const pctl *p, double scale, const char
            p->p50 * scale, p->p90 * scale, p->p99 * scale, unit);
 }
 
+/* "Llama-3-70B: 2 instances x 4 H100-SXM-80GB (tp=4)", one clause per
+ * pool, with its name and role when there are several. */
+static void describe_cluster(const run_config *cfg, char *buf, size_t size)
+{
+    static const char *const roles[POOL_ROLE_COUNT] = {"mixed", "prefill", "decode"};
+    size_t used = 0;
+    buf[0] = 0;
+    for (int32_t k = 0; k < cfg->sys.n_pools && used < size; k++) {
+        const pool_setup *p = &cfg->sys.pools[k];
+        int g = par_gpus(&p->par);
+        char pool_name[64] = "";
+        if (cfg->sys.n_pools > 1)
+            snprintf(pool_name, sizeof pool_name, "pool %s (%s): ", p->name, roles[p->role]);
+        used += (size_t)snprintf(buf + used, size - used,
+                                 "%s%s%s: %d instance%s x %d %s (tp=%d)", k ? "; " : "",
+                                 pool_name, p->model.name, p->instances,
+                                 p->instances == 1 ? "" : "s", g, p->gpu.name, p->par.tp);
+    }
+}
+
 static void print_summary(const run_config *cfg, const run_summary *s,
                           const char *sources, const char *out)
 {
-    printf("servesim %s: %s on %d x %s (tp=%d), seed %llu\n", SERVESIM_VERSION,
-           cfg->sys.model.name, cfg->sys.n_instances, cfg->sys.gpu.name, cfg->sys.tp,
+    char cluster_text[1024];
+    describe_cluster(cfg, cluster_text, sizeof cluster_text);
+    printf("servesim %s: %s, seed %llu\n", SERVESIM_VERSION, cluster_text,
            (unsigned long long)s->seed);
     printf("  requests               %llu completed of %llu (%llu lengths clamped to context)\n",
            (unsigned long long)s->completed, (unsigned long long)s->arrived,

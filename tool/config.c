@@ -1,6 +1,15 @@
 /* Run config parsing (see config.h). The parts that belong to a plug-in
  * (policy params, cost model params, the workload) are only located here;
- * each plug-in validates its own object when the cluster creates it. */
+ * each plug-in validates its own object when the cluster creates it.
+ *
+ * Pools. Without `cluster.pools` the cluster is one pool read from the
+ * top-level sections, exactly as before pools existed. With it, each pool
+ * starts from the top-level `model`, `gpu`, `instance`, `cost` and
+ * `policies` (as the user wrote them, before defaults are filled in) and
+ * overrides them key by key with its own; the merged sections are written
+ * back into the pool, so the effective config shows each pool whole. The
+ * top-level sections are still read on their own first, so that a mistake
+ * there is reported at its own path. */
 #include "tool/config.h"
 #include "policies/registry.h"
 
@@ -14,10 +23,10 @@
 
 static int parse_named(cJSON *parent, const char *parent_path, const char *key,
                        const char *def_name, const char **name, cJSON **params,
-                       sim_err *err)
+                       char *params_path, sim_err *err)
 {
     static const char *const keys[] = {"name", "params", NULL};
-    char path[256], params_path[256];
+    char path[256];
     cJSON *obj;
     if (jcfg_obj(parent, parent_path, key, &obj, path, err) ||
         jcfg_check_keys(obj, path, keys, err) ||
@@ -27,41 +36,22 @@ static int parse_named(cJSON *parent, const char *parent_path, const char *key,
     return 0;
 }
 
-static int parse_cluster(run_config *rc, sim_err *err)
-{
-    cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"instances", "tp", NULL};
-    char path[256];
-    cJSON *o;
-    int64_t n, tp;
-    if (jcfg_obj(rc->root, "$", "cluster", &o, path, err) ||
-        jcfg_check_keys(o, path, keys, err) ||
-        jcfg_int(o, path, "instances", 1, 1, 4096, &n, err) ||
-        jcfg_int(o, path, "tp", 1, 1, LLM_TP_MAX, &tp, err))
-        return -1;
-    c->n_instances = (int32_t)n;
-    c->tp = (int32_t)tp;
-    if (llm_check_tp(&c->model, c->tp, err))
-        return sim_err_prefix(err, "$.cluster.tp");
-    return 0;
-}
+/* ---- one pool's sections ----------------------------------------------------- */
 
-static int parse_instance(run_config *rc, sim_err *err)
+/* `instance`: limits, KV and preemption. Needs the pool's model, GPU and
+ * layout. */
+static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
-    cluster_setup *c = &rc->sys;
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
         "host_swap_gib", "prefix_caching", NULL};
-    char path[256];
-    cJSON *o;
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
     bool overlap, caching;
-    const llm_model *m = &c->model;
-    if (jcfg_obj(rc->root, "$", "instance", &o, path, err) ||
-        jcfg_check_keys(o, path, keys, err) ||
+    const llm_model *m = &p->model;
+    if (jcfg_check_keys(o, path, keys, err) ||
         jcfg_int(o, path, "max_context_tokens", m->max_context_tokens, 2,
                  m->max_context_tokens, &ctx, err) ||
         jcfg_int(o, path, "max_batched_tokens", ctx, 1, INT32_MAX, &tokens, err) ||
@@ -74,7 +64,6 @@ static int parse_instance(run_config *rc, sim_err *err)
         jcfg_num(o, path, "host_swap_gib", 256, 0, 1 << 20, &host_gib, err) ||
         jcfg_bool(o, path, "prefix_caching", 0, &caching, err))
         return -1;
-    c->prefix_caching = caching;
     if (strcmp(preemption, "recompute") && strcmp(preemption, "swap"))
         return sim_errf(err, "%s.preemption: expected one of: recompute, swap; got \"%s\"",
                         path, preemption);
@@ -82,28 +71,28 @@ static int parse_instance(run_config *rc, sim_err *err)
     if (seqs > tokens)
         return sim_errf(err, "%s.max_seqs: expected at most max_batched_tokens (%lld), "
                         "got %lld", path, (long long)tokens, (long long)seqs);
-    c->batch = (batch_setup){
+    p->batch = (batch_setup){
         .max_batched_tokens = (int32_t)tokens,
         .max_seqs = (int32_t)seqs,
         .block_size_tokens = (int32_t)block,
         .max_context_tokens = (int32_t)ctx,
         .model_layers = m->layers,
     };
+    p->prefix_caching = caching;
     /* Host memory for swapped KV is per instance; each GPU holds its shard. */
-    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &PAR_TP(c->tp)) * (double)block;
-    c->swap = (swap_setup){
+    double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block;
+    p->swap = (swap_setup){
         .mode = strcmp(preemption, "swap") ? PREEMPT_RECOMPUTE : PREEMPT_SWAP,
         .overlap = overlap,
-        .host_blocks = (int64_t)(host_gib * GIB / (block_bytes * c->tp)),
+        .host_blocks = (int64_t)(host_gib * GIB / (block_bytes * par_gpus(&p->par))),
         .block_bytes_per_gpu = block_bytes,
-        .pcie_bytes_per_s = c->gpu.pcie_bw_bytes_per_s,
     };
-    c->gpu_memory_utilization = util;
-    c->activation_reserve_bytes = reserve_gib * GIB;
-    if (kv_capacity_blocks(m, &c->gpu, &PAR_TP(c->tp), util, c->activation_reserve_bytes,
-                           (int32_t)block, &c->batch.kv_total_blocks, err))
-        return sim_err_prefix(err, "$.model, $.gpu, $.cluster.tp");
-    int64_t kv_tokens = c->batch.kv_total_blocks * block;
+    p->gpu_memory_utilization = util;
+    p->activation_reserve_bytes = reserve_gib * GIB;
+    if (kv_capacity_blocks(m, &p->gpu, &p->par, util, p->activation_reserve_bytes,
+                           (int32_t)block, &p->batch.kv_total_blocks, err))
+        return sim_err_prefix(err, "%s", path);
+    int64_t kv_tokens = p->batch.kv_total_blocks * block;
     if (kv_tokens < ctx)
         return sim_errf(err, "%s.max_context_tokens: the KV cache holds %lld tokens per "
                         "instance, fewer than one request of max_context_tokens (%lld); "
@@ -112,43 +101,366 @@ static int parse_instance(run_config *rc, sim_err *err)
     return 0;
 }
 
-static int parse_cost(run_config *rc, sim_err *err)
+static int parse_cost(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
-    cluster_setup *c = &rc->sys;
     static const char *const keys[] = {"model", "iteration_overhead_us",
                                        "moe_routing_skew", "params", NULL};
-    char path[256], params_path[256];
-    cJSON *o;
     double overhead_us, skew;
-    if (jcfg_obj(rc->root, "$", "cost", &o, path, err) ||
-        jcfg_check_keys(o, path, keys, err) ||
-        jcfg_str(o, path, "model", "roofline", &c->cost_name, err) ||
+    if (jcfg_check_keys(o, path, keys, err) ||
+        jcfg_str(o, path, "model", "roofline", &p->cost_name, err) ||
         jcfg_num(o, path, "iteration_overhead_us", 200, 0, 1e7, &overhead_us, err) ||
         jcfg_num(o, path, "moe_routing_skew", 0, 0, 10, &skew, err) ||
-        jcfg_obj(o, path, "params", &c->cost_params, params_path, err))
+        jcfg_obj(o, path, "params", &p->cost_params, p->cost_path, err))
         return -1;
-    c->iteration_overhead_ns = (sim_time_ns)(overhead_us * 1e3);
-    llm_set_moe_skew(&c->model, skew);
-    return cost_model_find(c->cost_name, err) ? 0 : sim_err_prefix(err, "$.cost.model");
+    p->iteration_overhead_ns = (sim_time_ns)(overhead_us * 1e3);
+    llm_set_moe_skew(&p->model, skew);
+    if (!cost_model_find(p->cost_name, err))
+        return sim_err_prefix(err, "%s.model", path);
+    return 0;
 }
 
-static int parse_policies(run_config *rc, sim_err *err)
+/* A pool's policies: batch formation, queue order, routing among its
+ * instances. */
+static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
-    cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"batch", "order", "routing", NULL};
+    const char *batch, *order, *route;
+    char name_path[256];
+    if (parse_named(o, path, "batch", "vllm_prefill_first", &batch, &p->batch_policy.params,
+                    p->batch_policy.path, err) ||
+        parse_named(o, path, "order", "fcfs", &order, &p->order_policy.params,
+                    p->order_policy.path, err) ||
+        parse_named(o, path, "routing", "round_robin", &route, &p->route_policy.params,
+                    p->route_policy.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.batch.name", path);
+    if (!(p->batch_policy.ops = batch_policy_find(batch, name_path, err)))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.order.name", path);
+    if (!(p->order_policy.ops = order_policy_find(order, name_path, err)))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.routing.name", path);
+    if (!(p->route_policy.ops = route_policy_find(route, name_path, err)))
+        return -1;
+    return 0;
+}
+
+/* The pool's model and GPU: names of files in models/. */
+static int load_model_gpu(const char *model, const char *gpu, const char *path,
+                          pool_setup *p, sim_err *err)
+{
+    if (llm_model_load(models_dir(), model, &p->model, err))
+        return sim_err_prefix(err, "%s.model", path);
+    if (gpu_spec_load(models_dir(), gpu, &p->gpu, err))
+        return sim_err_prefix(err, "%s.gpu", path);
+    return 0;
+}
+
+static int check_layout(const char *path, pool_setup *p, sim_err *err)
+{
+    if (llm_check_layout(&p->model, &p->par, err))
+        return sim_err_prefix(err, "%s", path);
+    /* Weights loaded at a cold start: what each GPU holds. */
+    p->lifecycle.weight_bytes_per_gpu = llm_weight_bytes_per_gpu(&p->model, &p->par);
+    return 0;
+}
+
+/* ---- pools ------------------------------------------------------------------------- */
+
+/* The one pool of a config without cluster.pools: everything from the
+ * top-level sections, at their own paths. */
+static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
+                             const char *model, const char *gpu, sim_err *err)
+{
+    pool_setup *p = &rc->pools[0];
     char path[256];
     cJSON *o;
-    const char *batch, *order, *route;
-    if (jcfg_obj(rc->root, "$", "policies", &o, path, err) ||
+    snprintf(p->name, sizeof p->name, "default");
+    p->role = POOL_MIXED;
+    p->instances = p->min_instances = p->max_instances = (int32_t)instances;
+    p->par = PAR_TP((int32_t)tp);
+    if (load_model_gpu(model, gpu, "$", p, err))
+        return -1;
+    if (check_layout("$.cluster.tp", p, err))
+        return -1;
+    if (jcfg_obj(rc->root, "$", "instance", &o, path, err) ||
+        parse_instance(o, path, p, err) ||
+        jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
+        return -1;
+    cJSON *pol;
+    if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
+        parse_pool_policies(pol, path, p, err))
+        return -1;
+    return 0;
+}
+
+/* A copy of `base` (may be NULL) with `over`'s keys (may be NULL) laid on
+ * top: one level deep, and one more for objects in both (so that a pool's
+ * policies.batch.params replaces the batch's params whole). */
+static cJSON *merged(const cJSON *base, const cJSON *over)
+{
+    cJSON *out = base ? cJSON_Duplicate(base, 1) : cJSON_CreateObject();
+    SIM_ASSERT(out != NULL);
+    for (const cJSON *it = over ? over->child : NULL; it; it = it->next) {
+        cJSON *mine = cJSON_GetObjectItemCaseSensitive(out, it->string);
+        cJSON *copy;
+        if (mine && cJSON_IsObject(mine) && cJSON_IsObject(it) &&
+            strcmp(it->string, "params") != 0) {
+            copy = merged(mine, it);
+        } else {
+            copy = cJSON_Duplicate(it, 1);
+        }
+        SIM_ASSERT(copy != NULL);
+        cJSON_DeleteItemFromObjectCaseSensitive(out, it->string);
+        cJSON_AddItemToObject(out, it->string, copy);
+    }
+    return out;
+}
+
+/* Replaces section `key` of pool object `pj` with `with` (taking it), and
+ * returns it. */
+static cJSON *put_section(cJSON *pj, const char *key, cJSON *with)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(pj, key);
+    cJSON_AddItemToObject(pj, key, with);
+    return with;
+}
+
+static int parse_role(const char *s, const char *path, pool_role *out, sim_err *err)
+{
+    static const char *const names[POOL_ROLE_COUNT] = {"mixed", "prefill", "decode"};
+    for (int k = 0; k < POOL_ROLE_COUNT; k++)
+        if (!strcmp(s, names[k])) {
+            *out = (pool_role)k;
+            return 0;
+        }
+    return sim_errf(err, "%s.role: expected one of: mixed, prefill, decode; got \"%s\"", path, s);
+}
+
+static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
+{
+    static const char *const keys[] = {"provision_s", "init_s", NULL};
+    char lpath[256];
+    cJSON *o;
+    double provision, init;
+    if (jcfg_obj(pj, path, "lifecycle", &o, lpath, err) ||
+        jcfg_check_keys(o, lpath, keys, err) ||
+        jcfg_num(o, lpath, "provision_s", 30, 0, 1e7, &provision, err) ||
+        jcfg_num(o, lpath, "init_s", 20, 0, 1e7, &init, err))
+        return -1;
+    p->lifecycle.provision_ns = (sim_time_ns)(provision * 1e9);
+    p->lifecycle.init_ns = (sim_time_ns)(init * 1e9);
+    return 0;
+}
+
+static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_setup *p,
+                          sim_err *err)
+{
+    static const char *const keys[] = {"tp", "pp", "ep", "dp", NULL};
+    char ppath[256];
+    cJSON *o;
+    int64_t tp, pp, ep, dp;
+    if (jcfg_obj(pj, path, "parallel", &o, ppath, err) ||
+        jcfg_check_keys(o, ppath, keys, err) ||
+        jcfg_int(o, ppath, "tp", tp_default, 1, LLM_TP_MAX, &tp, err) ||
+        jcfg_int(o, ppath, "pp", 1, 1, 64, &pp, err) ||
+        jcfg_int(o, ppath, "ep", 1, 1, 1024, &ep, err) ||
+        jcfg_int(o, ppath, "dp", 1, 1, 1024, &dp, err))
+        return -1;
+    p->par = (par_layout){(int32_t)tp, (int32_t)pp, (int32_t)ep, (int32_t)dp};
+    return check_layout(ppath, p, err);
+}
+
+/* cluster.pools[k]: its own keys, then its sections merged over the
+ * top-level ones (`top` holds copies of those as the user wrote them). */
+static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[3],
+                      int64_t tp_default, const char *model_default,
+                      const char *gpu_default, sim_err *err)
+{
+    static const char *const keys[] = {"name", "role", "instances", "min_instances",
+                                       "max_instances", "model", "gpu", "parallel",
+                                       "instance", "cost", "policies", "lifecycle", NULL};
+    static const char *const section[3] = {"instance", "cost", "policies"};
+    pool_setup *p = &rc->pools[k];
+    char path[96], spath[256], def_name[32];
+    const char *name, *role, *model, *gpu;
+    int64_t n, lo, hi;
+    snprintf(path, sizeof path, "$.cluster.pools[%d]", k);
+    snprintf(def_name, sizeof def_name, "pool%d", k);
+    if (!cJSON_IsObject(pj))
+        return sim_errf(err, "%s: expected an object", path);
+    if (jcfg_check_keys(pj, path, keys, err) ||
+        jcfg_str(pj, path, "name", def_name, &name, err) ||
+        jcfg_str(pj, path, "role", "mixed", &role, err) ||
+        parse_role(role, path, &p->role, err) ||
+        jcfg_int(pj, path, "instances", 1, 0, 4096, &n, err) ||
+        jcfg_int(pj, path, "min_instances", n, 0, n, &lo, err) ||
+        jcfg_int(pj, path, "max_instances", n, n, 4096, &hi, err) ||
+        jcfg_str(pj, path, "model", model_default, &model, err) ||
+        jcfg_str(pj, path, "gpu", gpu_default, &gpu, err))
+        return -1;
+    if (strlen(name) >= sizeof p->name || !name[0])
+        return sim_errf(err, "%s.name: expected 1 to %zu characters, got \"%s\"", path,
+                        sizeof p->name - 1, name);
+    for (int32_t j = 0; j < k; j++)
+        if (!strcmp(rc->pools[j].name, name))
+            return sim_errf(err, "%s.name: \"%s\" is also the name of pool %d", path, name, j);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->instances = (int32_t)n;
+    p->min_instances = (int32_t)lo;
+    p->max_instances = (int32_t)hi;
+    if (load_model_gpu(model, gpu, path, p, err) ||
+        parse_parallel(pj, path, tp_default, p, err) ||
+        parse_lifecycle(pj, path, p, err))
+        return -1;
+    cJSON *sec[3];
+    for (int s = 0; s < 3; s++) {
+        cJSON *own = cJSON_GetObjectItemCaseSensitive(pj, section[s]);
+        if (own && !cJSON_IsObject(own))
+            return sim_errf(err, "%s.%s: expected an object", path, section[s]);
+        sec[s] = put_section(pj, section[s], merged(top[s], own));
+    }
+    snprintf(spath, sizeof spath, "%s.instance", path);
+    if (parse_instance(sec[0], spath, p, err))
+        return -1;
+    snprintf(spath, sizeof spath, "%s.cost", path);
+    if (parse_cost(sec[1], spath, p, err))
+        return -1;
+    snprintf(spath, sizeof spath, "%s.policies", path);
+    static const char *const pol_keys[] = {"batch", "order", "routing", NULL};
+    if (jcfg_check_keys(sec[2], spath, pol_keys, err) ||
+        parse_pool_policies(sec[2], spath, p, err))
+        return -1;
+    return 0;
+}
+
+static int parse_topology(cJSON *cl, const char *cpath, topology_setup *t, sim_err *err)
+{
+    static const char *const keys[] = {"gpus_per_node", "nic_gbps", "nvlink_latency_us",
+                                       "nic_latency_us", "pcie_latency_us", "storage_gbps",
+                                       "storage_latency_ms", NULL};
+    char path[256];
+    cJSON *o;
+    int64_t per_node;
+    double nic_gbps, nv_us, nic_us, pcie_us, st_gbps, st_ms;
+    if (jcfg_obj(cl, cpath, "topology", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
-        parse_named(o, path, "batch", "vllm_prefill_first", &batch, &c->batch_params, err) ||
-        parse_named(o, path, "order", "fcfs", &order, &c->order_params, err) ||
-        parse_named(o, path, "routing", "round_robin", &route, &c->route_params, err))
+        jcfg_int(o, path, "gpus_per_node", 8, 1, 1024, &per_node, err) ||
+        jcfg_num(o, path, "nic_gbps", 400, 1e-3, 1e6, &nic_gbps, err) ||
+        jcfg_num(o, path, "nvlink_latency_us", 3, 0, 1e6, &nv_us, err) ||
+        jcfg_num(o, path, "nic_latency_us", 10, 0, 1e6, &nic_us, err) ||
+        jcfg_num(o, path, "pcie_latency_us", 0, 0, 1e6, &pcie_us, err) ||
+        jcfg_num(o, path, "storage_gbps", 28, 1e-3, 1e6, &st_gbps, err) ||
+        jcfg_num(o, path, "storage_latency_ms", 0.1, 0, 1e6, &st_ms, err))
         return -1;
-    if (!(c->batch_policy = batch_policy_find(batch, "$.policies.batch.name", err)) ||
-        !(c->order_policy = order_policy_find(order, "$.policies.order.name", err)) ||
-        !(c->route_policy = route_policy_find(route, "$.policies.routing.name", err)))
+    *t = (topology_setup){
+        .gpus_per_node = (int32_t)per_node,
+        .nic_bytes_per_s = nic_gbps * 1e9 / 8,
+        .nvlink_latency_ns = (sim_time_ns)(nv_us * 1e3),
+        .nic_latency_ns = (sim_time_ns)(nic_us * 1e3),
+        .pcie_latency_ns = (sim_time_ns)(pcie_us * 1e3),
+        .storage_bytes_per_s = st_gbps * 1e9 / 8,
+        .storage_latency_ns = (sim_time_ns)(st_ms * 1e6),
+    };
+    return 0;
+}
+
+static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim_err *err)
+{
+    cluster_setup *c = &rc->sys;
+    static const char *const keys[] = {"instances", "tp", "pools", "pool_choice", "topology",
+                                       NULL};
+    char path[256];
+    cJSON *o;
+    int64_t n, tp;
+    const char *choice;
+    if (jcfg_obj(rc->root, "$", "cluster", &o, path, err) ||
+        jcfg_check_keys(o, path, keys, err) ||
+        jcfg_int(o, path, "instances", 1, 1, 4096, &n, err) ||
+        jcfg_int(o, path, "tp", 1, 1, LLM_TP_MAX, &tp, err) ||
+        jcfg_str(o, path, "pool_choice", "least_loaded", &choice, err) ||
+        parse_topology(o, path, &c->topology, err))
         return -1;
+    if (!strcmp(choice, "least_loaded"))
+        c->pool_choice = POOL_CHOICE_LEAST_LOADED;
+    else if (!strcmp(choice, "first"))
+        c->pool_choice = POOL_CHOICE_FIRST;
+    else
+        return sim_errf(err, "%s.pool_choice: expected \"least_loaded\" or \"first\", got "
+                        "\"%s\"", path, choice);
+    cJSON *pools = cJSON_GetObjectItemCaseSensitive(o, "pools");
+    if (!pools) {
+        rc->pools = sim_xcalloc(1, sizeof *rc->pools);
+        c->pools = rc->pools;
+        c->n_pools = 1;
+        return parse_single_pool(rc, n, tp, model, gpu, err);
+    }
+    int np = cJSON_GetArraySize(pools);
+    if (!cJSON_IsArray(pools) || np < 1 || np > 64)
+        return sim_errf(err, "%s.pools: expected an array of 1 to 64 pool objects", path);
+    /* The top-level sections as written, then read on their own (with the
+     * top-level model) so that their mistakes name their own paths. */
+    static const char *const section[3] = {"instance", "cost", "policies"};
+    cJSON *top[3];
+    for (int s = 0; s < 3; s++) {
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(rc->root, section[s]);
+        top[s] = t ? cJSON_Duplicate(t, 1) : NULL;
+    }
+    rc->pools = sim_xcalloc((size_t)np + 1, sizeof *rc->pools);
+    int rcode = parse_single_pool(rc, 1, tp, model, gpu, err);
+    memset(&rc->pools[0], 0, sizeof rc->pools[0]);
+    for (int k = 0; !rcode && k < np; k++)
+        rcode = parse_pool(rc, cJSON_GetArrayItem(pools, k), k, top, tp, model, gpu, err);
+    for (int s = 0; s < 3; s++)
+        cJSON_Delete(top[s]);
+    c->pools = rc->pools;
+    c->n_pools = np;
+    if (rcode)
+        return -1;
+    bool arrivals = false, prefill = false, decode = false;
+    for (int k = 0; k < np; k++) {
+        pool_role r = rc->pools[k].role;
+        arrivals |= r != POOL_DECODE && (rc->pools[k].instances > 0 ||
+                                         rc->pools[k].max_instances > 0);
+        prefill |= r == POOL_PREFILL;
+        decode |= r == POOL_DECODE;
+    }
+    if (!arrivals)
+        return sim_errf(err, "%s.pools: no pool takes arrivals (role mixed or prefill, with "
+                        "instances)", path);
+    if (prefill && !decode)
+        return sim_errf(err, "%s.pools: a prefill pool needs a decode pool to hand its "
+                        "requests to", path);
+    return 0;
+}
+
+/* ---- cluster-wide sections ------------------------------------------------------------ */
+
+static int parse_control(run_config *rc, sim_err *err)
+{
+    cluster_setup *c = &rc->sys;
+    static const char *const keys[] = {"name", "params", "period_ms", NULL};
+    char path[256];
+    cJSON *pol, *o;
+    if (jcfg_obj(rc->root, "$", "policies", &pol, path, err))
+        return -1;
+    o = cJSON_GetObjectItemCaseSensitive(pol, "control");
+    if (!o)
+        return 0;
+    const char *name;
+    double period_ms;
+    char cpath[300], name_path[320];
+    snprintf(cpath, sizeof cpath, "%s.control", path);
+    if (!cJSON_IsObject(o))
+        return sim_errf(err, "%s: expected an object", cpath);
+    if (jcfg_check_keys(o, cpath, keys, err) ||
+        jcfg_str(o, cpath, "name", JCFG_REQUIRED_STR, &name, err) ||
+        jcfg_num(o, cpath, "period_ms", 1000, 0.001, 1e9, &period_ms, err) ||
+        jcfg_obj(o, cpath, "params", &c->control.params, c->control.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.name", cpath);
+    if (!(c->control.ops = control_policy_find(name, name_path, err)))
+        return -1;
+    c->control.period_ns = (sim_time_ns)(period_ms * 1e6);
     return 0;
 }
 
@@ -197,7 +509,6 @@ int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
     rc->root = root;
     const char *model, *gpu, *description;
     int64_t seed;
-    char path[256];
     if (jcfg_check_keys(root, "$", keys, err) ||
         jcfg_str(root, "$", "description", "", &description, err) ||
         /* JSON numbers are doubles: integers above 2^53 would not survive. */
@@ -206,17 +517,10 @@ int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
         jcfg_str(root, "$", "gpu", JCFG_REQUIRED_STR, &gpu, err))
         goto fail;
     c->seed = (uint64_t)seed;
-    if (llm_model_load(models_dir(), model, &c->model, err)) {
-        sim_err_prefix(err, "$.model");
-        goto fail;
-    }
-    if (gpu_spec_load(models_dir(), gpu, &c->gpu, err)) {
-        sim_err_prefix(err, "$.gpu");
-        goto fail;
-    }
-    if (parse_cluster(rc, err) || parse_instance(rc, err) || parse_cost(rc, err) ||
-        parse_policies(rc, err) || parse_slo(rc, err) || parse_metrics(rc, err) ||
-        jcfg_obj(root, "$", "workload", &c->workload, path, err))
+    snprintf(c->workload_path, sizeof c->workload_path, "$.workload");
+    if (parse_cluster(rc, model, gpu, err) || parse_control(rc, err) ||
+        parse_slo(rc, err) || parse_metrics(rc, err) ||
+        jcfg_obj(root, "$", "workload", &c->workload, c->workload_path, err))
         goto fail;
     return 0;
 fail:
@@ -245,5 +549,6 @@ int run_config_load(const char *path, char *const *sets, int n_sets, run_config 
 void run_config_fini(run_config *rc)
 {
     cJSON_Delete(rc->root);
+    free(rc->pools);
     memset(rc, 0, sizeof *rc);
 }

@@ -10,6 +10,7 @@
 typedef struct run_config {
     cJSON *root;                 /* owned; the effective config */
     cluster_setup sys;           /* what the simulated system is built from */
+    pool_setup *pools;           /* owned; sys.pools points here */
 } run_config;
 
 /* Reads `path`, applies the assignments, parses. Messages start with the

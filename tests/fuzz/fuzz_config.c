@@ -24,7 +24,7 @@ static void try_workload(const run_config *cfg)
         return;   /* nor must empirical lengths or rate files (/dev/zero...) */
     cJSON *copy = cJSON_Duplicate(cfg->sys.workload, 1);
     sim_engine *eng = sim_engine_create(1);
-    wl_setup setup = {sim_rng(eng, 1), sim_rng(eng, 2), cfg->sys.batch.max_context_tokens};
+    wl_setup setup = {sim_rng(eng, 1), sim_rng(eng, 2), cluster_setup_max_context(&cfg->sys)};
     sim_err err;
     wl_source *s = wl_source_create(&setup, copy, "$.workload", &err);
     wl_request r;
