@@ -31,36 +31,36 @@
 typedef enum req_state { REQ_WAITING, REQ_RUNNING, REQ_FINISHED, REQ_MOVING } req_state;
 
 typedef struct serve_req {
-    uint64_t id;                /* order of arrival in the workload, from 0 */
-    sim_time_ns arrival_ns;
-    int32_t input_tokens;
-    int32_t output_tokens;      /* to generate (known to the simulator) */
-    int32_t instance;           /* where it is (or, while MOVING, is going) */
-    int32_t priority;           /* lower runs first under priority ordering */
-    int32_t slo_class;
-    int32_t tenant;
-    sim_time_ns ttft_deadline_ns;     /* arrival + its TTFT target */
-
+    /* What every iteration touches, first, in one cache line. */
     req_state state;
     int32_t computed_tokens;    /* KV-resident tokens */
     int32_t generated_tokens;   /* output tokens emitted so far */
+    int32_t input_tokens;
+    int32_t output_tokens;      /* to generate (known to the simulator) */
     int32_t kv_blocks;          /* KV blocks held on the GPU */
     int32_t kv_cap_tokens;      /* tokens those blocks hold: kv_blocks x block size */
-    int32_t swapped_blocks;     /* KV blocks held in host memory (swap preemption) */
     int32_t layers_done;        /* layered prefill: layers run of the pending tokens */
-    double order_key;           /* waiting-queue key from the ordering policy */
-    int32_t preemptions;
-    uint64_t admit_seq;         /* order of admission to the running set */
-
-    sim_time_ns first_scheduled_ns;   /* -1 until first scheduled */
-    sim_time_ns first_token_ns;       /* -1 until the first token */
+    int32_t instance;           /* where it is (or, while MOVING, is going) */
+    int32_t swapped_blocks;     /* KV blocks held in host memory (swap preemption) */
     sim_time_ns last_token_ns;
     sim_time_ns tbt_max_ns;
     double energy_j;            /* share of the iterations it took part in */
+
+    uint64_t id;                /* order of arrival in the workload, from 0 */
+    sim_time_ns arrival_ns;
+    int32_t priority;           /* lower runs first under priority ordering */
+    int32_t slo_class;
+    int32_t tenant;
+    int32_t preemptions;
+    sim_time_ns ttft_deadline_ns;     /* arrival + its TTFT target */
+    double order_key;           /* waiting-queue key from the ordering policy */
+    uint64_t admit_seq;         /* order of admission to the running set */
+    sim_time_ns first_scheduled_ns;   /* -1 until first scheduled */
+    sim_time_ns first_token_ns;       /* -1 until the first token */
     int32_t cached_tokens;      /* prompt tokens served from the prefix cache, all admissions */
+    int32_t moves;              /* times moved between instances */
     uint64_t prefix_group;      /* identity of its first prefix block (0: none), for
                                  * policies that group requests sharing a prefix */
-    int32_t moves;              /* times moved between instances */
     sim_rb_node wait_node;      /* its place in the waiting queue (the core's) */
 } serve_req;
 

@@ -345,7 +345,6 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .first_token_ns = -1,
         .prefix_group = c->next.n_prefix_blocks ? c->next.prefix_blocks[0] : 0,
     };
-    q->in_iter = 0;
     q->move_to = -1;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);

@@ -63,7 +63,6 @@ struct instance {
     batch_plan plan;
     cost_result cost_now;
     int64_t iter_tokens;
-    uint64_t iter_no;        /* iterations started, from 1 */
 
     /* Swap copies of the iteration in flight. */
     int64_t host_blocks_used;
@@ -363,7 +362,6 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         int32_t q = inst->plan.items[i].tokens;
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
         kv_grow(inst->kv, r, &req_of(r)->kv, q, now);   /* asserts the plan fits */
-        req_of(r)->in_iter = inst->iter_no;
         int32_t layers = inst->plan.items[i].layers;
         if (layers) {   /* layered prefill: whole pending prompt, one layer group */
             SIM_ASSERT_AT(now, q == req_pending_tokens(r) &&
@@ -453,7 +451,6 @@ static void step(instance *inst)
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
 
-    inst->iter_no++;
     apply_preemptions(inst, now);
     batch_shape shape;
     apply_items(inst, now, &shape);
@@ -512,7 +509,24 @@ static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
     }
 }
 
-static void emit_token(instance *inst, serve_req *r, sim_time_ns now)
+/* Token gaps of one iteration, gathered into runs of equal gaps: most
+ * requests of a batch also emitted in the one before, so they share a gap. */
+typedef struct gap_run {
+    sim_time_ns gap;
+    uint64_t n;
+} gap_run;
+
+static void gap_add(instance *inst, gap_run *run, sim_time_ns gap)
+{
+    if (gap == run->gap) {
+        run->n++;
+        return;
+    }
+    metrics_token_gaps(inst->metrics, run->gap, run->n);
+    *run = (gap_run){gap, 1};
+}
+
+static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *run)
 {
     r->generated_tokens++;
     if (r->generated_tokens == 1) {
@@ -521,7 +535,7 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now)
         sim_time_ns gap = now - r->last_token_ns;
         if (gap > r->tbt_max_ns)
             r->tbt_max_ns = gap;
-        metrics_token_gap(inst->metrics, gap);
+        gap_add(inst, run, gap);
     }
     r->last_token_ns = now;
     if (r->generated_tokens == r->output_tokens) {
@@ -539,10 +553,10 @@ static void finish_iteration(instance *inst, sim_time_ns now)
 {
     double energy_per_token = inst->cost_now.energy_j / (double)inst->iter_tokens;
     int32_t finished = 0, first_tokens = 0;
+    gap_run run = {0, 0};
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens, layers = inst->plan.items[i].layers;
-        req_of(r)->in_iter = 0;
         r->energy_j += energy_per_token * q;
         if (layers) {   /* layered prefill: credited after the last group */
             r->layers_done += layers;
@@ -551,15 +565,17 @@ static void finish_iteration(instance *inst, sim_time_ns now)
             r->layers_done = 0;
         }
         r->computed_tokens += q;
-        kv_commit(inst->kv, r, &req_of(r)->kv);
+        if (inst->ps->prefix_caching)
+            kv_commit(inst->kv, r, &req_of(r)->kv);
         inst->stats.tokens += (uint64_t)q;
         inst->view->outstanding_tokens -= q;
         if (r->computed_tokens == req_seq_tokens(r)) {
-            emit_token(inst, r, now);
+            emit_token(inst, r, now, &run);
             finished += r->state == REQ_FINISHED;
             first_tokens += r->generated_tokens == 1 && r->state == REQ_RUNNING;
         }
     }
+    metrics_token_gaps(inst->metrics, run.gap, run.n);
     if (finished) {
         int32_t kept = 0;
         for (int32_t i = 0; i < inst->n_running; i++) {
@@ -660,11 +676,23 @@ static void do_detach(instance *inst, serve_req *r)
         inst->hooks.emptied(inst->hooks.ctx, inst);
 }
 
+/* Whether r is part of the iteration now running (a scan: detaches are
+ * rare, iterations are not). */
+static bool in_flight(const instance *inst, const serve_req *r)
+{
+    if (!inst->busy || r->state != REQ_RUNNING)
+        return false;
+    for (int32_t i = 0; i < inst->plan.n_items; i++)
+        if (inst->plan.items[i].req == r)
+            return true;
+    return false;
+}
+
 void instance_detach(instance *inst, serve_req *r)
 {
     SIM_ASSERT(r->instance == inst->index &&
                (r->state == REQ_WAITING || r->state == REQ_RUNNING));
-    if (inst->busy && req_of(r)->in_iter == inst->iter_no) {
+    if (in_flight(inst, r)) {
         sim_grow((void **)&inst->detach_later, &inst->detach_cap,
                  (size_t)inst->n_detach_later + 1, sizeof *inst->detach_later);
         inst->detach_later[inst->n_detach_later++] = r;

@@ -498,7 +498,7 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
     return tokens;
 }
 
-void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns now)
+void kv_grow_blocks(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns now)
 {
     int64_t need = kv_blocks_for(kv, (int64_t)r->computed_tokens + tokens) - r->kv_blocks;
     if (need <= 0)

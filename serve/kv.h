@@ -102,8 +102,16 @@ batch_kv *kv_ledger_begin(kv_cache *kv);
  * prefix (touching the blocks, so nothing evicts them) and sets
  * computed_tokens to it; returns the tokens served from the cache. */
 int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
-/* Allocates the blocks r needs to hold `tokens` more tokens. Asserts room. */
-void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns now);
+/* Allocates the blocks r needs to hold `tokens` more tokens. Asserts room.
+ * Most calls need nothing (the tokens fit the last block): that check is
+ * inline. */
+void kv_grow_blocks(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_time_ns now);
+static inline void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens,
+                           sim_time_ns now)
+{
+    if (r->computed_tokens + tokens > r->kv_cap_tokens)
+        kv_grow_blocks(kv, r, k, tokens, now);
+}
 /* Gives back all of r's blocks (finished, preempted, moved). */
 void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
 /* After r's computed_tokens grew: offers its newly full blocks to the cache. */

@@ -83,10 +83,12 @@ void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
                   metrics_record_fn on_record, void *record_ctx);
 void metrics_fini(metrics *m);
 void metrics_arrival(metrics *m, const serve_req *r);
-/* Called for every output token after the first, with its gap. */
-static inline void metrics_token_gap(metrics *m, sim_time_ns gap_ns)
+/* Called for output tokens after the first, with their gap: `count` tokens
+ * that share one gap at once (every token of one iteration from a request
+ * that also emitted in the previous one has the same gap). */
+static inline void metrics_token_gaps(metrics *m, sim_time_ns gap_ns, uint64_t count)
 {
-    sim_hist_add(&m->tbt, gap_ns);
+    sim_hist_add_n(&m->tbt, gap_ns, count);
 }
 /* Builds the record, folds it into the summary and passes it on. */
 void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now);

@@ -13,7 +13,6 @@ typedef struct req {
     kv_req kv;
     uint64_t *ids;              /* its chained prefix ids (owned copy) */
     int32_t ids_cap;
-    uint64_t in_iter;           /* its instance's iteration it is part of (0: none) */
     int32_t move_to;            /* a move's destination while it is under way; -1 */
     int8_t move_mode;           /* that move's move_mode */
 } req;

@@ -67,8 +67,17 @@ void sim_hist_fini(sim_hist *h)
 
 void sim_hist_add(sim_hist *h, int64_t value)
 {
+    sim_hist_add_n(h, value, 1);
+}
+
+/* The sum stays exact (integers below 2^53), so adding value x count at
+ * once gives the same bits as count single adds. */
+void sim_hist_add_n(sim_hist *h, int64_t value, uint64_t count)
+{
     SIM_ASSERT(value >= 0);
-    h->count[bucket_of(value)]++;
+    if (!count)
+        return;
+    h->count[bucket_of(value)] += count;
     if (h->n == 0) {
         h->min = h->max = value;
     } else {
@@ -77,8 +86,8 @@ void sim_hist_add(sim_hist *h, int64_t value)
         if (value > h->max)
             h->max = value;
     }
-    h->n++;
-    h->sum += (double)value;
+    h->n += count;
+    h->sum += (double)value * (double)count;
 }
 
 double sim_hist_quantile(const sim_hist *h, double p)

@@ -25,6 +25,8 @@ typedef struct sim_hist {
 void sim_hist_init(sim_hist *h);
 void sim_hist_fini(sim_hist *h);
 void sim_hist_add(sim_hist *h, int64_t value);   /* value >= 0 */
+/* Adds `count` samples of one value at once (the same as count adds). */
+void sim_hist_add_n(sim_hist *h, int64_t value, uint64_t count);
 /* p in [0, 1]; the smallest bucket value v with at least p*n samples <= v,
  * reported as the bucket's midpoint clamped to [min, max]; 0 when empty. */
 double sim_hist_quantile(const sim_hist *h, double p);
