@@ -930,6 +930,17 @@ int cluster_run(cluster *c, sim_err *err)
 /* ---- results ------------------------------------------------------------------------- */
 
 int32_t cluster_n_pools(const cluster *c) { return c->n_pools; }
+
+int32_t cluster_n_groups(const cluster *c, metrics_group_kind kind)
+{
+    return metrics_group_count(&c->metrics, kind);
+}
+
+void cluster_group_summary(const cluster *c, metrics_group_kind kind, int32_t k,
+                           group_summary *out)
+{
+    metrics_group_summary(&c->metrics, kind, k, out);
+}
 int32_t cluster_n_instances(const cluster *c) { return c->n_inst; }
 
 void cluster_get_counts(const cluster *c, cluster_counts *out) { *out = c->counts; }

@@ -98,6 +98,12 @@ typedef struct instance_summary {
     uint64_t kv_hit_tokens, kv_lookup_tokens, kv_evictions;
 } instance_summary;
 
+/* Per SLO class and per tenant (metrics_group_kind): the groups that had
+ * requests, in id order. */
+int32_t cluster_n_groups(const cluster *c, metrics_group_kind kind);
+void cluster_group_summary(const cluster *c, metrics_group_kind kind, int32_t k,
+                           group_summary *out);
+
 int32_t cluster_n_pools(const cluster *c);
 int32_t cluster_n_instances(const cluster *c);
 void cluster_pool_summary(const cluster *c, int32_t pool, pool_summary *out);

@@ -5,6 +5,7 @@
  * request (the distribution serving papers plot); TPOT is per request. */
 #include "serve/metrics.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
@@ -25,6 +26,17 @@ void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
 
 void metrics_fini(metrics *m)
 {
+    for (int g = 0; g < METRICS_GROUP_KINDS; g++) {
+        for (int32_t i = 0; i < m->n_groups[g]; i++) {
+            group_stats *x = &m->groups[g][i];
+            if (x->used) {
+                sim_hist_fini(&x->ttft);
+                sim_hist_fini(&x->tpot);
+                sim_hist_fini(&x->e2e);
+            }
+        }
+        free(m->groups[g]);
+    }
     sim_hist_fini(&m->ttft);
     sim_hist_fini(&m->tbt);
     sim_hist_fini(&m->tpot);
@@ -36,6 +48,30 @@ void metrics_arrival(metrics *m, const serve_req *r)
 {
     if (m->first_arrival_ns < 0)
         m->first_arrival_ns = r->arrival_ns;
+}
+
+/* The stats of group `id` of a kind; ids are small non-negative integers
+ * (the trace formats bound them), so groups are an array by id. */
+static group_stats *group_of(metrics *m, metrics_group_kind g, int32_t id)
+{
+    SIM_ASSERT(id >= 0);
+    if (id >= m->n_groups[g]) {
+        int32_t n = m->n_groups[g] ? m->n_groups[g] : 4;
+        while (n <= id)
+            n *= 2;
+        m->groups[g] = sim_xrealloc(m->groups[g], (size_t)n * sizeof *m->groups[g]);
+        memset(m->groups[g] + m->n_groups[g], 0,
+               (size_t)(n - m->n_groups[g]) * sizeof *m->groups[g]);
+        m->n_groups[g] = n;
+    }
+    group_stats *x = &m->groups[g][id];
+    if (!x->used) {
+        x->used = true;
+        sim_hist_init(&x->ttft);
+        sim_hist_init(&x->tpot);
+        sim_hist_init(&x->e2e);
+    }
+    return x;
 }
 
 void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
@@ -77,6 +113,20 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
     m->met_both += ttft_ok && tpot_ok;
     m->completed++;
     m->output_tokens += (uint64_t)r->output_tokens;
+    const int32_t ids[METRICS_GROUP_KINDS] = {r->slo_class, r->tenant};
+    for (int g = 0; g < METRICS_GROUP_KINDS; g++) {
+        group_stats *x = group_of(m, (metrics_group_kind)g, ids[g]);
+        x->completed++;
+        x->output_tokens += (uint64_t)r->output_tokens;
+        x->met_ttft += ttft_ok;
+        x->met_tpot += tpot_ok;
+        x->met_both += ttft_ok && tpot_ok;
+        x->good_tokens += ttft_ok && tpot_ok ? (uint64_t)r->output_tokens : 0;
+        sim_hist_add(&x->ttft, rec.ttft_ns);
+        if (r->output_tokens > 1)
+            sim_hist_add(&x->tpot, (int64_t)rec.tpot_ns);
+        sim_hist_add(&x->e2e, rec.e2e_ns);
+    }
     m->preemptions += (uint64_t)r->preemptions;
     if (now > m->last_finish_ns)
         m->last_finish_ns = now;
@@ -116,4 +166,35 @@ void metrics_summarize(const metrics *m, run_summary *s)
         s->slo_attain_tpot = (double)m->met_tpot / m->completed;
         s->slo_attain = (double)m->met_both / m->completed;
     }
+}
+
+int32_t metrics_group_count(const metrics *m, metrics_group_kind kind)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < m->n_groups[kind]; i++)
+        n += m->groups[kind][i].used;
+    return n;
+}
+
+void metrics_group_summary(const metrics *m, metrics_group_kind kind, int32_t k,
+                           group_summary *out)
+{
+    int32_t id = 0;
+    for (int32_t seen = -1; id < m->n_groups[kind]; id++)
+        if (m->groups[kind][id].used && ++seen == k)
+            break;
+    SIM_ASSERT(id < m->n_groups[kind]);
+    const group_stats *x = &m->groups[kind][id];
+    *out = (group_summary){
+        .id = id,
+        .completed = x->completed,
+        .output_tokens = x->output_tokens,
+        .good_tokens = x->good_tokens,
+        .slo_attain_ttft = (double)x->met_ttft / (double)x->completed,
+        .slo_attain_tpot = (double)x->met_tpot / (double)x->completed,
+        .slo_attain = (double)x->met_both / (double)x->completed,
+        .ttft_s = pctl_of(&x->ttft),
+        .tpot_s = pctl_of(&x->tpot),
+        .e2e_s = pctl_of(&x->e2e),
+    };
 }

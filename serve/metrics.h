@@ -69,6 +69,27 @@ typedef struct run_summary {
 
 typedef void (*metrics_record_fn)(void *ctx, const req_record *rec);
 
+/* Requests grouped by an attribute: per SLO class and per tenant. */
+typedef enum metrics_group_kind { METRICS_BY_CLASS, METRICS_BY_TENANT, METRICS_GROUP_KINDS } metrics_group_kind;
+
+typedef struct group_stats {
+    uint64_t completed, output_tokens;
+    uint64_t met_ttft, met_tpot, met_both;
+    uint64_t good_tokens;        /* output tokens of requests meeting both targets */
+    sim_hist ttft, tpot, e2e;    /* allocated when the group first shows up */
+    bool used;
+} group_stats;
+
+/* One group's summary, for the results file. */
+typedef struct group_summary {
+    int32_t id;                  /* the class or tenant */
+    uint64_t completed;
+    uint64_t output_tokens;
+    uint64_t good_tokens;        /* service goodput: tokens of requests meeting both */
+    double slo_attain_ttft, slo_attain_tpot, slo_attain;
+    pctl ttft_s, tpot_s, e2e_s;
+} group_summary;
+
 typedef struct metrics {
     sim_hist ttft, tbt, tpot, e2e, queue;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
@@ -77,6 +98,8 @@ typedef struct metrics {
     sim_time_ns first_arrival_ns, last_finish_ns;
     metrics_record_fn on_record;   /* may be NULL */
     void *record_ctx;
+    group_stats *groups[METRICS_GROUP_KINDS];   /* indexed by the attribute */
+    int32_t n_groups[METRICS_GROUP_KINDS];      /* ids 0 .. n-1 may be in use */
 } metrics;
 
 void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
@@ -94,5 +117,10 @@ static inline void metrics_token_gaps(metrics *m, sim_time_ns gap_ns, uint64_t c
 void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now);
 /* Fills the latency and SLO parts of the summary. */
 void metrics_summarize(const metrics *m, run_summary *s);
+/* The groups of one kind that had requests, in id order: how many, and the
+ * k-th one's summary. */
+int32_t metrics_group_count(const metrics *m, metrics_group_kind kind);
+void metrics_group_summary(const metrics *m, metrics_group_kind kind, int32_t k,
+                           group_summary *out);
 
 #endif

@@ -1,7 +1,10 @@
 /* End-to-end runs of the serving cluster: conservation, determinism,
  * metric sanity, energy accounting. */
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -423,6 +426,60 @@ START_TEST(test_single_pool_config_equals_the_legacy_one)
 }
 END_TEST
 
+START_TEST(test_results_are_reported_per_slo_class_and_tenant)
+{
+    /* 60 requests: class 0 with a generous TTFT target, class 2 with one
+     * nobody meets; tenants 0, 1, 2 in turn. */
+    char *dir = tu_tempdir(), path[512];
+    snprintf(path, sizeof path, "%s/classes.csv", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("arrival_s,input_tokens,output_tokens,slo_class,tenant,ttft_slo_ms\n", f);
+    for (int i = 0; i < 60; i++)
+        fprintf(f, "%.3f,%d,%d,%d,%d,%s\n", i * 0.05, 200 + 10 * i, 20 + i, i % 2 ? 2 : 0,
+                i % 3, i % 2 ? "0.001" : "100000");
+    fclose(f);
+    char set[600];
+    snprintf(set, sizeof set, "workload={\"source\": \"native\", \"path\": \"%s\"}", path);
+    const char *const sets[] = {set, NULL};
+    probe_run p;
+    probe_start(&p, sets, NULL, 0, NULL);
+    ck_assert_int_eq(cluster_n_groups(p.c, METRICS_BY_CLASS), 2);
+    group_summary g0, g2;
+    cluster_group_summary(p.c, METRICS_BY_CLASS, 0, &g0);
+    cluster_group_summary(p.c, METRICS_BY_CLASS, 1, &g2);
+    ck_assert_int_eq(g0.id, 0);
+    ck_assert_int_eq(g2.id, 2);
+    ck_assert_uint_eq(g0.completed, 30);
+    ck_assert_uint_eq(g2.completed, 30);
+    ck_assert_double_eq(g0.slo_attain_ttft, 1.0);
+    ck_assert_double_eq(g2.slo_attain_ttft, 0.0);
+    ck_assert_uint_eq(g2.good_tokens, 0);
+    /* Goodput counts the tokens of requests that met both targets. */
+    ck_assert_uint_le(g0.good_tokens, g0.output_tokens);
+    ck_assert_uint_eq(g0.good_tokens == g0.output_tokens, g0.slo_attain == 1.0);
+    uint64_t out0 = 0;
+    for (int i = 0; i < 60; i += 2)
+        out0 += (uint64_t)(20 + i);
+    ck_assert_uint_eq(g0.output_tokens, out0);
+    ck_assert_double_le(g0.ttft_s.p50, g0.ttft_s.p99);
+    ck_assert_int_eq(cluster_n_groups(p.c, METRICS_BY_TENANT), 3);
+    uint64_t total = 0;
+    for (int k = 0; k < 3; k++) {
+        group_summary t;
+        cluster_group_summary(p.c, METRICS_BY_TENANT, k, &t);
+        ck_assert_int_eq(t.id, k);
+        ck_assert_uint_eq(t.completed, 20);
+        total += t.output_tokens;
+    }
+    ck_assert_uint_eq(total, p.summary.output_tokens);
+    probe_fini(&p);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *cluster_suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -440,6 +497,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, test_instance_lifecycle_times_and_gpu_hours_add_up);
     tcase_add_test(tc, test_prefill_pool_hands_requests_to_the_decode_pool);
     tcase_add_test(tc, test_single_pool_config_equals_the_legacy_one);
+    tcase_add_test(tc, test_results_are_reported_per_slo_class_and_tenant);
     suite_add_tcase(s, tc);
     return s;
 }
