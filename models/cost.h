@@ -2,10 +2,14 @@
  * with the source that produced each term.
  *
  * A cost model is a family of ops (struct cost_model_ops) like the policies:
- * the roofline is the first member; measured tables (calib/) plug in later as
- * another member without touching the engine or the policies. Terms are kept
- * per operator kind, so a run can report where time went and whether the
- * roofline or a table produced it. */
+ * the roofline (the fitted fallback of models/fallback.h) and measured
+ * tables (calib/, or public profiles imported into the same format) are
+ * its members. Terms are kept per operator kind, so a run can report where
+ * time went and whether the roofline or a table produced it.
+ *
+ * Energy is the GPUs' by default; with the cost param "energy_scope":
+ * "node" it also counts the rest of the machine (the GPU file's
+ * node_w_per_gpu for every GPU of the instance, busy or idle). */
 #ifndef MODELS_COST_H
 #define MODELS_COST_H
 
@@ -19,7 +23,8 @@ const char *cost_source_name(cost_source s);
 /* One iteration's cost on one instance (all tp GPUs together for energy). */
 typedef struct cost_result {
     sim_time_ns latency_ns;   /* total, with the fixed per-iteration overhead */
-    double energy_j;          /* all GPUs of the instance */
+    double energy_j;          /* all GPUs of the instance (and the node's share
+                                 with energy_scope "node") */
     double term_ns[OP_KIND_COUNT];        /* summed over repeats */
     uint8_t term_source[OP_KIND_COUNT];   /* cost_source of each term */
     double weight_bytes;      /* HBM bytes of weights read (per GPU) */
@@ -39,7 +44,8 @@ typedef struct cost_model cost_model;
 typedef struct cost_model_ops {
     const char *name;
     /* params: the model's own JSON object (may be NULL); path: its JSON path
-     * for messages. Stores private state in *state. */
+     * for messages. Stores private state in *state. Every member accepts
+     * the key "energy_scope" (read by cost_model_create). */
     int (*init)(const cost_setup *setup, const cJSON *params, const char *path,
                 void **state, sim_err *err);
     void (*iteration)(void *state, const cost_setup *setup, const op_list *ops,
@@ -66,8 +72,13 @@ double cost_idle_power_w(const cost_model *cm);
 const cost_setup *cost_model_setup(const cost_model *cm);
 
 /* Roofline helpers shared by cost models (a table model falls back to them
- * outside its grid): one op's latency in ns and its power in watts. */
+ * outside its grid): one op's latency in ns (the fitted fallback model,
+ * models/fallback.h) and its power in watts: idle, plus the compute and
+ * memory power in proportion to the op's share of the achievable FLOP/s
+ * and HBM bandwidth, at most the board limit. */
 double roofline_op_ns(const gpu_spec *g, const op_desc *op);
 double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns);
+/* The key every member accepts for the energy scope. */
+#define COST_ENERGY_SCOPE_KEY "energy_scope"
 
 #endif

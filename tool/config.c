@@ -120,7 +120,7 @@ static int parse_cost(run_config *rc, sim_err *err)
     double overhead_us, skew;
     if (jcfg_obj(rc->root, "$", "cost", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
-        jcfg_str(o, path, "model", "roofline", &c->cost_name, err) ||
+        jcfg_str(o, path, "model", "table", &c->cost_name, err) ||
         jcfg_num(o, path, "iteration_overhead_us", 200, 0, 1e7, &overhead_us, err) ||
         jcfg_num(o, path, "moe_routing_skew", 0, 0, 10, &skew, err) ||
         jcfg_obj(o, path, "params", &c->cost_params, params_path, err))
@@ -188,8 +188,8 @@ static int parse_metrics(run_config *rc, sim_err *err)
 int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"description", "seed", "model", "gpu", "cluster",
-                                       "instance", "policies", "cost", "workload",
+    static const char *const keys[] = {"description", "seed", "model", "gpu", "precision",
+                                       "cluster", "instance", "policies", "cost", "workload",
                                        "slo", "metrics", NULL};
     memset(rc, 0, sizeof *rc);
     rc->root = root;
@@ -204,14 +204,18 @@ int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
         jcfg_str(root, "$", "gpu", JCFG_REQUIRED_STR, &gpu, err))
         goto fail;
     c->seed = (uint64_t)seed;
-    if (llm_model_load(models_dir(), model, &c->model, err)) {
+    if (llm_model_resolve(models_dir(), model, &c->model, err)) {
         sim_err_prefix(err, "$.model");
         goto fail;
     }
-    if (gpu_spec_load(models_dir(), gpu, &c->gpu, err)) {
+    if (gpu_spec_resolve(models_dir(), gpu, &c->gpu, err)) {
         sim_err_prefix(err, "$.gpu");
         goto fail;
     }
+    cJSON *prec;
+    if (jcfg_obj(root, "$", "precision", &prec, path, err) ||
+        llm_precision_parse(prec, path, &c->model, &c->gpu, err))
+        goto fail;
     if (parse_cluster(rc, err) || parse_instance(rc, err) || parse_cost(rc, err) ||
         parse_policies(rc, err) || parse_slo(rc, err) || parse_metrics(rc, err) ||
         jcfg_obj(root, "$", "workload", &c->workload, path, err))
