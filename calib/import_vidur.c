@@ -1499,7 +1499,7 @@ int fit_write_header(const char *path, const fb_params *p, const char *provenanc
 /* ---- the command ------------------------------------------------------------------ */
 
 /* Where every fit starts (so that a refit does not depend on the last one). */
-static const fb_params fit_start = {
+const fb_params vidur_fit_start = {
     .gemm_t0_ns = 3000, .gemm_compute_eff = 0.75, .gemm_memory_eff = 0.8,
     .ew_t0_ns = {2000, 2000, 2000, 2000}, .ew_cycles = {1, 1, 1, 1}, .ew_memory_eff = 0.8,
     .attn_t0_ns = {5000, 5000}, .attn_compute_eff = {0.5, 0.5}, .attn_memory_eff = {0.5, 0.5},
@@ -1522,7 +1522,7 @@ static void held_out(const fit_set *s, FILE *log)
         for (int test = 0; test < s->n_gpus; test++) {
             if (test == train)
                 continue;
-            fb_params p = fit_start;
+            fb_params p = vidur_fit_start;
             fit_sel tr = {.gpus = s->gpu[train].name};
             fit_run(s, &tr, &p);
             fit_sel te = {.gpus = s->gpu[test].name};
@@ -1538,7 +1538,7 @@ static void held_out(const fit_set *s, FILE *log)
             if (i != test)
                 snprintf(others + strlen(others), sizeof others - strlen(others), "%s%s",
                          others[0] ? "," : "", s->gpu[i].name);
-        fb_params p = fit_start;
+        fb_params p = vidur_fit_start;
         fit_sel tr = {.gpus = others};
         fit_run(s, &tr, &p);
         fit_sel te = {.gpus = s->gpu[test].name};
@@ -1551,7 +1551,7 @@ static void held_out(const fit_set *s, FILE *log)
     static const char *train_models = "Llama-2-7b-hf,Llama-2-70b-hf,CodeLlama-34b-Instruct-hf";
     fprintf(log, "  by model (fit on %s, all GPUs; predict the shapes no fitted model has):\n",
             train_models);
-    fb_params p = fit_start;
+    fb_params p = vidur_fit_start;
     fit_sel tr = {.models = train_models};
     fit_run(s, &tr, &p);
     for (int g = -1; g < s->n_gpus; g++) {
@@ -1611,7 +1611,7 @@ int vidur_main(int argc, char **argv)
     }
     if (!no_held_out)
         held_out(s, stdout);
-    fb_params p = fit_start;
+    fb_params p = vidur_fit_start;
     fit_run(s, NULL, &p);
     printf("fallback fitted on every imported table (in sample):\n");
     for (int g = -1; g < s->n_gpus; g++) {

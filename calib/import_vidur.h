@@ -49,6 +49,9 @@ typedef struct fit_sel {
     int exclude_models;       /* 1: the points whose models are all outside `models` */
 } fit_sel;
 
+/* The constants every fit of the importer starts from. */
+extern const fb_params vidur_fit_start;
+
 /* Fits p (starting from and defaulting to *p) on the selected points. */
 void fit_run(const fit_set *s, const fit_sel *sel, fb_params *p);
 

@@ -127,11 +127,30 @@ static void roofline_iteration(void *state, const cost_setup *setup,
     out->energy_j = (busy_j + overhead * 1e-9 * g->idle_w) * setup->par.tp;
 }
 
+static void roofline_price_each(void *state, const cost_setup *setup, const op_list *ops,
+                                cost_op_price *out)
+{
+    const fb_params *p = state;
+    for (int i = 0; i < ops->n; i++) {
+        out[i].ns = fb_op_ns(p, setup->gpu, &ops->op[i]);
+        out[i].power_w = op_power_w(p, setup->gpu, &ops->op[i], out[i].ns);
+        out[i].source = COST_SRC_ROOFLINE;
+    }
+}
+
+static void roofline_describe(void *state, char *buf, size_t size)
+{
+    (void)state;
+    snprintf(buf, size, "roofline: the fallback model, %s", fb_fitted_provenance);
+}
+
 const cost_model_ops cost_roofline = {
     .name = "roofline",
     .init = roofline_init,
     .iteration = roofline_iteration,
     .destroy = free,
+    .price_each = roofline_price_each,
+    .describe = roofline_describe,
 };
 
 /* ---- registry and wrapper -------------------------------------------------- */
@@ -235,6 +254,32 @@ double cost_idle_power_w(const cost_model *cm)
     if (cm->node_energy)
         w += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par);
     return w;
+}
+
+void cost_price_each(cost_model *cm, const op_list *ops, cost_op_price *out)
+{
+    if (cm->ops->price_each) {
+        cm->ops->price_each(cm->state, &cm->setup, ops, out);
+        return;
+    }
+    for (int i = 0; i < ops->n; i++) {
+        out[i].ns = roofline_op_ns(cm->setup.gpu, &ops->op[i]);
+        out[i].power_w = roofline_op_power_w(cm->setup.gpu, &ops->op[i], out[i].ns);
+        out[i].source = COST_SRC_ROOFLINE;
+    }
+}
+
+void cost_describe(const cost_model *cm, char *buf, size_t size)
+{
+    if (cm->ops->describe)
+        cm->ops->describe(cm->state, buf, size);
+    else
+        snprintf(buf, size, "%s", cm->ops->name);
+}
+
+bool cost_node_energy(const cost_model *cm)
+{
+    return cm->node_energy;
 }
 
 const cost_setup *cost_model_setup(const cost_model *cm)

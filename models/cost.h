@@ -41,6 +41,13 @@ typedef struct cost_setup {
 
 typedef struct cost_model cost_model;
 
+/* One op's price: one run's time and power (one GPU), and its source. */
+typedef struct cost_op_price {
+    double ns;
+    double power_w;
+    cost_source source;
+} cost_op_price;
+
 typedef struct cost_model_ops {
     const char *name;
     /* params: the model's own JSON object (may be NULL); path: its JSON path
@@ -55,6 +62,13 @@ typedef struct cost_model_ops {
      * idle power). */
     double (*idle_power_w)(void *state, const cost_setup *setup);
     void (*destroy)(void *state);
+    /* Optional: each op's price as `iteration` prices it (for reports:
+     * `servesim cost`); NULL means the roofline's. */
+    void (*price_each)(void *state, const cost_setup *setup, const op_list *ops,
+                       cost_op_price *out);
+    /* Optional: one line on what prices the ops (a table's file and where
+     * its numbers come from). */
+    void (*describe)(void *state, char *buf, size_t size);
 } cost_model_ops;
 
 /* Registry: NULL-terminated table of all cost models. */
@@ -69,6 +83,12 @@ void cost_model_destroy(cost_model *cm);
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out);
 /* Power of an instance with no work (all tp GPUs), watts. */
 double cost_idle_power_w(const cost_model *cm);
+/* The price of every op of a list (out: ops->n entries), as cost_iteration
+ * prices them, and what prices them (the model's name, a table's file). */
+void cost_price_each(cost_model *cm, const op_list *ops, cost_op_price *out);
+void cost_describe(const cost_model *cm, char *buf, size_t size);
+/* The energy scope of the model: "node" counts node_w_per_gpu too. */
+bool cost_node_energy(const cost_model *cm);
 const cost_setup *cost_model_setup(const cost_model *cm);
 
 /* Roofline helpers shared by cost models (a table model falls back to them

@@ -1035,10 +1035,34 @@ static void table_destroy(void *state)
     free(st);
 }
 
+static void table_price_each(void *state, const cost_setup *setup, const op_list *ops,
+                             cost_op_price *out)
+{
+    table_state *st = state;
+    for (int i = 0; i < ops->n; i++) {
+        ctab_price pr;
+        ctab_price_op(st->t, setup->model, setup->par.tp, setup->gpu, &ops->op[i],
+                      &st->hint[ops->op[i].kind], &pr);
+        out[i] = (cost_op_price){.ns = pr.ns, .power_w = pr.power_w, .source = pr.source};
+    }
+}
+
+static void table_describe(void *state, char *buf, size_t size)
+{
+    const table_state *st = state;
+    if (!st->t)
+        snprintf(buf, size, "table: none for this GPU, every term on the roofline");
+    else
+        snprintf(buf, size, "table %s%s%s", st->t->path, st->t->source[0] ? ": " : "",
+                 st->t->source);
+}
+
 const cost_model_ops cost_table = {
     .name = "table",
     .init = table_init,
     .iteration = table_iteration,
     .idle_power_w = table_idle_power_w,
     .destroy = table_destroy,
+    .price_each = table_price_each,
+    .describe = table_describe,
 };
