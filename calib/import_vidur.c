@@ -1385,6 +1385,36 @@ void fit_eval(const fit_set *s, const fit_sel *sel, const fb_params *p, fit_err 
     }
 }
 
+/* The plain roofline servesim used before the fallback model, for
+ * comparison: max(compute at 75% of peak, bytes at 80% of bandwidth, 2 us). */
+static void eval_plain_roofline(const fit_set *s, const fit_sel *sel, fit_err *out)
+{
+    memset(out, 0, sizeof *out);
+    double *e[4], *a[4];
+    for (int c = 0; c < 4; c++) {
+        e[c] = sim_xmalloc((s->n + 1) * sizeof **e);
+        a[c] = sim_xmalloc((s->n + 1) * sizeof **a);
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        const fit_pt *pt = &s->pt[i];
+        if (pt->cls == CLS_COLL || !selected(s, sel, pt))
+            continue;
+        const gpu_spec *g = &s->gpu[pt->gpu];
+        double ns = fmax(fmax(pt->op.flops / (g->bf16_flops * 0.75),
+                              pt->op.bytes / (g->hbm_bw_bytes_per_s * 0.8)) * 1e9, 2000);
+        double err = ns / pt->t_ns - 1;
+        e[pt->cls][out->n[pt->cls]++] = err;
+        e[3][out->n[3]++] = err;
+    }
+    for (int c = 0; c < 4; c++) {
+        memcpy(a[c], e[c], (size_t)out->n[c] * sizeof **e);
+        out->median_abs[c] = median_of(a[c], out->n[c], 1);
+        out->median[c] = median_of(e[c], out->n[c], 0);
+        free(e[c]);
+        free(a[c]);
+    }
+}
+
 /* ---- collectives ---------------------------------------------------------------- */
 
 typedef struct coll_ctx {
@@ -1608,6 +1638,17 @@ int vidur_main(int argc, char **argv)
             printf("  %-16s collective_latency_ns %.0f, collective_rank_ns %.0f, "
                    "link_efficiency %.3f: median |error| %.1f%% over %d points\n",
                    s->gpu[g].name, lat, rank, eff, 100 * med, pts);
+    }
+    printf("the plain roofline (max of compute at 75%% of peak, bytes at 80%% of bandwidth, "
+           "2 us), on the same points:\n");
+    for (int g = -1; g < s->n_gpus; g++) {
+        fit_sel sel = {.gpus = g < 0 ? NULL : s->gpu[g].name};
+        fit_err e;
+        eval_plain_roofline(s, &sel, &e);
+        print_err(stdout, g < 0 ? "every GPU" : s->gpu[g].name, &e);
+        if (e.n[2])
+            printf("    %-44s attention %5.1f%% (%+5.1f%%, %d)\n", "", 100 * e.median_abs[2],
+                   100 * e.median[2], e.n[2]);
     }
     if (!no_held_out)
         held_out(s, stdout);
