@@ -1200,17 +1200,17 @@ static void vars_to_params(const fit_ctx *c, const double *x, fb_params *p)
 {
     *p = c->base;
     if (c->cls == CLS_GEMM) {
-        p->gemm_t0_ns = exp(x[0]);
+        p->gemm_t0_cycles = exp(x[0]);
         p->gemm_compute_eff = exp(x[1]);
         p->gemm_memory_eff = exp(x[2]);
     } else if (c->cls == CLS_EW) {
         p->ew_memory_eff = exp(x[0]);
         for (int k = 0; k < FB_EW_COUNT; k++) {
-            p->ew_t0_ns[k] = exp(x[1 + k]);
+            p->ew_t0_cycles[k] = exp(x[1 + k]);
             p->ew_cycles[k] = exp(x[1 + FB_EW_COUNT + k]);
         }
     } else {
-        p->attn_t0_ns[c->attn] = exp(x[0]);
+        p->attn_t0_cycles[c->attn] = exp(x[0]);
         p->attn_compute_eff[c->attn] = exp(x[1]);
         p->attn_memory_eff[c->attn] = c->attn ? exp(x[2]) : p->gemm_memory_eff;
     }
@@ -1219,17 +1219,17 @@ static void vars_to_params(const fit_ctx *c, const double *x, fb_params *p)
 static void params_to_vars(const fit_ctx *c, const fb_params *p, double *x)
 {
     if (c->cls == CLS_GEMM) {
-        x[0] = log(p->gemm_t0_ns);
+        x[0] = log(p->gemm_t0_cycles);
         x[1] = log(p->gemm_compute_eff);
         x[2] = log(p->gemm_memory_eff);
     } else if (c->cls == CLS_EW) {
         x[0] = log(p->ew_memory_eff);
         for (int k = 0; k < FB_EW_COUNT; k++) {
-            x[1 + k] = log(p->ew_t0_ns[k]);
+            x[1 + k] = log(p->ew_t0_cycles[k]);
             x[1 + FB_EW_COUNT + k] = log(p->ew_cycles[k]);
         }
     } else {
-        x[0] = log(p->attn_t0_ns[c->attn]);
+        x[0] = log(p->attn_t0_cycles[c->attn]);
         x[1] = log(p->attn_compute_eff[c->attn]);
         if (c->attn)
             x[2] = log(p->attn_memory_eff[c->attn]);
@@ -1498,18 +1498,18 @@ int fit_write_header(const char *path, const fb_params *p, const char *provenanc
                " * measurements only. Do not edit by hand; rerun the importer. */\n"
                "#ifndef MODELS_FALLBACK_FIT_H\n#define MODELS_FALLBACK_FIT_H\n\n"
                "const fb_params fb_fitted = {\n");
-    fprintf(f, "    .gemm_t0_ns = %.4g, .gemm_compute_eff = %.4g, .gemm_memory_eff = %.4g,\n",
-            p->gemm_t0_ns, p->gemm_compute_eff, p->gemm_memory_eff);
-    fprintf(f, "    /* embed, norm, rope, act */\n    .ew_t0_ns = {");
+    fprintf(f, "    .gemm_t0_cycles = %.4g, .gemm_compute_eff = %.4g, .gemm_memory_eff = %.4g,\n",
+            p->gemm_t0_cycles, p->gemm_compute_eff, p->gemm_memory_eff);
+    fprintf(f, "    /* embed, norm, rope, act */\n    .ew_t0_cycles = {");
     for (int k = 0; k < FB_EW_COUNT; k++)
-        fprintf(f, "%s%.4g", k ? ", " : "", p->ew_t0_ns[k]);
+        fprintf(f, "%s%.4g", k ? ", " : "", p->ew_t0_cycles[k]);
     fprintf(f, "},\n    .ew_cycles = {");
     for (int k = 0; k < FB_EW_COUNT; k++)
         fprintf(f, "%s%.4g", k ? ", " : "", p->ew_cycles[k]);
     fprintf(f, "},\n    .ew_memory_eff = %.4g,\n", p->ew_memory_eff);
     fprintf(f, "    /* prefill, decode */\n");
-    fprintf(f, "    .attn_t0_ns = {%.4g, %.4g}, .attn_compute_eff = {%.4g, %.4g},\n",
-            p->attn_t0_ns[0], p->attn_t0_ns[1], p->attn_compute_eff[0],
+    fprintf(f, "    .attn_t0_cycles = {%.4g, %.4g}, .attn_compute_eff = {%.4g, %.4g},\n",
+            p->attn_t0_cycles[0], p->attn_t0_cycles[1], p->attn_compute_eff[0],
             p->attn_compute_eff[1]);
     fprintf(f, "    .attn_memory_eff = {%.4g, %.4g},\n};\n", p->attn_memory_eff[0],
             p->attn_memory_eff[1]);
@@ -1530,9 +1530,9 @@ int fit_write_header(const char *path, const fb_params *p, const char *provenanc
 
 /* Where every fit starts (so that a refit does not depend on the last one). */
 const fb_params vidur_fit_start = {
-    .gemm_t0_ns = 3000, .gemm_compute_eff = 0.75, .gemm_memory_eff = 0.8,
-    .ew_t0_ns = {2000, 2000, 2000, 2000}, .ew_cycles = {1, 1, 1, 1}, .ew_memory_eff = 0.8,
-    .attn_t0_ns = {5000, 5000}, .attn_compute_eff = {0.5, 0.5}, .attn_memory_eff = {0.5, 0.5},
+    .gemm_t0_cycles = 4000, .gemm_compute_eff = 0.75, .gemm_memory_eff = 0.8,
+    .ew_t0_cycles = {3000, 3000, 3000, 3000}, .ew_cycles = {1, 1, 1, 1}, .ew_memory_eff = 0.8,
+    .attn_t0_cycles = {8000, 8000}, .attn_compute_eff = {0.5, 0.5}, .attn_memory_eff = {0.5, 0.5},
 };
 
 static void print_err(FILE *log, const char *what, const fit_err *e)

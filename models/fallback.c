@@ -5,7 +5,11 @@
  * nothing, and uses no pow(): the smooth maximum has a fixed sharpness of
  * 4 (two square roots). Constants come from fb_fitted (generated, with its
  * provenance, into fallback_fit.h by the importer's fit) or from the GPU
- * file's overrides. Only operator-level measurements feed the fit.
+ * file's overrides. Only operator-level measurements feed the fit. Launch
+ * and tail times are counted in SM clock cycles (synchronisation, prologue,
+ * epilogue and the last wave's drain take cycles, not nanoseconds), so a
+ * faster clock shortens them: this is what lets constants fitted on one GPU
+ * carry to another.
  *
  * Invariants: every result is > 0 for an op with work and grows with its
  * FLOPs and bytes; it is never below the plain roofline at the achieved
@@ -27,10 +31,11 @@ void fb_params_for_gpu(const gpu_spec *g, fb_params *out)
         out->attn_memory_eff[0] = out->attn_memory_eff[1] = g->bw_efficiency;
     }
     if (g->overrides & GPU_OVR_FLOOR) {
-        out->gemm_t0_ns = g->kernel_floor_ns;
+        double cycles = g->kernel_floor_ns * 1e-9 * g->sm_clock_hz;
+        out->gemm_t0_cycles = cycles;
         for (int i = 0; i < FB_EW_COUNT; i++)
-            out->ew_t0_ns[i] = g->kernel_floor_ns;
-        out->attn_t0_ns[0] = out->attn_t0_ns[1] = g->kernel_floor_ns;
+            out->ew_t0_cycles[i] = cycles;
+        out->attn_t0_cycles[0] = out->attn_t0_cycles[1] = cycles;
     }
 }
 
@@ -91,6 +96,7 @@ static double link_bw(const gpu_spec *g)
 double fb_op_ns(const fb_params *p, const gpu_spec *g, const op_desc *op)
 {
     const double bw = g->hbm_bw_bytes_per_s;
+    const double ns_per_cycle = 1e9 / g->sm_clock_hz;
     switch (op_kind_class(op->kind)) {
     case OP_CLASS_COLLECTIVE: {
         double extra = op->ranks > 2 ? op->ranks - 2 : 0;
@@ -102,7 +108,7 @@ double fb_op_ns(const fb_params *p, const gpu_spec *g, const op_desc *op)
         double tc = gemm_exec_flops(g, op, &kernels) /
                     (peak_for(g, op) * p->gemm_compute_eff) * 1e9;
         double tm = op->bytes / (bw * p->gemm_memory_eff) * 1e9;
-        return kernels * p->gemm_t0_ns + fb_smax(tc, tm);
+        return kernels * p->gemm_t0_cycles * ns_per_cycle + fb_smax(tc, tm);
     }
     case OP_CLASS_ATTENTION: {
         int i = op->kind == OP_ATTN_DECODE;
@@ -114,7 +120,7 @@ double fb_op_ns(const fb_params *p, const gpu_spec *g, const op_desc *op)
             kv_reads = ceil((double)op->m / (double)op->n / FB_ATTN_TILE_Q);
         double tm = (op->bytes + (kv_reads - 1) * op->kv_bytes) / (bw * p->attn_memory_eff[i]) *
                     1e9;
-        return p->attn_t0_ns[i] + fb_smax(tc, tm);
+        return p->attn_t0_cycles[i] * ns_per_cycle + fb_smax(tc, tm);
     }
     case OP_CLASS_ELEMENTWISE:
     default: {
@@ -122,7 +128,7 @@ double fb_op_ns(const fb_params *p, const gpu_spec *g, const op_desc *op)
         double elems = (double)op->m * (double)op->n;
         double tc = elems * p->ew_cycles[k] / (g->sm_count * g->sm_clock_hz) * 1e9;
         double tm = op->bytes / (bw * p->ew_memory_eff) * 1e9;
-        return p->ew_t0_ns[k] + fb_smax(tc, tm);
+        return p->ew_t0_cycles[k] * ns_per_cycle + fb_smax(tc, tm);
     }
     }
 }

@@ -9,7 +9,8 @@
  * small and mid-sized GEMMs slow), grouped MoE GEMMs pad every expert's
  * rows to a tile, prefill attention re-reads the KV cache once per block
  * of query rows, elementwise kernels are limited by HBM or by per-SM
- * issue rate, and every kernel pays a fixed launch-and-tail time.
+ * issue rate, and every kernel pays a fixed launch-and-tail time (a number
+ * of SM clock cycles).
  *
  * Its constants (fb_params) are fitted by `calib-tool import-vidur` on
  * operator-level measurements only (the imported tables in
@@ -40,16 +41,16 @@ typedef enum fb_ew { FB_EW_EMBED, FB_EW_NORM, FB_EW_ROPE, FB_EW_ACT, FB_EW_COUNT
 #define FB_MAX_PAD 4.0
 
 typedef struct fb_params {
-    /* GEMMs: launch and tail (ns), achieved fractions of peak FLOP/s and
-     * of HBM bandwidth. */
-    double gemm_t0_ns, gemm_compute_eff, gemm_memory_eff;
-    /* Elementwise: per kind launch and tail (ns) and SM cycles per element
+    /* GEMMs: launch and tail (SM clock cycles), achieved fractions of peak
+     * FLOP/s and of HBM bandwidth. */
+    double gemm_t0_cycles, gemm_compute_eff, gemm_memory_eff;
+    /* Elementwise: per kind launch and tail (cycles) and SM cycles per element
      * (summed over the SMs: elements * cycles / (sm_count * clock)), and one
      * achieved fraction of HBM bandwidth. */
-    double ew_t0_ns[FB_EW_COUNT], ew_cycles[FB_EW_COUNT], ew_memory_eff;
+    double ew_t0_cycles[FB_EW_COUNT], ew_cycles[FB_EW_COUNT], ew_memory_eff;
     /* Attention, [0] prefill and [1] decode: launch, compute and memory
      * fractions. */
-    double attn_t0_ns[2], attn_compute_eff[2], attn_memory_eff[2];
+    double attn_t0_cycles[2], attn_compute_eff[2], attn_memory_eff[2];
 } fb_params;
 
 /* The fitted constants (models/fallback_fit.h). */

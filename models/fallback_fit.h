@@ -5,14 +5,14 @@
 #define MODELS_FALLBACK_FIT_H
 
 const fb_params fb_fitted = {
-    .gemm_t0_ns = 3521, .gemm_compute_eff = 0.8093, .gemm_memory_eff = 0.8035,
+    .gemm_t0_cycles = 6276, .gemm_compute_eff = 0.8099, .gemm_memory_eff = 0.8044,
     /* embed, norm, rope, act */
-    .ew_t0_ns = {2895, 4908, 2546, 2342},
-    .ew_cycles = {1.683, 1.153, 0.6218, 0.8461},
-    .ew_memory_eff = 0.8105,
+    .ew_t0_cycles = {4687, 8325, 3948, 3880},
+    .ew_cycles = {1.682, 1.137, 0.6217, 0.842},
+    .ew_memory_eff = 0.8083,
     /* prefill, decode */
-    .attn_t0_ns = {2.067e+04, 1.681e+04}, .attn_compute_eff = {0.3144, 0.04314},
-    .attn_memory_eff = {0.8035, 0.9489},
+    .attn_t0_cycles = {2.915e+04, 2.378e+04}, .attn_compute_eff = {0.3144, 0.04211},
+    .attn_memory_eff = {0.8044, 0.9985},
 };
 const char *const fb_fitted_provenance =
     "Fitted by calib-tool import-vidur on the imported tables (operator-level measurements only): calib/tables/vidur/A100-SXM-80GB.json calib/tables/vidur/H100-SXM-80GB.json calib/tables/vidur/A40-48GB.json; from Vidur's profiles (MLSys 2024, github:microsoft/vidur@7d47513363ec447a741ac5e47241580b47724fbf, MIT).";

@@ -568,7 +568,7 @@ static int gpu_from_json(cJSON *root, const char *path, gpu_spec *g, sim_err *er
     if (!(g->overrides & GPU_OVR_BW_EFF))
         g->bw_efficiency = fb_fitted.gemm_memory_eff;
     if (!(g->overrides & GPU_OVR_FLOOR))
-        g->kernel_floor_ns = fb_fitted.gemm_t0_ns;
+        g->kernel_floor_ns = fb_fitted.gemm_t0_cycles / g->sm_clock_hz * 1e9;
     if (jcfg_num(root, "$", "fp16_flops", g->bf16_flops, 0, inf, &g->fp16_flops, err) < 0)
         return -1;
     if (g->max_w < g->idle_w)

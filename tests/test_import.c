@@ -241,9 +241,9 @@ START_TEST(test_import_fallback_fit_is_committed)
     fb_params p = vidur_fit_start;
     fit_run(s, NULL, &p);
     const double pairs[][2] = {
-        {p.gemm_t0_ns, fb_fitted.gemm_t0_ns}, {p.gemm_compute_eff, fb_fitted.gemm_compute_eff},
+        {p.gemm_t0_cycles, fb_fitted.gemm_t0_cycles}, {p.gemm_compute_eff, fb_fitted.gemm_compute_eff},
         {p.gemm_memory_eff, fb_fitted.gemm_memory_eff}, {p.ew_memory_eff, fb_fitted.ew_memory_eff},
-        {p.ew_t0_ns[FB_EW_NORM], fb_fitted.ew_t0_ns[FB_EW_NORM]},
+        {p.ew_t0_cycles[FB_EW_NORM], fb_fitted.ew_t0_cycles[FB_EW_NORM]},
         {p.ew_cycles[FB_EW_ACT], fb_fitted.ew_cycles[FB_EW_ACT]},
         {p.attn_compute_eff[0], fb_fitted.attn_compute_eff[0]},
         {p.attn_memory_eff[1], fb_fitted.attn_memory_eff[1]}};
