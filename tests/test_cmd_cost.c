@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tool/config.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -84,6 +85,31 @@ START_TEST(test_cmd_cost_precision_architecture_and_paths)
 }
 END_TEST
 
+/* A run config's "precision": an FP8 KV cache about doubles the blocks an
+ * instance holds; a bad dtype names the JSON path. */
+START_TEST(test_cmd_cost_config_precision)
+{
+    const char *const fp8[] = {"precision.kv_cache=fp8", NULL};
+    cJSON *root = tu_base_config();
+    run_config base, q;
+    tu_parse(root, &base);
+    root = tu_base_config();
+    tu_set(root, fp8);
+    tu_parse(root, &q);
+    ck_assert_int_eq(q.sys.model.prec.kv, LLM_FP8);
+    ck_assert_int_ge(q.sys.batch.kv_total_blocks, 2 * base.sys.batch.kv_total_blocks - 1);
+    run_config_fini(&base);
+    run_config_fini(&q);
+    tu_cli_call c = {{"servesim", "cost", "--model", "Llama-3-8B", "--gpu", "H100-SXM-80GB",
+                      "--set", "precision.kv_cache=int4", NULL}};
+    ck_assert_int_eq(run_err(&c), 1);
+    ck_assert_has(errbuf, "$.precision: kv_cache dtype int4");
+    c.argv[7] = "precision.weights=fp4";
+    ck_assert_int_eq(run_err(&c), 1);
+    ck_assert_has(errbuf, "$.precision.weights: expected one of: bf16, fp16, fp8, int8, int4");
+}
+END_TEST
+
 START_TEST(test_cmd_cost_bad_usage)
 {
     tu_cli_call c = {{"servesim", "cost", "--model", "Llama-3-8B", "--gpu", "H100-SXM-80GB",
@@ -107,6 +133,7 @@ Suite *cmd_cost_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_cmd_cost_prints_every_operator_and_source);
     tcase_add_test(tc, test_cmd_cost_precision_architecture_and_paths);
+    tcase_add_test(tc, test_cmd_cost_config_precision);
     tcase_add_test(tc, test_cmd_cost_bad_usage);
     suite_add_tcase(s, tc);
     return s;
