@@ -32,7 +32,7 @@ TEST_SIM_SRCS := tests/check_main.c tests/sim_suites.c $(wildcard tests/test_sim
 TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildcard tests/test_*.c)
 # calib/'s host side (plans, synthetic tables, layer comparison, NVML loader): no CUDA.
 CALIB_HOST_SRCS := calib/plan.c calib/planner.c calib/table_writer.c calib/synth.c \
-                   calib/layercmp.c calib/nvml.c
+                   calib/layercmp.c calib/nvml.c calib/import_vidur.c
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib/import_vidur.h"
 #include "calib/layercmp.h"
 #include "calib/planner.h"
 #include "calib/synth.h"
@@ -45,6 +46,7 @@ static int usage(void)
           "       calib-tool loo TABLE\n"
           "       calib-tool layer --table TABLE --measured LAYERS\n"
           "       calib-tool merge --out TABLE A.json B.json ...\n"
+          "       calib-tool import-vidur [--src DIR] [--out DIR] [--fit FILE|-]\n"
           "see calib/README.md\n", stderr);
     return 2;
 }
@@ -296,6 +298,8 @@ static int cmd_merge(const args *a)
 int main(int argc, char **argv)
 {
     args a;
+    if (argc >= 2 && !strcmp(argv[1], "import-vidur"))   /* parses its own options */
+        return vidur_main(argc - 2, argv + 2);
     if (argc < 2 || parse_args(argc - 2, argv + 2, &a) < 0)
         return usage();
     const char *cmd = argv[1];

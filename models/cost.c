@@ -9,16 +9,18 @@
  * operators and never see requests. Adding a member means one file defining
  * `const cost_model_ops cost_<name>` and one line in cost_models.def.
  *
- * The roofline prices each operator as the slowest of its compute time, its
- * HBM time and the kernel floor (collectives: link time plus a fixed
- * latency), and its power by interpolating between idle and max power on
- * the op's utilisation of the resource it stresses most. It has no
- * parameters of its own: the per-iteration CPU overhead is part of the run
- * config (cost_setup), the rest comes from the GPU file.
+ * The roofline prices each operator with the fitted fallback model
+ * (fallback.c: smooth compute/memory maximum, tile and wave quantisation,
+ * launch time; collectives: latency plus link time), and its power as idle
+ * plus compute and memory power in proportion to how much of the
+ * achievable FLOP/s and bandwidth the op uses. It has no parameters of its
+ * own: the per-iteration CPU overhead is part of the run config
+ * (cost_setup), the rest comes from the GPU file and fallback_fit.h.
  *
  * Invariants: every term whose op kind appeared has source ROOFLINE, every
  * other term NONE with zero time; latency = sum of terms + overhead;
- * idle * time * tp <= energy <= max * time * tp. */
+ * idle * time * tp <= energy <= max * time * tp (plus the node's share with
+ * energy_scope "node"). */
 #include "models/cost.h"
 
 #include <math.h>
@@ -27,12 +29,14 @@
 #include <string.h>
 
 #include "models/cost_table.h"
+#include "models/fallback.h"
 #include "sim/jsoncfg.h"
 
 struct cost_model {
     const cost_model_ops *ops;
     cost_setup setup;
     void *state;
+    bool node_energy;   /* energy_scope "node" */
 };
 
 const char *cost_source_name(cost_source s)
@@ -48,40 +52,39 @@ const char *cost_source_name(cost_source s)
 
 /* ---- roofline helpers ------------------------------------------------------ */
 
-/* Collectives ride NVLink, or PCIe on a GPU without it. */
-static double link_bw(const gpu_spec *g)
-{
-    return g->nvlink_bw_bytes_per_s > 0 ? g->nvlink_bw_bytes_per_s
-                                        : g->pcie_bw_bytes_per_s;
-}
-
-/* fmax/fmin are library calls at -O2 (they must honour NaN rules); these
- * are inlined, and NaN never reaches them. */
-static inline double max2(double a, double b) { return a > b ? a : b; }
+static inline double clamp01(double x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
 
 double roofline_op_ns(const gpu_spec *g, const op_desc *op)
 {
-    if (op_kind_class(op->kind) == OP_CLASS_COLLECTIVE)
-        return op->bytes / (link_bw(g) * g->link_efficiency) * 1e9 +
-               g->collective_latency_ns;
-    double compute_ns = op->flops / (g->bf16_flops * g->gemm_efficiency) * 1e9;
-    double memory_ns = op->bytes / (g->hbm_bw_bytes_per_s * g->bw_efficiency) * 1e9;
-    return max2(max2(compute_ns, memory_ns), g->kernel_floor_ns);
+    fb_params p;
+    fb_params_for_gpu(g, &p);
+    return fb_op_ns(&p, g, op);
 }
 
-/* Utilisation is the larger of the op's share of peak FLOP/s and of peak HBM
- * bandwidth over its duration. A collective's bytes are link bytes, counted
- * against HBM bandwidth too: it mostly waits on the link and draws little
- * above idle. */
-double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns)
+/* Utilisations are the op's achieved FLOP/s and HBM bytes/s over what the
+ * fallback model says is achievable (its efficiencies); a collective's
+ * bytes are link bytes, counted against HBM bandwidth: it mostly waits on
+ * the link and draws little above idle. */
+static double op_power_w(const fb_params *p, const gpu_spec *g, const op_desc *op,
+                         double op_ns)
 {
     if (op_ns <= 0)
         return g->idle_w;
     double s = op_ns * 1e-9;
-    double util = max2(op->flops / (g->bf16_flops * s),
-                       op->bytes / (g->hbm_bw_bytes_per_s * s));
-    util = util < 0 ? 0 : util > 1 ? 1 : util;
-    return g->idle_w + (g->max_w - g->idle_w) * util;
+    double peak = gpu_peak_flops(g, (llm_dtype)op->dtype);
+    if (!(peak > 0))
+        peak = g->bf16_flops;
+    double uc = clamp01(op->flops / (peak * p->gemm_compute_eff * s));
+    double um = clamp01(op->bytes / (g->hbm_bw_bytes_per_s * p->gemm_memory_eff * s));
+    double w = g->idle_w + (g->compute_w - g->idle_w) * uc + (g->memory_w - g->idle_w) * um;
+    return w < g->max_w ? w : g->max_w;
+}
+
+double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns)
+{
+    fb_params p;
+    fb_params_for_gpu(g, &p);
+    return op_power_w(&p, g, op, op_ns);
 }
 
 /* ---- the roofline member --------------------------------------------------- */
@@ -89,27 +92,29 @@ double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns)
 static int roofline_init(const cost_setup *setup, const cJSON *params,
                          const char *path, void **state, sim_err *err)
 {
-    (void)setup;
-    static const char *const no_keys[] = {NULL};
+    static const char *const keys[] = {COST_ENERGY_SCOPE_KEY, NULL};
     *state = NULL;
-    if (params && jcfg_check_keys(params, path, no_keys, err) < 0)
+    if (params && jcfg_check_keys(params, path, keys, err) < 0)
         return -1;
+    fb_params *p = sim_xmalloc(sizeof *p);
+    fb_params_for_gpu(setup->gpu, p);
+    *state = p;
     return 0;
 }
 
 static void roofline_iteration(void *state, const cost_setup *setup,
                                const op_list *ops, cost_result *out)
 {
-    (void)state;
+    const fb_params *p = state;
     const gpu_spec *g = setup->gpu;
     memset(out, 0, sizeof *out);
     double busy_ns = 0, busy_j = 0;
     for (int i = 0; i < ops->n; i++) {
         const op_desc *op = &ops->op[i];
-        double one_ns = roofline_op_ns(g, op);
+        double one_ns = fb_op_ns(p, g, op);
         double all_ns = one_ns * op->repeat;
         busy_ns += all_ns;
-        busy_j += all_ns * 1e-9 * roofline_op_power_w(g, op, one_ns);
+        busy_j += all_ns * 1e-9 * op_power_w(p, g, op, one_ns);
         out->term_ns[op->kind] += all_ns;
         out->term_source[op->kind] = COST_SRC_ROOFLINE;
         out->weight_bytes += op->weight_bytes * op->repeat;
@@ -122,11 +127,30 @@ static void roofline_iteration(void *state, const cost_setup *setup,
     out->energy_j = (busy_j + overhead * 1e-9 * g->idle_w) * setup->par.tp;
 }
 
+static void roofline_price_each(void *state, const cost_setup *setup, const op_list *ops,
+                                cost_op_price *out)
+{
+    const fb_params *p = state;
+    for (int i = 0; i < ops->n; i++) {
+        out[i].ns = fb_op_ns(p, setup->gpu, &ops->op[i]);
+        out[i].power_w = op_power_w(p, setup->gpu, &ops->op[i], out[i].ns);
+        out[i].source = COST_SRC_ROOFLINE;
+    }
+}
+
+static void roofline_describe(void *state, char *buf, size_t size)
+{
+    (void)state;
+    snprintf(buf, size, "roofline: the fallback model, %s", fb_fitted_provenance);
+}
+
 const cost_model_ops cost_roofline = {
     .name = "roofline",
     .init = roofline_init,
     .iteration = roofline_iteration,
-    .destroy = NULL,
+    .destroy = free,
+    .price_each = roofline_price_each,
+    .describe = roofline_describe,
 };
 
 /* ---- registry and wrapper -------------------------------------------------- */
@@ -158,6 +182,25 @@ const cost_model_ops *cost_model_find(const char *name, sim_err *err)
     return NULL;
 }
 
+/* The optional "energy_scope" param: "gpu" (default) or "node". */
+static int energy_scope(const cJSON *params, const char *path, bool *node, sim_err *err)
+{
+    *node = false;
+    const cJSON *v = params ? cJSON_GetObjectItemCaseSensitive(params, COST_ENERGY_SCOPE_KEY)
+                            : NULL;
+    if (!v)
+        return 0;
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "gpu"))
+        return 0;
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "node")) {
+        *node = true;
+        return 0;
+    }
+    return sim_errf(err, "%s.%s: expected \"gpu\" (the GPUs' energy) or \"node\" (the "
+                    "whole machine's share, with the GPU file's node_w_per_gpu)", path,
+                    COST_ENERGY_SCOPE_KEY);
+}
+
 cost_model *cost_model_create(const char *name, const cost_setup *setup,
                               const cJSON *params, const char *path, sim_err *err)
 {
@@ -172,11 +215,16 @@ cost_model *cost_model_create(const char *name, const cost_setup *setup,
                  (long long)setup->iteration_overhead_ns);
         return NULL;
     }
+    if (llm_check_gpu(setup->model, setup->gpu, err) < 0)
+        return NULL;
+    bool node;
+    if (energy_scope(params, path ? path : "$", &node, err) < 0)
+        return NULL;
     void *state = NULL;
     if (ops->init(setup, params, path ? path : "$", &state, err) < 0)
         return NULL;
     cost_model *cm = sim_xmalloc(sizeof *cm);
-    *cm = (cost_model){.ops = ops, .setup = *setup, .state = state};
+    *cm = (cost_model){.ops = ops, .setup = *setup, .state = state, .node_energy = node};
     return cm;
 }
 
@@ -194,13 +242,44 @@ void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
     op_list ops;
     ops_decompose(cm->setup.model, &cm->setup.par, b, &ops);
     cm->ops->iteration(cm->state, &cm->setup, &ops, out);
+    if (cm->node_energy)
+        out->energy_j += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par) *
+                         (double)out->latency_ns * 1e-9;
 }
 
 double cost_idle_power_w(const cost_model *cm)
 {
-    if (cm->ops->idle_power_w)
-        return cm->ops->idle_power_w(cm->state, &cm->setup);
-    return cm->setup.gpu->idle_w * cm->setup.par.tp;
+    double w = cm->ops->idle_power_w ? cm->ops->idle_power_w(cm->state, &cm->setup)
+                                     : cm->setup.gpu->idle_w * cm->setup.par.tp;
+    if (cm->node_energy)
+        w += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par);
+    return w;
+}
+
+void cost_price_each(cost_model *cm, const op_list *ops, cost_op_price *out)
+{
+    if (cm->ops->price_each) {
+        cm->ops->price_each(cm->state, &cm->setup, ops, out);
+        return;
+    }
+    for (int i = 0; i < ops->n; i++) {
+        out[i].ns = roofline_op_ns(cm->setup.gpu, &ops->op[i]);
+        out[i].power_w = roofline_op_power_w(cm->setup.gpu, &ops->op[i], out[i].ns);
+        out[i].source = COST_SRC_ROOFLINE;
+    }
+}
+
+void cost_describe(const cost_model *cm, char *buf, size_t size)
+{
+    if (cm->ops->describe)
+        cm->ops->describe(cm->state, buf, size);
+    else
+        snprintf(buf, size, "%s", cm->ops->name);
+}
+
+bool cost_node_energy(const cost_model *cm)
+{
+    return cm->node_energy;
 }
 
 const cost_setup *cost_model_setup(const cost_model *cm)

@@ -2,10 +2,14 @@
  * with the source that produced each term.
  *
  * A cost model is a family of ops (struct cost_model_ops) like the policies:
- * the roofline is the first member; measured tables (calib/) plug in later as
- * another member without touching the engine or the policies. Terms are kept
- * per operator kind, so a run can report where time went and whether the
- * roofline or a table produced it. */
+ * the roofline (the fitted fallback of models/fallback.h) and measured
+ * tables (calib/, or public profiles imported into the same format) are
+ * its members. Terms are kept per operator kind, so a run can report where
+ * time went and whether the roofline or a table produced it.
+ *
+ * Energy is the GPUs' by default; with the cost param "energy_scope":
+ * "node" it also counts the rest of the machine (the GPU file's
+ * node_w_per_gpu for every GPU of the instance, busy or idle). */
 #ifndef MODELS_COST_H
 #define MODELS_COST_H
 
@@ -19,7 +23,8 @@ const char *cost_source_name(cost_source s);
 /* One iteration's cost on one instance (all tp GPUs together for energy). */
 typedef struct cost_result {
     sim_time_ns latency_ns;   /* total, with the fixed per-iteration overhead */
-    double energy_j;          /* all GPUs of the instance */
+    double energy_j;          /* all GPUs of the instance (and the node's share
+                                 with energy_scope "node") */
     double term_ns[OP_KIND_COUNT];        /* summed over repeats */
     uint8_t term_source[OP_KIND_COUNT];   /* cost_source of each term */
     double weight_bytes;      /* HBM bytes of weights read (per GPU) */
@@ -36,10 +41,18 @@ typedef struct cost_setup {
 
 typedef struct cost_model cost_model;
 
+/* One op's price: one run's time and power (one GPU), and its source. */
+typedef struct cost_op_price {
+    double ns;
+    double power_w;
+    cost_source source;
+} cost_op_price;
+
 typedef struct cost_model_ops {
     const char *name;
     /* params: the model's own JSON object (may be NULL); path: its JSON path
-     * for messages. Stores private state in *state. */
+     * for messages. Stores private state in *state. Every member accepts
+     * the key "energy_scope" (read by cost_model_create). */
     int (*init)(const cost_setup *setup, const cJSON *params, const char *path,
                 void **state, sim_err *err);
     void (*iteration)(void *state, const cost_setup *setup, const op_list *ops,
@@ -49,6 +62,13 @@ typedef struct cost_model_ops {
      * idle power). */
     double (*idle_power_w)(void *state, const cost_setup *setup);
     void (*destroy)(void *state);
+    /* Optional: each op's price as `iteration` prices it (for reports:
+     * `servesim cost`); NULL means the roofline's. */
+    void (*price_each)(void *state, const cost_setup *setup, const op_list *ops,
+                       cost_op_price *out);
+    /* Optional: one line on what prices the ops (a table's file and where
+     * its numbers come from). */
+    void (*describe)(void *state, char *buf, size_t size);
 } cost_model_ops;
 
 /* Registry: NULL-terminated table of all cost models. */
@@ -63,11 +83,22 @@ void cost_model_destroy(cost_model *cm);
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out);
 /* Power of an instance with no work (all tp GPUs), watts. */
 double cost_idle_power_w(const cost_model *cm);
+/* The price of every op of a list (out: ops->n entries), as cost_iteration
+ * prices them, and what prices them (the model's name, a table's file). */
+void cost_price_each(cost_model *cm, const op_list *ops, cost_op_price *out);
+void cost_describe(const cost_model *cm, char *buf, size_t size);
+/* The energy scope of the model: "node" counts node_w_per_gpu too. */
+bool cost_node_energy(const cost_model *cm);
 const cost_setup *cost_model_setup(const cost_model *cm);
 
 /* Roofline helpers shared by cost models (a table model falls back to them
- * outside its grid): one op's latency in ns and its power in watts. */
+ * outside its grid): one op's latency in ns (the fitted fallback model,
+ * models/fallback.h) and its power in watts: idle, plus the compute and
+ * memory power in proportion to the op's share of the achievable FLOP/s
+ * and HBM bandwidth, at most the board limit. */
 double roofline_op_ns(const gpu_spec *g, const op_desc *op);
 double roofline_op_power_w(const gpu_spec *g, const op_desc *op, double op_ns);
+/* The key every member accepts for the energy scope. */
+#define COST_ENERGY_SCOPE_KEY "energy_scope"
 
 #endif

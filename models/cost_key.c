@@ -36,6 +36,7 @@ static const ctab_family_info families[CTAB_FAMILY_COUNT] = {
     [CTAB_ACT] = {"act", 1, {"width"}, 1, {"m"}, {CTAB_SCALE_LOG}},
     [CTAB_SAMPLE] = {"sample", 1, {"vocab"}, 1, {"m"}, {CTAB_SCALE_LOG}},
     [CTAB_COPY] = {"copy", 2, {"direction", "pinned"}, 1, {"bytes"}, {CTAB_SCALE_LOG}},
+    [CTAB_ALLREDUCE] = {"allreduce", 1, {"ranks"}, 1, {"bytes"}, {CTAB_SCALE_LOG}},
 };
 
 const ctab_family_info *ctab_family_get(ctab_family f)
@@ -84,11 +85,13 @@ int ctab_key_of_op(const llm_model *m, int tp, const op_desc *op, ctab_key *out)
         return 0;
     case OP_ATTN_PREFILL:
     case OP_ATTN_DECODE:
+        if (m->attention == LLM_ATTN_MLA)
+            return -1;
         out->family = op->kind == OP_ATTN_PREFILL ? CTAB_ATTN_PREFILL : CTAB_ATTN_DECODE;
         out->p[0] = hq;
         out->p[1] = hkv;
         out->p[2] = m->head_dim;
-        out->p[3] = m->kv_bytes_per_elem;
+        out->p[3] = llround(m->kv_bytes_per_elem);
         if (op->kind == OP_ATTN_PREFILL) {
             double chunks = op->n > 0 ? (double)op->n : 1.0;
             double q = (double)op->m / chunks, prefix = (double)op->k - q;
@@ -116,6 +119,8 @@ int ctab_key_of_op(const llm_model *m, int tp, const op_desc *op, ctab_key *out)
         out->p[2] = m->head_dim;
         return 0;
     case OP_ACT:
+        if (!m->gated_ffn)   /* one-tensor ReLU/GELU: not the SiLU-and-mul kernel */
+            return -1;
         out->family = CTAB_ACT;
         out->p[0] = op->n;
         return 0;
@@ -127,6 +132,17 @@ int ctab_key_of_op(const llm_model *m, int tp, const op_desc *op, ctab_key *out)
         break;
     }
     return -1;
+}
+
+int ctab_key_of_collective(int tp, const op_desc *op, ctab_key *out)
+{
+    memset(out, 0, sizeof *out);
+    if (op->kind != OP_ALLREDUCE)
+        return -1;
+    out->family = CTAB_ALLREDUCE;
+    out->p[0] = op->ranks > 0 ? op->ranks : tp;
+    out->x[0] = (double)op->m * (double)op->n * 2.0;
+    return 0;
 }
 
 int ctab_key_same_entry(const ctab_key *a, const ctab_key *b)

@@ -29,6 +29,7 @@ typedef enum ctab_family {
     CTAB_ACT,          /* params width; axis m (rows: tokens, or token-expert pairs) */
     CTAB_SAMPLE,       /* params vocab; axis m (sampled sequences) */
     CTAB_COPY,         /* params direction (0 host-to-device, 1 device-to-host), pinned; axis bytes */
+    CTAB_ALLREDUCE,    /* params ranks; axis bytes (the buffer reduced); see ctab_key_of_collective */
     CTAB_FAMILY_COUNT
 } ctab_family;
 
@@ -69,10 +70,18 @@ typedef struct ctab_key {
 } ctab_key;
 
 /* Fills *out for an operator of ops_decompose(m, &PAR_TP(tp), ...). Returns 0, or -1
- * for operators no table covers (collectives). MoE experts carry the
- * model's routing skew (p[5] = round(1000 * moe_skew)). Prefill coordinates
- * are per chunk: q = tokens / chunks, prefix = mean KV tokens - q. */
+ * for operators no calib/ kernel measures: collectives (a single GPU cannot;
+ * see ctab_key_of_collective), MLA attention, and the activation of a plain
+ * (non-gated) FFN. MoE experts carry the model's routing skew (p[5] =
+ * round(1000 * moe_skew)). Prefill coordinates are per chunk: q = tokens /
+ * chunks, prefix = mean KV tokens - q. */
 int ctab_key_of_op(const llm_model *m, int tp, const op_desc *op, ctab_key *out);
+/* Fills *out for a collective (the TP all-reduce): family allreduce, p[0]
+ * the ranks, x[0] the bytes of the buffer reduced (tokens x hidden x 2).
+ * Returns -1 for other operators. Kept apart from ctab_key_of_op so that
+ * calib/'s plans, which a single GPU measures, never list collectives;
+ * collective tables come from multi-GPU NCCL measurements (imported). */
+int ctab_key_of_collective(int tp, const op_desc *op, ctab_key *out);
 
 /* True when two keys name the same entry (same family and params). */
 int ctab_key_same_entry(const ctab_key *a, const ctab_key *b);

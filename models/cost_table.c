@@ -33,7 +33,7 @@
 
 #define SCHEMA_NAME "servesim-cost-table"
 #define SCHEMA_VERSION 1
-#define AXIS_MAX 64
+#define AXIS_MAX 512
 #define EPS_LOG 1e-9     /* on log axes: how far outside still counts as on the edge */
 #define EPS_LIN 1e-6
 
@@ -59,6 +59,7 @@ typedef struct tab_family {
 struct ctab {
     char path[1024];
     char gpu[64];
+    char source[512];           /* $.provenance.source of an imported table, or "" */
     double ceil_flops, ceil_bw;
     double idle_w;
     tab_family fam[CTAB_FAMILY_COUNT];
@@ -518,7 +519,7 @@ static int load_root(loader *L, ctab *t, const cJSON *root, const char *expect_g
 {
     static const char *const keys[] = {"schema", "schema_version", "gpu", "software", "run",
                                        "state_before", "state_after", "ceilings", "energy",
-                                       "page_tokens", "families", NULL};
+                                       "page_tokens", "provenance", "families", NULL};
     char p[256];
     if (!cJSON_IsObject(root))
         return lfail(L, "$", "expected an object");
@@ -536,6 +537,15 @@ static int load_root(loader *L, ctab *t, const cJSON *root, const char *expect_g
     }
     if (check_keys(L, root, "$", keys))
         return -1;
+    /* Imported tables say where their numbers come from. */
+    cJSON *prov = child(root, "provenance");
+    if (prov) {
+        cJSON *src = child(prov, "source");
+        if (!cJSON_IsObject(prov) || !cJSON_IsString(src) || !*src->valuestring)
+            return lfail(L, "$.provenance.source", "expected a non-empty string saying "
+                         "where the measurements come from");
+        snprintf(t->source, sizeof t->source, "%s", src->valuestring);
+    }
     cJSON *gpu, *ceil, *energy, *families;
     if (need_obj(L, root, "$", "gpu", &gpu, p))
         return -1;
@@ -614,6 +624,16 @@ void ctab_destroy(ctab *t)
 const char *ctab_gpu_name(const ctab *t)
 {
     return t->gpu;
+}
+
+const char *ctab_path(const ctab *t)
+{
+    return t->path;
+}
+
+const char *ctab_source(const ctab *t)
+{
+    return t->source;
 }
 
 double ctab_idle_w(const ctab *t)
@@ -771,11 +791,35 @@ static void roofline_price(const gpu_spec *g, const op_desc *op, ctab_price *out
     out->source = COST_SRC_ROOFLINE;
 }
 
+/* Tables are measured with 16-bit weights and activations (calib/ uses bf16,
+ * Vidur fp16): a linear layer in another precision is not in them. The LM
+ * head and the router stay 16-bit in every precision. */
+static int precision_measured(const llm_model *m, const op_desc *op, ctab_family f)
+{
+    bool linear = f == CTAB_MOE_EXPERTS ||
+                  (f == CTAB_GEMM && op->kind != OP_GEMM_LM_HEAD);
+    if (!linear)
+        return 1;
+    llm_dtype w = m->prec.weights, a = m->prec.activations;
+    return (w == LLM_BF16 || w == LLM_FP16) && (a == LLM_BF16 || a == LLM_FP16);
+}
+
+int ctab_key_for(const ctab *t, const llm_model *m, int tp, const op_desc *op,
+                 ctab_key *key)
+{
+    int rc = op_kind_class(op->kind) == OP_CLASS_COLLECTIVE
+                 ? ctab_key_of_collective(tp, op, key)
+                 : ctab_key_of_op(m, tp, op, key);
+    if (rc < 0 || t->fam[key->family].n == 0 || !precision_measured(m, op, key->family))
+        return -1;
+    return 0;
+}
+
 void ctab_price_op(const ctab *t, const llm_model *m, int tp, const gpu_spec *g,
                    const op_desc *op, ctab_hint *hint, ctab_price *out)
 {
     ctab_key key;
-    if (ctab_key_of_op(m, tp, op, &key) < 0 || t->fam[key.family].n == 0) {
+    if (!t || ctab_key_for(t, m, tp, op, &key) < 0) {
         roofline_price(g, op, out);
         return;
     }
@@ -786,6 +830,11 @@ void ctab_price_op(const ctab *t, const llm_model *m, int tp, const gpu_spec *g,
         find_entry(t, &key, hint);
     const tab_entry *e = &t->fam[key.family].e[hint->idx];
     const ctab_family_info *fi = ctab_family_get(key.family);
+    /* A message smaller than any measured costs the smallest one's time:
+     * collectives are latency-bound there. */
+    double x0 = exp(e->u[0][0]);
+    if (key.family == CTAB_ALLREDUCE && key.x[0] < x0)
+        key.x[0] = x0;
     cell c;
     locate(e, fi, key.x, &c);
     int in_table = hint->exact && c.inside && cell_complete(e, &c);
@@ -795,7 +844,10 @@ void ctab_price_op(const ctab *t, const llm_model *m, int tp, const gpu_spec *g,
     } else {
         const int *map = cell_complete(e, &c) ? NULL : e->subst;
         double frac = interp(e, fi, &c, e->fr, e->lfr, map, 0);
-        out->ns = rstar_ns(t, op->flops, op->bytes) / frac;
+        double work = rstar_ns(t, op->flops, op->bytes);
+        if (key.family == CTAB_ALLREDUCE)   /* the table's own point, scaled by bytes */
+            work = rstar_ns(t, 0, op->bytes);
+        out->ns = work / frac;
     }
     out->source = in_table ? COST_SRC_TABLE : COST_SRC_ROOFLINE;
     out->power_w = isfinite(e->pw[0]) ? interp(e, fi, &c, e->pw, NULL, NULL, 1)
@@ -886,37 +938,58 @@ void ctab_loo(const ctab *t, ctab_family f, ctab_loo_stats *latency,
 /* ---- the cost model ---------------------------------------------------------------- */
 
 typedef struct table_state {
-    ctab *t;
+    ctab *t;            /* NULL: no table for the GPU, every term on the roofline */
     double idle_w;
     ctab_hint hint[OP_KIND_COUNT];
 } table_state;
 
+int ctab_default_path(const char *gpu, char *out, size_t n)
+{
+    const char *where[] = {"%s/%s.json", "%s/vidur/%s.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(out, n, where[i], ctab_default_dir(), gpu);
+        FILE *f = fopen(out, "rb");
+        if (f) {
+            fclose(f);
+            return 0;
+        }
+    }
+    snprintf(out, n, where[0], ctab_default_dir(), gpu);
+    return -1;
+}
+
 static int table_init(const cost_setup *setup, const cJSON *params, const char *path,
                       void **state, sim_err *err)
 {
-    static const char *const keys[] = {"table", NULL};
+    static const char *const keys[] = {"table", COST_ENERGY_SCOPE_KEY, NULL};
     *state = NULL;
     char def[4096];
-    snprintf(def, sizeof def, "%s/%s.json", ctab_default_dir(), setup->gpu->name);
+    int have_default = ctab_default_path(setup->gpu->name, def, sizeof def) == 0;
+    const cJSON *named = params ? cJSON_GetObjectItemCaseSensitive(params, "table") : NULL;
     const char *file = def;
-    if (params) {
-        cJSON *p = (cJSON *)params;   /* defaults are written back (the effective config) */
-        if (jcfg_check_keys(params, path, keys, err) < 0 ||
-            jcfg_str(p, path, "table", def, &file, err) < 0)
-            return -1;
-    }
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return sim_errf(err, "%s.table: no measured cost table %s for GPU '%s' (measure "
-                        "one with calib/, see calib/README.md, or name one here)",
-                        path, file, setup->gpu->name);
-    fclose(f);
-    ctab *t = ctab_load(file, setup->gpu->name, err);
-    if (!t)
+    if (params && jcfg_check_keys(params, path, keys, err) < 0)
         return -1;
+    if (named) {
+        if (jcfg_str((cJSON *)params, path, "table", NULL, &file, err) < 0)
+            return -1;
+        FILE *f = fopen(file, "rb");
+        if (!f)
+            return sim_errf(err, "%s.table: no measured cost table %s for GPU '%s' "
+                            "(measure one with calib/, see calib/README.md, or name one "
+                            "here)", path, file, setup->gpu->name);
+        fclose(f);
+    }
     table_state *st = sim_xcalloc(1, sizeof *st);
-    st->t = t;
-    st->idle_w = isfinite(t->idle_w) ? t->idle_w : setup->gpu->idle_w;
+    st->idle_w = setup->gpu->idle_w;
+    if (named || have_default) {
+        st->t = ctab_load(file, setup->gpu->name, err);
+        if (!st->t) {
+            free(st);
+            return -1;
+        }
+        if (isfinite(st->t->idle_w))
+            st->idle_w = st->t->idle_w;
+    }
     *state = st;
     return 0;
 }
@@ -962,10 +1035,34 @@ static void table_destroy(void *state)
     free(st);
 }
 
+static void table_price_each(void *state, const cost_setup *setup, const op_list *ops,
+                             cost_op_price *out)
+{
+    table_state *st = state;
+    for (int i = 0; i < ops->n; i++) {
+        ctab_price pr;
+        ctab_price_op(st->t, setup->model, setup->par.tp, setup->gpu, &ops->op[i],
+                      &st->hint[ops->op[i].kind], &pr);
+        out[i] = (cost_op_price){.ns = pr.ns, .power_w = pr.power_w, .source = pr.source};
+    }
+}
+
+static void table_describe(void *state, char *buf, size_t size)
+{
+    const table_state *st = state;
+    if (!st->t)
+        snprintf(buf, size, "table: none for this GPU, every term on the roofline");
+    else
+        snprintf(buf, size, "table %s%s%s", st->t->path, st->t->source[0] ? ": " : "",
+                 st->t->source);
+}
+
 const cost_model_ops cost_table = {
     .name = "table",
     .init = table_init,
     .iteration = table_iteration,
     .idle_power_w = table_idle_power_w,
     .destroy = table_destroy,
+    .price_each = table_price_each,
+    .describe = table_describe,
 };

@@ -1,7 +1,7 @@
 /* LLM and GPU descriptions, loaded from the JSON files in models/llm/ and
  * models/gpu/ (one file per model or GPU, named <name>.json; users add their
- * own the same way). Numbers are the published architecture and datasheet
- * figures; see models/README.md for the schema. */
+ * own the same way, or name a file by its path). Numbers are the published
+ * architecture and datasheet figures; see models/README.md for the schema. */
 #ifndef MODELS_MODEL_H
 #define MODELS_MODEL_H
 
@@ -31,24 +31,77 @@ static inline int32_t par_gpus(const par_layout *p) { return p->tp * p->pp * p->
 /* The most routed experts a model may have (DeepSeek-V3 has 256). */
 #define LLM_MAX_EXPERTS 256
 
+/* ---- precision ------------------------------------------------------------- */
+
+/* Number formats of weights, activations and the KV cache. int4 is for
+ * weights only (weight-only quantisation, GPTQ/AWQ style). */
+typedef enum llm_dtype { LLM_BF16, LLM_FP16, LLM_FP8, LLM_INT8, LLM_INT4,
+                         LLM_DTYPE_COUNT } llm_dtype;
+
+const char *llm_dtype_name(llm_dtype d);
+/* The dtype named s ("bf16", "fp16", "fp8", "int8", "int4"), or -1. */
+int llm_dtype_find(const char *s);
+/* Bytes one stored element takes: 2, 2, 1, 1, and for int4 0.5 plus its
+ * share of one fp16 scale per group of 128 (0.515625). */
+double llm_dtype_bytes(llm_dtype d);
+
+/* The three dtypes of a deployment. Rules (llm_check_precision): KV is a
+ * 16- or 8-bit float or int8 (not int4); activations are bf16, fp16, fp8
+ * or int8; 8-bit activations need weights of the same 8-bit format (W8A8),
+ * 16-bit activations take any weights (narrower ones are weight-only
+ * quantisation, dequantised in the GEMM). */
+typedef struct llm_precision {
+    llm_dtype weights, activations, kv;
+} llm_precision;
+
+/* ---- architecture ---------------------------------------------------------- */
+
+typedef enum llm_norm { LLM_NORM_RMS, LLM_NORM_LAYER } llm_norm;
+typedef enum llm_act { LLM_ACT_SILU, LLM_ACT_GELU, LLM_ACT_RELU } llm_act;
+/* Which linear layers carry a bias: none (Llama), q/k/v only (Qwen2),
+ * every linear layer (OPT, GPT-2). */
+typedef enum llm_bias { LLM_BIAS_NONE, LLM_BIAS_QKV, LLM_BIAS_ALL } llm_bias;
+typedef enum llm_pos { LLM_POS_ROPE, LLM_POS_LEARNED, LLM_POS_NONE } llm_pos;
+/* Attention: grouped-query (MHA when kv_heads = heads, MQA when 1), or
+ * DeepSeek's multi-head latent attention (a compressed KV latent). */
+typedef enum llm_attn { LLM_ATTN_GQA, LLM_ATTN_MLA } llm_attn;
+
 typedef struct llm_model {
     char name[64];
     int32_t layers;
     int32_t hidden;
     int32_t heads;            /* attention (query) heads */
     int32_t kv_heads;
-    int32_t head_dim;
+    int32_t head_dim;         /* MLA: the non-rotary q/k head dim (qk_nope_head_dim) */
     int32_t ffn;              /* dense FFN intermediate size (0 if all MoE) */
     int32_t vocab;
     int32_t max_context_tokens;
-    int32_t bytes_per_param;  /* weights, e.g. 2 for bf16 */
-    int32_t kv_bytes_per_elem;
     bool tied_embeddings;
+    /* Architecture variants (defaults: Llama's). */
+    llm_norm norm;
+    bool gated_ffn;           /* gate and up projections (SwiGLU) or one (ReLU/GELU MLP) */
+    llm_act activation;
+    llm_bias bias;
+    llm_pos position;         /* learned: max_context_tokens + 2 rows (OPT's offset) */
+    llm_attn attention;
+    /* MLA only: latent ranks and head dims. q_lora_rank 0 = no q compression. */
+    int32_t q_lora_rank;
+    int32_t kv_lora_rank;
+    int32_t qk_rope_head_dim;
+    int32_t v_head_dim;
     /* Mixture of experts; experts == 0 means dense. */
     int32_t experts;
     int32_t experts_per_token;
     int32_t expert_ffn;
     int32_t shared_experts;   /* each of size expert_ffn */
+    int32_t dense_layers;     /* MoE models: leading dense layers (FFN size ffn) */
+    /* Precision; the file's defaults, replaced by a run's "precision". */
+    llm_precision prec;
+    /* Derived from prec (llm_set_precision): bytes per element of linear
+     * weights, of the KV cache, and of GEMM inputs (activations). */
+    double bytes_per_param;
+    double kv_bytes_per_elem;
+    double act_bytes;
     /* Routing skew, set by llm_set_moe_skew (not read from the model file):
      * Zipf exponent of expert popularity, 0 = uniform; and, per expert, the
      * log of the probability that one token does not choose it. */
@@ -56,21 +109,58 @@ typedef struct llm_model {
     double moe_log_miss[LLM_MAX_EXPERTS];
 } llm_model;
 
+/* Layers with a dense FFN: all of a dense model, dense_layers of an MoE one. */
+static inline int32_t llm_dense_layers(const llm_model *m)
+{
+    return m->experts ? m->dense_layers : m->layers;
+}
+
 typedef struct gpu_spec {
     char name[64];
-    double bf16_flops;           /* dense, per second */
+    /* Dense tensor-core peaks per number format, per second; 0 = the GPU
+     * has no such tensor-core rate (A100: no fp8). */
+    double bf16_flops;
+    double fp16_flops;
+    double fp8_flops;
+    double int8_ops;
     double hbm_bytes;
     double hbm_bw_bytes_per_s;
     double nvlink_bw_bytes_per_s;  /* per direction, per GPU */
     double pcie_bw_bytes_per_s;    /* per direction */
+    int32_t sm_count;
+    double sm_clock_hz;            /* boost clock */
+    /* Power (W), each from a published measurement cited in `source`:
+     * idle; the board limit (TDP); drawn by a compute-bound tensor-core
+     * GEMM near its achieved peak; drawn by a kernel streaming HBM near
+     * its achieved bandwidth; and the node's power outside the GPUs
+     * (CPUs, memory, NICs, fans, conversion) per GPU it hosts. */
     double idle_w;
     double max_w;
-    double gemm_efficiency;      /* achieved fraction of bf16_flops */
-    double bw_efficiency;        /* achieved fraction of hbm bandwidth */
-    double link_efficiency;      /* achieved fraction of link bandwidth */
-    double kernel_floor_ns;      /* no kernel runs faster than this */
-    double collective_latency_ns;  /* fixed cost of one all-reduce */
+    double compute_w;
+    double memory_w;
+    double node_w_per_gpu;
+    /* Collectives over NVLink (or PCIe): fixed latency per all-reduce and
+     * per extra rank, and the achieved fraction of link bandwidth. */
+    double collective_latency_ns;
+    double collective_rank_ns;
+    double link_efficiency;
+    /* The fallback model's GEMM efficiencies and launch time: the fitted
+     * values (models/fallback_fit.h), or the file's own, which then
+     * override the fitted constants of every operator class (`overrides`
+     * says which the file set: GPU_OVR_* bits). */
+    double gemm_efficiency;      /* achieved fraction of peak FLOP/s */
+    double bw_efficiency;        /* achieved fraction of HBM bandwidth */
+    double kernel_floor_ns;      /* launch and tail of one kernel */
+    unsigned overrides;
 } gpu_spec;
+
+#define GPU_OVR_GEMM_EFF 1u
+#define GPU_OVR_BW_EFF 2u
+#define GPU_OVR_FLOOR 4u
+
+/* The dense tensor-core peak for GEMMs computed in dtype d (bf16 for
+ * weight-only formats); 0 when the GPU has none. */
+double gpu_peak_flops(const gpu_spec *g, llm_dtype d);
 
 /* The folder holding llm/ and gpu/: $SERVESIM_MODELS_DIR if set, else the
  * models/ folder of the source tree this binary was built from. */
@@ -83,14 +173,44 @@ int gpu_spec_load(const char *dir, const char *name, gpu_spec *out, sim_err *err
 /* Parses from a file path (the loaders above call these). */
 int llm_model_load_file(const char *path, llm_model *out, sim_err *err);
 int gpu_spec_load_file(const char *path, gpu_spec *out, sim_err *err);
+/* A bundled name ("Llama-3-8B"), or the path of a user's own file (any
+ * value with a '/' or ending in .json). */
+int llm_model_resolve(const char *dir, const char *name_or_path, llm_model *out,
+                      sim_err *err);
+int gpu_spec_resolve(const char *dir, const char *name_or_path, gpu_spec *out,
+                     sim_err *err);
 
-/* Parameter counts and bytes derived from the architecture. */
+/* ---- precision of a run ------------------------------------------------------ */
+
+/* Checks prec (the rules at llm_precision); messages name the dtype. */
+int llm_check_precision(const llm_precision *prec, sim_err *err);
+/* Sets m's precision (checked) and the byte sizes derived from it. */
+int llm_set_precision(llm_model *m, const llm_precision *prec, sim_err *err);
+/* Checks that GPU g computes m's GEMMs: 8-bit activations need g's fp8 or
+ * int8 tensor-core rate. */
+int llm_check_gpu(const llm_model *m, const gpu_spec *g, sim_err *err);
+/* The dtype GEMMs compute in: the activations' (weight-only formats
+ * dequantise to them). */
+llm_dtype llm_gemm_dtype(const llm_model *m);
+/* A run config's "precision" object: {"weights", "activations",
+ * "kv_cache"}, each a dtype name, defaults the model file's (written back
+ * into obj, so the effective config records them). Sets m's precision and
+ * checks it against GPU g. path is obj's JSON path for messages. */
+struct cJSON;
+int llm_precision_parse(struct cJSON *obj, const char *path, llm_model *m,
+                        const gpu_spec *g, sim_err *err);
+
+/* ---- derived quantities ------------------------------------------------------ */
+
+/* Parameter counts derived from the architecture. */
 double llm_params(const llm_model *m);           /* all weights */
 double llm_params_active(const llm_model *m);    /* per token (MoE: top-k) */
-/* Weight bytes held by one GPU at tensor-parallel degree tp. */
+/* Weight bytes held by one GPU under the layout: linear layers in the
+ * weight dtype; embeddings, norms and routers in 16 bits. */
 double llm_weight_bytes_per_gpu(const llm_model *m, const par_layout *par);
-/* KV bytes one token occupies on one GPU at degree tp (K and V, all layers;
- * KV heads are replicated when tp exceeds their count). */
+/* KV bytes one token occupies on one GPU (K and V, all layers; KV heads are
+ * replicated when tp exceeds their count; MLA keeps one latent of
+ * kv_lora_rank + qk_rope_head_dim per layer on every GPU). */
 double llm_kv_bytes_per_token_per_gpu(const llm_model *m, const par_layout *par);
 /* Sets the routing skew: expert i (from 1) is chosen by a token with
  * probability proportional to i^-skew, scaled so that each token chooses

@@ -2,23 +2,41 @@
  * written out in models/README.md).
  *
  * Design. ops_decompose runs once per simulated iteration, millions of times
- * a run, so it allocates nothing and never loops over layers: every layer is
- * identical, so each per-layer operator is one entry whose `repeat` is the
- * layer count. Its only loop is over the batch's prefill chunks (attention
- * FLOPs depend on each chunk's own length and context). Ops with no work are
- * left out (no prefill chunk -> no prefill attention entry; no sampled
- * sequence -> no LM head), and an empty batch yields an empty list.
+ * a run, so it allocates nothing and never loops over layers: identical
+ * layers are one entry whose `repeat` is their count. A model has at most
+ * two kinds of layer (dense and MoE, in that order: DeepSeek-V3's 3 dense +
+ * 58 MoE), and a layered prefill splits the stack once more, so the layers
+ * are at most four stretches. The only loop is over the batch's prefill
+ * chunks (attention FLOPs depend on each chunk's own length and context).
+ * Ops with no work are left out (no prefill chunk -> no prefill attention
+ * entry; no sampled sequence -> no LM head), and an empty batch yields an
+ * empty list.
  *
  * Invariants of every entry: repeat >= 1; flops, bytes >= 0; weight_bytes
  * and kv_bytes are the parts of bytes that are weights and KV cache. All
  * quantities are per GPU of the TP group: heads, FFN width, experts' width
  * and vocabulary are divided by tp; KV heads are ceil(kv_heads / tp) (one
- * replica each when tp exceeds them); the MoE router and the norms are
- * replicated.
+ * replica each when tp exceeds them); the MoE router, the norms and MLA's
+ * down-projections are replicated.
  *
- * Byte counts: activations are bf16 (2 bytes), weights bytes_per_param, KV
- * kv_bytes_per_elem, sampling logits fp32. A GEMM of m x k by k x n moves
- * its input, weight and output once: (m*k + m*n) * 2 + k*n * bytes_per_param.
+ * Byte counts: GEMM inputs are in the activation dtype, outputs and
+ * elementwise tensors in 16 bits, linear weights in the weight dtype,
+ * embeddings, LM head, routers and biases in 16 bits, the KV cache in the
+ * KV dtype, sampling logits in fp32. A GEMM of m x k by k x n moves its
+ * input, weight and output once.
+ *
+ * Architectures: LayerNorm reads a bias with its scale; a plain FFN has one
+ * up-projection and an activation over one tensor; biases add their bytes
+ * to the GEMM that owns them; learned positions add a row read and an add
+ * to the embedding. MLA (DeepSeek-V2/V3 as vLLM runs it): the fused q/kv
+ * down-projection (gemm_qkv, replicated), the latent norms, the q
+ * up-projection (gemm_q_up), rotary on the small rope part, the kv
+ * up-projection (gemm_kv_up) over every KV token of the prefill chunks
+ * (keys and values are decompressed for prefill attention) and over the
+ * decode tokens (the absorbed form: same weights, one row per token), then
+ * attention: prefill as multi-head attention with head dim qk_nope +
+ * qk_rope (values v_head_dim), decode in the latent space (one shared
+ * kv_lora_rank + qk_rope_head_dim key per token, as MQA).
  *
  * MoE: T tokens each choosing top-k of E experts touch, on average, the
  * number of distinct experts given by llm_moe_distinct_experts (uniform
@@ -29,7 +47,8 @@
 #include <math.h>
 #include <string.h>
 
-#define ACT_BYTES 2.0      /* bf16 activations */
+#define ACT_BYTES 2.0      /* 16-bit activations, GEMM outputs, elementwise tensors */
+#define HALF_BYTES 2.0     /* embeddings, LM head, routers, norms, biases */
 #define LOGIT_BYTES 4.0    /* fp32 logits for sampling */
 
 static const char *const op_names[OP_KIND_COUNT] = {
@@ -48,6 +67,8 @@ static const char *const op_names[OP_KIND_COUNT] = {
     [OP_MOE_EXPERTS] = "moe_experts",
     [OP_GEMM_LM_HEAD] = "gemm_lm_head",
     [OP_SAMPLE] = "sample",
+    [OP_GEMM_Q_UP] = "gemm_q_up",
+    [OP_GEMM_KV_UP] = "gemm_kv_up",
 };
 
 const char *op_kind_name(op_kind k)
@@ -72,6 +93,8 @@ static const op_class op_classes[OP_KIND_COUNT] = {
     [OP_MOE_EXPERTS] = OP_CLASS_GEMM,
     [OP_GEMM_LM_HEAD] = OP_CLASS_GEMM,
     [OP_SAMPLE] = OP_CLASS_ELEMENTWISE,
+    [OP_GEMM_Q_UP] = OP_CLASS_GEMM,
+    [OP_GEMM_KV_UP] = OP_CLASS_GEMM,
 };
 
 op_class op_kind_class(op_kind k)
@@ -83,32 +106,77 @@ op_class op_kind_class(op_kind k)
 static op_desc *push(op_list *l, op_kind kind, int32_t repeat, int64_t m,
                      int64_t n, int64_t k)
 {
-    SIM_ASSERT(l->n < OPS_MAX);
+    SIM_ASSERT(l->n < OPS_MAX && repeat >= 1);
     op_desc *op = &l->op[l->n++];
-    *op = (op_desc){.kind = kind, .repeat = repeat, .m = m, .n = n, .k = k};
+    *op = (op_desc){.kind = kind, .repeat = repeat, .m = m, .n = n, .k = k,
+                    .dtype = LLM_BF16};
     return op;
 }
 
+/* What a GEMM's operands are stored in. */
+typedef struct gemm_fmt {
+    double weight_bytes;   /* per weight element */
+    double in_bytes;       /* per input activation element */
+    llm_dtype dtype;       /* what the tensor cores compute in */
+    bool bias;             /* a bias vector of n (16-bit) */
+} gemm_fmt;
+
+/* A linear layer of the model: weights, inputs and compute in the run's
+ * precision. */
+static gemm_fmt linear_fmt(const llm_model *m, bool bias)
+{
+    return (gemm_fmt){.weight_bytes = m->bytes_per_param, .in_bytes = m->act_bytes,
+                      .dtype = llm_gemm_dtype(m), .bias = bias};
+}
+
+/* Kept in 16 bits whatever the precision (LM head, router). */
+static gemm_fmt half_fmt(const llm_model *m)
+{
+    llm_dtype a = m->prec.activations;
+    return (gemm_fmt){.weight_bytes = HALF_BYTES, .in_bytes = ACT_BYTES,
+                      .dtype = a == LLM_FP16 ? LLM_FP16 : LLM_BF16};
+}
+
+/* Attention computes in 16 bits (an 8-bit KV cache is dequantised). */
+static llm_dtype attention_dtype(const llm_model *m)
+{
+    return m->prec.activations == LLM_FP16 ? LLM_FP16 : LLM_BF16;
+}
+
 /* A GEMM of (m x k) activations by a (k x n) weight. */
-static void push_gemm(op_list *l, op_kind kind, int32_t repeat, double m,
-                      double n, double k, double bytes_per_param)
+static op_desc *push_gemm(op_list *l, op_kind kind, int32_t repeat, double m, double n,
+                          double k, gemm_fmt f)
 {
     op_desc *op = push(l, kind, repeat, (int64_t)m, (int64_t)n, (int64_t)k);
-    op->flops = 2.0 * m * n * k;
-    op->weight_bytes = k * n * bytes_per_param;
-    op->bytes = (m * k + m * n) * ACT_BYTES + op->weight_bytes;
+    op->flops = 2.0 * m * n * k + (f.bias ? m * n : 0);
+    op->weight_bytes = k * n * f.weight_bytes + (f.bias ? n * HALF_BYTES : 0);
+    op->bytes = m * k * f.in_bytes + m * n * ACT_BYTES + op->weight_bytes;
+    op->dtype = (uint8_t)f.dtype;
+    return op;
 }
 
 /* An elementwise op over `elems` elements: reads `reads` and writes
  * `writes` tensors of that size, `flops_per_elem` each. */
-static void push_elementwise(op_list *l, op_kind kind, int32_t repeat, int64_t m,
-                             int64_t n, double reads, double writes,
-                             double flops_per_elem)
+static op_desc *push_elementwise(op_list *l, op_kind kind, int32_t repeat, int64_t m,
+                                 int64_t n, double reads, double writes,
+                                 double flops_per_elem)
 {
     op_desc *op = push(l, kind, repeat, m, n, 0);
     double elems = (double)m * (double)n;
     op->flops = flops_per_elem * elems;
     op->bytes = (reads + writes) * elems * ACT_BYTES;
+    return op;
+}
+
+/* A norm of width n over m rows with the residual add fused: x and the
+ * residual read and written; RMSNorm has a scale, LayerNorm also a bias. */
+static void push_norm(op_list *l, const llm_model *m, int32_t repeat, int64_t rows,
+                      int64_t n)
+{
+    bool ln = m->norm == LLM_NORM_LAYER;
+    op_desc *op = push_elementwise(l, OP_NORM, repeat, rows, n, 2, 2, ln ? 8 : 4);
+    op->weight_bytes = (ln ? 2.0 : 1.0) * (double)n * HALF_BYTES;
+    op->bytes += op->weight_bytes;
 }
 
 /* What the per-layer operators of one stretch of layers see. */
@@ -123,36 +191,33 @@ typedef struct layer_work {
     double decode_kv_tokens;
 } layer_work;
 
-/* The operators of `w.layers` identical decoder layers. */
-static void push_layers(op_list *out, const llm_model *m, int tp, const layer_work *w)
+/* Grouped-query attention (MHA and MQA included). */
+static void push_gqa(op_list *out, const llm_model *m, int tp, const layer_work *w)
 {
     const int32_t L = w->layers;
     const double T = w->tokens, H = m->hidden, D = m->head_dim;
-    const double bpp = m->bytes_per_param, kvb = m->kv_bytes_per_elem;
+    const double kvb = m->kv_bytes_per_elem;
     const double hq = m->heads / tp;
     const double hkv = (m->kv_heads + tp - 1) / tp;
     const int64_t Ti = (int64_t)T;
 
-    /* Two RMSNorms per layer; the residual add is fused, so each reads x
-     * and the residual and writes both. */
-    push_elementwise(out, OP_NORM, 2 * L, Ti, (int64_t)H, 2, 2, 4);
-    op_desc *op = &out->op[out->n - 1];
-    op->weight_bytes = H * bpp;
-    op->bytes += op->weight_bytes;
-
-    push_gemm(out, OP_GEMM_QKV, L, T, (hq + 2 * hkv) * D, H, bpp);
+    push_gemm(out, OP_GEMM_QKV, L, T, (hq + 2 * hkv) * D, H,
+              linear_fmt(m, m->bias != LLM_BIAS_NONE));
     /* Rotates q and k in place. */
-    push_elementwise(out, OP_ROPE, L, Ti, (int64_t)((hq + hkv) * D), 1, 1, 3);
+    if (m->position == LLM_POS_ROPE)
+        push_elementwise(out, OP_ROPE, L, Ti, (int64_t)((hq + hkv) * D), 1, 1, 3);
 
     /* Attention: 4 * head_dim FLOPs per (query, key) pair per query head
      * (QK^T and PV); bytes are Q read, O written, and the K and V of every
      * attended token (cached and new) read or written once. */
+    op_desc *op;
     if (w->q_sum > 0) {
         op = push(out, OP_ATTN_PREFILL, L, (int64_t)w->q_sum, w->n_prefill,
                   (int64_t)(w->prefill_kv_tokens / w->n_prefill + 0.5));
         op->flops = 4.0 * hq * D * w->causal_pairs;
         op->kv_bytes = w->prefill_kv_tokens * 2 * hkv * D * kvb;
         op->bytes = 2 * w->q_sum * hq * D * ACT_BYTES + op->kv_bytes;
+        op->dtype = (uint8_t)attention_dtype(m);
     }
     if (w->n_decode > 0) {
         op = push(out, OP_ATTN_DECODE, L, w->n_decode, w->n_decode,
@@ -160,40 +225,132 @@ static void push_layers(op_list *out, const llm_model *m, int tp, const layer_wo
         op->flops = 4.0 * hq * D * w->decode_kv_tokens;
         op->kv_bytes = w->decode_kv_tokens * 2 * hkv * D * kvb;
         op->bytes = 2.0 * w->n_decode * hq * D * ACT_BYTES + op->kv_bytes;
+        op->dtype = (uint8_t)attention_dtype(m);
     }
+    push_gemm(out, OP_GEMM_ATTN_OUT, L, T, H, hq * D,
+              linear_fmt(m, m->bias == LLM_BIAS_ALL));
+}
 
-    push_gemm(out, OP_GEMM_ATTN_OUT, L, T, H, hq * D, bpp);
+/* Multi-head latent attention (see the design note above). */
+static void push_mla(op_list *out, const llm_model *m, int tp, const layer_work *w)
+{
+    const int32_t L = w->layers;
+    const double T = w->tokens, H = m->hidden, D = m->head_dim;
+    const double dr = m->qk_rope_head_dim, dv = m->v_head_dim;
+    const double ql = m->q_lora_rank, kl = m->kv_lora_rank;
+    const double kvb = m->kv_bytes_per_elem, hq = m->heads / tp;
+    const int64_t Ti = (int64_t)T;
 
-    if (m->experts == 0) {
-        const double f = (double)m->ffn / tp;
-        push_gemm(out, OP_GEMM_FFN_UP, L, T, 2 * f, H, bpp);
-        push_elementwise(out, OP_ACT, L, Ti, (int64_t)f, 2, 1, 5);
-        push_gemm(out, OP_GEMM_FFN_DOWN, L, T, H, f, bpp);
-    } else {
-        const double k = m->experts_per_token;
-        const double f = (double)m->expert_ffn / tp, S = m->shared_experts;
-        push_gemm(out, OP_MOE_ROUTER, L, T, m->experts, H, bpp);
-        /* Each distinct expert's weights are read once per layer, however
-         * many tokens it serves: this is what makes a MoE iteration's cost
-         * depend on how many tokens it batches. */
-        double distinct = llm_moe_distinct_experts(m, T);
-        double pairs = T * (k + S);   /* (token, expert) pairs, shared included */
-        op = push(out, OP_MOE_EXPERTS, L, Ti, (int64_t)f, (int64_t)H);
-        op->flops = 2.0 * pairs * 3 * H * f;
-        op->weight_bytes = (distinct + S) * 3 * H * f * bpp;
-        /* Per pair: x in, gate/up out, the activated f back in, H out. */
-        op->bytes = pairs * (2 * H + 3 * f) * ACT_BYTES + op->weight_bytes;
-        push_elementwise(out, OP_ACT, L, (int64_t)pairs, (int64_t)f, 2, 1, 5);
+    /* Down-projections: the q latent (or q itself) and the kv latent with
+     * the shared rope key, one fused replicated GEMM. */
+    push_gemm(out, OP_GEMM_QKV, L, T, (ql ? ql : hq * (D + dr)) + kl + dr, H,
+              linear_fmt(m, false));
+    if (ql)
+        push_norm(out, m, L, Ti, (int64_t)ql);
+    push_norm(out, m, L, Ti, (int64_t)kl);
+    if (ql)
+        push_gemm(out, OP_GEMM_Q_UP, L, T, hq * (D + dr), ql, linear_fmt(m, false));
+    push_elementwise(out, OP_ROPE, L, Ti, (int64_t)((hq + 1) * dr), 1, 1, 3);
+    /* K and V decompressed for the prefill chunks' KV tokens; the decode
+     * tokens' absorbed q and output projections use the same weights. */
+    double up_rows = w->prefill_kv_tokens + w->n_decode;
+    push_gemm(out, OP_GEMM_KV_UP, L, up_rows, hq * (D + dv), kl, linear_fmt(m, false));
+
+    op_desc *op;
+    if (w->q_sum > 0) {
+        op = push(out, OP_ATTN_PREFILL, L, (int64_t)w->q_sum, w->n_prefill,
+                  (int64_t)(w->prefill_kv_tokens / w->n_prefill + 0.5));
+        op->flops = 2.0 * hq * (D + dr + dv) * w->causal_pairs;
+        op->kv_bytes = w->prefill_kv_tokens * (kl + dr) * kvb;
+        op->bytes = w->q_sum * hq * (D + dr + dv) * ACT_BYTES +
+                    w->prefill_kv_tokens * hq * (D + dr + dv) * ACT_BYTES + op->kv_bytes;
+        op->dtype = (uint8_t)attention_dtype(m);
     }
+    if (w->n_decode > 0) {
+        op = push(out, OP_ATTN_DECODE, L, w->n_decode, w->n_decode,
+                  (int64_t)(w->decode_kv_tokens / w->n_decode + 0.5));
+        op->flops = 2.0 * hq * (2 * kl + dr) * w->decode_kv_tokens;
+        op->kv_bytes = w->decode_kv_tokens * (kl + dr) * kvb;
+        op->bytes = w->n_decode * hq * (2 * kl + dr) * ACT_BYTES + op->kv_bytes;
+        op->dtype = (uint8_t)attention_dtype(m);
+    }
+    push_gemm(out, OP_GEMM_ATTN_OUT, L, T, H, hq * dv, linear_fmt(m, false));
+}
 
-    /* Ring all-reduce of the T x H bf16 activations after attention and
+/* The FFN of a dense layer. */
+static void push_dense_ffn(op_list *out, const llm_model *m, int tp, const layer_work *w)
+{
+    const int32_t L = w->layers;
+    const double T = w->tokens, H = m->hidden, f = (double)m->ffn / tp;
+    const bool bias = m->bias == LLM_BIAS_ALL, gated = m->gated_ffn;
+    push_gemm(out, OP_GEMM_FFN_UP, L, T, (gated ? 2 : 1) * f, H, linear_fmt(m, bias));
+    /* SiLU(gate) * up reads two tensors; ReLU or GELU one */
+    push_elementwise(out, OP_ACT, L, (int64_t)T, (int64_t)f, gated ? 2 : 1, 1,
+                     gated ? 5 : 2);
+    push_gemm(out, OP_GEMM_FFN_DOWN, L, T, H, f, linear_fmt(m, bias));
+}
+
+/* The router and experts of an MoE layer. */
+static void push_moe(op_list *out, const llm_model *m, int tp, const layer_work *w)
+{
+    const int32_t L = w->layers;
+    const double T = w->tokens, H = m->hidden;
+    const double k = m->experts_per_token;
+    const double f = (double)m->expert_ffn / tp, S = m->shared_experts;
+    push_gemm(out, OP_MOE_ROUTER, L, T, m->experts, H, half_fmt(m));
+    /* Each distinct expert's weights are read once per layer, however many
+     * tokens it serves: this is what makes a MoE iteration's cost depend on
+     * how many tokens it batches. */
+    double distinct = llm_moe_distinct_experts(m, T);
+    double pairs = T * (k + S);   /* (token, expert) pairs, shared included */
+    op_desc *op = push(out, OP_MOE_EXPERTS, L, (int64_t)T, (int64_t)f, (int64_t)H);
+    op->flops = 2.0 * pairs * 3 * H * f;
+    op->weight_bytes = (distinct + S) * 3 * H * f * m->bytes_per_param;
+    /* Per pair: x in, gate/up out, the activated f back in, H out. */
+    op->bytes = pairs * (H * m->act_bytes + 2 * f * ACT_BYTES + f * m->act_bytes +
+                         H * ACT_BYTES) + op->weight_bytes;
+    op->dtype = (uint8_t)llm_gemm_dtype(m);
+    op->groups = distinct + S;
+    push_elementwise(out, OP_ACT, L, (int64_t)pairs, (int64_t)f, 2, 1, 5);
+}
+
+/* The operators of `w.layers` identical decoder layers, dense or MoE. */
+static void push_layers(op_list *out, const llm_model *m, int tp, const layer_work *w,
+                        bool moe)
+{
+    /* Two norms per layer, each with the residual add fused. */
+    push_norm(out, m, 2 * w->layers, (int64_t)w->tokens, m->hidden);
+    if (m->attention == LLM_ATTN_MLA)
+        push_mla(out, m, tp, w);
+    else
+        push_gqa(out, m, tp, w);
+    if (moe)
+        push_moe(out, m, tp, w);
+    else
+        push_dense_ffn(out, m, tp, w);
+
+    /* Ring all-reduce of the T x H 16-bit activations after attention and
      * after the FFN: each GPU sends 2 (tp - 1) / tp of the buffer. */
     if (tp > 1) {
-        double buf = T * H * ACT_BYTES;
-        op = push(out, OP_ALLREDUCE, 2 * L, Ti, (int64_t)H, 0);
+        double buf = w->tokens * m->hidden * ACT_BYTES;
+        op_desc *op = push(out, OP_ALLREDUCE, 2 * w->layers, (int64_t)w->tokens,
+                           (int64_t)m->hidden, 0);
         op->bytes = 2.0 * (tp - 1) / tp * buf;
-        op->flops = (double)(tp - 1) / tp * T * H;
+        op->flops = (double)(tp - 1) / tp * w->tokens * m->hidden;
+        op->ranks = tp;
     }
+}
+
+/* Layers [first, first + w.layers): their dense part, then their MoE part. */
+static void push_stretch(op_list *out, const llm_model *m, int tp, const layer_work *w,
+                         int32_t first)
+{
+    const int32_t nd = llm_dense_layers(m), end = first + w->layers;
+    layer_work part = *w;
+    if ((part.layers = (end < nd ? end : nd) - first) > 0)
+        push_layers(out, m, tp, &part, false);
+    if ((part.layers = end - (first > nd ? first : nd)) > 0)
+        push_layers(out, m, tp, &part, true);
 }
 
 void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape *b,
@@ -221,47 +378,51 @@ void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape 
     all.tokens = all.q_sum + b->n_decode;
     if (all.tokens == 0)
         return;
-    const double T = all.tokens, H = m->hidden, bpp = m->bytes_per_param;
+    const double T = all.tokens, H = m->hidden;
 
     /* Vocabulary-parallel lookup: each GPU reads the rows in its shard
-     * (about T / tp of them) and writes a full T x H, then all-reduces. */
+     * (about T / tp of them) and writes a full T x H, then all-reduces.
+     * Learned positions: a replicated row per token, added in. */
     op_desc *op = push(out, OP_EMBED, 1, (int64_t)T, (int64_t)H, 0);
-    op->weight_bytes = T * H * bpp / tp;
+    op->weight_bytes = T * H * HALF_BYTES / tp;
     op->bytes = op->weight_bytes + T * H * ACT_BYTES;
+    if (m->position == LLM_POS_LEARNED) {
+        op->weight_bytes += T * H * HALF_BYTES;
+        op->bytes += T * H * HALF_BYTES + 2 * T * H * ACT_BYTES;
+        op->flops += T * H;
+    }
     if (tp > 1) {
         op = push(out, OP_ALLREDUCE, 1, (int64_t)T, (int64_t)H, 0);
         op->bytes = 2.0 * (tp - 1) / tp * T * H * ACT_BYTES;
         op->flops = (double)(tp - 1) / tp * T * H;
+        op->ranks = tp;
     }
 
     int32_t pl = b->prefill_layers;
     if (all.q_sum == 0 || pl == 0 || pl == m->layers) {
-        push_layers(out, m, tp, &all);
+        push_stretch(out, m, tp, &all, 0);
     } else {
         /* Prefill through pl layers together with the decodes, then the
          * decodes alone through the rest. */
         layer_work with_prefill = all;
         with_prefill.layers = pl;
-        push_layers(out, m, tp, &with_prefill);
+        push_stretch(out, m, tp, &with_prefill, 0);
         if (b->n_decode > 0) {
             layer_work decode_only = {.layers = m->layers - pl, .tokens = b->n_decode,
                                       .n_decode = b->n_decode,
                                       .decode_kv_tokens = all.decode_kv_tokens};
-            push_layers(out, m, tp, &decode_only);
+            push_stretch(out, m, tp, &decode_only, pl);
         }
     }
 
-    /* The final RMSNorm. */
-    push_elementwise(out, OP_NORM, 1, (int64_t)T, (int64_t)H, 2, 2, 4);
-    op = &out->op[out->n - 1];
-    op->weight_bytes = H * bpp;
-    op->bytes += op->weight_bytes;
+    /* The final norm. */
+    push_norm(out, m, 1, (int64_t)T, (int64_t)H);
 
     /* Only sequences that emit a token need logits; each GPU computes its
      * vocabulary shard (gathering the shards is small and left out). */
     if (b->n_sampled > 0) {
         double ns = b->n_sampled;
-        push_gemm(out, OP_GEMM_LM_HEAD, 1, ns, (m->vocab + tp - 1) / tp, H, bpp);
+        push_gemm(out, OP_GEMM_LM_HEAD, 1, ns, (m->vocab + tp - 1) / tp, H, half_fmt(m));
         op = push(out, OP_SAMPLE, 1, b->n_sampled, m->vocab, 0);
         op->flops = 5.0 * ns * m->vocab;   /* softmax, top-p/k, draw */
         op->bytes = ns * m->vocab * LOGIT_BYTES;

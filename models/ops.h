@@ -28,6 +28,8 @@ typedef enum op_kind {
     OP_MOE_EXPERTS,   /* grouped expert GEMMs (up+down) of the active experts */
     OP_GEMM_LM_HEAD,
     OP_SAMPLE,
+    OP_GEMM_Q_UP,     /* MLA: q up-projection from the q latent */
+    OP_GEMM_KV_UP,    /* MLA: k/v up-projection (prefill) or its absorbed form (decode) */
     OP_KIND_COUNT
 } op_kind;
 
@@ -52,6 +54,9 @@ typedef struct op_desc {
      * from the shape keys for MoE experts and attention). */
     double weight_bytes;
     double kv_bytes;
+    uint8_t dtype;       /* llm_dtype the tensor cores compute in (GEMMs, attention) */
+    int32_t ranks;       /* collectives: GPUs taking part */
+    double groups;       /* grouped GEMMs (MoE experts): active experts; else 0 */
 } op_desc;
 
 /* One sequence's share of a batch. */
@@ -73,10 +78,10 @@ typedef struct batch_shape {
     int32_t prefill_layers;
 } batch_shape;
 
-/* Per-layer operators appear twice when prefill runs through only some
- * layers (once for those layers with every token, once for the rest with
- * the decode tokens alone). */
-#define OPS_MAX 32
+/* Per-layer operators appear once per stretch of identical layers: up to
+ * four stretches (the dense and the MoE layers of a dense-then-MoE stack,
+ * each split where a layered prefill stops). */
+#define OPS_MAX 80
 
 typedef struct op_list {
     op_desc op[OPS_MAX];

@@ -1,7 +1,8 @@
 /* Tests for measured cost tables (models/cost_table.c) and calib/'s host
  * side (plans, synthetic tables, leave-one-out, layer comparison). Tables
- * are synthetic: a plan priced by the roofline of a GPU file, so a table
- * that works must give the roofline back. */
+ * are synthetic: a plan priced by the roofline of a GPU file (each point
+ * by its FLOPs and bytes alone, as calib-tool synth prices it), so a table
+ * that works must give that back. Imported tables: test_import.c. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -156,6 +157,46 @@ static cJSON *gemm_entry0(cJSON *root)
     return cJSON_GetArrayItem(cJSON_GetObjectItem(fam, "entries"), 0);
 }
 
+/* What calib-tool synth priced an op's point at: the roofline of its FLOPs
+ * and bytes alone (no shape), as its family's op kind (calib/synth.c);
+ * collectives, which no synthetic table has, at the plain roofline. */
+static double synth_ns(const gpu_spec *g, const llm_model *m, int tp, const op_desc *op)
+{
+    ctab_key key;
+    if (ctab_key_of_op(m, tp, op, &key) < 0)
+        return roofline_op_ns(g, op);
+    static const op_kind kind_of[CTAB_FAMILY_COUNT] = {
+        [CTAB_GEMM] = OP_GEMM_QKV, [CTAB_MOE_ROUTER] = OP_MOE_ROUTER,
+        [CTAB_MOE_EXPERTS] = OP_MOE_EXPERTS, [CTAB_ATTN_PREFILL] = OP_ATTN_PREFILL,
+        [CTAB_ATTN_DECODE] = OP_ATTN_DECODE, [CTAB_EMBED] = OP_EMBED, [CTAB_NORM] = OP_NORM,
+        [CTAB_ROPE] = OP_ROPE, [CTAB_ACT] = OP_ACT, [CTAB_SAMPLE] = OP_SAMPLE,
+        [CTAB_COPY] = OP_NORM, [CTAB_ALLREDUCE] = OP_ALLREDUCE};
+    op_desc bare = {.kind = kind_of[key.family], .repeat = 1, .flops = op->flops,
+                    .bytes = op->bytes};
+    return roofline_op_ns(g, &bare);
+}
+
+/* The synthetic prices of a batch's ops, summed per kind. */
+static void synth_terms(const gpu_spec *g, const llm_model *m, int tp, const batch_shape *b,
+                        double term[OP_KIND_COUNT], double *total)
+{
+    op_list ops;
+    ops_decompose(m, &PAR_TP(tp), b, &ops);
+    memset(term, 0, OP_KIND_COUNT * sizeof *term);
+    *total = 0;
+    for (int i = 0; i < ops.n; i++) {
+        op_desc op = ops.op[i];
+        /* several prefill chunks: a table prices the mean chunk, once per
+         * chunk (its launch time included each time) */
+        double chunks = op.kind == OP_ATTN_PREFILL && op.n > 1 ? (double)op.n : 1;
+        op.flops /= chunks;
+        op.bytes /= chunks;
+        double ns = chunks * synth_ns(g, m, tp, &op) * op.repeat;
+        term[op.kind] += ns;
+        *total += ns;
+    }
+}
+
 /* ---- exactness and interpolation -------------------------------------------- */
 
 START_TEST(test_ctab_grid_points_reproduce_roofline)
@@ -165,9 +206,7 @@ START_TEST(test_ctab_grid_points_reproduce_roofline)
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
     char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", NULL, 0, 0, NULL);
     for (int tp = 1; tp <= 2; tp++) {
-        sim_err err = {{0}};
         cost_model *tab = table_cm(path, &m, &g, tp);
-        cost_model *roof = make_cm("roofline", &m, &g, tp, NULL, &err);
         batch_shape shapes[16];
         batch_seq chunks[6];
         int n = 0;
@@ -185,23 +224,23 @@ START_TEST(test_ctab_grid_points_reproduce_roofline)
                                             .n_sampled = 1};
             }
         for (int s = 0; s < n; s++) {
-            cost_result a, b;
+            cost_result a;
+            double want[OP_KIND_COUNT], total;
             cost_iteration(tab, &shapes[s], &a);
-            cost_iteration(roof, &shapes[s], &b);
+            synth_terms(&g, &m, tp, &shapes[s], want, &total);
             for (int k = 0; k < OP_KIND_COUNT; k++) {
-                if (b.term_source[k] == COST_SRC_NONE) {
+                if (want[k] == 0) {
                     ck_assert_int_eq(a.term_source[k], COST_SRC_NONE);
                     continue;
                 }
-                ck_assert_msg(fabs(a.term_ns[k] / b.term_ns[k] - 1) < 1e-6,
-                              "tp %d shape %d %s: table %.6g ns, roofline %.6g ns", tp, s,
-                              op_kind_name(k), a.term_ns[k], b.term_ns[k]);
+                ck_assert_msg(fabs(a.term_ns[k] / want[k] - 1) < 1e-6,
+                              "tp %d shape %d %s: table %.6g ns, synthetic %.6g ns", tp, s,
+                              op_kind_name(k), a.term_ns[k], want[k]);
                 ck_assert_int_eq(a.term_source[k],
                                  k == OP_ALLREDUCE ? COST_SRC_ROOFLINE : COST_SRC_TABLE);
             }
         }
         cost_model_destroy(tab);
-        cost_model_destroy(roof);
     }
     drop_table(path);
 }
@@ -216,9 +255,7 @@ START_TEST(test_ctab_between_points_within_interpolation_error)
     gpu_spec g;
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
     char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", NULL, 0, 0, NULL);
-    sim_err err = {{0}};
     cost_model *tab = table_cm(path, &m, &g, 1);
-    cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
     uint64_t s = 12345;
     double worst = 0, sum = 0;
     int count = 0;
@@ -238,54 +275,58 @@ START_TEST(test_ctab_between_points_within_interpolation_error)
             n_dec = 1;
         batch_shape b = {.prefill = chunks, .n_prefill = n_prefill, .n_decode = n_dec,
                          .decode_ctx_sum = n_dec * ctx, .n_sampled = n_prefill + n_dec};
-        cost_result a, r;
+        cost_result a;
+        double want[OP_KIND_COUNT], total;
         cost_iteration(tab, &b, &a);
-        cost_iteration(roof, &b, &r);
+        synth_terms(&g, &m, 1, &b, want, &total);
         for (int k = 0; k < OP_KIND_COUNT; k++) {
-            if (r.term_source[k] == COST_SRC_NONE)
+            if (want[k] == 0)
                 continue;
-            double e = a.term_ns[k] / r.term_ns[k] - 1;
-            ck_assert_msg(e > -0.05 && e < 0.5, "%s: table %.6g ns vs roofline %.6g ns",
-                          op_kind_name(k), a.term_ns[k], r.term_ns[k]);
+            double e = a.term_ns[k] / want[k] - 1;
+            /* several chunks of different lengths are priced at their mean
+             * chunk, whose FLOPs are not the mean of theirs (causal pairs
+             * grow as q^2): a few percent more either way */
+            double lo = k == OP_ATTN_PREFILL && n_prefill > 1 ? -0.10 : -0.05;
+            ck_assert_msg(e > lo && e < 0.5, "%s: table %.6g ns vs synthetic %.6g ns",
+                          op_kind_name(k), a.term_ns[k], want[k]);
         }
-        double e = (double)a.latency_ns / r.latency_ns - 1;
-        ck_assert_msg(fabs(e) < 0.15, "iteration: table %lld ns vs roofline %lld ns",
-                      (long long)a.latency_ns, (long long)r.latency_ns);
+        double e = (double)a.latency_ns / total - 1;
+        ck_assert_msg(fabs(e) < 0.15, "iteration: table %lld ns vs synthetic %.0f ns",
+                      (long long)a.latency_ns, total);
         worst = fmax(worst, fabs(e));
         sum += fabs(e);
         count++;
     }
     ck_assert_msg(sum / count < 0.05, "mean |error| %.3f", sum / count);
     cost_model_destroy(tab);
-    cost_model_destroy(roof);
     drop_table(path);
 }
 END_TEST
 
 /* A table twice as slow as the roofline for GEMMs: beyond the grid (and for
- * shapes it lacks) the measured fraction, one half, is held. */
+ * shapes it lacks) the measured fraction, one half, is held (within the
+ * launch time, which does not scale with the work). */
 START_TEST(test_ctab_out_of_grid_holds_measured_fraction)
 {
     llm_model m;
     gpu_spec g;
     load_model_gpu("Llama-3-8B", "H100-SXM-80GB", &m, &g);
     char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", &gemm_x2, 0, 0, NULL);
-    sim_err err = {{0}};
     cost_model *tab = table_cm(path, &m, &g, 1);
-    cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
     batch_seq big = {.q_tokens = 20000, .ctx_tokens = 0};   /* m beyond 16384 */
     batch_shape b = {.prefill = &big, .n_prefill = 1, .n_sampled = 1};
-    cost_result a, r;
+    cost_result a;
+    double r[OP_KIND_COUNT], total;
     cost_iteration(tab, &b, &a);
-    cost_iteration(roof, &b, &r);
+    synth_terms(&g, &m, 1, &b, r, &total);
     const op_kind gemms[] = {OP_GEMM_QKV, OP_GEMM_ATTN_OUT, OP_GEMM_FFN_UP, OP_GEMM_FFN_DOWN};
     for (int i = 0; i < 4; i++) {
-        ck_assert_msg(fabs(a.term_ns[gemms[i]] / r.term_ns[gemms[i]] - 2) < 1e-6, "%s",
-                      op_kind_name(gemms[i]));
+        ck_assert_msg(fabs(a.term_ns[gemms[i]] / r[gemms[i]] - 2) < 0.02, "%s: %.4f",
+                      op_kind_name(gemms[i]), a.term_ns[gemms[i]] / r[gemms[i]]);
         ck_assert_int_eq(a.term_source[gemms[i]], COST_SRC_ROOFLINE);
     }
     /* the LM head (m = 1) is on the grid: twice the roofline, from the table */
-    ck_assert_double_eq_tol(a.term_ns[OP_GEMM_LM_HEAD] / r.term_ns[OP_GEMM_LM_HEAD], 2, 1e-6);
+    ck_assert_double_eq_tol(a.term_ns[OP_GEMM_LM_HEAD] / r[OP_GEMM_LM_HEAD], 2, 1e-6);
     ck_assert_int_eq(a.term_source[OP_GEMM_LM_HEAD], COST_SRC_TABLE);
     /* the prefill is also beyond the attention grid's q axis */
     ck_assert_int_eq(a.term_source[OP_ATTN_PREFILL], COST_SRC_ROOFLINE);
@@ -297,7 +338,6 @@ START_TEST(test_ctab_out_of_grid_holds_measured_fraction)
     ck_assert(a.term_ns[OP_ATTN_DECODE] > 0 && isfinite(a.term_ns[OP_ATTN_DECODE]));
     ck_assert_int_eq(a.term_source[OP_GEMM_QKV], COST_SRC_TABLE);
     cost_model_destroy(tab);
-    cost_model_destroy(roof);
     drop_table(path);
 }
 END_TEST
@@ -308,29 +348,27 @@ START_TEST(test_ctab_unknown_shape_uses_nearest_entry)
     gpu_spec g;
     load_model_gpu("Llama-2-7B", "H100-SXM-80GB", &m, &g);
     char *path = synth_table("Llama-3-8B", "H100-SXM-80GB", &gemm_x2, 0, 0, NULL);
-    sim_err err = {{0}};
     cost_model *tab = table_cm(path, &m, &g, 1);
-    cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
     batch_seq chunk = {.q_tokens = 4096, .ctx_tokens = 0};
     batch_shape b = {.prefill = &chunk, .n_prefill = 1, .n_sampled = 1};
-    cost_result a, r;
+    cost_result a;
+    double r[OP_KIND_COUNT], total;
     cost_iteration(tab, &b, &a);
-    cost_iteration(roof, &b, &r);
+    synth_terms(&g, &m, 1, &b, r, &total);
     /* Llama-2-7B's QKV and FFN shapes are not Llama-3-8B's: nearest entry,
      * its fraction (one half) held, source roofline */
     const op_kind other[] = {OP_GEMM_QKV, OP_GEMM_FFN_UP, OP_GEMM_FFN_DOWN};
     for (int i = 0; i < 3; i++) {
-        ck_assert_msg(fabs(a.term_ns[other[i]] / r.term_ns[other[i]] - 2) < 1e-6, "%s",
-                      op_kind_name(other[i]));
+        ck_assert_msg(fabs(a.term_ns[other[i]] / r[other[i]] - 2) < 0.02, "%s: %.4f",
+                      op_kind_name(other[i]), a.term_ns[other[i]] / r[other[i]]);
         ck_assert_int_eq(a.term_source[other[i]], COST_SRC_ROOFLINE);
     }
     /* the attention output projection (4096 x 4096) is the same shape */
     ck_assert_int_eq(a.term_source[OP_GEMM_ATTN_OUT], COST_SRC_TABLE);
-    ck_assert_double_eq_tol(a.term_ns[OP_GEMM_ATTN_OUT] / r.term_ns[OP_GEMM_ATTN_OUT], 2, 1e-6);
+    ck_assert_double_eq_tol(a.term_ns[OP_GEMM_ATTN_OUT] / r[OP_GEMM_ATTN_OUT], 2, 1e-6);
     /* MHA heads (32 KV heads) are not in a GQA model's table */
     ck_assert_int_eq(a.term_source[OP_ATTN_PREFILL], COST_SRC_ROOFLINE);
     cost_model_destroy(tab);
-    cost_model_destroy(roof);
     drop_table(path);
 }
 END_TEST
@@ -354,19 +392,20 @@ START_TEST(test_ctab_moe_skew_priced_from_nearest_measured)
                  {1.2, 3, COST_SRC_TABLE},    {2.0, 3, COST_SRC_ROOFLINE}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         llm_set_moe_skew(&m, cases[i].skew);
-        sim_err err = {{0}};
         cost_model *tab = table_cm(path, &m, &g, 1);
-        cost_model *roof = make_cm("roofline", &m, &g, 1, NULL, &err);
         batch_shape b = decode_batch(16, 1024);   /* 16 tokens: a grid point */
-        cost_result a, r;
+        cost_result a;
+        double r[OP_KIND_COUNT], total;
         cost_iteration(tab, &b, &a);
-        cost_iteration(roof, &b, &r);
-        double ratio = a.term_ns[OP_MOE_EXPERTS] / r.term_ns[OP_MOE_EXPERTS];
-        ck_assert_msg(fabs(ratio - cases[i].ratio) < 1e-6, "skew %g: table/roofline %.6g, "
+        synth_terms(&g, &m, 1, &b, r, &total);
+        double ratio = a.term_ns[OP_MOE_EXPERTS] / r[OP_MOE_EXPERTS];
+        /* exact on a measured skew; through the held fraction elsewhere
+         * (within the launch time, which does not scale with the bytes) */
+        double tol = cases[i].source == COST_SRC_TABLE ? 1e-6 : 0.03;
+        ck_assert_msg(fabs(ratio - cases[i].ratio) < tol, "skew %g: table/roofline %.6g, "
                       "expected %g", cases[i].skew, ratio, cases[i].ratio);
         ck_assert_int_eq(a.term_source[OP_MOE_EXPERTS], cases[i].source);
         cost_model_destroy(tab);
-        cost_model_destroy(roof);
     }
     drop_table(path);
 }
@@ -570,7 +609,20 @@ START_TEST(test_ctab_missing_default_table_and_bad_params)
     setenv("SERVESIM_TABLES_DIR", "/nonexistent/tables", 1);
     ck_assert_str_eq(ctab_default_dir(), "/nonexistent/tables");
     sim_err err = {{0}};
-    ck_assert_ptr_null(make_cm("table", &m, &g, 1, "{}", &err));
+    /* no table for the GPU and none named: every term on the roofline */
+    cost_model *cm = make_cm("table", &m, &g, 1, "{}", &err);
+    ck_assert_msg(cm != NULL, "%s", err.msg);
+    cost_result r;
+    batch_shape b = decode_batch(4, 100);
+    cost_iteration(cm, &b, &r);
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        ck_assert(r.term_source[k] == COST_SRC_NONE || r.term_source[k] == COST_SRC_ROOFLINE);
+    ck_assert_double_eq(cost_idle_power_w(cm), g.idle_w);
+    cost_model_destroy(cm);
+    /* a table named but missing is an error */
+    ck_assert_ptr_null(make_cm("table", &m, &g, 1,
+                               "{\"table\": \"/nonexistent/tables/H100-SXM-80GB.json\"}",
+                               &err));
     ck_assert_str_eq(err.msg, "$.cost.params.table: no measured cost table "
                      "/nonexistent/tables/H100-SXM-80GB.json for GPU 'H100-SXM-80GB' "
                      "(measure one with calib/, see calib/README.md, or name one here)");

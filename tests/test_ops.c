@@ -316,6 +316,126 @@ START_TEST(test_ops_prefill_through_some_layers_costs_those_layers)
 }
 END_TEST
 
+/* Repeats summed over the entries of one kind (a kind appears once per
+ * stretch of identical layers). */
+static int kind_repeats(const op_list *l, op_kind k)
+{
+    int n = 0;
+    for (int i = 0; i < l->n; i++)
+        n += l->op[i].kind == k ? l->op[i].repeat : 0;
+    return n;
+}
+
+/* OPT: LayerNorm, a plain ReLU FFN with biases, learned positions and no
+ * rotary embedding; every weight is a GEMM operand once per sampled token
+ * (the LM head is the tied embedding). */
+START_TEST(test_ops_plain_ffn_biases_learned_positions)
+{
+    llm_model m = load_llm("OPT-13B");
+    batch_shape b = decode_batch(32, 100);
+    op_list l;
+    ops_decompose(&m, &PAR_TP(2), &b, &l);
+    ck_assert_ptr_null(find_op(&l, OP_ROPE));
+    const op_desc *up = find_op(&l, OP_GEMM_FFN_UP), *act = find_op(&l, OP_ACT);
+    ck_assert_int_eq(up->n, 20480 / 2);   /* one matrix, not gate and up */
+    ck_assert_double_eq(act->bytes, 2.0 * 32 * 10240 * 2);   /* one tensor in, one out */
+    /* the bias of the up-projection: n 16-bit values */
+    ck_assert_double_eq(up->weight_bytes, 5120.0 * 10240 * 2 + 10240 * 2);
+    /* learned positions: a replicated row per token on top of the vocab shard */
+    const op_desc *emb = find_op(&l, OP_EMBED);
+    ck_assert_double_eq(emb->weight_bytes, 32.0 * 5120 * 2 / 2 + 32.0 * 5120 * 2);
+    op_list l1;
+    ops_decompose(&m, &PAR_TP(1), &b, &l1);
+    ck_assert_rel(class_flops(&l1, OP_CLASS_GEMM), 2.0 * llm_params(&m) * 32, 0.01);
+    /* LayerNorm reads a bias with its scale */
+    ck_assert_double_eq(find_op(&l1, OP_NORM)->weight_bytes, 2.0 * 5120 * 2);
+}
+END_TEST
+
+/* MLA (DeepSeek-V3): the down-projections, q and kv up-projections and the
+ * latent cache; GEMM FLOPs still match the active parameters. */
+START_TEST(test_ops_mla_operators)
+{
+    llm_model m = load_llm("DeepSeek-V3");
+    batch_shape b = decode_batch(16, 0);
+    op_list l;
+    ops_decompose(&m, &PAR_TP(1), &b, &l);
+    double embed = (double)m.vocab * m.hidden;
+    double norms = m.layers * (2.0 * m.hidden + m.q_lora_rank + m.kv_lora_rank) + m.hidden;
+    ck_assert_rel(class_flops(&l, OP_CLASS_GEMM),
+                  2.0 * (llm_params_active(&m) - embed - norms) * 16, 0.01);
+    const op_desc *qkv = find_op(&l, OP_GEMM_QKV);
+    ck_assert_int_eq(qkv->n, 1536 + 512 + 64);
+    ck_assert_int_eq(find_op(&l, OP_GEMM_Q_UP)->n, 128 * (128 + 64));
+    /* decode attention reads one 576-wide latent per token, shared by the heads */
+    batch_shape d = decode_batch(8, 999);
+    ops_decompose(&m, &PAR_TP(8), &d, &l);
+    const op_desc *att = find_op(&l, OP_ATTN_DECODE);
+    ck_assert_double_eq(att->kv_bytes, 8.0 * 1000 * 576 * 2);
+    ck_assert_int_eq(find_op(&l, OP_GEMM_KV_UP)->m, 8);
+    /* prefill decompresses keys and values for every KV token of the chunk */
+    batch_seq seq = {.q_tokens = 100, .ctx_tokens = 400};
+    batch_shape p = {.prefill = &seq, .n_prefill = 1, .n_decode = 8,
+                     .decode_ctx_sum = 8 * 999, .n_sampled = 9};
+    ops_decompose(&m, &PAR_TP(8), &p, &l);
+    ck_assert_int_eq(find_op(&l, OP_GEMM_KV_UP)->m, 500 + 8);
+    ck_assert_int_eq(find_op(&l, OP_GEMM_KV_UP)->n, 16 * (128 + 128));
+}
+END_TEST
+
+/* A dense-then-MoE stack is two groups of layers, split again where a
+ * layered prefill stops; every layer is counted once. */
+START_TEST(test_ops_dense_then_moe_stack)
+{
+    llm_model m = load_llm("DeepSeek-V3");   /* 3 dense + 58 MoE */
+    batch_shape b = decode_batch(4, 100);
+    op_list l;
+    ops_decompose(&m, &PAR_TP(8), &b, &l);
+    ck_assert_int_eq(kind_repeats(&l, OP_GEMM_FFN_UP), 3);
+    ck_assert_int_eq(kind_repeats(&l, OP_MOE_EXPERTS), 58);
+    ck_assert_int_eq(kind_repeats(&l, OP_MOE_ROUTER), 58);
+    ck_assert_int_eq(kind_repeats(&l, OP_GEMM_QKV), 61);
+    ck_assert_int_eq(kind_repeats(&l, OP_ALLREDUCE), 2 * 61 + 1);
+    const int32_t cuts[] = {2, 3, 10, 60};
+    for (int i = 0; i < 4; i++) {
+        batch_seq seq = {.q_tokens = 64};
+        batch_shape p = {.prefill = &seq, .n_prefill = 1, .n_decode = 4,
+                         .decode_ctx_sum = 400, .n_sampled = 5, .prefill_layers = cuts[i]};
+        ops_decompose(&m, &PAR_TP(8), &p, &l);
+        ck_assert_int_eq(kind_repeats(&l, OP_GEMM_FFN_UP), 3);
+        ck_assert_int_eq(kind_repeats(&l, OP_MOE_EXPERTS), 58);
+        ck_assert_int_eq(kind_repeats(&l, OP_ATTN_DECODE), 61);
+        ck_assert_int_eq(kind_repeats(&l, OP_ATTN_PREFILL), cuts[i]);
+        ck_assert_int_le(l.n, OPS_MAX);
+    }
+}
+END_TEST
+
+/* Precision: FP8 weights halve linear weight bytes and GEMMs compute in
+ * the activations' dtype; the LM head and router stay 16-bit. */
+START_TEST(test_ops_precision_bytes_and_dtype)
+{
+    llm_model m = load_llm("Llama-3-8B"), q = m;
+    sim_err err = {{0}};
+    llm_precision p = {LLM_FP8, LLM_FP8, LLM_FP8};
+    ck_assert_int_eq(llm_set_precision(&q, &p, &err), 0);
+    batch_shape b = decode_batch(8, 1000);
+    op_list a, c;
+    ops_decompose(&m, &PAR_TP(1), &b, &a);
+    ops_decompose(&q, &PAR_TP(1), &b, &c);
+    ck_assert_double_eq(find_op(&c, OP_GEMM_QKV)->weight_bytes,
+                        find_op(&a, OP_GEMM_QKV)->weight_bytes / 2);
+    ck_assert_int_eq(find_op(&c, OP_GEMM_QKV)->dtype, LLM_FP8);
+    ck_assert_int_eq(find_op(&a, OP_GEMM_QKV)->dtype, LLM_BF16);
+    ck_assert_double_eq(find_op(&c, OP_GEMM_LM_HEAD)->weight_bytes,
+                        find_op(&a, OP_GEMM_LM_HEAD)->weight_bytes);
+    ck_assert_int_eq(find_op(&c, OP_GEMM_LM_HEAD)->dtype, LLM_BF16);
+    ck_assert_double_eq(find_op(&c, OP_ATTN_DECODE)->kv_bytes,
+                        find_op(&a, OP_ATTN_DECODE)->kv_bytes / 2);
+    ck_assert_int_eq(find_op(&c, OP_ATTN_DECODE)->dtype, LLM_BF16);
+}
+END_TEST
+
 Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -336,6 +456,10 @@ Suite *ops_suite(void)
     ADD(test_ops_entries_well_formed);
     ADD(test_ops_kind_names_and_classes);
     ADD(test_ops_prefill_through_some_layers_costs_those_layers);
+    ADD(test_ops_plain_ffn_biases_learned_positions);
+    ADD(test_ops_mla_operators);
+    ADD(test_ops_dense_then_moe_stack);
+    ADD(test_ops_precision_bytes_and_dtype);
 #undef ADD
     return s;
 }

@@ -10,6 +10,7 @@
 
 #include "serve/cluster.h"
 #include "tool/cmd_capacity.h"
+#include "tool/cmd_cost.h"
 #include "tool/cmd_sweep.h"
 #include "tool/cmd_trace.h"
 #include "tool/runner.h"
@@ -21,6 +22,8 @@ static const char usage[] =
     "       servesim capacity CONFIG.json --slo ttft_p90=MS,tpot_p90=MS [--attain 0.9] ...\n"
     "       servesim trace stats FILE [--format F] [--skip-bad]\n"
     "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
+    "       servesim cost [CONFIG.json] [--model M] [--gpu G] [--tp N] [--prefill Q@CTX ...]\n"
+    "                     [--decode N@CTX ...] [--precision W,A,KV] ...   (cost --help)\n"
     "       servesim --version\n"
     "\n"
     "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8\n"
@@ -159,6 +162,7 @@ static const cli_command commands[] = {
     {"sweep", cmd_sweep},
     {"capacity", cmd_capacity},
     {"trace", cmd_trace},
+    {"cost", cmd_cost},
     {NULL, NULL},
 };
 

@@ -107,7 +107,7 @@ static int parse_cost(cJSON *o, const char *path, pool_setup *p, sim_err *err)
                                        "moe_routing_skew", "params", NULL};
     double overhead_us, skew;
     if (jcfg_check_keys(o, path, keys, err) ||
-        jcfg_str(o, path, "model", "roofline", &p->cost_name, err) ||
+        jcfg_str(o, path, "model", "table", &p->cost_name, err) ||
         jcfg_num(o, path, "iteration_overhead_us", 200, 0, 1e7, &overhead_us, err) ||
         jcfg_num(o, path, "moe_routing_skew", 0, 0, 10, &skew, err) ||
         jcfg_obj(o, path, "params", &p->cost_params, p->cost_path, err))
@@ -144,15 +144,18 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
     return 0;
 }
 
-/* The pool's model and GPU: names of files in models/. */
-static int load_model_gpu(const char *model, const char *gpu, const char *path,
-                          pool_setup *p, sim_err *err)
+/* The pool's model and GPU (names of files in models/, or paths to a
+ * user's own files) and the precision of its weights, activations and KV
+ * (the object `prec` at `prec_path`). */
+static int load_model_gpu(const char *model, const char *gpu, cJSON *prec,
+                          const char *prec_path, const char *path, pool_setup *p,
+                          sim_err *err)
 {
-    if (llm_model_load(models_dir(), model, &p->model, err))
+    if (llm_model_resolve(models_dir(), model, &p->model, err))
         return sim_err_prefix(err, "%s.model", path);
-    if (gpu_spec_load(models_dir(), gpu, &p->gpu, err))
+    if (gpu_spec_resolve(models_dir(), gpu, &p->gpu, err))
         return sim_err_prefix(err, "%s.gpu", path);
-    return 0;
+    return llm_precision_parse(prec, prec_path, &p->model, &p->gpu, err);
 }
 
 static int check_layout(const char *path, pool_setup *p, sim_err *err)
@@ -178,7 +181,9 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
     p->role = POOL_MIXED;
     p->instances = p->min_instances = p->max_instances = (int32_t)instances;
     p->par = PAR_TP((int32_t)tp);
-    if (load_model_gpu(model, gpu, "$", p, err))
+    cJSON *prec;
+    if (jcfg_obj(rc->root, "$", "precision", &prec, path, err) ||
+        load_model_gpu(model, gpu, prec, path, "$", p, err))
         return -1;
     if (check_layout("$.cluster.tp", p, err))
         return -1;
@@ -272,14 +277,15 @@ static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_
 
 /* cluster.pools[k]: its own keys, then its sections merged over the
  * top-level ones (`top` holds copies of those as the user wrote them). */
-static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[3],
+static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[4],
                       int64_t tp_default, const char *model_default,
                       const char *gpu_default, sim_err *err)
 {
     static const char *const keys[] = {"name", "role", "instances", "min_instances",
-                                       "max_instances", "model", "gpu", "parallel",
-                                       "instance", "cost", "policies", "lifecycle", NULL};
-    static const char *const section[3] = {"instance", "cost", "policies"};
+                                       "max_instances", "model", "gpu", "precision",
+                                       "parallel", "instance", "cost", "policies",
+                                       "lifecycle", NULL};
+    static const char *const section[4] = {"instance", "cost", "policies", "precision"};
     pool_setup *p = &rc->pools[k];
     char path[96], spath[256], def_name[32];
     const char *name, *role, *model, *gpu;
@@ -308,17 +314,18 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[3],
     p->instances = (int32_t)n;
     p->min_instances = (int32_t)lo;
     p->max_instances = (int32_t)hi;
-    if (load_model_gpu(model, gpu, path, p, err) ||
-        parse_parallel(pj, path, tp_default, p, err) ||
-        parse_lifecycle(pj, path, p, err))
-        return -1;
-    cJSON *sec[3];
-    for (int s = 0; s < 3; s++) {
+    cJSON *sec[4];
+    for (int s = 0; s < 4; s++) {
         cJSON *own = cJSON_GetObjectItemCaseSensitive(pj, section[s]);
         if (own && !cJSON_IsObject(own))
             return sim_errf(err, "%s.%s: expected an object", path, section[s]);
         sec[s] = put_section(pj, section[s], merged(top[s], own));
     }
+    snprintf(spath, sizeof spath, "%s.precision", path);
+    if (load_model_gpu(model, gpu, sec[3], spath, path, p, err) ||
+        parse_parallel(pj, path, tp_default, p, err) ||
+        parse_lifecycle(pj, path, p, err))
+        return -1;
     snprintf(spath, sizeof spath, "%s.instance", path);
     if (parse_instance(sec[0], spath, p, err))
         return -1;
@@ -399,9 +406,9 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         return sim_errf(err, "%s.pools: expected an array of 1 to 64 pool objects", path);
     /* The top-level sections as written, then read on their own (with the
      * top-level model) so that their mistakes name their own paths. */
-    static const char *const section[3] = {"instance", "cost", "policies"};
-    cJSON *top[3];
-    for (int s = 0; s < 3; s++) {
+    static const char *const section[4] = {"instance", "cost", "policies", "precision"};
+    cJSON *top[4];
+    for (int s = 0; s < 4; s++) {
         cJSON *t = cJSON_GetObjectItemCaseSensitive(rc->root, section[s]);
         top[s] = t ? cJSON_Duplicate(t, 1) : NULL;
     }
@@ -410,7 +417,7 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
     memset(&rc->pools[0], 0, sizeof rc->pools[0]);
     for (int k = 0; !rcode && k < np; k++)
         rcode = parse_pool(rc, cJSON_GetArrayItem(pools, k), k, top, tp, model, gpu, err);
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < 4; s++)
         cJSON_Delete(top[s]);
     c->pools = rc->pools;
     c->n_pools = np;
@@ -502,8 +509,8 @@ static int parse_metrics(run_config *rc, sim_err *err)
 int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"description", "seed", "model", "gpu", "cluster",
-                                       "instance", "policies", "cost", "workload",
+    static const char *const keys[] = {"description", "seed", "model", "gpu", "precision",
+                                       "cluster", "instance", "policies", "cost", "workload",
                                        "slo", "metrics", NULL};
     memset(rc, 0, sizeof *rc);
     rc->root = root;
