@@ -30,9 +30,11 @@ LIB_SRCS := $(SIM_SRCS) $(wildcard models/*.c) $(wildcard traces/*.c) \
             $(filter-out tool/main.c,$(wildcard tool/*.c))
 TEST_SIM_SRCS := tests/check_main.c tests/sim_suites.c $(wildcard tests/test_sim_*.c)
 TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildcard tests/test_*.c)
-# calib/'s host side (plans, synthetic tables, layer comparison, NVML loader): no CUDA.
+# calib/'s host side (plans, synthetic tables, layer comparison, NVML loader,
+# budget, measurement loops, runner, layouts, GEMM set-up, merge): no CUDA.
 CALIB_HOST_SRCS := calib/plan.c calib/planner.c calib/table_writer.c calib/synth.c \
-                   calib/layercmp.c calib/nvml.c
+                   calib/layercmp.c calib/nvml.c calib/budget.c calib/measure.c \
+                   calib/runner.c calib/layout.c calib/gemm.c calib/merge.c
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
@@ -115,12 +117,13 @@ bench: servesim
 	sh tests/bench.sh
 
 # Calibration (calib/README.md): calib-tool is the host side; calib/calib.mk
-# builds the CUDA program. calib-data regenerates the committed plans and the
-# synthetic table the tests use.
+# builds the CUDA program. calib-data regenerates the committed plans, the
+# schedule calib/h200_run.sh follows and the synthetic table the tests use.
 $(BUILD)/calib-tool: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/tool.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
 calib-data: $(BUILD)/calib-tool
-	$(BUILD)/calib-tool plan --layer --out calib/plans/full.plan
+	$(BUILD)/calib-tool plan --layer --gpu H200-141GB --schedule calib/plans/h200.schedule \
+	    --out calib/plans/full.plan
 	$(BUILD)/calib-tool plan --quick --layer --out calib/plans/quick.plan
 	$(BUILD)/calib-tool synth --gpu H100-SXM-80GB --models Llama-3-8B \
 	    --out tests/data/cost_table_synthetic.json
