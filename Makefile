@@ -42,7 +42,7 @@ CFLAGS_opt = $(WARN) $(OPT) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
-.PHONY: all run test test-layers test-fast test-san bench fuzz calib-data clean FORCE
+.PHONY: all run test test-layers test-fast test-san bench fuzz calib-data test-calib-run clean FORCE
 .PHONY: mpi test-mpi plots test-plots
 all: servesim
 
@@ -89,7 +89,7 @@ run: servesim
 
 # Tests run from the repository root (they read models/ and experiments/).
 # calib-check compiles the CUDA calibration program when nvcc is there.
-test: test-layers test-fast test-san calib-check test-mpi test-plots
+test: test-layers test-fast test-san calib-check test-calib-run test-mpi test-plots
 test-layers:
 	sh tests/layers_check.sh
 test-fast: $(BUILD)/test_sim $(BUILD)/test_all servesim $(BUILD)/calib-tool
@@ -121,6 +121,13 @@ bench: servesim
 # schedule calib/h200_run.sh follows and the synthetic table the tests use.
 $(BUILD)/calib-tool: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/tool.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
+# The stand-in for servesim-calib without a GPU (calib/stub.c), and the dry
+# runs of calib/h200_run.sh with it (tests/calib_run_check.sh).
+$(BUILD)/calib/servesim-calib-stub: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/stub.c)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(DEP_LIBS) -lm
+test-calib-run: $(BUILD)/calib/servesim-calib-stub $(BUILD)/calib-tool
+	PYTHON=$(PYTHON) sh tests/calib_run_check.sh
 calib-data: $(BUILD)/calib-tool
 	$(BUILD)/calib-tool plan --layer --gpu H200-141GB --schedule calib/plans/h200.schedule \
 	    --out calib/plans/full.plan

@@ -103,8 +103,8 @@ static void add_step(calib_schedule *s, const char *name, double est_s)
     calib_sched_step *st = &s->step[s->n_steps++];
     snprintf(st->name, sizeof st->name, "%s", name);
     st->est_s = est_s;
-    st->reserve_s = est_s + s->startup_s;
-    st->cap_s = est_s * CALIB_SCHED_SLACK + s->startup_s;
+    st->reserve_s = est_s + s->startup_s + s->margin_s;
+    st->cap_s = est_s * CALIB_SCHED_SLACK + s->startup_s + s->margin_s;
     s->reserve_total_s += st->reserve_s;
 }
 
@@ -120,7 +120,9 @@ int calib_schedule_build(const calib_estimate *est, const char *gpu, const char 
     out->build_s = CALIB_SCHED_BUILD_S;
     out->check_s = CALIB_SCHED_CHECK_S;
     out->kill_s = CALIB_SCHED_KILL_S;
-    out->reserve_total_s = CALIB_SCHED_BUILD_EST_S + CALIB_SCHED_CHECK_EST_S;
+    out->margin_s = CALIB_SCHED_MARGIN_S;
+    /* the kill grace too: the last step may be killed that long after its cap */
+    out->reserve_total_s = CALIB_SCHED_BUILD_EST_S + CALIB_SCHED_CHECK_EST_S + out->kill_s;
     for (int i = 0; i < CTAB_FAMILY_COUNT; i++) {
         ctab_family f = calib_schedule_order[i];
         double s = est->latency_s[f] + est->energy_s[f];
@@ -131,9 +133,10 @@ int calib_schedule_build(const calib_estimate *est, const char *gpu, const char 
         add_step(out, "layer", est->layer_s);
     if (out->reserve_total_s > deadline_s)
         return sim_errf(err, "the estimates alone (%.0f s: build %.0f, check %.0f, %d steps "
-                        "with %.0f s of startup each) exceed the deadline of %.0f s",
-                        out->reserve_total_s, CALIB_SCHED_BUILD_EST_S,
-                        CALIB_SCHED_CHECK_EST_S, out->n_steps, out->startup_s, deadline_s);
+                        "with %.0f s of startup and margin each, %.0f s to kill the last) "
+                        "exceed the deadline of %.0f s", out->reserve_total_s,
+                        CALIB_SCHED_BUILD_EST_S, CALIB_SCHED_CHECK_EST_S, out->n_steps,
+                        out->startup_s + out->margin_s, out->kill_s, deadline_s);
     return 0;
 }
 
@@ -144,8 +147,9 @@ int calib_schedule_write(const calib_schedule *s, FILE *f)
     fprintf(f, "# a step may take cap_s, less what the later steps reserve (calib/budget.h)\n");
     fprintf(f, "gpu %s\nplan %s\n", s->gpu, s->plan);
     fprintf(f, "counter_period_ms %.0f\n", s->counter_period_s * 1e3);
-    fprintf(f, "deadline_s %.0f\nstartup_s %.1f\nbuild_s %.0f\ncheck_s %.0f\nkill_s %.0f\n",
-            s->deadline_s, s->startup_s, s->build_s, s->check_s, s->kill_s);
+    fprintf(f, "deadline_s %.0f\nstartup_s %.1f\nmargin_s %.1f\nbuild_s %.0f\ncheck_s %.0f\n"
+            "kill_s %.0f\n", s->deadline_s, s->startup_s, s->margin_s, s->build_s, s->check_s,
+            s->kill_s);
     fprintf(f, "build_est_s %.0f\ncheck_est_s %.0f\n", CALIB_SCHED_BUILD_EST_S,
             CALIB_SCHED_CHECK_EST_S);
     fprintf(f, "#    name            est_s  reserve_s     cap_s\n");

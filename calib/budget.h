@@ -75,31 +75,38 @@ void calib_plan_estimate(const calib_plan *plan, const gpu_spec *g, int quick,
  * likely to fail on its first GPU run (own attention kernels, cuBLASLt at
  * unaligned expert slices, the split-KV prefill path last), then the
  * whole-layer measurement. Each step's cap is its estimate times
- * CALIB_SCHED_SLACK plus one startup; its reserve (the time earlier steps
- * must leave it) is its estimate plus one startup. The script takes, at
- * run time, cap = min(cap, time left - reserves of the later steps). */
+ * CALIB_SCHED_SLACK plus one startup and the margin by which the program
+ * stops itself before its cap; its reserve (the time earlier steps must
+ * leave it) is its estimate plus the same two. The script takes, at run
+ * time, cap = min(cap, time left - reserves of the later steps), or its
+ * share of the time left in proportion to the reserves when that is more
+ * (the session runs late); the time left excludes the kill grace, so that
+ * a step killed at its cap still ends before the deadline. */
 #define CALIB_SCHED_SLACK 1.5
 #define CALIB_SCHED_BUILD_S 120.0    /* cap of the build */
 #define CALIB_SCHED_BUILD_EST_S 40.0 /* sm_90 only, 16 cores: ~20 s, unknown machine */
 #define CALIB_SCHED_CHECK_S 30.0     /* cap of --check */
 #define CALIB_SCHED_CHECK_EST_S 8.0  /* startup and a few seconds of kernels */
 #define CALIB_SCHED_KILL_S 5.0       /* SIGTERM to SIGKILL of a step past its cap */
+#define CALIB_SCHED_MARGIN_S 4.0     /* --time-limit this far under the cap: idle power
+                                      * after the run, the last write, exit */
 #define CALIB_SCHED_MAX_STEPS (CTAB_FAMILY_COUNT + 1)
 
 typedef struct calib_sched_step {
     char name[24];     /* a family, or "layer" */
     double est_s;      /* GPU time, startup excluded */
-    double reserve_s;  /* est_s + startup */
-    double cap_s;      /* est_s * slack + startup */
+    double reserve_s;  /* est_s + startup + margin */
+    double cap_s;      /* est_s * slack + startup + margin */
 } calib_sched_step;
 
 typedef struct calib_schedule {
     char gpu[64], plan[32];
     double deadline_s, counter_period_s, startup_s;
-    double build_s, check_s, kill_s;
+    double build_s, check_s, kill_s, margin_s;
     int n_steps;
     calib_sched_step step[CALIB_SCHED_MAX_STEPS];
-    double reserve_total_s;   /* build + check estimates and every step's reserve */
+    double reserve_total_s;   /* build + check estimates, every step's reserve and the
+                               * kill grace of the last */
 } calib_schedule;
 
 extern const ctab_family calib_schedule_order[CTAB_FAMILY_COUNT];

@@ -238,7 +238,10 @@ int calib_runner_run(calib_runner *r, const calib_backend *be, sim_err *err)
         r->entries_done++;
         r->resume = next_selected(r, i + 1);
         log_entry(r, i, be->now_s(be->self) - t0, points, skipped, first_why);
-        if (calib_runner_flush(r, be, NULL, err))
+        /* after an entry sooner than mid-entry, but not after every short
+         * one: a large table takes milliseconds to write */
+        if (be->now_s(be->self) - r->last_flush_s >= r->o.flush_every_s / 4 &&
+            calib_runner_flush(r, be, NULL, err))
             return -1;
     }
     return calib_runner_flush(r, be, "complete", err);

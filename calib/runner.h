@@ -39,7 +39,8 @@ typedef struct calib_runner_opts {
     int start_entry;          /* resume: entries before this plan index are left out */
     double t_start_s;         /* the backend's clock when the program started */
     double time_limit_s;      /* no point starts after t_start_s + this; <= 0: none */
-    double flush_every_s;     /* rewrite the table at least this often (and per entry) */
+    double flush_every_s;     /* rewrite the table at least this often (and after an
+                               * entry when a quarter of it has passed) */
     const char *out;          /* table path */
     const char *status;       /* status file path, or NULL */
     const volatile sig_atomic_t *stop;   /* set (by a signal): stop before the next point */

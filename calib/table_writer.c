@@ -7,9 +7,12 @@
  * each so that a table diffs well. Key order is fixed, so the same results
  * give the same bytes.
  *
- * Files are replaced atomically (write PATH.partial, fsync, rename): the
+ * Files are replaced atomically (write PATH.partial, close, rename): the
  * CUDA program rewrites its table every few seconds while it runs, and a
- * kill at any moment must leave a table the loader accepts. */
+ * kill at any moment must leave a table the loader accepts. No fsync: the
+ * threat is the process being killed, after which the kernel still writes
+ * what it was given; a machine that loses power loses the session's output
+ * folder anyway, and a sync per rewrite would cost more than the points. */
 #include "calib/table_writer.h"
 
 #include <errno.h>
@@ -329,8 +332,6 @@ static int save_atomic(const char *path, write_fn fn, const void *arg, sim_err *
     if (!f)
         return sim_errf(err, "%s: cannot write: %s", tmp, strerror(errno));
     int rc = fn(f, arg);
-    rc |= fflush(f);
-    rc |= fsync(fileno(f));
     rc |= fclose(f);
     if (rc) {
         unlink(tmp);

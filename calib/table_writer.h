@@ -76,8 +76,8 @@ int calib_table_write(FILE *f, const calib_plan *plan,
 int calib_layers_write(FILE *f, const calib_plan *plan, const calib_point_result *res,
                        const calib_run_info *info);
 
-/* The same, into `path` atomically: written to PATH.partial, flushed to
- * disk and renamed over PATH, so that PATH is always either absent, the
+/* The same, into `path` atomically: written to PATH.partial, closed and
+ * renamed over PATH, so that PATH is always either absent, the
  * previous complete file or the new one, whatever kills the writer. The
  * folder is created if missing. Errors name the file. */
 int calib_table_save(const char *path, const calib_plan *plan,
