@@ -35,6 +35,10 @@ TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildca
 CALIB_HOST_SRCS := calib/plan.c calib/planner.c calib/table_writer.c calib/synth.c \
                    calib/layercmp.c calib/nvml.c calib/budget.c calib/measure.c \
                    calib/runner.c calib/layout.c calib/gemm.c calib/merge.c
+# Two fake NVML libraries (tests/calib_fake_nvml.c), one whose init fails, for
+# the NVML loader's fallback tests (tests/test_calib_nvml.c).
+CALIB_FAKE_NVML := $(BUILD)/calib/fake_nvml/ok/libnvidia-ml.so.1 \
+                   $(BUILD)/calib/fake_nvml/broken/libnvidia-ml.so.1
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
@@ -77,12 +81,14 @@ mpi: servesim-mpi
 
 $(BUILD)/test_sim: $(call obj,opt,$(SIM_SRCS) $(TEST_SIM_SRCS))
 	$(CC) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
-$(BUILD)/test_all: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS))
-	$(CC) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
+$(BUILD)/test_all: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS)) \
+                   | $(CALIB_FAKE_NVML)
+	$(CC) -o $@ $(filter %.o,$^) $(DEP_LIBS) $(CHECK_LIBS) -lm
 $(BUILD)/test_sim_san: $(call obj,san,$(SIM_SRCS) $(TEST_SIM_SRCS))
 	$(CC) $(LDFLAGS_san) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
-$(BUILD)/test_all_san: $(call obj,san,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS))
-	$(CC) $(LDFLAGS_san) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
+$(BUILD)/test_all_san: $(call obj,san,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS)) \
+                       | $(CALIB_FAKE_NVML)
+	$(CC) $(LDFLAGS_san) -o $@ $(filter %.o,$^) $(DEP_LIBS) $(CHECK_LIBS) -lm
 
 run: servesim
 	./servesim run experiments/quickstart.json --out results/quickstart.h5
@@ -121,6 +127,13 @@ bench: servesim
 # schedule calib/h200_run.sh follows and the synthetic table the tests use.
 $(BUILD)/calib-tool: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/tool.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
+# The fake NVML libraries of the NVML loader's tests (CALIB_FAKE_NVML, above).
+$(BUILD)/calib/fake_nvml/ok/libnvidia-ml.so.1: tests/calib_fake_nvml.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -fPIC -shared -o $@ $<
+$(BUILD)/calib/fake_nvml/broken/libnvidia-ml.so.1: tests/calib_fake_nvml.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -fPIC -shared -DFAKE_NVML_BROKEN -o $@ $<
 # The stand-in for servesim-calib without a GPU (calib/stub.c), and the dry
 # runs of calib/h200_run.sh with it (tests/calib_run_check.sh).
 $(BUILD)/calib/servesim-calib-stub: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/stub.c)

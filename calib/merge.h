@@ -19,7 +19,7 @@ typedef struct calib_merge_stats {
     int families;           /* in the merged table */
     int entries;            /* in the merged table */
     int entries_joined;     /* entries found in more than one table */
-    int points_added;       /* measured points taken from a later table */
+    int points_added;       /* points of joined entries taken from a later table */
     int points_replaced;    /* of those, points an earlier table had measured too */
 } calib_merge_stats;
 
