@@ -3,15 +3,16 @@
  * Design. The first version rewrote its table only after a family's last
  * entry, so a fatal CUDA error or a kill lost the whole family in progress
  * (minutes of GEMMs). Here the table is rewritten atomically
- * (calib_table_save) after every entry and at least every flush_every_s
- * seconds of points, and the state it records says how far the run got:
+ * (calib_table_save) at least every flush_every_s seconds of points, and
+ * after an entry once a quarter of that has passed (not after every short
+ * entry: a family's table takes milliseconds to write, which at hundreds
+ * of entries adds up); the state it records says how far the run got:
  * "running" while it goes (a killed run's table says so), "cut_short" with
  * the entry to resume from (servesim-calib --start, then calib-tool merge
  * completes the family), "failed" with the error, "complete". A point the
  * backend cannot measure (no cuBLASLt algorithm for its alignment, a
  * failed launch) stays null and the run goes on; only a device that is
- * gone stops it. Writing the whole table costs milliseconds (one family,
- * a few hundred kilobytes), far below a point's power window. */
+ * gone stops it. */
 #include "calib/runner.h"
 
 #include <math.h>
