@@ -1001,29 +1001,32 @@ static void measure_ceilings(ctx *c, calib_run_info *info)
     c->arena_used = 0;
 }
 
-/* The counter's period, or a fall back to a power field that answers, said
- * out loud and recorded: never a period made up. */
+/* The counter's period, and the method to measure with (calib_power_choice):
+ * a counter too slow to time, or too slow for short windows, gives way to a
+ * power field that answers, said on stderr and in the table's notes; a
+ * period is never made up. */
 static void energy_setup(ctx *c, calib_run_info *info)
 {
     c->counter_period_s = NAN;
     if (c->method != CALIB_POWER_ENERGY_COUNTER)
         return;
-    char why[256];
+    char why[256] = "", note[256];
     int updates;
-    if (calib_counter_period(&c->io, 2.5, &c->counter_period_s, &updates, why, sizeof why) == 0)
-        return;
+    int timed = calib_counter_period(&c->io, 2.5, &c->counter_period_s, &updates, why,
+                                     sizeof why) == 0;
     double w;
-    calib_power_method alt = calib_nvml_power_w(c->nvml, CALIB_POWER_INSTANT, &w) == 0
-                                 ? CALIB_POWER_INSTANT
-                             : calib_nvml_power_w(c->nvml, CALIB_POWER_AVERAGE, &w) == 0
-                                 ? CALIB_POWER_AVERAGE
-                                 : CALIB_POWER_NONE;
-    fprintf(stderr, "servesim-calib: warning: %s; power by %s instead\n", why,
-            calib_power_method_name(alt));
+    c->method = calib_power_choice(timed, c->counter_period_s,
+                                   calib_nvml_power_w(c->nvml, CALIB_POWER_INSTANT, &w) == 0,
+                                   calib_nvml_power_w(c->nvml, CALIB_POWER_AVERAGE, &w) == 0,
+                                   note, sizeof note);
+    if (!note[0])
+        return;
+    fprintf(stderr, "servesim-calib: warning: %s%s%s\n", why, why[0] ? "; " : "", note);
     size_t len = strlen(info->notes);
-    snprintf(info->notes + len, sizeof info->notes - len, "%s%s; power by %s", len ? "; " : "",
-             why, calib_power_method_name(alt));
-    c->method = alt;
+    snprintf(info->notes + len, sizeof info->notes - len, "%s%s%s%s", len ? "; " : "", why,
+             why[0] ? "; " : "", note);
+    if (c->method != CALIB_POWER_ENERGY_COUNTER)
+        c->counter_period_s = NAN;
 }
 
 /* ---- the run ---------------------------------------------------------------------- */

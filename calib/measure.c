@@ -194,6 +194,29 @@ int calib_counter_period(const calib_gpu_io *io, double max_s, double *period_s,
     return 0;
 }
 
+calib_power_method calib_power_choice(int counter_timed, double period_s, int instant_ok,
+                                      int average_ok, char *note, size_t note_n)
+{
+    note[0] = 0;
+    if (counter_timed && period_s <= CALIB_COUNTER_PERIOD_MAX_S)
+        return CALIB_POWER_ENERGY_COUNTER;
+    calib_power_method m = instant_ok   ? CALIB_POWER_INSTANT
+                           : average_ok ? CALIB_POWER_AVERAGE
+                           : counter_timed ? CALIB_POWER_ENERGY_COUNTER
+                                           : CALIB_POWER_NONE;
+    if (counter_timed)
+        snprintf(note, note_n, "the energy counter updates every %.0f ms (over %.0f ms)%s%s",
+                 period_s * 1e3, CALIB_COUNTER_PERIOD_MAX_S * 1e3,
+                 m == CALIB_POWER_ENERGY_COUNTER ? "; no power field answers, so it is used "
+                                                   "with windows that long"
+                                                 : "; power by ",
+                 m == CALIB_POWER_ENERGY_COUNTER ? "" : calib_power_method_name(m));
+    else
+        snprintf(note, note_n, "the energy counter could not be timed; power by %s",
+                 calib_power_method_name(m));
+    return m;
+}
+
 double calib_idle_power(const calib_gpu_io *io, calib_power_method m, double seconds)
 {
     if (m == CALIB_POWER_NONE || seconds <= 0)

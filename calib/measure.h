@@ -72,6 +72,16 @@ int calib_power_measure(const calib_gpu_io *io, const calib_power_opts *o,
 int calib_counter_period(const calib_gpu_io *io, double max_s, double *period_s,
                          int *updates, char *why, size_t why_n);
 
+/* The power method to measure with, given what was seen at start-up: the
+ * energy counter when it was timed and updates at least every
+ * CALIB_COUNTER_PERIOD_MAX_S (a slower one would make the 625 windows of a
+ * plan take tens of minutes), else the instant-power field, else the
+ * average-power field, else the counter if it was timed at all, else none.
+ * note says why when the counter is passed over ("" otherwise). */
+#define CALIB_COUNTER_PERIOD_MAX_S 0.25
+calib_power_method calib_power_choice(int counter_timed, double period_s, int instant_ok,
+                                      int average_ok, char *note, size_t note_n);
+
 /* Average power over `seconds` with nothing queued: between the first and
  * last counter update, or the mean of samples every ms. NAN if
  * unmeasurable. */

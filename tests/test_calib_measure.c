@@ -356,6 +356,26 @@ START_TEST(test_measure_replay_stats_interpolate)
 }
 END_TEST
 
+START_TEST(test_measure_power_choice_never_assumes_a_period)
+{
+    char note[256];
+    ck_assert_int_eq(calib_power_choice(1, 0.1, 1, 1, note, sizeof note),
+                     CALIB_POWER_ENERGY_COUNTER);
+    ck_assert_str_eq(note, "");
+    /* too slow for short windows: a power field when one answers */
+    ck_assert_int_eq(calib_power_choice(1, 1.0, 1, 1, note, sizeof note), CALIB_POWER_INSTANT);
+    ck_assert_msg(strstr(note, "every 1000 ms") && strstr(note, "instant_power"), "%s", note);
+    ck_assert_int_eq(calib_power_choice(1, 1.0, 0, 1, note, sizeof note), CALIB_POWER_AVERAGE);
+    ck_assert_int_eq(calib_power_choice(1, 1.0, 0, 0, note, sizeof note),
+                     CALIB_POWER_ENERGY_COUNTER);
+    ck_assert_msg(strstr(note, "windows that long") != NULL, "%s", note);
+    /* not timed at all: never the counter with a guessed period */
+    ck_assert_int_eq(calib_power_choice(0, NAN, 1, 0, note, sizeof note), CALIB_POWER_INSTANT);
+    ck_assert_int_eq(calib_power_choice(0, NAN, 0, 0, note, sizeof note), CALIB_POWER_NONE);
+    ck_assert_msg(strstr(note, "could not be timed; power by none") != NULL, "%s", note);
+}
+END_TEST
+
 Suite *calib_measure_suite(void)
 {
     Suite *s = suite_create("calib_measure");
@@ -370,6 +390,7 @@ Suite *calib_measure_suite(void)
     tcase_add_test(tc, test_measure_counter_period);
     tcase_add_test(tc, test_measure_idle_power);
     tcase_add_test(tc, test_measure_replay_stats_interpolate);
+    tcase_add_test(tc, test_measure_power_choice_never_assumes_a_period);
     suite_add_tcase(s, tc);
     return s;
 }
