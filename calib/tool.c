@@ -119,20 +119,19 @@ static int get_plan(const args *a, calib_plan *plan, sim_err *err)
 }
 
 static void print_estimate(const calib_plan *plan, const gpu_spec *g,
-                           const calib_estimate *est_in)
+                           const calib_estimate *est)
 {
-    const calib_estimate est = *est_in;
     printf("estimated GPU time on %s (%s plan, energy counter every %.0f ms):\n", g->name,
-           plan->name, est.counter_period_s * 1e3);
+           plan->name, est->counter_period_s * 1e3);
     printf("  %-14s %7s %8s %10s %10s\n", "family", "points", "energy", "latency s",
            "energy s");
     for (int f = 0; f < CTAB_FAMILY_COUNT; f++)
-        if (est.points[f])
+        if (est->points[f])
             printf("  %-14s %7d %8d %10.1f %10.1f\n", ctab_family_get((ctab_family)f)->name,
-                   est.points[f], est.energy_points[f], est.latency_s[f], est.energy_s[f]);
+                   est->points[f], est->energy_points[f], est->latency_s[f], est->energy_s[f]);
     if (plan->n_layers)
-        printf("  %-14s %7d %8s %10.1f\n", "layers", plan->n_layers, "", est.layer_s);
-    printf("  total %.0f s (%.1f min)\n", est.total_s, est.total_s / 60);
+        printf("  %-14s %7d %8s %10.1f\n", "layers", plan->n_layers, "", est->layer_s);
+    printf("  total %.0f s (%.1f min)\n", est->total_s, est->total_s / 60);
 }
 
 static int write_schedule(const char *path, const calib_plan *plan, const gpu_spec *g,

@@ -37,7 +37,7 @@ dry_run() {   # NAME ENV...
 
 dry_run nominal
 dry_run faults SERVESIM_STUB_SLOW=sample:3 SERVESIM_STUB_HANG=embed:0.5 \
-    SERVESIM_STUB_FATAL=attn_decode:0.3 SERVESIM_STUB_SKIP_EVERY=97
+    SERVESIM_STUB_FATAL=attn_decode:0.1 SERVESIM_STUB_SKIP_EVERY=97
 wait
 
 # state of STEP in summary.tsv of run $1, and a column
