@@ -254,7 +254,7 @@ static int run_layers(stub *s, const calib_plan *plan, const options *o, calib_r
     calib_point_result *res = sim_xcalloc((size_t)plan->n_layers + 1, sizeof *res);
     for (int i = 0; i < plan->n_layers; i++)
         res[i].median_ns = res[i].p10_ns = res[i].p90_ns = res[i].power_w = res[i].energy_j = NAN;
-    const char *path = o->out ? o->out : "stub.layers.json";
+    const char *path = o->out;
     sim_err err;
     int rc = 0, measured = 0;
     snprintf(info->state, sizeof info->state, "running");
@@ -297,6 +297,11 @@ int main(int argc, char **argv)
     options o;
     if (parse_options(argc, argv, &o))
         return usage();
+    if (!o.out && !o.check && !o.dry_run) {
+        /* the real program's default is calib/tables/<gpu>.json: never a stub's */
+        fprintf(stderr, "servesim-calib-stub: --out FILE is required\n");
+        return 2;
+    }
     stub s;
     memset(&s, 0, sizeof s);
     s.real_t0 = real_now();
@@ -360,7 +365,7 @@ int main(int argc, char **argv)
     find_fault_entries(&s, &plan, mask, o.models);
     calib_runner_opts ro = {.families = mask, .models = o.models, .start_entry = o.start_entry,
                             .t_start_s = 0, .time_limit_s = o.time_limit_s,
-                            .flush_every_s = 2.0, .out = o.out ? o.out : "stub.json",
+                            .flush_every_s = 2.0, .out = o.out,
                             .status = o.status, .stop = &g_stop, .log = stdout};
     calib_backend be = {&s, be_now, be_measure, NULL};
     calib_runner r;
