@@ -30,9 +30,15 @@ LIB_SRCS := $(SIM_SRCS) $(wildcard models/*.c) $(wildcard traces/*.c) \
             $(filter-out tool/main.c,$(wildcard tool/*.c))
 TEST_SIM_SRCS := tests/check_main.c tests/sim_suites.c $(wildcard tests/test_sim_*.c)
 TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildcard tests/test_*.c)
-# calib/'s host side (plans, synthetic tables, layer comparison, NVML loader): no CUDA.
+# calib/'s host side (plans, synthetic tables, layer comparison, NVML loader,
+# budget, measurement loops, runner, layouts, GEMM set-up, merge): no CUDA.
 CALIB_HOST_SRCS := calib/plan.c calib/planner.c calib/table_writer.c calib/synth.c \
-                   calib/layercmp.c calib/nvml.c calib/import_vidur.c
+                   calib/layercmp.c calib/nvml.c calib/import_vidur.c calib/budget.c \
+                   calib/measure.c calib/runner.c calib/layout.c calib/gemm.c calib/merge.c
+# Two fake NVML libraries (tests/calib_fake_nvml.c), one whose init fails, for
+# the NVML loader's fallback tests (tests/test_calib_nvml.c).
+CALIB_FAKE_NVML := $(BUILD)/calib/fake_nvml/ok/libnvidia-ml.so.1 \
+                   $(BUILD)/calib/fake_nvml/broken/libnvidia-ml.so.1
 
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
@@ -40,7 +46,7 @@ CFLAGS_opt = $(WARN) $(OPT) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
-.PHONY: all run test test-layers test-fast test-san bench fuzz calib-data clean FORCE
+.PHONY: all run test test-layers test-fast test-san bench fuzz calib-data test-calib-run clean FORCE
 .PHONY: mpi test-mpi plots test-plots
 all: servesim
 
@@ -75,19 +81,21 @@ mpi: servesim-mpi
 
 $(BUILD)/test_sim: $(call obj,opt,$(SIM_SRCS) $(TEST_SIM_SRCS))
 	$(CC) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
-$(BUILD)/test_all: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS))
-	$(CC) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
+$(BUILD)/test_all: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS)) \
+                   | $(CALIB_FAKE_NVML)
+	$(CC) -o $@ $(filter %.o,$^) $(DEP_LIBS) $(CHECK_LIBS) -lm
 $(BUILD)/test_sim_san: $(call obj,san,$(SIM_SRCS) $(TEST_SIM_SRCS))
 	$(CC) $(LDFLAGS_san) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
-$(BUILD)/test_all_san: $(call obj,san,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS))
-	$(CC) $(LDFLAGS_san) -o $@ $^ $(DEP_LIBS) $(CHECK_LIBS) -lm
+$(BUILD)/test_all_san: $(call obj,san,$(LIB_SRCS) $(CALIB_HOST_SRCS) $(TEST_ALL_SRCS)) \
+                       | $(CALIB_FAKE_NVML)
+	$(CC) $(LDFLAGS_san) -o $@ $(filter %.o,$^) $(DEP_LIBS) $(CHECK_LIBS) -lm
 
 run: servesim
 	./servesim run experiments/quickstart.json --out results/quickstart.h5
 
 # Tests run from the repository root (they read models/ and experiments/).
 # calib-check compiles the CUDA calibration program when nvcc is there.
-test: test-layers test-fast test-san calib-check test-mpi test-plots
+test: test-layers test-fast test-san calib-check test-calib-run test-mpi test-plots
 test-layers:
 	sh tests/layers_check.sh
 test-fast: $(BUILD)/test_sim $(BUILD)/test_all servesim $(BUILD)/calib-tool
@@ -115,12 +123,27 @@ bench: servesim
 	sh tests/bench.sh
 
 # Calibration (calib/README.md): calib-tool is the host side; calib/calib.mk
-# builds the CUDA program. calib-data regenerates the committed plans and the
-# synthetic table the tests use.
+# builds the CUDA program. calib-data regenerates the committed plans, the
+# schedule calib/h200_run.sh follows and the synthetic table the tests use.
 $(BUILD)/calib-tool: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/tool.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
+# The fake NVML libraries of the NVML loader's tests (CALIB_FAKE_NVML, above).
+$(BUILD)/calib/fake_nvml/ok/libnvidia-ml.so.1: tests/calib_fake_nvml.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -fPIC -shared -o $@ $<
+$(BUILD)/calib/fake_nvml/broken/libnvidia-ml.so.1: tests/calib_fake_nvml.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O1 -fPIC -shared -DFAKE_NVML_BROKEN -o $@ $<
+# The stand-in for servesim-calib without a GPU (calib/stub.c), and the dry
+# runs of calib/h200_run.sh with it (tests/calib_run_check.sh).
+$(BUILD)/calib/servesim-calib-stub: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/stub.c)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(DEP_LIBS) -lm
+test-calib-run: $(BUILD)/calib/servesim-calib-stub $(BUILD)/calib-tool
+	PYTHON=$(PYTHON) sh tests/calib_run_check.sh
 calib-data: $(BUILD)/calib-tool
-	$(BUILD)/calib-tool plan --layer --out calib/plans/full.plan
+	$(BUILD)/calib-tool plan --layer --gpu H200-141GB --schedule calib/plans/h200.schedule \
+	    --out calib/plans/full.plan
 	$(BUILD)/calib-tool plan --quick --layer --out calib/plans/quick.plan
 	$(BUILD)/calib-tool synth --gpu H100-SXM-80GB --models Llama-3-8B \
 	    --out tests/data/cost_table_synthetic.json

@@ -1,4 +1,5 @@
-/* The C modules the CUDA program uses (plan, table writer, NVML, keys),
+/* The C modules the CUDA program uses (plan, budget, runner, measurement
+ * loops, layouts, GEMM set-up, table writer, NVML, keys),
  * included from C++ (.cu) files with C linkage. base.h spells its
  * no-return attribute the C11 way; C++ spells it [[noreturn]]. */
 #ifndef CALIB_C_API_H
@@ -14,9 +15,13 @@
 extern "C" {
 #endif
 
+#include "calib/budget.h"
+#include "calib/gemm.h"
+#include "calib/layout.h"
+#include "calib/measure.h"
 #include "calib/nvml.h"
 #include "calib/plan.h"
-#include "calib/planner.h"
+#include "calib/runner.h"
 #include "calib/table_writer.h"
 
 #ifdef __cplusplus

@@ -5,9 +5,14 @@
  * representative: 16-byte loads for the memory-bound elementwise kernels;
  * prefill attention on tensor cores (mma.sync m16n8k16, bf16 in, fp32
  * accumulate, FlashAttention-2 style online softmax with P kept in
- * registers); decode attention on CUDA cores over a paged cache, two keys
- * per warp in flight per step, split along the context (flash-decoding)
- * when (sequence, KV head) pairs are too few. Every kernel is checked
+ * registers), split along the keys when (query tile, head) blocks are too
+ * few to fill the GPU (a short chunk after a long cached prefix: without
+ * the split, 4 to 8 blocks ran on 132 SMs); decode attention on CUDA cores
+ * over a paged cache, two keys per warp in flight per step, split along the
+ * context (flash-decoding) when (sequence, KV head) pairs are too few.
+ * Split counts come from calib/layout.c, so the tests check them on the
+ * host, and the prefill kernel takes its key range from the same inline
+ * function (calib_attn_prefill_split_tiles). Every kernel is checked
  * against a float64 host reference by k_self_check (`servesim-calib
  * --check`), which the GPU session runs first.
  *
@@ -15,6 +20,7 @@
  * a fraction of FlashAttention-3's rate on Hopper), head_dim 128 only for
  * attention, a Gumbel-max sampler without top-p sorting. */
 #include "calib/kernels.h"
+#include "calib/layout.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -424,19 +430,24 @@ __device__ static inline uint32_t ld32(const bf16 *p)
     return *(const uint32_t *)p;
 }
 
-/* Block: 64 query rows of one (sequence, head), 4 warps of 16 rows each.
+/* Block: 64 query rows of one (sequence, head), 4 warps of 16 rows each,
+ * over the key tiles of one split (all of them when splits == 1).
  * Per key tile of 64: S = Q K^T on tensor cores, mask (causal, with the
- * prefix before the chunk), online softmax in registers, O += P V. The m16n8k16
+ * prefix before the chunk), online softmax in registers, O += P V. With
+ * splits > 1 the block writes its unnormalised O and its rows' running
+ * max and sum (log2 units) for attn_prefill_combine. The m16n8k16
  * fragment layout: lane = 4g + t; A holds rows g and g+8, columns 2t, 2t+1
  * (+8); B holds k rows 2t, 2t+1 (+8) of column g; C holds rows g, g+8,
  * columns 2t, 2t+1. */
 __global__ void __launch_bounds__(128)
-attn_prefill_kernel(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int q_len,
-                    int prefix, int hq, int hkv, float scale_log2)
+attn_prefill_kernel(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, float *po,
+                    float *pml, int q_len, int prefix, int hq, int hkv, int splits,
+                    float scale_log2)
 {
     __shared__ __align__(16) bf16 Ks[ATT_BK * KS_STRIDE];
     __shared__ __align__(16) bf16 Vt[ATT_D * VT_STRIDE];
-    const int qb = blockIdx.x, head = blockIdx.y, seq = blockIdx.z;
+    const int qb = blockIdx.x / splits, split = blockIdx.x % splits;
+    const int head = blockIdx.y, seq = blockIdx.z;
     const int kvh = head / (hq / hkv);
     const int kv_len = prefix + q_len;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
@@ -460,13 +471,14 @@ attn_prefill_kernel(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int q_
     float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.0f, l_hi = 0.0f;
     const int qpos_lo = prefix + r_lo, qpos_hi = prefix + r_hi;
 
-    const int kv_end = prefix + min(q_len, (qb + 1) * ATT_BQ);
-    const int n_tiles = (kv_end + ATT_BK - 1) / ATT_BK;
+    int tile_begin, tile_end;
+    calib_attn_prefill_split_tiles(q_len, prefix, qb * ATT_BQ, splits, split, &tile_begin,
+                                   &tile_end);
     const size_t kvstride = (size_t)hkv * ATT_D;
     const bf16 *kbase = K + (size_t)seq * kv_len * kvstride + (size_t)kvh * ATT_D;
     const bf16 *vbase = V + (size_t)seq * kv_len * kvstride + (size_t)kvh * ATT_D;
 
-    for (int tile = 0; tile < n_tiles; tile++) {
+    for (int tile = tile_begin; tile < tile_end; tile++) {
         const int k0 = tile * ATT_BK;
         __syncthreads();
         /* K rows as they are (consecutive threads: consecutive columns). */
@@ -565,6 +577,26 @@ attn_prefill_kernel(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int q_
     l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
     l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
     l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
+    if (splits > 1) {
+        /* partial index of (seq, row, head, split) */
+        const size_t pi_lo = (((size_t)seq * q_len + r_lo) * hq + head) * splits + split;
+        const size_t pi_hi = (((size_t)seq * q_len + r_hi) * hq + head) * splits + split;
+#pragma unroll
+        for (int dn = 0; dn < ATT_D / 8; dn++) {
+            int c = dn * 8 + 2 * t;
+            if (r_lo < q_len)
+                *(float2 *)(po + pi_lo * ATT_D + c) = make_float2(o[dn][0], o[dn][1]);
+            if (r_hi < q_len)
+                *(float2 *)(po + pi_hi * ATT_D + c) = make_float2(o[dn][2], o[dn][3]);
+        }
+        if (t == 0) {
+            if (r_lo < q_len)
+                *(float2 *)(pml + pi_lo * 2) = make_float2(m_lo, l_lo);
+            if (r_hi < q_len)
+                *(float2 *)(pml + pi_hi * 2) = make_float2(m_hi, l_hi);
+        }
+        return;
+    }
     float inv_lo = l_lo > 0 ? 1.0f / l_lo : 0.0f, inv_hi = l_hi > 0 ? 1.0f / l_hi : 0.0f;
     bf16 *obase = O + (size_t)seq * q_len * qstride + (size_t)head * ATT_D;
 #pragma unroll
@@ -579,17 +611,44 @@ attn_prefill_kernel(const bf16 *Q, const bf16 *K, const bf16 *V, bf16 *O, int q_
     }
 }
 
-cudaError_t k_attn_prefill(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int seqs,
-                           int q_len, int prefix, int q_heads, int kv_heads, int head_dim,
-                           cudaStream_t s)
+/* One block per (sequence, query row, head): O = sum_s A_s 2^(m_s - M) /
+ * sum_s L_s 2^(m_s - M). A split whose key range was empty has m = -inf
+ * and weighs nothing. */
+__global__ void attn_prefill_combine(const float *po, const float *pml, bf16 *O, int splits)
+{
+    size_t rh = blockIdx.x;   /* (seq * q_len + row) * hq + head */
+    int d = threadIdx.x;
+    float M = -INFINITY;
+    for (int s = 0; s < splits; s++)
+        M = fmaxf(M, pml[(rh * splits + s) * 2]);
+    float L = 0.0f, A = 0.0f;
+    for (int s = 0; s < splits; s++) {
+        float ms = pml[(rh * splits + s) * 2];
+        float w = ms == -INFINITY ? 0.0f : exp2f(ms - M);
+        L += pml[(rh * splits + s) * 2 + 1] * w;
+        A += po[(rh * splits + s) * ATT_D + d] * w;
+    }
+    O[rh * ATT_D + d] = __float2bfloat16(L > 0 ? A / L : 0.0f);
+}
+
+cudaError_t k_attn_prefill(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o,
+                           float *partial_o, float *partial_ml, int seqs, int q_len, int prefix,
+                           int q_heads, int kv_heads, int head_dim, int splits, cudaStream_t s)
 {
     if (head_dim != ATT_D || seqs < 1 || q_len < 1 || prefix < 0 || kv_heads < 1 ||
-        q_heads % kv_heads)
+        q_heads % kv_heads || splits < 1 || splits > CALIB_PREFILL_MAX_SPLITS ||
+        (splits > 1 && (!partial_o || !partial_ml)))
         return cudaErrorInvalidValue;
-    dim3 grid((unsigned)((q_len + ATT_BQ - 1) / ATT_BQ), (unsigned)q_heads, (unsigned)seqs);
+    unsigned q_tiles = (unsigned)((q_len + ATT_BQ - 1) / ATT_BQ);
+    dim3 grid(q_tiles * (unsigned)splits, (unsigned)q_heads, (unsigned)seqs);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)head_dim);
-    attn_prefill_kernel<<<grid, 128, 0, s>>>(q, k, v, o, q_len, prefix, q_heads, kv_heads,
-                                             scale_log2);
+    attn_prefill_kernel<<<grid, 128, 0, s>>>(q, k, v, o, partial_o, partial_ml, q_len, prefix,
+                                             q_heads, kv_heads, splits, scale_log2);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess || splits == 1)
+        return e;
+    attn_prefill_combine<<<(unsigned)((size_t)seqs * q_len * q_heads), ATT_D, 0, s>>>(
+        partial_o, partial_ml, o, splits);
     return cudaGetLastError();
 }
 
@@ -735,16 +794,6 @@ __global__ void attn_decode_combine(const float *po, const float *pml, bf16 *O, 
         A += po[(bh * splits + s) * ATT_D + d] * w;
     }
     O[bh * ATT_D + d] = __float2bfloat16(L > 0 ? A / L : 0.0f);
-}
-
-int k_attn_decode_splits(int batch, int kv_heads, int ctx, int sm_count)
-{
-    long pairs = (long)batch * kv_heads;
-    if (pairs >= sm_count)
-        return 1;
-    long want = (2L * sm_count + pairs - 1) / pairs, most = ctx / 256;
-    long s = want < most ? want : most;
-    return (int)(s < 1 ? 1 : s > 64 ? 64 : s);
 }
 
 cudaError_t k_attn_decode(const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
@@ -914,38 +963,30 @@ static int check_elementwise(void)
     return bad;
 }
 
-static int check_embed_sample_topk(void)
+static int check_embed_sample(void)
 {
-    const int rows = 5, hidden = 256, vocab = 1000, experts = 64, k = 4;
-    bf16 *table, *out, *rl;
-    float *logits, *wts;
-    int *ids, *sids, *tids;
+    const int rows = 5, hidden = 256, vocab = 1000;
+    bf16 *table, *out;
+    float *logits;
+    int *ids, *sids;
     CK(cudaMalloc(&table, (size_t)vocab * hidden * 2));
     CK(cudaMalloc(&out, (size_t)rows * hidden * 2));
     CK(cudaMalloc(&ids, rows * 4));
     CK(cudaMalloc(&logits, (size_t)rows * vocab * 4));
     CK(cudaMalloc(&sids, rows * 4));
-    CK(cudaMalloc(&rl, (size_t)rows * experts * 2));
-    CK(cudaMalloc(&tids, rows * k * 4));
-    CK(cudaMalloc(&wts, rows * k * 4));
     CK(k_fill_bf16(table, (size_t)vocab * hidden, 11, 1, 0));
     CK(k_fill_int(ids, rows, 12, vocab, 0));
     CK(k_fill_f32(logits, (size_t)rows * vocab, 13, 4, 0));
-    CK(k_fill_bf16(rl, (size_t)rows * experts, 14, 3, 0));
     CK(k_embed(ids, table, out, rows, hidden, 0));
     CK(k_sample(logits, sids, rows, vocab, 99, 0));
-    CK(k_topk(rl, tids, wts, rows, experts, k, 0));
     CK(cudaDeviceSynchronize());
-    int bad = 0, hids[5], hs[5], ht[20];
-    float hl[5 * 1000], hwt[20];
+    int bad = 0, hids[5], hs[5];
+    float *hl = (float *)malloc((size_t)rows * vocab * sizeof *hl);
     CK(cudaMemcpy(hids, ids, sizeof hids, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(hs, sids, sizeof hs, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hl, logits, sizeof hl, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(ht, tids, sizeof ht, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(hwt, wts, sizeof hwt, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hl, logits, (size_t)rows * vocab * 4, cudaMemcpyDeviceToHost));
     float *ht_tab = to_host_bf(table, (size_t)vocab * hidden);
     float *hout = to_host_bf(out, (size_t)rows * hidden);
-    float *hrl = to_host_bf(rl, (size_t)rows * experts);
     double err = 0;
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < hidden; i++)
@@ -965,17 +1006,49 @@ static int check_embed_sample_topk(void)
         mismatch += best != hs[r];
     }
     bad += report("sample (rows differing from host)", mismatch, 1);
+    free(hl);
+    free(ht_tab);
+    free(hout);
+    cudaFree(table);
+    cudaFree(out);
+    cudaFree(ids);
+    cudaFree(logits);
+    cudaFree(sids);
+    return bad;
+}
+
+/* The router's top-k at `experts` experts (8, 64 and 128 in the plan use
+ * one, two and four values per lane). */
+static int check_topk(int experts, int k)
+{
+    const int rows = 5;
+    bf16 *rl;
+    float *wts;
+    int *tids;
+    CK(cudaMalloc(&rl, (size_t)rows * experts * 2));
+    CK(cudaMalloc(&tids, (size_t)rows * k * 4));
+    CK(cudaMalloc(&wts, (size_t)rows * k * 4));
+    CK(k_fill_bf16(rl, (size_t)rows * experts, 14 + experts, 3, 0));
+    CK(k_topk(rl, tids, wts, rows, experts, k, 0));
+    CK(cudaDeviceSynchronize());
+    int *ht = (int *)malloc((size_t)rows * k * sizeof *ht);
+    float *hwt = (float *)malloc((size_t)rows * k * sizeof *hwt);
+    CK(cudaMemcpy(ht, tids, (size_t)rows * k * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hwt, wts, (size_t)rows * k * 4, cudaMemcpyDeviceToHost));
+    float *hrl = to_host_bf(rl, (size_t)rows * experts);
+    double *p = (double *)malloc(experts * sizeof *p);
+    int *taken = (int *)malloc(experts * sizeof *taken), *want_ids = (int *)malloc(k * sizeof(int));
     double werr = 0;
     int id_bad = 0;
     for (int r = 0; r < rows; r++) {
-        double mx = -INFINITY, sum = 0, p[64];
+        double mx = -INFINITY;
         for (int e = 0; e < experts; e++)
             mx = fmax(mx, hrl[r * experts + e]);
-        for (int e = 0; e < experts; e++)
-            sum += p[e] = exp(hrl[r * experts + e] - mx);
-        int taken[64] = {0};
+        for (int e = 0; e < experts; e++) {
+            p[e] = exp(hrl[r * experts + e] - mx);
+            taken[e] = 0;
+        }
         double kept = 0;
-        int want_ids[4];
         for (int j = 0; j < k; j++) {
             int b = -1;
             for (int e = 0; e < experts; e++)
@@ -990,40 +1063,43 @@ static int check_embed_sample_topk(void)
             werr = fmax(werr, fabs(hwt[r * k + j] - p[want_ids[j]] / kept));
         }
     }
-    bad += report("topk ids (mismatches)", id_bad, 0);
-    bad += report("topk weights (max abs diff)", werr, 1e-3);
-    free(ht_tab);
-    free(hout);
+    char what[64];
+    snprintf(what, sizeof what, "topk ids (%d experts, k %d; mismatches)", experts, k);
+    int bad = report(what, id_bad, 0);
+    snprintf(what, sizeof what, "topk weights (%d experts; max abs diff)", experts);
+    bad += report(what, werr, 1e-3);
+    free(ht);
+    free(hwt);
     free(hrl);
-    cudaFree(table);
-    cudaFree(out);
-    cudaFree(ids);
-    cudaFree(logits);
-    cudaFree(sids);
+    free(p);
+    free(taken);
+    free(want_ids);
     cudaFree(rl);
     cudaFree(tids);
     cudaFree(wts);
     return bad;
 }
 
-static int check_prefill(void)
+/* Prefill at one shape, with each split count of split_choices (0: the
+ * count calib_attn_prefill_splits picks for sm_count SMs). */
+static int check_prefill(int sm_count, int seqs, int q_len, int prefix, int hq, int hkv,
+                         const int *split_choices, int n_choices)
 {
-    const int seqs = 2, q_len = 70, prefix = 37, hq = 4, hkv = 2, d = ATT_D;
-    const int kv_len = prefix + q_len;
+    const int d = ATT_D, kv_len = prefix + q_len;
     size_t nq = (size_t)seqs * q_len * hq * d, nk = (size_t)seqs * kv_len * hkv * d;
     bf16 *q, *k, *v, *o;
+    float *po, *pml;
     CK(cudaMalloc(&q, nq * 2));
     CK(cudaMalloc(&k, nk * 2));
     CK(cudaMalloc(&v, nk * 2));
     CK(cudaMalloc(&o, nq * 2));
+    CK(cudaMalloc(&po, nq * CALIB_PREFILL_MAX_SPLITS * 4));
+    CK(cudaMalloc(&pml, (nq / d) * CALIB_PREFILL_MAX_SPLITS * 2 * 4));
     CK(k_fill_bf16(q, nq, 21, 1, 0));
     CK(k_fill_bf16(k, nk, 22, 1, 0));
     CK(k_fill_bf16(v, nk, 23, 1, 0));
-    CK(cudaMemset(o, 0xff, nq * 2));   /* poison: NaN unless written */
-    CK(k_attn_prefill(q, k, v, o, seqs, q_len, prefix, hq, hkv, d, 0));
     CK(cudaDeviceSynchronize());
     float *hq_ = to_host_bf(q, nq), *hk = to_host_bf(k, nk), *hv = to_host_bf(v, nk);
-    float *got = to_host_bf(o, nq);
     double *want = (double *)calloc(nq, sizeof *want), *p = (double *)malloc(kv_len * sizeof *p);
     for (int s = 0; s < seqs; s++)
         for (int h = 0; h < hq; h++)
@@ -1048,25 +1124,41 @@ static int check_prefill(void)
                         oi[c] += p[j] / sum * vj[c];
                 }
             }
-    int bad = report("attn_prefill (prefix 37, 70 new, GQA)", rel_err(got, want, nq), 2e-2);
+    int bad = 0;
+    for (int i = 0; i < n_choices; i++) {
+        int sp = split_choices[i] ? split_choices[i]
+                                  : calib_attn_prefill_splits(seqs, q_len, prefix, hq, sm_count);
+        CK(cudaMemset(o, 0xff, nq * 2));   /* poison: NaN unless written */
+        CK(k_attn_prefill(q, k, v, o, po, pml, seqs, q_len, prefix, hq, hkv, d, sp, 0));
+        CK(cudaDeviceSynchronize());
+        float *got = to_host_bf(o, nq);
+        char what[80];
+        snprintf(what, sizeof what, "attn_prefill (prefix %d, %d new, GQA %d, %d splits)",
+                 prefix, q_len, hq / hkv, sp);
+        bad += report(what, rel_err(got, want, nq), 2e-2);
+        free(got);
+    }
     free(hq_);
     free(hk);
     free(hv);
-    free(got);
     free(want);
     free(p);
     cudaFree(q);
     cudaFree(k);
     cudaFree(v);
     cudaFree(o);
+    cudaFree(po);
+    cudaFree(pml);
     return bad;
 }
 
-/* Decode at context ctx with each split count of split_choices (0: the
- * count k_attn_decode_splits picks). */
-static int check_decode(int sm_count, int ctx, const int *split_choices, int n_choices)
+/* Decode at context ctx with hq query heads on hkv KV heads, with each
+ * split count of split_choices (0: the count calib_attn_decode_splits
+ * picks). */
+static int check_decode(int sm_count, int hq, int hkv, int ctx, const int *split_choices,
+                        int n_choices)
 {
-    const int batch = 3, hq = 8, hkv = 2, d = ATT_D, page = 16;
+    const int batch = 3, d = ATT_D, page = 16;
     const int max_pages = (ctx + page - 1) / page, pages = batch * max_pages;
     size_t nq = (size_t)batch * hq * d, nkv = (size_t)pages * page * hkv * d;
     bf16 *q, *kc, *vc, *o;
@@ -1113,15 +1205,16 @@ static int check_decode(int sm_count, int ctx, const int *split_choices, int n_c
     int bad = 0;
     for (int i = 0; i < n_choices; i++) {
         int sp = split_choices[i] ? split_choices[i]
-                                  : k_attn_decode_splits(batch, hkv, ctx, sm_count);
+                                  : calib_attn_decode_splits(batch, hkv, ctx, sm_count);
         sp = sp > max_splits ? max_splits : sp;
         CK(cudaMemset(o, 0xff, nq * 2));
         CK(k_attn_decode(q, kc, vc, bt, max_pages, o, po, pml, batch, ctx, hq, hkv, d, page, sp,
                          0));
         CK(cudaDeviceSynchronize());
         float *got = to_host_bf(o, nq);
-        char what[64];
-        snprintf(what, sizeof what, "attn_decode (paged, GQA 4, ctx %d, %d splits)", ctx, sp);
+        char what[80];
+        snprintf(what, sizeof what, "attn_decode (paged, GQA %d, ctx %d, %d splits)", hq / hkv,
+                 ctx, sp);
         bad += report(what, rel_err(got, want, nq), 2e-2);
         free(got);
     }
@@ -1144,14 +1237,28 @@ static int check_decode(int sm_count, int ctx, const int *split_choices, int n_c
 int k_self_check(int sm_count)
 {
     int bad = check_elementwise();
-    bad += check_embed_sample_topk();
-    bad += check_prefill();
+    bad += check_embed_sample();
+    /* the plan's routers: 8 (Mixtral), 64 and 128 (Qwen3-MoE) experts */
+    bad += check_topk(8, 2);
+    bad += check_topk(64, 4);
+    bad += check_topk(128, 8);
+    /* One pass over 70 new tokens after 37 cached (two query tiles, the
+     * second partly empty), and the same split in 2 and 3 (the first query
+     * tile has fewer key tiles than splits: empty splits must weigh
+     * nothing). Then the case the split exists for: 5 new tokens after
+     * 1000 cached, in one pass, 3 splits and the count picked for this GPU. */
+    const int one_two_three[] = {1, 2, 3}, few_new[] = {1, 3, 0};
+    bad += check_prefill(sm_count, 2, 70, 37, 4, 2, one_two_three, 3);
+    bad += check_prefill(sm_count, 1, 5, 1000, 8, 1, few_new, 3);
     /* Even and odd split lengths: with an odd one the two half-warp streams
      * of a warp see different key counts. At 1001 (= 16 * 62 + 9), 333 and
      * 143 keys they differ in the last pass (two keys against one); at 501
-     * (= 16 * 31 + 5, two splits) in the number of passes. */
+     * (= 16 * 31 + 5, two splits) in the number of passes. Query heads per
+     * KV head 4 at both, and 1 and 8 (the plan's other two) at 1001. */
     const int even[] = {1, 3, 0}, odd[] = {1, 2, 7, 0};
-    bad += check_decode(sm_count, 1000, even, 3);
-    bad += check_decode(sm_count, 1001, odd, 4);
+    bad += check_decode(sm_count, 8, 2, 1000, even, 3);
+    bad += check_decode(sm_count, 8, 2, 1001, odd, 4);
+    bad += check_decode(sm_count, 8, 8, 1001, odd, 4);
+    bad += check_decode(sm_count, 8, 1, 1001, odd, 4);
     return bad;
 }

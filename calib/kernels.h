@@ -47,17 +47,21 @@ cudaError_t k_topk(const bf16 *logits, int *ids, float *weights, int rows, int e
                    int k, cudaStream_t s);
 
 /* Causal prefill attention over a cached prefix (flash style: tiles of 64
- * queries x 64 keys on tensor cores, online softmax). head_dim 128. */
-cudaError_t k_attn_prefill(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o, int seqs,
-                           int q_len, int prefix, int q_heads, int kv_heads, int head_dim,
-                           cudaStream_t s);
+ * queries x 64 keys on tensor cores, online softmax). head_dim 128. With
+ * splits > 1 (calib_attn_prefill_splits) the keys of each query tile are
+ * split and the partials combined: partial_o holds seqs * q_len * q_heads
+ * * splits * head_dim floats, partial_ml twice seqs * q_len * q_heads *
+ * splits (unused, may be NULL, when splits == 1). */
+cudaError_t k_attn_prefill(const bf16 *q, const bf16 *k, const bf16 *v, bf16 *o,
+                           float *partial_o, float *partial_ml, int seqs, int q_len, int prefix,
+                           int q_heads, int kv_heads, int head_dim, int splits, cudaStream_t s);
 
 /* Decode attention over a paged KV cache, split along the context when
- * there are too few (sequence, kv head) pairs to fill the GPU. partial_o
- * holds batch * q_heads * splits * head_dim floats, partial_ml twice
- * batch * q_heads * splits. head_dim 128; q_heads / kv_heads in {1,2,4,8}
- * (16 would need 64 KiB of static shared memory and spill registers). */
-int k_attn_decode_splits(int batch, int kv_heads, int ctx, int sm_count);
+ * there are too few (sequence, kv head) pairs to fill the GPU
+ * (calib_attn_decode_splits). partial_o holds batch * q_heads * splits *
+ * head_dim floats, partial_ml twice batch * q_heads * splits. head_dim
+ * 128; q_heads / kv_heads in {1,2,4,8} (16 would need 64 KiB of static
+ * shared memory and spill registers). */
 cudaError_t k_attn_decode(const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
                           const int *block_table, int max_pages, bf16 *o, float *partial_o,
                           float *partial_ml, int batch, int ctx, int q_heads, int kv_heads,

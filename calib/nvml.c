@@ -3,7 +3,12 @@
  * Design. The few NVML entry points used are declared here with their
  * published signatures and looked up by name in libnvidia-ml.so.1, so the
  * program builds without the driver's header or library and runs (without
- * energy) where NVML is absent. Only getters are used. The power method is
+ * energy) where NVML is absent. The library is looked up by name first,
+ * then by path in the folders drivers install it to, because a GPU machine
+ * whose loader cache lacks the driver's folder (containers that mount the
+ * driver late, WSL) would otherwise run without energy; every library
+ * tried is named in the message when none works. Only getters are used.
+ * The power method is
  * probed once: the total-energy counter when it answers and is non-zero,
  * else the instant-power field, else the average-power field (or
  * nvmlDeviceGetPowerUsage, a one-second average on recent drivers). */
@@ -52,6 +57,7 @@ typedef struct {
 
 struct calib_nvml {
     void *lib;
+    char path[CALIB_NVML_PATH_MAX];
     nvml_dev dev;
     calib_power_method method;
     nvml_ret (*shutdown)(void);
@@ -110,34 +116,92 @@ static int field_w(calib_nvml *n, unsigned int id, double *w)
     return 0;
 }
 
+/* Folders libnvidia-ml.so.1 is found in on Linux GPU machines. */
+static const char *const nvml_dirs[] = {
+    "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu/nvidia/current", "/usr/local/nvidia/lib64",
+    "/usr/local/nvidia/lib", "/run/nvidia/driver/usr/lib/x86_64-linux-gnu",
+    "/run/nvidia/driver/usr/lib64", "/usr/lib/wsl/lib", NULL,
+};
+
+int calib_nvml_candidates(const char *env_path, char out[][CALIB_NVML_PATH_MAX], int max)
+{
+    int n = 0;
+    if (env_path && *env_path && n < max)
+        snprintf(out[n++], CALIB_NVML_PATH_MAX, "%s", env_path);
+    if (n < max)
+        snprintf(out[n++], CALIB_NVML_PATH_MAX, "libnvidia-ml.so.1");
+    for (int i = 0; nvml_dirs[i] && n < max; i++)
+        snprintf(out[n++], CALIB_NVML_PATH_MAX, "%s/libnvidia-ml.so.1", nvml_dirs[i]);
+    return n;
+}
+
 calib_nvml *calib_nvml_open(const char *pci_bus_id, char *why, size_t why_size)
 {
-    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        snprintf(why, why_size, "cannot load libnvidia-ml.so.1: %s", dlerror());
-        return NULL;
-    }
+    char paths[16][CALIB_NVML_PATH_MAX];
+    const char *libs[16];
+    int n = calib_nvml_candidates(getenv("SERVESIM_NVML_LIB"), paths, 16);
+    for (int i = 0; i < n; i++)
+        libs[i] = paths[i];
+    return calib_nvml_open_from(pci_bus_id, libs, n, why, why_size);
+}
+
+/* Appends "; what" to why (truncating). */
+static void why_add(char *why, size_t size, const char *what)
+{
+    size_t len = strlen(why);
+    if (len + 1 < size)
+        snprintf(why + len, size - len, "%s%s", len ? "; " : "", what);
+}
+
+calib_nvml *calib_nvml_open_from(const char *pci_bus_id, const char *const *libs, int n_libs,
+                                 char *why, size_t why_size)
+{
+    char tried[1024] = "";
+    void *lib = NULL;
+    const char *path = NULL;
     nvml_ret (*init)(void) = NULL;
     nvml_ret (*by_pci)(const char *, nvml_dev *) = NULL;
-    sym(lib, "nvmlInit_v2", &init);
-    sym(lib, "nvmlDeviceGetHandleByPciBusId_v2", &by_pci);
-    if (!init || init() != 0) {
-        snprintf(why, why_size, "nvmlInit_v2 failed");
-        dlclose(lib);
+    for (int i = 0; i < n_libs && !lib; i++) {
+        char what[CALIB_NVML_PATH_MAX + 160];
+        lib = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
+        if (!lib) {
+            const char *e = dlerror();
+            snprintf(what, sizeof what, "%s: %s", libs[i],
+                     e && strstr(e, "No such file") ? "not found" : e ? e : "cannot load");
+            why_add(tried, sizeof tried, what);
+            continue;
+        }
+        sym(lib, "nvmlInit_v2", &init);
+        nvml_ret st = init ? init() : -1;
+        if (st != 0) {
+            snprintf(what, sizeof what, "%s: nvmlInit_v2 %s %d", libs[i],
+                     init ? "returned" : "missing", st);
+            why_add(tried, sizeof tried, what);
+            dlclose(lib);
+            lib = NULL;
+            continue;
+        }
+        path = libs[i];
+    }
+    if (!lib) {
+        snprintf(why, why_size, "no usable NVML library (tried %d): %s", n_libs, tried);
         return NULL;
     }
+    sym(lib, "nvmlDeviceGetHandleByPciBusId_v2", &by_pci);
     calib_nvml *n = calloc(1, sizeof *n);
     if (!n) {
         dlclose(lib);
         return NULL;
     }
     n->lib = lib;
+    snprintf(n->path, sizeof n->path, "%s", path);
     sym(lib, "nvmlShutdown", &n->shutdown);
     /* Only the bus id names the measured GPU for sure (NVML's indices
      * ignore CUDA_VISIBLE_DEVICES): without it, no NVML, so no energy
      * rather than another GPU's. */
     if (!(by_pci && pci_bus_id && by_pci(pci_bus_id, &n->dev) == 0)) {
-        snprintf(why, why_size, "no NVML device for PCI bus id %s",
+        snprintf(why, why_size, "%s: no NVML device for PCI bus id %s", path,
                  pci_bus_id ? pci_bus_id : "?");
         calib_nvml_close(n);
         return NULL;
@@ -177,6 +241,11 @@ void calib_nvml_close(calib_nvml *n)
         n->shutdown();
     dlclose(n->lib);
     free(n);
+}
+
+const char *calib_nvml_library(const calib_nvml *n)
+{
+    return n ? n->path : "";
 }
 
 calib_power_method calib_nvml_method(const calib_nvml *n)

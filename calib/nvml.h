@@ -24,8 +24,25 @@ typedef enum calib_power_method {
 const char *calib_power_method_name(calib_power_method m);
 
 /* Opens NVML and finds the device with this PCI bus id ("0000:3B:00.0").
- * NULL when NVML is missing or fails; why says what happened. */
+ * NULL when NVML is missing or fails; why says what happened (every
+ * library tried, and how it failed). Tries calib_nvml_candidates. */
 calib_nvml *calib_nvml_open(const char *pci_bus_id, char *why, size_t why_size);
+
+/* The libraries calib_nvml_open tries, in order: env_path (the
+ * SERVESIM_NVML_LIB variable, a file) if set; libnvidia-ml.so.1 by name
+ * (the dynamic loader's search path); then libnvidia-ml.so.1 in each of
+ * the folders where drivers put it when the loader's cache misses them
+ * (multiarch and lib64 folders, container-toolkit and WSL mounts), never
+ * the CUDA toolkit's stub library. Fills out[0..max-1]; returns the count. */
+#define CALIB_NVML_PATH_MAX 256
+int calib_nvml_candidates(const char *env_path, char out[][CALIB_NVML_PATH_MAX], int max);
+/* calib_nvml_open over an explicit list: the first library that loads and
+ * whose nvmlInit_v2 succeeds is used (a stub library fails its init and
+ * is passed over). */
+calib_nvml *calib_nvml_open_from(const char *pci_bus_id, const char *const *libs, int n_libs,
+                                 char *why, size_t why_size);
+/* The library the handle was loaded from. */
+const char *calib_nvml_library(const calib_nvml *n);
 void calib_nvml_close(calib_nvml *n);
 
 /* The best method this device supports (probed once at open). */

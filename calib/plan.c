@@ -192,8 +192,13 @@ static int rd_fail(reader *r, const char *fmt, const char *what)
     return sim_errf(r->err, "%s:%d: %s", r->path, r->line, msg);
 }
 
+/* rd_num and rd_int set *out even when they fail, so that no caller reads
+ * an unset variable after an error path gcc cannot follow (gcc 12 at -O3
+ * reports maybe-uninitialized otherwise, and the GPU machine builds with
+ * whatever compiler it has). */
 static int rd_num(reader *r, int i, double *out)
 {
+    *out = 0;
     char *end;
     errno = 0;
     double v = strtod(r->tok[i], &end);
@@ -205,6 +210,7 @@ static int rd_num(reader *r, int i, double *out)
 
 static int rd_int(reader *r, int i, int64_t *out)
 {
+    *out = 0;
     char *end;
     errno = 0;
     long long v = strtoll(r->tok[i], &end, 10);

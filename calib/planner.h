@@ -4,6 +4,7 @@
 #ifndef CALIB_PLANNER_H
 #define CALIB_PLANNER_H
 
+#include "calib/budget.h"
 #include "calib/plan.h"
 
 typedef struct calib_plan_opts {
@@ -21,28 +22,6 @@ typedef struct calib_plan_opts {
 int calib_plan_build(const char *models_dir, const calib_plan_opts *opts,
                      calib_plan *out, sim_err *err);
 
-/* Estimated GPU time of measuring a plan on a GPU like `g`: per family,
- * latency and energy parts, and the whole. Rough (the roofline at modest
- * efficiency plus fixed per-point costs), for splitting runs. */
-typedef struct calib_estimate {
-    int points[CTAB_FAMILY_COUNT];
-    int energy_points[CTAB_FAMILY_COUNT];
-    double latency_s[CTAB_FAMILY_COUNT];
-    double energy_s[CTAB_FAMILY_COUNT];
-    double layer_s;
-    double total_s;
-} calib_estimate;
-
-/* Timing constants shared by the estimate and the CUDA program. */
-#define CALIB_REPLAYS_FULL 9
-#define CALIB_REPLAYS_QUICK 5
-#define CALIB_GRAPH_MIN_NS_FULL 500000.0   /* one timed graph replay lasts >= this */
-#define CALIB_GRAPH_MIN_NS_QUICK 200000.0
-#define CALIB_WINDOW_S_FULL 0.20            /* energy window, at least */
-#define CALIB_WINDOW_S_QUICK 0.06
-#define CALIB_RAMP_S 0.05                   /* busy time before an energy window opens */
-
-void calib_plan_estimate(const calib_plan *plan, const gpu_spec *g, int quick,
-                         calib_estimate *out);
+/* The estimate of a plan's GPU time is calib_plan_estimate (budget.h). */
 
 #endif

@@ -89,6 +89,7 @@ void calib_synth_info(const calib_plan *plan, const gpu_spec *g, calib_run_info 
              "roofline of the point's FLOPs and bytes on the GPU file, for tests");
     snprintf(info->energy_method, sizeof info->energy_method, "roofline");
     snprintf(info->families, sizeof info->families, "all");
+    snprintf(info->state, sizeof info->state, "complete");
     info->ceil_gemm_flops_per_s = g->bf16_flops * g->gemm_efficiency;
     info->ceil_d2d_bytes_per_s = g->hbm_bw_bytes_per_s * g->bw_efficiency;
     info->idle_w = g->idle_w;

@@ -5,11 +5,22 @@
  * power) or %.17g (FLOPs, bytes, grid values: the loader recomputes the
  * roofline from them), NAN as null, strings escaped. Arrays are one line
  * each so that a table diffs well. Key order is fixed, so the same results
- * give the same bytes. */
+ * give the same bytes.
+ *
+ * Files are replaced atomically (write PATH.partial, close, rename): the
+ * CUDA program rewrites its table every few seconds while it runs, and a
+ * kill at any moment must leave a table the loader accepts. No fsync: the
+ * threat is the process being killed, after which the kernel still writes
+ * what it was given; a machine that loses power loses the session's output
+ * folder anyway, and a sync per rewrite would cost more than the points. */
 #include "calib/table_writer.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void calib_run_info_init(calib_run_info *info)
 {
@@ -22,6 +33,7 @@ void calib_run_info_init(calib_run_info *info)
     info->ceil_d2d_bytes = NAN;
     info->l2_bytes = info->memory_bytes = NAN;
     info->graph_min_ns = info->rotate_bytes = NAN;
+    info->resume_entry = -1;
 }
 
 static void put_str(FILE *f, const char *s)
@@ -108,6 +120,8 @@ static void put_header(FILE *f, const char *schema, const calib_run_info *in)
     kv_str(f, i2, "plan", in->plan_name, 0);
     kv_str(f, i2, "date", in->date, 0);
     kv_str(f, i2, "families", in->families, 0);
+    kv_str(f, i2, "state", in->state, 0);
+    kv_num(f, i2, "resume_entry", in->resume_entry >= 0 ? in->resume_entry : NAN, 0);
     kv_num(f, i2, "replays", in->replays, 0);
     kv_num(f, i2, "warmup_replays", in->warmup_replays, 0);
     kv_num(f, i2, "graph_min_ns", in->graph_min_ns, 0);
@@ -279,4 +293,100 @@ int calib_layers_write(FILE *f, const calib_plan *plan, const calib_point_result
     }
     fputs("  ]\n}\n", f);
     return ferror(f) ? -1 : 0;
+}
+
+/* ---- atomic replacement --------------------------------------------------------- */
+
+/* mkdir -p of the folder holding path. */
+static int make_parent_dir(const char *path, sim_err *err)
+{
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return sim_errf(err, "%s: path too long", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                return sim_errf(err, "%s: cannot create the folder: %s", dir, strerror(errno));
+            *p = c;
+            if (!c)
+                return 0;
+        }
+    }
+}
+
+typedef int (*write_fn)(FILE *f, const void *arg);
+
+static int save_atomic(const char *path, write_fn fn, const void *arg, sim_err *err)
+{
+    char tmp[4200];
+    if (make_parent_dir(path, err))
+        return -1;
+    snprintf(tmp, sizeof tmp, "%s.partial", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return sim_errf(err, "%s: cannot write: %s", tmp, strerror(errno));
+    int rc = fn(f, arg);
+    rc |= fclose(f);
+    if (rc) {
+        unlink(tmp);
+        return sim_errf(err, "%s: write failed", tmp);
+    }
+    if (rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return sim_errf(err, "%s: cannot rename %s over it: %s", path, tmp, strerror(e));
+    }
+    return 0;
+}
+
+typedef struct table_args {
+    const calib_plan *plan;
+    calib_point_result *const *res;
+    const calib_point_result *layer_res;
+    unsigned families;
+    const calib_run_info *info;
+} table_args;
+
+static int write_table_fn(FILE *f, const void *arg)
+{
+    const table_args *a = arg;
+    return calib_table_write(f, a->plan, a->res, a->families, a->info);
+}
+
+static int write_layers_fn(FILE *f, const void *arg)
+{
+    const table_args *a = arg;
+    return calib_layers_write(f, a->plan, a->layer_res, a->info);
+}
+
+static int write_text_fn(FILE *f, const void *arg)
+{
+    return fputs((const char *)arg, f) < 0 ? -1 : 0;
+}
+
+int calib_table_save(const char *path, const calib_plan *plan,
+                     calib_point_result *const *res, unsigned families,
+                     const calib_run_info *info, sim_err *err)
+{
+    table_args a = {.plan = plan, .res = res, .families = families, .info = info};
+    return save_atomic(path, write_table_fn, &a, err);
+}
+
+int calib_layers_save(const char *path, const calib_plan *plan,
+                      const calib_point_result *res, const calib_run_info *info,
+                      sim_err *err)
+{
+    table_args a = {.plan = plan, .layer_res = res, .info = info};
+    return save_atomic(path, write_layers_fn, &a, err);
+}
+
+int calib_text_save(const char *path, const char *text, sim_err *err)
+{
+    return save_atomic(path, write_text_fn, text, err);
 }

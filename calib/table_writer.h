@@ -44,6 +44,10 @@ typedef struct calib_run_info {
     char plan_name[32];
     char date[32];              /* UTC, ISO 8601 */
     char families[256];         /* measured families, comma-separated */
+    char state[16];             /* "complete", "running" (the run was still going when
+                                 * this was written), "cut_short", "failed"; "" none */
+    int resume_entry;           /* the first plan entry not fully measured (for
+                                 * servesim-calib --start), -1 when none */
     int replays, warmup_replays;
     double graph_min_ns;
     double rotate_bytes;        /* weights and KV rotate across at least this much */
@@ -71,5 +75,18 @@ int calib_table_write(FILE *f, const calib_plan *plan,
 /* Writes whole-layer measurements, res[i] for plan layer i. */
 int calib_layers_write(FILE *f, const calib_plan *plan, const calib_point_result *res,
                        const calib_run_info *info);
+
+/* The same, into `path` atomically: written to PATH.partial, closed and
+ * renamed over PATH, so that PATH is always either absent, the
+ * previous complete file or the new one, whatever kills the writer. The
+ * folder is created if missing. Errors name the file. */
+int calib_table_save(const char *path, const calib_plan *plan,
+                     calib_point_result *const *res, unsigned families,
+                     const calib_run_info *info, sim_err *err);
+int calib_layers_save(const char *path, const calib_plan *plan,
+                      const calib_point_result *res, const calib_run_info *info,
+                      sim_err *err);
+/* Writes `text` into path atomically, as above (status files). */
+int calib_text_save(const char *path, const char *text, sim_err *err);
 
 #endif

@@ -1,8 +1,12 @@
 /* calib-tool: the host side of calibration (no GPU needed).
  *
  *   calib-tool plan [--quick] [--models A,B] [--layer] [--gpu NAME] --out PLAN
+ *                   [--counter-period-ms P] [--schedule FILE [--deadline S]]
  *       writes the measurement plan servesim-calib runs, and prints an
  *       estimate of its GPU time per family on GPU NAME (default H100-SXM-80GB)
+ *       for an energy counter updating every P ms (default 100); --schedule
+ *       also writes the per-family schedule calib/h200_run.sh follows within
+ *       a deadline of S seconds (default 510)
  *   calib-tool synth --gpu NAME [--quick] [--models A,B] [--plan PLAN] --out TABLE
  *       writes a synthetic table: the plan priced by the roofline of NAME
  *   calib-tool synth-layers --gpu NAME [--scale S] --plan PLAN --out FILE
@@ -12,7 +16,8 @@
  *   calib-tool layer --table TABLE --measured LAYERS
  *       predicted (from the table) against measured whole-layer time and energy
  *   calib-tool merge --out TABLE A.json B.json ...
- *       one table from the tables of several runs (--only) on the same GPU
+ *       one table from the tables of several runs (--only, --start) on the
+ *       same GPU; a later table completes a family an earlier one cut short
  *
  * Design. Each subcommand is a function over its own argv; everything it
  * prints goes to stdout, errors to stderr with exit status 1 (2 for usage).
@@ -25,15 +30,16 @@
 
 #include "calib/import_vidur.h"
 #include "calib/layercmp.h"
+#include "calib/merge.h"
 #include "calib/planner.h"
 #include "calib/synth.h"
 #include "models/cost_table.h"
 #include "sim/jsoncfg.h"
 
 typedef struct args {
-    const char *out, *gpu, *models, *plan, *table, *measured;
+    const char *out, *gpu, *models, *plan, *table, *measured, *schedule;
     int quick, layer;
-    double scale;
+    double scale, counter_period_ms, deadline_s;
     const char *pos[64];
     int n_pos;
 } args;
@@ -41,6 +47,7 @@ typedef struct args {
 static int usage(void)
 {
     fputs("usage: calib-tool plan [--quick] [--models A,B] [--layer] [--gpu NAME] --out PLAN\n"
+          "                       [--counter-period-ms P] [--schedule FILE [--deadline S]]\n"
           "       calib-tool synth --gpu NAME [--quick] [--models A,B] [--plan PLAN] --out TABLE\n"
           "       calib-tool synth-layers --gpu NAME [--scale S] --plan PLAN --out FILE\n"
           "       calib-tool loo TABLE\n"
@@ -55,6 +62,8 @@ static int parse_args(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
     a->scale = 1;
+    a->counter_period_ms = CALIB_COUNTER_PERIOD_ASSUMED_S * 1e3;
+    a->deadline_s = 510;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         const char **slot = !strcmp(s, "--out") ? &a->out
@@ -62,15 +71,27 @@ static int parse_args(int argc, char **argv, args *a)
                           : !strcmp(s, "--models") ? &a->models
                           : !strcmp(s, "--plan") ? &a->plan
                           : !strcmp(s, "--table") ? &a->table
-                          : !strcmp(s, "--measured") ? &a->measured : NULL;
+                          : !strcmp(s, "--measured") ? &a->measured
+                          : !strcmp(s, "--schedule") ? &a->schedule : NULL;
+        double *num = !strcmp(s, "--scale") ? &a->scale
+                    : !strcmp(s, "--counter-period-ms") ? &a->counter_period_ms
+                    : !strcmp(s, "--deadline") ? &a->deadline_s : NULL;
         if (slot) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "calib-tool: %s needs a value\n", s);
                 return -1;
             }
             *slot = argv[++i];
-        } else if (!strcmp(s, "--scale") && i + 1 < argc) {
-            a->scale = atof(argv[++i]);
+        } else if (num) {
+            char *end = NULL;
+            if (i + 1 < argc)
+                *num = strtod(argv[i + 1], &end);
+            if (i + 1 >= argc || *end || !(*num > 0)) {
+                fprintf(stderr, "calib-tool: %s: expected a number > 0, got \"%s\"\n", s,
+                        i + 1 < argc ? argv[i + 1] : "");
+                return -1;
+            }
+            i++;
         } else if (!strcmp(s, "--quick")) {
             a->quick = 1;
         } else if (!strcmp(s, "--layer")) {
@@ -99,20 +120,35 @@ static int get_plan(const args *a, calib_plan *plan, sim_err *err)
     return calib_plan_build(models_dir(), &o, plan, err);
 }
 
-static void print_estimate(const calib_plan *plan, const gpu_spec *g, int quick)
+static void print_estimate(const calib_plan *plan, const gpu_spec *g,
+                           const calib_estimate *est)
 {
-    calib_estimate est;
-    calib_plan_estimate(plan, g, quick, &est);
-    printf("estimated GPU time on %s (%s plan):\n", g->name, plan->name);
+    printf("estimated GPU time on %s (%s plan, energy counter every %.0f ms):\n", g->name,
+           plan->name, est->counter_period_s * 1e3);
     printf("  %-14s %7s %8s %10s %10s\n", "family", "points", "energy", "latency s",
            "energy s");
     for (int f = 0; f < CTAB_FAMILY_COUNT; f++)
-        if (est.points[f])
+        if (est->points[f])
             printf("  %-14s %7d %8d %10.1f %10.1f\n", ctab_family_get((ctab_family)f)->name,
-                   est.points[f], est.energy_points[f], est.latency_s[f], est.energy_s[f]);
+                   est->points[f], est->energy_points[f], est->latency_s[f], est->energy_s[f]);
     if (plan->n_layers)
-        printf("  %-14s %7d %8s %10.1f\n", "layers", plan->n_layers, "", est.layer_s);
-    printf("  total %.0f s (%.1f min)\n", est.total_s, est.total_s / 60);
+        printf("  %-14s %7d %8s %10.1f\n", "layers", plan->n_layers, "", est->layer_s);
+    printf("  total %.0f s (%.1f min)\n", est->total_s, est->total_s / 60);
+}
+
+static int write_schedule(const char *path, const calib_plan *plan, const gpu_spec *g,
+                          const calib_estimate *est, double deadline_s, sim_err *err)
+{
+    calib_schedule s;
+    if (calib_schedule_build(est, g->name, plan->name, deadline_s, &s, err))
+        return sim_err_prefix(err, "%s", path);
+    FILE *f = fopen(path, "w");
+    int rc = f ? calib_schedule_write(&s, f) : -1;
+    if (!f || fclose(f) || rc)
+        return sim_errf(err, "%s: cannot write", path);
+    printf("wrote %s: %d steps, %.0f s of %.0f s reserved\n", path, s.n_steps,
+           s.reserve_total_s, deadline_s);
+    return 0;
 }
 
 static int cmd_plan(const args *a)
@@ -127,8 +163,12 @@ static int cmd_plan(const args *a)
         return fail(&err);
     int rc = calib_plan_save(&plan, a->out, &err);
     if (rc == 0) {
+        calib_estimate est;
+        calib_plan_estimate(&plan, &g, a->quick, a->counter_period_ms * 1e-3, &est);
         printf("wrote %s: %d entries, %d layers\n", a->out, plan.n_entries, plan.n_layers);
-        print_estimate(&plan, &g, a->quick);
+        print_estimate(&plan, &g, &est);
+        if (a->schedule)
+            rc = write_schedule(a->schedule, &plan, &g, &est, a->deadline_s, &err);
     }
     calib_plan_fini(&plan);
     return rc ? fail(&err) : 0;
@@ -219,79 +259,21 @@ static int cmd_layer(const args *a)
     return 0;
 }
 
-/* Moves every family of b into a (both tables of the same GPU). */
-static int merge_into(cJSON *a, cJSON *b, const char *name_b, sim_err *err)
-{
-    cJSON *ga = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(a, "gpu"), "name");
-    cJSON *gb = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "gpu"), "name");
-    if (!cJSON_IsString(ga) || !cJSON_IsString(gb) || strcmp(ga->valuestring, gb->valuestring))
-        return sim_errf(err, "%s: $.gpu.name: not the first table's GPU", name_b);
-    cJSON *fa = cJSON_GetObjectItemCaseSensitive(a, "families");
-    cJSON *fb = cJSON_GetObjectItemCaseSensitive(b, "families");
-    if (!cJSON_IsObject(fa) || !cJSON_IsObject(fb))
-        return sim_errf(err, "%s: $.families: expected an object", name_b);
-    while (fb->child) {
-        cJSON *fam = cJSON_DetachItemViaPointer(fb, fb->child);
-        if (cJSON_GetObjectItemCaseSensitive(fa, fam->string)) {
-            sim_errf(err, "%s: $.families.%s: also in an earlier table", name_b, fam->string);
-            cJSON_Delete(fam);
-            return -1;
-        }
-        cJSON_AddItemToObject(fa, fam->string, fam);
-    }
-    return 0;
-}
-
 static int cmd_merge(const args *a)
 {
     sim_err err = {{0}};
     if (!a->out || a->n_pos < 1)
         return usage();
-    cJSON *first = NULL;
-    /* validate each, then combine */
-    for (int i = 0; i < a->n_pos; i++) {
-        ctab *t = ctab_load(a->pos[i], NULL, &err);
-        if (!t)
-            return fail(&err);
-        ctab_destroy(t);
-        cJSON *root;
-        if (jcfg_load_file(a->pos[i], &root, &err))
-            return fail(&err);
-        if (!first) {
-            first = root;
-            continue;
-        }
-        int rc = merge_into(first, root, a->pos[i], &err);
-        cJSON_Delete(root);
-        if (rc) {
-            cJSON_Delete(first);
-            return fail(&err);
-        }
-    }
-    /* the merged table's run lists every family it holds */
-    char fams[256] = "";
-    cJSON *fo = cJSON_GetObjectItemCaseSensitive(first, "families");
-    for (cJSON *fam = fo ? fo->child : NULL; fam; fam = fam->next)
-        snprintf(fams + strlen(fams), sizeof fams - strlen(fams), "%s%s", fams[0] ? "," : "",
-                 fam->string);
-    cJSON *run = cJSON_GetObjectItemCaseSensitive(first, "run");
-    if (cJSON_IsObject(run))
-        cJSON_ReplaceItemInObjectCaseSensitive(run, "families", cJSON_CreateString(fams));
-    char *text = cJSON_Print(first);
-    cJSON_Delete(first);
-    FILE *f = fopen(a->out, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok &= f && fclose(f) == 0;
-    cJSON_free(text);
-    if (!ok) {
-        sim_errf(&err, "%s: cannot write", a->out);
+    calib_merge_stats st;
+    if (calib_merge_files(a->pos, a->n_pos, a->out, &st, &err))
         return fail(&err);
-    }
-    ctab *t = ctab_load(a->out, NULL, &err);
-    if (!t)
-        return fail(&err);
-    ctab_destroy(t);
-    printf("wrote %s\n", a->out);
+    printf("wrote %s: %d tables, %d families, %d entries", a->out, st.tables, st.families,
+           st.entries);
+    if (st.entries_joined)
+        printf("; %d entries in several tables: %d points taken from later tables (%d "
+               "measured in an earlier one too: the later kept)", st.entries_joined,
+               st.points_added, st.points_replaced);
+    printf("\n");
     return 0;
 }
 
