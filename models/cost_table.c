@@ -937,11 +937,64 @@ void ctab_loo(const ctab *t, ctab_family f, ctab_loo_stats *latency,
 
 /* ---- the cost model ---------------------------------------------------------------- */
 
+/* A remembered price: an op is priced from its kind, its shape keys and
+ * its FLOPs and bytes alone, so equal ones have equal prices. Most
+ * iterations repeat the shapes of earlier ones (a decode batch's GEMMs and
+ * norms depend only on its size), so a small direct-mapped memo answers most
+ * ops without interpolating. */
+#define PRICE_MEMO 4096
+typedef struct price_memo {
+    op_desc op;         /* repeat 0; kind OP_KIND_COUNT: empty */
+    ctab_price price;
+} price_memo;
+
 typedef struct table_state {
     ctab *t;            /* NULL: no table for the GPU, every term on the roofline */
     double idle_w;
     ctab_hint hint[OP_KIND_COUNT];
+    price_memo *memo;
 } table_state;
+
+static uint64_t bits_of(double x)
+{
+    uint64_t b;
+    memcpy(&b, &x, sizeof b);
+    return b;
+}
+
+static size_t memo_slot(const op_desc *op)
+{
+    uint64_t h = sim_hash_mix((uint64_t)op->kind, (uint64_t)op->m);
+    h = sim_hash_mix(h, (uint64_t)op->n);
+    h = sim_hash_mix(h, (uint64_t)op->k);
+    h = sim_hash_mix(sim_hash_mix(h, bits_of(op->flops)), bits_of(op->bytes));
+    return (size_t)(h & (PRICE_MEMO - 1));
+}
+
+/* Every field a price is made from (all but repeat: a price is per run). */
+static bool same_op(const op_desc *a, const op_desc *b)
+{
+    return a->kind == b->kind && a->m == b->m && a->n == b->n && a->k == b->k &&
+           a->flops == b->flops && a->bytes == b->bytes &&
+           a->weight_bytes == b->weight_bytes && a->kv_bytes == b->kv_bytes &&
+           a->dtype == b->dtype && a->ranks == b->ranks && a->groups == b->groups;
+}
+
+/* ctab_price_op through the memo: the same answer, bit for bit. */
+static void price_op(table_state *st, const cost_setup *setup, const op_desc *op,
+                     ctab_price *out)
+{
+    price_memo *e = &st->memo[memo_slot(op)];
+    if (same_op(&e->op, op)) {
+        *out = e->price;
+        return;
+    }
+    ctab_price_op(st->t, setup->model, setup->par.tp, setup->gpu, op, &st->hint[op->kind],
+                  out);
+    e->op = *op;
+    e->op.repeat = 0;
+    e->price = *out;
+}
 
 int ctab_default_path(const char *gpu, char *out, size_t n)
 {
@@ -980,6 +1033,9 @@ static int table_init(const cost_setup *setup, const cJSON *params, const char *
         fclose(f);
     }
     table_state *st = sim_xcalloc(1, sizeof *st);
+    st->memo = sim_xmalloc(PRICE_MEMO * sizeof *st->memo);
+    for (int i = 0; i < PRICE_MEMO; i++)
+        st->memo[i].op.kind = OP_KIND_COUNT;   /* matches no op */
     st->idle_w = setup->gpu->idle_w;
     if (named || have_default) {
         st->t = ctab_load(file, setup->gpu->name, err);
@@ -1003,8 +1059,7 @@ static void table_iteration(void *state, const cost_setup *setup, const op_list 
     for (int i = 0; i < ops->n; i++) {
         const op_desc *op = &ops->op[i];
         ctab_price pr;
-        ctab_price_op(st->t, setup->model, setup->par.tp, setup->gpu, op, &st->hint[op->kind],
-                      &pr);
+        price_op(st, setup, op, &pr);
         double all_ns = pr.ns * op->repeat;
         busy_ns += all_ns;
         busy_j += all_ns * 1e-9 * pr.power_w;
@@ -1032,6 +1087,7 @@ static void table_destroy(void *state)
     if (!st)
         return;
     ctab_destroy(st->t);
+    free(st->memo);
     free(st);
 }
 

@@ -40,7 +40,8 @@
 
 typedef struct pool {
     const pool_setup *ps;
-    cost_setup cost;
+    cost_setup cost_in;
+    cost_model *cost;          /* one for all its instances: they price alike */
     void *route_state;
     int32_t *members;          /* every instance it has had, in creation order */
     int32_t n_members;
@@ -532,7 +533,7 @@ static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
         .index = i,
         .pool = k,
         .ps = p->ps,
-        .cost = &p->cost,
+        .cost = p->cost,
         .order_seed = sim_stream_seed(c->cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
         .metrics = &c->metrics,
         .view = &c->views[i],
@@ -827,7 +828,11 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         const pool_setup *ps = &cs->pools[k];
         pool *p = &c->pools[k];
         p->ps = ps;
-        p->cost = (cost_setup){&ps->model, &ps->gpu, ps->par, ps->iteration_overhead_ns};
+        p->cost_in = (cost_setup){&ps->model, &ps->gpu, ps->par, ps->iteration_overhead_ns};
+        p->cost = cost_model_create(ps->cost_name, &p->cost_in, ps->cost_params, ps->cost_path,
+                                    err);
+        if (!p->cost)
+            goto fail;
         p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
         p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
         p->view = (pool_view){.name = ps->name, .role = ps->role, .instances = p->members,
@@ -867,6 +872,7 @@ void cluster_destroy(cluster *c)
             p->ps->route_policy.ops->destroy(p->route_state);
         free(p->members);
         free(p->active);
+        cost_model_destroy(p->cost);
     }
     free(c->pools);
     free(c->pool_views);

@@ -145,9 +145,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     *inst->view = (inst_view){.pool = s->pool, .state = s->state,
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
-    inst->cost = cost_model_create(ps->cost_name, s->cost, ps->cost_params, ps->cost_path, err);
-    if (!inst->cost ||
-        inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
+    inst->cost = s->cost;
+    if (inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
                           &inst->order_state, err)) {
@@ -166,7 +165,6 @@ void instance_destroy(instance *inst)
         inst->policy->destroy(inst->policy_state);
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
-    cost_model_destroy(inst->cost);
     kv_destroy(inst->kv);
     free(inst->running);
     free(inst->items);

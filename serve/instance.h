@@ -62,7 +62,7 @@ typedef struct instance_setup {
     int32_t index;
     int32_t pool;
     const pool_setup *ps;
-    const cost_setup *cost;       /* the pool's */
+    cost_model *cost;             /* the pool's, shared by its instances (borrowed) */
     uint64_t order_seed;
     metrics *metrics;
     inst_view *view;              /* kept current for policies; must not move */
