@@ -955,20 +955,14 @@ typedef struct table_state {
     price_memo *memo;
 } table_state;
 
-static uint64_t bits_of(double x)
-{
-    uint64_t b;
-    memcpy(&b, &x, sizeof b);
-    return b;
-}
-
+/* A cheap slot: within one pool an op's shape follows from its kind and
+ * token count (m) for every op but attention (whose k, the context, varies),
+ * so those three spread the slots well enough; same_op decides. */
 static size_t memo_slot(const op_desc *op)
 {
-    uint64_t h = sim_hash_mix((uint64_t)op->kind, (uint64_t)op->m);
-    h = sim_hash_mix(h, (uint64_t)op->n);
-    h = sim_hash_mix(h, (uint64_t)op->k);
-    h = sim_hash_mix(sim_hash_mix(h, bits_of(op->flops)), bits_of(op->bytes));
-    return (size_t)(h & (PRICE_MEMO - 1));
+    uint64_t h = (uint64_t)op->kind * 0x9e3779b1u + (uint64_t)op->m * 0x85ebca6bu +
+                 (uint64_t)op->k * 0xc2b2ae35u;
+    return (size_t)((h ^ (h >> 15)) & (PRICE_MEMO - 1));
 }
 
 /* Every field a price is made from (all but repeat: a price is per run). */

@@ -6,6 +6,8 @@ int32_t batch_plan_decodes(const batch_view *v, batch_plan *plan, int64_t *budge
 {
     int32_t last = v->n_running;   /* running[last..] are preempted */
     for (int32_t i = 0; i < last && *budget > 0; i++) {
+        if (i + 4 < last)   /* running requests are scattered in memory */
+            __builtin_prefetch(v->running[i + 4]);
         const serve_req *r = v->running[i];
         if (!req_is_decode(r))
             continue;
