@@ -23,7 +23,13 @@ static int parse_exp(const char *text, experiment *e, sim_err *err)
     cJSON *root;
     if (jcfg_parse(text, "exp.json", &root, err))
         return -1;
-    return exp_parse(root, "exp.json", e, err);
+    if (exp_parse(root, "exp.json", 0, e, err))
+        return -1;
+    if (exp_prepare_all(e, err)) {
+        exp_fini(e);
+        return -1;
+    }
+    return 0;
 }
 
 static void must_parse(const char *text, experiment *e)
@@ -215,7 +221,7 @@ START_TEST(test_exp_base_config_is_relative_to_the_experiment)
     fclose(f);
     experiment e;
     sim_err err = {{0}};
-    if (exp_load(exp, &e, &err))
+    if (exp_load(exp, 0, &e, &err) || exp_prepare_all(&e, &err))
         ck_abort_msg("%s", err.msg);
     ck_assert_int_eq(e.n_points, 2);
     ck_assert_ptr_nonnull(strstr(e.points[0].config_json, "\"requests\":\t10"));
@@ -237,7 +243,7 @@ START_TEST(test_exp_bundled_experiments_are_valid)
     for (size_t i = 0; i < sizeof bundled / sizeof bundled[0]; i++) {
         experiment e;
         sim_err err = {{0}};
-        if (exp_load(bundled[i].file, &e, &err))
+        if (exp_load(bundled[i].file, 0, &e, &err) || exp_prepare_all(&e, &err))
             ck_abort_msg("%s", err.msg);
         ck_assert_int_eq(e.n_points, bundled[i].points);
         exp_fini(&e);

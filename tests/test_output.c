@@ -186,7 +186,7 @@ static char *read_str_attr(hid_t loc, const char *name)
 static void write_file(const char *path, uint64_t n, const char *config)
 {
     sim_err err;
-    out_file *f = out_open(path, &err);
+    out_file *f = out_open(path, NULL, &err);
     ck_assert_msg(f != NULL, "out_open: %s", err.msg);
     for (uint64_t i = 0; i < n; i++) {
         req_record r = make_record(i);
@@ -421,7 +421,7 @@ START_TEST(test_output_final_name_appears_only_at_commit)
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     for (uint64_t i = 0; i < 10000; i++) {
         req_record r = make_record(i);
@@ -442,7 +442,7 @@ START_TEST(test_output_abandon_leaves_nothing)
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     for (uint64_t i = 0; i < 9000; i++) {
         req_record r = make_record(i);
@@ -453,7 +453,7 @@ START_TEST(test_output_abandon_leaves_nothing)
     ck_assert(!exists(t.path));
     out_abandon(NULL);
     /* The next file can be opened: the signal state was released. */
-    f = out_open(t.path, &err);
+    f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     out_abandon(f);
     tmp_remove(&t);
@@ -468,7 +468,7 @@ START_TEST(test_output_restores_signal_dispositions)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_IGN);   /* an ignored signal stays ignored */
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     sigaction(SIGINT, NULL, &sa);
     ck_assert(sa.sa_handler != SIG_DFL);
@@ -489,7 +489,7 @@ START_TEST(test_output_missing_folder_is_named)
 {
     sim_err err;
     err.msg[0] = '\0';
-    out_file *f = out_open("/tmp/servesim_no_such_folder_xyz/sub/run.h5", &err);
+    out_file *f = out_open("/tmp/servesim_no_such_folder_xyz/sub/run.h5", NULL, &err);
     ck_assert_ptr_null(f);
     ck_assert_msg(strstr(err.msg, "'/tmp/servesim_no_such_folder_xyz/sub'") &&
                   strstr(err.msg, "does not exist"), "message: %s", err.msg);
@@ -502,7 +502,7 @@ START_TEST(test_output_path_that_is_a_folder_fails)
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.dir, &err);
+    out_file *f = out_open(t.dir, NULL, &err);
     ck_assert_ptr_null(f);
     ck_assert_msg(strstr(err.msg, t.dir) && strstr(err.msg, "folder"),
                   "message: %s", err.msg);
@@ -510,14 +510,14 @@ START_TEST(test_output_path_that_is_a_folder_fails)
 }
 END_TEST
 
-/* The final path turns into a folder during the run: the rename fails, the
- * message names the file and the partial file is removed. */
+/* The final path turns into a folder during the run: the commit refuses to
+ * replace it, the message names the file and the partial file is removed. */
 START_TEST(test_output_commit_failure_removes_partial)
 {
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     req_record r = make_record(1);
     out_record(f, &r);
@@ -527,7 +527,7 @@ START_TEST(test_output_commit_failure_removes_partial)
     ck_assert_int_eq(mkdir(inner, 0700), 0);
     run_summary s = make_summary();
     ck_assert_int_eq(out_commit(f, &s, "{}", "roofline", &err), -1);
-    ck_assert_msg(strstr(err.msg, t.path) && strstr(err.msg, "rename"),
+    ck_assert_msg(strstr(err.msg, t.path) && strstr(err.msg, "is a folder"),
                   "message: %s", err.msg);
     ck_assert(!exists(t.partial));
     rmdir(inner);
@@ -552,7 +552,7 @@ START_TEST(test_output_write_failure_exits_and_removes_partial)
         struct rlimit lim = { 256 * 1024, 256 * 1024 };
         signal(SIGXFSZ, SIG_IGN);   /* writes past the limit fail with EFBIG */
         sim_err err;
-        out_file *f = out_open(t.path, &err);
+        out_file *f = out_open(t.path, NULL, &err);
         if (!f)
             _exit(11);
         if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
@@ -598,7 +598,7 @@ START_TEST(test_output_commit_write_failure_reports_and_removes_partial)
         struct rlimit lim = { 256 * 1024, 256 * 1024 };
         signal(SIGXFSZ, SIG_IGN);
         sim_err err;
-        out_file *f = out_open(t.path, &err);
+        out_file *f = out_open(t.path, NULL, &err);
         if (!f)
             _exit(11);
         if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
@@ -641,7 +641,7 @@ START_TEST(test_output_signal_mid_write_removes_partial)
         close(pipefd[0]);
         signal(sig, SIG_DFL);   /* as a fresh process would have it */
         sim_err err;
-        out_file *f = out_open(t.path, &err);
+        out_file *f = out_open(t.path, NULL, &err);
         if (!f)
             _exit(11);
         /* Tell the parent once a few chunks are on disk, then keep going. */

@@ -21,6 +21,7 @@
 
 #include "tool/cli.h"
 #include "tool/output_h5.h"
+#include "tool/outpath.h"
 #include "tool/workers.h"
 #include "tool/sweep.h"
 #include "tests/suites.h"
@@ -64,11 +65,11 @@ static void tdir_remove(tdir *t)
 static void load(const char *file, experiment *e)
 {
     sim_err err = {{0}};
-    if (exp_load(file, e, &err))
+    if (exp_load(file, 0, e, &err))
         ck_abort_msg("%s", err.msg);
 }
 
-static void sweep(const experiment *e, const char *out, int jobs, int64_t limit, sweep_stats *st)
+static void sweep(experiment *e, const char *out, int jobs, int64_t limit, sweep_stats *st)
 {
     sweep_opts o = {.out = out, .jobs = jobs, .limit = limit, .quiet = 1};
     sim_err err = {{0}};
@@ -575,30 +576,49 @@ END_TEST
 
 START_TEST(test_sweep_second_sweep_on_same_file_is_refused)
 {
+    /* A writer holds the results file's lock (here a child that opened it
+     * with outpath_begin and waits); a sweep on the same file stops at once,
+     * names the holder's pid, and leaves its partial file alone. */
     tdir t;
     tdir_make(&t, small_exp);
     experiment e;
     load(t.exp, &e);
-    char out[600], lock[800];
+    char out[600], partial[700], store[700];
     snprintf(out, sizeof out, "%s/out.h5", t.dir);
-    snprintf(lock, sizeof lock, "%s.d", out);
-    mkdir(lock, 0777);
-    snprintf(lock, sizeof lock, "%s.d/lock", out);
-    int fd = open(lock, O_CREAT | O_RDWR, 0666);
-    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    snprintf(partial, sizeof partial, "%s.partial", out);
+    snprintf(store, sizeof store, "%s.d", out);
+    int ready[2], go[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
     fflush(NULL);
-    pid_t pid = fork();   /* flock is per open file: try from another one */
-    if (pid == 0) {
-        sweep_opts o = {.out = out, .jobs = 1, .quiet = 1};
-        sweep_stats st;
-        sim_err err = {{0}};
-        int rc = sweep_run(&e, &o, &st, &err);
-        _exit(rc == -1 && strstr(err.msg, "another sweep") ? 0 : 1);
+    pid_t holder = fork();
+    ck_assert_int_ge(holder, 0);
+    if (holder == 0) {
+        sim_err err;
+        outpath *op = outpath_begin(out, NULL, &err);
+        char c = op ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(1);
+        outpath_abandon(op);
+        _exit(0);
     }
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    sweep_opts o = {.out = out, .jobs = 1, .quiet = 1};
+    sweep_stats st;
+    sim_err err = {{0}};
+    ck_assert_int_eq(sweep_run(&e, &o, &st, &err), SWEEP_BAD_INPUT);
+    char want[800];
+    snprintf(want, sizeof want, "another run is writing %s (pid %d)", out, (int)holder);
+    ck_assert_msg(strstr(err.msg, want), "expected '%s' in: %s", want, err.msg);
+    ck_assert_int_eq(access(partial, F_OK), 0);   /* the holder's, untouched */
+    ck_assert_int_ne(access(store, F_OK), 0);     /* nothing of the second sweep's */
+    ck_assert_int_eq(write(go[1], "x", 1), 1);
     int status;
-    waitpid(pid, &status, 0);
+    ck_assert_int_eq(waitpid(holder, &status, 0), holder);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(fd);
+    ck_assert_int_ne(access(partial, F_OK), 0);
     exp_fini(&e);
     tdir_remove(&t);
 }

@@ -1181,13 +1181,20 @@ START_TEST(test_trace_convert_refuses_to_overwrite_its_input)
     char out[4096], errbuf[4096], link_path[600];
     tu_cli_call c = {{"servesim", "trace", "convert", in, in, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
-    CK_CONTAINS(errbuf, "the output is the input file");
-    /* The same file under another name is caught too. */
+    CK_CONTAINS(errbuf, "is the input");
+    /* The same file under another name is caught too: a hard link by its
+     * device and inode, a symbolic link as a link (never replaced). */
+    snprintf(link_path, sizeof link_path, "%s/hard.jsonl", tmp_dir);
+    ck_assert_int_eq(link(in, link_path), 0);
+    tu_cli_call h = {{"servesim", "trace", "convert", in, link_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&h, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "is the input");
+    unlink(link_path);
     snprintf(link_path, sizeof link_path, "%s/link.jsonl", tmp_dir);
     ck_assert_int_eq(symlink(in, link_path), 0);
     tu_cli_call l = {{"servesim", "trace", "convert", in, link_path, NULL}};
     ck_assert_int_eq(run_cli_captured(&l, out, sizeof out, errbuf, sizeof errbuf), 1);
-    CK_CONTAINS(errbuf, "the output is the input file");
+    CK_CONTAINS(errbuf, "is a symbolic link");
     char *text = slurp(in);
     ck_assert_str_eq(text, mooncake_rows);
     free(text);
