@@ -3,7 +3,7 @@
  * A sweep goes: check the results file's path and take its lock (outpath.h:
  * one writer per results file, and never an input or a device), find the
  * points already complete (in the store, or in the previous results file),
- * then, one batch of at most SWEEP_BATCH_POINTS at a time, build and check
+ * then, one batch of at most SWEEP_BATCH_POINTS (sweep.h) at a time, build and check
  * the configs of the batch's points and hand them to the local pool or the
  * MPI ranks, noting each result as it comes (a complete point's data is then
  * already in its file in the store). At the end it rebuilds the results file
@@ -40,13 +40,6 @@
 #include "tool/sweep_mpi.h"
 #include "tool/workers.h"
 
-/* Points whose configs are built, checked and held at once. */
-#ifndef SWEEP_BATCH_POINTS
-#define SWEEP_BATCH_POINTS 10000
-#endif
-/* Checking more configs than this shows progress. */
-#define SWEEP_PROGRESS_POINTS 1000
-
 typedef struct sweep_ctx {
     experiment *e;
     const sweep_opts *o;
@@ -54,6 +47,7 @@ typedef struct sweep_ctx {
     char **store_files;       /* per point: <store>/<id>.h5 */
     const int64_t *todo;      /* the batch's job -> point */
     int64_t n_todo, done, failed;
+    int64_t batch, progress;  /* sweep_opts' batch_points, progress_points */
     double t0, last_note;
     int tty;
 } sweep_ctx;
@@ -96,7 +90,7 @@ static void sweep_progress(const sweep_ctx *c)
  * once, then on a terminal a counter, elsewhere a line every 10 s. */
 static void sweep_check_note(sweep_ctx *c, const char *what, int64_t k, int64_t n)
 {
-    if (c->o->quiet || n < SWEEP_PROGRESS_POINTS)
+    if (c->o->quiet || n < c->progress)
         return;
     double now = sweep_now_s();
     if (k == 0) {
@@ -260,6 +254,8 @@ static int sweep_finish(sweep_ctx *c, outpath *op, const char *store, const swee
     for (int i = 0; i < outpath_n_signals; i++)
         sigaddset(&hold, outpath_signals[i]);
     sigprocmask(SIG_BLOCK, &hold, &old);
+    if (c->o->before_finish)
+        c->o->before_finish(c->o->before_finish_ctx);
     int rc = sweep_file_write(c->e, c->o->out, outpath_partial(op), c->st, err);
     if (rc == 0)
         rc = outpath_commit(op, err);
@@ -291,11 +287,14 @@ int sweep_run(experiment *e, const sweep_opts *o, sweep_stats *stats, sim_err *e
 {
     memset(stats, 0, sizeof *stats);
     stats->points = e->n_points;
-    sweep_ctx c = {.e = e, .o = o, .t0 = sweep_now_s(), .tty = isatty(STDERR_FILENO)};
+    sweep_ctx c = {.e = e, .o = o, .t0 = sweep_now_s(), .tty = isatty(STDERR_FILENO),
+                   .batch = o->batch_points > 0 ? o->batch_points : SWEEP_BATCH_POINTS,
+                   .progress = o->progress_points > 0 ? o->progress_points
+                                                      : SWEEP_PROGRESS_POINTS};
     c.st = sim_xcalloc((size_t)e->n_points + 1, sizeof *c.st);
     c.store_files = sim_xcalloc((size_t)e->n_points + 1, sizeof *c.store_files);
     int64_t *todo = sim_xcalloc((size_t)e->n_points + 1, sizeof *todo);
-    int64_t batch_max = e->n_points < SWEEP_BATCH_POINTS ? e->n_points : SWEEP_BATCH_POINTS;
+    int64_t batch_max = e->n_points < c.batch ? e->n_points : c.batch;
     workers_job *jobs = sim_xcalloc((size_t)batch_max + 1, sizeof *jobs);
     char *store = sweep_store_path(o->out);
     int rc = SWEEP_BAD_INPUT, running = 0;   /* running: points may have run */
@@ -342,8 +341,8 @@ int sweep_run(experiment *e, const sweep_opts *o, sweep_stats *stats, sim_err *e
             fprintf(stderr, " on %d worker%s\n", workers, workers == 1 ? "" : "s");
     }
     running = 1;
-    for (int64_t b = 0; b < c.n_todo; b += SWEEP_BATCH_POINTS) {
-        int64_t n = c.n_todo - b < SWEEP_BATCH_POINTS ? c.n_todo - b : SWEEP_BATCH_POINTS;
+    for (int64_t b = 0; b < c.n_todo; b += c.batch) {
+        int64_t n = c.n_todo - b < c.batch ? c.n_todo - b : c.batch;
         if ((rc = sweep_batch(&c, todo + b, n, jobs, b, err)) != 0)
             goto done;
     }

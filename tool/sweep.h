@@ -32,7 +32,20 @@ typedef struct sweep_opts {
     int quiet;             /* no progress line and no notes on stderr (failed
                             * points are reported all the same) */
     int mpi;               /* distribute over MPI ranks (servesim-mpi) */
+    /* Tuning and test seams; 0 or NULL: the defaults. */
+    int64_t batch_points;  /* configs built and held at once (SWEEP_BATCH_POINTS) */
+    int64_t progress_points;   /* checking this many configs shows progress
+                                * (SWEEP_PROGRESS_POINTS) */
+    /* Called once every point has run, with the terminating signals held
+     * back, just before the results file is written (tests send a signal
+     * there). */
+    void (*before_finish)(void *ctx);
+    void *before_finish_ctx;
 } sweep_opts;
+
+/* The defaults of batch_points and progress_points. */
+#define SWEEP_BATCH_POINTS 10000
+#define SWEEP_PROGRESS_POINTS 1000
 
 typedef struct sweep_stats {
     int64_t points;        /* in the experiment */

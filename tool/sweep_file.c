@@ -371,6 +371,8 @@ static int swf_write_index(swf_writer *w, const experiment *e, const sweep_point
         goto done;
     }
     rows = sim_xmalloc(SWF_BLOCK_ROWS * x.row_size);
+    run_summary nan_summary;   /* built once: it takes an HDF5 call per column */
+    swf_nan_summary(x.sum_mem, &nan_summary);
     for (hsize_t start = 0; start < n; start += SWF_BLOCK_ROWS) {
         hsize_t count = n - start < SWF_BLOCK_ROWS ? n - start : SWF_BLOCK_ROWS;
         memset(rows, 0, count * x.row_size);
@@ -383,8 +385,7 @@ static int swf_write_index(swf_writer *w, const experiment *e, const sweep_point
             memcpy(head.id, pt->id_hex, SWF_ID_LEN);
             memcpy(row, &head, sizeof head);
             swf_fill_params(e, &x, pt, row);
-            run_summary s;
-            swf_nan_summary(x.sum_mem, &s);
+            run_summary s = nan_summary;
             s.seed = pt->seed;
             if (ps->status == SWEEP_COMPLETE && swf_copy_point(w, &x, pt, ps, &s) < 0)
                 goto done;
