@@ -191,6 +191,16 @@ static const bad_exp bad_exps[] = {
      {"point 0", "$.cluster.instances", NULL}},
     {"{\"base\": " BASE ", \"set\": {\"workload.requests.x\": 1}, \"sweep\": {}}",
      {"$.set[\"workload.requests.x\"]", NULL, NULL}},
+    /* Issue 15 item 16: a "set" path that the sweep replaces. */
+    {"{\"base\": " BASE ", \"set\": {\"cluster.instances\": 2},"
+     " \"sweep\": {\"grid\": {\"cluster.instances\": [1, 3]}}}",
+     {"$.set[\"cluster.instances\"]", "also swept", "$.sweep"}},
+    {"{\"base\": " BASE ", \"set\": {\"policies.batch.params.chunk\": 8},"
+     " \"sweep\": {\"zip\": [{\"policies.batch\": [{\"name\": \"chunked_prefill\"}]}]}}",
+     {"$.set[\"policies.batch.params.chunk\"]", "also swept", "policies.batch"}},
+    /* Issue 15 item 5: past the limit without --force. */
+    {"{\"base\": " BASE ", \"sweep\": {\"grid\": {\"cluster.instances\": [1, 2, 3, 4, 5, 6,"
+     " 7, 8, 9, 10]}, \"seeds\": 10001}}", {"$.sweep", "more than 100000 points", "--force"}},
 };
 #define N_BAD_EXPS (int)(sizeof bad_exps / sizeof bad_exps[0])
 
@@ -203,6 +213,31 @@ START_TEST(test_exp_bad_spec_is_named)
     for (int k = 0; k < 3 && b->expect[k]; k++)
         ck_assert_msg(strstr(err.msg, b->expect[k]), "case %d: expected '%s' in: %s", _i,
                       b->expect[k], err.msg);
+}
+END_TEST
+
+/* A "set" path next to a swept one is fine (the sweep edits inside it),
+ * and --force raises the limit. */
+START_TEST(test_exp_set_beside_sweep_and_forced_size)
+{
+    experiment e;
+    must_parse("{\"base\": " BASE ", \"set\": {\"workload\": {\"requests\": 20,"
+               " \"arrival\": {\"rate_per_s\": 4}, \"input_tokens\": {\"dist\": \"fixed\","
+               " \"value\": 30}, \"output_tokens\": {\"dist\": \"fixed\", \"value\": 3}}},"
+               " \"sweep\": {\"grid\": {\"workload.arrival.rate_per_s\": [2, 8]}}}", &e);
+    ck_assert_int_eq(e.n_points, 2);
+    exp_fini(&e);
+    cJSON *root = cJSON_Parse("{\"base\": " BASE ", \"sweep\": {\"grid\": "
+                              "{\"cluster.instances\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]},"
+                              " \"seeds\": 10001}}");
+    sim_err err = {{0}};
+    ck_assert_msg(exp_parse(root, "exp.json", EXP_MAX_POINTS_FORCED, &e, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_int_eq(e.n_points, 100010);
+    ck_assert_ptr_null(e.points[100009].config_json);   /* built on demand */
+    ck_assert_int_eq(exp_point_prepare(&e, 100009, &err), 0);
+    ck_assert_ptr_nonnull(e.points[100009].config_json);
+    exp_fini(&e);
 }
 END_TEST
 
@@ -263,6 +298,7 @@ Suite *experiment_suite(void)
     tcase_add_test(tc, test_exp_id_is_pinned);
     tcase_add_test(tc, test_exp_canonical_json_sorts_keys);
     tcase_add_loop_test(tc, test_exp_bad_spec_is_named, 0, N_BAD_EXPS);
+    tcase_add_test(tc, test_exp_set_beside_sweep_and_forced_size);
     tcase_add_test(tc, test_exp_base_config_is_relative_to_the_experiment);
     tcase_add_test(tc, test_exp_bundled_experiments_are_valid);
     suite_add_tcase(s, tc);

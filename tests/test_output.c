@@ -485,6 +485,28 @@ START_TEST(test_output_restores_signal_dispositions)
 }
 END_TEST
 
+/* While a file is open SIGXFSZ is ignored (a write past a size limit then
+ * fails with EFBIG and takes the error path); the disposition comes back
+ * at commit. */
+START_TEST(test_output_ignores_sigxfsz_while_open)
+{
+    tmp_dir t;
+    tmp_make(&t);
+    struct sigaction sa;
+    signal(SIGXFSZ, SIG_DFL);
+    sim_err err;
+    out_file *f = out_open(t.path, NULL, &err);
+    ck_assert_ptr_nonnull(f);
+    sigaction(SIGXFSZ, NULL, &sa);
+    ck_assert(sa.sa_handler == SIG_IGN);
+    run_summary s = make_summary();
+    ck_assert_int_eq(out_commit(f, &s, "{}", "roofline", &err), 0);
+    sigaction(SIGXFSZ, NULL, &sa);
+    ck_assert(sa.sa_handler == SIG_DFL);
+    tmp_remove(&t);
+}
+END_TEST
+
 START_TEST(test_output_missing_folder_is_named)
 {
     sim_err err;
@@ -624,21 +646,28 @@ START_TEST(test_output_commit_write_failure_reports_and_removes_partial)
 }
 END_TEST
 
-/* A child writing records gets SIGINT (or SIGTERM) mid-write: it dies of
- * that signal and leaves neither the partial nor the final file. */
-static const int stop_signals[] = { SIGINT, SIGTERM };
+/* A child writing records gets a terminating signal mid-write (SIGINT,
+ * SIGTERM, and, issue 15 item 6, every other one a shell or a scheduler
+ * sends): it dies of that signal and leaves neither the partial nor the
+ * final file. */
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,
+                                    SIGXCPU, SIGVTALRM, SIGPROF, SIGPIPE };
 
 START_TEST(test_output_signal_mid_write_removes_partial)
 {
     int sig = stop_signals[_i];
     tmp_dir t;
     tmp_make(&t);
+    char errfile[192];
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", t.dir);
     int pipefd[2];
     ck_assert_int_eq(pipe(pipefd), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         close(pipefd[0]);
+        if (!freopen(errfile, "w", stderr))
+            _exit(10);
         signal(sig, SIG_DFL);   /* as a fresh process would have it */
         sim_err err;
         out_file *f = out_open(t.path, NULL, &err);
@@ -665,6 +694,16 @@ START_TEST(test_output_signal_mid_write_removes_partial)
                   "child status %d", status);
     ck_assert(!exists(t.partial));
     ck_assert(!exists(t.path));
+    /* And it says so. */
+    FILE *fp = fopen(errfile, "r");
+    ck_assert_ptr_nonnull(fp);
+    char msg[1024] = "", want[256];
+    size_t len = fread(msg, 1, sizeof msg - 1, fp);
+    msg[len] = '\0';
+    fclose(fp);
+    snprintf(want, sizeof want, "stopped by %s; removed the partial file %s",
+             outpath_signal_name(sig), t.partial);
+    ck_assert_msg(strstr(msg, want), "stderr: %s", msg);
     tmp_remove(&t);
 }
 END_TEST
@@ -686,6 +725,7 @@ Suite *output_suite(void)
     ADD(test_output_final_name_appears_only_at_commit);
     ADD(test_output_abandon_leaves_nothing);
     ADD(test_output_restores_signal_dispositions);
+    ADD(test_output_ignores_sigxfsz_while_open);
     ADD(test_output_missing_folder_is_named);
     ADD(test_output_path_that_is_a_folder_fails);
     ADD(test_output_commit_failure_removes_partial);

@@ -103,7 +103,8 @@ static const char *kind_of(mode_t m)
 {
     return S_ISDIR(m) ? "a folder" : S_ISLNK(m) ? "a symbolic link"
          : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
-         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISREG(m) ? "a file" : "not a regular file";
 }
 
 static void dirname_of(const char *path, char dir[OUTPATH_MAX])
