@@ -269,10 +269,11 @@ static int parse_base(exp_build *b, cJSON *root, const char *file, sim_err *err)
             return sim_errf(err, "$.base_config: expected a config file's path");
         const char *name = base_file->valuestring, *slash = strrchr(file, '/');
         char path[4096];
-        if (name[0] == '/' || !slash)
-            snprintf(path, sizeof path, "%s", name);
-        else
-            snprintf(path, sizeof path, "%.*s/%s", (int)(slash - file), file, name);
+        int n = name[0] == '/' || !slash
+              ? snprintf(path, sizeof path, "%s", name)
+              : snprintf(path, sizeof path, "%.*s/%s", (int)(slash - file), file, name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            return sim_errf(err, "$.base_config: path longer than %zu bytes", sizeof path - 1);
         b->e->base_file = sim_xstrdup(path);
         if (jcfg_load_file(path, &b->base, err))
             return sim_err_prefix(err, "$.base_config");
