@@ -221,7 +221,7 @@ static void sweep_inputs(const experiment *e, outpath_inputs *in)
  * them. SWEEP_BAD_INPUT when a config does not check out (nothing of the
  * batch ran then). */
 static int sweep_batch(sweep_ctx *c, const int64_t *todo, int64_t n, workers_job *jobs,
-                       int64_t checked_before, sim_err *err)
+                       int64_t checked_before, const char *store, sim_err *err)
 {
     experiment *e = c->e;
     for (int64_t k = 0; k < n; k++) {
@@ -231,6 +231,10 @@ static int sweep_batch(sweep_ctx *c, const int64_t *todo, int64_t n, workers_job
         jobs[k] = (workers_job){e->points[todo[k]].config_json, c->store_files[todo[k]]};
     }
     sweep_check_note(c, "to run", checked_before + n, c->n_todo);
+    /* Made only now, so that a sweep stopped while checking leaves none. */
+    if (mkdir(store, 0777) != 0 && errno != EEXIST)
+        return sim_errf(err, "%s: cannot create the folder '%s': %s", c->o->out, store,
+                        strerror(errno));
     c->todo = todo;
     int workers = c->o->jobs > 0 ? c->o->jobs : workers_default_workers();
     int run = c->o->mpi ? sweep_mpi_run(jobs, n, sweep_on_done, c, err)
@@ -326,11 +330,6 @@ int sweep_run(experiment *e, const sweep_opts *o, sweep_stats *stats, sim_err *e
             }
             todo[c.n_todo++] = i;
         }
-    if (c.n_todo && mkdir(store, 0777) != 0 && errno != EEXIST) {
-        rc = sim_errf(err, "%s: cannot create the folder '%s': %s", o->out, store,
-                      strerror(errno));
-        goto done;
-    }
     if (!o->quiet) {
         int workers = o->jobs > 0 ? o->jobs : workers_default_workers();
         fprintf(stderr, "sweep: %lld points, %lld already complete, %lld to run",
@@ -343,7 +342,7 @@ int sweep_run(experiment *e, const sweep_opts *o, sweep_stats *stats, sim_err *e
     running = 1;
     for (int64_t b = 0; b < c.n_todo; b += c.batch) {
         int64_t n = c.n_todo - b < c.batch ? c.n_todo - b : c.batch;
-        if ((rc = sweep_batch(&c, todo + b, n, jobs, b, err)) != 0)
+        if ((rc = sweep_batch(&c, todo + b, n, jobs, b, store, err)) != 0)
             goto done;
     }
     stats->ran = c.done - c.failed;
