@@ -449,7 +449,6 @@ outpath *outpath_begin(const char *out, const outpath_inputs *in, sim_err *err)
             sim_errf(err, "%s: cannot empty '%s': %s", out, p->partial, strerror(errno));
             goto fail_created;
         }
-        (void)created;
         p->slot = arm(p->partial);
         return p;
     fail_created:
