@@ -360,9 +360,10 @@ done:
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
             if (complete)
-                sim_errf(err, "%.850s; %lld of %lld points complete and kept: run the same "
-                         "command again to finish", why, (long long)complete,
-                         (long long)e->n_points);
+                sim_errf(err, "%.850s; %lld of %lld points complete and kept: %s", why,
+                         (long long)complete, (long long)e->n_points,
+                         rc == SWEEP_BAD_INPUT ? "fix the experiment, then run it again to "
+                         "finish" : "run the same command again to finish");
             else if (rc == SWEEP_INTERRUPTED)
                 sim_errf(err, "%.900s before any point was complete; nothing was kept", why);
         }
