@@ -376,10 +376,29 @@ static void release(outpath *p)
     free(p);
 }
 
+static outpath *begin_locked(const char *out, const outpath_inputs *in, sim_err *err);
+
 outpath *outpath_begin(const char *out, const outpath_inputs *in, sim_err *err)
 {
     if (outpath_check(out, in, err))
         return NULL;
+    /* The partial file is created before it is locked, and the lock taken
+     * before the signal cleanup may name it (it may be another run's), so
+     * the handled signals wait meanwhile: one that comes in between then
+     * finds the cleanup armed and the file removed, rather than a file that
+     * no handler knows of. */
+    sigset_t hold, old;
+    sigemptyset(&hold);
+    for (int i = 0; i < OUTPATH_NSIG; i++)
+        sigaddset(&hold, outpath_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &hold, &old);
+    outpath *p = begin_locked(out, in, err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return p;
+}
+
+static outpath *begin_locked(const char *out, const outpath_inputs *in, sim_err *err)
+{
     outpath *p = sim_xcalloc(1, sizeof *p);
     p->fd = p->slot = -1;
     p->final = sim_xstrdup(out);
