@@ -575,6 +575,7 @@ Suite *jsoncfg_suite(void)
     ADD(test_jcfg_load_file_dev_zero_is_refused_at_once);
     ADD(test_jcfg_load_file_over_the_size_limit_is_refused);
     ADD(test_jcfg_load_file_endless_pipe_stops_at_the_limit);
+    tcase_set_timeout(tc, 60);   /* 64 MiB through a pipe: slow under ASan on a busy host */
     ADD(test_jcfg_nul_escape_in_a_string_is_refused);
     ADD(test_jcfg_too_deep_and_out_of_range_are_refused);
     ADD(test_jcfg_set_is_as_strict_as_a_file);
