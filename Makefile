@@ -150,13 +150,18 @@ calib-data: $(BUILD)/calib-tool
 include calib/calib.mk
 
 # Fuzzing with clang's libFuzzer: one target per trace format (plus "auto",
-# format recognition), the trace source's options, and the run-config
-# reader. `make fuzz` runs each for FUZZ_SECONDS (tests/fuzz/run.sh).
+# format recognition), the trace source's options, the run-config reader,
+# the experiment-file reader, the --set parser and the cost-table loader.
+# `make fuzz` runs each for FUZZ_SECONDS (tests/fuzz/run.sh); `make
+# fuzz-NAME` runs one (NAME: a target without its fuzz_ prefix, e.g.
+# `make fuzz-set FUZZ_SECONDS=600`, `make fuzz-trace_azure`), and
+# `make fuzz FUZZ_ONLY="set experiment"` a few.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FORMATS := azure mooncake burstgpt lengths native_csv native_jsonl auto
-FUZZ_TARGETS := $(addprefix $(BUILD)/fuzz/fuzz_trace_,$(FUZZ_FORMATS)) \
-                $(BUILD)/fuzz/fuzz_source $(BUILD)/fuzz/fuzz_config
+FUZZ_NAMES := $(addprefix trace_,$(FUZZ_FORMATS)) source config experiment set cost_table
+FUZZ_ONLY ?= $(FUZZ_NAMES)
+FUZZ_TARGETS := $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_ONLY))
 CFLAGS_fuzz = $(WARN) -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
               -fno-sanitize-recover=all -DTRACE_BUF_BYTES=64 $(DEFS) -I. -I$(BUILD) \
               $(DEP_CFLAGS)
@@ -167,13 +172,17 @@ $(BUILD)/fuzz/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
 	$(FUZZ_CC) $(CFLAGS_fuzz) -MMD -MP -c $< -o $@
 $(BUILD)/fuzz/fuzz_trace_%: tests/fuzz/fuzz_trace.c $(call obj,fuzz,$(LIB_SRCS))
 	$(FUZZ_CC) $(CFLAGS_fuzz) $(LDFLAGS_fuzz) -DFUZZ_FORMAT='"$*"' -o $@ $^ $(DEP_LIBS) -lm
-$(BUILD)/fuzz/fuzz_source: $(call obj,fuzz,tests/fuzz/fuzz_source.c $(LIB_SRCS))
-	$(FUZZ_CC) $(LDFLAGS_fuzz) -o $@ $^ $(DEP_LIBS) -lm
-$(BUILD)/fuzz/fuzz_config: $(call obj,fuzz,tests/fuzz/fuzz_config.c $(LIB_SRCS))
+# The other targets: one file each, tests/fuzz/fuzz_<name>.c.
+$(BUILD)/fuzz/fuzz_source $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_experiment \
+$(BUILD)/fuzz/fuzz_set $(BUILD)/fuzz/fuzz_cost_table: \
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/tests/fuzz/fuzz_%.o $(call obj,fuzz,$(LIB_SRCS))
 	$(FUZZ_CC) $(LDFLAGS_fuzz) -o $@ $^ $(DEP_LIBS) -lm
 
+.PHONY: $(addprefix fuzz-,$(FUZZ_NAMES))
 fuzz: $(FUZZ_TARGETS)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+$(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $<
 
 clean:
 	rm -rf $(BUILD) servesim servesim-mpi

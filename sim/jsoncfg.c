@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define JCFG_PATH_MAX 256
 
@@ -137,10 +139,14 @@ static int lookup(cJSON *obj, const char *path, const char *key, cJSON **item,
 
 /* ---- parsing -------------------------------------------------------------- */
 
-/* cJSON keeps duplicate keys and lookups return the first; a config with a
- * duplicate is almost always an editing mistake, so reject it. Quadratic per
- * object, which is fine for configs. */
-static int check_duplicates(const cJSON *node, const char *path, sim_err *err)
+/* What the tree must satisfy beyond JSON syntax. cJSON keeps duplicate keys
+ * and lookups return the first; a config with a duplicate is almost always
+ * an editing mistake, so it is rejected. A number too large for a double
+ * (1e999) parses as infinity, which no config value means, so it is
+ * rejected here with its path rather than later as "got inf". Quadratic per
+ * object, which is fine for configs; recursion is bounded by JCFG_MAX_DEPTH,
+ * checked on the text before cJSON parses it. */
+static int check_tree(const cJSON *node, const char *path, sim_err *err)
 {
     char child_path[JCFG_PATH_MAX];
     int index = 0;
@@ -155,65 +161,149 @@ static int check_duplicates(const cJSON *node, const char *path, sim_err *err)
         } else {
             snprintf(child_path, sizeof child_path, "%s[%d]", path, index);
         }
+        if (cJSON_IsNumber(c) && !isfinite(c->valuedouble))
+            return sim_errf(err, "%s: number out of range (beyond +-%.6g, the largest "
+                            "a double holds)", child_path, DBL_MAX);
         if ((cJSON_IsObject(c) || cJSON_IsArray(c)) &&
-            check_duplicates(c, child_path, err) < 0)
+            check_tree(c, child_path, err) < 0)
             return -1;
     }
     return 0;
 }
 
-int jcfg_parse(const char *text, const char *file, cJSON **out, sim_err *err)
+/* Line and column (from 1) of `at` in text. */
+static void text_position(const char *text, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* The first place where arrays and objects nest deeper than JCFG_MAX_DEPTH
+ * (outside strings), or NULL. cJSON's own limit (1000) gives only "invalid
+ * JSON" and every walk over the tree recurses, so the limit is checked, and
+ * named, before parsing. */
+static const char *too_deep(const char *text)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (const char *p = text; *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                in_string = false;
+        } else if (*p == '"') {
+            in_string = true;
+        } else if (*p == '{' || *p == '[') {
+            if (++depth > JCFG_MAX_DEPTH)
+                return p;
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+        }
+    }
+    return NULL;
+}
+
+/* The first \u0000 escape in text, or NULL. cJSON decodes it to a NUL byte,
+ * which silently cuts the string there ("Llama-3-8B\u0000x" would read as
+ * Llama-3-8B). In valid JSON a backslash outside an escape appears only
+ * inside strings, so every escape found here is in a string (or a key). */
+static const char *nul_escape(const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p != '\\')
+            continue;
+        if (p[1] == 'u' && !strncmp(p + 2, "0000", 4))
+            return p;
+        if (p[1])
+            p++;   /* an escaped character, possibly a backslash */
+    }
+    return NULL;
+}
+
+/* Formats a syntax error at cJSON's error position `end`. */
+static int syntax_error(const char *text, const char *end, const char *where, sim_err *err)
+{
+    if (!end || end < text)
+        end = text;
+    /* cJSON's error offset is at or just past the offending character,
+     * and past the end for a truncated text or a trailing comma before
+     * the closing brace. Point at the last real character then, and
+     * quote some text before the position too, so the quote shows the
+     * problem either way. */
+    const char *q = text;
+    while (isspace((unsigned char)*q))
+        q++;
+    if (!*q)
+        return sim_errf(err, "%s:1:1: invalid JSON: no value", where);
+    const char *rest = end;
+    while (isspace((unsigned char)*rest))
+        rest++;
+    bool at_end = !*rest;
+    if (!*end || isspace((unsigned char)*end)) {
+        while (end > text && isspace((unsigned char)end[-1]))
+            end--;
+        if (end > text)
+            end--;
+    }
+    int line, col;
+    text_position(text, end, &line, &col);
+    const char *line_start = end - (col - 1);
+    const char *from = end - line_start > 12 ? end - 12 : line_start;
+    while (from < end && isspace((unsigned char)*from))
+        from++;
+    size_t n = 0, limit = (size_t)(end - from) + 12;
+    while (n < limit && from[n] && from[n] != '\n' && from[n] != '\r')
+        n++;
+    return sim_errf(err, "%s:%d:%d: invalid JSON near '%.*s'%s", where, line,
+                    col, (int)n, from, at_end ? " (at end of input)" : "");
+}
+
+/* Parses text strictly. *syntax is set when the text is not JSON at all
+ * (so that jcfg_set can take it as a plain string); every other failure
+ * (depth, NUL, duplicates, range) leaves it false. */
+static int parse_strict(const char *text, const char *where, const char *root_path,
+                        cJSON **out, bool *syntax, sim_err *err)
 {
     *out = NULL;
-    const char *where = file ? file : "<config>";
+    *syntax = false;
+    const char *deep = too_deep(text);
+    if (deep) {
+        int line, col;
+        text_position(text, deep, &line, &col);
+        return sim_errf(err, "%s:%d:%d: arrays and objects nested deeper than %d levels",
+                        where, line, col, JCFG_MAX_DEPTH);
+    }
     /* ParseWithOpts hands back the error position itself, so this does not
      * depend on cJSON_GetErrorPtr's global state. */
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
     if (!root) {
-        if (!end || end < text)
-            end = text;
-        /* cJSON's error offset is at or just past the offending character,
-         * and past the end for a truncated text or a trailing comma before
-         * the closing brace. Point at the last real character then, and
-         * quote some text before the position too, so the quote shows the
-         * problem either way. */
-        const char *q = text;
-        while (isspace((unsigned char)*q))
-            q++;
-        if (!*q)
-            return sim_errf(err, "%s:1:1: invalid JSON: no value", where);
-        const char *rest = end;
-        while (isspace((unsigned char)*rest))
-            rest++;
-        bool at_end = !*rest;
-        if (!*end || isspace((unsigned char)*end)) {
-            while (end > text && isspace((unsigned char)end[-1]))
-                end--;
-            if (end > text)
-                end--;
-        }
-        int line = 1, col = 1;
-        const char *line_start = text;
-        for (const char *p = text; p < end; p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-                line_start = p + 1;
-            } else {
-                col++;
-            }
-        }
-        const char *from = end - line_start > 12 ? end - 12 : line_start;
-        while (from < end && isspace((unsigned char)*from))
-            from++;
-        size_t n = 0, limit = (size_t)(end - from) + 12;
-        while (n < limit && from[n] && from[n] != '\n' && from[n] != '\r')
-            n++;
-        return sim_errf(err, "%s:%d:%d: invalid JSON near '%.*s'%s", where, line,
-                        col, (int)n, from, at_end ? " (at end of input)" : "");
+        *syntax = true;
+        return syntax_error(text, end, where, err);
     }
-    if (check_duplicates(root, "$", err) < 0) {
+    const char *nul = nul_escape(text);
+    if (nul) {
+        int line, col;
+        text_position(text, nul, &line, &col);
+        cJSON_Delete(root);
+        return sim_errf(err, "%s:%d:%d: \\u0000 (a NUL character) in a string; strings "
+                        "cannot hold one", where, line, col);
+    }
+    if (cJSON_IsNumber(root) && !isfinite(root->valuedouble)) {
+        cJSON_Delete(root);
+        return sim_errf(err, "%s: %s: number out of range (beyond +-%.6g, the largest a "
+                        "double holds)", where, root_path, DBL_MAX);
+    }
+    if (check_tree(root, root_path, err) < 0) {
         cJSON_Delete(root);
         return sim_err_prefix(err, "%s", where);
     }
@@ -221,41 +311,76 @@ int jcfg_parse(const char *text, const char *file, cJSON **out, sim_err *err)
     return 0;
 }
 
-int jcfg_load_file(const char *path, cJSON **out, sim_err *err)
+int jcfg_parse(const char *text, const char *file, cJSON **out, sim_err *err)
+{
+    bool syntax;
+    return parse_strict(text, file ? file : "<config>", "$", out, &syntax, err);
+}
+
+/* Reads at most JCFG_MAX_FILE_BYTES of fd into a NUL-terminated buffer;
+ * fails on a NUL byte at once (binary data, /dev/zero) rather than at the
+ * end. A regular file's size is checked before anything is read; a pipe or
+ * device is read until the limit. */
+static int read_bounded(int fd, const char *path, char **out, sim_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0)
+        return sim_errf(err, "%s: cannot read: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
         return sim_errf(err, "%s: is a directory; expected a JSON file", path);
-    }
+    if (S_ISREG(st.st_mode) && st.st_size > JCFG_MAX_FILE_BYTES)
+        return sim_errf(err, "%s: %lld bytes; a JSON input (config, experiment, model or "
+                        "cost table) may have at most %d MiB", path, (long long)st.st_size,
+                        JCFG_MAX_FILE_BYTES >> 20);
     size_t cap = 4096, len = 0;
     char *buf = sim_xmalloc(cap);
     for (;;) {
         if (len + 1 >= cap) {
+            if (cap > JCFG_MAX_FILE_BYTES) {
+                free(buf);
+                return sim_errf(err, "%s: more than %d MiB; a JSON input (config, "
+                                "experiment, model or cost table) may have at most %d MiB",
+                                path, JCFG_MAX_FILE_BYTES >> 20, JCFG_MAX_FILE_BYTES >> 20);
+            }
             cap *= 2;
             buf = sim_xrealloc(buf, cap);
         }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            return sim_errf(err, "%s: read error: %s", path, strerror(e));
+        }
         if (got == 0)
             break;
-    }
-    int read_failed = ferror(f), read_errno = errno;
-    fclose(f);
-    if (read_failed) {
-        free(buf);
-        return sim_errf(err, "%s: read error: %s", path, strerror(read_errno));
+        if (memchr(buf + len, 0, (size_t)got)) {
+            size_t at = len + (size_t)((char *)memchr(buf + len, 0, (size_t)got) - (buf + len));
+            free(buf);
+            return sim_errf(err, "%s: a NUL byte at offset %zu; not a JSON text file", path,
+                            at);
+        }
+        len += (size_t)got;
     }
     buf[len] = '\0';
-    if (strlen(buf) != len) {
-        free(buf);
-        return sim_errf(err, "%s: contains a NUL byte; not a JSON text file", path);
-    }
-    int rc = jcfg_parse(buf, path, out, err);
+    *out = buf;
+    return 0;
+}
+
+int jcfg_load_file(const char *path, cJSON **out, sim_err *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
+    char *buf;
+    int rc = read_bounded(fd, path, &buf, err);
+    close(fd);
+    if (rc)
+        return -1;
+    rc = jcfg_parse(buf, path, out, err);
     free(buf);
     return rc;
 }
@@ -437,21 +562,39 @@ int jcfg_set(cJSON *root, const char *assignment, sim_err *err)
     memcpy(keys, assignment, klen);
     keys[klen] = '\0';
 
-    /* A value that is valid JSON is taken as JSON (numbers, true, objects),
-     * anything else as a string, so `policy=fcfs` needs no quotes. */
-    const char *text = eq + 1;
-    cJSON *value = cJSON_ParseWithOpts(text, NULL, 1);
-    if (!value)
-        value = cJSON_CreateString(text);
-    SIM_ASSERT(value);
-
     /* Checked before walking so that a failed override leaves the tree
      * as it was: the walk below can only fail at nodes that already
      * existed, never after it has created one. */
     if (keys[0] == '.' || keys[klen - 1] == '.' || strstr(keys, "..")) {
         sim_errf(err, "override '%s': empty key in '%s'", assignment, keys);
-        goto fail;
+        free(keys);
+        return -1;
     }
+
+    /* A value that is valid JSON is taken as JSON (numbers, true, objects),
+     * anything else as a string, so `policy=fcfs` needs no quotes. JSON
+     * values get a file's checks (duplicate keys, depth, NUL, range), and a
+     * value that starts like JSON ({, [ or ") must be JSON: a typo there
+     * must not turn an object into a string. */
+    const char *text = eq + 1;
+    char value_path[JCFG_PATH_MAX];
+    snprintf(value_path, sizeof value_path, "$.%s", keys);
+    cJSON *value;
+    bool syntax;
+    sim_err perr;
+    if (parse_strict(text, "value", value_path, &value, &syntax, &perr)) {
+        const char *t = text;
+        while (isspace((unsigned char)*t))
+            t++;
+        if (!syntax || *t == '{' || *t == '[' || *t == '"') {
+            sim_errf(err, "override '%.200s%s': %s", assignment,
+                     strlen(assignment) > 200 ? "..." : "", perr.msg);
+            free(keys);
+            return -1;
+        }
+        value = cJSON_CreateString(text);
+    }
+    SIM_ASSERT(value);
 
     char path[JCFG_PATH_MAX] = "$";
     cJSON *node = root;
@@ -504,4 +647,44 @@ fail:
     cJSON_Delete(value);
     free(keys);
     return -1;
+}
+
+/* ---- where a message's value came from ------------------------------------ */
+
+/* Whether the JSON path at the start of msg ("$.a.b[2].c: ...") is at or
+ * under the path of the override keys "a.b" ("a.b.2" matches "$.a.b[2]"
+ * too). */
+static bool msg_under_keys(const char *msg, const char *keys, size_t klen)
+{
+    if (msg[0] != '$')
+        return false;
+    const char *m = msg + 1, *k = keys, *kend = keys + klen;
+    while (k < kend) {
+        const char *dot = memchr(k, '.', (size_t)(kend - k));
+        size_t n = dot ? (size_t)(dot - k) : (size_t)(kend - k);
+        if (m[0] == '.' && !strncmp(m + 1, k, n))
+            m += 1 + n;
+        else if (m[0] == '[' && m[1] == '"' && !strncmp(m + 2, k, n) && m[2 + n] == '"' &&
+                 m[3 + n] == ']')
+            m += 4 + n;
+        else if (m[0] == '[' && !strncmp(m + 1, k, n) && m[1 + n] == ']')
+            m += 2 + n;
+        else
+            return false;
+        k += n + (dot ? 1 : 0);
+        if (!dot)
+            break;
+    }
+    return *m == ':' || *m == '.' || *m == '[' || *m == ',' || *m == ' ' || !*m;
+}
+
+int jcfg_err_source(sim_err *err, const char *file, char *const *sets, int n_sets)
+{
+    for (int i = n_sets - 1; i >= 0; i--) {
+        const char *eq = strchr(sets[i], '=');
+        if (eq && msg_under_keys(err->msg, sets[i], (size_t)(eq - sets[i])))
+            return sim_err_prefix(err, "command line --set %.200s%s", sets[i],
+                                  strlen(sets[i]) > 200 ? "..." : "");
+    }
+    return file ? sim_err_prefix(err, "%s", file) : -1;
 }

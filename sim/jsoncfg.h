@@ -17,9 +17,18 @@
 #define JCFG_REQUIRED_INT INT64_MIN
 #define JCFG_REQUIRED_STR NULL
 
-/* Parses text; a syntax error names file:line:column. Caller owns *out. */
+/* Largest JSON file jcfg_load_file reads (configs, experiments, model and
+ * GPU files, cost tables), and deepest nesting of arrays and objects. */
+#define JCFG_MAX_FILE_BYTES (64 << 20)
+#define JCFG_MAX_DEPTH 64
+
+/* Parses text; a syntax error names file:line:column. Also rejected, with
+ * their place: nesting deeper than JCFG_MAX_DEPTH, a \u0000 escape in a
+ * string (it would cut the string), duplicate keys, numbers beyond a
+ * double's range (1e999). Caller owns *out. */
 int jcfg_parse(const char *text, const char *file, cJSON **out, sim_err *err);
-/* Reads and parses a file. */
+/* Reads and parses a file of at most JCFG_MAX_FILE_BYTES without a NUL
+ * byte (a pipe or device is read only up to the limit). */
 int jcfg_load_file(const char *path, cJSON **out, sim_err *err);
 
 /* Fails unless obj is an object whose keys are all in `allowed` (a
@@ -43,8 +52,18 @@ int jcfg_obj(cJSON *obj, const char *path, const char *key, cJSON **out,
              char *child_path, sim_err *err);
 
 /* Applies "a.b.c=value" to the tree: value is parsed as JSON when it is valid
- * JSON, else taken as a string. Intermediate objects must exist or are
- * created; the final key may be new (validation then rejects unknown keys). */
+ * JSON, else taken as a string; a JSON value gets jcfg_parse's checks, and a
+ * value starting with {, [ or " must be valid JSON. Intermediate objects
+ * must exist or are created; the final key may be new (validation then
+ * rejects unknown keys). */
 int jcfg_set(cJSON *root, const char *assignment, sim_err *err);
+
+/* Names the source of a message about a config read from `file` and edited
+ * by the assignments sets[0..n_sets): when the message starts with a JSON
+ * path at or under an assignment's key path ("$.cluster.tp: ..." after
+ * cluster.tp=...), the last such assignment ("command line --set
+ * cluster.tp=0: $.cluster.tp: ..."), else the file (if not NULL). Returns
+ * -1. */
+int jcfg_err_source(sim_err *err, const char *file, char *const *sets, int n_sets);
 
 #endif

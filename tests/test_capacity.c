@@ -241,6 +241,85 @@ START_TEST(test_capacity_bound_names_go_to_the_callers_buffer)
 }
 END_TEST
 
+/* ---- issue 15 ---------------------------------------------------------------- */
+
+/* Item 13: a config that cannot run (a policy's name) is bad input, exit 2,
+ * found before any probe runs; and named as the command line's when --set
+ * gave the value. */
+START_TEST(test_capacity_bad_config_is_bad_input)
+{
+    cJSON *root = tu_base_config();
+    const char *sets[] = {"policies.routing.name=\"bogus\"", NULL};
+    tu_set(root, sets);
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    ck_assert_int_eq(cap_parse_slo("ttft_p90=500ms", &spec, &err), 0);
+    spec.jobs = 1;
+    cap_result r;
+    ck_assert_int_eq(cap_search(root, "base", &spec, &r, &err), CAP_BAD_INPUT);
+    ck_assert_msg(strstr(err.msg, "base: $.policies.routing.name: unknown routing policy"),
+                  "%s", err.msg);
+    cJSON_Delete(root);
+    char text[16384], errbuf[4096];
+    tu_cli_call c = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                      "ttft_p90=500ms", "--set", "policies.routing.name=bogus", NULL}};
+    ck_assert_int_eq(run_capacity_cli(&c, text, sizeof text, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "command line --set policies.routing.name=bogus: "
+                          "$.policies.routing.name"), "%s", errbuf);
+    ck_assert_msg(!strstr(text, "probe"), "a probe ran: %s", text);
+}
+END_TEST
+
+/* Item 13: the caps are said: bracketing from far above the capacity stops
+ * after CAP_BRACKET_STEPS halvings and says to start lower; narrowing that
+ * reaches --max-probes says so. */
+START_TEST(test_capacity_probe_caps_are_reported)
+{
+    char text[16384], errbuf[4096];
+    tu_cli_call high = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                         "ttft_p90=500ms,tpot_p90=50ms", "--start", "1e9", "--set",
+                         "workload.requests=200", "-j", "2", NULL}};
+    int rc = run_capacity_cli(&high, text, sizeof text, errbuf, sizeof errbuf);
+    ck_assert_msg(rc == 1, "exit %d: %s", rc, errbuf);
+    ck_assert_msg(strstr(text, "stopped at the probe cap: 24 halvings from 1e+09 req/s found "
+                          "no passing rate") && strstr(text, "start lower with --start"),
+                  "%s", text);
+    tu_cli_call narrow = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                           "ttft_p90=500ms,tpot_p90=50ms", "--set", "workload.requests=200",
+                           "--tolerance", "0.000001", "--max-probes", "6", "-j", "1", NULL}};
+    rc = run_capacity_cli(&narrow, text, sizeof text, errbuf, sizeof errbuf);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, errbuf);
+    ck_assert_msg(strstr(text, "stopped at the probe cap (--max-probes 6)") &&
+                  strstr(text, "raise --max-probes"), "%s", text);
+    ck_assert_msg(strstr(text, "      6 ") && !strstr(text, "      7 "), "%s", text);
+}
+END_TEST
+
+/* Items 12 and 16: counts are range-checked, not cast, and a bound given
+ * twice is an error, not the last one silently. */
+START_TEST(test_capacity_arguments_are_strict)
+{
+    char text[4096], errbuf[4096];
+    tu_cli_call j = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                      "ttft_p90=500ms", "-j", "4294967297", NULL}};
+    ck_assert_int_eq(run_capacity_cli(&j, text, sizeof text, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "-j: expected an integer in [1, 4096], got '4294967297'"), "%s",
+                  errbuf);
+    tu_cli_call twice = {{"servesim", "capacity", "experiments/quickstart.json", "--slo",
+                          "ttft_p90=500ms,tpot_p90=50", "--slo", "ttft_p90=300", NULL}};
+    ck_assert_int_eq(run_capacity_cli(&twice, text, sizeof text, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "--slo: ttft_p90 given twice (500 ms and 300 ms)"), "%s",
+                  errbuf);
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    ck_assert_int_eq(cap_parse_slo("tpot_p90=40,tpot_p99=80,tpot_p90=40", &spec, &err), -1);
+    ck_assert_msg(strstr(err.msg, "tpot_p90 given twice"), "%s", err.msg);
+    ck_assert_int_eq(spec.n_bounds, 2);
+}
+END_TEST
+
 Suite *capacity_suite(void)
 {
     Suite *s = suite_create("capacity");
@@ -254,6 +333,9 @@ Suite *capacity_suite(void)
     tcase_add_test(tc, test_capacity_counts_must_be_integers);
     tcase_add_test(tc, test_capacity_status_is_bad_input_or_failed_run);
     tcase_add_test(tc, test_capacity_bound_names_go_to_the_callers_buffer);
+    tcase_add_test(tc, test_capacity_bad_config_is_bad_input);
+    tcase_add_test(tc, test_capacity_probe_caps_are_reported);
+    tcase_add_test(tc, test_capacity_arguments_are_strict);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,7 +23,13 @@ static int parse_exp(const char *text, experiment *e, sim_err *err)
     cJSON *root;
     if (jcfg_parse(text, "exp.json", &root, err))
         return -1;
-    return exp_parse(root, "exp.json", e, err);
+    if (exp_parse(root, "exp.json", 0, e, err))
+        return -1;
+    if (exp_prepare_all(e, err)) {
+        exp_fini(e);
+        return -1;
+    }
+    return 0;
 }
 
 static void must_parse(const char *text, experiment *e)
@@ -185,6 +191,16 @@ static const bad_exp bad_exps[] = {
      {"point 0", "$.cluster.instances", NULL}},
     {"{\"base\": " BASE ", \"set\": {\"workload.requests.x\": 1}, \"sweep\": {}}",
      {"$.set[\"workload.requests.x\"]", NULL, NULL}},
+    /* Issue 15 item 16: a "set" path that the sweep replaces. */
+    {"{\"base\": " BASE ", \"set\": {\"cluster.instances\": 2},"
+     " \"sweep\": {\"grid\": {\"cluster.instances\": [1, 3]}}}",
+     {"$.set[\"cluster.instances\"]", "also swept", "$.sweep"}},
+    {"{\"base\": " BASE ", \"set\": {\"policies.batch.params.chunk\": 8},"
+     " \"sweep\": {\"zip\": [{\"policies.batch\": [{\"name\": \"chunked_prefill\"}]}]}}",
+     {"$.set[\"policies.batch.params.chunk\"]", "also swept", "policies.batch"}},
+    /* Issue 15 item 5: past the limit without --force. */
+    {"{\"base\": " BASE ", \"sweep\": {\"grid\": {\"cluster.instances\": [1, 2, 3, 4, 5, 6,"
+     " 7, 8, 9, 10]}, \"seeds\": 10001}}", {"$.sweep", "more than 100000 points", "--force"}},
 };
 #define N_BAD_EXPS (int)(sizeof bad_exps / sizeof bad_exps[0])
 
@@ -197,6 +213,31 @@ START_TEST(test_exp_bad_spec_is_named)
     for (int k = 0; k < 3 && b->expect[k]; k++)
         ck_assert_msg(strstr(err.msg, b->expect[k]), "case %d: expected '%s' in: %s", _i,
                       b->expect[k], err.msg);
+}
+END_TEST
+
+/* A "set" path next to a swept one is fine (the sweep edits inside it),
+ * and --force raises the limit. */
+START_TEST(test_exp_set_beside_sweep_and_forced_size)
+{
+    experiment e;
+    must_parse("{\"base\": " BASE ", \"set\": {\"workload\": {\"requests\": 20,"
+               " \"arrival\": {\"rate_per_s\": 4}, \"input_tokens\": {\"dist\": \"fixed\","
+               " \"value\": 30}, \"output_tokens\": {\"dist\": \"fixed\", \"value\": 3}}},"
+               " \"sweep\": {\"grid\": {\"workload.arrival.rate_per_s\": [2, 8]}}}", &e);
+    ck_assert_int_eq(e.n_points, 2);
+    exp_fini(&e);
+    cJSON *root = cJSON_Parse("{\"base\": " BASE ", \"sweep\": {\"grid\": "
+                              "{\"cluster.instances\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]},"
+                              " \"seeds\": 10001}}");
+    sim_err err = {{0}};
+    ck_assert_msg(exp_parse(root, "exp.json", EXP_MAX_POINTS_FORCED, &e, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_int_eq(e.n_points, 100010);
+    ck_assert_ptr_null(e.points[100009].config_json);   /* built on demand */
+    ck_assert_int_eq(exp_point_prepare(&e, 100009, &err), 0);
+    ck_assert_ptr_nonnull(e.points[100009].config_json);
+    exp_fini(&e);
 }
 END_TEST
 
@@ -215,7 +256,7 @@ START_TEST(test_exp_base_config_is_relative_to_the_experiment)
     fclose(f);
     experiment e;
     sim_err err = {{0}};
-    if (exp_load(exp, &e, &err))
+    if (exp_load(exp, 0, &e, &err) || exp_prepare_all(&e, &err))
         ck_abort_msg("%s", err.msg);
     ck_assert_int_eq(e.n_points, 2);
     ck_assert_ptr_nonnull(strstr(e.points[0].config_json, "\"requests\":\t10"));
@@ -237,7 +278,7 @@ START_TEST(test_exp_bundled_experiments_are_valid)
     for (size_t i = 0; i < sizeof bundled / sizeof bundled[0]; i++) {
         experiment e;
         sim_err err = {{0}};
-        if (exp_load(bundled[i].file, &e, &err))
+        if (exp_load(bundled[i].file, 0, &e, &err) || exp_prepare_all(&e, &err))
             ck_abort_msg("%s", err.msg);
         ck_assert_int_eq(e.n_points, bundled[i].points);
         exp_fini(&e);
@@ -257,6 +298,7 @@ Suite *experiment_suite(void)
     tcase_add_test(tc, test_exp_id_is_pinned);
     tcase_add_test(tc, test_exp_canonical_json_sorts_keys);
     tcase_add_loop_test(tc, test_exp_bad_spec_is_named, 0, N_BAD_EXPS);
+    tcase_add_test(tc, test_exp_set_beside_sweep_and_forced_size);
     tcase_add_test(tc, test_exp_base_config_is_relative_to_the_experiment);
     tcase_add_test(tc, test_exp_bundled_experiments_are_valid);
     suite_add_tcase(s, tc);

@@ -3,6 +3,8 @@
  * command-line overrides. */
 #include <check.h>
 #include <float.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +379,166 @@ START_TEST(test_jcfg_set_malformed_rejected)
 }
 END_TEST
 
+/* ---- bounds and strictness (issue 15) ------------------------------------ */
+
+/* Item 4: the reader is bounded. /dev/zero is refused at its first bytes
+ * (binary), a regular file over the limit before anything is read, and a
+ * pipe that never ends at the limit. */
+START_TEST(test_jcfg_load_file_dev_zero_is_refused_at_once)
+{
+    cJSON *root = (cJSON *)1;
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_load_file("/dev/zero", &root, &err), -1);
+    ck_assert_ptr_null(root);
+    ck_assert_has(err.msg, "/dev/zero: a NUL byte at offset 0; not a JSON text file");
+}
+END_TEST
+
+START_TEST(test_jcfg_load_file_over_the_size_limit_is_refused)
+{
+    char path[] = "/tmp/jcfg_big_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    /* Sparse: the size is checked before anything is read. */
+    ck_assert_int_eq(ftruncate(fd, (off_t)JCFG_MAX_FILE_BYTES + 1), 0);
+    close(fd);
+    cJSON *root;
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_load_file(path, &root, &err), -1);
+    ck_assert_has(err.msg, path);
+    ck_assert_has(err.msg, "may have at most 64 MiB");
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_jcfg_load_file_endless_pipe_stops_at_the_limit)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {   /* writes spaces until the reader closes the pipe */
+        close(p[0]);
+        signal(SIGPIPE, SIG_DFL);
+        static char spaces[65536];
+        memset(spaces, ' ', sizeof spaces);
+        for (;;)
+            if (write(p[1], spaces, sizeof spaces) < 0)
+                _exit(0);
+    }
+    close(p[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", p[0]);
+    cJSON *root;
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_load_file(path, &root, &err), -1);
+    ck_assert_has(err.msg, "more than 64 MiB");
+    close(p[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+END_TEST
+
+/* Item 9: \u0000 would cut the string; it is refused with its place. An
+ * escaped backslash before "u0000" is ordinary text. */
+START_TEST(test_jcfg_nul_escape_in_a_string_is_refused)
+{
+    cJSON *root;
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_parse("{\n \"model\": \"Llama-3-8B\\u0000garbage\"}", "c.json",
+                                &root, &err), -1);
+    ck_assert_has(err.msg, "c.json:2:22: \\u0000 (a NUL character) in a string");
+    ck_assert_int_eq(jcfg_parse("{\"k\\u0000\": 1}", "c.json", &root, &err), -1);
+    ck_assert_has(err.msg, "c.json:1:4:");
+    root = parse_ok("{\"a\": \"x\\\\u0000\"}");
+    ck_assert_str_eq(cJSON_GetObjectItem(root, "a")->valuestring, "x\\u0000");
+    cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(test_jcfg_too_deep_and_out_of_range_are_refused)
+{
+    /* Nesting past the limit, with its place. */
+    size_t n = JCFG_MAX_DEPTH + 1;
+    char *deep = calloc(2 * n + 1, 1);
+    memset(deep, '[', n);
+    memset(deep + n, ']', n);
+    cJSON *root;
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_parse(deep, "d.json", &root, &err), -1);
+    char want[96];
+    snprintf(want, sizeof want, "d.json:1:%d: arrays and objects nested deeper than %d",
+             JCFG_MAX_DEPTH + 1, JCFG_MAX_DEPTH);
+    ck_assert_has(err.msg, want);
+    deep[0] = ' ';   /* exactly at the limit: fine */
+    deep[2 * n - 1] = ' ';
+    root = parse_ok(deep);
+    cJSON_Delete(root);
+    free(deep);
+    /* A number beyond a double's range, with its path. */
+    ck_assert_int_eq(jcfg_parse("{\"a\": [1, -1e999]}", "r.json", &root, &err), -1);
+    ck_assert_has(err.msg, "r.json: $.a[1]: number out of range");
+    ck_assert_int_eq(jcfg_parse("1e999", "r.json", &root, &err), -1);
+    ck_assert_has(err.msg, "r.json: $: number out of range");
+}
+END_TEST
+
+/* Item 8: --set values get a file's checks. */
+START_TEST(test_jcfg_set_is_as_strict_as_a_file)
+{
+    cJSON *root = parse_ok("{\"cluster\": {\"tp\": 1}}");
+    sim_err err = {{0}};
+    ck_assert_int_eq(jcfg_set(root, "cluster={\"tp\":1,\"tp\":2}", &err), -1);
+    ck_assert_has(err.msg, "$.cluster.tp: duplicate key");
+    ck_assert_int_eq(jcfg_set(root, "cluster.tp=1e999", &err), -1);
+    ck_assert_has(err.msg, "$.cluster.tp: number out of range");
+    ck_assert_int_eq(jcfg_set(root, "model=\"Llama\\u0000x\"", &err), -1);
+    ck_assert_has(err.msg, "NUL");
+    /* A value that starts like JSON must be JSON: a typo or a nesting past
+     * the limit is an error, not a string. */
+    ck_assert_int_eq(jcfg_set(root, "cluster={\"tp\": 2,}", &err), -1);
+    ck_assert_has(err.msg, "invalid JSON");
+    size_t n = 10000;
+    char *deep = calloc(2 * n + 8, 1);
+    strcpy(deep, "x=");
+    memset(deep + 2, '[', n);
+    memset(deep + 2 + n, ']', n);
+    ck_assert_int_eq(jcfg_set(root, deep, &err), -1);
+    ck_assert_has(err.msg, "nested deeper than");
+    free(deep);
+    ck_assert_int_eq(jcfg_set(root, "name=\"unterminated", &err), -1);
+    /* The tree is unchanged by all of that. */
+    char *text = cJSON_PrintUnformatted(root);
+    ck_assert_str_eq(text, "{\"cluster\":{\"tp\":1}}");
+    free(text);
+    cJSON_Delete(root);
+}
+END_TEST
+
+/* Item 8: a message about a value names where it came from. */
+START_TEST(test_jcfg_err_source_names_the_command_line)
+{
+    char *sets[] = {"cluster.tp=0", "workload={\"requests\": 0}", "g.1.tp=9"};
+    struct { const char *msg, *want; } cases[] = {
+        {"$.cluster.tp: expected an integer", "command line --set cluster.tp=0: $.cluster.tp"},
+        {"$.cluster.instances: expected", "cfg.json: $.cluster.instances"},
+        {"$.cluster.tpx: unknown key", "cfg.json: $.cluster.tpx"},
+        {"$.workload.requests: expected", "command line --set workload={"},
+        {"$.g[1].tp: expected", "command line --set g.1.tp=9"},
+        {"$.g[0].tp: expected", "cfg.json: $.g[0]"},
+        {"trace.csv:3: bad row", "cfg.json: trace.csv:3"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sim_err err;
+        snprintf(err.msg, sizeof err.msg, "%s", cases[i].msg);
+        ck_assert_int_eq(jcfg_err_source(&err, "cfg.json", sets, 3), -1);
+        ck_assert_msg(!strncmp(err.msg, cases[i].want, strlen(cases[i].want)),
+                      "case %zu: '%s' does not start with '%s'", i, err.msg, cases[i].want);
+    }
+}
+END_TEST
+
 Suite *jsoncfg_suite(void)
 {
     Suite *s = suite_create("jsoncfg");
@@ -410,6 +572,14 @@ Suite *jsoncfg_suite(void)
     ADD(test_jcfg_set_creates_intermediate_objects);
     ADD(test_jcfg_set_indexes_arrays);
     ADD(test_jcfg_set_malformed_rejected);
+    ADD(test_jcfg_load_file_dev_zero_is_refused_at_once);
+    ADD(test_jcfg_load_file_over_the_size_limit_is_refused);
+    ADD(test_jcfg_load_file_endless_pipe_stops_at_the_limit);
+    tcase_set_timeout(tc, 60);   /* 64 MiB through a pipe: slow under ASan on a busy host */
+    ADD(test_jcfg_nul_escape_in_a_string_is_refused);
+    ADD(test_jcfg_too_deep_and_out_of_range_are_refused);
+    ADD(test_jcfg_set_is_as_strict_as_a_file);
+    ADD(test_jcfg_err_source_names_the_command_line);
 #undef ADD
     return s;
 }

@@ -186,7 +186,7 @@ static char *read_str_attr(hid_t loc, const char *name)
 static void write_file(const char *path, uint64_t n, const char *config)
 {
     sim_err err;
-    out_file *f = out_open(path, &err);
+    out_file *f = out_open(path, NULL, &err);
     ck_assert_msg(f != NULL, "out_open: %s", err.msg);
     for (uint64_t i = 0; i < n; i++) {
         req_record r = make_record(i);
@@ -421,7 +421,7 @@ START_TEST(test_output_final_name_appears_only_at_commit)
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     for (uint64_t i = 0; i < 10000; i++) {
         req_record r = make_record(i);
@@ -442,7 +442,7 @@ START_TEST(test_output_abandon_leaves_nothing)
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     for (uint64_t i = 0; i < 9000; i++) {
         req_record r = make_record(i);
@@ -453,7 +453,7 @@ START_TEST(test_output_abandon_leaves_nothing)
     ck_assert(!exists(t.path));
     out_abandon(NULL);
     /* The next file can be opened: the signal state was released. */
-    f = out_open(t.path, &err);
+    f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     out_abandon(f);
     tmp_remove(&t);
@@ -468,7 +468,7 @@ START_TEST(test_output_restores_signal_dispositions)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_IGN);   /* an ignored signal stays ignored */
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     sigaction(SIGINT, NULL, &sa);
     ck_assert(sa.sa_handler != SIG_DFL);
@@ -485,11 +485,33 @@ START_TEST(test_output_restores_signal_dispositions)
 }
 END_TEST
 
+/* While a file is open SIGXFSZ is ignored (a write past a size limit then
+ * fails with EFBIG and takes the error path); the disposition comes back
+ * at commit. */
+START_TEST(test_output_ignores_sigxfsz_while_open)
+{
+    tmp_dir t;
+    tmp_make(&t);
+    struct sigaction sa;
+    signal(SIGXFSZ, SIG_DFL);
+    sim_err err;
+    out_file *f = out_open(t.path, NULL, &err);
+    ck_assert_ptr_nonnull(f);
+    sigaction(SIGXFSZ, NULL, &sa);
+    ck_assert(sa.sa_handler == SIG_IGN);
+    run_summary s = make_summary();
+    ck_assert_int_eq(out_commit(f, &s, "{}", "roofline", &err), 0);
+    sigaction(SIGXFSZ, NULL, &sa);
+    ck_assert(sa.sa_handler == SIG_DFL);
+    tmp_remove(&t);
+}
+END_TEST
+
 START_TEST(test_output_missing_folder_is_named)
 {
     sim_err err;
     err.msg[0] = '\0';
-    out_file *f = out_open("/tmp/servesim_no_such_folder_xyz/sub/run.h5", &err);
+    out_file *f = out_open("/tmp/servesim_no_such_folder_xyz/sub/run.h5", NULL, &err);
     ck_assert_ptr_null(f);
     ck_assert_msg(strstr(err.msg, "'/tmp/servesim_no_such_folder_xyz/sub'") &&
                   strstr(err.msg, "does not exist"), "message: %s", err.msg);
@@ -502,7 +524,7 @@ START_TEST(test_output_path_that_is_a_folder_fails)
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.dir, &err);
+    out_file *f = out_open(t.dir, NULL, &err);
     ck_assert_ptr_null(f);
     ck_assert_msg(strstr(err.msg, t.dir) && strstr(err.msg, "folder"),
                   "message: %s", err.msg);
@@ -510,14 +532,14 @@ START_TEST(test_output_path_that_is_a_folder_fails)
 }
 END_TEST
 
-/* The final path turns into a folder during the run: the rename fails, the
- * message names the file and the partial file is removed. */
+/* The final path turns into a folder during the run: the commit refuses to
+ * replace it, the message names the file and the partial file is removed. */
 START_TEST(test_output_commit_failure_removes_partial)
 {
     tmp_dir t;
     tmp_make(&t);
     sim_err err;
-    out_file *f = out_open(t.path, &err);
+    out_file *f = out_open(t.path, NULL, &err);
     ck_assert_ptr_nonnull(f);
     req_record r = make_record(1);
     out_record(f, &r);
@@ -527,7 +549,7 @@ START_TEST(test_output_commit_failure_removes_partial)
     ck_assert_int_eq(mkdir(inner, 0700), 0);
     run_summary s = make_summary();
     ck_assert_int_eq(out_commit(f, &s, "{}", "roofline", &err), -1);
-    ck_assert_msg(strstr(err.msg, t.path) && strstr(err.msg, "rename"),
+    ck_assert_msg(strstr(err.msg, t.path) && strstr(err.msg, "is a folder"),
                   "message: %s", err.msg);
     ck_assert(!exists(t.partial));
     rmdir(inner);
@@ -552,7 +574,7 @@ START_TEST(test_output_write_failure_exits_and_removes_partial)
         struct rlimit lim = { 256 * 1024, 256 * 1024 };
         signal(SIGXFSZ, SIG_IGN);   /* writes past the limit fail with EFBIG */
         sim_err err;
-        out_file *f = out_open(t.path, &err);
+        out_file *f = out_open(t.path, NULL, &err);
         if (!f)
             _exit(11);
         if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
@@ -598,7 +620,7 @@ START_TEST(test_output_commit_write_failure_reports_and_removes_partial)
         struct rlimit lim = { 256 * 1024, 256 * 1024 };
         signal(SIGXFSZ, SIG_IGN);
         sim_err err;
-        out_file *f = out_open(t.path, &err);
+        out_file *f = out_open(t.path, NULL, &err);
         if (!f)
             _exit(11);
         if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
@@ -624,24 +646,31 @@ START_TEST(test_output_commit_write_failure_reports_and_removes_partial)
 }
 END_TEST
 
-/* A child writing records gets SIGINT (or SIGTERM) mid-write: it dies of
- * that signal and leaves neither the partial nor the final file. */
-static const int stop_signals[] = { SIGINT, SIGTERM };
+/* A child writing records gets a terminating signal mid-write (SIGINT,
+ * SIGTERM, and, issue 15 item 6, every other one a shell or a scheduler
+ * sends): it dies of that signal and leaves neither the partial nor the
+ * final file. */
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM,
+                                    SIGXCPU, SIGVTALRM, SIGPROF, SIGPIPE };
 
 START_TEST(test_output_signal_mid_write_removes_partial)
 {
     int sig = stop_signals[_i];
     tmp_dir t;
     tmp_make(&t);
+    char errfile[192];
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", t.dir);
     int pipefd[2];
     ck_assert_int_eq(pipe(pipefd), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         close(pipefd[0]);
+        if (!freopen(errfile, "w", stderr))
+            _exit(10);
         signal(sig, SIG_DFL);   /* as a fresh process would have it */
         sim_err err;
-        out_file *f = out_open(t.path, &err);
+        out_file *f = out_open(t.path, NULL, &err);
         if (!f)
             _exit(11);
         /* Tell the parent once a few chunks are on disk, then keep going. */
@@ -665,6 +694,16 @@ START_TEST(test_output_signal_mid_write_removes_partial)
                   "child status %d", status);
     ck_assert(!exists(t.partial));
     ck_assert(!exists(t.path));
+    /* And it says so. */
+    FILE *fp = fopen(errfile, "r");
+    ck_assert_ptr_nonnull(fp);
+    char msg[1024] = "", want[256];
+    size_t len = fread(msg, 1, sizeof msg - 1, fp);
+    msg[len] = '\0';
+    fclose(fp);
+    snprintf(want, sizeof want, "stopped by %s; removed the partial file %s",
+             outpath_signal_name(sig), t.partial);
+    ck_assert_msg(strstr(msg, want), "stderr: %s", msg);
     tmp_remove(&t);
 }
 END_TEST
@@ -686,6 +725,7 @@ Suite *output_suite(void)
     ADD(test_output_final_name_appears_only_at_commit);
     ADD(test_output_abandon_leaves_nothing);
     ADD(test_output_restores_signal_dispositions);
+    ADD(test_output_ignores_sigxfsz_while_open);
     ADD(test_output_missing_folder_is_named);
     ADD(test_output_path_that_is_a_folder_fails);
     ADD(test_output_commit_failure_removes_partial);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 
 #include "tool/cli.h"
 #include "tool/output_h5.h"
+#include "tool/outpath.h"
 #include "tool/workers.h"
 #include "tool/sweep.h"
 #include "tests/suites.h"
@@ -64,11 +66,11 @@ static void tdir_remove(tdir *t)
 static void load(const char *file, experiment *e)
 {
     sim_err err = {{0}};
-    if (exp_load(file, e, &err))
+    if (exp_load(file, 0, e, &err))
         ck_abort_msg("%s", err.msg);
 }
 
-static void sweep(const experiment *e, const char *out, int jobs, int64_t limit, sweep_stats *st)
+static void sweep(experiment *e, const char *out, int jobs, int64_t limit, sweep_stats *st)
 {
     sweep_opts o = {.out = out, .jobs = jobs, .limit = limit, .quiet = 1};
     sim_err err = {{0}};
@@ -312,7 +314,9 @@ START_TEST(test_sweep_resume_after_kill_redoes_nothing)
     if (pid == 0) {
         freopen("/dev/null", "w", stderr);
         const char *argv[] = {"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL};
-        _exit(cli_main(8, (char **)argv));
+        int rc = cli_main(8, (char **)argv);
+        fflush(NULL);
+        _exit(rc);
     }
     feed_fifo(fifo, trace, pid);
     /* Every other point stored, the last one's results file begun. */
@@ -368,15 +372,20 @@ START_TEST(test_sweep_resume_after_kill_redoes_nothing)
 }
 END_TEST
 
+/* SIGTERM, and (issue 15 item 6) any other terminating signal, to the
+ * coordinator. */
+static const int coordinator_signals[] = {SIGTERM, SIGHUP, SIGINT, SIGUSR1};
+
 START_TEST(test_sweep_sigterm_to_the_coordinator_exits_130)
 {
+    int sig = coordinator_signals[_i];
     /* One point whose trace is a FIFO: the coordinator reads it once when
      * it checks the config (fed here), then the worker blocks opening it,
      * with its results file begun, until the coordinator, sent SIGTERM on
      * its own, stops it. The exit status comes from the pool's status, not
      * from the message's words. */
     char trace[] = "arrival_s,input_tokens,output_tokens\n0.1,200,20\n0.2,300,30\n";
-    char text[2048], fifo[700], out[700], store[800];
+    char text[2048], fifo[700], out[700], store[800], errfile[700];
     tdir t;
     tdir_make(&t, "{}");
     snprintf(fifo, sizeof fifo, "%s/fifo.csv", t.dir);
@@ -391,13 +400,17 @@ START_TEST(test_sweep_sigterm_to_the_coordinator_exits_130)
     fclose(f);
     snprintf(out, sizeof out, "%s/out.h5", t.dir);
     snprintf(store, sizeof store, "%s.d", out);
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", t.dir);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        freopen("/dev/null", "w", stderr);
+        if (!freopen(errfile, "w", stderr))
+            _exit(97);
         const char *argv[] = {"servesim", "sweep", t.exp, "--out", out, "-j", "1", "--quiet", NULL};
-        _exit(cli_main(8, (char **)argv));
+        int rc = cli_main(8, (char **)argv);
+        fflush(NULL);
+        _exit(rc);
     }
     feed_fifo(fifo, trace, pid);
     for (int i = 0; count_files(store, ".partial") < 1; i++) {
@@ -407,11 +420,25 @@ START_TEST(test_sweep_sigterm_to_the_coordinator_exits_130)
             KILL_FAIL(pid, "after 60 s the point has not begun");
         sleep_ms(1);
     }
-    kill(pid, SIGTERM);
+    kill(pid, sig);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %#x", status);
     ck_assert_int_eq(count_files(store, ".partial"), 0);
+    /* Nothing was complete: nothing is kept, and the message says so. */
+    ck_assert_int_ne(access(store, F_OK), 0);
+    char partial[800];
+    snprintf(partial, sizeof partial, "%s.partial", out);
+    ck_assert_int_ne(access(partial, F_OK), 0);
+    char msg[4096] = "";
+    FILE *ef = fopen(errfile, "r");
+    ck_assert_ptr_nonnull(ef);
+    msg[fread(msg, 1, sizeof msg - 1, ef)] = 0;
+    fclose(ef);
+    char want[128];
+    snprintf(want, sizeof want, "interrupted by %s before any point was complete; nothing "
+             "was kept", outpath_signal_name(sig));
+    ck_assert_msg(strstr(msg, want), "expected '%s' in: %s", want, msg);
     tdir_remove(&t);
 }
 END_TEST
@@ -575,30 +602,49 @@ END_TEST
 
 START_TEST(test_sweep_second_sweep_on_same_file_is_refused)
 {
+    /* A writer holds the results file's lock (here a child that opened it
+     * with outpath_begin and waits); a sweep on the same file stops at once,
+     * names the holder's pid, and leaves its partial file alone. */
     tdir t;
     tdir_make(&t, small_exp);
     experiment e;
     load(t.exp, &e);
-    char out[600], lock[800];
+    char out[600], partial[700], store[700];
     snprintf(out, sizeof out, "%s/out.h5", t.dir);
-    snprintf(lock, sizeof lock, "%s.d", out);
-    mkdir(lock, 0777);
-    snprintf(lock, sizeof lock, "%s.d/lock", out);
-    int fd = open(lock, O_CREAT | O_RDWR, 0666);
-    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    snprintf(partial, sizeof partial, "%s.partial", out);
+    snprintf(store, sizeof store, "%s.d", out);
+    int ready[2], go[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
     fflush(NULL);
-    pid_t pid = fork();   /* flock is per open file: try from another one */
-    if (pid == 0) {
-        sweep_opts o = {.out = out, .jobs = 1, .quiet = 1};
-        sweep_stats st;
-        sim_err err = {{0}};
-        int rc = sweep_run(&e, &o, &st, &err);
-        _exit(rc == -1 && strstr(err.msg, "another sweep") ? 0 : 1);
+    pid_t holder = fork();
+    ck_assert_int_ge(holder, 0);
+    if (holder == 0) {
+        sim_err err;
+        outpath *op = outpath_begin(out, NULL, &err);
+        char c = op ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(1);
+        outpath_abandon(op);
+        _exit(0);
     }
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    sweep_opts o = {.out = out, .jobs = 1, .quiet = 1};
+    sweep_stats st;
+    sim_err err = {{0}};
+    ck_assert_int_eq(sweep_run(&e, &o, &st, &err), SWEEP_BAD_INPUT);
+    char want[800];
+    snprintf(want, sizeof want, "another run is writing %s (pid %d)", out, (int)holder);
+    ck_assert_msg(strstr(err.msg, want), "expected '%s' in: %s", want, err.msg);
+    ck_assert_int_eq(access(partial, F_OK), 0);   /* the holder's, untouched */
+    ck_assert_int_ne(access(store, F_OK), 0);     /* nothing of the second sweep's */
+    ck_assert_int_eq(write(go[1], "x", 1), 1);
     int status;
-    waitpid(pid, &status, 0);
+    ck_assert_int_eq(waitpid(holder, &status, 0), holder);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(fd);
+    ck_assert_int_ne(access(partial, F_OK), 0);
     exp_fini(&e);
     tdir_remove(&t);
 }
@@ -720,6 +766,292 @@ START_TEST(test_sweep_cli_exit_codes)
 }
 END_TEST
 
+/* ---- never clobber, never hang (issue 15) --------------------------------- */
+
+static int cli_status(cli_args *c, char *errbuf, size_t size)
+{
+    return tu_capture_stderr(call_cli, c, errbuf, size);
+}
+
+/* Item 2: the results file is never the experiment or its base config. */
+START_TEST(test_sweep_out_never_overwrites_its_inputs)
+{
+    tdir t;
+    tdir_make(&t, "{}");
+    char base[700], exp_text[1024], errbuf[4096];
+    snprintf(base, sizeof base, "%s/base.json", t.dir);
+    FILE *f = fopen(base, "w");
+    fputs("{\"seed\": 3, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+          " \"workload\": {\"requests\": 20, \"arrival\": {\"rate_per_s\": 8},"
+          " \"input_tokens\": {\"dist\": \"fixed\", \"value\": 100},"
+          " \"output_tokens\": {\"dist\": \"fixed\", \"value\": 10}}}", f);
+    fclose(f);
+    snprintf(exp_text, sizeof exp_text,
+             "{\"base_config\": \"base.json\", \"sweep\": {\"seeds\": 2}}");
+    f = fopen(t.exp, "w");
+    fputs(exp_text, f);
+    fclose(f);
+    cli_args onto_exp = {{"servesim", "sweep", t.exp, "--out", t.exp, "--quiet", NULL}};
+    ck_assert_int_eq(cli_status(&onto_exp, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "is the input"), "%s", errbuf);
+    cli_args onto_base = {{"servesim", "sweep", t.exp, "--out", base, "--quiet", NULL}};
+    ck_assert_int_eq(cli_status(&onto_base, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "is the input"), "%s", errbuf);
+    char text[1024] = "";
+    f = fopen(t.exp, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    ck_assert_str_eq(text, exp_text);
+    f = fopen(base, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    ck_assert_msg(!strncmp(text, "{\"seed\": 3", 10), "base.json now holds: %.40s", text);
+    tdir_remove(&t);
+}
+END_TEST
+
+/* Item 10: an output that is a folder is refused before any point runs. */
+START_TEST(test_sweep_out_folder_is_refused_before_running)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    char out[600], store[700], errbuf[4096];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(store, sizeof store, "%s.d", out);
+    ck_assert_int_eq(mkdir(out, 0777), 0);
+    cli_args c = {{"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL}};
+    double t0 = (double)time(NULL);
+    ck_assert_int_eq(cli_status(&c, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, out) && strstr(errbuf, "is a folder"), "%s", errbuf);
+    ck_assert_int_ne(access(store, F_OK), 0);   /* no point was run or stored */
+    ck_assert_double_lt((double)time(NULL) - t0, 5);
+    tdir_remove(&t);
+}
+END_TEST
+
+/* Item 11: --quiet does not hide a failed point. */
+START_TEST(test_sweep_quiet_still_reports_a_failed_point)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char out[600], blocker[800], errbuf[8192];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(blocker, sizeof blocker, "%s.d", out);
+    ck_assert_int_eq(mkdir(blocker, 0777), 0);
+    snprintf(blocker, sizeof blocker, "%s.d/%s.h5", out, e.points[2].id_hex);
+    ck_assert_int_eq(mkdir(blocker, 0777), 0);
+    cli_args c = {{"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL}};
+    ck_assert_int_eq(cli_status(&c, errbuf, sizeof errbuf), 1);
+    ck_assert_msg(strstr(errbuf, "sweep: point 2 (") && strstr(errbuf, "failed: ") &&
+                  strstr(errbuf, "is a folder"), "%s", errbuf);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+/* Item 12: counts are range-checked, not cast: 2^32 + 1 is not 1 worker. */
+START_TEST(test_sweep_counts_are_range_checked)
+{
+    char errbuf[4096];
+    static const char *const bad[][2] = {
+        {"-j", "4294967297"}, {"-j", "2147483648"}, {"-j", "-1"}, {"-j", " 2"},
+        {"--limit", "99999999999999999999"}, {"--limit", "0"}, {"--limit", "1x"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cli_args c = {{"servesim", "sweep", "experiments/sweep_rate_policy.json", bad[i][0],
+                       bad[i][1], "--out", "/nonexistent/x.h5", NULL}};
+        ck_assert_int_eq(cli_status(&c, errbuf, sizeof errbuf), 2);
+        char want[128];
+        snprintf(want, sizeof want, "%s: expected an integer in [1, ", bad[i][0]);
+        ck_assert_msg(strstr(errbuf, want), "%s %s: %s", bad[i][0], bad[i][1], errbuf);
+    }
+    cli_args j = {{"servesim", "sweep", "x.json", "-j4294967297", NULL}};
+    ck_assert_int_eq(cli_status(&j, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "[1, 4096]"), "%s", errbuf);
+}
+END_TEST
+
+/* Writes an experiment whose grid has n rates 1, 2, ... on a 2-request
+ * base, the n-th value replaced by `last` when it is not NULL. */
+static void write_rate_grid(tdir *t, int n, const char *last)
+{
+    FILE *f = fopen(t->exp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"base\": {\"seed\": 3, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+          " \"metrics\": {\"timeseries_interval_ms\": 0},"
+          " \"workload\": {\"requests\": 2, \"arrival\": {\"rate_per_s\": 8},"
+          " \"input_tokens\": {\"dist\": \"fixed\", \"value\": 100},"
+          " \"output_tokens\": {\"dist\": \"fixed\", \"value\": 5}}},"
+          " \"sweep\": {\"grid\": {\"workload.arrival.rate_per_s\": [", f);
+    for (int i = 1; i <= n; i++) {
+        if (i == n && last)
+            fprintf(f, "%s%s", i > 1 ? ", " : "", last);
+        else
+            fprintf(f, "%s%d", i > 1 ? ", " : "", i);
+    }
+    fputs("]}}}", f);
+    fclose(f);
+}
+
+/* Item 5: a grid past EXP_MAX_POINTS is refused at once unless forced;
+ * --limit 1 checks one point's config, not the grid's (the bad value at
+ * the end of this one is never reached). */
+START_TEST(test_sweep_huge_grid_is_refused_or_checked_lazily)
+{
+    tdir t;
+    tdir_make(&t, "{}");
+    char out[600], errbuf[8192];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    write_rate_grid(&t, EXP_MAX_POINTS + 1, NULL);
+    cli_args big = {{"servesim", "sweep", t.exp, "--out", out, "--limit", "1", "-j", "1",
+                     "--quiet", NULL}};
+    ck_assert_int_eq(cli_status(&big, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "more than 100000 points") && strstr(errbuf, "--force"), "%s",
+                  errbuf);
+    ck_assert_int_ne(access(out, F_OK), 0);
+    write_rate_grid(&t, 20000, "\"not a rate\"");
+    cli_args lazy = {{"servesim", "sweep", t.exp, "--out", out, "--limit", "1", "-j", "1",
+                      "--quiet", NULL}};
+    ck_assert_msg(cli_status(&lazy, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    experiment e;
+    load(t.exp, &e);
+    ck_assert_int_eq(e.n_points, 20000);
+    for (int64_t i = 0; i < e.n_points; i++)   /* exp_load builds no config */
+        ck_assert_ptr_null(e.points[i].config_json);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+/* Item 5: configs are checked a batch at a time, with progress; a bad point
+ * in a later batch stops the sweep there as bad input, keeping what ran. */
+typedef struct sweep_call {
+    experiment *e;
+    sweep_opts *o;
+    sweep_stats *st;
+    sim_err *err;
+} sweep_call;
+
+static int call_sweep(void *arg)
+{
+    sweep_call *c = arg;
+    return sweep_run(c->e, c->o, c->st, c->err);
+}
+
+START_TEST(test_sweep_checks_a_batch_at_a_time_with_progress)
+{
+    tdir t;
+    tdir_make(&t, "{}");
+    write_rate_grid(&t, 6, "\"not a rate\"");
+    experiment e;
+    load(t.exp, &e);
+    char out[600], store[700], errbuf[8192];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(store, sizeof store, "%s.d", out);
+    sweep_opts o = {.out = out, .jobs = 2, .batch_points = 2, .progress_points = 2};
+    sweep_stats st;
+    sim_err err = {{0}};
+    sweep_call c = {&e, &o, &st, &err};
+    ck_assert_int_eq(tu_capture_stderr(call_sweep, &c, errbuf, sizeof errbuf),
+                     SWEEP_BAD_INPUT);
+    ck_assert_msg(strstr(errbuf, "sweep: checking the configs of 6 points to run"), "%s",
+                  errbuf);
+    ck_assert_msg(strstr(err.msg, "point 5 (workload.arrival.rate_per_s=\"not a rate\"") &&
+                  strstr(err.msg, "4 of 6 points complete and kept"), "%s", err.msg);
+    ck_assert_int_eq(count_points(store), 4);
+    /* Fixed, the same command runs the rest only. */
+    exp_fini(&e);
+    write_rate_grid(&t, 6, "6");
+    load(t.exp, &e);
+    o.quiet = 1;
+    ck_assert_msg(sweep_run(&e, &o, &st, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(st.skipped, 4);
+    ck_assert_int_eq(st.ran, 2);
+    ck_assert_int_ne(access(store, F_OK), 0);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+static void raise_sigterm(void *unused)
+{
+    (void)unused;
+    raise(SIGTERM);
+}
+
+/* Item 7: a signal during the final assembly takes effect once the results
+ * file is complete and the store removed; the sweep reports it. */
+START_TEST(test_sweep_signal_during_final_assembly_finishes_first)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    experiment e;
+    load(t.exp, &e);
+    char out[600], store[700], partial[700];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(store, sizeof store, "%s.d", out);
+    snprintf(partial, sizeof partial, "%s.partial", out);
+    fflush(NULL);
+    pid_t pid = fork();   /* if the signal got through, only the child dies */
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        sweep_opts o = {.out = out, .jobs = 2, .quiet = 1, .before_finish = raise_sigterm};
+        sweep_stats st;
+        sim_err err = {{0}};
+        int rc = sweep_run(&e, &o, &st, &err);
+        _exit(rc != 0 ? 10 : st.signal != SIGTERM ? 11 : st.ran != 8 ? 12 : 0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+    ck_assert_int_eq(access(out, F_OK), 0);
+    ck_assert_int_ne(access(partial, F_OK), 0);
+    ck_assert_int_ne(access(store, F_OK), 0);   /* every point complete: removed */
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    for (int64_t i = 0; i < e.n_points; i++) {
+        char grp[64];
+        snprintf(grp, sizeof grp, "/points/%s/summary", e.points[i].id_hex);
+        ck_assert_int_gt(H5Lexists(f, grp, H5P_DEFAULT), 0);
+    }
+    H5Fclose(f);
+    exp_fini(&e);
+    tdir_remove(&t);
+}
+END_TEST
+
+static void limit_file_size(void *bytes)
+{
+    struct rlimit lim = {*(rlim_t *)bytes, *(rlim_t *)bytes};
+    signal(SIGXFSZ, SIG_DFL);
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        _exit(99);
+}
+
+/* Item 6: under a file-size limit the points fail with the cause (the
+ * sweep is not killed by SIGXFSZ) and no partial file stays anywhere. */
+START_TEST(test_sweep_past_a_file_size_limit_fails_cleanly)
+{
+    tdir t;
+    tdir_make(&t, small_exp);
+    char out[600], store[700], errbuf[8192];
+    snprintf(out, sizeof out, "%s/out.h5", t.dir);
+    snprintf(store, sizeof store, "%s.d", out);
+    tu_cli_call c = {{"servesim", "sweep", t.exp, "--out", out, "-j", "2", "--quiet", NULL}};
+    rlim_t limit = 16 * 1024;
+    int status = tu_cli_child(&c, limit_file_size, &limit, errbuf, sizeof errbuf);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %#x: %s", status,
+                  errbuf);
+    ck_assert_msg(strstr(errbuf, "File too large"), "%s", errbuf);
+    ck_assert_int_eq(count_files(store, ".partial"), 0);
+    ck_assert_int_eq(count_files(t.dir, ".partial"), 0);
+    tdir_remove(&t);
+}
+END_TEST
+
 Suite *sweep_suite(void)
 {
     Suite *s = suite_create("sweep");
@@ -728,13 +1060,22 @@ Suite *sweep_suite(void)
     tcase_add_test(tc, test_sweep_parallel_equals_serial);
     tcase_add_test(tc, test_sweep_resume_after_limit_redoes_nothing);
     tcase_add_test(tc, test_sweep_resume_after_kill_redoes_nothing);
-    tcase_add_test(tc, test_sweep_sigterm_to_the_coordinator_exits_130);
+    tcase_add_loop_test(tc, test_sweep_sigterm_to_the_coordinator_exits_130, 0,
+                        (int)(sizeof coordinator_signals / sizeof coordinator_signals[0]));
     tcase_add_test(tc, test_sweep_index_has_params_status_and_metrics);
     tcase_add_test(tc, test_sweep_failed_point_is_marked_and_retried);
     tcase_add_test(tc, test_sweep_changed_experiment_is_refused);
     tcase_add_test(tc, test_sweep_second_sweep_on_same_file_is_refused);
     tcase_add_test(tc, test_sweep_cli_exit_codes);
     tcase_add_test(tc, test_pool_reports_every_job_once_when_a_worker_dies_between_jobs);
+    tcase_add_test(tc, test_sweep_out_never_overwrites_its_inputs);
+    tcase_add_test(tc, test_sweep_out_folder_is_refused_before_running);
+    tcase_add_test(tc, test_sweep_quiet_still_reports_a_failed_point);
+    tcase_add_test(tc, test_sweep_counts_are_range_checked);
+    tcase_add_test(tc, test_sweep_huge_grid_is_refused_or_checked_lazily);
+    tcase_add_test(tc, test_sweep_checks_a_batch_at_a_time_with_progress);
+    tcase_add_test(tc, test_sweep_signal_during_final_assembly_finishes_first);
+    tcase_add_test(tc, test_sweep_past_a_file_size_limit_fails_cleanly);
     suite_add_tcase(s, tc);
     return s;
 }

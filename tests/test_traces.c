@@ -6,9 +6,13 @@
  * lists (skipped when absent). */
 #include <check.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sim/engine.h"
@@ -1181,13 +1185,20 @@ START_TEST(test_trace_convert_refuses_to_overwrite_its_input)
     char out[4096], errbuf[4096], link_path[600];
     tu_cli_call c = {{"servesim", "trace", "convert", in, in, NULL}};
     ck_assert_int_eq(run_cli_captured(&c, out, sizeof out, errbuf, sizeof errbuf), 1);
-    CK_CONTAINS(errbuf, "the output is the input file");
-    /* The same file under another name is caught too. */
+    CK_CONTAINS(errbuf, "is the input");
+    /* The same file under another name is caught too: a hard link by its
+     * device and inode, a symbolic link as a link (never replaced). */
+    snprintf(link_path, sizeof link_path, "%s/hard.jsonl", tmp_dir);
+    ck_assert_int_eq(link(in, link_path), 0);
+    tu_cli_call h = {{"servesim", "trace", "convert", in, link_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&h, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "is the input");
+    unlink(link_path);
     snprintf(link_path, sizeof link_path, "%s/link.jsonl", tmp_dir);
     ck_assert_int_eq(symlink(in, link_path), 0);
     tu_cli_call l = {{"servesim", "trace", "convert", in, link_path, NULL}};
     ck_assert_int_eq(run_cli_captured(&l, out, sizeof out, errbuf, sizeof errbuf), 1);
-    CK_CONTAINS(errbuf, "the output is the input file");
+    CK_CONTAINS(errbuf, "is a symbolic link");
     char *text = slurp(in);
     ck_assert_str_eq(text, mooncake_rows);
     free(text);
@@ -1314,6 +1325,104 @@ START_TEST(test_azure_conv_experiment_runs)
 }
 END_TEST
 
+/* ---- issue 15 ---------------------------------------------------------------- */
+
+/* Item 14: a trace with no replayable row is fatal for stats and convert,
+ * as it is for a run. */
+START_TEST(test_trace_without_a_row_is_fatal_for_stats_and_convert)
+{
+    char *hdr = write_file("hdr.csv", "arrival_s,input_tokens,output_tokens\n");
+    char out_path[700], out[4096], errbuf[4096];
+    tu_cli_call st = {{"servesim", "trace", "stats", hdr, NULL}};
+    ck_assert_int_eq(run_cli_captured(&st, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "hdr.csv: no replayable row (a header alone)");
+    ck_assert_msg(!strstr(out, "rows"), "%s", out);
+    char *bad = write_file("bad.csv", "arrival_s,input_tokens,output_tokens\n0.1,x,1\n");
+    tu_cli_call skip = {{"servesim", "trace", "stats", bad, "--skip-bad", NULL}};
+    ck_assert_int_eq(run_cli_captured(&skip, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "every row malformed and skipped");
+    snprintf(out_path, sizeof out_path, "%s/conv.csv", tmp_dir);
+    tu_cli_call cv = {{"servesim", "trace", "convert", hdr, out_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&cv, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "no replayable row");
+    ck_assert_int_ne(access(out_path, F_OK), 0);
+    free(hdr);
+    free(bad);
+}
+END_TEST
+
+/* Item 15: a folder given as a trace says so (not "read error after line
+ * 0"). */
+START_TEST(test_trace_that_is_a_folder_says_so)
+{
+    char out[4096], errbuf[4096];
+    tu_cli_call st = {{"servesim", "trace", "stats", tmp_dir, NULL}};
+    ck_assert_int_eq(run_cli_captured(&st, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "is a directory; expected a trace file");
+    sim_err err;
+    ck_assert_ptr_null(trace_reader_open(tmp_dir, NULL, false, &err));
+    CK_CONTAINS(err.msg, "is a directory");
+}
+END_TEST
+
+/* Item 16: convert writes CSV or JSONL by the name: another name is an
+ * error, not CSV in disguise. Item 1: a FIFO or a device is never
+ * replaced. */
+START_TEST(test_trace_convert_output_name_and_kind_are_checked)
+{
+    char *in = write_file("mc.jsonl", mooncake_rows);
+    char out_path[700], out[4096], errbuf[4096];
+    snprintf(out_path, sizeof out_path, "%s/x.txt", tmp_dir);
+    tu_cli_call txt = {{"servesim", "trace", "convert", in, out_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&txt, out, sizeof out, errbuf, sizeof errbuf), 2);
+    CK_CONTAINS(errbuf, "x.txt: expected a name ending in .csv or .jsonl");
+    ck_assert_int_ne(access(out_path, F_OK), 0);
+    snprintf(out_path, sizeof out_path, "%s/fifo.csv", tmp_dir);
+    ck_assert_int_eq(mkfifo(out_path, 0600), 0);
+    tu_cli_call fifo = {{"servesim", "trace", "convert", in, out_path, NULL}};
+    ck_assert_int_eq(run_cli_captured(&fifo, out, sizeof out, errbuf, sizeof errbuf), 1);
+    CK_CONTAINS(errbuf, "is a FIFO");
+    struct stat st;
+    ck_assert_int_eq(lstat(out_path, &st), 0);
+    ck_assert(S_ISFIFO(st.st_mode));
+    free(in);
+}
+END_TEST
+
+static void limit_file_size(void *bytes)
+{
+    struct rlimit lim = {*(rlim_t *)bytes, *(rlim_t *)bytes};
+    signal(SIGXFSZ, SIG_DFL);
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+        _exit(99);
+}
+
+/* Item 6: convert past a file-size limit fails with the cause and removes
+ * its partial file (it is not killed by SIGXFSZ). */
+START_TEST(test_trace_convert_past_a_file_size_limit_fails_cleanly)
+{
+    size_t cap = 1 << 20, used = 0;
+    char *text = sim_xmalloc(cap);
+    used += (size_t)snprintf(text, cap, "arrival_s,input_tokens,output_tokens\n");
+    for (int i = 0; i < 20000; i++)
+        used += (size_t)snprintf(text + used, cap - used, "%d.5,%d,%d\n", i, 100 + i % 50, 7);
+    char *in = write_file("big.csv", text);
+    free(text);
+    char out_path[700], partial[800], errbuf[4096];
+    snprintf(out_path, sizeof out_path, "%s/conv.jsonl", tmp_dir);
+    snprintf(partial, sizeof partial, "%s.partial", out_path);
+    tu_cli_call c = {{"servesim", "trace", "convert", in, out_path, NULL}};
+    rlim_t limit = 32 * 1024;
+    int status = tu_cli_child(&c, limit_file_size, &limit, errbuf, sizeof errbuf);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %#x: %s", status,
+                  errbuf);
+    CK_CONTAINS(errbuf, "File too large");
+    ck_assert_int_ne(access(partial, F_OK), 0);
+    ck_assert_int_ne(access(out_path, F_OK), 0);
+    free(in);
+}
+END_TEST
+
 Suite *traces_suite(void)
 {
     Suite *s = suite_create("traces");
@@ -1346,6 +1455,10 @@ Suite *traces_suite(void)
     tcase_add_test(readers, test_trace_convert_refuses_a_file_without_times);
     tcase_add_test(readers, test_trace_convert_refuses_to_overwrite_its_input);
     tcase_add_test(readers, test_trace_convert_error_keeps_an_existing_output);
+    tcase_add_test(readers, test_trace_without_a_row_is_fatal_for_stats_and_convert);
+    tcase_add_test(readers, test_trace_that_is_a_folder_says_so);
+    tcase_add_test(readers, test_trace_convert_output_name_and_kind_are_checked);
+    tcase_add_test(readers, test_trace_convert_past_a_file_size_limit_fails_cleanly);
     suite_add_tcase(s, readers);
 
     TCase *gen = tcase_create("generators");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tool/cli.h"
@@ -149,6 +150,32 @@ int tu_call_cli(void *tu_cli_call_ptr)
     while (c->argv[argc])
         argc++;
     return cli_main(argc, (char **)c->argv);
+}
+
+int tu_cli_child(tu_cli_call *c, void (*setup)(void *), void *ctx, char *errbuf, size_t size)
+{
+    char path[] = "/tmp/servesim-child-XXXXXX";
+    int tmp = mkstemp(path);
+    ck_assert_int_ge(tmp, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(tmp, STDERR_FILENO);
+        if (setup)
+            setup(ctx);
+        int rc = tu_call_cli(c);
+        fflush(NULL);   /* _exit does not */
+        _exit(rc);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    lseek(tmp, 0, SEEK_SET);
+    ssize_t n = read(tmp, errbuf, size - 1);
+    errbuf[n > 0 ? n : 0] = 0;
+    close(tmp);
+    unlink(path);
+    return status;
 }
 
 int tu_capture(int fd, int (*f)(void *), void *arg, char *buf, size_t size)

@@ -48,6 +48,12 @@ typedef struct tu_cli_call {
 /* Runs cli_main on a tu_cli_call (pass to tu_capture_stderr). */
 int tu_call_cli(void *tu_cli_call_ptr);
 
+/* Runs cli_main on c in a forked child, after setup(ctx) there (setup may be
+ * NULL: a resource limit, dropping privileges), with the child's stderr in
+ * errbuf; returns the child's wait status (WIFSIGNALED: it died of a
+ * signal). */
+int tu_cli_child(tu_cli_call *c, void (*setup)(void *), void *ctx, char *errbuf, size_t size);
+
 /* Runs f(arg) with file descriptor fd (STDOUT_FILENO, STDERR_FILENO)
  * redirected to a buffer; returns f's result. */
 int tu_capture(int fd, int (*f)(void *), void *arg, char *buf, size_t size);

@@ -13,11 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "serve/cluster.h"
+#include "sim/jsoncfg.h"
 #include "tool/config.h"
 #include "tool/workers.h"
-#include "sim/jsoncfg.h"
-
-#define CAP_BRACKET_STEPS 24   /* doublings or halvings: a factor of 16 million */
 
 void cap_spec_init(cap_spec *s)
 {
@@ -86,10 +85,22 @@ int cap_parse_slo(const char *text, cap_spec *spec, sim_err *err)
     char *copy = sim_xstrdup(text), *save = NULL;
     int rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
-        if (spec->n_bounds == CAP_MAX_BOUNDS)
+        if (spec->n_bounds == CAP_MAX_BOUNDS) {
             rc = sim_errf(err, "--slo: more than %d bounds", CAP_MAX_BOUNDS);
-        else
-            rc = cap_parse_one(tok, &spec->bounds[spec->n_bounds++], err);
+            break;
+        }
+        cap_bound *b = &spec->bounds[spec->n_bounds];
+        if ((rc = cap_parse_one(tok, b, err)))
+            break;
+        for (int i = 0; i < spec->n_bounds; i++)
+            if (spec->bounds[i].metric == b->metric && spec->bounds[i].stat == b->stat) {
+                char name[CAP_NAME_SIZE];
+                rc = sim_errf(err, "--slo: %s given twice (%g ms and %g ms); give each bound "
+                              "once", cap_bound_name(b, name, sizeof name),
+                              spec->bounds[i].limit_s * 1e3, b->limit_s * 1e3);
+            }
+        if (!rc)
+            spec->n_bounds++;
     }
     free(copy);
     if (!rc && spec->n_bounds == 0)
@@ -205,7 +216,7 @@ static cap_status cap_round(cap_run *c, const double *rates, int n_rates, sim_er
     c->ok = sim_xcalloc((size_t)n, sizeof *c->ok);
     for (int i = 0; i < n; i++) {
         if (!(json[i] = cap_config(c, rates[i / seeds], i % seeds, err))) {
-            sim_err_prefix(err, "%s", c->name);
+            jcfg_err_source(err, c->name, c->spec->sets, c->spec->n_sets);
             goto done;
         }
         jobs[i] = (workers_job){json[i], NULL};
@@ -286,25 +297,33 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
         return CAP_BAD_INPUT;
     }
 
-    /* The configured size, for the per-instance and per-GPU rates. */
+    /* The configured size, for the per-instance and per-GPU rates; and the
+     * cluster built once, so that a config that cannot run (a policy's
+     * name, the workload) is bad input here rather than a failed run. */
     char *probe_json = cap_config(&c, rate, 0, err);
     if (!probe_json) {
-        sim_err_prefix(err, "%s", name);
+        jcfg_err_source(err, name, spec->sets, spec->n_sets);
         return CAP_BAD_INPUT;
     }
     cJSON *probe_root = cJSON_Parse(probe_json);
     free(probe_json);
     run_config cfg;
     if (run_config_parse(probe_root, &cfg, err)) {
-        sim_err_prefix(err, "%s", name);
+        jcfg_err_source(err, name, spec->sets, spec->n_sets);
         return CAP_BAD_INPUT;
     }
+    cluster *check = cluster_create(&cfg.sys, NULL, err);
+    cluster_destroy(check);
     int gpus = 0, instances = 0;
     for (int32_t k = 0; k < cfg.sys.n_pools; k++) {
         instances += cfg.sys.pools[k].instances;
         gpus += cfg.sys.pools[k].instances * par_gpus(&cfg.sys.pools[k].par);
     }
     run_config_fini(&cfg);
+    if (!check) {
+        jcfg_err_source(err, name, spec->sets, spec->n_sets);
+        return CAP_BAD_INPUT;
+    }
 
     /* Bracket: double or halve until the verdict flips. */
     cap_status rc;
@@ -320,12 +339,18 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
             goto fail;
     }
     cap_bracket(res);
+    if (res->lo < 0 || res->hi < 0)
+        res->capped = CAP_CAPPED_BRACKET;
     /* Narrow: several rates per round when there are workers to spare. */
     int per_round = c.workers / spec->seeds > 1 ? c.workers / spec->seeds : 1;
-    while (res->lo >= 0 && res->hi >= 0 && res->n_probes < spec->max_probes) {
+    while (res->lo >= 0 && res->hi >= 0) {
         double lo = res->probes[res->lo].rate, hi = res->probes[res->hi].rate;
         if ((hi - lo) / hi <= spec->tolerance)
             break;
+        if (res->n_probes >= spec->max_probes) {
+            res->capped = CAP_CAPPED_PROBES;
+            break;
+        }
         double rates[64];
         int n = per_round < 64 ? per_round : 64;
         if (n > spec->max_probes - res->n_probes)

@@ -38,15 +38,22 @@ typedef struct cap_spec {
     int seeds;            /* runs per probe, seeds base, base + 1, ... */
     double start_rate;    /* first probe, req/s; 0: the config's rate */
     double tolerance;     /* stop once (fail - pass) / fail <= tolerance */
-    int max_probes;       /* stop after this many probes all the same */
+    int max_probes;       /* stop narrowing after this many probes in all */
     int jobs;             /* worker processes; <= 0: one per core */
+    char *const *sets;    /* the config's --set assignments (may be NULL), so */
+    int n_sets;           /* that messages name them as a value's source */
 } cap_spec;
+
+/* Doublings or halvings of the starting rate before the search gives up
+ * bracketing (a factor of 16 million either way). */
+#define CAP_BRACKET_STEPS 24
 
 /* Defaults: attain 0.9, 1 seed, tolerance 0.02, 40 probes. */
 void cap_spec_init(cap_spec *spec);
 /* Parses "ttft_p90=500ms,tpot_p90=50" (metric ttft, tbt, tpot, e2e or
  * queue; statistic mean, p50, p90 or p99; a number in ms, or with an ms or
- * s suffix) into spec's bounds. */
+ * s suffix) into spec's bounds. A bound given twice (also across calls) is
+ * an error. */
 int cap_parse_slo(const char *text, cap_spec *spec, sim_err *err);
 /* Writes "ttft_p90" for a bound into buf (CAP_NAME_SIZE bytes are enough);
  * returns buf. */
@@ -62,6 +69,13 @@ typedef struct cap_probe {
     char why[200];        /* for a failing probe: the first condition missed */
 } cap_probe;
 
+/* Why a search ended without a bracket within the tolerance. */
+typedef enum cap_capped {
+    CAP_DONE = 0,         /* it did not: bracket found and narrowed */
+    CAP_CAPPED_BRACKET,   /* CAP_BRACKET_STEPS doublings or halvings, all the same */
+    CAP_CAPPED_PROBES,    /* max_probes reached while narrowing */
+} cap_capped;
+
 typedef struct cap_result {
     cap_probe *probes;    /* in the order run */
     int n_probes;
@@ -69,13 +83,15 @@ typedef struct cap_result {
     double rate;          /* capacity: the passing bracket's rate (0: nothing passed);
                            * with no failing probe (hi -1), only a lower bound */
     double per_instance, per_gpu;
+    cap_capped capped;    /* where the search stopped short of its answer */
 } cap_result;
 
 /* What cap_search returns; also the command line's exit statuses. */
 typedef enum cap_status {
     CAP_OK = 0,
     CAP_FAILED = 1,       /* a run failed, or the search was interrupted */
-    CAP_BAD_INPUT = 2     /* the config (or a probe's version of it) is not valid */
+    CAP_BAD_INPUT = 2     /* the config (or a probe's version of it) is not valid:
+                           * it is parsed and its cluster built before any run */
 } cap_status;
 
 /* Searches from the config tree `config` (borrowed, not changed; named

@@ -13,6 +13,7 @@
 #include "tool/cmd_cost.h"
 #include "tool/cmd_sweep.h"
 #include "tool/cmd_trace.h"
+#include "tool/outpath.h"
 #include "tool/runner.h"
 #include "version.h"
 
@@ -134,9 +135,10 @@ static int cmd_run(int argc, char **argv)
             run_default_out(config, out_buf, sizeof out_buf);
             out = out_buf;
         }
-        run_make_parent_dirs(out);
         run_result r;
-        status = run_to_file(&cfg, config, out, &r, &err);
+        run_source src = {config, sets, n_sets};
+        if (outpath_make_parents(out, &err) == 0)
+            status = run_to_file(&cfg, &src, out, &r, &err);
         if (status == RUN_OK && !quiet) {
             print_summary(&cfg, &r.summary, r.cost_sources, out);
             if (r.workload_note[0])

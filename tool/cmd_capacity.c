@@ -1,54 +1,60 @@
 /* `servesim capacity CONFIG.json --slo ttft_p90=500ms,tpot_p90=50ms
- * [--attain 0.9] [--seeds N] [--start RATE] [--tolerance F] [-j N]
- * [--set path=value ...] [--quiet]`: the highest request rate at which the
- * config meets the SLO (capacity.h), per instance and per GPU, with every
- * probe and the two runs that bracket the answer.
+ * [--attain 0.9] [--seeds N] [--start RATE] [--tolerance F] [--max-probes N]
+ * [-j N] [--set path=value ...] [--quiet]`: the highest request rate at which
+ * the config meets the SLO (capacity.h), per instance and per GPU, with every
+ * probe and the two runs that bracket the answer. When the search stops at a
+ * cap (CAP_BRACKET_STEPS doublings or halvings, or --max-probes), it says
+ * which, and what to change.
  *
- * Exit status: 0 found; 1 no rate met the SLO, none failed it (the rate
- * printed is then a lower bound), or a run failed; 2 bad usage or bad
- * config. */
+ * Exit status: 0 found (also when narrowing stopped at --max-probes: the
+ * bracket printed is then wider than the tolerance, and the output says
+ * so); 1 no bracket: no rate met the SLO, or none failed it (the rate
+ * printed is then a lower bound), within the bracketing cap, or a run
+ * failed; 2 bad usage or bad config (checked, cluster built, before any
+ * run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/jsoncfg.h"
+#include "tool/args.h"
 #include "tool/capacity.h"
 #include "tool/cmd_capacity.h"
 #include "tool/config.h"
-#include "sim/jsoncfg.h"
 
 static const char capacity_usage[] =
     "usage: servesim capacity CONFIG.json --slo METRIC_STAT=MS[,...] [--attain F] [--seeds N]\n"
-    "                [--start RATE] [--tolerance F] [-j N] [--set path=value ...] [--quiet]\n"
+    "                [--start RATE] [--tolerance F] [--max-probes N] [-j N]\n"
+    "                [--set path=value ...] [--quiet]\n"
     "\n"
     "  --slo          bounds on the run's statistics, e.g. ttft_p90=500ms,tpot_p90=50ms\n"
-    "                 (ttft, tbt, tpot, e2e, queue x mean, p50, p90, p99; ms, or 0.5s)\n"
+    "                 (ttft, tbt, tpot, e2e, queue x mean, p50, p90, p99; ms, or 0.5s;\n"
+    "                 each bound once)\n"
     "  --attain F     least share of requests meeting the ttft and tpot targets (default 0.9;\n"
     "                 0 checks the bounds alone)\n"
     "  --seeds N      runs per probed rate, averaged (default 1)\n"
-    "  --start RATE   first rate probed, req/s (default the config's)\n"
+    "  --start RATE   first rate probed, req/s (default the config's); the search doubles\n"
+    "                 or halves it at most 24 times to find a passing and a failing rate\n"
     "  --tolerance F  stop when the bracket is within F of its top (default 0.02)\n"
+    "  --max-probes N stop narrowing after N probes in all (default 40)\n"
     "  -j N           worker processes (default one per core)\n";
 
 static int cap_number(const char *flag, const char *v, double min, double max, double *out)
 {
-    char *end;
-    double d = strtod(v, &end);
-    if (!*v || *end || !(d >= min && d <= max)) {
-        fprintf(stderr, "servesim capacity: %s: expected a number in [%g, %g], got '%s'\n%s",
-                flag, min, max, v, capacity_usage);
+    sim_err err;
+    if (args_num(flag, v, min, max, out, &err)) {
+        fprintf(stderr, "servesim capacity: %s\n%s", err.msg, capacity_usage);
         return -1;
     }
-    *out = d;
     return 0;
 }
 
-static int cap_integer(const char *flag, const char *v, long min, long max, int *out)
+static int cap_integer(const char *flag, const char *v, int64_t min, int64_t max, int *out)
 {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < min || n > max) {
-        fprintf(stderr, "servesim capacity: %s: expected an integer in [%ld, %ld], got '%s'\n%s",
-                flag, min, max, v, capacity_usage);
+    sim_err err;
+    int64_t n;
+    if (args_int(flag, v, min, max, &n, &err)) {
+        fprintf(stderr, "servesim capacity: %s\n%s", err.msg, capacity_usage);
         return -1;
     }
     *out = (int)n;
@@ -92,6 +98,18 @@ static void cap_print(const char *config, const cap_spec *spec, const cap_result
                "probed (>= %.3f per instance, >= %.3f per GPU)\n", r->rate, r->per_instance,
                r->per_gpu);
     }
+    if (r->capped == CAP_CAPPED_BRACKET && r->lo < 0) {
+        printf("stopped at the probe cap: %d halvings from %.6g req/s found no passing rate "
+               "(the lowest probed is %.6g req/s); start lower with --start\n",
+               CAP_BRACKET_STEPS, r->probes[0].rate, r->probes[r->n_probes - 1].rate);
+    } else if (r->capped == CAP_CAPPED_BRACKET) {
+        printf("stopped at the probe cap: %d doublings from %.6g req/s found no failing rate; "
+               "start higher with --start\n", CAP_BRACKET_STEPS, r->probes[0].rate);
+    } else if (r->capped == CAP_CAPPED_PROBES) {
+        printf("stopped at the probe cap (--max-probes %d) with the bracket %.3f to %.3f "
+               "req/s, wider than --tolerance %g; raise --max-probes\n", spec->max_probes,
+               r->probes[r->lo].rate, r->probes[r->hi].rate, spec->tolerance);
+    }
     printf("bracketing runs:\n");
     if (r->lo >= 0)
         cap_print_probe(spec, r->lo, &r->probes[r->lo]);
@@ -131,6 +149,9 @@ int cmd_capacity(int argc, char **argv)
         } else if (!strcmp(a, "--tolerance") && v) {
             if (cap_number(a, argv[++i], 1e-6, 0.5, &spec.tolerance))
                 goto out;
+        } else if (!strcmp(a, "--max-probes") && v) {
+            if (cap_integer(a, argv[++i], 2, 10000, &spec.max_probes))
+                goto out;
         } else if (!strcmp(a, "-j") && v) {
             if (cap_integer(a, argv[++i], 1, 4096, &spec.jobs))
                 goto out;
@@ -161,6 +182,8 @@ int cmd_capacity(int argc, char **argv)
             cJSON_Delete(root);
             goto out;
         }
+    spec.sets = sets;
+    spec.n_sets = n_sets;
     cap_result r;
     cap_status rc = cap_search(root, config, &spec, &r, &err);
     cJSON_Delete(root);

@@ -1,41 +1,45 @@
-/* `servesim sweep EXP.json [-j N] [--out results.h5] [--limit N] [--quiet]`:
- * runs every point of an experiment (sweep.h). Under mpirun (servesim-mpi)
- * rank 0 runs this command and the other ranks serve it points.
+/* `servesim sweep EXP.json [-j N] [--out results.h5] [--limit N] [--force]
+ * [--quiet]`: runs every point of an experiment (sweep.h). Under mpirun
+ * (servesim-mpi) rank 0 runs this command and the other ranks serve it
+ * points.
  *
  * Exit status: 0 the results file is written and no point failed; 1 some
  * point failed (the results file is written, with those points marked
- * failed) or the sweep could not run; 2 bad usage or bad experiment; 130
- * interrupted (rerun the same command to finish). */
+ * failed) or the sweep could not run; 2 bad usage, a bad experiment or a
+ * results file that cannot be written there; 130 interrupted (rerun the
+ * same command to finish), also when the signal came while the results
+ * file was being finished (it is then complete, and the message says so). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tool/args.h"
 #include "tool/cmd_sweep.h"
+#include "tool/outpath.h"
 #include "tool/runner.h"
 #include "tool/sweep.h"
 #include "tool/sweep_mpi.h"
 
 static const char sweep_usage[] =
-    "usage: servesim sweep EXP.json [-j N] [--out results.h5] [--limit N] [--quiet]\n"
+    "usage: servesim sweep EXP.json [-j N] [--out results.h5] [--limit N] [--force] [--quiet]\n"
     "\n"
-    "  -j N          worker processes (default: one per core; under mpirun, one per rank)\n"
+    "  -j N          worker processes, 1 to 4096 (default: one per core; under mpirun,\n"
+    "                one per rank)\n"
     "  --out FILE    results file (HDF5); default results/<experiment name>.h5.\n"
     "                Points are kept in FILE.d/ until all are complete; rerunning\n"
     "                the same command skips the points already complete\n"
     "  --limit N     run at most N of the points still to run, then write the file\n"
-    "  --quiet       print nothing but errors\n";
+    "  --force       accept a sweep of more than 100000 points (up to 1000000)\n"
+    "  --quiet       print nothing but errors (failed points included)\n";
 
-static int sweep_parse_count(const char *flag, const char *v, int64_t *out)
+static int sweep_parse_count(const char *flag, const char *v, int64_t max, int64_t *out)
 {
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (*v == 0 || *end || n < 1) {
-        fprintf(stderr, "servesim sweep: %s: expected a positive integer, got '%s'\n%s", flag,
-                v, sweep_usage);
+    sim_err err;
+    if (args_int(flag, v, 1, max, out, &err)) {
+        fprintf(stderr, "servesim sweep: %s\n%s", err.msg, sweep_usage);
         return -1;
     }
-    *out = n;
     return 0;
 }
 
@@ -43,19 +47,21 @@ int cmd_sweep(int argc, char **argv)
 {
     const char *file = NULL, *out = NULL;
     int64_t jobs = 0, limit = 0;
-    int quiet = 0;
+    int quiet = 0, force = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-j") && i + 1 < argc) {
-            if (sweep_parse_count("-j", argv[++i], &jobs))
+            if (sweep_parse_count("-j", argv[++i], 4096, &jobs))
                 return 2;
         } else if (!strncmp(argv[i], "-j", 2) && argv[i][2]) {
-            if (sweep_parse_count("-j", argv[i] + 2, &jobs))
+            if (sweep_parse_count("-j", argv[i] + 2, 4096, &jobs))
                 return 2;
         } else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
-            if (sweep_parse_count("--limit", argv[++i], &limit))
+            if (sweep_parse_count("--limit", argv[++i], INT64_MAX, &limit))
                 return 2;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
+        } else if (!strcmp(argv[i], "--force")) {
+            force = 1;
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
         } else if (argv[i][0] == '-' || file) {
@@ -82,7 +88,9 @@ int cmd_sweep(int argc, char **argv)
     }
     sim_err err = {{0}};
     experiment e;
-    if (exp_load(file, &e, &err)) {
+    /* sweep_run checks the results file's path before any point is checked
+     * or run: a folder or a device there is known at once. */
+    if (exp_load(file, force ? EXP_MAX_POINTS_FORCED : EXP_MAX_POINTS, &e, &err)) {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
         sweep_mpi_finish();
         return 2;
@@ -95,13 +103,21 @@ int cmd_sweep(int argc, char **argv)
     sweep_mpi_finish();
     if (rc) {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
-        return rc == SWEEP_INTERRUPTED ? 130 : 1;
+        return rc == SWEEP_INTERRUPTED ? 130 : rc == SWEEP_BAD_INPUT ? 2 : 1;
     }
     if (!quiet) {
         printf("sweep: %lld points: %lld run now, %lld already complete, %lld failed, "
                "%lld left to run; %.2f s\n", (long long)st.points, (long long)st.ran,
                (long long)st.skipped, (long long)st.failed, (long long)st.pending, st.wall_s);
         printf("  results  %s\n", out);
+    }
+    if (st.signal) {
+        fprintf(stderr, "servesim: sweep: %s came while the results file was being "
+                "finished; it was finished first: %s is complete%s\n",
+                outpath_signal_name(st.signal), out,
+                st.failed || st.pending ? " (with the points that ran; the store is kept "
+                "for the rest: run the same command again)" : " and the store removed");
+        return 130;
     }
     return st.failed ? 1 : 0;
 }

@@ -9,11 +9,17 @@
  * Percentiles are exact, interpolated between ranks as numpy's are, so
  * they match the figures traces are published with (tokhist.h).
  *
+ * A file with no replayable row (a header alone, or every row skipped) is an
+ * error for both, as it is for a run.
+ *
  * Convert refuses a format without arrival times (length-only CSV): its rows
  * would all arrive at 0 and replay as one burst; such files are replayed by
- * the "lengths" source with an arrival process instead. It refuses an output
- * that is the input file (same device and inode), and writes OUT.partial,
- * renamed to OUT only on success, so an error never touches an existing OUT. */
+ * the "lengths" source with an arrival process instead. OUT must end in
+ * .csv or .jsonl (the format written). The output goes through outpath.h:
+ * checked before the input is read (not the input file, same device and
+ * inode, nor a device, link or folder), locked, written as OUT.partial and
+ * renamed to OUT only on success, so an error never touches an existing
+ * OUT. */
 #include "tool/cmd_trace.h"
 
 #include <errno.h>
@@ -21,9 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "tool/outpath.h"
 #include "traces/native.h"
 #include "traces/tokhist.h"
 #include "traces/trace_read.h"
@@ -219,6 +225,10 @@ static int trace_stats_cmd(int argc, char **argv)
     int rc;
     while ((rc = trace_reader_next(rd, &row, &err)) == 1)
         stats_add(&st, &row);
+    if (rc == 0 && st.rows == 0)
+        rc = sim_errf(&err, "%s: no replayable row (a header alone%s); expected a trace "
+                      "with at least one request", a.files[0],
+                      a.skip_bad ? ", or every row malformed and skipped" : "");
     if (rc == 0)
         print_stats(rd, &st);
     else
@@ -239,27 +249,30 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* Whether out names the same file as in ("-": standard input), compared by
- * device and inode, so links and other spellings of the path are caught. An
- * output that does not exist yet is not the input. */
-static bool same_file(const char *in, const char *out)
-{
-    struct stat si, so;
-    int rc = strcmp(in, "-") ? stat(in, &si) : fstat(STDIN_FILENO, &si);
-    if (rc || stat(out, &so))
-        return false;
-    return si.st_dev == so.st_dev && si.st_ino == so.st_ino;
-}
-
 static int trace_convert_cmd(int argc, char **argv)
 {
     trace_args a;
     if (parse_args(argc, argv, 2, &a))
         return 2;
+    const char *out_name = a.files[1];
+    bool jsonl = ends_with(out_name, ".jsonl");
+    if (!jsonl && !ends_with(out_name, ".csv")) {
+        fprintf(stderr, "servesim trace: %s: expected a name ending in .csv or .jsonl (the "
+                "format written: native_csv or native_jsonl)\n%s", out_name, trace_usage);
+        return 2;
+    }
     sim_err err = {{0}};
+    outpath_inputs in = {0};
+    outpath_inputs_add(&in, a.files[0]);
+    if (outpath_check(out_name, &in, &err)) {
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+        outpath_inputs_fini(&in);
+        return 1;
+    }
     trace_reader *rd = trace_reader_open(a.files[0], a.format, a.skip_bad, &err);
     if (!rd) {
         fprintf(stderr, "servesim: error: %s\n", err.msg);
+        outpath_inputs_fini(&in);
         return 1;
     }
     const trace_format *fmt = trace_reader_format(rd);
@@ -271,31 +284,25 @@ static int trace_convert_cmd(int argc, char **argv)
                 "\"path\": ..., \"arrival\": {\"process\": \"poisson\", "
                 "\"rate_per_s\": 5}})\n", a.files[0], fmt->name);
         trace_reader_close(rd);
+        outpath_inputs_fini(&in);
         return 1;
     }
-    size_t n_partial = strlen(a.files[1]) + sizeof ".partial";
-    char *partial = sim_xmalloc(n_partial);
-    snprintf(partial, n_partial, "%s.partial", a.files[1]);
-    bool onto_out = same_file(a.files[0], a.files[1]);
-    if (onto_out || same_file(a.files[0], partial)) {
-        if (onto_out)
-            fprintf(stderr, "servesim: error: %s: the output is the input file; converting a "
-                    "trace onto itself would destroy it, so name another OUT\n", a.files[1]);
-        else
-            fprintf(stderr, "servesim: error: %s: the input is OUT.partial, where the output "
-                    "is written before it is renamed to OUT; name another OUT\n", partial);
-        free(partial);
-        trace_reader_close(rd);
-        return 1;
-    }
-    FILE *out = fopen(partial, "w");
+    outpath *op = outpath_begin(out_name, &in, &err);
+    outpath_inputs_fini(&in);
+    int fd = op ? dup(outpath_fd(op)) : -1;   /* closing the copy keeps the lock */
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!out) {
-        fprintf(stderr, "servesim: error: %s: cannot create\n", partial);
-        free(partial);
+        if (op) {
+            sim_errf(&err, "%s: cannot write '%s': %s", out_name, outpath_partial(op),
+                     strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            outpath_abandon(op);
+        }
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
         trace_reader_close(rd);
         return 1;
     }
-    bool jsonl = ends_with(a.files[1], ".jsonl");
     uint64_t written = 0, failed = 0;
     trace_row row;
     int rc;
@@ -308,26 +315,30 @@ static int trace_convert_cmd(int argc, char **argv)
         trace_native_write_row(out, jsonl, &row);
         written++;
     }
-    if (fclose(out) && rc == 0) {
-        sim_errf(&err, "%s: write error", partial);
-        rc = -1;
-    }
-    if (rc == 0 && rename(partial, a.files[1])) {
-        sim_errf(&err, "%s: cannot rename to %s: %s", partial, a.files[1], strerror(errno));
-        rc = -1;
-    }
+    errno = 0;
+    int werr = fflush(out) != 0 || ferror(out) ? (errno ? errno : EIO) : 0;
+    if (fclose(out) != 0 && !werr)
+        werr = errno ? errno : EIO;
+    if (werr && rc == 0)
+        rc = sim_errf(&err, "%s: cannot write '%s': %s", out_name, outpath_partial(op),
+                      strerror(werr));
+    if (rc == 0 && written == 0)
+        rc = sim_errf(&err, "%s: no replayable row (%s); nothing to convert", a.files[0],
+                      failed ? "every request failed" : a.skip_bad
+                      ? "a header alone, or every row malformed and skipped" : "a header alone");
+    if (rc == 0)
+        rc = outpath_commit(op, &err);
+    else
+        outpath_abandon(op);
     trace_read_counts c;
     trace_reader_counts(rd, &c);
     if (rc == 0)
         fprintf(stderr, "servesim: wrote %llu rows to %s (%s); %llu failed requests and "
-                "%llu malformed rows left out\n", (unsigned long long)written, a.files[1],
+                "%llu malformed rows left out\n", (unsigned long long)written, out_name,
                 jsonl ? "native_jsonl" : "native_csv", (unsigned long long)failed,
                 (unsigned long long)c.bad_skipped);
-    else {
+    else
         fprintf(stderr, "servesim: error: %s\n", err.msg);
-        remove(partial);
-    }
-    free(partial);
     trace_reader_close(rd);
     return rc == 0 ? 0 : 1;
 }

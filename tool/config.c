@@ -549,7 +549,7 @@ int run_config_load(const char *path, char *const *sets, int n_sets, run_config 
         }
     }
     if (run_config_parse(root, out, err))
-        return sim_err_prefix(err, "%s", path);
+        return jcfg_err_source(err, path, sets, n_sets);
     return 0;
 }
 

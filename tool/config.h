@@ -14,7 +14,8 @@ typedef struct run_config {
 } run_config;
 
 /* Reads `path`, applies the assignments, parses. Messages start with the
- * file name (and "--set ..." for a bad assignment). */
+ * file name, or "--set ..." for a bad assignment or a value it set
+ * (jcfg_err_source). */
 int run_config_load(const char *path, char *const *sets, int n_sets,
                     run_config *out, sim_err *err);
 /* Parses a tree (takes ownership of root, also on failure). */

@@ -3,14 +3,17 @@
  * Design. The sweep is a list of dimensions: one per grid path, one per zip
  * group (its paths move together) and, innermost, the seeds. A point is a
  * mixed-radix number over those dimensions, so expanding is arithmetic and
- * a point's values are pointers into the experiment's own tree. Each point's
+ * a point's values are pointers into the experiment's own tree. A point's
  * config is the base with the point's assignments applied through jcfg_set
  * (the same code as --set), then parsed and its cluster built once, which is
  * what validates it; the effective config (defaults filled in) is kept as
  * JSON text, which is what a worker runs and what the results file records.
+ * That is done per point, on demand (exp_point_prepare), because it is what
+ * costs: about half a millisecond and 2 KB a point.
  *
- * Cost: O(points x config size) time and the points' configs in memory
- * (a few KB each), which is why EXP_MAX_POINTS exists. */
+ * Cost of exp_parse: O(points x params) time and a few hundred bytes a
+ * point, which is why EXP_MAX_POINTS exists (and EXP_MAX_POINTS_FORCED
+ * above it). */
 #include "tool/experiment.h"
 
 #include <stdarg.h>
@@ -266,10 +269,12 @@ static int parse_base(exp_build *b, cJSON *root, const char *file, sim_err *err)
             return sim_errf(err, "$.base_config: expected a config file's path");
         const char *name = base_file->valuestring, *slash = strrchr(file, '/');
         char path[4096];
-        if (name[0] == '/' || !slash)
-            snprintf(path, sizeof path, "%s", name);
-        else
-            snprintf(path, sizeof path, "%.*s/%s", (int)(slash - file), file, name);
+        int n = name[0] == '/' || !slash
+              ? snprintf(path, sizeof path, "%s", name)
+              : snprintf(path, sizeof path, "%.*s/%s", (int)(slash - file), file, name);
+        if (n < 0 || (size_t)n >= sizeof path)
+            return sim_errf(err, "$.base_config: path longer than %zu bytes", sizeof path - 1);
+        b->e->base_file = sim_xstrdup(path);
         if (jcfg_load_file(path, &b->base, err))
             return sim_err_prefix(err, "$.base_config");
     }
@@ -300,6 +305,23 @@ static int parse_base(exp_build *b, cJSON *root, const char *file, sim_err *err)
         b->base_seed = (uint64_t)seed->valuedouble;
     }
     b->e->base_json = cJSON_Print(b->base);
+    return 0;
+}
+
+/* A "set" path that a swept path replaces (the same path, or one inside a
+ * swept object) would be silently overridden at every point. */
+static int check_set_not_swept(const experiment *e, const cJSON *root, sim_err *err)
+{
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(root, "set");
+    for (const cJSON *c = set ? set->child : NULL; c; c = c->next)
+        for (int32_t p = 0; p < e->n_params; p++) {
+            const char *sp = e->params[p].path;
+            size_t n = strlen(sp);
+            if (!strncmp(c->string, sp, n) && (!c->string[n] || c->string[n] == '.'))
+                return sim_errf(err, "$.set[\"%s\"]: also swept (\"%s\" in $.sweep), whose "
+                                "values would replace it at every point; set it in one "
+                                "place only", c->string, sp);
+        }
     return 0;
 }
 
@@ -369,36 +391,56 @@ static void make_point(exp_build *b, int64_t index, exp_point *pt)
     free(canon.s);
 }
 
-/* Builds the point's config and validates it by building its cluster. */
-static int validate_point(exp_build *b, exp_point *pt, sim_err *err)
+int exp_point_prepare(experiment *e, int64_t i, sim_err *err)
 {
-    experiment *e = b->e;
-    cJSON *root = cJSON_Duplicate(b->base, 1);
+    SIM_ASSERT(i >= 0 && i < e->n_points);
+    exp_point *pt = &e->points[i];
+    if (pt->config_json)
+        return 0;
+    cJSON *root = cJSON_Duplicate(e->base, 1);
     if (!root)
         abort();
+    int rc = -1;
     for (int32_t p = 0; p < e->n_params; p++) {
         char *value = exp_canonical_json(pt->values[p]);
         sbuf a = {0};
         sb_printf(&a, "%s=%s", e->params[p].path, value);
-        int rc = jcfg_set(root, a.s, err);
+        rc = jcfg_set(root, a.s, err);
         free(value);
         free(a.s);
         if (rc) {
             cJSON_Delete(root);
-            return -1;
+            goto fail;
         }
     }
     cJSON_DeleteItemFromObjectCaseSensitive(root, "seed");
     cJSON_AddNumberToObject(root, "seed", (double)pt->seed);
     run_config cfg;
     if (run_config_parse(root, &cfg, err))
-        return -1;
+        goto fail;
     cluster *c = cluster_create(&cfg.sys, NULL, err);
     if (c)
         pt->config_json = cJSON_Print(cfg.root);
     cluster_destroy(c);
     run_config_fini(&cfg);
-    return c ? 0 : -1;
+    if (c)
+        return 0;
+fail:
+    return sim_err_prefix(err, "%s: point %lld (%s)", e->file, (long long)i, pt->label);
+}
+
+void exp_point_release(experiment *e, int64_t i)
+{
+    free(e->points[i].config_json);
+    e->points[i].config_json = NULL;
+}
+
+int exp_prepare_all(experiment *e, sim_err *err)
+{
+    for (int64_t i = 0; i < e->n_points; i++)
+        if (exp_point_prepare(e, i, err))
+            return -1;
+    return 0;
 }
 
 static int cmp_point_id(const void *a, const void *b)
@@ -425,29 +467,36 @@ static int check_unique_ids(const experiment *e, sim_err *err)
     return rc;
 }
 
-static int expand(exp_build *b, sim_err *err)
+static int expand(exp_build *b, int64_t max_points, sim_err *err)
 {
     experiment *e = b->e;
     int64_t n = e->n_seeds;
     for (int32_t d = 0; d < b->n_dims; d++) {
-        if (b->dims[d].size > EXP_MAX_POINTS || n * b->dims[d].size > EXP_MAX_POINTS)
-            return sim_errf(err, "$.sweep: more than %d points", EXP_MAX_POINTS);
+        if (b->dims[d].size > max_points || n * b->dims[d].size > max_points) {
+            /* n * size cannot overflow: both are at most 10^7 here. */
+            if (max_points < EXP_MAX_POINTS_FORCED)
+                return sim_errf(err, "$.sweep: more than %lld points; a sweep that large "
+                                "needs --force (which allows up to %d)",
+                                (long long)max_points, EXP_MAX_POINTS_FORCED);
+            return sim_errf(err, "$.sweep: more than %lld points, the most a sweep may have",
+                            (long long)max_points);
+        }
         n *= b->dims[d].size;
     }
     e->points = sim_xcalloc((size_t)n, sizeof *e->points);
     e->n_points = n;
     for (int64_t i = 0; i < n; i++)
         make_point(b, i, &e->points[i]);
-    if (check_unique_ids(e, err))
-        return -1;
-    for (int64_t i = 0; i < n; i++)
-        if (validate_point(b, &e->points[i], err))
-            return sim_err_prefix(err, "point %lld (%s)", (long long)i, e->points[i].label);
-    return 0;
+    return check_unique_ids(e, err);
 }
 
-int exp_parse(cJSON *root, const char *file, experiment *e, sim_err *err)
+int exp_parse(cJSON *root, const char *file, int64_t max_points, experiment *e,
+              sim_err *err)
 {
+    if (max_points <= 0)
+        max_points = EXP_MAX_POINTS;
+    if (max_points > EXP_MAX_POINTS_FORCED)
+        max_points = EXP_MAX_POINTS_FORCED;
     static const char *const keys[] = {"description", "base", "base_config", "set",
                                        "sweep", NULL};
     static const char *const sweep_keys[] = {"grid", "zip", "seeds", NULL};
@@ -469,7 +518,8 @@ int exp_parse(cJSON *root, const char *file, experiment *e, sim_err *err)
     if (jcfg_check_keys(sweep, "$.sweep", sweep_keys, err) ||
         parse_grid(&b, cJSON_GetObjectItemCaseSensitive(sweep, "grid"), err) ||
         parse_zip(&b, cJSON_GetObjectItemCaseSensitive(sweep, "zip"), err) ||
-        parse_seeds(&b, sweep, err) || expand(&b, err))
+        check_set_not_swept(e, root, err) || parse_seeds(&b, sweep, err) ||
+        expand(&b, max_points, err))
         goto done;
     rc = 0;
 done:
@@ -477,7 +527,7 @@ done:
         free(b.vals[p]);
     free(b.vals);
     free(b.dims);
-    cJSON_Delete(b.base);
+    e->base = b.base;
     if (rc) {
         sim_err_prefix(err, "%s", file);
         exp_fini(e);
@@ -485,13 +535,13 @@ done:
     return rc;
 }
 
-int exp_load(const char *path, experiment *out, sim_err *err)
+int exp_load(const char *path, int64_t max_points, experiment *out, sim_err *err)
 {
     cJSON *root;
     memset(out, 0, sizeof *out);
     if (jcfg_load_file(path, &root, err))
         return -1;
-    return exp_parse(root, path, out, err);
+    return exp_parse(root, path, max_points, out, err);
 }
 
 void exp_fini(experiment *e)
@@ -506,7 +556,9 @@ void exp_fini(experiment *e)
         free(e->params[p].path);
     free(e->params);
     free(e->base_json);
+    cJSON_Delete(e->base);
     cJSON_Delete(e->root);
     free(e->file);
+    free(e->base_file);
     memset(e, 0, sizeof *e);
 }

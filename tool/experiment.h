@@ -3,10 +3,13 @@
  *
  * exp_load reads the experiment file, expands the sweep into its points
  * (the cartesian product of every grid list and every zip group, times the
- * seeds), gives each point a stable id and validates every point's config
- * (parsing it and building its cluster), so that a sweep never starts with
- * a point that cannot run. Points are numbered in expansion order: the
- * first grid path varies slowest, the seed fastest.
+ * seeds) and gives each point a stable id. A point's effective config is
+ * built and checked (parsed, its cluster built) by exp_point_prepare, on
+ * demand: a sweep prepares the points it is about to run (or finds already
+ * run) before it starts any of them, so `--limit 1` checks one point, not
+ * the whole grid, and memory holds the configs of one batch of points, not
+ * of every point. Points are numbered in expansion order: the first grid
+ * path varies slowest, the seed fastest.
  *
  * A point's id is a 64-bit hash (FNV-1a, then splitmix64's finaliser) of
  * its canonical assignments (the swept paths sorted, values as canonical
@@ -42,13 +45,16 @@ typedef struct exp_point {
     int32_t seed_index;
     const cJSON **values;   /* n_params values, borrowed from the file's tree */
     char *label;         /* "path=value, ..., seed=N", for messages */
-    char *config_json;   /* the effective config (defaults filled in) */
+    char *config_json;   /* the effective config (defaults filled in), once
+                          * exp_point_prepare has built it; else NULL */
 } exp_point;
 
 typedef struct experiment {
     char *file;          /* as given; messages start with it */
+    char *base_file;     /* "base_config" resolved against file's folder, or NULL */
     cJSON *root;         /* the experiment file, owned */
-    char *base_json;     /* the base config after "set", before the sweep */
+    cJSON *base;         /* the base config after "set", owned */
+    char *base_json;     /* the same as text */
     exp_param *params;
     int32_t n_params;
     int32_t n_seeds;
@@ -56,17 +62,30 @@ typedef struct experiment {
     int64_t n_points;
 } experiment;
 
-/* Largest sweep exp_load accepts. */
-#define EXP_MAX_POINTS 1000000
+/* Largest sweep exp_load accepts by default, and at most (a sweep's
+ * --force). Expanding costs about 0.5 KB and a few microseconds a point. */
+#define EXP_MAX_POINTS 100000
+#define EXP_MAX_POINTS_FORCED 1000000
 
-/* Reads, expands and validates. Messages start with the file name and give
- * the JSON path ($.sweep.grid["cluster.tp"][2]) or, for a point that does
- * not validate, the point's assignments. */
-int exp_load(const char *path, experiment *out, sim_err *err);
+/* Reads and expands. max_points: the most points accepted (<= 0:
+ * EXP_MAX_POINTS; at most EXP_MAX_POINTS_FORCED). Messages start with the
+ * file name and give the JSON path ($.sweep.grid["cluster.tp"][2]). */
+int exp_load(const char *path, int64_t max_points, experiment *out, sim_err *err);
 /* The same for a tree already read (takes root, also on failure); `file`
  * names it in messages and its folder anchors "base_config". */
-int exp_parse(cJSON *root, const char *file, experiment *out, sim_err *err);
+int exp_parse(cJSON *root, const char *file, int64_t max_points, experiment *out,
+              sim_err *err);
 void exp_fini(experiment *e);
+
+/* Builds point i's effective config (points[i].config_json) and checks it
+ * by building its cluster, unless that is done already. Messages start with
+ * the file and the point's assignments: "exp.json: point 1
+ * (policies.routing.name=\"bogus\", seed=5): $.policies.routing.name: ...". */
+int exp_point_prepare(experiment *e, int64_t i, sim_err *err);
+/* Frees point i's config (exp_point_prepare builds it again). */
+void exp_point_release(experiment *e, int64_t i);
+/* exp_point_prepare for every point, in order (small sweeps, tests). */
+int exp_prepare_all(experiment *e, sim_err *err);
 
 /* Canonical JSON of v (object keys sorted, no spaces); caller frees. */
 char *exp_canonical_json(const cJSON *v);

@@ -25,11 +25,14 @@
  * error description becomes the sim_err message, prefixed with the file.
  * Every failure path removes the partial file.
  *
- * Signals. While a file is open, SIGINT and SIGTERM run a handler that
- * unlinks the partial file and re-raises the signal with the default action,
- * so Ctrl-C never leaves a half-written file behind. */
+ * Safety. The path checks, the lock on the partial file, the rename and
+ * the removal of the partial file on a terminating signal are outpath.h's:
+ * an output that is a device, a link, a folder or one of the run's inputs
+ * is refused before anything is written, and a second writer of the same
+ * file stops at once. */
 #include "tool/output.h"
 #include "tool/output_h5.h"
+#include "tool/outpath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,9 +59,6 @@
  * without shuffle is both slower and 30% larger. */
 #define OUT_DEFLATE_LEVEL 1
 #define OUT_SCHEMA_VERSION 1
-#define OUT_PARTIAL_SUFFIX ".partial"
-/* Longest partial path the signal handler can hold, with its NUL. */
-#define OUT_PATH_MAX 4096
 
 /* An appendable table: a 1-D dataset of compound rows, chunked and
  * compressed, filled OUT_CHUNK_ROWS rows (one chunk) at a time. */
@@ -74,77 +74,12 @@ typedef struct out_table {
 
 struct out_file {
     hid_t file;
-    char *path;            /* final name */
-    char *partial;         /* path + OUT_PARTIAL_SUFFIX */
+    outpath *op;           /* the partial file, its lock and the rename */
+    const char *path;      /* final name (owned by op) */
     out_table requests;    /* /requests */
     out_table ts_inst;     /* /timeseries/instances, created at the first sample */
     out_table ts_cluster;  /* /timeseries/cluster */
 };
-
-/* ---- Signal cleanup ------------------------------------------------------
- * The one piece of global state in the writer: a signal handler gets no
- * context pointer, so what it needs must be static. It holds the partial
- * path in a fixed array (the handler may only call async-signal-safe
- * functions and must not chase a pointer that may be freed meanwhile), and
- * the dispositions to put back. One open file at a time. */
-static struct {
-    volatile sig_atomic_t armed;   /* the handler unlinks `partial` */
-    bool in_use;                   /* a file is open */
-    bool installed[2];             /* our handler is set for out_signals[i] */
-    struct sigaction old[2];
-    char partial[OUT_PATH_MAX];
-} out_sig;
-
-static const int out_signals[2] = { SIGINT, SIGTERM };
-
-static void out_on_signal(int sig)
-{
-    /* unlink and raise are async-signal-safe. SA_RESETHAND has already put
-     * back the default action, so the raise terminates the process with the
-     * status a shell expects from this signal, once the handler returns. */
-    if (out_sig.armed)
-        unlink(out_sig.partial);
-    raise(sig);
-}
-
-static void out_sig_arm(const char *partial)
-{
-    SIM_ASSERT(!out_sig.in_use);   /* one open results file at a time */
-    SIM_ASSERT(strlen(partial) < sizeof out_sig.partial);
-    out_sig.in_use = true;
-    strcpy(out_sig.partial, partial);
-    /* The path must be in place before the handler may read it. */
-    atomic_signal_fence(memory_order_seq_cst);
-    out_sig.armed = 1;
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = out_on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 2; i++)
-        sigaddset(&sa.sa_mask, out_signals[i]);
-    for (int i = 0; i < 2; i++) {
-        struct sigaction cur;
-        sigaction(out_signals[i], NULL, &cur);
-        /* A process started with the signal ignored (nohup, a background
-         * job) must keep ignoring it. */
-        out_sig.installed[i] = cur.sa_handler != SIG_IGN;
-        if (out_sig.installed[i])
-            sigaction(out_signals[i], &sa, &out_sig.old[i]);
-    }
-}
-
-static void out_sig_disarm(void)
-{
-    SIM_ASSERT(out_sig.in_use);
-    for (int i = 0; i < 2; i++)
-        if (out_sig.installed[i])
-            sigaction(out_signals[i], &out_sig.old[i], NULL);
-    out_sig.armed = 0;
-    atomic_signal_fence(memory_order_seq_cst);
-    out_sig.in_use = false;
-}
 
 /* ---- HDF5 errors ---------------------------------------------------------- */
 
@@ -399,39 +334,6 @@ __attribute__((constructor)) static void out_no_hdf5_atexit(void)
 
 /* ---- Open ------------------------------------------------------------------ */
 
-/* The folder part of `path` (shorter than OUT_PATH_MAX): "." if none. */
-static void out_dirname(const char *path, char dir[OUT_PATH_MAX])
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        strcpy(dir, ".");
-    else if (slash == path)
-        strcpy(dir, "/");
-    else
-        snprintf(dir, OUT_PATH_MAX, "%.*s", (int)(slash - path), path);
-}
-
-/* The folder that will hold `path` must exist (callers that want it made,
- * like `servesim run`, make it first): a missing one is an error that names
- * the folder. */
-static int out_check_folder(const char *path, sim_err *err)
-{
-    char dir[OUT_PATH_MAX];
-    out_dirname(path, dir);
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return sim_errf(err, "%s: cannot create the results file: folder '%s' "
-                        "does not exist", path, dir);
-    if (!S_ISDIR(st.st_mode))
-        return sim_errf(err, "%s: cannot create the results file: '%s' is not "
-                        "a folder", path, dir);
-    /* Caught now rather than by the rename at the end of the run. */
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return sim_errf(err, "%s: cannot create the results file: it is a "
-                        "folder", path);
-    return 0;
-}
-
 /* ---- Appendable tables -------------------------------------------------- */
 
 static void out_table_init(out_table *t, const char *name, size_t row_size)
@@ -548,15 +450,11 @@ static int out_table_close(out_table *t)
     return rc;
 }
 
-out_file *out_open(const char *path, sim_err *err)
+out_file *out_open(const char *path, const outpath_inputs *inputs, sim_err *err)
 {
     SIM_ASSERT(path);
-    if (strlen(path) + sizeof OUT_PARTIAL_SUFFIX > OUT_PATH_MAX) {
-        sim_errf(err, "%.64s...: results file path longer than %d bytes", path,
-                 OUT_PATH_MAX - (int)sizeof OUT_PARTIAL_SUFFIX);
-        return NULL;
-    }
-    if (out_check_folder(path, err) < 0)
+    outpath *op = outpath_begin(path, inputs, err);
+    if (!op)
         return NULL;
     /* Process-wide, but this module is the only HDF5 user and it reports
      * errors itself. Cheap to repeat. */
@@ -567,14 +465,8 @@ out_file *out_open(const char *path, sim_err *err)
     out_table_init(&f->requests, "/requests", sizeof(req_record));
     out_table_init(&f->ts_inst, "/timeseries/instances", sizeof(out_ts_inst_row));
     out_table_init(&f->ts_cluster, "/timeseries/cluster", sizeof(out_ts_cluster_row));
-    f->path = sim_xstrdup(path);
-    f->partial = sim_xmalloc(strlen(path) + sizeof OUT_PARTIAL_SUFFIX);
-    strcpy(f->partial, path);
-    strcat(f->partial, OUT_PARTIAL_SUFFIX);
-
-    /* Armed before the file exists, so that no signal can slip in between
-     * creating it and arming; unlinking a file not yet there is harmless. */
-    out_sig_arm(f->partial);
+    f->op = op;
+    f->path = outpath_final(op);
 
     /* SEMI: H5Fclose fails if an object is still open, instead of silently
      * leaving the file open (and unflushed) as the default WEAK does. */
@@ -586,11 +478,13 @@ out_file *out_open(const char *path, sim_err *err)
         out_abandon(f);
         return NULL;
     }
-    f->file = H5Fcreate(f->partial, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* The partial file exists (outpath_begin made it, empty, and holds its
+     * lock); HDF5 opens it again by name and truncates it. */
+    f->file = H5Fcreate(outpath_partial(op), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (f->file < 0) {
-        char what[OUT_PATH_MAX + 32];
-        snprintf(what, sizeof what, "cannot create '%s'", f->partial);
+        char what[OUTPATH_MAX + 32];
+        snprintf(what, sizeof what, "cannot create '%s'", outpath_partial(op));
         out_h5_err(err, path, what);
         out_abandon(f);
         return NULL;
@@ -777,20 +671,6 @@ static int out_write_root_attrs(out_file *f, const run_summary *s,
     return 0;
 }
 
-int out_fsync_path(const char *path, sim_err *err, const char *final)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return sim_errf(err, "%s: cannot sync '%s' to disk: %s", final, path,
-                        strerror(e));
-    }
-    close(fd);
-    return 0;
-}
-
 /* Closes the HDF5 objects; returns -1 if closing the file failed (its last
  * metadata is written then, so that is a real write error). */
 static int out_close_h5(out_file *f)
@@ -806,13 +686,6 @@ static int out_close_h5(out_file *f)
     return rc;
 }
 
-static void out_free(out_file *f)
-{
-    out_sig_disarm();
-    free(f->path);
-    free(f->partial);
-    free(f);
-}
 
 int out_commit(out_file *f, const run_summary *s, const char *config_json,
                const char *cost_sources, sim_err *err)
@@ -829,22 +702,10 @@ int out_commit(out_file *f, const run_summary *s, const char *config_json,
         out_h5_err(err, f->path, "cannot finish writing the results file");
         goto fail;
     }
-    /* Data on disk before the rename makes it visible under its final name,
-     * or a crash could leave a complete-looking but empty file. */
-    if (out_fsync_path(f->partial, err, f->path) < 0)
-        goto fail;
-    if (rename(f->partial, f->path) != 0) {
-        sim_errf(err, "%s: cannot rename '%s' into place: %s", f->path,
-                 f->partial, strerror(errno));
-        goto fail;
-    }
-    /* Best effort: makes the rename itself durable. The file is complete
-     * and in place either way, so a failure here is not reported. */
-    char dir[OUT_PATH_MAX];
-    out_dirname(f->path, dir);
-    out_fsync_path(dir, NULL, f->path);
-    out_free(f);
-    return 0;
+    /* Synced, renamed into place, lock released. */
+    outpath *op = f->op;
+    free(f);
+    return outpath_commit(op, err);
 fail:
     out_abandon(f);
     return -1;
@@ -856,6 +717,6 @@ void out_abandon(out_file *f)
         return;
     out_close_h5(f);
     H5Eclear2(H5E_DEFAULT);
-    unlink(f->partial);
-    out_free(f);
+    outpath_abandon(f->op);
+    free(f);
 }

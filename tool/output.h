@@ -1,7 +1,8 @@
 /* Results file (HDF5). Written atomically: everything goes to
  * "<path>.partial" and is renamed to <path> only once complete and closed,
  * so a crash or Ctrl-C never leaves a file at <path> that looks complete.
- * A SIGINT/SIGTERM during a run removes the partial file.
+ * The path is checked, the partial file locked, and removed on a
+ * terminating signal, by outpath.h.
  *
  * Layout (see README "Results file"):
  *   /requests   compound table, one row per finished request (req_record),
@@ -17,10 +18,13 @@
 
 #include "serve/cluster.h"
 #include "serve/metrics.h"
+#include "tool/outpath.h"
 
 typedef struct out_file out_file;
 
-out_file *out_open(const char *path, sim_err *err);
+/* Checks path (outpath_check: not a device, link or folder, not one of
+ * `inputs`, which may be NULL), locks and creates "<path>.partial". */
+out_file *out_open(const char *path, const outpath_inputs *inputs, sim_err *err);
 /* Buffers and appends; matches metrics_record_fn. Aborts on I/O failure
  * (disk full mid-run is not recoverable; the partial file is removed). */
 void out_record(void *out_file_ptr, const req_record *rec);

@@ -24,8 +24,4 @@ herr_t out_attr_str(hid_t loc, const char *name, const char *value);
  * the struct's native layout, *file packed little-endian. Close both. */
 int out_summary_types(hid_t *mem, hid_t *file);
 
-/* Forces `path` (a file or a folder) to disk; messages start with `final`
- * (the file the caller is making). err may be NULL. */
-int out_fsync_path(const char *path, sim_err *err, const char *final);
-
 #endif

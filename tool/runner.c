@@ -1,16 +1,17 @@
-/* One run into one results file (see runner.h): open the file as .partial,
- * build the cluster with the file as its record and sample sink, simulate,
- * summarize, commit. Any failure abandons the partial file. */
+/* One run into one results file (see runner.h): open the file as .partial
+ * (after checking that it is none of the run's inputs: the config file and
+ * every file the config names), build the cluster with the file as its
+ * record and sample sink, simulate, summarize, commit. Any failure abandons
+ * the partial file. */
 #include "tool/runner.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "serve/cluster.h"
+#include "sim/jsoncfg.h"
 #include "tool/output.h"
 
 static double wall_now_s(void)
@@ -27,22 +28,30 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0;   /* Linux reports KiB */
 }
 
-int run_to_file(const run_config *cfg, const char *config_name, const char *out_path,
+int run_to_file(const run_config *cfg, const run_source *src, const char *out_path,
                 run_result *out, sim_err *err)
 {
     double t0 = wall_now_s();
     memset(out, 0, sizeof *out);
     out_file *of = NULL;
-    if (out_path && !(of = out_open(out_path, err)))
-        return RUN_BAD_INPUT;
+    if (out_path) {
+        outpath_inputs in = {0};
+        if (src && src->file)
+            outpath_inputs_add(&in, src->file);
+        outpath_inputs_add_json(&in, cfg->root);
+        of = out_open(out_path, &in, err);
+        outpath_inputs_fini(&in);
+        if (!of)
+            return RUN_BAD_INPUT;
+    }
     cluster_hooks hooks = {
         .on_record = of ? out_record : NULL, .record_ctx = of,
         .on_sample = of ? out_sample : NULL, .sample_ctx = of,
     };
     cluster *c = cluster_create(&cfg->sys, &hooks, err);
     if (!c) {
-        if (config_name)
-            sim_err_prefix(err, "%s", config_name);
+        if (src)
+            jcfg_err_source(err, src->file, src->sets, src->n_sets);
         out_abandon(of);
         return RUN_BAD_INPUT;
     }
@@ -68,20 +77,6 @@ done:
     out_abandon(of);
     cluster_destroy(c);
     return status;
-}
-
-void run_make_parent_dirs(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST)
-            return;
-        *p = '/';
-    }
 }
 
 void run_default_out(const char *config_path, char *buf, size_t size)

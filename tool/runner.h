@@ -15,17 +15,22 @@ typedef struct run_result {
     char workload_note[512];    /* see cluster_workload_note; may be empty */
 } run_result;
 
+/* Where a config came from, for messages: a file edited by --set
+ * assignments (jcfg_err_source). */
+typedef struct run_source {
+    const char *file;
+    char *const *sets;
+    int n_sets;
+} run_source;
+
 /* Simulates cfg and, when out_path is not NULL, writes its results file
- * (atomically: see output.h). RUN_BAD_INPUT when the cluster cannot be
- * built from cfg or the file cannot be opened; RUN_FAILED when the run
- * itself fails. Messages about cfg start with `config_name` when given. */
-int run_to_file(const run_config *cfg, const char *config_name, const char *out_path,
+ * (atomically, refusing to write over an input: see output.h). RUN_BAD_INPUT
+ * when the cluster cannot be built from cfg or the file cannot be opened;
+ * RUN_FAILED when the run itself fails. Messages about cfg name their source
+ * when src is given. */
+int run_to_file(const run_config *cfg, const run_source *src, const char *out_path,
                 run_result *out, sim_err *err);
 
-/* Creates the folders leading to `path` (like mkdir -p on its dirname), so
- * that --out results/today/run.h5 works on a fresh checkout. A folder that
- * cannot be made is left for the results file's open to report. */
-void run_make_parent_dirs(const char *path);
 /* The default results file of a config: results/<stem>.h5 for a/b/<stem>.json. */
 void run_default_out(const char *config_path, char *buf, size_t size);
 

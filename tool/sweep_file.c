@@ -7,16 +7,14 @@
  * added to run_summary appears in the index with no change here. Points'
  * data are copied with H5Ocopy, which moves compressed chunks as they are.
  *
- * The file is built as "<out>.partial", synced and renamed, with SIGINT and
- * SIGTERM held back meanwhile (a few seconds at most), so an interruption
- * takes effect once the file is whole; a kill -9 leaves only the partial
- * file, which the next sweep overwrites. Rows are written 4096 at a time
- * into a chunked table, so memory does not grow with the number of points. */
+ * The file is built into the partial file sweep.c holds (locked, see
+ * outpath.h), which it then syncs and renames; a kill -9 leaves only the
+ * partial file, which the next sweep takes over. Rows are written 4096 at a
+ * time into a chunked table, so memory does not grow with the number of
+ * points. */
 #include "tool/sweep_file.h"
 
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,29 +57,44 @@ static char *swf_read_str_attr(hid_t loc, const char *name)
     return copy;
 }
 
-int sweep_file_has_point(const char *file, const char *group, const char *config_json,
-                         sim_err *err)
+struct sweep_reader {
+    hid_t f;
+};
+
+sweep_reader *sweep_reader_open(const char *path)
 {
-    hid_t f = swf_open_ro(file);
+    hid_t f = swf_open_ro(path);
     if (f < 0)
-        return 0;
-    int rc = 0;
-    if (H5Lexists(f, group, H5P_DEFAULT) > 0 || !strcmp(group, "/")) {
-        hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
-        char *config = g >= 0 ? swf_read_str_attr(g, "config") : NULL;
-        if (config && H5Lexists(g, "summary", H5P_DEFAULT) > 0) {
-            rc = strcmp(config, config_json) == 0 ? 1
-               : sim_errf(err, "%s: %s holds a point with the same id run from another "
-                          "config (did the experiment change?); remove it or use another "
-                          "--out", file, group);
+        return NULL;
+    sweep_reader *r = sim_xmalloc(sizeof *r);
+    r->f = f;
+    return r;
+}
+
+char *sweep_reader_config(sweep_reader *r, const char *group)
+{
+    char *config = NULL;
+    if (H5Lexists(r->f, group, H5P_DEFAULT) > 0 || !strcmp(group, "/")) {
+        hid_t g = H5Gopen2(r->f, group, H5P_DEFAULT);
+        config = g >= 0 ? swf_read_str_attr(g, "config") : NULL;
+        if (config && H5Lexists(g, "summary", H5P_DEFAULT) <= 0) {
+            free(config);   /* a failed point: config and error only */
+            config = NULL;
         }
-        free(config);
         if (g >= 0)
             H5Gclose(g);
     }
     H5Eclear2(H5E_DEFAULT);
-    H5Fclose(f);
-    return rc;
+    return config;
+}
+
+void sweep_reader_close(sweep_reader *r)
+{
+    if (!r)
+        return;
+    H5Fclose(r->f);
+    H5Eclear2(H5E_DEFAULT);
+    free(r);
 }
 
 /* ---- index row type ---------------------------------------------------------- */
@@ -358,6 +371,8 @@ static int swf_write_index(swf_writer *w, const experiment *e, const sweep_point
         goto done;
     }
     rows = sim_xmalloc(SWF_BLOCK_ROWS * x.row_size);
+    run_summary nan_summary;   /* built once: it takes an HDF5 call per column */
+    swf_nan_summary(x.sum_mem, &nan_summary);
     for (hsize_t start = 0; start < n; start += SWF_BLOCK_ROWS) {
         hsize_t count = n - start < SWF_BLOCK_ROWS ? n - start : SWF_BLOCK_ROWS;
         memset(rows, 0, count * x.row_size);
@@ -370,8 +385,7 @@ static int swf_write_index(swf_writer *w, const experiment *e, const sweep_point
             memcpy(head.id, pt->id_hex, SWF_ID_LEN);
             memcpy(row, &head, sizeof head);
             swf_fill_params(e, &x, pt, row);
-            run_summary s;
-            swf_nan_summary(x.sum_mem, &s);
+            run_summary s = nan_summary;
             s.seed = pt->seed;
             if (ps->status == SWEEP_COMPLETE && swf_copy_point(w, &x, pt, ps, &s) < 0)
                 goto done;
@@ -442,19 +456,10 @@ static int swf_root_attrs(swf_writer *w, const experiment *e)
     return rc;
 }
 
-int sweep_file_write(const experiment *e, const char *out, const sweep_point_state *st,
-                     sim_err *err)
+int sweep_file_write(const experiment *e, const char *out, const char *partial,
+                     const sweep_point_state *st, sim_err *err)
 {
-    size_t n = strlen(out) + sizeof ".partial";
-    char *partial = sim_xmalloc(n);
-    snprintf(partial, n, "%s.partial", out);
-    sigset_t hold, old;
-    sigemptyset(&hold);
-    sigaddset(&hold, SIGINT);
-    sigaddset(&hold, SIGTERM);
-    sigprocmask(SIG_BLOCK, &hold, &old);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-
     swf_writer w = {.out = out, .f = H5I_INVALID_HID, .points = H5I_INVALID_HID,
                     .src = H5I_INVALID_HID, .err = err};
     int rc = -1;
@@ -482,19 +487,8 @@ done:
     if (w.f >= 0 && H5Fclose(w.f) < 0 && rc == 0)
         rc = out_h5_err(err, out, "cannot finish writing the results file");
     H5Eclear2(H5E_DEFAULT);
-    if (rc == 0 && out_fsync_path(partial, err, out) == 0) {
-        if (rename(partial, out) != 0)
-            rc = sim_errf(err, "%s: cannot rename '%s' into place: %s", out, partial,
-                          strerror(errno));
-    } else {
-        rc = -1;
-    }
-    if (rc)
-        unlink(partial);
     for (int i = 0; i < w.n_sources; i++)
         free(w.sources[i]);
     free(w.sources);
-    free(partial);
-    sigprocmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -2,8 +2,8 @@
  * file holding the index table (one row per point: id, swept values, seed,
  * status and every /summary column) and, per complete point, the group
  * /points/<id> with that point's run file inside (requests, summary, time
- * series, config). Written whole as "<out>.partial" and renamed into place,
- * like a run's file, from the points' durable copies (sweep.c). */
+ * series, config). Written whole as "<out>.partial", which sweep.c then
+ * renames into place like a run's file, from the points' durable copies. */
 #ifndef SERVE_SWEEP_FILE_H
 #define SERVE_SWEEP_FILE_H
 
@@ -24,15 +24,21 @@ typedef struct sweep_point_state {
     char *error;             /* failed: why (owned) */
 } sweep_point_state;
 
-/* Whether `group` of the HDF5 file at `file` holds a complete point whose
- * effective config is config_json: 1 yes, 0 no such complete point (or no
- * readable file), -1 a point made from another config (err says so: the
- * experiment changed under the same results file). */
-int sweep_file_has_point(const char *file, const char *group, const char *config_json,
-                         sim_err *err);
+/* An earlier results file or a point's stored file, open for reading. */
+typedef struct sweep_reader sweep_reader;
 
-/* Writes the results file for every point of e. */
-int sweep_file_write(const experiment *e, const char *out, const sweep_point_state *st,
-                     sim_err *err);
+/* NULL when there is no readable HDF5 file at path. */
+sweep_reader *sweep_reader_open(const char *path);
+/* The effective config of the complete point in `group` ("/" in a point's
+ * own file, "/points/<id>" in a results file), or NULL if the group holds
+ * no complete point. Caller frees. */
+char *sweep_reader_config(sweep_reader *r, const char *group);
+void sweep_reader_close(sweep_reader *r);
+
+/* Writes the results file for every point of e into `partial` (created or
+ * truncated); `out`, the final name, is what messages name. The caller
+ * renames it into place (outpath_commit). */
+int sweep_file_write(const experiment *e, const char *out, const char *partial,
+                     const sweep_point_state *st, sim_err *err);
 
 #endif

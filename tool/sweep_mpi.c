@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "tool/output_h5.h"
+#include "tool/outpath.h"
 
 enum { SMPI_TAG_JOB = 1, SMPI_TAG_STOP = 2, SMPI_TAG_RESULT = 3 };
 /* Jobs queued at each worker: the one it runs and the next. */
@@ -170,34 +171,28 @@ void sweep_mpi_worker(void)
     }
 }
 
-/* Writes bytes to `path` the way the results writer does: a partial file,
- * synced, then renamed. */
+/* Writes bytes to `path` the way the results writer does: a locked partial
+ * file, synced, then renamed (outpath.h). */
 static int smpi_store(const char *path, const char *bytes, size_t n, sim_err *err)
 {
-    char partial[4200];
-    snprintf(partial, sizeof partial, "%s.partial", path);
-    int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0)
-        return sim_errf(err, "%s: cannot create: %s", partial, strerror(errno));
+    outpath *op = outpath_begin(path, NULL, err);
+    if (!op)
+        return -1;
+    int fd = outpath_fd(op);
     size_t put = 0;
     while (put < n) {
         ssize_t w = write(fd, bytes + put, n - put);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(partial);
-            return sim_errf(err, "%s: cannot write: %s", partial, strerror(e));
+            int e = w < 0 ? errno : EIO;
+            sim_errf(err, "%s: cannot write: %s", outpath_partial(op), strerror(e));
+            outpath_abandon(op);
+            return -1;
         }
         put += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(partial, path) != 0) {
-        int e = errno;
-        unlink(partial);
-        return sim_errf(err, "%s: cannot store: %s", path, strerror(e));
-    }
-    return 0;
+    return outpath_commit(op, err);
 }
 
 /* Job messages in flight. A config can exceed the eager limit (4 KiB on

@@ -7,15 +7,17 @@
  * fails the job it was running. The jobs array is in memory before the
  * fork, so only job numbers travel.
  *
- * Signals. While workers_run runs, SIGINT and SIGTERM in the parent only set a
- * flag; the poll loop then stops the workers with SIGTERM (the results
- * writer's handler in a worker removes its partial file), reaps them and
- * returns. The two signals are blocked except inside ppoll(), which unblocks
- * them atomically, so one that arrives between the flag's check and the
- * wait is acted on at once rather than when a point next finishes. Workers
- * put the default dispositions and the caller's signal mask back first
- * thing, so the same Ctrl-C that reaches the whole process group stops
- * them too.
+ * Signals. While workers_run runs, every terminating signal (outpath.h's
+ * list: SIGINT, SIGTERM, SIGHUP, ...; SIGPIPE is ignored meanwhile) in the
+ * parent only records which signal came; the poll loop then stops the
+ * workers with SIGTERM (the results writer's handler in a worker removes its
+ * partial file), reaps them and returns. Those signals are blocked except
+ * inside ppoll(), which unblocks them atomically, so one that arrives
+ * between the flag's check and the wait is acted on at once rather than
+ * when a point next finishes. Workers put the default dispositions and the
+ * caller's signal mask back first thing, and forget the parent's partial
+ * files (outpath_after_fork), so the same Ctrl-C that reaches the whole
+ * process group stops them too.
  *
  * Every job is reported exactly once: a worker's slot names a job only
  * once its number has been written to the worker, so a worker that dies
@@ -25,6 +27,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +38,9 @@
 #include <sys/prctl.h>
 #endif
 
-#include "tool/runner.h"
 #include "sim/jsoncfg.h"
+#include "tool/outpath.h"
+#include "tool/runner.h"
 
 /* ---- one point -------------------------------------------------------------- */
 
@@ -70,13 +74,16 @@ typedef struct workers_worker {
     int64_t job;        /* running, or -1 */
 } workers_worker;
 
-static volatile sig_atomic_t workers_stop;
+static volatile sig_atomic_t workers_stop;   /* the signal that came, or 0 */
 
 static void workers_on_signal(int sig)
 {
-    (void)sig;
-    workers_stop = 1;
+    if (!workers_stop)
+        workers_stop = sig;
 }
+
+/* The signals workers_run handles: the terminating ones but SIGPIPE. */
+static bool workers_handles(int sig) { return sig != SIGPIPE; }
 
 static int workers_read_full(int fd, void *buf, size_t n)
 {
@@ -143,8 +150,9 @@ static int workers_spawn(workers_worker *ws, int n_ws, int slot, const workers_j
         return sim_errf(err, "cannot start a worker process: %s", strerror(e));
     }
     if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        outpath_after_fork();
+        for (int i = 0; i < outpath_n_signals; i++)
+            signal(outpath_signals[i], SIG_DFL);
         sigprocmask(SIG_SETMASK, mask, NULL);
 #ifdef __linux__
         prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -206,19 +214,23 @@ int workers_run(const workers_job *jobs, int64_t n, int workers, workers_done_fn
     /* workers_run runs on the only thread: sigprocmask is the process's mask. */
     sigset_t block, old_mask;
     sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
+    for (int i = 0; i < outpath_n_signals; i++)
+        if (workers_handles(outpath_signals[i]))
+            sigaddset(&block, outpath_signals[i]);
     sigprocmask(SIG_BLOCK, &block, &old_mask);
     sigset_t wait_mask = old_mask;   /* what ppoll waits under */
-    sigdelset(&wait_mask, SIGINT);
-    sigdelset(&wait_mask, SIGTERM);
-    struct sigaction sa, old_int, old_term, old_pipe;
+    for (int i = 0; i < outpath_n_signals; i++)
+        if (workers_handles(outpath_signals[i]))
+            sigdelset(&wait_mask, outpath_signals[i]);
+    struct sigaction sa, old_sa[32], old_pipe;
+    SIM_ASSERT(outpath_n_signals <= 32);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = workers_on_signal;
     sigemptyset(&sa.sa_mask);
     workers_stop = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    for (int i = 0; i < outpath_n_signals; i++)
+        if (workers_handles(outpath_signals[i]))
+            sigaction(outpath_signals[i], &sa, &old_sa[i]);
     sa.sa_handler = SIG_IGN;   /* a dead worker's pipe fails the write instead */
     sigaction(SIGPIPE, &sa, &old_pipe);
 
@@ -267,7 +279,7 @@ int workers_run(const workers_job *jobs, int64_t n, int workers, workers_done_fn
         }
     }
     if (workers_stop && rc == 0) {
-        sim_errf(err, "interrupted");
+        sim_errf(err, "interrupted by %s", outpath_signal_name(workers_stop));
         rc = WORKERS_INTERRUPTED;
     }
     for (int i = 0; i < workers; i++) {
@@ -284,8 +296,9 @@ int workers_run(const workers_job *jobs, int64_t n, int workers, workers_done_fn
     }
     free(ws);
     free(fds);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    for (int i = 0; i < outpath_n_signals; i++)
+        if (workers_handles(outpath_signals[i]))
+            sigaction(outpath_signals[i], &old_sa[i], NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);
     /* After the handlers: a signal that came while the workers were reaped
      * meets the caller's disposition, as if it came just after the return. */

@@ -39,10 +39,11 @@ enum { WORKERS_ERROR = -1, WORKERS_INTERRUPTED = -2 };
 
 /* Runs jobs[0..n) on `workers` processes (capped at n) and calls done
  * exactly once for each. Returns 0 once every job has reported;
- * WORKERS_INTERRUPTED when SIGINT or SIGTERM arrived meanwhile: the workers are
- * then stopped (their partial files removed), the jobs not reported are not
- * run, and err says so; WORKERS_ERROR (with err) when a worker cannot be
- * started. */
+ * WORKERS_INTERRUPTED when a terminating signal (SIGINT, SIGTERM, SIGHUP,
+ * ...: outpath.h's list) arrived meanwhile: the workers are then stopped
+ * (their partial files removed), the jobs not reported are not run, and err
+ * says "interrupted by SIGHUP"; WORKERS_ERROR (with err) when a worker
+ * cannot be started. */
 int workers_run(const workers_job *jobs, int64_t n, int workers, workers_done_fn done, void *ctx,
              sim_err *err);
 

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The read buffer's starting size. The fuzz build makes it tiny, so that
  * lines span refills and the buffer grows all the time. */
@@ -126,12 +127,14 @@ static int read_line(trace_reader *r, char **line, size_t *len, sim_err *err)
             r->cap *= 2;
             r->buf = sim_xrealloc(r->buf, r->cap);
         }
+        errno = 0;
         size_t got = fread(r->buf + r->end, 1, r->cap - 1 - r->end, r->f);
         r->end += got;
         if (got == 0) {
             if (ferror(r->f))
-                return sim_errf(err, "%s: read error after line %llu", r->name,
-                                (unsigned long long)r->line);
+                return sim_errf(err, "%s: read error after line %llu: %s", r->name,
+                                (unsigned long long)r->line,
+                                errno ? strerror(errno) : "unknown error");
             r->eof = true;
         }
     }
@@ -221,6 +224,13 @@ static trace_reader *open_path(const char *path, const char *format, trace_forma
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
         sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        sim_errf(err, "%s: is a directory; expected a trace file", path);
+        if (f != stdin)
+            fclose(f);
         return NULL;
     }
     return reader_open(f, path, format, pick, skip_bad, err);

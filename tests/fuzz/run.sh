@@ -1,5 +1,6 @@
 #!/bin/sh
-# make fuzz: runs each libFuzzer target for SECONDS on a corpus started from
+# make fuzz (or make fuzz-NAME for one target, see the Makefile): runs each
+# libFuzzer target for SECONDS on a corpus started from
 # tests/fuzz/seeds/<group> (copied under build/fuzz/corpus, so new inputs do
 # not land in the repository). Crashes, leaks and timeouts are kept in
 # build/fuzz/artifacts/<target>-*. Prints one line per target; exits 1 if
@@ -17,6 +18,9 @@ for target in "$@"; do
         fuzz_trace_auto|fuzz_source) groups="azure mooncake burstgpt lengths native_csv native_jsonl" ;;
         fuzz_trace_*) groups=${name#fuzz_trace_} ;;
         fuzz_config) groups=config ;;
+        fuzz_experiment) groups=experiment ;;
+        fuzz_set) groups=set ;;
+        fuzz_cost_table) groups=cost_table ;;
         *) groups="" ;;
     esac
     corpus=build/fuzz/corpus/$name
