@@ -52,6 +52,8 @@ typedef struct serve_req {
     int32_t slo_class;
     int32_t tenant;
     int32_t preemptions;
+    int32_t pool;               /* its instance's pool */
+    int32_t reserved_;          /* 0; keeps what follows 8-byte aligned */
     sim_time_ns ttft_deadline_ns;     /* arrival + its TTFT target */
     double order_key;           /* waiting-queue key from the ordering policy */
     uint64_t admit_seq;         /* order of admission to the running set */

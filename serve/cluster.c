@@ -139,10 +139,22 @@ static req *req_alloc(cluster *c)
 
 static void schedule_next_arrival(cluster *c);
 
+/* A hook that receives results failed: stop the run. */
+static void sink_failed(cluster *c, const char *what)
+{
+    if (c->failed)
+        return;
+    c->failed = 1;
+    sim_errf(&c->run_err, "the %s sink failed; the run stopped", what);
+    sim_stop(c->eng);
+}
+
 static void on_finished(void *ctx, instance *inst, serve_req *r)
 {
     (void)inst;
     cluster *c = ctx;
+    if (c->metrics.sink_failed)
+        sink_failed(c, "request record");
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
     if (wl_source_complete(c->wl, sim_now(c->eng)) && c->wl_waiting)
@@ -745,7 +757,10 @@ void cluster_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
         active += t->active;
     }
     ts_sample s = {now, c->cs->timeseries_interval_ns, c->n_inst, active, c->ts};
-    c->on_sample(c->sample_ctx, &s);
+    if (c->on_sample(c->sample_ctx, &s)) {
+        sink_failed(c, "time-series");
+        return;
+    }
     if (!run_pending(c))
         return;
     /* A long idle stretch (sparse load, or a trace with a gap of days) would

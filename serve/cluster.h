@@ -45,7 +45,8 @@ typedef struct ts_sample {
     int32_t active_instances;  /* instances with requests */
     const ts_instance *inst;   /* n_instances entries, valid during the call */
 } ts_sample;
-typedef void (*ts_sample_fn)(void *ctx, const ts_sample *s);
+/* Returns 0, or -1 when it failed (the run then stops). */
+typedef int (*ts_sample_fn)(void *ctx, const ts_sample *s);
 
 typedef struct cluster_hooks {
     metrics_record_fn on_record;   /* finished requests; may be NULL */
@@ -59,7 +60,9 @@ typedef struct cluster_hooks {
 /* cs is borrowed and must outlive the cluster; hooks may be NULL. */
 cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim_err *err);
 void cluster_destroy(cluster *c);   /* NULL is a no-op */
-/* Runs to completion. Fails only on a workload error mid-run. */
+/* Runs to completion. Fails on a workload error mid-run, or when a hook
+ * that receives records or samples fails (the message then says so; the
+ * hook's owner knows why). */
 int cluster_run(cluster *c, sim_err *err);
 void cluster_summarize(const cluster *c, run_summary *out);
 

@@ -645,6 +645,7 @@ static void wake(instance *inst)
 void instance_enqueue(instance *inst, serve_req *r)
 {
     SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
+    r->pool = inst->pool;
     inst->view->outstanding_tokens += outstanding_of(r);
     waiting_insert(inst, r);
     update_view(inst);
@@ -729,6 +730,7 @@ void instance_attach(instance *inst, serve_req *r)
         inst->stats.moved_in++;
     }
     r->instance = inst->index;
+    r->pool = inst->pool;
     r->state = REQ_WAITING;
     req_of(r)->kv.n_registered = 0;
     kv_commit(inst->kv, r, &req_of(r)->kv);

@@ -85,6 +85,10 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
         .preemptions = r->preemptions,
         .priority = r->priority,
         .slo_class = r->slo_class,
+        .tenant = r->tenant,
+        .pool = r->pool,
+        .moves = r->moves,
+        .cached_tokens = r->cached_tokens,
         .ttft_slo_ns = r->ttft_deadline_ns - r->arrival_ns,
         .arrival_ns = r->arrival_ns,
         .first_token_ns = r->first_token_ns,
@@ -130,8 +134,8 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
     m->preemptions += (uint64_t)r->preemptions;
     if (now > m->last_finish_ns)
         m->last_finish_ns = now;
-    if (m->on_record)
-        m->on_record(m->record_ctx, &rec);
+    if (m->on_record && !m->sink_failed && m->on_record(m->record_ctx, &rec))
+        m->sink_failed = true;
 }
 
 static pctl pctl_of(const sim_hist *h)

@@ -17,6 +17,10 @@ typedef struct req_record {
     int32_t preemptions;
     int32_t priority;
     int32_t slo_class;
+    int32_t tenant;
+    int32_t pool;            /* where it finished */
+    int32_t moves;           /* times moved between instances */
+    int32_t cached_tokens;   /* prompt tokens served from prefix caches */
     int64_t ttft_slo_ns;     /* its TTFT target (deadline - arrival) */
     int64_t arrival_ns;
     int64_t first_token_ns;
@@ -67,7 +71,9 @@ typedef struct run_summary {
     double peak_rss_mb;
 } run_summary;
 
-typedef void (*metrics_record_fn)(void *ctx, const req_record *rec);
+/* Receives every finished request's record; returns 0, or -1 when it
+ * failed (a results file that cannot be written): the run then stops. */
+typedef int (*metrics_record_fn)(void *ctx, const req_record *rec);
 
 /* Requests grouped by an attribute: per SLO class and per tenant. */
 typedef enum metrics_group_kind { METRICS_BY_CLASS, METRICS_BY_TENANT, METRICS_GROUP_KINDS } metrics_group_kind;
@@ -98,6 +104,7 @@ typedef struct metrics {
     sim_time_ns first_arrival_ns, last_finish_ns;
     metrics_record_fn on_record;   /* may be NULL */
     void *record_ctx;
+    bool sink_failed;              /* on_record failed: the run must stop */
     group_stats *groups[METRICS_GROUP_KINDS];   /* indexed by the attribute */
     int32_t n_groups[METRICS_GROUP_KINDS];      /* ids 0 .. n-1 may be in use */
 } metrics;

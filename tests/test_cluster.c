@@ -488,6 +488,34 @@ START_TEST(test_results_are_reported_per_slo_class_and_tenant)
 }
 END_TEST
 
+static int fail_after_10(void *ctx, const req_record *rec)
+{
+    (void)rec;
+    int *n = ctx;
+    return ++*n > 10 ? -1 : 0;
+}
+
+START_TEST(test_a_failing_record_sink_stops_the_run_with_an_error)
+{
+    cJSON *root = tu_base_config();
+    run_config cfg;
+    tu_parse(root, &cfg);
+    int n = 0;
+    cluster_hooks hooks = {.on_record = fail_after_10, .record_ctx = &n};
+    sim_err err = {{0}};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(cluster_run(c, &err), -1);
+    ck_assert_msg(strstr(err.msg, "sink failed"), "%s", err.msg);
+    ck_assert_int_eq(n, 11);   /* nothing offered after the failure */
+    run_summary s;
+    cluster_summarize(c, &s);
+    ck_assert_uint_lt(s.completed, 200);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+}
+END_TEST
+
 Suite *cluster_suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -506,6 +534,7 @@ Suite *cluster_suite(void)
     tcase_add_test(tc, test_prefill_pool_hands_requests_to_the_decode_pool);
     tcase_add_test(tc, test_single_pool_config_equals_the_legacy_one);
     tcase_add_test(tc, test_results_are_reported_per_slo_class_and_tenant);
+    tcase_add_test(tc, test_a_failing_record_sink_stops_the_run_with_an_error);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -19,7 +19,7 @@ typedef struct ts_log {
     double idle_w, max_w;
 } ts_log;
 
-static void on_sample(void *ctx, const ts_sample *s)
+static int on_sample(void *ctx, const ts_sample *s)
 {
     ts_log *l = ctx;
     if (l->n == 0)
@@ -45,6 +45,7 @@ static void on_sample(void *ctx, const ts_sample *s)
     }
     if (active != s->active_instances)
         l->bad_active = 1;
+    return 0;
 }
 
 typedef struct rec_hash {
@@ -52,7 +53,7 @@ typedef struct rec_hash {
     sim_time_ns last_finish_ns;
 } rec_hash;
 
-static void on_record(void *ctx, const req_record *r)
+static int on_record(void *ctx, const req_record *r)
 {
     rec_hash *x = ctx;
     const unsigned char *p = (const unsigned char *)r;
@@ -61,6 +62,7 @@ static void on_record(void *ctx, const req_record *r)
     x->n++;
     if (r->finish_ns > x->last_finish_ns)
         x->last_finish_ns = r->finish_ns;
+    return 0;
 }
 
 /* Runs the base config (two instances) with the given interval. */

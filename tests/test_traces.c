@@ -1017,12 +1017,13 @@ typedef struct span_log {
     int n;
 } span_log;
 
-static void log_span(void *ctx, const req_record *rec)
+static int log_span(void *ctx, const req_record *rec)
 {
     span_log *l = ctx;
     ck_assert_int_lt(l->n, 2000);
     l->arrival[l->n] = rec->arrival_ns;
     l->finish[l->n++] = rec->finish_ns;
+    return 0;
 }
 
 START_TEST(test_closed_loop_concurrency_never_exceeds_clients)

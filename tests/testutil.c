@@ -42,7 +42,7 @@ void tu_parse(cJSON *root, run_config *cfg)
         ck_abort_msg("config: %s", err.msg);
 }
 
-static void on_record(void *ctx, const req_record *rec)
+static int on_record(void *ctx, const req_record *rec)
 {
     tu_run *r = ctx;
     const unsigned char *p = (const unsigned char *)rec;
@@ -60,6 +60,7 @@ static void on_record(void *ctx, const req_record *rec)
     }
     r->seen[rec->id]++;
     r->out_tokens[rec->id] = rec->output_tokens;
+    return 0;
 }
 
 static void on_iteration(void *ctx, const iter_info *it)

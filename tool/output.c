@@ -74,6 +74,8 @@ typedef struct out_table {
 
 struct out_file {
     hid_t file;
+    bool failed;           /* a write failed: err says why, nothing more is written */
+    sim_err err;
     outpath *op;           /* the partial file, its lock and the rename */
     const char *path;      /* final name (owned by op) */
     out_table requests;    /* /requests */
@@ -116,7 +118,8 @@ int out_h5_err(sim_err *err, const char *path, const char *what)
 
 /* ---- Compound types from field tables --------------------------------- */
 
-typedef enum out_kind { OUT_U64, OUT_I32, OUT_I64, OUT_F64 } out_kind;
+/* OUT_STR: a fixed-length, NUL-padded string of `count` bytes. */
+typedef enum out_kind { OUT_U64, OUT_I32, OUT_I64, OUT_F64, OUT_STR } out_kind;
 
 /* Rows of the time-series tables (see OUTPUT.md). */
 typedef struct out_ts_inst_row {
@@ -155,6 +158,10 @@ static const out_field out_req_fields[] = {
     OUT_REQ(preemptions, OUT_I32),
     OUT_REQ(priority, OUT_I32),
     OUT_REQ(slo_class, OUT_I32),
+    OUT_REQ(tenant, OUT_I32),
+    OUT_REQ(pool, OUT_I32),
+    OUT_REQ(moves, OUT_I32),
+    OUT_REQ(cached_tokens, OUT_I32),
     OUT_REQ(ttft_slo_ns, OUT_I64),
     OUT_REQ(arrival_ns, OUT_I64),
     OUT_REQ(first_token_ns, OUT_I64),
@@ -248,6 +255,7 @@ static hid_t out_native(out_kind k)
     case OUT_I32: return H5T_NATIVE_INT32;
     case OUT_I64: return H5T_NATIVE_INT64;
     case OUT_F64: return H5T_NATIVE_DOUBLE;
+    case OUT_STR: return H5T_NATIVE_CHAR;   /* per byte; see out_insert */
     }
     SIM_ASSERT(!"unknown field kind");
     return -1;
@@ -260,15 +268,29 @@ static hid_t out_standard(out_kind k)
     case OUT_I32: return H5T_STD_I32LE;
     case OUT_I64: return H5T_STD_I64LE;
     case OUT_F64: return H5T_IEEE_F64LE;
+    case OUT_STR: return H5T_NATIVE_CHAR;
     }
     SIM_ASSERT(!"unknown field kind");
     return -1;
 }
 
-/* Inserts one member, as an array type when count > 1. */
+/* Inserts one member, as an array type when count > 1 (a string type for
+ * OUT_STR). */
 static herr_t out_insert(hid_t compound, const out_field *fl, size_t offset,
                          hid_t base)
 {
+    if (fl->kind == OUT_STR) {
+        hid_t str = H5Tcopy(H5T_C_S1);
+        if (str < 0 || H5Tset_size(str, fl->count) < 0 ||
+            H5Tset_strpad(str, H5T_STR_NULLPAD) < 0) {
+            if (str >= 0)
+                H5Tclose(str);
+            return -1;
+        }
+        herr_t rc = H5Tinsert(compound, fl->name, offset, str);
+        H5Tclose(str);
+        return rc;
+    }
     if (fl->count == 1)
         return H5Tinsert(compound, fl->name, offset, base);
     hid_t arr = H5Tarray_create2(base, 1, &fl->count);
@@ -420,20 +442,20 @@ done:
     return rc;
 }
 
-/* Buffers one row and appends the buffer when it is full. */
-static void out_table_push(out_file *f, out_table *t, const void *row)
+/* Buffers one row and appends the buffer when it is full. A failure is
+ * kept in f (and reported by out_failed); nothing more is written. */
+static int out_table_push(out_file *f, out_table *t, const void *row)
 {
+    if (f->failed)
+        return -1;
     memcpy(t->buf + t->nbuf++ * t->row_size, row, t->row_size);
     if (t->nbuf < OUT_CHUNK_ROWS)
-        return;
-    sim_err err;
-    if (out_table_flush(t, f->path, &err) < 0) {
-        /* Called from the simulation loop with no way to report back; a
-         * full disk mid-run is not recoverable anyway. */
-        fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
-        out_abandon(f);
-        exit(EXIT_FAILURE);
+        return 0;
+    if (out_table_flush(t, f->path, &f->err) < 0) {
+        f->failed = true;
+        return -1;
     }
+    return 0;
 }
 
 /* Closes the dataset and frees the buffer; -1 if closing failed. */
@@ -460,7 +482,7 @@ out_file *out_open(const char *path, const outpath_inputs *inputs, sim_err *err)
      * errors itself. Cheap to repeat. */
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
-    out_file *f = sim_xmalloc(sizeof *f);
+    out_file *f = sim_xcalloc(1, sizeof *f);
     f->file = H5I_INVALID_HID;
     out_table_init(&f->requests, "/requests", sizeof(req_record));
     out_table_init(&f->ts_inst, "/timeseries/instances", sizeof(out_ts_inst_row));
@@ -499,10 +521,10 @@ out_file *out_open(const char *path, const outpath_inputs *inputs, sim_err *err)
 
 /* ---- Appending requests and samples ------------------------------------ */
 
-void out_record(void *out_file_ptr, const req_record *rec)
+int out_record(void *out_file_ptr, const req_record *rec)
 {
     out_file *f = out_file_ptr;
-    out_table_push(f, &f->requests, rec);
+    return out_table_push(f, &f->requests, rec);
 }
 
 /* Creates /timeseries and its two tables (at the first sample). */
@@ -527,16 +549,14 @@ static int out_ts_create(out_file *f, const ts_sample *s, sim_err *err)
     return rc;
 }
 
-void out_sample(void *out_file_ptr, const ts_sample *s)
+int out_sample(void *out_file_ptr, const ts_sample *s)
 {
     out_file *f = out_file_ptr;
-    if (f->ts_inst.ds < 0) {
-        sim_err err;
-        if (out_ts_create(f, s, &err) < 0) {
-            fprintf(stderr, "servesim: %s (results file removed)\n", err.msg);
-            out_abandon(f);
-            exit(EXIT_FAILURE);
-        }
+    if (f->failed)
+        return -1;
+    if (f->ts_inst.ds < 0 && out_ts_create(f, s, &f->err) < 0) {
+        f->failed = true;
+        return -1;
     }
     out_ts_cluster_row sum = {.time_ns = s->time_ns, .instances = s->n_instances,
                               .active_instances = s->active_instances};
@@ -544,7 +564,8 @@ void out_sample(void *out_file_ptr, const ts_sample *s)
         const ts_instance *t = &s->inst[i];
         out_ts_inst_row row = {s->time_ns, i, t->waiting, t->running, t->active,
                                t->kv_used_fraction, t->power_w};
-        out_table_push(f, &f->ts_inst, &row);
+        if (out_table_push(f, &f->ts_inst, &row))
+            return -1;
         sum.waiting += t->waiting;
         sum.running += t->running;
         sum.kv_used_fraction += t->kv_used_fraction;
@@ -552,7 +573,14 @@ void out_sample(void *out_file_ptr, const ts_sample *s)
     }
     if (s->n_instances)
         sum.kv_used_fraction /= s->n_instances;
-    out_table_push(f, &f->ts_cluster, &sum);
+    return out_table_push(f, &f->ts_cluster, &sum);
+}
+
+bool out_failed(const out_file *f, sim_err *err)
+{
+    if (f && f->failed && err)
+        *err = f->err;
+    return f && f->failed;
 }
 
 /* ---- Commit ------------------------------------------------------------------ */
@@ -652,6 +680,185 @@ done:
         H5Tclose(file_type);
     if (space >= 0)
         H5Sclose(space);
+    return rc;
+}
+
+/* ---- Per pool, per instance, per SLO class and tenant ---------------------------- */
+
+typedef struct out_pool_row {
+    char name[32];
+    int32_t role;              /* 0 mixed, 1 prefill, 2 decode */
+    int32_t gpus_per_instance;
+    int64_t instances;
+    uint64_t completed, iterations, tokens, preemptions, moved_in, moved_out;
+    double busy_fraction, energy_j;
+    double gpu_s[INST_STATE_COUNT];
+    double kv_peak_fraction, kv_hit_fraction;
+} out_pool_row;
+
+#define OUT_POOL(f, k) { #f, offsetof(out_pool_row, f), k, 1 }
+static const out_field out_pool_fields[] = {
+    {"name", offsetof(out_pool_row, name), OUT_STR, 32},
+    OUT_POOL(role, OUT_I32), OUT_POOL(gpus_per_instance, OUT_I32),
+    OUT_POOL(instances, OUT_I64), OUT_POOL(completed, OUT_U64),
+    OUT_POOL(iterations, OUT_U64), OUT_POOL(tokens, OUT_U64),
+    OUT_POOL(preemptions, OUT_U64), OUT_POOL(moved_in, OUT_U64),
+    OUT_POOL(moved_out, OUT_U64), OUT_POOL(busy_fraction, OUT_F64),
+    OUT_POOL(energy_j, OUT_F64),
+    {"gpu_s", offsetof(out_pool_row, gpu_s), OUT_F64, INST_STATE_COUNT},
+    OUT_POOL(kv_peak_fraction, OUT_F64), OUT_POOL(kv_hit_fraction, OUT_F64),
+};
+
+typedef struct out_inst_row {
+    int32_t instance, pool;
+    int64_t gpus;
+    uint64_t completed, iterations, tokens, preemptions, moved_in, moved_out;
+    double busy_s, energy_j;
+    double state_s[INST_STATE_COUNT];
+    double kv_peak_fraction, kv_mean_fraction;
+    uint64_t kv_hit_tokens, kv_lookup_tokens, kv_evictions;
+} out_inst_row;
+
+#define OUT_INST(f, k) { #f, offsetof(out_inst_row, f), k, 1 }
+static const out_field out_inst_fields[] = {
+    OUT_INST(instance, OUT_I32), OUT_INST(pool, OUT_I32), OUT_INST(gpus, OUT_I64),
+    OUT_INST(completed, OUT_U64), OUT_INST(iterations, OUT_U64), OUT_INST(tokens, OUT_U64),
+    OUT_INST(preemptions, OUT_U64), OUT_INST(moved_in, OUT_U64),
+    OUT_INST(moved_out, OUT_U64), OUT_INST(busy_s, OUT_F64), OUT_INST(energy_j, OUT_F64),
+    {"state_s", offsetof(out_inst_row, state_s), OUT_F64, INST_STATE_COUNT},
+    OUT_INST(kv_peak_fraction, OUT_F64), OUT_INST(kv_mean_fraction, OUT_F64),
+    OUT_INST(kv_hit_tokens, OUT_U64), OUT_INST(kv_lookup_tokens, OUT_U64),
+    OUT_INST(kv_evictions, OUT_U64),
+};
+
+typedef struct out_group_row {
+    int64_t id;
+    uint64_t completed, output_tokens, good_tokens;
+    double slo_attain_ttft, slo_attain_tpot, slo_attain;
+    double ttft_s_mean, ttft_s_p50, ttft_s_p90, ttft_s_p99;
+    double tpot_s_mean, tpot_s_p50, tpot_s_p90, tpot_s_p99;
+    double e2e_s_mean, e2e_s_p50, e2e_s_p90, e2e_s_p99;
+} out_group_row;
+
+#define OUT_GROUP(f, k) { #f, offsetof(out_group_row, f), k, 1 }
+static const out_field out_group_fields[] = {
+    OUT_GROUP(id, OUT_I64), OUT_GROUP(completed, OUT_U64), OUT_GROUP(output_tokens, OUT_U64),
+    OUT_GROUP(good_tokens, OUT_U64), OUT_GROUP(slo_attain_ttft, OUT_F64),
+    OUT_GROUP(slo_attain_tpot, OUT_F64), OUT_GROUP(slo_attain, OUT_F64),
+    OUT_GROUP(ttft_s_mean, OUT_F64), OUT_GROUP(ttft_s_p50, OUT_F64),
+    OUT_GROUP(ttft_s_p90, OUT_F64), OUT_GROUP(ttft_s_p99, OUT_F64),
+    OUT_GROUP(tpot_s_mean, OUT_F64), OUT_GROUP(tpot_s_p50, OUT_F64),
+    OUT_GROUP(tpot_s_p90, OUT_F64), OUT_GROUP(tpot_s_p99, OUT_F64),
+    OUT_GROUP(e2e_s_mean, OUT_F64), OUT_GROUP(e2e_s_p50, OUT_F64),
+    OUT_GROUP(e2e_s_p90, OUT_F64), OUT_GROUP(e2e_s_p99, OUT_F64),
+};
+
+/* Writes rows[0..n) as the one-shot table `name` (n may be 0). */
+static int out_write_rows(out_file *f, const char *name, const out_field *fields,
+                          size_t n_fields, size_t row_size, const void *rows, hsize_t n,
+                          sim_err *err)
+{
+    hid_t mem = H5I_INVALID_HID, file_type = H5I_INVALID_HID;
+    hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    int rc = -1;
+    char what[96];
+    snprintf(what, sizeof what, "cannot write /%s", name);
+    if (out_make_types(fields, n_fields, row_size, &mem, &file_type) < 0 ||
+        (space = H5Screate_simple(1, &n, NULL)) < 0 ||
+        (ds = H5Dcreate2(f->file, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT)) < 0 ||
+        (n > 0 && H5Dwrite(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)) {
+        out_h5_err(err, f->path, what);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (ds >= 0 && H5Dclose(ds) < 0 && rc == 0)
+        rc = out_h5_err(err, f->path, what);
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (file_type >= 0)
+        H5Tclose(file_type);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+static void pctl_into(double *dst, const pctl *p)
+{
+    dst[0] = p->mean, dst[1] = p->p50, dst[2] = p->p90, dst[3] = p->p99;
+}
+
+static int out_write_groups(out_file *f, const cluster *c, metrics_group_kind kind,
+                            const char *name, sim_err *err)
+{
+    int32_t n = cluster_n_groups(c, kind);
+    out_group_row *rows = sim_xcalloc(n ? (size_t)n : 1, sizeof *rows);
+    for (int32_t k = 0; k < n; k++) {
+        group_summary g;
+        cluster_group_summary(c, kind, k, &g);
+        out_group_row *r = &rows[k];
+        *r = (out_group_row){.id = g.id, .completed = g.completed,
+                             .output_tokens = g.output_tokens, .good_tokens = g.good_tokens,
+                             .slo_attain_ttft = g.slo_attain_ttft,
+                             .slo_attain_tpot = g.slo_attain_tpot,
+                             .slo_attain = g.slo_attain};
+        pctl_into(&r->ttft_s_mean, &g.ttft_s);
+        pctl_into(&r->tpot_s_mean, &g.tpot_s);
+        pctl_into(&r->e2e_s_mean, &g.e2e_s);
+    }
+    int rc = out_write_rows(f, name, out_group_fields, OUT_NFIELDS(out_group_fields),
+                            sizeof *rows, rows, (hsize_t)n, err);
+    free(rows);
+    return rc;
+}
+
+int out_cluster_tables(out_file *f, const cluster *c, sim_err *err)
+{
+    int32_t np = cluster_n_pools(c), ni = cluster_n_instances(c);
+    out_pool_row *pools = sim_xcalloc((size_t)np, sizeof *pools);
+    out_inst_row *insts = sim_xcalloc(ni ? (size_t)ni : 1, sizeof *insts);
+    for (int32_t k = 0; k < np; k++) {
+        pool_summary p;
+        cluster_pool_summary(c, k, &p);
+        out_pool_row *r = &pools[k];
+        memcpy(r->name, p.name, sizeof r->name);
+        r->role = p.role;
+        r->gpus_per_instance = p.gpus_per_instance;
+        r->instances = p.instances;
+        r->completed = p.completed, r->iterations = p.iterations, r->tokens = p.tokens;
+        r->preemptions = p.preemptions, r->moved_in = p.moved_in, r->moved_out = p.moved_out;
+        r->busy_fraction = p.busy_fraction, r->energy_j = p.energy_j;
+        memcpy(r->gpu_s, p.gpu_s, sizeof r->gpu_s);
+        r->kv_peak_fraction = p.kv_peak_fraction, r->kv_hit_fraction = p.kv_hit_fraction;
+    }
+    for (int32_t i = 0; i < ni; i++) {
+        instance_summary s;
+        cluster_instance_summary(c, i, &s);
+        out_inst_row *r = &insts[i];
+        *r = (out_inst_row){.instance = i, .pool = s.pool, .gpus = s.gpus,
+                            .completed = s.completed, .iterations = s.iterations,
+                            .tokens = s.tokens, .preemptions = s.preemptions,
+                            .moved_in = s.moved_in, .moved_out = s.moved_out,
+                            .busy_s = s.busy_s, .energy_j = s.energy_j,
+                            .kv_peak_fraction = s.kv_peak_fraction,
+                            .kv_mean_fraction = s.kv_mean_fraction,
+                            .kv_hit_tokens = s.kv_hit_tokens,
+                            .kv_lookup_tokens = s.kv_lookup_tokens,
+                            .kv_evictions = s.kv_evictions};
+        memcpy(r->state_s, s.state_s, sizeof r->state_s);
+    }
+    int rc = out_write_rows(f, "pools", out_pool_fields, OUT_NFIELDS(out_pool_fields),
+                            sizeof *pools, pools, (hsize_t)np, err);
+    if (!rc)
+        rc = out_write_rows(f, "instances", out_inst_fields, OUT_NFIELDS(out_inst_fields),
+                            sizeof *insts, insts, (hsize_t)ni, err);
+    if (!rc)
+        rc = out_write_groups(f, c, METRICS_BY_CLASS, "classes", err);
+    if (!rc)
+        rc = out_write_groups(f, c, METRICS_BY_TENANT, "tenants", err);
+    free(pools);
+    free(insts);
     return rc;
 }
 

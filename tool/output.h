@@ -8,6 +8,9 @@
  *   /requests   compound table, one row per finished request (req_record),
  *               chunked and compressed, appended as requests finish
  *   /summary    compound table with one row (run_summary)
+ *   /pools, /instances, /classes, /tenants  one row per pool, instance,
+ *               SLO class and tenant (the classes and tenants that had
+ *               requests)
  *   /timeseries group of two tables, streamed like /requests: instances
  *               (one row per instance per sample) and cluster (one row per
  *               sample); only when the run samples (cluster.h ts_sample)
@@ -25,12 +28,18 @@ typedef struct out_file out_file;
 /* Checks path (outpath_check: not a device, link or folder, not one of
  * `inputs`, which may be NULL), locks and creates "<path>.partial". */
 out_file *out_open(const char *path, const outpath_inputs *inputs, sim_err *err);
-/* Buffers and appends; matches metrics_record_fn. Aborts on I/O failure
- * (disk full mid-run is not recoverable; the partial file is removed). */
-void out_record(void *out_file_ptr, const req_record *rec);
-/* Buffers and appends one time-series sample; matches ts_sample_fn. Aborts
- * on I/O failure like out_record. */
-void out_sample(void *out_file_ptr, const ts_sample *s);
+/* Buffers and appends; matches metrics_record_fn. Returns -1 on an I/O
+ * failure (a full disk), which the file keeps (out_failed) and after which
+ * it writes nothing more: the run stops and the caller abandons the file. */
+int out_record(void *out_file_ptr, const req_record *rec);
+/* Buffers and appends one time-series sample; matches ts_sample_fn. Fails
+ * like out_record. */
+int out_sample(void *out_file_ptr, const ts_sample *s);
+/* Whether a write failed, and (into err, when not NULL) why. */
+bool out_failed(const out_file *f, sim_err *err);
+/* Writes the per-pool, per-instance, per-SLO-class and per-tenant tables
+ * (/pools, /instances, /classes, /tenants) from a finished run. */
+int out_cluster_tables(out_file *f, const cluster *c, sim_err *err);
 /* Writes summary and attributes, closes, renames into place. */
 int out_commit(out_file *f, const run_summary *s, const char *config_json,
                const char *cost_sources, sim_err *err);

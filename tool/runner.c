@@ -56,14 +56,18 @@ int run_to_file(const run_config *cfg, const run_source *src, const char *out_pa
         return RUN_BAD_INPUT;
     }
     int status = RUN_FAILED;
-    if (cluster_run(c, err))
+    if (cluster_run(c, err)) {
+        out_failed(of, err);   /* the results file's own reason, if it was that */
         goto done;
+    }
     run_summary *s = &out->summary;
     cluster_summarize(c, s);
     s->wall_s = wall_now_s() - t0;
     s->peak_rss_mb = peak_rss_mb();
     cluster_cost_sources(s, out->cost_sources, sizeof out->cost_sources);
     cluster_workload_note(c, out->workload_note, sizeof out->workload_note);
+    if (of && out_cluster_tables(of, c, err))
+        goto done;
     if (of) {
         char *json = cJSON_Print(cfg->root);
         int rc = out_commit(of, s, json, out->cost_sources, err);
