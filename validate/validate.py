@@ -389,6 +389,7 @@ def _print_summary(summary, title, markdown, out):
               f"{_err(summary[g]['worst']['error'])} ({summary[g]['worst']['id']}, "
               f"{summary[g]['worst']['metric']})"] for g in order]
     if markdown:
+        head[2] = "median \\|error\\|"
         print("| " + " | ".join(head) + " |", file=out)
         print("|" + "|".join(" --- " for _ in head) + "|", file=out)
         for line in lines:
