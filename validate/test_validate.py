@@ -38,12 +38,14 @@ class ReferencesFile(unittest.TestCase):
     def test_check_reports_malformed_entries(self):
         bad = {"sources": {}, "workloads": {},
                "references": [{"id": "x", "source": "nowhere", "where": "", "engine": {},
-                               "setup": {"workload": {"kind": "teleport"}},
+                               "setup": {"workload": {"kind": "teleport"},
+                                         "engine_settings": {"warp": 9}},
                                "metrics": [{"metric": "ttft", "stat": "p42", "unit": "tok/s",
                                             "value": -1, "read": "r"}]}]}
         errors = "\n".join(v.check(bad))
         for text in ("unknown source", "engine: missing 'generation'", "workload.kind",
-                     "not a unit of ttft", "stat: expected", "value: expected > 0"):
+                     "not a unit of ttft", "stat: expected", "value: expected > 0",
+                     "engine_settings.warp: unknown"):
             self.assertIn(text, errors)
 
 
@@ -102,7 +104,8 @@ class BuildRun(unittest.TestCase):
         self.assertEqual(cfg["x"]["y"], "vllm-v1")
 
     def test_not_runnable_reasons(self):
-        self.assertIn("FP8", v.not_runnable_reason(ref_by_id(self.doc, "trt-h100-l2-7b-ttft-128-fp8")))
+        fp8 = ref_by_id(self.doc, "trt-h100-l2-7b-ttft-128-fp8")
+        self.assertIn("FP8", v.not_runnable_reason(fp8))
         ref = dict(ref_by_id(self.doc, "trt-a100-l2-7b-ttft-128"))
         self.assertIsNone(v.not_runnable_reason(ref))
         ref["setup"] = dict(ref["setup"], model="No-Such-Model")

@@ -58,6 +58,8 @@ METRIC_UNITS = {
 # latency metric -> summary column prefix
 LATENCY_COLUMNS = {"ttft": "ttft", "tpot": "tpot", "itl": "tbt", "e2e": "e2e"}
 WORKLOAD_KINDS = ("batch", "closed_loop", "poisson", "burst")
+# engine settings a source may state, each an instance.* key of the run config
+ENGINE_SETTINGS = ("gpu_memory_utilization", "max_seqs", "max_context_tokens", "max_batched_tokens")
 
 
 class RefError(Exception):
@@ -92,7 +94,8 @@ def _need(obj, key, kind, where, errors):
         return None
     v = obj[key]
     if kind is not None and not isinstance(v, kind):
-        errors.append(f"{where}.{key}: expected {kind.__name__ if isinstance(kind, type) else kind}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        errors.append(f"{where}.{key}: expected {' or '.join(k.__name__ for k in kinds)}")
         return None
     return v
 
@@ -136,11 +139,17 @@ def check(doc):
         wl = _need(setup, "workload", dict, where + ".setup", errors) or {}
         kind = wl.get("kind")
         if kind not in WORKLOAD_KINDS:
-            errors.append(f"{where}.setup.workload.kind: expected one of {', '.join(WORKLOAD_KINDS)}")
+            errors.append(f"{where}.setup.workload.kind: expected one of "
+                          f"{', '.join(WORKLOAD_KINDS)}")
         if "lengths" in wl and wl["lengths"] not in workloads:
             errors.append(f"{where}.setup.workload.lengths: unknown workload {wl['lengths']!r}")
         if "lengths" not in wl and not ("input_tokens" in wl and "output_tokens" in wl):
-            errors.append(f"{where}.setup.workload: needs 'lengths' or 'input_tokens' and 'output_tokens'")
+            errors.append(f"{where}.setup.workload: needs 'lengths', or 'input_tokens' and "
+                          "'output_tokens'")
+        for key in setup.get("engine_settings", {}):
+            if key not in ENGINE_SETTINGS:
+                errors.append(f"{where}.setup.engine_settings.{key}: unknown; expected one of "
+                              f"{', '.join(ENGINE_SETTINGS)}")
         mets = _need(r, "metrics", list, where, errors) or []
         if not mets:
             errors.append(f"{where}.metrics: empty")
@@ -148,7 +157,8 @@ def check(doc):
             mw = f"{where}.metrics[{j}]"
             name = _need(m, "metric", str, mw, errors)
             if name is not None and name not in METRIC_UNITS:
-                errors.append(f"{mw}.metric: unknown {name!r}; expected one of {', '.join(METRIC_UNITS)}")
+                errors.append(f"{mw}.metric: unknown {name!r}; expected one of "
+                              f"{', '.join(METRIC_UNITS)}")
             elif name is not None and m.get("unit") not in METRIC_UNITS[name]:
                 errors.append(f"{mw}.unit: {m.get('unit')!r} is not a unit of {name}")
             if m.get("stat") not in STATS:
@@ -168,7 +178,8 @@ def not_runnable_reason(ref, models_dir=MODELS_DIR):
         return ref["not_runnable"]
     setup = ref["setup"]
     if setup["dtype"] not in RUNNABLE_DTYPES:
-        return f"{setup['dtype']} cannot be expressed (servesim prices {'/'.join(RUNNABLE_DTYPES)} only)"
+        return (f"{setup['dtype']} cannot be expressed (servesim prices "
+                f"{'/'.join(RUNNABLE_DTYPES)} only)")
     if not os.path.exists(os.path.join(models_dir, "llm", setup["model"] + ".json")):
         return f"model missing: no models/llm/{setup['model']}.json"
     if not os.path.exists(os.path.join(models_dir, "gpu", setup["gpu"] + ".json")):
@@ -213,7 +224,7 @@ def build_run(ref, workloads):
     }
     inst = cfg["instance"]
     settings = setup.get("engine_settings", {})
-    for key in ("gpu_memory_utilization", "max_seqs", "max_context_tokens", "max_batched_tokens"):
+    for key in ENGINE_SETTINGS:
         if key in settings:
             inst[key] = settings[key]
     stdin = None
@@ -404,7 +415,8 @@ def _print_summary(summary, title, markdown, out):
 
 def print_report(rows, skipped, failures, markdown, out=sys.stdout):
     cols = ["reference", "source", "setup", "metric", "reference value", "servesim", "error"]
-    table = [[r["id"] + (" *" if r.get("caveat") else ""), r["source"], r["setup"], r["metric"], _num(r["reference"]),
+    table = [[r["id"] + (" *" if r.get("caveat") else ""), r["source"], r["setup"], r["metric"],
+              _num(r["reference"]),
               _num(r["servesim"]), _err(r["error"])] for r in rows]
     if markdown:
         print("| " + " | ".join(cols) + " |", file=out)
