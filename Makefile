@@ -47,7 +47,7 @@ CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
 .PHONY: all run test test-layers test-fast test-san bench fuzz calib-data test-calib-run clean FORCE
-.PHONY: mpi test-mpi plots test-plots
+.PHONY: mpi test-mpi plots test-plots validate test-validate
 all: servesim
 
 $(BUILD)/version.h: FORCE
@@ -95,7 +95,7 @@ run: servesim
 
 # Tests run from the repository root (they read models/ and experiments/).
 # calib-check compiles the CUDA calibration program when nvcc is there.
-test: test-layers test-fast test-san calib-check test-calib-run test-mpi test-plots
+test: test-layers test-fast test-san calib-check test-calib-run test-mpi test-plots test-validate
 test-layers:
 	sh tests/layers_check.sh
 test-fast: $(BUILD)/test_sim $(BUILD)/test_all servesim $(BUILD)/calib-tool
@@ -113,6 +113,16 @@ test-mpi: servesim servesim-mpi
 # The plot scripts, headless, on a small sweep (tests/plots_check.sh).
 test-plots: servesim
 	PYTHON=$(PYTHON) sh tests/plots_check.sh
+
+# The validation suite's machinery on hand-made cases and two references (validate/).
+test-validate: servesim
+	$(PYTHON) validate/test_validate.py
+
+# servesim against published end-to-end measurements (validate/README.md): signed errors
+# per value, median |error| and worst case per engine generation. Validation only: nothing
+# is fitted to these numbers.
+validate: servesim
+	$(PYTHON) validate/validate.py
 
 # A small bundled sweep (a few seconds) and every plot of it, in results/plots/.
 plots: servesim
