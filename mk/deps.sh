@@ -7,7 +7,7 @@ set -u
 out=${1:?usage: deps.sh OUT.mk}
 
 # Debian package : pkg-config module
-wanted="libgsl-dev:gsl libcjson-dev:libcjson libhdf5-dev:hdf5 check:check"
+wanted="libgsl-dev:gsl libcjson-dev:libcjson libhdf5-dev:hdf5 zlib1g-dev:zlib check:check"
 
 missing=""
 command -v pkg-config >/dev/null 2>&1 || missing="pkg-config"
@@ -60,8 +60,8 @@ fi
 mkdir -p "$(dirname "$out")"
 {
     echo "# written by mk/deps.sh"
-    echo "DEP_CFLAGS := $(pkg-config --cflags gsl libcjson hdf5)"
-    echo "DEP_LIBS := $(pkg-config --libs gsl libcjson hdf5)"
+    echo "DEP_CFLAGS := $(pkg-config --cflags gsl libcjson hdf5 zlib)"
+    echo "DEP_LIBS := $(pkg-config --libs gsl libcjson hdf5 zlib) -pthread"
     echo "CHECK_CFLAGS := $(pkg-config --cflags check)"
     echo "CHECK_LIBS := $(pkg-config --libs check)"
 } > "$out.tmp" && mv "$out.tmp" "$out"

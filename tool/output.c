@@ -32,6 +32,7 @@
  * file stops at once. */
 #include "tool/output.h"
 #include "tool/output_h5.h"
+#include "tool/chunkz.h"
 #include "tool/outpath.h"
 
 #include <errno.h>
@@ -62,18 +63,28 @@
 
 /* An appendable table: a 1-D dataset of compound rows, chunked and
  * compressed, filled OUT_CHUNK_ROWS rows (one chunk) at a time. */
+/* An appendable table: rows are buffered a chunk at a time in two
+ * buffers; a full one is shuffled and deflated on the file's worker thread
+ * (chunkz.h) while the other fills, and written as a chunk with
+ * H5Dwrite_chunk once done. At most one chunk is in flight. */
 typedef struct out_table {
     hid_t ds;              /* H5I_INVALID_HID until created */
     hid_t mem_type;        /* the row struct in memory */
     size_t row_size;
     const char *name;      /* its path in the file, for messages */
     hsize_t rows;          /* rows already in the dataset */
-    size_t nbuf;           /* rows waiting in buf */
-    unsigned char *buf;    /* OUT_CHUNK_ROWS rows */
+    size_t nbuf;           /* rows waiting in buf[cur] */
+    unsigned char *buf[2]; /* OUT_CHUNK_ROWS rows each */
+    int cur;
+    chunkz_job job[2];
+    bool in_flight[2];     /* buf[k] is being compressed */
+    hsize_t job_rows[2];
+    chunkz *z;             /* the file's worker; NULL: compress inline */
 } out_table;
 
 struct out_file {
     hid_t file;
+    chunkz *z;             /* compresses the tables' chunks */
     bool failed;           /* a write failed: err says why, nothing more is written */
     sim_err err;
     outpath *op;           /* the partial file, its lock and the rename */
@@ -358,14 +369,13 @@ __attribute__((constructor)) static void out_no_hdf5_atexit(void)
 
 /* ---- Appendable tables -------------------------------------------------- */
 
-static void out_table_init(out_table *t, const char *name, size_t row_size)
+static void out_table_init(out_table *t, const char *name, size_t row_size, chunkz *z)
 {
+    memset(t, 0, sizeof *t);
     t->ds = t->mem_type = H5I_INVALID_HID;
     t->row_size = row_size;
     t->name = name;
-    t->rows = 0;
-    t->nbuf = 0;
-    t->buf = NULL;
+    t->z = z;
 }
 
 /* Creates the dataset `name` under loc: empty, extensible, chunked,
@@ -379,7 +389,8 @@ static int out_table_create(out_table *t, hid_t loc, const char *name,
     int rc = -1;
     hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = OUT_CHUNK_ROWS;
 
-    t->buf = sim_xmalloc(OUT_CHUNK_ROWS * t->row_size);
+    t->buf[0] = sim_xmalloc(OUT_CHUNK_ROWS * t->row_size);
+    t->buf[1] = sim_xmalloc(OUT_CHUNK_ROWS * t->row_size);
     if (out_make_types(fields, n_fields, t->row_size, &t->mem_type, &file_type) < 0 ||
         (space = H5Screate_simple(1, &dims, &maxdims)) < 0 ||
         (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
@@ -411,64 +422,100 @@ done:
     return rc;
 }
 
-/* Appends the buffered rows as one chunk (a partial one only at commit). */
-static int out_table_flush(out_table *t, const char *path, sim_err *err)
+/* Writes the compressed chunk of buffer k: rows [t->rows, + job_rows). The
+ * memory and file types have the same bytes (packed, little-endian, no
+ * padding: see out_make_types), so the filtered bytes are the file's. */
+static int out_write_job(out_table *t, int k, const char *path, sim_err *err)
 {
-    if (t->nbuf == 0)
-        return 0;
-    SIM_ASSERT(t->rows % OUT_CHUNK_ROWS == 0);
-    hsize_t start = t->rows, count = t->nbuf, total = t->rows + t->nbuf;
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    int rc = -1;
+    chunkz_wait(t->z, &t->job[k]);
+    t->in_flight[k] = false;
+    hsize_t start = t->rows, total = t->rows + t->job_rows[k];
+    char what[128];
+    snprintf(what, sizeof what, "cannot write to %s", t->name);
+    if (t->job[k].status)
+        return sim_errf(err, "%s: %s: compressing a chunk failed", path, what);
     if (H5Dset_extent(t->ds, &total) < 0 ||
-        (fspace = H5Dget_space(t->ds)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count,
-                            NULL) < 0 ||
-        (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
-        H5Dwrite(t->ds, t->mem_type, mspace, fspace, H5P_DEFAULT, t->buf) < 0) {
-        char what[128];
-        snprintf(what, sizeof what, "cannot write to %s", t->name);
-        out_h5_err(err, path, what);
-        goto done;
-    }
+        H5Dwrite_chunk(t->ds, H5P_DEFAULT, 0, &start, t->job[k].out_len, t->job[k].out) < 0)
+        return out_h5_err(err, path, what);
     t->rows = total;
-    t->nbuf = 0;
-    rc = 0;
-done:
-    if (fspace >= 0)
-        H5Sclose(fspace);
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    return rc;
+    return 0;
 }
 
-/* Buffers one row and appends the buffer when it is full. A failure is
+/* Hands the buffer being filled (full, or the last partial one padded with
+ * zeros: an edge chunk is stored whole) to the compressor. */
+static void out_submit(out_table *t)
+{
+    int k = t->cur;
+    size_t full = OUT_CHUNK_ROWS * t->row_size, used = t->nbuf * t->row_size;
+    if (used < full)
+        memset(t->buf[k] + used, 0, full - used);
+    t->job[k].in = t->buf[k];
+    t->job[k].elem_size = t->row_size;
+    t->job[k].n_elem = OUT_CHUNK_ROWS;
+    t->job[k].level = OUT_DEFLATE_LEVEL;
+    t->job_rows[k] = t->nbuf;
+    t->in_flight[k] = true;
+    chunkz_submit(t->z, &t->job[k]);
+    t->cur = 1 - k;
+    t->nbuf = 0;
+}
+
+/* A full buffer: write the chunk still in flight, then send this one. */
+static int out_table_full(out_table *t, const char *path, sim_err *err)
+{
+    int other = 1 - t->cur;
+    if (t->in_flight[other] && out_write_job(t, other, path, err) < 0)
+        return -1;
+    out_submit(t);
+    return 0;
+}
+
+/* Writes everything buffered: the chunk in flight, then the partial one. */
+static int out_table_flush(out_table *t, const char *path, sim_err *err)
+{
+    int other = 1 - t->cur;
+    if (t->in_flight[other] && out_write_job(t, other, path, err) < 0)
+        return -1;
+    if (t->nbuf == 0)
+        return 0;
+    int k = t->cur;
+    out_submit(t);
+    return out_write_job(t, k, path, err);
+}
+
+/* Buffers one row and hands the buffer on when it is full. A failure is
  * kept in f (and reported by out_failed); nothing more is written. */
 static int out_table_push(out_file *f, out_table *t, const void *row)
 {
     if (f->failed)
         return -1;
-    memcpy(t->buf + t->nbuf++ * t->row_size, row, t->row_size);
+    memcpy(t->buf[t->cur] + t->nbuf++ * t->row_size, row, t->row_size);
     if (t->nbuf < OUT_CHUNK_ROWS)
         return 0;
-    if (out_table_flush(t, f->path, &f->err) < 0) {
+    if (out_table_full(t, f->path, &f->err) < 0) {
         f->failed = true;
         return -1;
     }
     return 0;
 }
 
-/* Closes the dataset and frees the buffer; -1 if closing failed. */
+/* Closes the dataset and frees the buffers; -1 if closing failed. */
 static int out_table_close(out_table *t)
 {
     int rc = 0;
+    for (int k = 0; k < 2; k++) {   /* a job may still be running on them */
+        if (t->in_flight[k])
+            chunkz_wait(t->z, &t->job[k]);
+        t->in_flight[k] = false;
+        chunkz_job_fini(&t->job[k]);
+        free(t->buf[k]);
+        t->buf[k] = NULL;
+    }
     if (t->ds >= 0 && H5Dclose(t->ds) < 0)
         rc = -1;
     if (t->mem_type >= 0)
         H5Tclose(t->mem_type);
     t->ds = t->mem_type = H5I_INVALID_HID;
-    free(t->buf);
-    t->buf = NULL;
     return rc;
 }
 
@@ -484,9 +531,12 @@ out_file *out_open(const char *path, const outpath_inputs *inputs, sim_err *err)
 
     out_file *f = sim_xcalloc(1, sizeof *f);
     f->file = H5I_INVALID_HID;
-    out_table_init(&f->requests, "/requests", sizeof(req_record));
-    out_table_init(&f->ts_inst, "/timeseries/instances", sizeof(out_ts_inst_row));
-    out_table_init(&f->ts_cluster, "/timeseries/cluster", sizeof(out_ts_cluster_row));
+    /* Without a second thread (none could be started) chunks are
+     * compressed inline: the same file, only slower. */
+    f->z = chunkz_create();
+    out_table_init(&f->requests, "/requests", sizeof(req_record), f->z);
+    out_table_init(&f->ts_inst, "/timeseries/instances", sizeof(out_ts_inst_row), f->z);
+    out_table_init(&f->ts_cluster, "/timeseries/cluster", sizeof(out_ts_cluster_row), f->z);
     f->op = op;
     f->path = outpath_final(op);
 
@@ -887,6 +937,8 @@ static int out_close_h5(out_file *f)
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         if (out_table_close(tables[i]) < 0)
             rc = -1;
+    chunkz_destroy(f->z);
+    f->z = NULL;
     if (f->file >= 0 && H5Fclose(f->file) < 0)
         rc = -1;
     f->file = H5I_INVALID_HID;
