@@ -31,10 +31,12 @@ LIB_SRCS := $(SIM_SRCS) $(wildcard models/*.c) $(wildcard traces/*.c) \
 TEST_SIM_SRCS := tests/check_main.c tests/sim_suites.c $(wildcard tests/test_sim_*.c)
 TEST_ALL_SRCS := tests/check_main.c tests/all_suites.c tests/testutil.c $(wildcard tests/test_*.c)
 # calib/'s host side (plans, synthetic tables, layer comparison, NVML loader,
-# budget, measurement loops, runner, layouts, GEMM set-up, merge): no CUDA.
+# budget, measurement loops, runner, layouts, GEMM set-up, merge, sessions):
+# no CUDA.
 CALIB_HOST_SRCS := calib/plan.c calib/planner.c calib/table_writer.c calib/synth.c \
                    calib/layercmp.c calib/nvml.c calib/import_vidur.c calib/budget.c \
-                   calib/measure.c calib/runner.c calib/layout.c calib/gemm.c calib/merge.c
+                   calib/measure.c calib/runner.c calib/layout.c calib/gemm.c calib/merge.c \
+                   calib/session.c
 # Two fake NVML libraries (tests/calib_fake_nvml.c), one whose init fails, for
 # the NVML loader's fallback tests (tests/test_calib_nvml.c).
 CALIB_FAKE_NVML := $(BUILD)/calib/fake_nvml/ok/libnvidia-ml.so.1 \
@@ -134,7 +136,10 @@ bench: servesim
 
 # Calibration (calib/README.md): calib-tool is the host side; calib/calib.mk
 # builds the CUDA program. calib-data regenerates the committed plans, the
-# schedule calib/h200_run.sh follows and the synthetic table the tests use.
+# next H200 session's plan and the schedule calib/h200_run.sh follows (what
+# the measured table, once there is one, has not covered yet, most valuable
+# first) and the synthetic table the tests use.
+CALIB_H200_TABLE := calib/tables/H200-141GB.json
 $(BUILD)/calib-tool: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS) calib/tool.c)
 	$(CC) -o $@ $^ $(DEP_LIBS) -lm
 # The fake NVML libraries of the NVML loader's tests (CALIB_FAKE_NVML, above).
@@ -152,8 +157,10 @@ $(BUILD)/calib/servesim-calib-stub: $(call obj,opt,$(LIB_SRCS) $(CALIB_HOST_SRCS
 test-calib-run: $(BUILD)/calib/servesim-calib-stub $(BUILD)/calib-tool
 	PYTHON=$(PYTHON) sh tests/calib_run_check.sh
 calib-data: $(BUILD)/calib-tool
-	$(BUILD)/calib-tool plan --layer --gpu H200-141GB --schedule calib/plans/h200.schedule \
-	    --out calib/plans/full.plan
+	$(BUILD)/calib-tool plan --layer --gpu H200-141GB --out calib/plans/full.plan
+	$(BUILD)/calib-tool plan --plan calib/plans/full.plan --gpu H200-141GB \
+	    $(if $(wildcard $(CALIB_H200_TABLE)),--skip-covered $(CALIB_H200_TABLE)) \
+	    --schedule calib/plans/h200.schedule --session calib/plans/h200.plan
 	$(BUILD)/calib-tool plan --quick --layer --out calib/plans/quick.plan
 	$(BUILD)/calib-tool synth --gpu H100-SXM-80GB --models Llama-3-8B \
 	    --out tests/data/cost_table_synthetic.json

@@ -51,14 +51,21 @@ double calib_est_run_s(const gpu_spec *g, ctab_family f, const int64_t *p, doubl
                        double bytes);
 double calib_est_point_s(double run_s, int quick);
 
+/* Estimated GPU time of one plan entry: its points' latency part and its
+ * power windows (skipped points cost nothing). */
+void calib_entry_estimate(const calib_entry *e, const gpu_spec *g, int quick,
+                          double counter_period_s, double *latency_s, double *energy_s);
+
 /* Estimated GPU time of measuring a plan: per family, latency and power
  * parts, and the whole (startup of one invocation not included). Rough,
  * for splitting runs and sharing a deadline. */
 typedef struct calib_estimate {
+    int entries[CTAB_FAMILY_COUNT];
     int points[CTAB_FAMILY_COUNT];
     int energy_points[CTAB_FAMILY_COUNT];
     double latency_s[CTAB_FAMILY_COUNT];
     double energy_s[CTAB_FAMILY_COUNT];
+    int layers;
     double layer_s;
     double total_s;
     double counter_period_s;   /* what the power windows were sized for */
@@ -81,8 +88,16 @@ void calib_plan_estimate(const calib_plan *plan, const gpu_spec *g, int quick,
  * time, cap = min(cap, time left - reserves of the later steps), or its
  * share of the time left in proportion to the reserves when that is more
  * (the session runs late); the time left excludes the kill grace, so that
- * a step killed at its cap still ends before the deadline. */
+ * a step killed at its cap still ends before the deadline.
+ *
+ * A plan larger than one session is split (calib/session.h): the session
+ * takes entries in priority order while the reserves fit the deadline less
+ * CALIB_SCHED_SPARE of it, which stays unreserved for steps that run over
+ * their estimates and for completing families cut short. */
+#define CALIB_SCHED_DEADLINE_S 510.0 /* a session's: the command's 590 s limit less
+                                      * start-up and transfer (calib-tool plan --deadline) */
 #define CALIB_SCHED_SLACK 1.5
+#define CALIB_SCHED_SPARE 0.1        /* share of the deadline left unreserved */
 #define CALIB_SCHED_BUILD_S 120.0    /* cap of the build */
 #define CALIB_SCHED_BUILD_EST_S 40.0 /* sm_90 only, 16 cores: ~20 s, unknown machine */
 #define CALIB_SCHED_CHECK_S 30.0     /* cap of --check */
@@ -94,6 +109,8 @@ void calib_plan_estimate(const calib_plan *plan, const gpu_spec *g, int quick,
 
 typedef struct calib_sched_step {
     char name[24];     /* a family, or "layer" */
+    int entries;       /* plan entries it measures (layers: layers) */
+    int points;        /* grid points (layers: layers) */
     double est_s;      /* GPU time, startup excluded */
     double reserve_s;  /* est_s + startup + margin */
     double cap_s;      /* est_s * slack + startup + margin */
@@ -101,23 +118,41 @@ typedef struct calib_sched_step {
 
 typedef struct calib_schedule {
     char gpu[64], plan[32];
+    char plan_file[256];      /* the plan h200_run.sh runs ("" : its default) */
     double deadline_s, counter_period_s, startup_s;
     double build_s, check_s, kill_s, margin_s;
     int n_steps;
     calib_sched_step step[CALIB_SCHED_MAX_STEPS];
     double reserve_total_s;   /* build + check estimates, every step's reserve and the
                                * kill grace of the last */
+    /* What the plan this session was taken from leaves for later sessions
+     * (calib/session.h); zero when it leaves nothing. Informative. */
+    int later_entries, later_points;
+    double later_est_s;
+    int later_sessions;       /* further sessions of this deadline it would take */
+    char later_file[256];     /* where it was written, or "" */
 } calib_schedule;
 
+/* Every family once (those no GPU session measures too), in the order the
+ * session runs them. */
 extern const ctab_family calib_schedule_order[CTAB_FAMILY_COUNT];
+
+/* The reserves a schedule has before its first step (the build and check
+ * estimates and the kill grace of the last step), what one step adds to
+ * them besides its estimate (a startup and the margin), and how much of a
+ * deadline a session plan may reserve (the deadline less the spare). */
+double calib_schedule_fixed_s(void);
+double calib_schedule_step_overhead_s(void);
+double calib_schedule_budget_s(double deadline_s);
 
 /* Steps for the families the plan measures (est > 0) in schedule order,
  * then "layer" when the plan has layers. Fails (with why) when the
  * reserves alone do not fit the deadline. */
 int calib_schedule_build(const calib_estimate *est, const char *gpu, const char *plan_name,
                          double deadline_s, calib_schedule *out, sim_err *err);
-/* Text form read by h200_run.sh: a header, then one "step NAME EST RESERVE
- * CAP" line per step. */
+/* Text form read by h200_run.sh: a header (plan_file among it), then one
+ * "step NAME EST RESERVE CAP ENTRIES POINTS" line per step, then the
+ * reserve total and what is left for later sessions. */
 int calib_schedule_write(const calib_schedule *s, FILE *f);
 
 #endif

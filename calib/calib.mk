@@ -44,10 +44,11 @@ calib: $(CALIB_BUILD)/servesim-calib
 
 # What `make test` runs: the host C the program links compiles at -O3 with
 # warnings as errors (what a GPU machine's compiler may report first), and
-# the program builds, links and reads both plans.
+# the program builds, links and reads the plans (the H200 session's too).
 calib-check: calib-cflags-check $(CALIB_BUILD)/servesim-calib
 	$(CALIB_BUILD)/servesim-calib --dry-run --plan calib/plans/quick.plan
 	$(CALIB_BUILD)/servesim-calib --dry-run --plan calib/plans/full.plan
+	$(CALIB_BUILD)/servesim-calib --dry-run --plan calib/plans/h200.plan
 	$(CALIB_BUILD)/servesim-calib --dry-run --only attn_prefill --start 100
 
 $(CALIB_BUILD)/servesim-calib: $(CALIB_OBJS)

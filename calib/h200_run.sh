@@ -8,9 +8,12 @@
 #    must not cost the session); if that fails, uses the prebuilt binary
 #    carried from the development machine (build/calib/servesim-calib);
 # 2. runs --check (kernels and cuBLASLt against float64), and goes on either way;
-# 3. measures every family as its own invocation (a crash or a hang costs one
-#    family), in the order of calib/plans/h200.schedule (calib/budget.c: quick
-#    and simple first, the code most likely to fail last), each capped so that
+# 3. measures the session plan the schedule names (plan_file: the entries of
+#    the full plan that one session has time for, most valuable first, made
+#    by `calib-tool plan --schedule`; calib/session.c), every family as its
+#    own invocation (a crash or a hang costs one family), in the order of
+#    calib/plans/h200.schedule (calib/budget.c: quick and simple first, the
+#    code most likely to fail last), each capped so that
 #    all of it fits one deadline (deadline_s, from the start of this script):
 #    a step may take its planned cap, less what the later steps reserve; when
 #    the session runs late, the steps left share what remains in proportion to
@@ -34,8 +37,9 @@
 # tests/calib_run_check.sh) set CALIB_TIME_SCALE (real seconds per planned
 # second), CALIB_PREBUILT (the stub, calib/stub.c) and CALIB_MAKE=false (the
 # build fails, the fallback is taken); every duration here is in planned
-# seconds, only `timeout` and the clock are scaled. Also: CALIB_SCHEDULE,
-# CALIB_PLAN, CALIB_DEADLINE_S.
+# seconds, only `timeout` and the clock are scaled. Also: CALIB_SCHEDULE (a
+# later session's, from `calib-tool plan --skip-covered`), CALIB_PLAN (instead
+# of the schedule's plan_file), CALIB_DEADLINE_S.
 set -u
 
 OUT=${1:-${OUT:-}}
@@ -44,15 +48,12 @@ if [ -z "$OUT" ]; then
     exit 2
 fi
 SCHEDULE=${CALIB_SCHEDULE:-calib/plans/h200.schedule}
-PLAN=${CALIB_PLAN:-calib/plans/full.plan}
 SCALE=${CALIB_TIME_SCALE:-1}
 MAKE_CMD=${CALIB_MAKE:-make}
 PREBUILT=${CALIB_PREBUILT:-build/calib/servesim-calib}
 BUILD_DIR=build/calib-h200
 mkdir -p "$OUT/tables" "$OUT/logs" || exit 1
-for f in "$SCHEDULE" "$PLAN"; do
-    [ -r "$f" ] || { echo "h200_run: $f: cannot read" >&2; exit 1; }
-done
+[ -r "$SCHEDULE" ] || { echo "h200_run: $SCHEDULE: cannot read" >&2; exit 1; }
 read -r first < "$SCHEDULE"
 if [ "$first" != "servesim-calib-schedule 1" ]; then
     echo "h200_run: $SCHEDULE:1: expected \"servesim-calib-schedule 1\", got \"$first\"" >&2
@@ -63,6 +64,7 @@ fi
 declare -a NAME EST RES CAP
 eval "$(awk '
     function ms(v) { return sprintf("%d", v * 1000 + 0.5) }
+    $1 == "plan_file" { print "PLAN_FILE=\047" $2 "\047" }
     $1 == "deadline_s" { print "DEADLINE_MS=" ms($2) }
     $1 == "startup_s" { print "STARTUP_MS=" ms($2) }
     $1 == "margin_s" { print "MARGIN_MS=" ms($2) }
@@ -78,6 +80,9 @@ for v in DEADLINE_MS STARTUP_MS MARGIN_MS BUILD_MS CHECK_MS KILL_MS; do
     [ -n "${!v:-}" ] || { echo "h200_run: $SCHEDULE: no ${v%_MS} line" >&2; exit 1; }
 done
 [ "$N_STEPS" -gt 0 ] || { echo "h200_run: $SCHEDULE: no step lines" >&2; exit 1; }
+PLAN=${CALIB_PLAN:-${PLAN_FILE:-}}
+[ -n "$PLAN" ] || { echo "h200_run: $SCHEDULE: no plan_file line (or set CALIB_PLAN)" >&2; exit 1; }
+[ -r "$PLAN" ] || { echo "h200_run: $PLAN: cannot read" >&2; exit 1; }
 SCALE_PPM=$(awk -v s="$SCALE" 'BEGIN { printf "%d", s * 1e6 }')
 [ "$SCALE_PPM" -gt 0 ] || { echo "h200_run: CALIB_TIME_SCALE: expected a number > 0" >&2; exit 1; }
 
@@ -244,5 +249,8 @@ gpu_state gpu-after.txt
 elapsed; sec $E; used=$S; sec "$DEADLINE_MS"
 log "h200_run: done in $used s of $S s; merge on the development machine:"
 log "  build/calib-tool merge --out calib/tables/H200-141GB.json $OUT/tables/*.json"
+log "and plan the next session from what is still missing (calib/README.md, Sessions):"
+log "  build/calib-tool plan --layer --gpu H200-141GB --skip-covered calib/tables/H200-141GB.json \\"
+log "      --out next.plan --schedule next.schedule --session next-session.plan"
 column -t -s $'\t' "$OUT/summary.tsv" 2> /dev/null || cat "$OUT/summary.tsv"
 exit 0

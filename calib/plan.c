@@ -65,6 +65,19 @@ calib_entry *calib_plan_add_entry(calib_plan *plan, ctab_family family,
     return e;
 }
 
+calib_entry *calib_plan_copy_entry(calib_plan *plan, const calib_entry *src)
+{
+    calib_entry *e = calib_plan_add_entry(plan, src->family, src->p, src->axis);
+    size_t n = (size_t)e->n_points;
+    SIM_ASSERT(e->n_points == src->n_points);
+    memcpy(e->flops, src->flops, n * sizeof *e->flops);
+    memcpy(e->bytes, src->bytes, n * sizeof *e->bytes);
+    memcpy(e->energy, src->energy, n);
+    memcpy(e->skip, src->skip, n);
+    memcpy(e->used_by, src->used_by, sizeof e->used_by);
+    return e;
+}
+
 calib_layer *calib_plan_add_layer(calib_plan *plan)
 {
     sim_grow((void **)&plan->layer, &plan->cap_layers, (size_t)plan->n_layers + 1,

@@ -37,6 +37,7 @@
 
 #define CALIB_PLAN_VERSION 1
 #define CALIB_AXIS_MAX 32
+#define CALIB_USED_BY_BYTES 512
 
 typedef struct calib_axis {
     int n;
@@ -52,7 +53,8 @@ typedef struct calib_entry {
     double *bytes;
     uint8_t *energy;   /* measure power at this point */
     uint8_t *skip;     /* not measured */
-    char used_by[512]; /* "Llama-3-8B/tp1,Mixtral-8x7B/tp2": informative */
+    char used_by[CALIB_USED_BY_BYTES]; /* "Llama-3-8B/tp1,Mixtral-8x7B/tp2": who needs it
+                                        * (calib/session.c ranks entries by it) */
 } calib_entry;
 
 /* One operator of a measured layer, run `count` times in a row. */
@@ -96,6 +98,8 @@ void calib_plan_fini(calib_plan *plan);
 calib_entry *calib_plan_add_entry(calib_plan *plan, ctab_family family,
                                   const int64_t *p, const calib_axis *axes);
 calib_layer *calib_plan_add_layer(calib_plan *plan);
+/* Appends a copy of src (its per-point arrays too), e.g. from another plan. */
+calib_entry *calib_plan_copy_entry(calib_plan *plan, const calib_entry *src);
 
 /* The index of an entry with this family and params, or -1. */
 int calib_plan_find(const calib_plan *plan, ctab_family family, const int64_t *p);

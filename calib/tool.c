@@ -1,12 +1,16 @@
 /* calib-tool: the host side of calibration (no GPU needed).
  *
- *   calib-tool plan [--quick] [--models A,B] [--layer] [--gpu NAME] --out PLAN
- *                   [--counter-period-ms P] [--schedule FILE [--deadline S]]
- *       writes the measurement plan servesim-calib runs, and prints an
- *       estimate of its GPU time per family on GPU NAME (default H100-SXM-80GB)
- *       for an energy counter updating every P ms (default 100); --schedule
- *       also writes the per-family schedule calib/h200_run.sh follows within
- *       a deadline of S seconds (default 510)
+ *   calib-tool plan [--quick] [--models A,B] [--layer | --plan PLAN] [--gpu NAME]
+ *                   [--skip-covered TABLE] [--counter-period-ms P] [--out PLAN]
+ *                   [--schedule FILE --session PLAN [--later PLAN] [--deadline S]]
+ *       builds the measurement plan (or reads --plan), leaves out what TABLE
+ *       has measured (--skip-covered), writes the result to --out and prints
+ *       an estimate of its GPU time per family on GPU NAME (default
+ *       H100-SXM-80GB) for an energy counter updating every P ms (default
+ *       100); --schedule takes from it what one session measures within a
+ *       deadline of S seconds (default 510), in priority order
+ *       (calib/session.h), and writes that plan to --session, the schedule
+ *       calib/h200_run.sh follows to FILE and the rest to --later
  *   calib-tool synth --gpu NAME [--quick] [--models A,B] [--plan PLAN] --out TABLE
  *       writes a synthetic table: the plan priced by the roofline of NAME
  *   calib-tool synth-layers --gpu NAME [--scale S] --plan PLAN --out FILE
@@ -32,12 +36,14 @@
 #include "calib/layercmp.h"
 #include "calib/merge.h"
 #include "calib/planner.h"
+#include "calib/session.h"
 #include "calib/synth.h"
 #include "models/cost_table.h"
 #include "sim/jsoncfg.h"
 
 typedef struct args {
     const char *out, *gpu, *models, *plan, *table, *measured, *schedule;
+    const char *session, *later, *covered;
     int quick, layer;
     double scale, counter_period_ms, deadline_s;
     const char *pos[64];
@@ -46,8 +52,9 @@ typedef struct args {
 
 static int usage(void)
 {
-    fputs("usage: calib-tool plan [--quick] [--models A,B] [--layer] [--gpu NAME] --out PLAN\n"
-          "                       [--counter-period-ms P] [--schedule FILE [--deadline S]]\n"
+    fputs("usage: calib-tool plan [--quick] [--models A,B] [--layer | --plan PLAN] [--gpu NAME]\n"
+          "                       [--skip-covered TABLE] [--counter-period-ms P] [--out PLAN]\n"
+          "                       [--schedule FILE --session PLAN [--later PLAN] [--deadline S]]\n"
           "       calib-tool synth --gpu NAME [--quick] [--models A,B] [--plan PLAN] --out TABLE\n"
           "       calib-tool synth-layers --gpu NAME [--scale S] --plan PLAN --out FILE\n"
           "       calib-tool loo TABLE\n"
@@ -63,7 +70,7 @@ static int parse_args(int argc, char **argv, args *a)
     memset(a, 0, sizeof *a);
     a->scale = 1;
     a->counter_period_ms = CALIB_COUNTER_PERIOD_ASSUMED_S * 1e3;
-    a->deadline_s = 510;
+    a->deadline_s = CALIB_SCHED_DEADLINE_S;
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         const char **slot = !strcmp(s, "--out") ? &a->out
@@ -72,7 +79,10 @@ static int parse_args(int argc, char **argv, args *a)
                           : !strcmp(s, "--plan") ? &a->plan
                           : !strcmp(s, "--table") ? &a->table
                           : !strcmp(s, "--measured") ? &a->measured
-                          : !strcmp(s, "--schedule") ? &a->schedule : NULL;
+                          : !strcmp(s, "--schedule") ? &a->schedule
+                          : !strcmp(s, "--session") ? &a->session
+                          : !strcmp(s, "--later") ? &a->later
+                          : !strcmp(s, "--skip-covered") ? &a->covered : NULL;
         double *num = !strcmp(s, "--scale") ? &a->scale
                     : !strcmp(s, "--counter-period-ms") ? &a->counter_period_ms
                     : !strcmp(s, "--deadline") ? &a->deadline_s : NULL;
@@ -136,19 +146,89 @@ static void print_estimate(const calib_plan *plan, const gpu_spec *g,
     printf("  total %.0f s (%.1f min)\n", est->total_s, est->total_s / 60);
 }
 
-static int write_schedule(const char *path, const calib_plan *plan, const gpu_spec *g,
-                          const calib_estimate *est, double deadline_s, sim_err *err)
+static void print_split(const calib_session *s, const calib_estimate *all)
 {
-    calib_schedule s;
-    if (calib_schedule_build(est, g->name, plan->name, deadline_s, &s, err))
-        return sim_err_prefix(err, "%s", path);
-    FILE *f = fopen(path, "w");
-    int rc = f ? calib_schedule_write(&s, f) : -1;
-    if (!f || fclose(f) || rc)
-        return sim_errf(err, "%s: cannot write", path);
-    printf("wrote %s: %d steps, %.0f s of %.0f s reserved\n", path, s.n_steps,
-           s.reserve_total_s, deadline_s);
-    return 0;
+    const calib_schedule *sc = &s->schedule;
+    printf("one session of %.0f s (estimates; %.0f s reserved, %.0f s spare):\n",
+           sc->deadline_s, sc->reserve_total_s, sc->deadline_s - sc->reserve_total_s);
+    printf("  %-14s %9s %8s %8s %8s | %8s %8s\n", "step", "entries", "points", "est s",
+           "cap s", "later", "est s");
+    for (int i = 0; i < sc->n_steps; i++) {
+        const calib_sched_step *st = &sc->step[i];
+        int f = ctab_family_find(st->name);
+        printf("  %-14s %4d/%-4d %8d %8.1f %8.1f", st->name, st->entries,
+               f >= 0 ? all->entries[f] : st->entries, st->points, st->est_s, st->cap_s);
+        if (f >= 0)
+            printf(" | %8d %8.1f", s->est_later.entries[f],
+                   s->est_later.latency_s[f] + s->est_later.energy_s[f]);
+        printf("\n");
+    }
+    for (int f = 0; f < CTAB_FAMILY_COUNT; f++)   /* families left out altogether */
+        if (all->entries[f] && !s->est_session.entries[f])
+            printf("  %-14s %4d/%-4d %8s %8s %8s | %8d %8.1f\n",
+                   ctab_family_get((ctab_family)f)->name, 0, all->entries[f], "-", "-", "-",
+                   s->est_later.entries[f], s->est_later.latency_s[f] + s->est_later.energy_s[f]);
+    int tier_s[CALIB_TIER_COUNT] = {0}, tier_l[CALIB_TIER_COUNT] = {0};
+    for (int i = 0; i < s->session.n_entries; i++)
+        tier_s[s->session_rank[i].tier]++;
+    for (int i = 0; i < s->later.n_entries; i++)
+        tier_l[s->later_rank[i].tier]++;
+    printf("  entries by priority tier, session/later:");
+    for (int t = 0; t < CALIB_TIER_COUNT; t++)
+        printf(" %s %d/%d", calib_tier_name((calib_tier)t), tier_s[t], tier_l[t]);
+    printf("\n  left for later: %d entries, %d points, %.0f s: %d more session%s\n",
+           sc->later_entries, sc->later_points, sc->later_est_s, sc->later_sessions,
+           sc->later_sessions == 1 ? "" : "s");
+}
+
+/* Takes one session from `plan`: writes its plan, its schedule and what
+ * it leaves. */
+static int write_session(const args *a, const calib_plan *plan, const gpu_spec *g,
+                         const calib_estimate *all, sim_err *err)
+{
+    double period_s = a->counter_period_ms * 1e-3;
+    calib_rank *rank = sim_xcalloc((size_t)plan->n_entries + 1, sizeof *rank);
+    calib_session s;
+    memset(&s, 0, sizeof s);
+    int rc = calib_plan_rank(plan, models_dir(), g, period_s, rank, err);
+    if (rc == 0)
+        rc = calib_session_build(plan, rank, g, a->deadline_s, period_s, &s, err);
+    free(rank);
+    if (rc) {
+        calib_session_fini(&s);
+        return sim_err_prefix(err, "%s", a->schedule);
+    }
+    calib_schedule *sc = &s.schedule;
+    snprintf(sc->plan_file, sizeof sc->plan_file, "%s", a->session);
+    snprintf(sc->later_file, sizeof sc->later_file, "%s", a->later ? a->later : "");
+    rc = calib_sessions_needed(&s.later, models_dir(), g, a->deadline_s, period_s,
+                               &sc->later_sessions, err);
+    if (rc == 0)
+        rc = calib_plan_save(&s.session, a->session, err);
+    if (rc == 0 && a->later)
+        rc = calib_plan_save(&s.later, a->later, err);
+    if (rc == 0) {
+        FILE *f = fopen(a->schedule, "w");
+        int wrc = f ? calib_session_write(&s, f) : -1;
+        if (!f || fclose(f) || wrc)
+            rc = sim_errf(err, "%s: cannot write", a->schedule);
+    }
+    if (rc == 0) {
+        printf("wrote %s: %d entries, %d layers; %s: %d steps\n", a->session,
+               s.session.n_entries, s.session.n_layers, a->schedule, sc->n_steps);
+        if (a->later)
+            printf("wrote %s: %d entries\n", a->later, s.later.n_entries);
+        print_split(&s, all);
+        int n_fit, n_complete;
+        char names[4096];
+        rc = calib_configs_complete(plan, &s.session, models_dir(), g, &n_fit, &n_complete,
+                                    names, sizeof names, err);
+        if (rc == 0)
+            printf("  configurations (model/TP) that fit %s and that a table of the session "
+                   "prices entirely: %d of %d: %s\n", g->name, n_complete, n_fit, names);
+    }
+    calib_session_fini(&s);
+    return rc;
 }
 
 static int cmd_plan(const args *a)
@@ -156,19 +236,33 @@ static int cmd_plan(const args *a)
     sim_err err = {{0}};
     calib_plan plan;
     gpu_spec g;
-    if (!a->out)
+    if ((!a->out && !a->schedule) || (a->schedule && !a->session) ||
+        ((a->session || a->later) && !a->schedule))
         return usage();
     if (gpu_spec_load(models_dir(), a->gpu ? a->gpu : "H100-SXM-80GB", &g, &err) ||
         get_plan(a, &plan, &err))
         return fail(&err);
-    int rc = calib_plan_save(&plan, a->out, &err);
+    int rc = 0;
+    if (a->covered) {
+        calib_cover_stats st;
+        rc = calib_plan_skip_covered(&plan, a->covered, g.name, &st, &err);
+        if (rc == 0) {
+            snprintf(plan.name, sizeof plan.name, "remaining");
+            printf("%s covers %d entries (%d points); left: %d entries partly measured, %d "
+                   "not at all (%d points)\n", a->covered, st.entries_covered,
+                   st.points_covered, st.entries_partial, st.entries_missing, st.points_left);
+        }
+    }
+    if (rc == 0 && a->out)
+        rc = calib_plan_save(&plan, a->out, &err);
     if (rc == 0) {
         calib_estimate est;
         calib_plan_estimate(&plan, &g, a->quick, a->counter_period_ms * 1e-3, &est);
-        printf("wrote %s: %d entries, %d layers\n", a->out, plan.n_entries, plan.n_layers);
+        if (a->out)
+            printf("wrote %s: %d entries, %d layers\n", a->out, plan.n_entries, plan.n_layers);
         print_estimate(&plan, &g, &est);
         if (a->schedule)
-            rc = write_schedule(a->schedule, &plan, &g, &est, a->deadline_s, &err);
+            rc = write_session(a, &plan, &g, &est, &err);
     }
     calib_plan_fini(&plan);
     return rc ? fail(&err) : 0;

@@ -17,6 +17,7 @@ const suite_fn test_suites[] = {
     calib_layout_suite,
     calib_nvml_suite,
     calib_merge_suite,
+    calib_session_suite,
     output_suite,
     workload_suite,
     traces_suite,

@@ -25,6 +25,7 @@ Suite *calib_runner_suite(void);
 Suite *calib_layout_suite(void);
 Suite *calib_nvml_suite(void);
 Suite *calib_merge_suite(void);
+Suite *calib_session_suite(void);
 Suite *output_suite(void);
 Suite *workload_suite(void);
 Suite *traces_suite(void);
