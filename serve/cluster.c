@@ -4,7 +4,10 @@
  * Requests. Only one arrival is pending at a time: the arrival handler
  * routes the request and then reads the next one from the source, so memory
  * holds the requests in flight, not the trace. Requests come from slabs
- * through a free list and go back when they finish.
+ * through a free list and go back when they finish. An arrival is the
+ * client sending the request: it reaches the router after the engine's
+ * front end (API server and tokenisation, cs->frontend), an event of its
+ * own when that takes time.
  *
  * Instances. The instance array and the views policies read are sized once,
  * for every instance the pools may ever have (their max_instances), so that
@@ -26,6 +29,7 @@
  * so they never keep the engine running once the run is over. */
 #include "serve/cluster.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,8 +352,21 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     q->move_to = -1;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
-    dispatch(c, r);
+    sim_time_ns front = (sim_time_ns)llround(engine_frontend_ns(&c->cs->frontend,
+                                                                r->input_tokens));
+    if (front > 0)
+        sim_schedule(c->eng, now + front, PHASE_ARRIVAL, EV_FRONTEND, r, 0);
+    else
+        dispatch(c, r);
     schedule_next_arrival(c);
+}
+
+/* A request through the front end reaches the router. */
+void cluster_on_frontend(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_frontend(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)eng;
+    dispatch(ctx, ev->data);
 }
 
 /* ---- moves ---------------------------------------------------------------------- */
@@ -827,7 +844,9 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         const pool_setup *ps = &cs->pools[k];
         pool *p = &c->pools[k];
         p->ps = ps;
-        p->cost = (cost_setup){&ps->model, &ps->gpu, ps->par, ps->iteration_overhead_ns};
+        p->cost = (cost_setup){.model = &ps->model, .gpu = &ps->gpu, .par = ps->par,
+                               .engine = ps->fixed_overhead ? NULL : &ps->engine,
+                               .iteration_overhead_ns = ps->iteration_overhead_ns};
         p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
         p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
         p->view = (pool_view){.name = ps->name, .role = ps->role, .instances = p->members,
