@@ -333,8 +333,11 @@ static void merge_into(cJSON *base, const cJSON *over)
         }
         cJSON *copy = cJSON_Duplicate(it, 1);
         SIM_ASSERT(copy != NULL);
-        cJSON_DeleteItemFromObjectCaseSensitive(base, it->string);
-        cJSON_AddItemToObject(base, it->string, copy);
+        /* In place: the merged tree keeps the file's key order. */
+        if (mine)
+            cJSON_ReplaceItemInObjectCaseSensitive(base, it->string, copy);
+        else
+            cJSON_AddItemToObject(base, it->string, copy);
     }
 }
 

@@ -144,11 +144,14 @@ static void schedule_next_arrival(cluster *c);
 
 static void on_finished(void *ctx, instance *inst, serve_req *r)
 {
-    (void)inst;
     cluster *c = ctx;
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
-    if (wl_source_complete(c->wl, sim_now(c->eng)) && c->wl_waiting)
+    /* A closed-loop client sends its next request once it has received
+     * the last token: after the engine's streaming delay. */
+    const pool_setup *ps = c->pools[c->views[instance_index(inst)].pool].ps;
+    sim_time_ns received = sim_now(c->eng) + (sim_time_ns)llround(engine_stream_ns(&ps->engine));
+    if (wl_source_complete(c->wl, received) && c->wl_waiting)
         schedule_next_arrival(c);
 }
 

@@ -124,8 +124,8 @@ static void waiting_remove(instance *inst, serve_req *r)
 
 static int32_t n_waiting(const instance *inst) { return (int32_t)sim_rb_size(&inst->waiting); }
 
-/* Waiting as the routers and the results see it: the queue and the
- * arrivals not yet visible to the plan. */
+/* Waiting requests in all: the queue and the arrivals not yet visible to
+ * the plan (which the views leave out: nothing may move them). */
 static int32_t n_queued(const instance *inst) { return n_waiting(inst) + inst->n_incoming; }
 
 /* Arrivals held back from the plan join the waiting queue. */
@@ -227,7 +227,7 @@ static void update_view(instance *inst)
 {
     inst_view *v = inst->view;
     v->state = inst->state;
-    v->n_waiting = n_queued(inst);
+    v->n_waiting = n_waiting(inst);   /* what a controller can walk */
     v->n_running = inst->n_running;
     kv_stats ks;
     kv_get_stats(inst->kv, &ks);

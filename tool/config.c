@@ -102,8 +102,11 @@ static int parse_engine(cJSON *o, const char *path, pool_setup *p, sim_err *err)
             sim_err_prefix(err, "%s", epath);
         return -1;
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "engine");
-    cJSON_AddItemToObject(o, "engine", eff);
+    /* In place, so that reading an effective config gives it back unchanged. */
+    if (v)
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "engine", eff);
+    else
+        cJSON_AddItemToObject(o, "engine", eff);
     return 0;
 }
 
