@@ -14,11 +14,13 @@
  * launch time; collectives: latency plus link time), and its power as idle
  * plus compute and memory power in proportion to how much of the
  * achievable FLOP/s and bandwidth the op uses. It has no parameters of its
- * own: the per-iteration CPU overhead is part of the run config
- * (cost_setup), the rest comes from the GPU file and fallback_fit.h.
+ * own: the per-iteration CPU time is the serving engine's (cost_setup's
+ * engine profile, models/engine.h) or a fixed overhead from the run config,
+ * added by the wrapper (cost_iteration), the rest comes from the GPU file
+ * and fallback_fit.h.
  *
  * Invariants: every term whose op kind appeared has source ROOFLINE, every
- * other term NONE with zero time; latency = sum of terms + overhead;
+ * other term NONE with zero time; latency = sum of terms + the CPU's share;
  * idle * time * tp <= energy <= max * time * tp (plus the node's share with
  * energy_scope "node"). */
 #include "models/cost.h"

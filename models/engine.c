@@ -278,7 +278,7 @@ static int load_tree(const char *file, engine_profile *e, cJSON **tree, sim_err 
         cJSON_Delete(root);
         return sim_err_prefix(err, "%s", file);
     }
-    snprintf(e->name, sizeof e->name, "%s", stem);
+    snprintf(e->name, sizeof e->name, "%.63s", stem);
     *tree = root;
     return 0;
 }
