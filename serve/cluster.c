@@ -392,6 +392,7 @@ static void on_move_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
     move *m = ctx;
     cluster *c = m->c;
     instance_release_kv(c->slots[m->from].inst, &m->holder, &m->hold);
+    kv_req_fini(&m->hold);   /* its block table: the slot is reused */
     c->counts.moves_done++;
     c->slots[m->from].moved_out++;
     instance_attach(c->slots[m->to].inst, &m->r->pub);
@@ -436,6 +437,7 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
          * goes back to its queue. */
         q->kv.table = m->hold.table;
         q->kv.table_cap = m->hold.table_cap;
+        m->hold = (kv_req){0};   /* the table is the request's again */
         r->kv_blocks = m->holder.kv_blocks;
         r->kv_cap_tokens = r->kv_blocks * c->pools[c->views[from].pool].ps->batch.block_size_tokens;
         move_free(c, m);

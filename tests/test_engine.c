@@ -176,7 +176,9 @@ START_TEST(test_engine_effective_profile_reproduces_itself)
         cJSON *over = cJSON_Parse("{\"request_path\": {\"stream_us\": 7}}");
         ck_assert_int_eq(engine_profile_resolve(models_dir(), names[i], over, "$.engine", &a,
                                                 &eff, &err), 0);
-        ck_assert_ptr_null(strstr(cJSON_PrintUnformatted(eff), "source"));
+        char *text = cJSON_PrintUnformatted(eff);
+        ck_assert_ptr_null(strstr(text, "source"));
+        free(text);
         ck_assert_int_eq(engine_profile_resolve(models_dir(), names[i], eff, "$.engine", &b,
                                                 NULL, &err), 0);
         ck_assert(memcmp(&a, &b, sizeof a) == 0);

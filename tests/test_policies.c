@@ -876,6 +876,7 @@ Suite *policies_suite(void)
     tcase_add_test(preempt, test_overlapped_swap_costs_no_more_than_blocking);
     suite_add_tcase(s, preempt);
     TCase *sem = tcase_create("semantics");
+    tcase_set_timeout(sem, 60);
     tcase_add_test(sem, test_victim_rule_newest_preempts_the_last_admitted);
     tcase_add_test(sem, test_victim_rule_fewest_outputs_preempts_the_least_generated);
     tcase_add_test(sem, test_decodes_go_before_prefill_chunks);
