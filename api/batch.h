@@ -16,8 +16,42 @@
 #ifndef API_BATCH_H
 #define API_BATCH_H
 
+#include <math.h>
+#include <stdbool.h>
 #include <cjson/cJSON.h>
 #include "api/request.h"
+
+/* The serving engine's scheduling rules (its profile, models/engines/):
+ * what admitting a waiting request reserves, the KV watermark, which
+ * running request a KV shortage preempts, whether an iteration that
+ * preempted may admit, and the defaults of policy parameters. A policy
+ * reads them from its setup; parameters given in the config win. */
+typedef enum batch_reserve {
+    BATCH_RESERVE_CHUNK,     /* the KV of the tokens it computes now */
+    BATCH_RESERVE_PROMPT,    /* the KV of its whole pending prompt (vLLM,
+                              * Sarathi-Serve), whatever it computes now */
+    BATCH_RESERVE_REQUEST,   /* its prompt and output_reserve_fraction of the
+                              * output it has left (TensorRT-LLM, SGLang) */
+} batch_reserve;
+
+typedef enum batch_victim {
+    BATCH_VICTIM_NEWEST,           /* the most recently admitted (vLLM) */
+    BATCH_VICTIM_FEWEST_OUTPUTS,   /* the fewest output tokens, then the longest
+                                    * prompt, then the newest (SGLang) */
+} batch_victim;
+
+typedef struct batch_rules {
+    batch_reserve reserve;
+    /* Only check that the reservation fits (the free blocks less the
+     * watermark) and take the KV of the tokens computed now (vLLM V1's
+     * full-prompt admission check); otherwise the reservation is taken. */
+    bool reserve_check_only;
+    double output_reserve_fraction;   /* BATCH_RESERVE_REQUEST, in [0, 1] */
+    double watermark_fraction;        /* default of the policies' watermark */
+    batch_victim victim;
+    bool admit_after_preempt;         /* vLLM V1: false */
+    int32_t token_budget;             /* default budget of chunking policies */
+} batch_rules;
 
 /* Fixed for the instance's lifetime. */
 typedef struct batch_setup {
@@ -27,6 +61,7 @@ typedef struct batch_setup {
     int64_t kv_total_blocks;
     int32_t max_context_tokens;   /* the model's */
     int32_t model_layers;         /* for policies that split the layers */
+    batch_rules rules;            /* the engine's */
 } batch_setup;
 
 /* The instance as the policy sees it, read-only. */
@@ -52,6 +87,13 @@ typedef struct batch_item {
      * and `tokens` must be all the tokens left to compute every time. Every
      * partial item of one plan runs through the same number of layers. */
     int32_t layers;
+    /* KV to hold from now, in tokens counted like `tokens` (from its
+     * computed ones, after its cached ones for a waiting request): 0 means
+     * `tokens`; more reserves room for later chunks or for its output (the
+     * engine's admission rule, see batch_admit_tokens). At most its pending
+     * tokens plus the output tokens it has left. The ledger must have taken
+     * it (kv_take with this many tokens). */
+    int32_t reserve;
 } batch_item;
 
 /* Arrays are owned by the core and sized for n_waiting + n_running. */
@@ -171,6 +213,26 @@ static inline int batch_admit_fits(const batch_view *v, const batch_plan *plan,
         return 0;
     return free_blocks - blocks >= watermark_blocks ||
            (running_kept == 0 && plan->n_items == 0);
+}
+
+/* The KV tokens the engine's rule reserves when waiting r is admitted to
+ * compute `tokens` now (counted like batch_item.tokens): the tokens
+ * themselves, its whole pending prompt, or that plus a share of the output
+ * it has left (its sequence grows to input + output - 1 tokens of KV: the
+ * last token is never fed back). */
+static inline int32_t batch_admit_tokens(const batch_view *v, const serve_req *r,
+                                         int32_t tokens)
+{
+    const batch_rules *rules = &v->setup->rules;
+    if (rules->reserve == BATCH_RESERVE_CHUNK)
+        return tokens;
+    int32_t want = batch_todo_tokens(v, r);
+    if (rules->reserve == BATCH_RESERVE_REQUEST) {
+        int32_t left = r->output_tokens - r->generated_tokens - 1;
+        if (left > 0)
+            want += (int32_t)ceil(rules->output_reserve_fraction * left);
+    }
+    return want > tokens ? want : tokens;
 }
 
 #endif

@@ -14,11 +14,13 @@
  * launch time; collectives: latency plus link time), and its power as idle
  * plus compute and memory power in proportion to how much of the
  * achievable FLOP/s and bandwidth the op uses. It has no parameters of its
- * own: the per-iteration CPU overhead is part of the run config
- * (cost_setup), the rest comes from the GPU file and fallback_fit.h.
+ * own: the per-iteration CPU time is the serving engine's (cost_setup's
+ * engine profile, models/engine.h) or a fixed overhead from the run config,
+ * added by the wrapper (cost_iteration), the rest comes from the GPU file
+ * and fallback_fit.h.
  *
  * Invariants: every term whose op kind appeared has source ROOFLINE, every
- * other term NONE with zero time; latency = sum of terms + overhead;
+ * other term NONE with zero time; latency = sum of terms + the CPU's share;
  * idle * time * tp <= energy <= max * time * tp (plus the node's share with
  * energy_scope "node"). */
 #include "models/cost.h"
@@ -237,11 +239,46 @@ void cost_model_destroy(cost_model *cm)
     free(cm);
 }
 
+/* The GPUs' idle power as the member prices it (all tp GPUs). */
+static double member_idle_w(const cost_model *cm)
+{
+    return cm->ops->idle_power_w ? cm->ops->idle_power_w(cm->state, &cm->setup)
+                                 : cm->setup.gpu->idle_w * cm->setup.par.tp;
+}
+
+/* The engine's share of the iteration. An engine whose CPU blocks the GPU
+ * adds a time that does not depend on the GPU's: the member adds it as the
+ * fixed overhead always was (so a profile equal to the old fixed overhead
+ * reproduces old results exactly). An overlapping engine's share depends
+ * on the GPU time: it is added afterwards, at idle power. */
+static void engine_iteration(cost_model *cm, const op_list *ops, const batch_shape *b,
+                             cost_result *out)
+{
+    const engine_profile *e = cm->setup.engine;
+    cost_setup s = cm->setup;
+    if (!e->cpu_overlap) {
+        s.iteration_overhead_ns = (sim_time_ns)llround(
+            engine_iteration_ns(e, b, cm->setup.model->layers, 0));
+        cm->ops->iteration(cm->state, &s, ops, out);
+        return;
+    }
+    s.iteration_overhead_ns = 0;
+    cm->ops->iteration(cm->state, &s, ops, out);
+    double gpu_ns = (double)out->latency_ns;
+    sim_time_ns extra = (sim_time_ns)llround(
+        engine_iteration_ns(e, b, cm->setup.model->layers, gpu_ns) - gpu_ns);
+    out->latency_ns += extra;
+    out->energy_j += (double)extra * 1e-9 * member_idle_w(cm);
+}
+
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 {
     op_list ops;
     ops_decompose(cm->setup.model, &cm->setup.par, b, &ops);
-    cm->ops->iteration(cm->state, &cm->setup, &ops, out);
+    if (cm->setup.engine)
+        engine_iteration(cm, &ops, b, out);
+    else
+        cm->ops->iteration(cm->state, &cm->setup, &ops, out);
     if (cm->node_energy)
         out->energy_j += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par) *
                          (double)out->latency_ns * 1e-9;
@@ -249,8 +286,7 @@ void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 
 double cost_idle_power_w(const cost_model *cm)
 {
-    double w = cm->ops->idle_power_w ? cm->ops->idle_power_w(cm->state, &cm->setup)
-                                     : cm->setup.gpu->idle_w * cm->setup.par.tp;
+    double w = member_idle_w(cm);
     if (cm->node_energy)
         w += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par);
     return w;

@@ -14,6 +14,7 @@
 #define MODELS_COST_H
 
 #include <cjson/cJSON.h>
+#include "models/engine.h"
 #include "models/ops.h"
 
 typedef enum cost_source { COST_SRC_NONE, COST_SRC_ROOFLINE, COST_SRC_TABLE,
@@ -22,7 +23,7 @@ const char *cost_source_name(cost_source s);
 
 /* One iteration's cost on one instance (all tp GPUs together for energy). */
 typedef struct cost_result {
-    sim_time_ns latency_ns;   /* total, with the fixed per-iteration overhead */
+    sim_time_ns latency_ns;   /* total, with the engine's CPU time */
     double energy_j;          /* all GPUs of the instance (and the node's share
                                  with energy_scope "node") */
     double term_ns[OP_KIND_COUNT];        /* summed over repeats */
@@ -36,6 +37,13 @@ typedef struct cost_setup {
     const llm_model *model;
     const gpu_spec *gpu;
     par_layout par;           /* GPUs per instance: par_gpus(&par) */
+    /* The engine whose CPU time per iteration (models/engine.h) is added to
+     * the operators' (NULL: a fixed iteration_overhead_ns instead; the run
+     * config's cost.iteration_overhead_us). While the CPU works the GPUs
+     * idle. Members see the engine's blocking time for the iteration in
+     * iteration_overhead_ns and add it as before; the wrapper adds the
+     * overlapped engines' share afterwards. */
+    const engine_profile *engine;
     sim_time_ns iteration_overhead_ns;  /* CPU scheduling and launch, per iteration */
 } cost_setup;
 

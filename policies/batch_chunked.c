@@ -1,16 +1,23 @@
-/* Chunked prefill (Sarathi-Serve; DeepSpeed-FastGen's Dynamic SplitFuse).
+/* Chunked prefill (Sarathi-Serve; DeepSpeed-FastGen's Dynamic SplitFuse;
+ * vLLM V1 and SGLang by default).
  *
  * Every iteration has a token budget. Ongoing decodes go in first (one token
- * each; when one needs a KV block and none is free, the most recently
- * admitted running request is preempted, as in vLLM). The rest of the
- * budget goes to prefill chunks: first to running requests whose prompt is
- * partly prefilled, then to waiting requests in queue order, so a long
- * prompt is spread over several iterations and decodes never stall behind
- * it. Admission keeps a small KV watermark free, as vLLM does.
+ * each; when one needs a KV block and none is free, the engine's victim rule
+ * picks a running request to preempt). The rest of the budget goes to
+ * prefill chunks: first to running requests whose prompt is partly
+ * prefilled, oldest first, then to waiting requests in queue order, so a
+ * long prompt is spread over several iterations and decodes never stall
+ * behind it. What admitting a waiting request reserves is the engine's rule
+ * (api/batch.h, batch_rules): vLLM and Sarathi-Serve reserve the whole
+ * prompt (vLLM V1 checks that it fits), so that a prompt admitted in chunks
+ * is not starved of KV by later admissions; servesim's original rule, the
+ * first chunk only, over-admits under KV pressure and preempts far more.
+ * Admission keeps the KV watermark free, and under vLLM V1's rule an
+ * iteration that preempted admits nothing.
  *
- * Params: {"token_budget": 512, "max_seqs": <instance.max_seqs>,
- *          "watermark_fraction": 0.01}; max_seqs <= token_budget so that
- * the decodes always fit the budget. */
+ * Params: {"token_budget": <engine's>, "max_seqs": <instance.max_seqs>,
+ *          "watermark_fraction": <engine's>}; max_seqs <= token_budget so
+ * that the decodes always fit the budget. */
 #include <stdlib.h>
 
 #include "policies/common.h"
@@ -28,13 +35,16 @@ static int chunked_init(const batch_setup *setup, cJSON *params, const char *pat
                                        NULL};
     int64_t budget, max_seqs;
     double watermark;
+    int32_t def_budget = setup->rules.token_budget;
+    if (def_budget > setup->max_batched_tokens)
+        def_budget = setup->max_batched_tokens;
     if (jcfg_check_keys(params, path, keys, err) ||
-        jcfg_int(params, path, "token_budget", 512 < setup->max_batched_tokens
-                 ? 512 : setup->max_batched_tokens, 1, setup->max_batched_tokens,
+        jcfg_int(params, path, "token_budget", def_budget, 1, setup->max_batched_tokens,
                  &budget, err) ||
         jcfg_int(params, path, "max_seqs", setup->max_seqs < budget ? setup->max_seqs
                  : budget, 1, setup->max_seqs, &max_seqs, err) ||
-        jcfg_num(params, path, "watermark_fraction", 0.01, 0, 0.5, &watermark, err))
+        jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
+                 &watermark, err))
         return -1;
     if (max_seqs > budget)
         return sim_errf(err, "%s.max_seqs: expected at most token_budget (%lld) so that "
@@ -42,7 +52,7 @@ static int chunked_init(const batch_setup *setup, cJSON *params, const char *pat
                         (long long)budget, (long long)max_seqs);
     chunked_state *s = sim_xmalloc(sizeof *s);
     *s = (chunked_state){(int32_t)budget, (int32_t)max_seqs,
-                         (int64_t)(watermark * (double)setup->kv_total_blocks)};
+                         batch_watermark_blocks(setup, watermark)};
     *state = s;
     return 0;
 }
@@ -63,38 +73,43 @@ static void chunked_form(void *state, const batch_view *v, batch_plan *plan)
 {
     const chunked_state *s = state;
     int64_t budget = s->budget;
-    int32_t last = batch_plan_decodes(v, plan, &budget);
+    int32_t kept = batch_plan_decodes(v, plan, &budget);
     /* Then the partly prefilled prompts, oldest first. With nothing else
-     * to run, make room by preempting the newest, so the instance never
-     * stalls with KV held by half-prefilled prompts. */
-    for (int32_t i = 0; i < last && budget > 0; i++) {
+     * to run, make room by preempting (the victim rule, among the others),
+     * so the instance never stalls with KV held by half-prefilled prompts. */
+    for (int32_t i = 0; i < v->n_running && budget > 0; i++) {
         const serve_req *r = v->running[i];
-        if (req_is_decode(r))
+        if (req_is_decode(r) || batch_is_preempted(plan, r))
             continue;
         int32_t chunk = chunk_that_fits(v, r, budget);
-        while (chunk == 0 && plan->n_items == 0 && last > i + 1) {
-            const serve_req *victim = v->running[--last];
-            plan->preempt[plan->n_preempt++] = victim;
-            kv_preempt(v, victim);
+        while (chunk == 0 && plan->n_items == 0) {
+            int32_t j = batch_pick_victim(v, plan, i + 1);
+            if (j < 0)
+                break;
+            batch_add_preempt(v, plan, v->running[j]);
+            kept--;
             chunk = chunk_that_fits(v, r, budget);
         }
         if (chunk == 0)
             continue;
-        plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
+        plan->items[plan->n_items++] = (batch_item){r, chunk, 0, 0};
         kv_take(v, r, chunk);
         budget -= chunk;
     }
+    /* Under vLLM V1's rule an iteration that preempted admits nothing (with
+     * nothing else to run, vLLM would run an empty step and admit in the
+     * next: admitting now is the same). */
+    if (plan->n_preempt && !v->setup->rules.admit_after_preempt && plan->n_items)
+        return;
     /* Then new requests, in queue order, while the budget, the sequence
-     * limit and the KV watermark allow. */
-    int32_t seqs = last;
+     * limit and the KV (the engine's reservation and watermark) allow. */
+    int32_t seqs = kept;
     for (const serve_req *r = batch_first_waiting(v); r && budget > 0 && seqs < s->max_seqs;
          r = req_next_waiting(r)) {
         int32_t todo = batch_todo_tokens(v, r);
         int32_t chunk = todo < budget ? todo : (int32_t)budget;
-        if (!batch_admit_fits(v, plan, last, kv_need(v, r, chunk), s->watermark_blocks))
+        if (!batch_try_admit(v, plan, kept, r, chunk, 0, s->watermark_blocks))
             break;
-        plan->items[plan->n_items++] = (batch_item){r, chunk, 0};
-        kv_take(v, r, chunk);
         budget -= chunk;
         seqs++;
     }

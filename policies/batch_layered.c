@@ -11,7 +11,7 @@
  * when it is admitted. When a decode needs a KV block and none is free, the
  * newest running request is preempted, as in vLLM.
  *
- * Params: {"groups": 4, "max_prompts": 4, "watermark_fraction": 0.01}. The
+ * Params: {"groups": 4, "max_prompts": 4, "watermark_fraction": <engine's>}. The
  * iteration's tokens (decodes plus whole prompts) stay within
  * instance.max_batched_tokens, which must hold the longest prompt. */
 #include <stdlib.h>
@@ -36,7 +36,8 @@ static int layered_init(const batch_setup *setup, cJSON *params, const char *pat
                  1, setup->model_layers, &groups, err) ||
         jcfg_int(params, path, "max_prompts", 4 < setup->max_seqs ? 4 : setup->max_seqs, 1,
                  setup->max_seqs, &max_prompts, err) ||
-        jcfg_num(params, path, "watermark_fraction", 0.01, 0, 0.5, &watermark, err))
+        jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
+                 &watermark, err))
         return -1;
     if (setup->max_batched_tokens < setup->max_context_tokens)
         return sim_errf(err, "%s: layered prefill needs max_batched_tokens (%d) >= "
@@ -44,7 +45,7 @@ static int layered_init(const batch_setup *setup, cJSON *params, const char *pat
                         path, setup->max_batched_tokens, setup->max_context_tokens);
     layered_state *s = sim_xmalloc(sizeof *s);
     *s = (layered_state){(int32_t)groups, (int32_t)max_prompts, setup->model_layers,
-                         (int64_t)(watermark * (double)setup->kv_total_blocks)};
+                         batch_watermark_blocks(setup, watermark)};
     *state = s;
     return 0;
 }
@@ -68,18 +69,21 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
     int32_t last = batch_plan_decodes(v, plan, &budget);
     /* The cohort in flight moves on by one group; its KV is reserved. */
     int32_t cohort = 0;
-    for (int32_t i = 0; i < last; i++) {
+    for (int32_t i = 0; i < v->n_running; i++) {
         const serve_req *r = v->running[i];
-        if (req_is_decode(r))
+        if (req_is_decode(r) || batch_is_preempted(plan, r))
             continue;
         int32_t tokens = req_pending_tokens(r);
         plan->items[plan->n_items++] =
-            (batch_item){r, tokens, next_group_layers(s, r->layers_done)};
+            (batch_item){r, tokens, next_group_layers(s, r->layers_done), 0};
         kv_take(v, r, tokens);
         budget -= tokens;
         cohort++;
     }
-    if (cohort)
+    /* Under vLLM V1's rule an iteration that preempted admits nothing (with
+     * nothing else to run, vLLM would run an empty step and admit in the
+     * next: admitting now is the same). */
+    if (cohort || (plan->n_preempt && !setup->rules.admit_after_preempt && plan->n_items))
         return;
     /* No cohort: admit the next one from the queue, whole prompts, through
      * the first group. A swapped-out decode re-enters as a decode. */
@@ -87,13 +91,11 @@ static void layered_form(void *state, const batch_view *v, batch_plan *plan)
     for (const serve_req *r = batch_first_waiting(v);
          r && cohort < s->max_prompts && seqs < setup->max_seqs; r = req_next_waiting(r)) {
         int32_t tokens = batch_todo_tokens(v, r);
-        if (tokens > budget ||
-            !batch_admit_fits(v, plan, last, kv_need(v, r, tokens), s->watermark_blocks))
-            break;
         int decode = req_is_decode(r);
-        plan->items[plan->n_items++] =
-            (batch_item){r, tokens, decode ? 0 : next_group_layers(s, 0)};
-        kv_take(v, r, tokens);
+        if (tokens > budget ||
+            !batch_try_admit(v, plan, last, r, tokens, decode ? 0 : next_group_layers(s, 0),
+                             s->watermark_blocks))
+            break;
         budget -= tokens;
         cohort += !decode;
         seqs++;

@@ -10,8 +10,12 @@
  * instance.preemption says), repeatedly, until
  * the block fits or the request itself was the one preempted.
  *
- * Params: {"watermark_fraction": 0.01} (share of KV blocks kept free at
- * admission, as vLLM does, so that running requests can grow). */
+ * What admission reserves is the engine's rule (api/batch.h): the whole
+ * prompt is computed at once, so only TensorRT-LLM's rule, which reserves
+ * the output too, differs.
+ *
+ * Params: {"watermark_fraction": <engine's>} (share of KV blocks kept free
+ * at admission, as vLLM does, so that running requests can grow). */
 #include <stdlib.h>
 
 #include "policies/common.h"
@@ -27,7 +31,8 @@ static int vllm_init(const batch_setup *setup, cJSON *params, const char *path,
     static const char *const keys[] = {"watermark_fraction", NULL};
     double watermark;
     if (jcfg_check_keys(params, path, keys, err) ||
-        jcfg_num(params, path, "watermark_fraction", 0.01, 0, 0.5, &watermark, err))
+        jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
+                 &watermark, err))
         return -1;
     /* Without chunking a prompt must fit in one iteration's token budget. */
     if (setup->max_batched_tokens < setup->max_context_tokens)
@@ -35,7 +40,7 @@ static int vllm_init(const batch_setup *setup, cJSON *params, const char *path,
                         "max_context_tokens (%d), since prompts are not split",
                         path, setup->max_batched_tokens, setup->max_context_tokens);
     vllm_state *s = sim_xmalloc(sizeof *s);
-    s->watermark_blocks = (int64_t)(watermark * (double)setup->kv_total_blocks);
+    s->watermark_blocks = batch_watermark_blocks(setup, watermark);
     *state = s;
     return 0;
 }
@@ -48,11 +53,8 @@ static int32_t admit_prefills(const vllm_state *s, const batch_view *v, batch_pl
     for (const serve_req *r = batch_first_waiting(v); r; r = req_next_waiting(r)) {
         int32_t tokens = batch_todo_tokens(v, r);
         if (tokens > budget || seqs >= setup->max_seqs ||
-            !batch_admit_fits(v, plan, v->n_running, kv_need(v, r, tokens),
-                              s->watermark_blocks))
+            !batch_try_admit(v, plan, v->n_running, r, tokens, 0, s->watermark_blocks))
             break;
-        plan->items[plan->n_items++] = (batch_item){r, tokens, 0};
-        kv_take(v, r, tokens);
         budget -= tokens;
         seqs++;
     }

@@ -4,7 +4,10 @@
  * Requests. Only one arrival is pending at a time: the arrival handler
  * routes the request and then reads the next one from the source, so memory
  * holds the requests in flight, not the trace. Requests come from slabs
- * through a free list and go back when they finish.
+ * through a free list and go back when they finish. An arrival is the
+ * client sending the request: it reaches the router after the engine's
+ * front end (API server and tokenisation, cs->frontend), an event of its
+ * own when that takes time.
  *
  * Instances. The instance array and the views policies read are sized once,
  * for every instance the pools may ever have (their max_instances), so that
@@ -26,6 +29,7 @@
  * so they never keep the engine running once the run is over. */
 #include "serve/cluster.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,13 +155,16 @@ static void sink_failed(cluster *c, const char *what)
 
 static void on_finished(void *ctx, instance *inst, serve_req *r)
 {
-    (void)inst;
     cluster *c = ctx;
     if (c->metrics.sink_failed)
         sink_failed(c, "request record");
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
-    if (wl_source_complete(c->wl, sim_now(c->eng)) && c->wl_waiting)
+    /* A closed-loop client sends its next request once it has received
+     * the last token: after the engine's streaming delay. */
+    const pool_setup *ps = c->pools[c->views[instance_index(inst)].pool].ps;
+    sim_time_ns received = sim_now(c->eng) + (sim_time_ns)llround(engine_stream_ns(&ps->engine));
+    if (wl_source_complete(c->wl, received) && c->wl_waiting)
         schedule_next_arrival(c);
 }
 
@@ -361,8 +368,21 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     q->move_to = -1;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
-    dispatch(c, r);
+    sim_time_ns front = (sim_time_ns)llround(engine_frontend_ns(&c->cs->frontend,
+                                                                r->input_tokens));
+    if (front > 0)
+        sim_schedule(c->eng, now + front, PHASE_ARRIVAL, EV_FRONTEND, r, 0);
+    else
+        dispatch(c, r);
     schedule_next_arrival(c);
+}
+
+/* A request through the front end reaches the router. */
+void cluster_on_frontend(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_frontend(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)eng;
+    dispatch(ctx, ev->data);
 }
 
 /* ---- moves ---------------------------------------------------------------------- */
@@ -385,6 +405,7 @@ static void on_move_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
     move *m = ctx;
     cluster *c = m->c;
     instance_release_kv(c->slots[m->from].inst, &m->holder, &m->hold);
+    kv_req_fini(&m->hold);   /* its block table: the slot is reused */
     c->counts.moves_done++;
     c->slots[m->from].moved_out++;
     instance_attach(c->slots[m->to].inst, &m->r->pub);
@@ -429,6 +450,7 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
          * goes back to its queue. */
         q->kv.table = m->hold.table;
         q->kv.table_cap = m->hold.table_cap;
+        m->hold = (kv_req){0};   /* the table is the request's again */
         r->kv_blocks = m->holder.kv_blocks;
         r->kv_cap_tokens = r->kv_blocks * c->pools[c->views[from].pool].ps->batch.block_size_tokens;
         move_free(c, m);
@@ -843,7 +865,9 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         const pool_setup *ps = &cs->pools[k];
         pool *p = &c->pools[k];
         p->ps = ps;
-        p->cost_in = (cost_setup){&ps->model, &ps->gpu, ps->par, ps->iteration_overhead_ns};
+        p->cost_in = (cost_setup){.model = &ps->model, .gpu = &ps->gpu, .par = ps->par,
+                                  .engine = ps->fixed_overhead ? NULL : &ps->engine,
+                                  .iteration_overhead_ns = ps->iteration_overhead_ns};
         p->cost = cost_model_create(ps->cost_name, &p->cost_in, ps->cost_params, ps->cost_path,
                                     err);
         if (!p->cost)

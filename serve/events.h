@@ -10,7 +10,8 @@
  *              they bring is usable by everything after them;
  *   LIFECYCLE  instances change state (active, draining, stopped), so that
  *              arrivals see the instances that can take work now;
- *   ARRIVAL    arrivals are routed, seeing all of the above;
+ *   ARRIVAL    arrivals are routed (after the engine's front end, if it
+ *              delays them), seeing all of the above;
  *   CONTROL    cluster controllers tick, seeing that instant's arrivals;
  *   WAKE       idle instances wake and plan, seeing every request that came
  *              to them at that instant (arrivals and moves);
@@ -41,7 +42,8 @@ enum {
     X(EV_TRANSFER, "transfer", net_on_event)                   \
     X(EV_LIFECYCLE, "lifecycle", cluster_on_lifecycle)         \
     X(EV_CONTROL, "control", cluster_on_control)               \
-    X(EV_SAMPLE, "sample", cluster_on_sample)
+    X(EV_SAMPLE, "sample", cluster_on_sample)                  \
+    X(EV_FRONTEND, "frontend", cluster_on_frontend)
 
 #define SERVE_EVENT_ENUM(kind, name, handler) kind,
 enum { SERVE_EVENT_KINDS(SERVE_EVENT_ENUM) EV_KIND_COUNT };

@@ -23,7 +23,14 @@
  * links and back when it is admitted again. A blocking copy delays the
  * iteration's compute until the copies are done; an overlapped one delays
  * only the iteration's end, if the copies outlast the compute. The GPUs idle
- * through the delay. */
+ * through the delay.
+ *
+ * Engines that overlap their CPU work with the GPU's (vLLM's asynchronous
+ * scheduling, SGLang's and TensorRT-LLM's overlap schedulers) plan each
+ * iteration while the one before runs: a request that arrives during
+ * iteration n is not seen by the plan of n+1, made when n started, and
+ * waits for n+2. Such arrivals are held in `incoming` and join the waiting
+ * queue once the next plan is made; an idle instance sees them at once. */
 #include "serve/instance.h"
 
 #include <math.h>
@@ -72,6 +79,14 @@ struct instance {
     bool compute_done;       /* overlapped: compute ended, copies still going */
     sim_time_ns iter_start_ns, compute_ns;
 
+    /* Overlapping engines: arrivals during the iteration in flight, not yet
+     * visible to the plan (see the top). */
+    serve_req **incoming;
+    size_t incoming_cap;
+    int32_t n_incoming;
+    bool plan_ahead;         /* the engine overlaps: plan one iteration ahead */
+    sim_time_ns stream_ns;   /* the engine's streaming delay to the client */
+
     serve_req **detach_later;   /* detaches asked during the iteration */
     size_t detach_cap;
     int32_t n_detach_later;
@@ -109,6 +124,18 @@ static void waiting_remove(instance *inst, serve_req *r)
 
 static int32_t n_waiting(const instance *inst) { return (int32_t)sim_rb_size(&inst->waiting); }
 
+/* Waiting requests in all: the queue and the arrivals not yet visible to
+ * the plan (which the views leave out: nothing may move them). */
+static int32_t n_queued(const instance *inst) { return n_waiting(inst) + inst->n_incoming; }
+
+/* Arrivals held back from the plan join the waiting queue. */
+static void flush_incoming(instance *inst)
+{
+    for (int32_t i = 0; i < inst->n_incoming; i++)
+        waiting_insert(inst, inst->incoming[i]);
+    inst->n_incoming = 0;
+}
+
 static void running_remove(instance *inst, serve_req *r)
 {
     int32_t kept = 0;
@@ -139,6 +166,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->pcie_h2d = s->pcie_h2d;
     inst->hooks = s->hooks;
     inst->state = s->state;
+    inst->plan_ahead = ps->engine.cpu_overlap;
+    inst->stream_ns = (sim_time_ns)llround(engine_stream_ns(&ps->engine));
     sim_rb_init(&inst->waiting, waiting_cmp);
     inst->kv = kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
                          ps->prefix_caching, sim_now(eng));
@@ -170,6 +199,7 @@ void instance_destroy(instance *inst)
     free(inst->items);
     free(inst->preempt);
     free(inst->prefill);
+    free(inst->incoming);
     free(inst->detach_later);
     free(inst);
 }
@@ -195,7 +225,7 @@ static void update_view(instance *inst)
 {
     inst_view *v = inst->view;
     v->state = inst->state;
-    v->n_waiting = n_waiting(inst);
+    v->n_waiting = n_waiting(inst);   /* what a controller can walk */
     v->n_running = inst->n_running;
     kv_stats ks;
     kv_get_stats(inst->kv, &ks);
@@ -238,7 +268,7 @@ void instance_open(instance *inst, sim_time_ns now)
 
 static bool has_work(const instance *inst)
 {
-    return n_waiting(inst) > 0 || inst->n_running > 0;
+    return n_queued(inst) > 0 || inst->n_running > 0;
 }
 
 void instance_set_state(instance *inst, inst_state s, sim_time_ns now)
@@ -357,9 +387,12 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
     }
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
-        int32_t q = inst->plan.items[i].tokens;
+        int32_t q = inst->plan.items[i].tokens, hold = inst->plan.items[i].reserve;
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
-        kv_grow(inst->kv, r, &req_of(r)->kv, q, now);   /* asserts the plan fits */
+        /* The engine's reservation: room for later chunks or the output. */
+        SIM_ASSERT_AT(now, hold <= req_pending_tokens(r) + r->output_tokens -
+                           r->generated_tokens);
+        kv_grow(inst->kv, r, &req_of(r)->kv, hold > q ? hold : q, now);   /* asserts the plan fits */
         int32_t layers = inst->plan.items[i].layers;
         if (layers) {   /* layered prefill: whole pending prompt, one layer group */
             SIM_ASSERT_AT(now, q == req_pending_tokens(r) &&
@@ -433,6 +466,10 @@ static void step(instance *inst)
         update_view(inst);
         return;
     }
+    /* With nothing visible to plan, an overlapping engine had planned no
+     * iteration ahead: the held arrivals are planned now. */
+    if (n_waiting(inst) == 0 && inst->n_running == 0)
+        flush_incoming(inst);
     plan_reserve(inst);
     batch_view view = {
         .now = now,
@@ -452,6 +489,8 @@ static void step(instance *inst)
     apply_preemptions(inst, now);
     batch_shape shape;
     apply_items(inst, now, &shape);
+    /* Arrivals held back from this plan are seen by the next one. */
+    flush_incoming(inst);
     update_view(inst);
 
     cost_iteration(inst->cost, &shape, &inst->cost_now);
@@ -541,7 +580,7 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
         kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
         inst->stats.completed++;
-        metrics_finish(inst->metrics, r, now);
+        metrics_finish(inst->metrics, r, now, inst->stream_ns);
     }
 }
 
@@ -647,7 +686,13 @@ void instance_enqueue(instance *inst, serve_req *r)
     SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
     r->pool = inst->pool;
     inst->view->outstanding_tokens += outstanding_of(r);
-    waiting_insert(inst, r);
+    if (inst->plan_ahead && inst->busy) {   /* the next plan is already made */
+        sim_grow((void **)&inst->incoming, &inst->incoming_cap, (size_t)inst->n_incoming + 1,
+                 sizeof *inst->incoming);
+        inst->incoming[inst->n_incoming++] = r;
+    } else {
+        waiting_insert(inst, r);
+    }
     update_view(inst);
     wake(inst);
 }
@@ -745,7 +790,7 @@ void instance_attach(instance *inst, serve_req *r)
 void instance_get_stats(const instance *inst, instance_stats *out)
 {
     *out = inst->stats;
-    out->n_waiting = n_waiting(inst);
+    out->n_waiting = n_queued(inst);
     out->n_running = inst->n_running;
 }
 

@@ -74,9 +74,14 @@ static group_stats *group_of(metrics *m, metrics_group_kind g, int32_t id)
     return x;
 }
 
-void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
+void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now,
+                    sim_time_ns client_delay_ns)
 {
     SIM_ASSERT_AT(now, r->generated_tokens == r->output_tokens && r->first_token_ns >= 0);
+    SIM_ASSERT_AT(now, client_delay_ns >= 0);
+    /* At the client. */
+    sim_time_ns first_token_ns = r->first_token_ns + client_delay_ns;
+    now += client_delay_ns;
     req_record rec = {
         .id = r->id,
         .instance = r->instance,
@@ -91,9 +96,9 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
         .cached_tokens = r->cached_tokens,
         .ttft_slo_ns = r->ttft_deadline_ns - r->arrival_ns,
         .arrival_ns = r->arrival_ns,
-        .first_token_ns = r->first_token_ns,
+        .first_token_ns = first_token_ns,
         .finish_ns = now,
-        .ttft_ns = r->first_token_ns - r->arrival_ns,
+        .ttft_ns = first_token_ns - r->arrival_ns,
         .queue_ns = r->first_scheduled_ns - r->arrival_ns,
         .e2e_ns = now - r->arrival_ns,
         .tbt_max_ns = r->tbt_max_ns,
@@ -102,7 +107,7 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now)
     /* Mean gap and TPOT coincide per request: (last token - first token) /
      * (tokens - 1). Both are kept since papers name them differently. */
     if (r->output_tokens > 1) {
-        rec.tbt_mean_ns = (double)(now - r->first_token_ns) / (r->output_tokens - 1);
+        rec.tbt_mean_ns = (double)(now - first_token_ns) / (r->output_tokens - 1);
         rec.tpot_ns = rec.tbt_mean_ns;
         sim_hist_add(&m->tpot, (int64_t)rec.tpot_ns);
     }

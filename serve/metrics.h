@@ -120,8 +120,13 @@ static inline void metrics_token_gaps(metrics *m, sim_time_ns gap_ns, uint64_t c
 {
     sim_hist_add_n(&m->tbt, gap_ns, count);
 }
-/* Builds the record, folds it into the summary and passes it on. */
-void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now);
+/* Builds the record, folds it into the summary and passes it on. Tokens
+ * reach the client `client_delay_ns` after the iteration that made them
+ * (the engine's streaming delay): TTFT, the first token's and the finish
+ * time and end-to-end latency are the client's, as benchmark clients
+ * measure them; the gaps between tokens are unchanged. */
+void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now,
+                    sim_time_ns client_delay_ns);
 /* Fills the latency and SLO parts of the summary. */
 void metrics_summarize(const metrics *m, run_summary *s);
 /* The groups of one kind that had requests, in id order: how many, and the

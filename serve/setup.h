@@ -67,6 +67,14 @@ typedef struct pool_setup {
     batch_setup batch;            /* kv_total_blocks is derived */
     double gpu_memory_utilization;
     double activation_reserve_bytes;
+    /* The serving engine (models/engine.h): its CPU time per iteration, its
+     * streaming delay, and whether it plans one iteration ahead (an
+     * overlapping engine); its scheduling rules are in batch.rules. */
+    engine_profile engine;
+    /* cost.iteration_overhead_us given: this fixed time per iteration
+     * replaces the engine's CPU time (cpu_overhead, launches outside CUDA
+     * graphs). */
+    bool fixed_overhead;
     sim_time_ns iteration_overhead_ns;
     const char *cost_name;
     cJSON *cost_params;
@@ -97,6 +105,9 @@ typedef enum pool_choice { POOL_CHOICE_LEAST_LOADED, POOL_CHOICE_FIRST } pool_ch
 
 typedef struct cluster_setup {
     uint64_t seed;
+    /* The front end every arrival passes before the router: the top-level
+     * engine's request path (API server and tokenisation). */
+    engine_profile frontend;
     pool_setup *pools;
     int32_t n_pools;
     pool_choice pool_choice;

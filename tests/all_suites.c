@@ -7,6 +7,7 @@ const suite_fn test_suites[] = {
     sim_rbtree_suite,
     jsoncfg_suite,
     models_suite,
+    engine_suite,
     ops_suite,
     cost_suite,
     cost_table_suite,

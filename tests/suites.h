@@ -15,6 +15,7 @@ Suite *sim_rbtree_suite(void);
 /* Everything else. */
 Suite *jsoncfg_suite(void);
 Suite *models_suite(void);
+Suite *engine_suite(void);
 Suite *ops_suite(void);
 Suite *cost_suite(void);
 Suite *cost_table_suite(void);

@@ -12,7 +12,7 @@
 
 /* Config variants every policy must survive: light load, overload, KV
  * pressure (forcing preemptions), several instances, tensor parallelism. */
-static const char *const variants[][6] = {
+static const char *const variants[][7] = {
     {"workload.requests=150", NULL},
     {"workload.arrival.rate_per_s=200", "workload.requests=300", NULL},
     {"instance.gpu_memory_utilization=0.245", "instance.max_context_tokens=4096",
@@ -43,6 +43,18 @@ static const char *const variants[][6] = {
      "instance.max_context_tokens=4096",
      "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\", "
      "\"rate_scale\": 6}", NULL},
+    /* KV pressure under the other engines' rules: whole-prompt reservation
+     * with a watermark (vLLM V0), prompt-and-output checks with SGLang's
+     * victim rule, and TensorRT-LLM's reservation of the whole request. */
+    {"engine=\"vllm-v0\"", "instance.gpu_memory_utilization=0.245",
+     "instance.max_context_tokens=4096", "workload.arrival.rate_per_s=60",
+     "workload.output_tokens.mean=600", NULL},
+    {"engine=\"sglang\"", "instance.gpu_memory_utilization=0.245",
+     "instance.max_context_tokens=4096", "workload.arrival.rate_per_s=60",
+     "workload.output_tokens.mean=600", NULL},
+    {"engine=\"trtllm\"", "instance.gpu_memory_utilization=0.245",
+     "instance.max_context_tokens=4096", "workload.arrival.rate_per_s=60",
+     "workload.output_tokens.mean=600", NULL},
 };
 #define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
 
@@ -160,7 +172,8 @@ START_TEST(test_prefill_first_never_mixes_prefill_and_decode)
 {
     mix_count m = {0};
     run_summary s;
-    run_observed(NULL, count_mix, &m, &s);
+    const char *const sets[] = {"policies.batch.name=\"vllm_prefill_first\"", NULL};
+    run_observed(sets, count_mix, &m, &s);
     ck_assert_int_eq(m.mixed, 0);
     ck_assert_int_gt(m.prefill_only, 0);
     ck_assert_int_gt(m.decode_only, 0);
@@ -180,7 +193,8 @@ END_TEST
 START_TEST(test_prefill_first_rejects_budget_below_context)
 {
     cJSON *root = tu_base_config();
-    const char *const sets[] = {"instance.max_batched_tokens=2048", NULL};
+    const char *const sets[] = {"instance.max_batched_tokens=2048",
+                                "policies.batch.name=\"vllm_prefill_first\"", NULL};
     tu_set(root, sets);
     run_config cfg;
     tu_parse(root, &cfg);
@@ -326,7 +340,11 @@ START_TEST(test_ordering_policy_admits_in_key_order)
     const order_policy_ops *op = order_policies[_i];
     char set_order[128];
     snprintf(set_order, sizeof set_order, "policies.order.name=\"%s\"", op->name);
-    const char *const sets[] = {set_order, "workload.priority_classes=3",
+    /* An engine that plans one iteration ahead cannot see the requests that
+     * arrived during the iteration in flight: the order is checked on an
+     * engine that plans at each iteration's start. */
+    const char *const sets[] = {set_order, "engine.cpu_overhead.overlap=false",
+                                "workload.priority_classes=3",
                                 "workload.arrival.rate_per_s=150", "workload.requests=400",
                                 "workload.ttft_slo_ms={\"dist\": \"lognormal\", "
                                 "\"mean\": 400, \"sigma\": 1}", NULL};
@@ -433,6 +451,311 @@ START_TEST(test_overlapped_swap_costs_no_more_than_blocking)
         tu_run_fini(&r);
     }
     ck_assert_double_lt(added[1], added[0]);
+}
+END_TEST
+
+/* ---- scheduler semantics on hand-built states ------------------------------
+ * A batch policy run once on an instance built by hand: requests in the
+ * running set and the waiting queue, a KV ledger that counts blocks of 16
+ * tokens, the engine's rules in the setup. Each test states the rule it
+ * checks and builds the smallest state that shows it. */
+
+#define HB_BLOCK 16
+#define HB_MAX 8
+
+typedef struct hb_kv {
+    batch_kv pub;
+} hb_kv;
+
+static int64_t hb_blocks(int64_t tokens) { return (tokens + HB_BLOCK - 1) / HB_BLOCK; }
+
+static int64_t hb_need(batch_kv *kv, const serve_req *r, int32_t tokens)
+{
+    (void)kv;
+    int64_t need = hb_blocks((int64_t)r->computed_tokens + tokens) - r->kv_blocks;
+    return need > 0 ? need : 0;
+}
+static void hb_take(batch_kv *kv, const serve_req *r, int32_t tokens)
+{
+    kv->free_blocks -= hb_need(kv, r, tokens);
+    ck_assert_int_ge(kv->free_blocks, 0);
+}
+static int64_t hb_preempt(batch_kv *kv, const serve_req *r)
+{
+    kv->free_blocks += r->kv_blocks;
+    return r->kv_blocks;
+}
+static int32_t hb_cached(batch_kv *kv, const serve_req *r) { (void)kv, (void)r; return 0; }
+static int64_t hb_room(batch_kv *kv, const serve_req *r)
+{
+    int64_t room = ((int64_t)r->kv_blocks + kv->free_blocks) * HB_BLOCK - r->computed_tokens;
+    return room > 0 ? room : 0;
+}
+static const batch_kv_ops hb_kv_ops = {hb_need, hb_take, hb_preempt, hb_cached, hb_room};
+
+typedef struct hb_state {
+    serve_req run[HB_MAX], wait[HB_MAX];
+    const serve_req *running[HB_MAX];
+    int32_t n_run, n_wait;
+    sim_rb_tree queue;
+    batch_setup setup;
+    hb_kv kv;
+    batch_item items[2 * HB_MAX];
+    const serve_req *preempt[2 * HB_MAX];
+    batch_plan plan;
+} hb_state;
+
+static int hb_cmp(const sim_rb_node *a, const sim_rb_node *b)
+{
+    const serve_req *x = SIM_RB_ENTRY(a, const serve_req, wait_node);
+    const serve_req *y = SIM_RB_ENTRY(b, const serve_req, wait_node);
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* vLLM V1's rules by default; the test changes what it checks. */
+static void hb_init(hb_state *h, int64_t free_blocks)
+{
+    memset(h, 0, sizeof *h);
+    h->setup = (batch_setup){.max_batched_tokens = 8192, .max_seqs = 64,
+                             .block_size_tokens = HB_BLOCK, .kv_total_blocks = 1000,
+                             .max_context_tokens = 4096, .model_layers = 32,
+                             .rules = {.reserve = BATCH_RESERVE_PROMPT,
+                                       .reserve_check_only = true,
+                                       .output_reserve_fraction = 1,
+                                       .victim = BATCH_VICTIM_NEWEST,
+                                       .admit_after_preempt = false,
+                                       .token_budget = 8192}};
+    h->kv.pub = (batch_kv){.ops = &hb_kv_ops, .free_blocks = free_blocks};
+    sim_rb_init(&h->queue, hb_cmp);
+}
+
+/* A running request (admitted in the order added) that has computed
+ * `computed` of its `input` prompt tokens and generated `generated`
+ * output tokens of `output`; it holds the blocks of its computed tokens. */
+static const serve_req *hb_running(hb_state *h, int32_t input, int32_t computed,
+                                   int32_t generated, int32_t output)
+{
+    serve_req *r = &h->run[h->n_run];
+    *r = (serve_req){.state = REQ_RUNNING, .id = (uint64_t)h->n_run + 100,
+                     .input_tokens = input, .computed_tokens = computed,
+                     .generated_tokens = generated, .output_tokens = output,
+                     .admit_seq = (uint64_t)h->n_run + 1};
+    r->kv_blocks = (int32_t)hb_blocks(computed);
+    r->kv_cap_tokens = r->kv_blocks * HB_BLOCK;
+    h->running[h->n_run++] = r;
+    return r;
+}
+
+static const serve_req *hb_waiting(hb_state *h, int32_t input, int32_t output)
+{
+    serve_req *r = &h->wait[h->n_wait];
+    *r = (serve_req){.state = REQ_WAITING, .id = (uint64_t)h->n_wait, .input_tokens = input,
+                     .output_tokens = output};
+    sim_rb_insert(&h->queue, &r->wait_node);
+    h->n_wait++;
+    return r;
+}
+
+/* Runs the policy `name` once with `params` (JSON). */
+static void hb_form(hb_state *h, const char *name, const char *params)
+{
+    sim_err err = {{0}};
+    const batch_policy_ops *op = batch_policy_find(name, "$", &err);
+    ck_assert_ptr_nonnull(op);
+    cJSON *p = cJSON_Parse(params ? params : "{}");
+    void *state;
+    ck_assert_msg(op->init(&h->setup, p, "$", &state, &err) == 0, "%s", err.msg);
+    batch_view v = {.setup = &h->setup, .waiting = &h->queue, .n_waiting = h->n_wait,
+                    .running = h->running, .n_running = h->n_run, .kv = &h->kv.pub};
+    h->plan = (batch_plan){.items = h->items, .preempt = h->preempt};
+    op->form(state, &v, &h->plan);
+    if (op->destroy)
+        op->destroy(state);
+    cJSON_Delete(p);
+}
+
+/* The plan's item for r, or NULL. */
+static const batch_item *hb_item(const hb_state *h, const serve_req *r)
+{
+    for (int32_t i = 0; i < h->plan.n_items; i++)
+        if (h->plan.items[i].req == r)
+            return &h->plan.items[i];
+    return NULL;
+}
+
+START_TEST(test_victim_rule_newest_preempts_the_last_admitted)
+{
+    /* Three decodes, each at a block boundary, no free block: the first
+     * needs one, and vLLM preempts the most recently admitted. */
+    hb_state h;
+    hb_init(&h, 0);
+    const serve_req *a = hb_running(&h, 32, 32, 1, 50);
+    const serve_req *b = hb_running(&h, 32, 32, 1, 50);
+    const serve_req *c = hb_running(&h, 32, 32, 1, 50);
+    hb_form(&h, "chunked_prefill", NULL);
+    ck_assert_int_eq(h.plan.n_preempt, 1);
+    ck_assert_ptr_eq(h.plan.preempt[0], c);
+    /* c's two blocks let a and b grow by one each. */
+    ck_assert_ptr_nonnull(hb_item(&h, a));
+    ck_assert_ptr_nonnull(hb_item(&h, b));
+}
+END_TEST
+
+START_TEST(test_victim_rule_fewest_outputs_preempts_the_least_generated)
+{
+    /* SGLang's retraction: the fewest output tokens first, ties to the
+     * longest prompt. b has generated least; it goes, even though c is
+     * newer. */
+    hb_state h;
+    hb_init(&h, 0);
+    h.setup.rules.victim = BATCH_VICTIM_FEWEST_OUTPUTS;
+    const serve_req *a = hb_running(&h, 28, 32, 5, 50);
+    const serve_req *b = hb_running(&h, 32, 32, 1, 50);
+    const serve_req *c = hb_running(&h, 24, 32, 9, 50);
+    hb_form(&h, "chunked_prefill", NULL);
+    ck_assert_int_eq(h.plan.n_preempt, 1);
+    ck_assert_ptr_eq(h.plan.preempt[0], b);
+    ck_assert_ptr_nonnull(hb_item(&h, a));
+    ck_assert_ptr_nonnull(hb_item(&h, c));
+    /* Ties on outputs go to the longest prompt. */
+    hb_init(&h, 0);
+    h.setup.rules.victim = BATCH_VICTIM_FEWEST_OUTPUTS;
+    hb_running(&h, 32, 32, 1, 50);
+    const serve_req *longer = hb_running(&h, 48, 48, 1, 50);
+    hb_running(&h, 32, 32, 1, 50);
+    hb_form(&h, "chunked_prefill", NULL);
+    ck_assert_ptr_eq(h.plan.preempt[0], longer);
+}
+END_TEST
+
+START_TEST(test_decodes_go_before_prefill_chunks)
+{
+    /* A partly prefilled prompt admitted first and two decodes: with a
+     * budget of 8 tokens, both decodes get their token first and the prompt
+     * the 6 left. */
+    hb_state h;
+    hb_init(&h, 100);
+    const serve_req *p = hb_running(&h, 100, 32, 0, 10);
+    const serve_req *d1 = hb_running(&h, 20, 20, 1, 10);
+    const serve_req *d2 = hb_running(&h, 20, 20, 1, 10);
+    hb_form(&h, "chunked_prefill", "{\"token_budget\": 8}");
+    ck_assert_int_eq(h.plan.n_items, 3);
+    ck_assert_ptr_eq(h.plan.items[0].req, d1);
+    ck_assert_ptr_eq(h.plan.items[1].req, d2);
+    ck_assert_ptr_eq(h.plan.items[2].req, p);
+    ck_assert_int_eq(h.plan.items[2].tokens, 6);
+}
+END_TEST
+
+START_TEST(test_partial_prefills_continue_before_new_prompts)
+{
+    /* A prompt with 10 tokens left and a waiting prompt of 10: a budget of
+     * 12 finishes the running one and gives the new one the 2 left. */
+    hb_state h;
+    hb_init(&h, 100);
+    h.setup.rules.reserve = BATCH_RESERVE_CHUNK;
+    const serve_req *p = hb_running(&h, 42, 32, 0, 10);
+    const serve_req *w = hb_waiting(&h, 10, 10);
+    hb_form(&h, "chunked_prefill", "{\"token_budget\": 12}");
+    ck_assert_int_eq(h.plan.n_items, 2);
+    ck_assert_ptr_eq(h.plan.items[0].req, p);
+    ck_assert_int_eq(h.plan.items[0].tokens, 10);
+    ck_assert_ptr_eq(h.plan.items[1].req, w);
+    ck_assert_int_eq(h.plan.items[1].tokens, 2);
+}
+END_TEST
+
+START_TEST(test_v1_iteration_that_preempted_admits_nothing)
+{
+    /* A decode needs a block, none is free: the newest running request is
+     * preempted, which frees 3 blocks, enough for a small waiting prompt.
+     * vLLM V1 admits nothing in that iteration; V0 does. */
+    for (int after = 0; after <= 1; after++) {
+        hb_state h;
+        hb_init(&h, 0);
+        h.setup.rules.admit_after_preempt = after;
+        const serve_req *d = hb_running(&h, 32, 32, 1, 50);
+        hb_running(&h, 40, 40, 1, 50);   /* 3 blocks, room for its next token */
+        const serve_req *w = hb_waiting(&h, 10, 5);
+        hb_form(&h, "chunked_prefill", NULL);
+        ck_assert_int_eq(h.plan.n_preempt, 1);
+        ck_assert_ptr_nonnull(hb_item(&h, d));
+        if (after)
+            ck_assert_ptr_nonnull(hb_item(&h, w));
+        else
+            ck_assert_ptr_null(hb_item(&h, w));
+    }
+}
+END_TEST
+
+START_TEST(test_admission_reserves_what_the_engine_reserves)
+{
+    /* A waiting prompt of 100 tokens (7 blocks) and a budget of 32: its
+     * first chunk takes 2 blocks. */
+    struct {
+        batch_reserve reserve;
+        bool check_only;
+        int64_t free;       /* blocks free before */
+        bool admitted;
+        int32_t reserve0;   /* the item's reservation (0: its tokens) */
+        int64_t free_after;
+    } cases[] = {
+        /* servesim's old rule: the first chunk only, even without room for
+         * the rest of the prompt. */
+        {BATCH_RESERVE_CHUNK, false, 7, true, 0, 5},
+        {BATCH_RESERVE_CHUNK, false, 6, true, 0, 4},
+        /* vLLM V0, Sarathi-Serve: the whole prompt is allocated. */
+        {BATCH_RESERVE_PROMPT, false, 7, true, 100, 0},
+        {BATCH_RESERVE_PROMPT, false, 6, false, 0, 6},
+        /* vLLM V1: the whole prompt must fit; only the chunk is taken. */
+        {BATCH_RESERVE_PROMPT, true, 7, true, 0, 5},
+        {BATCH_RESERVE_PROMPT, true, 6, false, 0, 6},
+    };
+    for (int k = 0; k < 6; k++) {
+        hb_state h;
+        hb_init(&h, cases[k].free);
+        h.setup.rules.reserve = cases[k].reserve;
+        h.setup.rules.reserve_check_only = cases[k].check_only;
+        const serve_req *w = hb_waiting(&h, 100, 20);
+        hb_form(&h, "chunked_prefill", "{\"token_budget\": 32}");
+        ck_assert_int_eq(h.plan.n_items, cases[k].admitted);
+        if (cases[k].admitted) {
+            ck_assert_ptr_eq(h.plan.items[0].req, w);
+            ck_assert_int_eq(h.plan.items[0].tokens, 32);
+            ck_assert_int_eq(h.plan.items[0].reserve, cases[k].reserve0);
+        }
+        ck_assert_int_eq(h.kv.pub.free_blocks, cases[k].free_after);
+    }
+}
+END_TEST
+
+START_TEST(test_request_reservation_holds_the_output_too)
+{
+    /* TensorRT-LLM's GUARANTEED_NO_EVICT: the prompt plus the output left
+     * (the last token is never fed back): 30 + 19 = 49 tokens, 4 blocks. */
+    hb_state h;
+    hb_init(&h, 4);
+    h.setup.rules.reserve = BATCH_RESERVE_REQUEST;
+    h.setup.rules.reserve_check_only = false;
+    const serve_req *w = hb_waiting(&h, 30, 20);
+    hb_waiting(&h, 1, 2);
+    hb_form(&h, "vllm_prefill_first", NULL);
+    ck_assert_int_eq(h.plan.n_items, 1);
+    ck_assert_ptr_eq(h.plan.items[0].req, w);
+    ck_assert_int_eq(h.plan.items[0].tokens, 30);
+    ck_assert_int_eq(h.plan.items[0].reserve, 49);
+    ck_assert_int_eq(h.kv.pub.free_blocks, 0);
+    /* With half of the output, 30 + 10 = 40 tokens: 3 blocks, and the
+     * second request (1 + 1 tokens, 1 block) fits too. */
+    hb_init(&h, 4);
+    h.setup.rules.reserve = BATCH_RESERVE_REQUEST;
+    h.setup.rules.reserve_check_only = false;
+    h.setup.rules.output_reserve_fraction = 0.5;
+    hb_waiting(&h, 30, 20);
+    hb_waiting(&h, 1, 2);
+    hb_form(&h, "vllm_prefill_first", NULL);
+    ck_assert_int_eq(h.plan.n_items, 2);
+    ck_assert_int_eq(h.plan.items[0].reserve, 40);
 }
 END_TEST
 
@@ -552,6 +875,16 @@ Suite *policies_suite(void)
     tcase_add_test(preempt, test_swap_falls_back_to_recompute_when_host_memory_is_full);
     tcase_add_test(preempt, test_overlapped_swap_costs_no_more_than_blocking);
     suite_add_tcase(s, preempt);
+    TCase *sem = tcase_create("semantics");
+    tcase_set_timeout(sem, 60);
+    tcase_add_test(sem, test_victim_rule_newest_preempts_the_last_admitted);
+    tcase_add_test(sem, test_victim_rule_fewest_outputs_preempts_the_least_generated);
+    tcase_add_test(sem, test_decodes_go_before_prefill_chunks);
+    tcase_add_test(sem, test_partial_prefills_continue_before_new_prompts);
+    tcase_add_test(sem, test_v1_iteration_that_preempted_admits_nothing);
+    tcase_add_test(sem, test_admission_reserves_what_the_engine_reserves);
+    tcase_add_test(sem, test_request_reservation_holds_the_output_too);
+    suite_add_tcase(s, sem);
     TCase *route = tcase_create("routing");
     tcase_set_timeout(route, 60);
     tcase_add_test(route, test_round_robin_cycles_through_instances);

@@ -229,7 +229,9 @@ static void print_report(const run_config *cfg, cost_model *cm, const batch_shap
         printf(" %6.0f %9.3f %s\n", price[i].power_w, j * 1e3, cost_source_name(price[i].source));
     }
     int tp = par_gpus(&c->par);
-    double overhead_ns = (double)c->iteration_overhead_ns;
+    /* The engine's CPU share of the iteration (or the run's fixed overhead). */
+    double overhead_ns = c->fixed_overhead ? (double)c->iteration_overhead_ns
+                                           : (double)r.latency_ns - sum_ns;
     double gpu_j = (sum_j + overhead_ns * 1e-9 * g->idle_w) * tp;
     double lat_s = (sum_ns + overhead_ns) * 1e-9;
     printf("iteration:\n");
@@ -267,6 +269,7 @@ int cmd_cost(int argc, char **argv)
         if (load_config(&a, &cfg, &err) == 0) {
             const pool_setup *p = &cfg.sys.pools[0];
             cost_setup setup = {.model = &p->model, .gpu = &p->gpu, .par = p->par,
+                                .engine = p->fixed_overhead ? NULL : &p->engine,
                                 .iteration_overhead_ns = p->iteration_overhead_ns};
             cm = cost_model_create(p->cost_name, &setup, p->cost_params, p->cost_path, &err);
             if (cm) {

@@ -4,12 +4,22 @@
  *
  * Pools. Without `cluster.pools` the cluster is one pool read from the
  * top-level sections, exactly as before pools existed. With it, each pool
- * starts from the top-level `model`, `gpu`, `instance`, `cost` and
- * `policies` (as the user wrote them, before defaults are filled in) and
- * overrides them key by key with its own; the merged sections are written
- * back into the pool, so the effective config shows each pool whole. The
- * top-level sections are still read on their own first, so that a mistake
- * there is reported at its own path. */
+ * starts from the top-level `model`, `gpu`, `instance`, `cost`, `policies`,
+ * `precision` and `engine` (as the user wrote them, before defaults are
+ * filled in) and overrides them key by key with its own; the merged
+ * sections are written back into the pool, so the effective config shows
+ * each pool whole. The top-level sections are still read on their own
+ * first, so that a mistake there is reported at its own path.
+ *
+ * Engines. `engine` names a serving-engine profile (models/engines/, or a
+ * file by path; vllm-v1 by default) or is an object {"name": ...,
+ * <overrides shaped like the file>}. It is read before the instance and
+ * the policies, whose defaults it gives (max_seqs, prefix caching, the
+ * batch policy, the policies' token budget and watermark), and written
+ * back whole (every value, without sources). Its scheduling rules go into
+ * batch_setup.rules for the batch policies; its CPU model into the cost
+ * setup, unless cost.iteration_overhead_us is given, which then replaces
+ * it. */
 #include "tool/config.h"
 #include "policies/registry.h"
 
@@ -20,6 +30,8 @@
 #include "sim/jsoncfg.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
+/* The profile a run without `engine` models: current vLLM. */
+#define ENGINE_DEFAULT "vllm-v1"
 
 static int parse_named(cJSON *parent, const char *parent_path, const char *key,
                        const char *def_name, const char **name, cJSON **params,
@@ -38,6 +50,66 @@ static int parse_named(cJSON *parent, const char *parent_path, const char *key,
 
 /* ---- one pool's sections ----------------------------------------------------- */
 
+/* The engine's scheduling rules, for the batch policies. */
+static void set_rules(pool_setup *p, int32_t token_budget)
+{
+    const engine_profile *e = &p->engine;
+    static const batch_reserve reserve[] = {
+        [ENGINE_RESERVE_CHUNK] = BATCH_RESERVE_CHUNK,
+        [ENGINE_RESERVE_PROMPT] = BATCH_RESERVE_PROMPT,
+        [ENGINE_RESERVE_REQUEST] = BATCH_RESERVE_REQUEST,
+    };
+    static const batch_victim victim[] = {
+        [ENGINE_VICTIM_NEWEST] = BATCH_VICTIM_NEWEST,
+        [ENGINE_VICTIM_FEWEST_OUTPUTS] = BATCH_VICTIM_FEWEST_OUTPUTS,
+    };
+    p->batch.rules = (batch_rules){
+        .reserve = reserve[e->reserve],
+        .reserve_check_only = e->reserve_check_only,
+        .output_reserve_fraction = e->output_reserve_fraction,
+        .watermark_fraction = e->watermark_fraction,
+        .victim = victim[e->victim],
+        .admit_after_preempt = e->admit_after_preempt,
+        .token_budget = token_budget,
+    };
+}
+
+/* `engine` of object `o` at `path` (the root or a pool): a bundled name, a
+ * profile's path, or {"name": ..., <overrides>}; resolved into p->engine
+ * and written back whole. Needs the pool's GPU (for its limits). */
+static int parse_engine(cJSON *o, const char *path, pool_setup *p, sim_err *err)
+{
+    char epath[256], name[4096];
+    snprintf(epath, sizeof epath, "%s.engine", path);
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "engine");
+    const cJSON *over = NULL;
+    snprintf(name, sizeof name, "%s", ENGINE_DEFAULT);
+    if (v && cJSON_IsString(v)) {
+        snprintf(name, sizeof name, "%s", v->valuestring);
+    } else if (v && cJSON_IsObject(v)) {
+        const char *n;
+        if (jcfg_str(v, epath, "name", ENGINE_DEFAULT, &n, err))
+            return -1;
+        snprintf(name, sizeof name, "%s", n);
+        over = v;
+    } else if (v) {
+        return sim_errf(err, "%s: expected an engine's name (models/engines/), a profile's "
+                        "path, or an object {\"name\": ..., <overrides>}", epath);
+    }
+    cJSON *eff;
+    if (engine_profile_resolve(models_dir(), name, over, epath, &p->engine, &eff, err)) {
+        if (err && strncmp(err->msg, epath, strlen(epath)))
+            sim_err_prefix(err, "%s", epath);
+        return -1;
+    }
+    /* In place, so that reading an effective config gives it back unchanged. */
+    if (v)
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "engine", eff);
+    else
+        cJSON_AddItemToObject(o, "engine", eff);
+    return 0;
+}
+
 /* `instance`: limits, KV and preemption. Needs the pool's model, GPU and
  * layout. */
 static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *err)
@@ -51,18 +123,21 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     const char *preemption;
     bool overlap, caching;
     const llm_model *m = &p->model;
+    int32_t budget, def_seqs;
+    engine_limits(&p->engine, p->gpu.name, p->gpu.hbm_bytes, &budget, &def_seqs);
     if (jcfg_check_keys(o, path, keys, err) ||
         jcfg_int(o, path, "max_context_tokens", m->max_context_tokens, 2,
                  m->max_context_tokens, &ctx, err) ||
         jcfg_int(o, path, "max_batched_tokens", ctx, 1, INT32_MAX, &tokens, err) ||
-        jcfg_int(o, path, "max_seqs", 256, 1, 1 << 20, &seqs, err) ||
+        jcfg_int(o, path, "max_seqs", def_seqs < tokens ? def_seqs : tokens, 1, 1 << 20, &seqs,
+                 err) ||
         jcfg_int(o, path, "block_size_tokens", 16, 1, 4096, &block, err) ||
         jcfg_num(o, path, "gpu_memory_utilization", 0.9, 0.05, 1.0, &util, err) ||
         jcfg_num(o, path, "activation_reserve_gib", 2.0, 0, 1024, &reserve_gib, err) ||
         jcfg_str(o, path, "preemption", "recompute", &preemption, err) ||
         jcfg_bool(o, path, "swap_overlap", 0, &overlap, err) ||
         jcfg_num(o, path, "host_swap_gib", 256, 0, 1 << 20, &host_gib, err) ||
-        jcfg_bool(o, path, "prefix_caching", 0, &caching, err))
+        jcfg_bool(o, path, "prefix_caching", p->engine.prefix_caching, &caching, err))
         return -1;
     if (strcmp(preemption, "recompute") && strcmp(preemption, "swap"))
         return sim_errf(err, "%s.preemption: expected one of: recompute, swap; got \"%s\"",
@@ -78,6 +153,7 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
         .max_context_tokens = (int32_t)ctx,
         .model_layers = m->layers,
     };
+    set_rules(p, budget);
     p->prefix_caching = caching;
     /* Host memory for swapped KV is per instance; each GPU holds its shard. */
     double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block;
@@ -105,10 +181,14 @@ static int parse_cost(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
     static const char *const keys[] = {"model", "iteration_overhead_us",
                                        "moe_routing_skew", "params", NULL};
-    double overhead_us, skew;
+    double overhead_us = 0, skew;
+    /* A fixed time per iteration replaces the engine's CPU model only when
+     * given (no default is written: the effective config keeps the engine). */
+    p->fixed_overhead = cJSON_GetObjectItemCaseSensitive(o, "iteration_overhead_us") != NULL;
     if (jcfg_check_keys(o, path, keys, err) ||
         jcfg_str(o, path, "model", "table", &p->cost_name, err) ||
-        jcfg_num(o, path, "iteration_overhead_us", 200, 0, 1e7, &overhead_us, err) ||
+        (p->fixed_overhead &&
+         jcfg_num(o, path, "iteration_overhead_us", 200, 0, 1e7, &overhead_us, err)) ||
         jcfg_num(o, path, "moe_routing_skew", 0, 0, 10, &skew, err) ||
         jcfg_obj(o, path, "params", &p->cost_params, p->cost_path, err))
         return -1;
@@ -125,7 +205,7 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
 {
     const char *batch, *order, *route;
     char name_path[256];
-    if (parse_named(o, path, "batch", "vllm_prefill_first", &batch, &p->batch_policy.params,
+    if (parse_named(o, path, "batch", p->engine.batch_policy, &batch, &p->batch_policy.params,
                     p->batch_policy.path, err) ||
         parse_named(o, path, "order", "fcfs", &order, &p->order_policy.params,
                     p->order_policy.path, err) ||
@@ -185,7 +265,7 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
     if (jcfg_obj(rc->root, "$", "precision", &prec, path, err) ||
         load_model_gpu(model, gpu, prec, path, "$", p, err))
         return -1;
-    if (check_layout("$.cluster.tp", p, err))
+    if (check_layout("$.cluster.tp", p, err) || parse_engine(rc->root, "$", p, err))
         return -1;
     if (jcfg_obj(rc->root, "$", "instance", &o, path, err) ||
         parse_instance(o, path, p, err) ||
@@ -275,17 +355,30 @@ static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_
     return check_layout(ppath, p, err);
 }
 
+/* The sections a pool merges over the top-level ones. */
+#define N_SECTIONS 5
+#define SECTION_ENGINE 4
+
+/* An engine given by name, as the object {"name": ...} to merge. */
+static cJSON *engine_object(const cJSON *name)
+{
+    cJSON *o = cJSON_CreateObject();
+    SIM_ASSERT(o && cJSON_AddStringToObject(o, "name", name->valuestring));
+    return o;
+}
+
 /* cluster.pools[k]: its own keys, then its sections merged over the
  * top-level ones (`top` holds copies of those as the user wrote them). */
-static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[4],
+static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_SECTIONS],
                       int64_t tp_default, const char *model_default,
                       const char *gpu_default, sim_err *err)
 {
     static const char *const keys[] = {"name", "role", "instances", "min_instances",
                                        "max_instances", "model", "gpu", "precision",
                                        "parallel", "instance", "cost", "policies",
-                                       "lifecycle", NULL};
-    static const char *const section[4] = {"instance", "cost", "policies", "precision"};
+                                       "lifecycle", "engine", NULL};
+    static const char *const section[N_SECTIONS] = {"instance", "cost", "policies",
+                                                    "precision", "engine"};
     pool_setup *p = &rc->pools[k];
     char path[96], spath[256], def_name[32];
     const char *name, *role, *model, *gpu;
@@ -314,17 +407,23 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[4],
     p->instances = (int32_t)n;
     p->min_instances = (int32_t)lo;
     p->max_instances = (int32_t)hi;
-    cJSON *sec[4];
-    for (int s = 0; s < 4; s++) {
+    cJSON *sec[N_SECTIONS];
+    for (int s = 0; s < N_SECTIONS; s++) {
         cJSON *own = cJSON_GetObjectItemCaseSensitive(pj, section[s]);
-        if (own && !cJSON_IsObject(own))
-            return sim_errf(err, "%s.%s: expected an object", path, section[s]);
+        cJSON *named = NULL;
+        if (own && cJSON_IsString(own) && s == SECTION_ENGINE)
+            own = named = engine_object(own);
+        if (own && !cJSON_IsObject(own)) {
+            return sim_errf(err, "%s.%s: expected an object%s", path, section[s],
+                            s == SECTION_ENGINE ? " or an engine's name" : "");
+        }
         sec[s] = put_section(pj, section[s], merged(top[s], own));
+        cJSON_Delete(named);
     }
     snprintf(spath, sizeof spath, "%s.precision", path);
     if (load_model_gpu(model, gpu, sec[3], spath, path, p, err) ||
         parse_parallel(pj, path, tp_default, p, err) ||
-        parse_lifecycle(pj, path, p, err))
+        parse_lifecycle(pj, path, p, err) || parse_engine(pj, path, p, err))
         return -1;
     snprintf(spath, sizeof spath, "%s.instance", path);
     if (parse_instance(sec[0], spath, p, err))
@@ -399,25 +498,31 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         rc->pools = sim_xcalloc(1, sizeof *rc->pools);
         c->pools = rc->pools;
         c->n_pools = 1;
-        return parse_single_pool(rc, n, tp, model, gpu, err);
+        if (parse_single_pool(rc, n, tp, model, gpu, err))
+            return -1;
+        c->frontend = rc->pools[0].engine;
+        return 0;
     }
     int np = cJSON_GetArraySize(pools);
     if (!cJSON_IsArray(pools) || np < 1 || np > 64)
         return sim_errf(err, "%s.pools: expected an array of 1 to 64 pool objects", path);
     /* The top-level sections as written, then read on their own (with the
      * top-level model) so that their mistakes name their own paths. */
-    static const char *const section[4] = {"instance", "cost", "policies", "precision"};
-    cJSON *top[4];
-    for (int s = 0; s < 4; s++) {
+    static const char *const section[N_SECTIONS] = {"instance", "cost", "policies",
+                                                    "precision", "engine"};
+    cJSON *top[N_SECTIONS];
+    for (int s = 0; s < N_SECTIONS; s++) {
         cJSON *t = cJSON_GetObjectItemCaseSensitive(rc->root, section[s]);
-        top[s] = t ? cJSON_Duplicate(t, 1) : NULL;
+        top[s] = !t ? NULL : s == SECTION_ENGINE && cJSON_IsString(t) ? engine_object(t)
+                                                                       : cJSON_Duplicate(t, 1);
     }
     rc->pools = sim_xcalloc((size_t)np + 1, sizeof *rc->pools);
     int rcode = parse_single_pool(rc, 1, tp, model, gpu, err);
+    c->frontend = rc->pools[0].engine;
     memset(&rc->pools[0], 0, sizeof rc->pools[0]);
     for (int k = 0; !rcode && k < np; k++)
         rcode = parse_pool(rc, cJSON_GetArrayItem(pools, k), k, top, tp, model, gpu, err);
-    for (int s = 0; s < 4; s++)
+    for (int s = 0; s < N_SECTIONS; s++)
         cJSON_Delete(top[s]);
     c->pools = rc->pools;
     c->n_pools = np;
@@ -510,8 +615,8 @@ int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
     static const char *const keys[] = {"description", "seed", "model", "gpu", "precision",
-                                       "cluster", "instance", "policies", "cost", "workload",
-                                       "slo", "metrics", NULL};
+                                       "engine", "cluster", "instance", "policies", "cost",
+                                       "workload", "slo", "metrics", NULL};
     memset(rc, 0, sizeof *rc);
     rc->root = root;
     const char *model, *gpu, *description;
