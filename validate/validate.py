@@ -66,15 +66,15 @@ class RefError(Exception):
     """A malformed references file."""
 
 
-def engine_overrides(generation):
-    """Config overrides (dotted path -> value) for an engine generation.
+# Each generation's engine profile (models/engines/<name>.json).
+ENGINE_PROFILE_OF = {"vllm-v1": "vllm-v1", "vllm-v0": "vllm-v0", "sglang": "sglang",
+                     "trtllm": "trtllm"}
 
-    servesim models one engine today (its defaults), so every generation maps to nothing.
-    Plugging engine profiles in (issue 17 item 1) is one line here:
-        return {"engine": ENGINE_PROFILE_OF[generation]}
-    """
-    del generation
-    return {}
+
+def engine_overrides(generation):
+    """Config overrides (dotted path -> value) for an engine generation: its engine profile,
+    which brings its scheduler rules, CPU overhead and request path."""
+    return {"engine": ENGINE_PROFILE_OF[generation]}
 
 
 # ---- loading and checking ------------------------------------------------------------------
