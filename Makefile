@@ -3,6 +3,7 @@
 # suites built with AddressSanitizer and UndefinedBehaviorSanitizer.
 # Missing Debian packages are installed by mk/deps.sh on the first build.
 
+.DEFAULT_GOAL := all
 CC ?= cc
 BUILD := build
 WARN := -std=c11 -Wall -Wextra -Werror

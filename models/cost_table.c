@@ -1034,6 +1034,7 @@ static int table_init(const cost_setup *setup, const cJSON *params, const char *
     if (named || have_default) {
         st->t = ctab_load(file, setup->gpu->name, err);
         if (!st->t) {
+            free(st->memo);
             free(st);
             return -1;
         }
