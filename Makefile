@@ -12,9 +12,9 @@ DEFS := -D_POSIX_C_SOURCE=200809L -DSERVESIM_MODELS_DIR='"$(CURDIR)/models"' \
 OPT := -O2 -g
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-# `make clean` and `make calib` (the CUDA program, built on GPU machines that
-# lack the simulator's packages) need no dependency check.
-ifneq ($(filter-out clean calib,$(or $(MAKECMDGOALS),all)),)
+# `make clean`, `make help` and `make calib` (the CUDA program, built on GPU
+# machines that lack the simulator's packages) need no dependency check.
+ifneq ($(filter-out clean help calib,$(or $(MAKECMDGOALS),all)),)
 include $(BUILD)/deps.mk
 endif
 
@@ -50,7 +50,7 @@ CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
 .PHONY: all run test test-layers test-fast test-san bench fuzz calib-data test-calib-run clean FORCE
-.PHONY: mpi test-mpi plots test-plots validate test-validate
+.PHONY: mpi test-mpi plots test-plots validate test-validate help
 all: servesim
 
 $(BUILD)/version.h: FORCE
@@ -204,5 +204,25 @@ $(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
 
 clean:
 	rm -rf $(BUILD) servesim servesim-mpi
+
+help:
+	@echo 'servesim make targets:'
+	@echo '  make                  build ./servesim (same as make all, make servesim)'
+	@echo '  make run              run experiments/quickstart.json into results/quickstart.h5'
+	@echo '  make test             every check: layering, unit and end-to-end suites, sanitizers,'
+	@echo '                        calibration dry runs, MPI, plots, validation (10+ minutes)'
+	@echo '  make test-fast        the unit and end-to-end suites only (build/test_all)'
+	@echo '  make test-san         the suites under AddressSanitizer and UBSan'
+	@echo '  make test-plots       the plot scripts on a small sweep, checked by content'
+	@echo '  make test-layers      the include layering (tests/layers_check.sh)'
+	@echo '  make plots            a small bundled sweep and every plot of it, in results/plots/'
+	@echo '  make bench            speed benchmarks (tests/bench.sh)'
+	@echo '  make validate         servesim against published measurements (validate/)'
+	@echo '  make mpi              ./servesim-mpi, sweeps spread over MPI ranks'
+	@echo '  make fuzz             libFuzzer targets, FUZZ_SECONDS each (needs clang)'
+	@echo '  make calib            the CUDA calibration program (GPU machines; calib/README.md)'
+	@echo '  make calib-data       regenerate the calibration plans and synthetic table'
+	@echo '  make clean            remove build/, servesim, servesim-mpi'
+	@echo '  make help             this list'
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
