@@ -53,10 +53,13 @@ LDFLAGS_san = -fsanitize=address,undefined
 .PHONY: mpi test-mpi plots test-plots validate test-validate help
 all: servesim
 
+# The release (semantic versioning; CHANGELOG.md) and the commit built.
+SEMVER := 0.1.0
 $(BUILD)/version.h: FORCE
 	@mkdir -p $(BUILD)
 	@v=$$(git describe --always --dirty --tags 2>/dev/null || echo unknown); \
-	 printf '#define SERVESIM_VERSION "%s"\n' "$$v" > $@.tmp; \
+	 { printf '#define SERVESIM_SEMVER "%s"\n' "$(SEMVER)"; \
+	   printf '#define SERVESIM_VERSION "%s"\n' "$$v"; } > $@.tmp; \
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(BUILD)/opt/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
@@ -134,6 +137,12 @@ plots: servesim
 
 bench: servesim
 	sh tests/bench.sh
+
+# The run-config reference, generated from the parser (tool/config_doc.h);
+# a test fails when it is out of date.
+docs/config.md: servesim
+	@mkdir -p docs
+	./servesim help config --markdown > $@.tmp && mv $@.tmp $@
 
 # Calibration (calib/README.md): calib-tool is the host side; calib/calib.mk
 # builds the CUDA program. calib-data regenerates the committed plans, the
@@ -222,6 +231,7 @@ help:
 	@echo '  make fuzz             libFuzzer targets, FUZZ_SECONDS each (needs clang)'
 	@echo '  make calib            the CUDA calibration program (GPU machines; calib/README.md)'
 	@echo '  make calib-data       regenerate the calibration plans and synthetic table'
+	@echo '  make docs/config.md   regenerate the config reference from the parser'
 	@echo '  make clean            remove build/, servesim, servesim-mpi'
 	@echo '  make help             this list'
 

@@ -26,6 +26,8 @@ const suite_fn test_suites[] = {
     policies_suite,
     cluster_suite,
     cli_suite,
+    config_doc_suite,
+    cli_help_suite,
     cmd_cost_suite,
     timeseries_suite,
     experiment_suite,

@@ -4,6 +4,7 @@
  * summary and commit the file into place, print the summary table. */
 #include "tool/cli.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,23 +14,37 @@
 #include "tool/cmd_cost.h"
 #include "tool/cmd_sweep.h"
 #include "tool/cmd_trace.h"
+#include "tool/config_doc.h"
 #include "tool/outpath.h"
 #include "tool/runner.h"
 #include "version.h"
 
 static const char usage[] =
-    "usage: servesim run CONFIG.json [--set path=value ...] [--out results.h5] [--quiet]\n"
-    "       servesim sweep EXP.json [-j N] [--out results.h5] [--limit N] [--quiet]\n"
-    "       servesim capacity CONFIG.json --slo ttft_p90=MS,tpot_p90=MS [--attain 0.9] ...\n"
-    "       servesim trace stats FILE [--format F] [--skip-bad]\n"
-    "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
-    "       servesim cost [CONFIG.json] [--model M] [--gpu G] [--tp N] [--prefill Q@CTX ...]\n"
-    "                     [--decode N@CTX ...] [--precision W,A,KV] ...   (cost --help)\n"
-    "       servesim --version\n"
+    "usage: servesim COMMAND [ARGS]   (servesim COMMAND --help for its options)\n"
     "\n"
-    "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8\n"
-    "                    (value is JSON if it parses as JSON, else a string)\n"
-    "  --out FILE        results file (HDF5); default results/<config name>.h5\n"
+    "  run CONFIG.json [--set path=value ...] [--out results.h5] [--quiet]\n"
+    "                  simulate one config into one results file\n"
+    "  sweep EXP.json [-j N] [--set path=value ...] [--out results.h5] ...\n"
+    "                  run every point of an experiment into one results file\n"
+    "  capacity CONFIG.json --slo ttft_p90=MS,tpot_p90=MS [--over PATH] ...\n"
+    "                  the highest load that meets an SLO\n"
+    "  trace stats|convert FILE ...\n"
+    "                  statistics of a trace; conversion to the native format\n"
+    "  cost [CONFIG.json] [--model M] [--gpu G] [--tp N] ...\n"
+    "                  one iteration's cost, operator by operator\n"
+    "  help config [--markdown]\n"
+    "                  every run-config key: default, accepted values, meaning\n"
+    "                  (the same as docs/config.md)\n"
+    "  --version       the version and the commit it was built from\n";
+
+static const char run_usage[] =
+    "usage: servesim run CONFIG.json [--set path=value ...] [--out results.h5] [--quiet]\n"
+    "\n"
+    "  CONFIG.json       a run config (keys: servesim help config, docs/config.md)\n"
+    "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8;\n"
+    "                    the value is JSON if it parses as JSON, else a string; one that\n"
+    "                    starts with {, [ or \" must be valid JSON (repeatable)\n"
+    "  --out FILE        results file (HDF5, tool/OUTPUT.md); default results/<config name>.h5\n"
     "  --quiet           print nothing but errors\n";
 
 static void print_pctl(const char *name, const pctl *p, double scale, const char *unit)
@@ -106,6 +121,10 @@ static int cmd_run(int argc, char **argv)
     const char *config = NULL, *out = NULL;
     char **sets = sim_xcalloc((size_t)argc + 1, sizeof *sets);
     int n_sets = 0, quiet = 0;
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        fputs(run_usage, stdout);
+        return 0;
+    }
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--set") && i + 1 < argc)
             sets[n_sets++] = argv[++i];
@@ -114,14 +133,14 @@ static int cmd_run(int argc, char **argv)
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
         else if (argv[i][0] == '-' || config) {
-            fprintf(stderr, "servesim run: unexpected argument '%s'\n%s", argv[i], usage);
+            fprintf(stderr, "servesim run: unexpected argument '%s'\n%s", argv[i], run_usage);
             free(sets);
             return 2;
         } else
             config = argv[i];
     }
     if (!config) {
-        fprintf(stderr, "servesim run: missing CONFIG.json\n%s", usage);
+        fprintf(stderr, "servesim run: missing CONFIG.json\n%s", run_usage);
         free(sets);
         return 2;
     }
@@ -168,19 +187,63 @@ static const cli_command commands[] = {
     {NULL, NULL},
 };
 
+/* `servesim help config [--markdown]`: every config key (config_doc.h). */
+static int help_config(int argc, char **argv)
+{
+    bool markdown = argc >= 1 && !strcmp(argv[0], "--markdown");
+    if (argc > (markdown ? 1 : 0)) {
+        fprintf(stderr, "usage: servesim help config [--markdown]\n");
+        return 2;
+    }
+    cfgdoc d;
+    sim_err err = {{0}};
+    if (cfgdoc_collect(&d, &err)) {
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+        return 1;
+    }
+    cfgdoc_write(stdout, &d, markdown);
+    cfgdoc_fini(&d);
+    return 0;
+}
+
+static bool is_help(const char *a)
+{
+    return !strcmp(a, "-h") || !strcmp(a, "--help");
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (int i = 0; commands[i].name; i++)
+        if (!strcmp(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
+
 int cli_main(int argc, char **argv)
 {
+    static char help_arg[] = "--help";
+    static char *help_argv[] = {help_arg, NULL};
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
-        printf("servesim %s\n", SERVESIM_VERSION);
+        printf("servesim %s (commit %s)\n", SERVESIM_SEMVER, SERVESIM_VERSION);
         return 0;
     }
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))) {
+    if (argc >= 3 && !strcmp(argv[1], "help") && !strcmp(argv[2], "config"))
+        return help_config(argc - 3, argv + 3);
+    /* `servesim help run` is `servesim run --help`. */
+    if (argc >= 3 && !strcmp(argv[1], "help") && find_command(argv[2]))
+        return find_command(argv[2])->run(1, help_argv);
+    if (argc >= 2 && (is_help(argv[1]) || !strcmp(argv[1], "help"))) {
         fputs(usage, stdout);
         return 0;
     }
-    for (int i = 0; argc >= 2 && commands[i].name; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 2, argv + 2);
+    const cli_command *c = argc >= 2 ? find_command(argv[1]) : NULL;
+    if (c) {
+        /* -h or --help anywhere after the command: its usage, exit 0. */
+        for (int i = 2; i < argc; i++)
+            if (is_help(argv[i]))
+                return c->run(1, help_argv);
+        return c->run(argc - 2, argv + 2);
+    }
     if (argc >= 2)
         fprintf(stderr, "servesim: unknown command '%s'\n", argv[1]);
     fputs(usage, stderr);

@@ -123,6 +123,10 @@ static void cap_print(const char *config, const cap_spec *spec, const cap_result
 
 int cmd_capacity(int argc, char **argv)
 {
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        fputs(capacity_usage, stdout);
+        return 0;
+    }
     const char *config = NULL;
     char **sets = sim_xcalloc((size_t)argc + 1, sizeof *sets);
     int n_sets = 0, quiet = 0, status = 2, have_slo = 0;

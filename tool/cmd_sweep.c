@@ -45,6 +45,10 @@ static int sweep_parse_count(const char *flag, const char *v, int64_t max, int64
 
 int cmd_sweep(int argc, char **argv)
 {
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        fputs(sweep_usage, stdout);
+        return 0;
+    }
     const char *file = NULL, *out = NULL;
     int64_t jobs = 0, limit = 0;
     int quiet = 0, force = 0;
