@@ -28,6 +28,7 @@ const suite_fn test_suites[] = {
     cli_suite,
     config_doc_suite,
     cli_help_suite,
+    ux_suite,
     cmd_cost_suite,
     timeseries_suite,
     experiment_suite,

@@ -36,6 +36,7 @@ Suite *cluster_suite(void);
 Suite *cli_suite(void);
 Suite *config_doc_suite(void);
 Suite *cli_help_suite(void);
+Suite *ux_suite(void);
 Suite *cmd_cost_suite(void);
 Suite *timeseries_suite(void);
 Suite *experiment_suite(void);
