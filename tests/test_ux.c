@@ -126,6 +126,25 @@ START_TEST(test_sweep_empty_grid_is_an_error)
 }
 END_TEST
 
+/* "cannot open" on a relative path says where it looked. */
+START_TEST(test_cannot_open_says_where_it_looked)
+{
+    tu_cli_call c = {{"servesim", "run", "no/such/config.json", "--quiet", NULL}};
+    char errbuf[4096];
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &c, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "no/such/config.json: cannot open") &&
+                  strstr(errbuf, "the working directory"), "%s", errbuf);
+    /* A trace path inside a config: the same. */
+    const char *cfg = tmp_file("t.json",
+        "{\"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\",\n"
+        " \"workload\": {\"source\": \"azure\", \"path\": \"no/such/trace.csv\"}}\n");
+    tu_cli_call t = {{"servesim", "run", cfg, "--quiet", "--out", tmp_file("t.h5", NULL), NULL}};
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &t, errbuf, sizeof errbuf), 2);
+    ck_assert_msg(strstr(errbuf, "$.workload.path") && strstr(errbuf, "the working directory"),
+                  "%s", errbuf);
+}
+END_TEST
+
 Suite *ux_suite(void)
 {
     Suite *s = suite_create("ux");
@@ -135,6 +154,7 @@ Suite *ux_suite(void)
     tcase_add_test(tc, test_sweep_set_overrides_the_base);
     tcase_add_test(tc, test_sweep_set_errors_name_the_command_line);
     tcase_add_test(tc, test_sweep_empty_grid_is_an_error);
+    tcase_add_test(tc, test_cannot_open_says_where_it_looked);
     suite_add_tcase(s, tc);
     return s;
 }
