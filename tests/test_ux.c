@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tool/capacity.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 
@@ -145,6 +146,175 @@ START_TEST(test_cannot_open_says_where_it_looked)
 }
 END_TEST
 
+/* Runs c with stdout in out and stderr in errbuf; returns the exit status. */
+typedef struct both_call {
+    tu_cli_call *c;
+    char *err;
+    size_t err_size;
+} both_call;
+
+static int call_with_stderr(void *arg)
+{
+    both_call *b = arg;
+    return tu_capture_stderr(tu_call_cli, b->c, b->err, b->err_size);
+}
+
+static int cli_both(tu_cli_call *c, char *out, size_t out_size, char *err, size_t err_size)
+{
+    both_call b = {c, err, err_size};
+    return tu_capture(STDOUT_FILENO, call_with_stderr, &b, out, out_size);
+}
+
+/* A native trace of n requests, 0.1 s apart, 200 tokens in, 20 out. */
+static const char *small_trace(int n)
+{
+    static char text[1 << 16];
+    size_t used = (size_t)snprintf(text, sizeof text, "arrival_s,input_tokens,output_tokens\n");
+    for (int i = 0; i < n && used < sizeof text; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "%.1f,200,20\n", 0.1 * i);
+    return tmp_file("trace.csv", text);
+}
+
+static const char *trace_config(void)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\",\n"
+             " \"workload\": {\"source\": \"native\", \"path\": \"%s\"}}\n", small_trace(80));
+    return tmp_file("trace.json", text);
+}
+
+/* A double column of a compound table, n rows at most. */
+static int read_column(const char *h5, const char *table, const char *field, double *v, int n)
+{
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, table, H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    hid_t sp = H5Dget_space(d);
+    hsize_t rows;
+    H5Sget_simple_extent_dims(sp, &rows, NULL);
+    ck_assert_int_le((int)rows, n);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(double));
+    H5Tinsert(t, field, 0, H5T_NATIVE_DOUBLE);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    return (int)rows;
+}
+
+static void read_str_attr(const char *h5, const char *name, char *out, size_t size)
+{
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    ck_assert_int_ge(a, 0);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    char *s = NULL;
+    ck_assert_int_ge(H5Aread(a, t, &s), 0);
+    snprintf(out, size, "%s", s);
+    H5free_memory(s);
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(f);
+}
+
+/* On a trace, capacity searches rate_scale by default (the trace's own
+ * arrival pattern, no warning), and --out keeps every probe. */
+START_TEST(test_capacity_on_a_trace_searches_rate_scale_and_saves_probes)
+{
+    static char out[65536], err[8192];
+    const char *cfg = trace_config(), *h5 = tmp_file("probes.h5", NULL);
+    tu_cli_call c = {{"servesim", "capacity", cfg, "--slo", "ttft_p90=200ms,tpot_p90=30ms",
+                      "--tolerance", "0.1", "-j", "2", "--out", h5, NULL}};
+    int rc = cli_both(&c, out, sizeof out, err, sizeof err);
+    ck_assert_msg(rc == 0, "exit %d: %s%s", rc, err, out);
+    ck_assert_msg(strstr(out, "searching workload.rate_scale"), "%s", out);
+    ck_assert_msg(strstr(out, "on its own timestamps"), "%s", out);
+    ck_assert_msg(strstr(out, "capacity  workload.rate_scale = "), "%s", out);
+    ck_assert_msg(!strstr(err, "WARNING"), "%s", err);
+    double value[64], pass[64];
+    int n = read_column(h5, "/probes", "value", value, 64);
+    ck_assert_int_ge(n, 3);
+    ck_assert_int_eq(read_column(h5, "/probes", "pass", pass, 64), n);
+    ck_assert(value[0] == 1);   /* the trace's own rate first */
+    int passes = 0, fails = 0;
+    for (int i = 0; i < n; i++)
+        passes += pass[i] == 1, fails += pass[i] == 0;
+    ck_assert_int_gt(passes, 0);
+    ck_assert_int_gt(fails, 0);
+    char over[128];
+    read_str_attr(h5, "over", over, sizeof over);
+    ck_assert_str_eq(over, "workload.rate_scale");
+    /* Searching the arrival rate on a trace replaces its timestamps: said. */
+    tu_cli_call rate = {{"servesim", "capacity", cfg, "--slo", "ttft_p90=200ms", "--over",
+                         "workload.arrival.rate_per_s", "--start", "5", "--tolerance", "0.3",
+                         "-j", "2", NULL}};
+    cli_both(&rate, out, sizeof out, err, sizeof err);
+    ck_assert_msg(strstr(err, "WARNING: varying workload.arrival.rate_per_s replaces the "
+                         "timestamps"), "%s", err);
+}
+END_TEST
+
+/* A path the parser takes only integers at is searched in whole numbers,
+ * down to a bracket one apart. */
+START_TEST(test_capacity_over_an_integer_path)
+{
+    cJSON *root = cJSON_Parse(small_config);
+    const char *sets[] = {"workload.arrival={\"process\": \"closed_loop\", \"clients\": 2, "
+                          "\"think_s\": 0}", NULL};
+    tu_set(root, sets);
+    cap_spec spec;
+    cap_spec_init(&spec);
+    sim_err err = {{0}};
+    ck_assert_int_eq(cap_parse_slo("ttft_p90=60ms", &spec, &err), 0);
+    spec.over = "workload.arrival.clients";
+    spec.jobs = 2;
+    cap_result r;
+    if (cap_search(root, "closed", &spec, &r, &err))
+        ck_abort_msg("%s", err.msg);
+    ck_assert(r.integer);
+    ck_assert_str_eq(r.over, "workload.arrival.clients");
+    for (int i = 0; i < r.n_probes; i++)
+        ck_assert_msg(r.probes[i].rate == (double)(int64_t)r.probes[i].rate, "%g",
+                      r.probes[i].rate);
+    ck_assert_int_ge(r.lo, 0);
+    ck_assert_int_ge(r.hi, 0);
+    ck_assert(r.probes[r.hi].rate - r.probes[r.lo].rate == 1);
+    cap_result_fini(&r);
+    cJSON_Delete(root);
+}
+END_TEST
+
+/* A --set of the arrival process on a trace warns loudly, and the header
+ * states the workload and the GPUs in all. */
+START_TEST(test_run_header_and_trace_arrival_warning)
+{
+    static char out[65536], err[8192];
+    const char *cfg = trace_config(), *h5 = tmp_file("r.h5", NULL);
+    tu_cli_call plain = {{"servesim", "run", cfg, "--set", "cluster.instances=2", "--out", h5,
+                          NULL}};
+    ck_assert_int_eq(cli_both(&plain, out, sizeof out, err, sizeof err), 0);
+    ck_assert_msg(!strstr(err, "WARNING"), "%s", err);
+    ck_assert_msg(strstr(out, "Llama-3-8B on 2 x H100-SXM-80GB: 2 instances of 1 GPU (tp=1)"),
+                  "%s", out);
+    ck_assert_msg(strstr(out, "workload               native trace") &&
+                  strstr(out, "on its own timestamps"), "%s", out);
+    unlink(h5);
+    tu_cli_call set = {{"servesim", "run", cfg, "--set", "workload.arrival.rate_per_s=3",
+                        "--out", h5, NULL}};
+    ck_assert_int_eq(cli_both(&set, out, sizeof out, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "WARNING: command line --set workload.arrival.rate_per_s=3 "
+                         "replaces the timestamps") && strstr(err, "workload.rate_scale"),
+                  "%s", err);
+    ck_assert_msg(strstr(out, "its timestamps REPLACED by poisson arrivals at 3 req/s"), "%s",
+                  out);
+}
+END_TEST
+
 Suite *ux_suite(void)
 {
     Suite *s = suite_create("ux");
@@ -155,6 +325,9 @@ Suite *ux_suite(void)
     tcase_add_test(tc, test_sweep_set_errors_name_the_command_line);
     tcase_add_test(tc, test_sweep_empty_grid_is_an_error);
     tcase_add_test(tc, test_cannot_open_says_where_it_looked);
+    tcase_add_test(tc, test_capacity_on_a_trace_searches_rate_scale_and_saves_probes);
+    tcase_add_test(tc, test_capacity_over_an_integer_path);
+    tcase_add_test(tc, test_run_header_and_trace_arrival_warning);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,6 +16,7 @@
 #include "tool/cmd_trace.h"
 #include "tool/config_doc.h"
 #include "tool/outpath.h"
+#include "tool/runinfo.h"
 #include "tool/runner.h"
 #include "version.h"
 
@@ -53,8 +54,9 @@ static void print_pctl(const char *name, const pctl *p, double scale, const char
            p->p50 * scale, p->p90 * scale, p->p99 * scale, unit);
 }
 
-/* "Llama-3-70B: 2 instances x 4 H100-SXM-80GB (tp=4)", one clause per
- * pool, with its name and role when there are several. */
+/* "Llama-3-70B on 8 x H100-SXM-80GB: 2 instances of 4 GPUs (tp=4)", one
+ * clause per pool, with its name and role when there are several: the
+ * GPU count first, so that it reads as the GPUs in all. */
 static void describe_cluster(const run_config *cfg, char *buf, size_t size)
 {
     static const char *const roles[POOL_ROLE_COUNT] = {"mixed", "prefill", "decode"};
@@ -66,10 +68,15 @@ static void describe_cluster(const run_config *cfg, char *buf, size_t size)
         char pool_name[64] = "";
         if (cfg->sys.n_pools > 1)
             snprintf(pool_name, sizeof pool_name, "pool %s (%s): ", p->name, roles[p->role]);
+        char layout[64] = "";
+        if (p->par.pp > 1 || p->par.ep > 1 || p->par.dp > 1)
+            snprintf(layout, sizeof layout, ", pp=%d, ep=%d, dp=%d", p->par.pp, p->par.ep,
+                     p->par.dp);
         used += (size_t)snprintf(buf + used, size - used,
-                                 "%s%s%s: %d instance%s x %d %s (tp=%d)", k ? "; " : "",
-                                 pool_name, p->model.name, p->instances,
-                                 p->instances == 1 ? "" : "s", g, p->gpu.name, p->par.tp);
+                                 "%s%s%s on %d x %s: %d instance%s of %d GPU%s (tp=%d%s)",
+                                 k ? "; " : "", pool_name, p->model.name, p->instances * g,
+                                 p->gpu.name, p->instances, p->instances == 1 ? "" : "s", g,
+                                 g == 1 ? "" : "s", p->par.tp, layout);
     }
 }
 
@@ -78,8 +85,11 @@ static void print_summary(const run_config *cfg, const run_summary *s,
 {
     char cluster_text[1024];
     describe_cluster(cfg, cluster_text, sizeof cluster_text);
-    printf("servesim %s: %s, seed %llu\n", SERVESIM_VERSION, cluster_text,
-           (unsigned long long)s->seed);
+    char workload[512];
+    runinfo_workload(cfg->root, workload, sizeof workload);
+    printf("servesim %s (%s): %s, seed %llu\n", SERVESIM_SEMVER, SERVESIM_VERSION,
+           cluster_text, (unsigned long long)s->seed);
+    printf("  workload               %s\n", workload);
     printf("  requests               %llu completed of %llu (%llu lengths clamped to context)\n",
            (unsigned long long)s->completed, (unsigned long long)s->arrived,
            (unsigned long long)s->clamped);
@@ -150,6 +160,10 @@ static int cmd_run(int argc, char **argv)
     char out_buf[4096];
     int status = RUN_BAD_INPUT;
     if (run_config_load(config, sets, n_sets, &cfg, &err) == 0) {
+        char warning[1024];
+        if (runinfo_trace_arrival_warning(cfg.root, sets, n_sets, NULL, warning,
+                                          sizeof warning))
+            fputs(warning, stderr);
         if (!out) {
             run_default_out(config, out_buf, sizeof out_buf);
             out = out_buf;
@@ -161,7 +175,7 @@ static int cmd_run(int argc, char **argv)
         if (status == RUN_OK && !quiet) {
             print_summary(&cfg, &r.summary, r.cost_sources, out);
             if (r.workload_note[0])
-                printf("  workload               %s\n", r.workload_note);
+                printf("  workload counts        %s\n", r.workload_note);
         }
     }
     if (status != RUN_OK)

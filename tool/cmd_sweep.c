@@ -10,6 +10,7 @@
  * same command to finish), also when the signal came while the results
  * file was being finished (it is then complete, and the message says so). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "tool/args.h"
 #include "tool/cmd_sweep.h"
 #include "tool/outpath.h"
+#include "tool/runinfo.h"
 #include "tool/runner.h"
 #include "tool/sweep.h"
 #include "tool/sweep_mpi.h"
@@ -114,6 +116,15 @@ static int sweep_main(const sweep_args *a)
         sweep_mpi_finish();
         return 2;
     }
+    /* Arrival times that replace a trace's own: said before the runs. */
+    char warning[1024];
+    bool warned = runinfo_trace_arrival_warning(e.base, a->sets, a->n_sets, NULL, warning,
+                                                sizeof warning);
+    for (int32_t p = 0; !warned && p < e.n_params; p++)
+        warned = runinfo_trace_arrival_warning(e.base, NULL, 0, e.params[p].path, warning,
+                                               sizeof warning);
+    if (warned)
+        fputs(warning, stderr);
     sweep_opts o = {.out = out, .jobs = (int)a->jobs, .limit = a->limit, .quiet = a->quiet,
                     .mpi = sweep_mpi_enabled()};
     sweep_stats st;
