@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serve/cluster.h"
 #include "tool/capacity.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -315,6 +316,122 @@ START_TEST(test_run_header_and_trace_arrival_warning)
 }
 END_TEST
 
+/* Every record of a run, and its summary. */
+typedef struct recs {
+    req_record *v;
+    size_t n, cap;
+} recs;
+
+static int keep_record(void *ctx, const req_record *rec)
+{
+    recs *r = ctx;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        r->v = realloc(r->v, r->cap * sizeof *r->v);
+    }
+    r->v[r->n++] = *rec;
+    return 0;
+}
+
+static void run_with_records(const char *const *sets, recs *out, run_summary *s)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    cluster_hooks hooks = {.on_record = keep_record, .record_ctx = out};
+    sim_err err = {{0}};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c != NULL, "%s", err.msg);
+    ck_assert_msg(cluster_run(c, &err) == 0, "%s", err.msg);
+    cluster_summarize(c, s);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+}
+
+/* The summary counts exactly the requests arriving in [warmup, last
+ * arrival - cooldown]; every request is still recorded. */
+START_TEST(test_warmup_and_cooldown_trim_the_summary)
+{
+    const char *sets[] = {"workload.requests=400", "workload.arrival.rate_per_s=20",
+                          "metrics.warmup_s=4", "metrics.cooldown_s=5", NULL};
+    recs r = {0};
+    run_summary s;
+    run_with_records(sets, &r, &s);
+    ck_assert_uint_eq(r.n, 400);
+    ck_assert_uint_eq(s.completed, 400);
+    int64_t last = 0;
+    for (size_t i = 0; i < r.n; i++)
+        last = r.v[i].arrival_ns > last ? r.v[i].arrival_ns : last;
+    int64_t lo = 4000000000LL, hi = last - 5000000000LL;
+    uint64_t n = 0;
+    double ttft_sum = 0, e2e_sum = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.v[i].arrival_ns >= lo && r.v[i].arrival_ns <= hi) {
+            n++;
+            ttft_sum += (double)r.v[i].ttft_ns;
+            e2e_sum += (double)r.v[i].e2e_ns;
+        }
+    ck_assert_uint_gt(n, 100);
+    ck_assert_uint_lt(n, 400);
+    ck_assert_uint_eq(s.measured, n);
+    ck_assert_double_eq_tol(s.ttft_s.mean, ttft_sum / n / 1e9, 1e-12);
+    ck_assert_double_eq_tol(s.e2e_s.mean, e2e_sum / n / 1e9, 1e-12);
+    ck_assert_double_eq_tol(s.window_start_s, 4, 1e-12);
+    ck_assert_double_eq_tol(s.window_end_s, hi / 1e9, 1e-12);
+    ck_assert_double_eq_tol(s.throughput_req_s, n / ((hi - lo) / 1e9), 1e-9);
+    free(r.v);
+    /* Off by default: every request counts, as before. */
+    const char *plain[] = {"workload.requests=400", "workload.arrival.rate_per_s=20", NULL};
+    recs all = {0};
+    run_with_records(plain, &all, &s);
+    ck_assert_uint_eq(s.measured, 400);
+    double sum = 0;
+    for (size_t i = 0; i < all.n; i++)
+        sum += (double)all.v[i].ttft_ns;
+    ck_assert_double_eq_tol(s.ttft_s.mean, sum / 400 / 1e9, 1e-12);
+    free(all.v);
+}
+END_TEST
+
+/* A request of one output token has no TPOT: it is held to its TTFT alone,
+ * not counted as meeting a TPOT target with a TPOT of 0. */
+START_TEST(test_one_token_outputs_have_no_tpot)
+{
+    const char *sets[] = {"workload.requests=200",
+                          "workload.output_tokens={\"dist\": \"uniform\", \"min\": 1, "
+                          "\"max\": 3}", "slo.tpot_ms=0.000001", "slo.ttft_ms=100000", NULL};
+    recs r = {0};
+    run_summary s;
+    run_with_records(sets, &r, &s);
+    uint64_t one = 0;
+    for (size_t i = 0; i < r.n; i++)
+        one += r.v[i].output_tokens == 1;
+    ck_assert_uint_gt(one, 10);
+    ck_assert_uint_lt(one, r.n);
+    ck_assert_double_eq(s.slo_attain_tpot, 0);   /* every TPOT misses 1 ns */
+    ck_assert_double_eq_tol(s.slo_attain, (double)one / r.n, 1e-12);
+    free(r.v);
+}
+END_TEST
+
+/* Many lengths cut to the context: a loud warning. */
+START_TEST(test_clamped_lengths_warn_loudly)
+{
+    static char out[65536], err[8192];
+    const char *cfg = tmp_file("c.json", small_config), *h5 = tmp_file("c.h5", NULL);
+    tu_cli_call c = {{"servesim", "run", cfg, "--set", "instance.max_context_tokens=256",
+                      "--out", h5, NULL}};
+    ck_assert_int_eq(cli_both(&c, out, sizeof out, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "WARNING: 60 of 60 requests (100.0%) did not fit the context of "
+                         "256 tokens"), "%s", err);
+    unlink(h5);
+    tu_cli_call fine = {{"servesim", "run", cfg, "--out", h5, NULL}};
+    ck_assert_int_eq(cli_both(&fine, out, sizeof out, err, sizeof err), 0);
+    ck_assert_msg(!strstr(err, "WARNING"), "%s", err);
+}
+END_TEST
+
 Suite *ux_suite(void)
 {
     Suite *s = suite_create("ux");
@@ -328,6 +445,9 @@ Suite *ux_suite(void)
     tcase_add_test(tc, test_capacity_on_a_trace_searches_rate_scale_and_saves_probes);
     tcase_add_test(tc, test_capacity_over_an_integer_path);
     tcase_add_test(tc, test_run_header_and_trace_arrival_warning);
+    tcase_add_test(tc, test_warmup_and_cooldown_trim_the_summary);
+    tcase_add_test(tc, test_one_token_outputs_have_no_tpot);
+    tcase_add_test(tc, test_clamped_lengths_warn_loudly);
     suite_add_tcase(s, tc);
     return s;
 }

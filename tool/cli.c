@@ -93,6 +93,10 @@ static void print_summary(const run_config *cfg, const run_summary *s,
     printf("  requests               %llu completed of %llu (%llu lengths clamped to context)\n",
            (unsigned long long)s->completed, (unsigned long long)s->arrived,
            (unsigned long long)s->clamped);
+    if (s->measured != s->completed || s->window_start_s > 0)
+        printf("  measured               %llu requests, arriving in [%.1f, %.1f] s "
+               "(metrics.warmup_s, metrics.cooldown_s): the statistics below\n",
+               (unsigned long long)s->measured, s->window_start_s, s->window_end_s);
     printf("  simulated time         %.1f s, %llu iterations, %llu preemptions\n",
            s->duration_s, (unsigned long long)s->iterations,
            (unsigned long long)s->preemptions);
@@ -124,6 +128,21 @@ static void print_summary(const run_config *cfg, const run_summary *s,
            s->completed / s->wall_s, s->peak_rss_mb);
     if (out)
         printf("  results                %s\n", out);
+}
+
+/* Lengths cut to the context: loud when they are more than 1% of the
+ * requests (a trace of long requests on a short-context model). */
+static void warn_clamped(const run_config *cfg, const run_summary *s)
+{
+    if (!s->arrived || s->clamped * 100 < s->arrived)
+        return;
+    fprintf(stderr, "servesim: WARNING: %llu of %llu requests (%.1f%%) did not fit the context "
+            "of %d tokens and were cut to fit it (input to the context less one token, output "
+            "to what is left): the lengths simulated are not the workload's.\n"
+            "servesim: WARNING: use a longer-context model, raise instance.max_context_tokens, "
+            "or set workload.context_policy to \"drop\" to leave such requests out.\n",
+            (unsigned long long)s->clamped, (unsigned long long)s->arrived,
+            100.0 * (double)s->clamped / (double)s->arrived, cluster_setup_max_context(&cfg->sys));
 }
 
 static int cmd_run(int argc, char **argv)
@@ -172,6 +191,8 @@ static int cmd_run(int argc, char **argv)
         run_source src = {config, sets, n_sets};
         if (outpath_make_parents(out, &err) == 0)
             status = run_to_file(&cfg, &src, out, &r, &err);
+        if (status == RUN_OK)
+            warn_clamped(&cfg, &r.summary);
         if (status == RUN_OK && !quiet) {
             print_summary(&cfg, &r.summary, r.cost_sources, out);
             if (r.workload_note[0])

@@ -141,6 +141,11 @@ static const cfgdoc_text texts[] = {
     {"slo.tpot_ms", "time-per-output-token target, ms"},
     {"metrics", "what the results file records"},
     {"metrics.timeseries_interval_ms", "time-series sampling interval, ms (0: off)"},
+    {"metrics.warmup_s", "leave requests arriving before this time out of the summary's "
+                         "latency, SLO and throughput statistics (the per-request table "
+                         "keeps them); see tool/OUTPUT.md on run length"},
+    {"metrics.cooldown_s", "leave requests arriving in the last cooldown_s of arrivals out "
+                           "of the summary's statistics, as warmup_s"},
     {NULL, NULL},
 };
 
