@@ -432,6 +432,44 @@ START_TEST(test_clamped_lengths_warn_loudly)
 }
 END_TEST
 
+/* sweep --skip-infeasible: a point whose config cannot be built is recorded
+ * with its reason in /index and the sweep goes on. */
+START_TEST(test_sweep_skip_infeasible_records_the_reason)
+{
+    static char out[65536], err[8192];
+    const char *exp = small_experiment(
+        "{\"grid\": {\"model\": [\"Llama-3-8B\", \"Llama-3-70B\"], \"cluster.tp\": [1, 4]}}");
+    const char *h5 = tmp_file("inf.h5", NULL);
+    tu_cli_call stop = {{"servesim", "sweep", exp, "-j", "2", "--out", h5, NULL}};
+    ck_assert_int_eq(cli_both(&stop, out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "does not fit"), "%s", err);
+    tu_cli_call skip = {{"servesim", "sweep", exp, "-j", "2", "--out", h5, "--skip-infeasible",
+                         NULL}};
+    ck_assert_int_eq(cli_both(&skip, out, sizeof out, err, sizeof err), 0);
+    ck_assert_msg(strstr(out, "3 run now") && strstr(out, "1 infeasible"), "%s", out);
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, "/index", H5P_DEFAULT);
+    typedef struct { char reason[240]; } row;
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 240);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(row));
+    H5Tinsert(t, "reason", 0, str);
+    row rows[4];
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows), 0);
+    /* Points in grid order: 8B tp1, 8B tp4, 70B tp1 (does not fit), 70B tp4. */
+    ck_assert_str_eq(rows[0].reason, "");
+    ck_assert_str_eq(rows[1].reason, "");
+    ck_assert_msg(strstr(rows[2].reason, "$.instance: Llama-3-70B does not fit"), "%s",
+                  rows[2].reason);
+    ck_assert_str_eq(rows[3].reason, "");
+    H5Tclose(t);
+    H5Tclose(str);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+END_TEST
+
 Suite *ux_suite(void)
 {
     Suite *s = suite_create("ux");
@@ -448,6 +486,7 @@ Suite *ux_suite(void)
     tcase_add_test(tc, test_warmup_and_cooldown_trim_the_summary);
     tcase_add_test(tc, test_one_token_outputs_have_no_tpot);
     tcase_add_test(tc, test_clamped_lengths_warn_loudly);
+    tcase_add_test(tc, test_sweep_skip_infeasible_records_the_reason);
     suite_add_tcase(s, tc);
     return s;
 }

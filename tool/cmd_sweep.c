@@ -25,7 +25,7 @@
 
 static const char sweep_usage[] =
     "usage: servesim sweep EXP.json [-j N] [--set path=value ...] [--out results.h5] [--limit N]\n"
-    "                [--force] [--quiet]\n"
+    "                [--skip-infeasible] [--force] [--quiet]\n"
     "\n"
     "  --set path=value  override a value of the base config at every point, after the\n"
     "                file's \"set\" (e.g. --set workload.requests=500 for a quick run);\n"
@@ -37,6 +37,9 @@ static const char sweep_usage[] =
     "                the same command skips the points already complete\n"
     "  --limit N     run at most N of the points still to run, then write the file\n"
     "  --force       accept a sweep of more than 100000 points (up to 1000000)\n"
+    "  --skip-infeasible  a point whose config cannot be built (a model that does not\n"
+    "                fit at that tp) is recorded as infeasible, with the reason in /index,\n"
+    "                and the sweep goes on (default: the sweep stops at it)\n"
     "  --quiet       print nothing but errors (failed points included)\n";
 
 static int sweep_parse_count(const char *flag, const char *v, int64_t max, int64_t *out)
@@ -78,6 +81,8 @@ static int sweep_parse(int argc, char **argv, sweep_args *a)
             a->force = 1;
         } else if (!strcmp(argv[i], "--quiet")) {
             a->quiet = 1;
+        } else if (!strcmp(argv[i], "--skip-infeasible")) {
+            a->skip_infeasible = 1;
         } else if (argv[i][0] == '-' || a->file) {
             fprintf(stderr, "servesim sweep: unexpected argument '%s'\n%s", argv[i], sweep_usage);
             return 2;
@@ -126,7 +131,7 @@ static int sweep_main(const sweep_args *a)
     if (warned)
         fputs(warning, stderr);
     sweep_opts o = {.out = out, .jobs = (int)a->jobs, .limit = a->limit, .quiet = a->quiet,
-                    .mpi = sweep_mpi_enabled()};
+                    .mpi = sweep_mpi_enabled(), .skip_infeasible = a->skip_infeasible};
     sweep_stats st;
     int rc = sweep_run(&e, &o, &st, &err);
     exp_fini(&e);
@@ -137,8 +142,11 @@ static int sweep_main(const sweep_args *a)
     }
     if (!a->quiet) {
         printf("sweep: %lld points: %lld run now, %lld already complete, %lld failed, "
-               "%lld left to run; %.2f s\n", (long long)st.points, (long long)st.ran,
-               (long long)st.skipped, (long long)st.failed, (long long)st.pending, st.wall_s);
+               "%lld left to run", (long long)st.points, (long long)st.ran,
+               (long long)st.skipped, (long long)st.failed, (long long)st.pending);
+        if (a->skip_infeasible)
+            printf(", %lld infeasible (skipped; reasons in /index)", (long long)st.infeasible);
+        printf("; %.2f s\n", st.wall_s);
         printf("  results  %s\n", out);
     }
     if (st.signal) {
