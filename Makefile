@@ -50,7 +50,7 @@ CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
 .PHONY: all run test test-layers test-fast test-san bench fuzz calib-data test-calib-run clean FORCE
-.PHONY: mpi test-mpi plots test-plots validate test-validate help
+.PHONY: mpi test-mpi plots test-plots validate test-validate help figures
 all: servesim
 
 # The release (semantic versioning; CHANGELOG.md) and the commit built.
@@ -137,6 +137,18 @@ plots: servesim
 
 bench: servesim
 	sh tests/bench.sh
+
+# The README's figures (docs/figures/), from the bundled experiments: the same
+# commands as the plot test (tests/plots_check.sh), which checks their content.
+figures: servesim
+	./servesim sweep experiments/batch_policies.json --out results/batch_policies.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/batch_policies.py results/batch_policies.h5 --out docs/figures
+	./servesim capacity experiments/quickstart.json --slo ttft_p90=300ms,tpot_p90=40ms \
+	    --set workload.requests=300 -j 2 --out results/capacity_quickstart.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/capacity.py results/capacity_quickstart.h5 --out docs/figures
+	./servesim run experiments/quickstart.json --set workload.requests=500 \
+	    --out results/quickstart_500.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/timeline.py results/quickstart_500.h5 --out docs/figures
 
 # The run-config reference, generated from the parser (tool/config_doc.h);
 # a test fails when it is out of date.
@@ -226,6 +238,7 @@ help:
 	@echo '  make test-layers      the include layering (tests/layers_check.sh)'
 	@echo '  make plots            a small bundled sweep and every plot of it, in results/plots/'
 	@echo '  make bench            speed benchmarks (tests/bench.sh)'
+	@echo '  make figures          the README figures (docs/figures/) from the bundled experiments'
 	@echo '  make validate         servesim against published measurements (validate/)'
 	@echo '  make mpi              ./servesim-mpi, sweeps spread over MPI ranks'
 	@echo '  make fuzz             libFuzzer targets, FUZZ_SECONDS each (needs clang)'

@@ -3,8 +3,8 @@
 plots/common.py writes beside each PNG) are compared with values computed
 here straight from the results files with h5py, the labels must be readable
 (no raw JSON or config paths), times in ms, SLO lines labelled, an empty
-selection an error. Usage: plots_check.py DIR DEMO.h5 BATCH.h5 RUN.h5, where
-DIR holds sweep/, batch/ and run/ as tests/plots_check.sh made them."""
+selection an error. Usage: plots_check.py DIR DEMO.h5 BATCH.h5 RUN.h5 CAP.h5,
+where DIR holds sweep/, batch/, run/ and cap/ as tests/plots_check.sh made them."""
 import json
 import math
 import os
@@ -158,7 +158,28 @@ def check_reader(run):
           == "token_budget=512", "reader: parameter objects as key=value")
 
 
-def main(d, demo, batch, run):
+def check_capacity(d, cap):
+    fig = figure(os.path.join(d, "cap", "capacity.png"))
+    with h5py.File(cap, "r") as f:
+        p = f["probes"][()]
+        capacity = float(f.attrs["capacity"])
+    p = p[np.argsort(p["value"])]
+    axes = fig["axes"]
+    check(len(axes) == 3, f"capacity: attainment and two bounds: {len(axes)} panels")
+    check(axes[1]["ylabel"] == "TTFT p90 (ms)", f"capacity in ms: {axes[1]['ylabel']}")
+    for ax, col, scale in ((axes[0], "slo_attain", 100), (axes[1], "ttft_s_p90", 1e3)):
+        s = {x["label"]: x for x in ax["series"]}
+        ok = p["pass"] == 1
+        check("pass" in s and close(s["pass"]["x"], list(p["value"][ok])) and
+              close(s["pass"]["y"], list(p[col][ok] * scale)), f"capacity {col}: passing probes")
+        check("fail" in s and close(s["fail"]["x"], list(p["value"][~ok])),
+              f"capacity {col}: failing probes")
+        check(f"capacity {capacity:.4g}" in s, f"capacity line labelled: {sorted(s)}")
+    check("TTFT p90 SLO 300 ms" in [x["label"] for x in axes[1]["series"]], "TTFT bound labelled")
+
+
+def main(d, demo, batch, run, cap):
+    check_capacity(d, cap)
     check_slo_vs_rate(d, demo)
     check_cdf(d, demo)
     check_pareto(d, demo)
@@ -171,4 +192,4 @@ def main(d, demo, batch, run):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:6]))

@@ -18,4 +18,8 @@ export MPLBACKEND=Agg MPLCONFIGDIR="$dir/mpl"
 "$PYTHON" plots/batch_policies.py "$dir/batch.h5" --out "$dir/batch" >/dev/null || exit 1
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null || exit 1
-"$PYTHON" tests/plots_check.py "$dir" "$dir/demo.h5" "$dir/batch.h5" "$dir/run.h5"
+# The capacity figure: a short search's probes (exit 1 would be no bracket).
+./servesim capacity experiments/quickstart.json --slo ttft_p90=300ms,tpot_p90=40ms \
+    --set workload.requests=300 -j 2 --out "$dir/cap.h5" --quiet || exit 1
+"$PYTHON" plots/capacity.py "$dir/cap.h5" --out "$dir/cap" >/dev/null || exit 1
+"$PYTHON" tests/plots_check.py "$dir" "$dir/demo.h5" "$dir/batch.h5" "$dir/run.h5" "$dir/cap.h5"
