@@ -233,6 +233,16 @@ static cap_status cap_round(cap_run *c, const double *rates, int n_rates, sim_er
         sim_errf(err, "%s: a run failed: %s", c->name, c->first_error);
         goto done;
     }
+    for (int i = 0; i < n; i++)
+        if (c->summaries[i].measured == 0) {
+            rc = CAP_BAD_INPUT;
+            sim_errf(err, "%s: the probe at %s = %.6g has no request in the summary's window "
+                     "(arrivals in [%.1f, %.1f] s): shorten metrics.warmup_s or "
+                     "metrics.cooldown_s, or run more requests", c->name, c->over,
+                     rates[i / seeds], c->summaries[i].window_start_s,
+                     c->summaries[i].window_end_s);
+            goto done;
+        }
     cap_result *res = c->res;
     res->probes = sim_xrealloc(res->probes, (size_t)(res->n_probes + n_rates) * sizeof *res->probes);
     for (int r = 0; r < n_rates; r++) {

@@ -145,6 +145,16 @@ static void warn_clamped(const run_config *cfg, const run_summary *s)
             100.0 * (double)s->clamped / (double)s->arrived, cluster_setup_max_context(&cfg->sys));
 }
 
+/* A window (metrics.warmup_s, cooldown_s) that holds no request. */
+static void warn_empty_window(const run_summary *s)
+{
+    if (s->completed && !s->measured)
+        fprintf(stderr, "servesim: WARNING: no request arrived in the summary's window [%.1f, "
+                "%.1f] s: its latency, SLO and throughput statistics are empty; shorten "
+                "metrics.warmup_s or metrics.cooldown_s, or run more requests.\n",
+                s->window_start_s, s->window_end_s);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     const char *config = NULL, *out = NULL;
@@ -191,8 +201,10 @@ static int cmd_run(int argc, char **argv)
         run_source src = {config, sets, n_sets};
         if (outpath_make_parents(out, &err) == 0)
             status = run_to_file(&cfg, &src, out, &r, &err);
-        if (status == RUN_OK)
+        if (status == RUN_OK) {
             warn_clamped(&cfg, &r.summary);
+            warn_empty_window(&r.summary);
+        }
         if (status == RUN_OK && !quiet) {
             print_summary(&cfg, &r.summary, r.cost_sources, out);
             if (r.workload_note[0])
