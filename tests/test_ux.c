@@ -426,6 +426,12 @@ START_TEST(test_clamped_lengths_warn_loudly)
     ck_assert_msg(strstr(err, "WARNING: 60 of 60 requests (100.0%) did not fit the context of "
                          "256 tokens"), "%s", err);
     unlink(h5);
+    /* A window that holds no request: said, too. */
+    tu_cli_call empty = {{"servesim", "run", cfg, "--set", "metrics.warmup_s=1000", "--out", h5,
+                          NULL}};
+    ck_assert_int_eq(cli_both(&empty, out, sizeof out, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "WARNING: no request arrived in the summary's window"), "%s", err);
+    unlink(h5);
     tu_cli_call fine = {{"servesim", "run", cfg, "--out", h5, NULL}};
     ck_assert_int_eq(cli_both(&fine, out, sizeof out, err, sizeof err), 0);
     ck_assert_msg(!strstr(err, "WARNING"), "%s", err);
