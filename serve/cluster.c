@@ -834,6 +834,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     c->net = net_create(c->eng, EV_TRANSFER, PHASE_TRANSFER);
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
+    metrics_set_window(&c->metrics, cs->warmup_ns, cs->cooldown_ns);
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {

@@ -117,6 +117,7 @@ typedef struct cluster_setup {
     char workload_path[SETUP_PATH_MAX];
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
+    sim_time_ns warmup_ns, cooldown_ns;   /* the summary's window (metrics.h) */
 } cluster_setup;
 
 /* The longest request every arrival pool can take (the workload's clamp). */

@@ -272,7 +272,9 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
         return -1;
     cJSON *pol;
+    static const char *const pol_keys[] = {"batch", "order", "routing", "control", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
+        jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
         return -1;
     return 0;
@@ -596,14 +598,18 @@ static int parse_slo(run_config *rc, sim_err *err)
 static int parse_metrics(run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"timeseries_interval_ms", NULL};
+    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s", NULL};
     char path[256];
     cJSON *o;
-    double interval_ms;
+    double interval_ms, warmup_s, cooldown_s;
     if (jcfg_obj(rc->root, "$", "metrics", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
-        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err))
+        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err) ||
+        jcfg_num(o, path, "warmup_s", 0, 0, 1e9, &warmup_s, err) ||
+        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err))
         return -1;
+    c->warmup_ns = (sim_time_ns)(warmup_s * 1e9);
+    c->cooldown_ns = (sim_time_ns)(cooldown_s * 1e9);
     c->timeseries_interval_ns = (sim_time_ns)(interval_ms * 1e6);
     if (interval_ms > 0 && c->timeseries_interval_ns < SIM_NS_PER_US)
         return sim_errf(err, "%s.timeseries_interval_ms: expected 0 (off) or at least "
