@@ -231,6 +231,12 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(kv_mean_fraction, OUT_F64),
     OUT_SUM_ARRAY(term_s, OUT_F64, OP_KIND_COUNT),
     OUT_SUM_ARRAY(source_terms, OUT_U64, COST_SRC_COUNT),
+    OUT_SUM(ep_imbalance, OUT_F64),
+    OUT_SUM(ep_imbalance_max, OUT_F64),
+    OUT_SUM(ep_distinct_imbalance, OUT_F64),
+    OUT_SUM(ep_a2a_bytes, OUT_F64),
+    OUT_SUM(ep_rebalances, OUT_U64),
+    OUT_SUM(ep_moved_bytes, OUT_F64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };

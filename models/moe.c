@@ -1,0 +1,175 @@
+/* Expert routing and expert-parallel load (see moe.h).
+ *
+ * Design. Everything per iteration is O(groups * experts) and allocates
+ * nothing: the routing's inclusion probabilities are computed once, an
+ * iteration draws one binomial count per (group, expert), and a group's load
+ * under a placement is one pass over its slots. The permutations and
+ * exponents come from the caller's random stream, so a run's routing is a
+ * function of its seed. */
+#include "models/moe.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_randist.h>
+
+/* q[e] = k w[e] / sum(w), water-filled so that no q exceeds 1. */
+static void inclusion(const double *w, int32_t E, int32_t k, double *q)
+{
+    double z = 0;
+    for (int32_t e = 0; e < E; e++)
+        z += w[e];
+    for (int32_t e = 0; e < E; e++)
+        q[e] = z > 0 ? k * w[e] / z : (double)k / E;
+    for (int32_t round = 0; round < E; round++) {
+        double excess = 0, free_mass = 0;
+        for (int32_t e = 0; e < E; e++) {
+            if (q[e] > 1) {
+                excess += q[e] - 1;
+                q[e] = 1;
+            } else if (q[e] < 1) {
+                free_mass += q[e];
+            }
+        }
+        if (excess <= 1e-12 || free_mass <= 0)
+            break;
+        for (int32_t e = 0; e < E; e++)
+            if (q[e] < 1)
+                q[e] += excess * q[e] / free_mass;
+    }
+}
+
+int moe_routing_init(moe_routing *r, const llm_model *m, const moe_routing_cfg *cfg,
+                     gsl_rng *rng, sim_err *err)
+{
+    const int32_t E = m->experts, moe_layers = m->layers - llm_dense_layers(m);
+    if (E < 2 || E > LLM_MAX_EXPERTS || moe_layers < 1)
+        return sim_errf(err, "%s: expert routing needs an MoE model with 2 to %d experts",
+                        m->name, LLM_MAX_EXPERTS);
+    if (cfg->groups < 1 || cfg->groups > MOE_GROUPS_MAX)
+        return sim_errf(err, "routing groups %d: expected 1 to %d", cfg->groups,
+                        MOE_GROUPS_MAX);
+    if (!(cfg->skew >= 0) || !(cfg->spread >= 0 && cfg->spread < 1))
+        return sim_errf(err, "routing: expected skew >= 0 and spread in [0, 1)");
+    memset(r, 0, sizeof *r);
+    r->experts = E;
+    r->k = m->experts_per_token;
+    r->groups = cfg->groups < moe_layers ? cfg->groups : moe_layers;
+    for (int32_t g = 0; g < r->groups; g++)
+        r->layers[g] = (g + 1) * moe_layers / r->groups - g * moe_layers / r->groups;
+    for (int32_t g = 0; g < r->groups; g++) {
+        double w[LLM_MAX_EXPERTS];
+        if (cfg->has_trace) {
+            memcpy(w, cfg->trace[g], sizeof(double) * (size_t)E);
+        } else {
+            /* A seeded permutation: expert e has popularity rank pi[e]. */
+            int32_t pi[LLM_MAX_EXPERTS];
+            for (int32_t e = 0; e < E; e++)
+                pi[e] = e;
+            gsl_ran_shuffle(rng, pi, (size_t)E, sizeof pi[0]);
+            double s = cfg->skew * (1 - cfg->spread + 2 * cfg->spread * gsl_rng_uniform(rng));
+            for (int32_t e = 0; e < E; e++)
+                w[e] = pow(pi[e] + 1.0, -s);
+        }
+        inclusion(w, E, r->k, r->q[g]);
+    }
+    return 0;
+}
+
+void moe_routing_sample(const moe_routing *r, gsl_rng *rng, int64_t tokens, int32_t *counts)
+{
+    SIM_ASSERT(tokens >= 0 && tokens <= UINT32_MAX);
+    for (int32_t g = 0; g < r->groups; g++)
+        for (int32_t e = 0; e < r->experts; e++) {
+            double q = r->q[g][e];
+            counts[g * r->experts + e] =
+                q >= 1 ? (int32_t)tokens
+                       : (int32_t)gsl_ran_binomial(rng, q, (unsigned)tokens);
+        }
+}
+
+int moe_trace_load(const char *path, const llm_model *m, moe_routing_cfg *cfg, sim_err *err)
+{
+    const int32_t E = m->experts, moe_layers = m->layers - llm_dense_layers(m);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return sim_errf(err, "%s: cannot open routing trace: %s", path, strerror(errno));
+    memset(cfg->trace, 0, sizeof cfg->trace);
+    char line[256];
+    int rc = 0;
+    long lineno = 0, rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (lineno == 1) {
+            if (strncmp(line, "layer,expert,tokens", 19))
+                rc = sim_errf(err, "%s:1: expected the header layer,expert,tokens", path);
+            if (rc)
+                break;
+            continue;
+        }
+        if (line[0] == '\n' || line[0] == '\r' || line[0] == 0)
+            continue;
+        long layer, expert;
+        double tokens;
+        char tail;
+        int n = sscanf(line, "%ld,%ld,%lf %c", &layer, &expert, &tokens, &tail);
+        if (n != 3 || layer < 0 || layer >= moe_layers || expert < 0 || expert >= E ||
+            !(tokens >= 0) || !isfinite(tokens)) {
+            rc = sim_errf(err, "%s:%ld: expected layer in [0, %d), expert in [0, %d), "
+                          "tokens >= 0", path, lineno, moe_layers, E);
+            break;
+        }
+        int32_t g = (int32_t)(layer * cfg->groups / moe_layers);
+        cfg->trace[g][expert] += tokens;
+        rows++;
+    }
+    fclose(f);
+    if (rc)
+        return rc;
+    if (rows == 0)
+        return sim_errf(err, "%s: no rows after the header", path);
+    cfg->has_trace = true;
+    return 0;
+}
+
+void moe_group_load_of(const llm_model *m, const par_layout *par, const int32_t *phy2log,
+                       int32_t slots, const int32_t *counts, double tokens,
+                       moe_rank_load *rank, int32_t *seen, int32_t *cnt,
+                       moe_group_load *out)
+{
+    const int32_t E = m->experts, ep = par->ep, per = slots / ep;
+    SIM_ASSERT(ep >= 1 && per * ep == slots);
+    memset(cnt, 0, sizeof *cnt * (size_t)E);
+    memset(seen, 0, sizeof *seen * (size_t)E);
+    for (int32_t s = 0; s < slots; s++)
+        cnt[phy2log[s]]++;
+    double max_pairs = 0, max_distinct = 0;
+    for (int32_t r = 0; r < ep; r++) {
+        double pairs = 0, distinct = 0;
+        for (int32_t s = r * per; s < (r + 1) * per; s++) {
+            int32_t e = phy2log[s], c = counts[e], j = seen[e]++;
+            int32_t mine = c / cnt[e] + (j < c % cnt[e]);
+            pairs += mine;
+            distinct += mine > 0;
+        }
+        rank[r] = (moe_rank_load){pairs, distinct};
+        max_pairs = pairs > max_pairs ? pairs : max_pairs;
+        max_distinct = distinct > max_distinct ? distinct : max_distinct;
+    }
+    const double remote = (double)(ep - 1) / ep, H = m->hidden;
+    const double bd = m->act_bytes < 2 ? m->act_bytes + 4.0 / 128 : 2.0;
+    double sent = tokens / ep * m->experts_per_token * remote;
+    double recv = max_pairs * remote;
+    double most = sent > recv ? sent : recv;
+    *out = (moe_group_load){.tokens = tokens, .max_pairs = max_pairs,
+                            .max_distinct = max_distinct,
+                            .dispatch_bytes = most * H * bd, .combine_bytes = most * H * 2.0};
+}
+
+void moe_place_contiguous(int32_t experts, int32_t slots, int32_t *phy2log)
+{
+    for (int32_t s = 0; s < slots; s++)
+        phy2log[s] = s % experts;
+}
