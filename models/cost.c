@@ -315,14 +315,21 @@ static double send_ns(const cost_model *cm, double tokens)
     return roofline_op_ns(cm->setup.gpu, &op);
 }
 
-/* An iteration on S pipeline stages (GPipe, one flush per iteration): the
- * batch is cut into m micro-batches; micro-batch j spends s_j on every
- * stage, its whole-model time times the busiest stage's share of the layers
- * (ceil(L / S) / L), plus its send to the next stage. A flow shop of S equal
- * stages finishes after sum_j s_j + (S - 1) max_j s_j: with m = 1 the
- * pipeline is S times one stage (the bubble, (S - 1) / S of the GPU time),
- * with many equal micro-batches it approaches the throughput of S stages.
- * Terms are scaled to sum to that time; the GPUs idle through the bubble
+/* An iteration on S pipeline stages: the batch is cut into m micro-batches
+ * that flow through the stages while continuous batching keeps the pipeline
+ * full (vLLM's virtual engines: a micro-batch's next step enters the first
+ * stage as soon as its last one leaves the last stage, so there is no flush
+ * per iteration). Micro-batch j spends s_j on every stage, its whole-model
+ * time times the busiest stage's share of the layers (ceil(L / S) / L),
+ * plus its send to the next stage. In steady state every micro-batch
+ * advances one step per round of max(sum_j s_j, S max_j s_j): each stage
+ * serves all m micro-batches, and each micro-batch needs S stage times. With
+ * m = 1 a round is S stage times, each stage busy one of them (the bubble,
+ * (S - 1) / S of the GPU time); with m >= S equal micro-batches there is no
+ * bubble and the pipeline gives S stages' throughput (less what the smaller
+ * micro-batches lose: a memory-bound decode re-reads each stage's weights
+ * per micro-batch). Filling and draining the pipeline is not modelled.
+ * Terms are scaled to sum to the round; the GPUs idle through the bubble
  * and the engine's CPU time (added once per iteration). */
 static void pp_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 {
@@ -370,7 +377,7 @@ static void pp_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
     }
     out->term_ns[OP_PP_SEND] += sends;
     out->term_source[OP_PP_SEND] = COST_SRC_ROOFLINE;
-    double gpu_ns = sum + (S - 1) * max;
+    double gpu_ns = sum > S * max ? sum : S * max;
     double scale = sum > 0 ? gpu_ns / sum : 0;
     for (int k = 0; k < OP_KIND_COUNT; k++)
         out->term_ns[k] *= scale;
