@@ -38,6 +38,10 @@ typedef struct moe_routing {
     int32_t experts, k, groups;
     int32_t layers[MOE_GROUPS_MAX];               /* MoE layers per group */
     double q[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];     /* P(a token picks e) */
+    double log_miss[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];   /* log(1 - q) */
+    /* (1 - q)^n for the last n drawn (a decode batch's size often repeats) */
+    int64_t p0_tokens;
+    double p0[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];
 } moe_routing;
 
 /* Builds the routing of model m (an MoE model) from cfg; the permutations
@@ -45,7 +49,7 @@ typedef struct moe_routing {
 int moe_routing_init(moe_routing *r, const llm_model *m, const moe_routing_cfg *cfg,
                      gsl_rng *rng, sim_err *err);
 /* counts[g * experts + e]: tokens of `tokens` that group g sends to e. */
-void moe_routing_sample(const moe_routing *r, gsl_rng *rng, int64_t tokens, int32_t *counts);
+void moe_routing_sample(moe_routing *r, gsl_rng *rng, int64_t tokens, int32_t *counts);
 
 /* Reads a routing trace: CSV with the header `layer,expert,tokens`, one row
  * per (MoE layer counted from 0, expert) with the tokens it received; MoE
@@ -59,12 +63,20 @@ typedef struct moe_rank_load {
     double distinct;   /* slots with at least one token */
 } moe_rank_load;
 
-/* One group's load under a placement: phy2log[slots], counts[experts] of
- * `tokens` tokens; rank[ep] receives every GPU's load (scratch: seen[experts]
- * and cnt[experts], any contents). Fills out (layers left to the caller). */
+/* A placement's index for moe_group_load_of: cnt[e], the copies of expert
+ * e, and rep[s], which copy of its expert slot s holds (0, 1, ... in slot
+ * order). O(slots + experts); recompute when the placement changes. */
+void moe_placement_index(const int32_t *phy2log, int32_t slots, int32_t experts,
+                         int32_t *rep, int32_t *cnt);
+
+/* One group's load under a placement: phy2log[slots] with its index (rep,
+ * cnt), counts[experts] of `tokens` tokens; rank[ep] receives every GPU's
+ * load. An expert's tokens split evenly over its copies, the first copies
+ * taking the remainder. Fills out (layers left to the caller).
+ * O(slots). */
 void moe_group_load_of(const llm_model *m, const par_layout *par, const int32_t *phy2log,
-                       int32_t slots, const int32_t *counts, double tokens,
-                       moe_rank_load *rank, int32_t *seen, int32_t *cnt,
+                       const int32_t *rep, const int32_t *cnt, int32_t slots,
+                       const int32_t *counts, double tokens, moe_rank_load *rank,
                        moe_group_load *out);
 
 /* Contiguous placement (vLLM's "linear"): slot s holds expert s mod

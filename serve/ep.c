@@ -22,16 +22,27 @@ struct ep_state {
     const place_policy_ops *policy;   /* NULL: static contiguous */
     void *policy_state;
     int32_t *phy2log, *next;          /* [groups][slots] */
+    int32_t *rep, *copies;            /* the placement's index: [groups][slots], [groups][experts] */
     int32_t *counts;                  /* [groups][experts], this iteration */
     double *window;                   /* [groups][experts] */
     moe_rank_load *rank;              /* [ep] */
-    int32_t *seen, *cnt;              /* [experts] scratch */
+    int32_t *cnt;                     /* [experts] scratch */
     double expert_bytes;              /* one expert's weights */
     double pending_move_bytes;
     int64_t iteration;
     moe_iter now;
     ep_stats stats;
 };
+
+/* Recomputes the placement's index (copies per expert, copy per slot). */
+static void index_placement(ep_state *ep)
+{
+    const place_setup *p = &ep->place;
+    for (int32_t g = 0; g < p->layers; g++)
+        moe_placement_index(ep->phy2log + (size_t)g * p->slots, p->slots, p->experts,
+                            ep->rep + (size_t)g * p->slots,
+                            ep->copies + (size_t)g * p->experts);
+}
 
 /* Adopts the policy's placement (in next). A GPU copies in the experts it
  * holds now and did not before (a copy it already had is reused, wherever
@@ -63,6 +74,7 @@ static double apply_placement(ep_state *ep)
         most = bytes > most ? bytes : most;
     }
     memcpy(ep->phy2log, ep->next, sizeof *ep->phy2log * (size_t)p->layers * p->slots);
+    index_placement(ep);
     return most;
 }
 
@@ -106,10 +118,11 @@ ep_state *ep_create(const pool_setup *ps, uint64_t seed, sim_err *err)
                               .nodes = ps->moe.nodes > 0 ? ps->moe.nodes : 1, .slots = slots};
     ep->phy2log = sim_xcalloc((size_t)G * slots, sizeof *ep->phy2log);
     ep->next = sim_xcalloc((size_t)G * slots, sizeof *ep->next);
+    ep->rep = sim_xcalloc((size_t)G * slots, sizeof *ep->rep);
+    ep->copies = sim_xcalloc((size_t)G * E, sizeof *ep->copies);
     ep->counts = sim_xcalloc((size_t)G * E, sizeof *ep->counts);
     ep->window = sim_xcalloc((size_t)G * E, sizeof *ep->window);
     ep->rank = sim_xcalloc((size_t)par->ep, sizeof *ep->rank);
-    ep->seen = sim_xcalloc((size_t)E, sizeof *ep->seen);
     ep->cnt = sim_xcalloc((size_t)E, sizeof *ep->cnt);
     ep->expert_bytes = 3.0 * m->hidden * m->expert_ffn * m->bytes_per_param;
     ep->stats.groups = G;
@@ -126,6 +139,7 @@ ep_state *ep_create(const pool_setup *ps, uint64_t seed, sim_err *err)
         call_policy(ep);
         memcpy(ep->phy2log, ep->next, sizeof *ep->next * (size_t)G * slots);
     }
+    index_placement(ep);
     return ep;
 }
 
@@ -139,10 +153,11 @@ void ep_destroy(ep_state *ep)
         gsl_rng_free(ep->rng);
     free(ep->phy2log);
     free(ep->next);
+    free(ep->rep);
+    free(ep->copies);
     free(ep->counts);
     free(ep->window);
     free(ep->rank);
-    free(ep->seen);
     free(ep->cnt);
     free(ep);
 }
@@ -162,8 +177,8 @@ const moe_iter *ep_step(ep_state *ep, int64_t tokens)
     for (int32_t g = 0; g < G; g++) {
         const int32_t *c = ep->counts + (size_t)g * E;
         moe_group_load *gl = &ep->now.g[g];
-        moe_group_load_of(m, par, ep->phy2log + (size_t)g * slots, slots, c, (double)tokens,
-                          ep->rank, ep->seen, ep->cnt, gl);
+        moe_group_load_of(m, par, ep->phy2log + (size_t)g * slots, ep->rep + (size_t)g * slots,
+                          ep->copies + (size_t)g * E, slots, c, (double)tokens, ep->rank, gl);
         gl->layers = ep->routing.layers[g];
         double pairs = 0, distinct = 0;
         for (int32_t r = 0; r < par->ep; r++)

@@ -247,9 +247,10 @@ START_TEST(test_moe_slowest_rank_sets_the_layer_time)
     load("Qwen3-30B-A3B", "H100-SXM-80GB", &q, &g);
     par_layout par = {.tp = 1, .pp = 1, .ep = 8, .dp = 8};
     const int32_t E = q.experts, slots = E;
-    int32_t phy2log[LLM_MAX_EXPERTS], seen[LLM_MAX_EXPERTS], cnt[LLM_MAX_EXPERTS];
+    int32_t phy2log[LLM_MAX_EXPERTS], rep[LLM_MAX_EXPERTS], cnt[LLM_MAX_EXPERTS];
     int32_t even[LLM_MAX_EXPERTS] = {0}, hot[LLM_MAX_EXPERTS] = {0};
     moe_place_contiguous(E, slots, phy2log);
+    moe_placement_index(phy2log, slots, E, rep, cnt);
     const int T = 1024;   /* 8192 pairs */
     for (int e = 0; e < E; e++)
         even[e] = 64;
@@ -258,9 +259,9 @@ START_TEST(test_moe_slowest_rank_sets_the_layer_time)
         hot[e] = e < 16 ? 256 : (8192 - 16 * 256) / 112;
     moe_rank_load rank[8];
     moe_group_load lev, lhot;
-    moe_group_load_of(&q, &par, phy2log, slots, even, T, rank, seen, cnt, &lev);
+    moe_group_load_of(&q, &par, phy2log, rep, cnt, slots, even, T, rank, &lev);
     ck_assert(lev.max_pairs == 1024 && lev.max_distinct == 16);
-    moe_group_load_of(&q, &par, phy2log, slots, hot, T, rank, seen, cnt, &lhot);
+    moe_group_load_of(&q, &par, phy2log, rep, cnt, slots, hot, T, rank, &lhot);
     ck_assert(lhot.max_pairs == 16 * 256);
     ck_assert(rank[0].pairs == 4096 && rank[1].pairs < 1024);
     /* all-to-all: the busiest GPU receives its pairs' remote share, H wide,
@@ -305,9 +306,10 @@ static double imbalance_of(const llm_model *m, const par_layout *par, const int3
                            int32_t slots, const int32_t *counts, double tokens)
 {
     moe_rank_load rank[64];
-    int32_t seen[LLM_MAX_EXPERTS], cnt[LLM_MAX_EXPERTS];
+    int32_t rep[LLM_MAX_EXPERTS + 64], cnt[LLM_MAX_EXPERTS];
     moe_group_load gl;
-    moe_group_load_of(m, par, phy2log, slots, counts, tokens, rank, seen, cnt, &gl);
+    moe_placement_index(phy2log, slots, m->experts, rep, cnt);
+    moe_group_load_of(m, par, phy2log, rep, cnt, slots, counts, tokens, rank, &gl);
     double sum = 0;
     for (int r = 0; r < par->ep; r++)
         sum += rank[r].pairs;
