@@ -89,8 +89,8 @@ int moe_routing_init(moe_routing *r, const llm_model *m, const moe_routing_cfg *
  * 0.5 at variance 4), which the sums over a GPU's experts that set the
  * layer time average out, and it is used only where P(count = 0), which
  * sets the distinct experts, is under 2%. */
-static int32_t binomial(gsl_rng *rng, double q, double log_miss, double *p0, int64_t n,
-                       bool fresh)
+static int32_t binomial(gsl_rng *rng, double q, double log_miss, double *p0, int32_t *p0_n,
+                       int64_t n)
 {
     if (q <= 0 || n == 0)
         return 0;
@@ -101,8 +101,10 @@ static int32_t binomial(gsl_rng *rng, double q, double log_miss, double *p0, int
         double x = floor(mean + sqrt(var) * gsl_ran_gaussian_ziggurat(rng, 1.0) + 0.5);
         return (int32_t)(x < 0 ? 0 : x > (double)n ? (double)n : x);
     }
-    if (fresh)
+    if (*p0_n != n) {
         *p0 = exp((double)n * log_miss);
+        *p0_n = (int32_t)n;
+    }
     double u = gsl_rng_uniform(rng), p = *p0, odds = q / (1 - q);
     int64_t k = 0;
     while (u > p && k < n) {
@@ -116,12 +118,10 @@ static int32_t binomial(gsl_rng *rng, double q, double log_miss, double *p0, int
 void moe_routing_sample(moe_routing *r, gsl_rng *rng, int64_t tokens, int32_t *counts)
 {
     SIM_ASSERT(tokens >= 0 && tokens <= INT32_MAX);
-    bool fresh = tokens != r->p0_tokens;
-    r->p0_tokens = tokens;
     for (int32_t g = 0; g < r->groups; g++)
         for (int32_t e = 0; e < r->experts; e++)
-            counts[g * r->experts + e] =
-                binomial(rng, r->q[g][e], r->log_miss[g][e], &r->p0[g][e], tokens, fresh);
+            counts[g * r->experts + e] = binomial(rng, r->q[g][e], r->log_miss[g][e],
+                                                  &r->p0[g][e], &r->p0_n[g][e], tokens);
 }
 
 int moe_trace_load(const char *path, const llm_model *m, moe_routing_cfg *cfg, sim_err *err)
@@ -168,6 +168,21 @@ int moe_trace_load(const char *path, const llm_model *m, moe_routing_cfg *cfg, s
     return 0;
 }
 
+/* The all-to-all bytes of the busiest GPU, and out's fields. */
+static void finish_load(const llm_model *m, const par_layout *par, double tokens,
+                        double max_pairs, double max_distinct, moe_group_load *out)
+{
+    const int32_t ep = par->ep;
+    const double remote = (double)(ep - 1) / ep, H = m->hidden;
+    const double bd = m->act_bytes < 2 ? m->act_bytes + 4.0 / 128 : 2.0;
+    double sent = tokens / ep * m->experts_per_token * remote;
+    double recv = max_pairs * remote;
+    double most = sent > recv ? sent : recv;
+    *out = (moe_group_load){.tokens = tokens, .max_pairs = max_pairs,
+                            .max_distinct = max_distinct,
+                            .dispatch_bytes = most * H * bd, .combine_bytes = most * H * 2.0};
+}
+
 void moe_placement_index(const int32_t *phy2log, int32_t slots, int32_t experts,
                          int32_t *rep, int32_t *cnt)
 {
@@ -198,14 +213,49 @@ void moe_group_load_of(const llm_model *m, const par_layout *par, const int32_t 
         max_pairs = pairs > max_pairs ? pairs : max_pairs;
         max_distinct = distinct > max_distinct ? distinct : max_distinct;
     }
-    const double remote = (double)(ep - 1) / ep, H = m->hidden;
-    const double bd = m->act_bytes < 2 ? m->act_bytes + 4.0 / 128 : 2.0;
-    double sent = tokens / ep * m->experts_per_token * remote;
-    double recv = max_pairs * remote;
-    double most = sent > recv ? sent : recv;
-    *out = (moe_group_load){.tokens = tokens, .max_pairs = max_pairs,
-                            .max_distinct = max_distinct,
-                            .dispatch_bytes = most * H * bd, .combine_bytes = most * H * 2.0};
+    finish_load(m, par, tokens, max_pairs, max_distinct, out);
+}
+
+void moe_sample_group_load(moe_routing *r, int32_t g, gsl_rng *rng, int64_t tokens,
+                           const llm_model *m, const par_layout *par, const int32_t *phy2log,
+                           const int32_t *rep, const int32_t *cnt, int32_t slots,
+                           int32_t *scratch, moe_rank_load *rank, moe_group_load *out)
+{
+    const int32_t ep = par->ep, per = slots / ep, E = r->experts;
+    SIM_ASSERT(g >= 0 && g < r->groups && ep >= 1 && per * ep == slots);
+    SIM_ASSERT(tokens >= 0 && tokens <= INT32_MAX);
+    for (int32_t e = 0; e < E; e++)
+        scratch[e] = -1;
+    const double n = (double)tokens;
+    double max_pairs = 0, max_distinct = 0;
+    for (int32_t k = 0; k < ep; k++) {
+        double pairs = 0, distinct = 0, mu = 0, var = 0;
+        for (int32_t s = k * per; s < (k + 1) * per; s++) {
+            int32_t e = phy2log[s], copies = cnt[e];
+            double q = r->q[g][e], mean = q * n, v = mean * (1 - q);
+            if (v >= 4) {
+                mu += mean / copies;
+                var += v / ((double)copies * copies);
+                distinct += 1;
+                continue;
+            }
+            if (scratch[e] < 0)
+                scratch[e] = binomial(rng, q, r->log_miss[g][e], &r->p0[g][e], &r->p0_n[g][e],
+                                      tokens);
+            int32_t c = scratch[e];
+            int32_t mine = copies == 1 ? c : c / copies + (rep[s] < c % copies);
+            pairs += mine;
+            distinct += mine > 0;
+        }
+        if (var > 0) {
+            double x = floor(mu + sqrt(var) * gsl_ran_gaussian_ziggurat(rng, 1.0) + 0.5);
+            pairs += x > 0 ? x : 0;
+        }
+        rank[k] = (moe_rank_load){pairs, distinct};
+        max_pairs = pairs > max_pairs ? pairs : max_pairs;
+        max_distinct = distinct > max_distinct ? distinct : max_distinct;
+    }
+    finish_load(m, par, n, max_pairs, max_distinct, out);
 }
 
 void moe_place_contiguous(int32_t experts, int32_t slots, int32_t *phy2log)

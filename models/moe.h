@@ -39,8 +39,9 @@ typedef struct moe_routing {
     int32_t layers[MOE_GROUPS_MAX];               /* MoE layers per group */
     double q[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];     /* P(a token picks e) */
     double log_miss[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];   /* log(1 - q) */
-    /* (1 - q)^n for the last n drawn (a decode batch's size often repeats) */
-    int64_t p0_tokens;
+    /* (1 - q)^n for the n last drawn with (a decode batch's size often
+     * repeats; 0: none yet) */
+    int32_t p0_n[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];
     double p0[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];
 } moe_routing;
 
@@ -78,6 +79,21 @@ void moe_group_load_of(const llm_model *m, const par_layout *par, const int32_t 
                        const int32_t *rep, const int32_t *cnt, int32_t slots,
                        const int32_t *counts, double tokens, moe_rank_load *rank,
                        moe_group_load *out);
+
+/* One iteration's load of layer group g of `tokens` tokens under a
+ * placement (phy2log with its index rep, cnt), drawn per GPU rather than per
+ * expert: an expert whose count has variance below 4 is drawn exactly (once,
+ * shared by its copies, split as in moe_group_load_of); the others, whose
+ * counts are near-normal and almost surely positive, count as active, and
+ * their copies' shares on a GPU are summed into one normal draw with the
+ * summed mean and variance (copies on different GPUs drawn independently).
+ * One draw per GPU instead of one per expert once batches are large.
+ * scratch holds `experts` ints. Fills rank[ep] and out (layers left to the
+ * caller). */
+void moe_sample_group_load(moe_routing *r, int32_t g, gsl_rng *rng, int64_t tokens,
+                           const llm_model *m, const par_layout *par, const int32_t *phy2log,
+                           const int32_t *rep, const int32_t *cnt, int32_t slots,
+                           int32_t *scratch, moe_rank_load *rank, moe_group_load *out);
 
 /* Contiguous placement (vLLM's "linear"): slot s holds expert s mod
  * experts, so GPU r holds a run of consecutive experts, and the redundant

@@ -23,7 +23,6 @@ struct ep_state {
     void *policy_state;
     int32_t *phy2log, *next;          /* [groups][slots] */
     int32_t *rep, *copies;            /* the placement's index: [groups][slots], [groups][experts] */
-    int32_t *counts;                  /* [groups][experts], this iteration */
     double *window;                   /* [groups][experts] */
     moe_rank_load *rank;              /* [ep] */
     int32_t *cnt;                     /* [experts] scratch */
@@ -105,7 +104,7 @@ ep_state *ep_create(const pool_setup *ps, uint64_t seed, sim_err *err)
     SIM_ASSERT(par->ep > 1 && m->experts >= 2);
     ep_state *ep = sim_xcalloc(1, sizeof *ep);
     ep->ps = ps;
-    ep->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    ep->rng = gsl_rng_alloc(gsl_rng_taus2);   /* fast; routing draws dominate */
     SIM_ASSERT(ep->rng);
     gsl_rng_set(ep->rng, (unsigned long)(seed ^ (seed >> 32)));
     if (moe_routing_init(&ep->routing, m, &ps->moe.routing, ep->rng, err)) {
@@ -120,7 +119,6 @@ ep_state *ep_create(const pool_setup *ps, uint64_t seed, sim_err *err)
     ep->next = sim_xcalloc((size_t)G * slots, sizeof *ep->next);
     ep->rep = sim_xcalloc((size_t)G * slots, sizeof *ep->rep);
     ep->copies = sim_xcalloc((size_t)G * E, sizeof *ep->copies);
-    ep->counts = sim_xcalloc((size_t)G * E, sizeof *ep->counts);
     ep->window = sim_xcalloc((size_t)G * E, sizeof *ep->window);
     ep->rank = sim_xcalloc((size_t)par->ep, sizeof *ep->rank);
     ep->cnt = sim_xcalloc((size_t)E, sizeof *ep->cnt);
@@ -155,7 +153,6 @@ void ep_destroy(ep_state *ep)
     free(ep->next);
     free(ep->rep);
     free(ep->copies);
-    free(ep->counts);
     free(ep->window);
     free(ep->rank);
     free(ep->cnt);
@@ -167,7 +164,6 @@ const moe_iter *ep_step(ep_state *ep, int64_t tokens)
     const llm_model *m = &ep->ps->model;
     const par_layout *par = &ep->ps->par;
     const int32_t G = ep->routing.groups, E = m->experts, slots = ep->place.slots;
-    moe_routing_sample(&ep->routing, ep->rng, tokens, ep->counts);
     ep->now = (moe_iter){.n_groups = G, .move_bytes = ep->pending_move_bytes};
     ep->pending_move_bytes = 0;
     ep->stats.moved_bytes += ep->now.move_bytes;
@@ -175,10 +171,10 @@ const moe_iter *ep_step(ep_state *ep, int64_t tokens)
     const bool in_window = ep->policy && P > 0 && ep->iteration % P >= P - W;
     ep->stats.iterations++;
     for (int32_t g = 0; g < G; g++) {
-        const int32_t *c = ep->counts + (size_t)g * E;
         moe_group_load *gl = &ep->now.g[g];
-        moe_group_load_of(m, par, ep->phy2log + (size_t)g * slots, ep->rep + (size_t)g * slots,
-                          ep->copies + (size_t)g * E, slots, c, (double)tokens, ep->rank, gl);
+        moe_sample_group_load(&ep->routing, g, ep->rng, tokens, m, par,
+                              ep->phy2log + (size_t)g * slots, ep->rep + (size_t)g * slots,
+                              ep->copies + (size_t)g * E, slots, ep->cnt, ep->rank, gl);
         gl->layers = ep->routing.layers[g];
         double pairs = 0, distinct = 0;
         for (int32_t r = 0; r < par->ep; r++)
@@ -194,9 +190,10 @@ const moe_iter *ep_step(ep_state *ep, int64_t tokens)
             ep->stats.distinct_imbalance_sum += 1;
         }
         ep->stats.a2a_bytes += (gl->dispatch_bytes + gl->combine_bytes) * gl->layers;
+        /* the window holds the expected tokens per expert */
         if (in_window)
             for (int32_t e = 0; e < E; e++)
-                ep->window[(size_t)g * E + e] += c[e];
+                ep->window[(size_t)g * E + e] += ep->routing.q[g][e] * (double)tokens;
     }
     ep->iteration++;
     if (ep->policy && P > 0 && ep->iteration % P == 0) {

@@ -184,7 +184,7 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
-    if (ps->par.ep > 1 &&
+    if (ps->par.ep > 1 && ps->moe.sample &&
         !(inst->ep = ep_create(ps, sim_stream_seed(s->order_seed, 0xE9E9), err))) {
         instance_destroy(inst);
         return NULL;

@@ -66,6 +66,9 @@ typedef struct place_choice {
     char path[SETUP_PATH_MAX];
 } place_choice;
 typedef struct moe_setup {
+    bool sample;                  /* draw routing per iteration; false: the
+                                   * expected load of uniform routing over a
+                                   * balanced placement, no placement policy */
     moe_routing_cfg routing;
     place_choice placement;
     int32_t nodes;                /* nodes an EP group spans */

@@ -1,6 +1,6 @@
 /* The "moe" section of a pool (see config_moe.h and experiments/README.md).
  *
- *   "moe": {"routing": {"skew": 1.0, "spread": 0.2, "layer_groups": 4,
+ *   "moe": {"routing": {"sample": true, "skew": 1.0, "spread": 0.2, "layer_groups": 4,
  *                       "trace": "routing.csv"},
  *           "placement": {"name": "eplb", "params": {...}}}
  *
@@ -16,17 +16,19 @@
 int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
 {
     static const char *const keys[] = {"routing", "placement", NULL};
-    static const char *const rkeys[] = {"skew", "spread", "layer_groups", "trace", NULL};
+    static const char *const rkeys[] = {"sample", "skew", "spread", "layer_groups", "trace",
+                                        NULL};
     static const char *const pkeys[] = {"name", "params", NULL};
     char mpath[256], rpath[256], ppath[256];
     cJSON *o, *r, *pl;
     double skew, spread;
     int64_t groups;
     const char *trace, *name;
-    bool given = cJSON_GetObjectItemCaseSensitive(pj, "moe") != NULL;
+    bool given = cJSON_GetObjectItemCaseSensitive(pj, "moe") != NULL, sample;
     if (jcfg_obj(pj, path, "moe", &o, mpath, err) || jcfg_check_keys(o, mpath, keys, err) ||
         jcfg_obj(o, mpath, "routing", &r, rpath, err) ||
         jcfg_check_keys(r, rpath, rkeys, err) ||
+        jcfg_bool(r, rpath, "sample", 1, &sample, err) ||
         jcfg_num(r, rpath, "skew", 0, 0, 10, &skew, err) ||
         jcfg_num(r, rpath, "spread", 0.2, 0, 0.99, &spread, err) ||
         jcfg_int(r, rpath, "layer_groups", MOE_GROUPS_MAX, 1, MOE_GROUPS_MAX, &groups, err) ||
@@ -39,6 +41,7 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
     if (given && !p->model.experts)
         return sim_errf(err, "%s: %s has no experts; the moe section needs an MoE model",
                         mpath, p->model.name);
+    p->moe.sample = sample;
     p->moe.routing.skew = skew;
     p->moe.routing.spread = spread;
     p->moe.routing.groups = (int32_t)groups;
