@@ -1056,7 +1056,7 @@ static void ep_summarize(const cluster *c, run_summary *s)
         const ep_stats *e = instance_ep_stats(c->slots[i].inst);
         if (!e || !e->iterations)
             continue;
-        samples += (double)e->iterations * e->groups;
+        samples += e->weight;
         s->ep_imbalance += e->imbalance_sum;
         s->ep_distinct_imbalance += e->distinct_imbalance_sum;
         if (e->imbalance_max > s->ep_imbalance_max)

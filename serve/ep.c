@@ -179,15 +179,14 @@ const moe_iter *ep_step(ep_state *ep, int64_t tokens)
         double pairs = 0, distinct = 0;
         for (int32_t r = 0; r < par->ep; r++)
             pairs += ep->rank[r].pairs, distinct += ep->rank[r].distinct;
+        /* weighted by the group's tokens: an iteration counts as it costs */
         if (pairs > 0) {
-            double imb = gl->max_pairs * par->ep / pairs;
-            ep->stats.imbalance_sum += imb;
+            double imb = gl->max_pairs * par->ep / pairs, w = (double)tokens * gl->layers;
+            ep->stats.imbalance_sum += imb * w;
+            ep->stats.distinct_imbalance_sum += gl->max_distinct * par->ep / distinct * w;
+            ep->stats.weight += w;
             ep->stats.imbalance_max = imb > ep->stats.imbalance_max ? imb
                                                                     : ep->stats.imbalance_max;
-            ep->stats.distinct_imbalance_sum += gl->max_distinct * par->ep / distinct;
-        } else {
-            ep->stats.imbalance_sum += 1;
-            ep->stats.distinct_imbalance_sum += 1;
         }
         ep->stats.a2a_bytes += (gl->dispatch_bytes + gl->combine_bytes) * gl->layers;
         /* the window holds the expected tokens per expert */

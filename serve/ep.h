@@ -16,9 +16,13 @@ typedef struct ep_state ep_state;
 
 typedef struct ep_stats {
     uint64_t iterations;
-    double imbalance_sum;       /* sum over iterations and groups of max / mean pairs */
+    /* Over iterations and layer groups, weighted by tokens times layers:
+     * max / mean routed pairs per GPU, and the same of distinct experts;
+     * weight is the weights' sum. imbalance_max is unweighted. */
+    double imbalance_sum;
+    double distinct_imbalance_sum;
+    double weight;
     double imbalance_max;
-    double distinct_imbalance_sum;   /* max / mean distinct experts per GPU */
     double a2a_bytes;           /* busiest GPU, dispatch + combine, all MoE layers */
     uint64_t rebalances;
     uint64_t experts_moved;     /* slots whose expert changed, all groups */

@@ -68,8 +68,9 @@ typedef struct run_summary {
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
-     * tokens per EP GPU, mean over iterations and layer groups, and the
-     * largest; the same for distinct experts with work; all-to-all bytes of
+     * tokens per EP GPU, mean over iterations and layer groups weighted by
+     * their tokens, and the largest; the same for distinct experts with
+     * work; all-to-all bytes of
      * the busiest GPU (dispatch and combine, every MoE layer); rebalances
      * and the expert bytes they copied (busiest GPU). */
     double ep_imbalance, ep_imbalance_max, ep_distinct_imbalance;

@@ -342,6 +342,19 @@ START_TEST(test_moe_uniform_routing_is_balanced)
         ck_assert(fabs(pairs - (double)T * q.experts_per_token) < 6000);
         double imb = imbalance_of(&q, &par, phy2log, q.experts, counts + gi * q.experts, T);
         ck_assert_msg(imb >= 1 && imb < 1.01, "imbalance %.4f", imb);
+        /* the per-GPU draws the simulator makes: the same within sampling error */
+        int32_t rep[LLM_MAX_EXPERTS], cnt[LLM_MAX_EXPERTS], scratch[LLM_MAX_EXPERTS];
+        moe_rank_load rank[8];
+        moe_group_load gl;
+        moe_placement_index(phy2log, q.experts, q.experts, rep, cnt);
+        moe_sample_group_load(&r, gi, rng, T, &q, &par, phy2log, rep, cnt, q.experts, scratch,
+                              rank, &gl);
+        double sum = 0;
+        for (int k = 0; k < 8; k++)
+            sum += rank[k].pairs;
+        ck_assert(fabs(sum - (double)T * q.experts_per_token) < 6000);
+        ck_assert_msg(gl.max_pairs * 8 / sum < 1.01, "%.4f", gl.max_pairs * 8 / sum);
+        ck_assert(gl.max_distinct == 16);
     }
     gsl_rng_free(rng);
 }
