@@ -44,7 +44,7 @@ def main():
     data = rows(sys.argv[1])
     print("ep  skew  placement  imbalance  tpot_ms  a2a_share")
     for d in sorted(data, key=lambda d: (d["ep"], d["skew"], d["placement"])):
-        print(f"{d['ep']:>2}  {d["skew"]:.2f}  {d['placement']:<9}  {d['imbalance']:.3f}"
+        print(f"{d['ep']:>2}  {d['skew']:.2f}  {d['placement']:<9}  {d['imbalance']:.3f}"
               f"      {d['tpot_ms']:.2f}    {d['a2a_share']:.3f}")
     eps = sorted({d["ep"] for d in data})
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
