@@ -394,6 +394,32 @@ static void pp_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
                     (idle_gpu_ns > 0 ? idle_gpu_ns : 0) * 1e-9 * member_idle_w(cm) * par->dp;
 }
 
+/* Offloading's prefetches: MoE layer l's experts load while layer l - 1
+ * computes; the layer waits for what outlasts it. The layers' compute is
+ * the iteration's GPU time less the loads, spread evenly over the layers.
+ * The wait is added at idle power under the expert_load term. */
+static void add_prefetch_stall(const cost_model *cm, const offload_iter *o, cost_result *out)
+{
+    const gpu_spec *g = cm->setup.gpu;
+    double busy = 0;
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        busy += k == OP_EXPERT_LOAD ? 0 : out->term_ns[k];
+    double layer_ns = busy / cm->setup.model->layers, stall = 0;
+    for (int32_t l = 0; l < o->moe_layers && l < OFFLOAD_LAYERS_MAX; l++) {
+        if (o->prefetch_bytes[l] <= 0)
+            continue;
+        op_desc op = {.kind = OP_EXPERT_LOAD, .repeat = 1, .ranks = 2,
+                      .bytes = o->prefetch_bytes[l], .link_bytes_per_s = o->pcie_bytes_per_s};
+        double t = roofline_op_ns(g, &op) - layer_ns;
+        stall += t > 0 ? t : 0;
+    }
+    sim_time_ns add = (sim_time_ns)llround(stall);
+    out->latency_ns += add;
+    out->term_ns[OP_EXPERT_LOAD] += (double)add;
+    out->term_source[OP_EXPERT_LOAD] = COST_SRC_ROOFLINE;
+    out->energy_j += (double)add * 1e-9 * member_idle_w(cm);
+}
+
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 {
     if (cm->setup.par.pp > 1) {
@@ -408,6 +434,8 @@ void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
         /* Data-parallel replicas run alike (the busiest's ops). */
         if (cm->setup.par.dp > 1)
             out->energy_j *= cm->setup.par.dp;
+        if (b->offload)
+            add_prefetch_stall(cm, b->offload, out);
     }
     if (cm->node_energy)
         out->energy_j += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par) *

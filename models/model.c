@@ -745,8 +745,10 @@ static par_count layout_params(const llm_model *m, const par_layout *par)
 double llm_weight_bytes_per_gpu(const llm_model *m, const par_layout *par)
 {
     SIM_ASSERT(par->tp >= 1);
-    par_count c = par->pp > 1 || par->ep > 1 ? layout_params(m, par)
-                                             : model_params(m, par->tp, m->experts);
+    par_count c = par->pp > 1 || par->ep > 1
+                      ? layout_params(m, par)
+                      : model_params(m, par->tp,
+                                     par->gpu_experts > 0 ? par->gpu_experts : m->experts);
     return c.linear * m->bytes_per_param + c.other * HALF_BYTES;
 }
 
@@ -870,6 +872,11 @@ int llm_check_layout(const llm_model *m, const par_layout *par, sim_err *err)
     if (ep > 1 && m->experts > LLM_MAX_EXPERTS)
         return sim_errf(err, "%s: at most %d experts under expert parallelism", m->name,
                         LLM_MAX_EXPERTS);
+    if (par->gpu_experts < 0 || par->gpu_experts > m->experts ||
+        (par->gpu_experts > 0 && (ep > 1 || pp > 1 || m->experts == 0)))
+        return sim_errf(err, "gpu_experts=%d: expected 0 (every expert on the GPUs), or "
+                        "1 to %d (%s's experts) with ep=1 and pp=1", par->gpu_experts,
+                        m->experts, m->name);
     if (!(par->ep_link_bytes_per_s >= 0) || !(par->pp_link_bytes_per_s >= 0))
         return sim_errf(err, "link rates: expected >= 0 bytes/s");
     return check_tp(m, tp, ep == 1, err);

@@ -36,6 +36,9 @@ typedef struct par_layout {
     int32_t redundant_experts;   /* extra expert slots per MoE layer (EPLB) */
     double ep_link_bytes_per_s;  /* all-to-all, per GPU per direction; 0: NVLink */
     double pp_link_bytes_per_s;  /* stage-to-stage sends; 0: NVLink */
+    /* Expert offloading: routed experts per MoE layer the GPUs cache, the
+     * rest in host memory (0: all on the GPUs). Only without ep and pp. */
+    int32_t gpu_experts;
 } par_layout;
 
 /* A pure tensor-parallel layout of degree t. */

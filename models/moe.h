@@ -30,6 +30,8 @@ typedef struct moe_routing_cfg {
     double skew;        /* Zipf exponent of the popularity; 0: uniform */
     double spread;      /* per-group exponent skew * U(1 - spread, 1 + spread) */
     int32_t groups;     /* layer groups, 1 .. MOE_GROUPS_MAX (capped at the MoE layers) */
+    double locality;    /* offloading: an expert's activation repeats the last
+                         * iteration's with this probability (0: independent) */
     bool has_trace;     /* popularity from trace[][] instead of Zipf */
     double trace[MOE_GROUPS_MAX][LLM_MAX_EXPERTS];   /* weights, >= 0 */
 } moe_routing_cfg;

@@ -83,6 +83,7 @@ static const char *const op_names[OP_KIND_COUNT] = {
     [OP_A2A_COMBINE] = "a2a_combine",
     [OP_PP_SEND] = "pp_send",
     [OP_EXPERT_MOVE] = "expert_move",
+    [OP_EXPERT_LOAD] = "expert_load",
 };
 
 const char *op_kind_name(op_kind k)
@@ -113,6 +114,7 @@ static const op_class op_classes[OP_KIND_COUNT] = {
     [OP_A2A_COMBINE] = OP_CLASS_COLLECTIVE,
     [OP_PP_SEND] = OP_CLASS_COLLECTIVE,
     [OP_EXPERT_MOVE] = OP_CLASS_COLLECTIVE,
+    [OP_EXPERT_LOAD] = OP_CLASS_COLLECTIVE,
 };
 
 op_class op_kind_class(op_kind k)
@@ -562,6 +564,16 @@ void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape 
         op->bytes = mi->move_bytes;
         op->ranks = 2;
         op->link_bytes_per_s = par->ep_link_bytes_per_s;
+    }
+
+    /* Offloading: the on-demand loads, one blocking copy over PCIe (the
+     * prefetched ones are priced by the cost model against the layers'
+     * compute, cost.c). */
+    if (b->offload && b->offload->demand_bytes > 0) {
+        op = push(out, OP_EXPERT_LOAD, 1, 0, 0, 0);
+        op->bytes = b->offload->demand_bytes;
+        op->ranks = 2;
+        op->link_bytes_per_s = b->offload->pcie_bytes_per_s;
     }
 
     /* The final norm. */

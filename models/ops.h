@@ -34,6 +34,7 @@ typedef enum op_kind {
     OP_A2A_COMBINE,   /* expert parallelism: expert outputs back */
     OP_PP_SEND,       /* pipeline: a micro-batch's activations to the next stage */
     OP_EXPERT_MOVE,   /* a placement's rebalance: expert weights copied between GPUs */
+    OP_EXPERT_LOAD,   /* offloading: missed experts loaded from host memory over PCIe */
     OP_KIND_COUNT
 } op_kind;
 
@@ -95,6 +96,18 @@ typedef struct moe_iter {
     double move_bytes;         /* per GPU, expert weights a rebalance copies now */
 } moe_iter;
 
+/* Expert offloading (par.gpu_experts > 0): the bytes this iteration loads
+ * from host memory per GPU (serve/offload.c): on demand (the layer waits),
+ * and prefetched during the layer before, per MoE layer (the layer waits
+ * only for what outlasts the previous layer's compute). */
+#define OFFLOAD_LAYERS_MAX 256
+typedef struct offload_iter {
+    double demand_bytes;
+    double prefetch_bytes[OFFLOAD_LAYERS_MAX];   /* by MoE layer */
+    int32_t moe_layers;
+    double pcie_bytes_per_s;                     /* per GPU */
+} offload_iter;
+
 /* An iteration's work. Decode tokens are summarised (one new token each). */
 typedef struct batch_shape {
     const batch_seq *prefill;  /* prefill chunks */
@@ -109,6 +122,8 @@ typedef struct batch_shape {
     /* Expert parallelism (par.ep > 1): the routed load; NULL prices the
      * expected load of uniform routing over a balanced placement. */
     const moe_iter *moe;
+    /* Expert offloading: the loads; NULL: none. */
+    const offload_iter *offload;
 } batch_shape;
 
 /* Per-layer operators appear once per stretch of identical layers: up to

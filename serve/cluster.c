@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "serve/ep.h"
+#include "serve/offload.h"
 #include "serve/req.h"
 #include "traces/workload.h"
 
@@ -1068,6 +1069,16 @@ static void ep_summarize(const cluster *c, run_summary *s)
     if (samples > 0) {
         s->ep_imbalance /= samples;
         s->ep_distinct_imbalance /= samples;
+    }
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        const offload_stats *o = instance_offload_stats(c->slots[i].inst);
+        if (!o)
+            continue;
+        s->offload_hits += o->hits;
+        s->offload_misses += o->misses;
+        s->offload_low_loads += o->low_precision_loads;
+        s->offload_bytes_high += o->bytes_high;
+        s->offload_bytes_low += o->bytes_low;
     }
 }
 

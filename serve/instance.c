@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "serve/ep.h"
+#include "serve/offload.h"
 #include "serve/req.h"
 
 struct instance {
@@ -51,6 +52,7 @@ struct instance {
     void *order_state;
     cost_model *cost;
     ep_state *ep;            /* expert parallelism (par.ep > 1), else NULL */
+    offload_state *offload;  /* expert offloading (par.gpu_experts > 0), else NULL */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -189,6 +191,11 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
+    if (ps->par.gpu_experts > 0 &&
+        !(inst->offload = offload_create(ps, sim_stream_seed(s->order_seed, 0x0FF1), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
     inst->idle_w = cost_idle_power_w(inst->cost);
     return inst;
 }
@@ -203,6 +210,7 @@ void instance_destroy(instance *inst)
         inst->order->destroy(inst->order_state);
     kv_destroy(inst->kv);
     ep_destroy(inst->ep);
+    offload_destroy(inst->offload);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -503,6 +511,8 @@ static void step(instance *inst)
 
     if (inst->ep)
         shape.moe = ep_step(inst->ep, inst->iter_tokens);
+    if (inst->offload)
+        shape.offload = offload_step(inst->offload, inst->iter_tokens);
     cost_iteration(inst->cost, &shape, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
@@ -817,4 +827,9 @@ const serve_req *const *instance_running(const instance *inst, int32_t *n)
 const ep_stats *instance_ep_stats(const instance *inst)
 {
     return inst->ep ? ep_get_stats(inst->ep) : NULL;
+}
+
+const offload_stats *instance_offload_stats(const instance *inst)
+{
+    return inst->offload ? offload_get_stats(inst->offload) : NULL;
 }

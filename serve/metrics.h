@@ -77,6 +77,11 @@ typedef struct run_summary {
     double ep_a2a_bytes;
     uint64_t ep_rebalances;
     double ep_moved_bytes;
+    /* Expert offloading (serve/offload.h; 0 without it): activated experts
+     * found in / missing from the GPU cache, missed experts loaded in low
+     * precision, and bytes loaded per GPU in full and low precision. */
+    uint64_t offload_hits, offload_misses, offload_low_loads;
+    double offload_bytes_high, offload_bytes_low;
     double wall_s;
     double peak_rss_mb;
 } run_summary;

@@ -65,6 +65,14 @@ typedef struct place_choice {
     cJSON *params;
     char path[SETUP_PATH_MAX];
 } place_choice;
+/* Expert offloading (par.gpu_experts > 0; serve/offload.h). */
+typedef enum offload_replace { OFFLOAD_LRU, OFFLOAD_LFU, OFFLOAD_HOBBIT } offload_replace;
+typedef struct offload_setup {
+    double prefetch_accuracy;     /* a miss was prefetched with this probability */
+    double low_precision_gate;    /* gate weight below which an expert loads in int4 */
+    offload_replace replace;
+} offload_setup;
+
 typedef struct moe_setup {
     bool sample;                  /* draw routing per iteration; false: the
                                    * expected load of uniform routing over a
@@ -72,6 +80,7 @@ typedef struct moe_setup {
     moe_routing_cfg routing;
     place_choice placement;
     int32_t nodes;                /* nodes an EP group spans */
+    offload_setup offload;
 } moe_setup;
 
 typedef struct pool_setup {

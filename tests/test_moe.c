@@ -540,6 +540,113 @@ START_TEST(test_moe_dense_default_unchanged)
 }
 END_TEST
 
+/* ---- expert offloading ---------------------------------------------------------------- */
+
+/* Mixtral-8x7B on one H200, batch-1 decode, `cached` experts per layer on
+ * the GPU and the given moe object. */
+static void run_offload(int cached, const char *moe, tu_run *out)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"seed\": 3, \"model\": \"Llama-3-8B\", \"gpu\": \"H200-141GB\","
+             " \"cluster\": {\"pools\": [{\"name\": \"off\", \"model\": \"Mixtral-8x7B\","
+             "   \"parallel\": {\"tp\": 1, \"gpu_experts\": %d},"
+             "   \"instance\": {\"max_seqs\": 1, \"max_context_tokens\": 4096},"
+             "   \"moe\": %s}]},"
+             " \"cost\": {\"model\": \"roofline\"},"
+             " \"workload\": {\"source\": \"synthetic\", \"requests\": 20,"
+             "   \"arrival\": {\"process\": \"poisson\", \"rate_per_s\": 0.05},"
+             "   \"input_tokens\": {\"dist\": \"lognormal\", \"mean\": 128, \"sigma\": 0.3},"
+             "   \"output_tokens\": {\"dist\": \"lognormal\", \"mean\": 64, \"sigma\": 0.3}}}",
+             cached, moe);
+    cJSON *root = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(root);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    tu_run_config(&cfg, out);
+    run_config_fini(&cfg);
+}
+
+START_TEST(test_moe_offload_layout_holds_the_cache)
+{
+    llm_model x;
+    gpu_spec g;
+    load("Mixtral-8x7B", "H100-SXM-80GB", &x, &g);
+    par_layout all = PAR_TP(1), two = PAR_TP(1);
+    two.gpu_experts = 2;
+    double expert = 3.0 * x.hidden * x.expert_ffn * 2;   /* bf16 */
+    double saved = llm_weight_bytes_per_gpu(&x, &all) - llm_weight_bytes_per_gpu(&x, &two);
+    ck_assert(fabs(saved - 6 * x.layers * expert) < 1e-6 * saved);
+    sim_err err = {{0}};
+    par_layout bad = {.tp = 1, .pp = 1, .ep = 1, .dp = 1, .gpu_experts = 9};
+    ck_assert_int_lt(llm_check_layout(&x, &bad, &err), 0);
+    ck_assert_has(err.msg, "gpu_experts=9");
+    run_config cfg;
+    ck_assert_int_lt(parse_pool("Qwen3-30B-A3B", "{\"dp\": 8, \"ep\": 8, \"gpu_experts\": 4}",
+                                "{}", &cfg, &err), 0);
+    ck_assert_has(err.msg, "$.cluster.pools[0].parallel");
+    ck_assert_has(err.msg, "with ep=1");
+    ck_assert_int_lt(parse_pool("Qwen3-30B-A3B", EP8,
+                                "{\"offload\": {\"replacement\": \"fifo\"}}", &cfg, &err), 0);
+    ck_assert_has(err.msg, "$.cluster.pools[0].moe.offload.replacement");
+}
+END_TEST
+
+START_TEST(test_moe_offload_misses_cost_pcie_time)
+{
+    tu_run all, two, four;
+    run_offload(8, "{}", &all);
+    run_offload(2, "{}", &two);
+    run_offload(4, "{}", &four);
+    /* every expert resident: no miss, no load */
+    ck_assert(all.summary.offload_hits > 0 && all.summary.offload_misses == 0);
+    ck_assert(all.summary.term_s[OP_EXPERT_LOAD] == 0);
+    /* a smaller cache misses more and decodes slower */
+    double h2 = (double)two.summary.offload_hits /
+                (double)(two.summary.offload_hits + two.summary.offload_misses);
+    double h4 = (double)four.summary.offload_hits /
+                (double)(four.summary.offload_hits + four.summary.offload_misses);
+    ck_assert_msg(h2 < h4 && h4 < 1, "%.3f %.3f", h2, h4);
+    /* uniform top-2 of 8 without locality: a hit is as likely as C / 8 */
+    ck_assert_msg(fabs(h4 - 0.5) < 0.1, "%.3f", h4);
+    ck_assert(two.summary.tpot_s.mean > four.summary.tpot_s.mean);
+    ck_assert(four.summary.tpot_s.mean > 5 * all.summary.tpot_s.mean);
+    ck_assert(two.summary.term_s[OP_EXPERT_LOAD] > 0);
+    tu_run_fini(&all);
+    tu_run_fini(&two);
+    tu_run_fini(&four);
+}
+END_TEST
+
+START_TEST(test_moe_offload_prefetch_precision_locality)
+{
+    tu_run none, full, high, low, near, lru;
+    run_offload(2, "{\"offload\": {\"prefetch_accuracy\": 0}}", &none);
+    run_offload(2, "{\"offload\": {\"prefetch_accuracy\": 1}}", &full);
+    /* prefetching hides loads behind the layer before: never slower */
+    ck_assert(full.summary.tpot_s.mean < none.summary.tpot_s.mean);
+    /* the gate threshold: 0 loads nothing in low precision, 1 everything */
+    run_offload(2, "{\"offload\": {\"low_precision_gate\": 0}}", &high);
+    run_offload(2, "{\"offload\": {\"low_precision_gate\": 1}}", &low);
+    ck_assert(high.summary.offload_low_loads == 0 && high.summary.offload_bytes_low == 0);
+    ck_assert(low.summary.offload_bytes_high == 0 && low.summary.offload_bytes_low > 0);
+    ck_assert(low.summary.tpot_s.mean < 0.5 * high.summary.tpot_s.mean);
+    /* tokens that follow their predecessors' experts hit more */
+    run_offload(2, "{\"routing\": {\"locality\": 0.8}}", &near);
+    ck_assert(near.summary.offload_hits * (none.summary.offload_hits + none.summary.offload_misses) >
+              none.summary.offload_hits * (near.summary.offload_hits + near.summary.offload_misses));
+    /* a replacement rule is a choice: LRU runs too, deterministically */
+    run_offload(2, "{\"offload\": {\"replacement\": \"lru\"}}", &lru);
+    tu_run again;
+    run_offload(2, "{\"offload\": {\"replacement\": \"lru\"}}", &again);
+    ck_assert(lru.record_hash == again.record_hash);
+    ck_assert(lru.summary.offload_misses == again.summary.offload_misses);
+    tu_run *all[] = {&none, &full, &high, &low, &near, &lru, &again};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        tu_run_fini(all[i]);
+}
+END_TEST
+
 Suite *moe_suite(void)
 {
     Suite *s = suite_create("moe");
@@ -562,6 +669,9 @@ Suite *moe_suite(void)
     ADD(test_moe_runs_are_deterministic);
     ADD(test_moe_eplb_beats_static_in_a_run);
     ADD(test_moe_dense_default_unchanged);
+    ADD(test_moe_offload_layout_holds_the_cache);
+    ADD(test_moe_offload_misses_cost_pcie_time);
+    ADD(test_moe_offload_prefetch_precision_locality);
 #undef ADD
     return s;
 }

@@ -104,6 +104,17 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                total > 0 ? 100 * a2a / total : 0, s->ep_a2a_bytes / 1e9,
                (unsigned long long)s->ep_rebalances, s->ep_moved_bytes / 1e9);
     }
+    if (s->offload_hits + s->offload_misses) {
+        double total = 0;
+        for (int k = 0; k < OP_KIND_COUNT; k++)
+            total += s->term_s[k];
+        printf("  expert offloading      hit rate %.1f%%, %llu misses (%llu low precision), "
+               "%.1f GB full + %.1f GB low loaded; loads %.1f%% of GPU time\n",
+               100.0 * (double)s->offload_hits / (double)(s->offload_hits + s->offload_misses),
+               (unsigned long long)s->offload_misses, (unsigned long long)s->offload_low_loads,
+               s->offload_bytes_high / 1e9, s->offload_bytes_low / 1e9,
+               total > 0 ? 100 * s->term_s[OP_EXPERT_LOAD] / total : 0);
+    }
     printf("  cost source            %s\n", sources);
     printf("  wall                   %.3f s, %.0f iterations/s, %.0f requests/s, "
            "peak RSS %.1f MB\n", s->wall_s, s->iterations / s->wall_s,

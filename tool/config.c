@@ -342,10 +342,10 @@ static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_
                           const topology_setup *topo, sim_err *err)
 {
     static const char *const keys[] = {"tp", "pp", "ep", "dp", "micro_batches",
-                                       "redundant_experts", NULL};
+                                       "redundant_experts", "gpu_experts", NULL};
     char ppath[256];
     cJSON *o;
-    int64_t tp, pp, ep, dp, mb, red;
+    int64_t tp, pp, ep, dp, mb, red, cached;
     if (jcfg_obj(pj, path, "parallel", &o, ppath, err) ||
         jcfg_check_keys(o, ppath, keys, err) ||
         jcfg_int(o, ppath, "tp", tp_default, 1, LLM_TP_MAX, &tp, err) ||
@@ -353,10 +353,11 @@ static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_
         jcfg_int(o, ppath, "ep", 1, 1, 1024, &ep, err) ||
         jcfg_int(o, ppath, "dp", 1, 1, 1024, &dp, err) ||
         jcfg_int(o, ppath, "micro_batches", pp, 1, 1024, &mb, err) ||
-        jcfg_int(o, ppath, "redundant_experts", 0, 0, 1024, &red, err))
+        jcfg_int(o, ppath, "redundant_experts", 0, 0, 1024, &red, err) ||
+        jcfg_int(o, ppath, "gpu_experts", 0, 0, LLM_MAX_EXPERTS, &cached, err))
         return -1;
     p->par = (par_layout){(int32_t)tp, (int32_t)pp, (int32_t)ep, (int32_t)dp, (int32_t)mb,
-                          (int32_t)red, 0, 0};
+                          (int32_t)red, 0, 0, (int32_t)cached};
     /* Groups wider than a node talk over the NICs (serve/net.h). An
      * all-to-all's remote bytes go to the other nodes in the share
      * (ep - per_node) / (ep - 1), the rest over NVLink alongside: the NIC

@@ -237,6 +237,11 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(ep_a2a_bytes, OUT_F64),
     OUT_SUM(ep_rebalances, OUT_U64),
     OUT_SUM(ep_moved_bytes, OUT_F64),
+    OUT_SUM(offload_hits, OUT_U64),
+    OUT_SUM(offload_misses, OUT_U64),
+    OUT_SUM(offload_low_loads, OUT_U64),
+    OUT_SUM(offload_bytes_high, OUT_F64),
+    OUT_SUM(offload_bytes_low, OUT_F64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };
