@@ -71,6 +71,21 @@ typedef struct run_summary {
     double kv_mean_fraction;   /* time-weighted, mean over instances */
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
+    /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
+     * tokens per EP GPU, mean over iterations and layer groups weighted by
+     * their tokens, and the largest; the same for distinct experts with
+     * work; all-to-all bytes of
+     * the busiest GPU (dispatch and combine, every MoE layer); rebalances
+     * and the expert bytes they copied (busiest GPU). */
+    double ep_imbalance, ep_imbalance_max, ep_distinct_imbalance;
+    double ep_a2a_bytes;
+    uint64_t ep_rebalances;
+    double ep_moved_bytes;
+    /* Expert offloading (serve/offload.h; 0 without it): activated experts
+     * found in / missing from the GPU cache, missed experts loaded in low
+     * precision, and bytes loaded per GPU in full and low precision. */
+    uint64_t offload_hits, offload_misses, offload_low_loads;
+    double offload_bytes_high, offload_bytes_low;
     double wall_s;
     double peak_rss_mb;
 } run_summary;

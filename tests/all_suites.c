@@ -35,5 +35,6 @@ const suite_fn test_suites[] = {
     sweep_suite,
     capacity_suite,
     net_suite,
+    moe_suite,
     NULL,
 };

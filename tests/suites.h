@@ -43,5 +43,6 @@ Suite *experiment_suite(void);
 Suite *sweep_suite(void);
 Suite *capacity_suite(void);
 Suite *net_suite(void);
+Suite *moe_suite(void);
 
 #endif

@@ -122,6 +122,28 @@ static void print_summary(const run_config *cfg, const run_summary *s,
     printf("  GPU busy               %.1f%%; KV use peak %.1f%%, mean %.1f%%\n",
            100 * s->gpu_busy_fraction, 100 * s->kv_peak_fraction,
            100 * s->kv_mean_fraction);
+    if (s->ep_imbalance > 0) {
+        double total = 0;
+        for (int k = 0; k < OP_KIND_COUNT; k++)
+            total += s->term_s[k];
+        double a2a = s->term_s[OP_A2A_DISPATCH] + s->term_s[OP_A2A_COMBINE];
+        printf("  expert parallel        imbalance %.3f mean, %.3f max (distinct experts "
+               "%.3f); all-to-all %.1f%% of GPU time, %.1f GB; %llu rebalances, %.2f GB "
+               "moved\n", s->ep_imbalance, s->ep_imbalance_max, s->ep_distinct_imbalance,
+               total > 0 ? 100 * a2a / total : 0, s->ep_a2a_bytes / 1e9,
+               (unsigned long long)s->ep_rebalances, s->ep_moved_bytes / 1e9);
+    }
+    if (s->offload_hits + s->offload_misses) {
+        double total = 0;
+        for (int k = 0; k < OP_KIND_COUNT; k++)
+            total += s->term_s[k];
+        printf("  expert offloading      hit rate %.1f%%, %llu misses (%llu low precision), "
+               "%.1f GB full + %.1f GB low loaded; loads %.1f%% of GPU time\n",
+               100.0 * (double)s->offload_hits / (double)(s->offload_hits + s->offload_misses),
+               (unsigned long long)s->offload_misses, (unsigned long long)s->offload_low_loads,
+               s->offload_bytes_high / 1e9, s->offload_bytes_low / 1e9,
+               total > 0 ? 100 * s->term_s[OP_EXPERT_LOAD] / total : 0);
+    }
     printf("  cost source            %s\n", sources);
     printf("  wall                   %.3f s, %.0f iterations/s, %.0f requests/s, "
            "peak RSS %.1f MB\n", s->wall_s, s->iterations / s->wall_s,
