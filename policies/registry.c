@@ -10,7 +10,9 @@
 #define ORDER(name) extern const order_policy_ops order_##name;
 #define ROUTE(name) extern const route_policy_ops route_##name;
 #define CONTROL(name) extern const control_policy_ops control_##name;
+#define EVICT(name) extern const evict_policy_ops evict_##name;
 #include "policies/list.def"
+#undef EVICT
 #undef BATCH
 #undef ORDER
 #undef ROUTE
@@ -22,6 +24,7 @@
 #define ORDER NONE
 #define ROUTE NONE
 #define CONTROL NONE
+#define EVICT NONE
 const batch_policy_ops *const batch_policies[] = {
 #include "policies/list.def"
     NULL};
@@ -49,10 +52,24 @@ const route_policy_ops *const route_policies[] = {
 const control_policy_ops *const control_policies[] = {
 #include "policies/list.def"
     NULL};
+#undef CONTROL
+
+#define CONTROL NONE
+#undef EVICT
+#define EVICT(name) &evict_##name,
+const evict_policy_ops *const evict_policies[] = {
+#include "policies/list.def"
+    NULL};
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
+#undef EVICT
+
+const evict_policy_ops *evict_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(evict_policies, name, "eviction policy", path, err);
+}
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path,
                                           sim_err *err)

@@ -1083,6 +1083,12 @@ void cluster_summarize(const cluster *c, run_summary *s)
             s->kv_peak_fraction = peak;
         kv_mean += kv_mean_fraction(kv, c->metrics.first_arrival_ns,
                                     c->metrics.last_finish_ns);
+        s->prefix_caching += kv_prefix_caching(kv);
+        s->kv_lookup_tokens += ks.lookup_tokens;
+        s->kv_hit_tokens += ks.hit_tokens;
+        s->kv_lookup_blocks += ks.lookup_blocks;
+        s->kv_hit_blocks += ks.hit_blocks;
+        s->kv_evictions += ks.evictions;
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
     if (up_ns > 0)

@@ -148,6 +148,18 @@ static void running_remove(instance *inst, serve_req *r)
 
 /* ---- creation ---------------------------------------------------------- */
 
+/* For cost-aware eviction: one iteration prefilling q tokens after c cached
+ * ones, less an empty iteration's fixed time. */
+static double recompute_ns(void *ctx, int32_t q_tokens, int32_t ctx_tokens)
+{
+    instance *inst = ctx;
+    batch_seq seq = {.q_tokens = q_tokens, .ctx_tokens = ctx_tokens};
+    batch_shape one = {.prefill = &seq, .n_prefill = 1, .n_sampled = 0};
+    cost_result r;
+    cost_iteration(inst->cost, &one, &r);
+    return (double)r.latency_ns;
+}
+
 instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err)
 {
     const pool_setup *ps = s->ps;
@@ -175,7 +187,10 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
     inst->cost = s->cost;
-    if (inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
+    kv_set_recompute(inst->kv, recompute_ns, inst);
+    if (kv_set_eviction(inst->kv, ps->evict_policy.ops, ps->evict_policy.params,
+                        ps->evict_policy.path, s->order_seed ^ UINT64_C(0x65766963), err) ||
+        inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
                           &inst->order_state, err)) {

@@ -32,11 +32,10 @@
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define NIL (-1)
 
-typedef struct kv_block {
-    uint64_t hash;       /* 0: not cached */
-    int32_t ref;         /* requests holding it */
+/* The built-in free queue's links (no eviction policy given). */
+typedef struct kv_link {
     int32_t prev, next;  /* free queue links (ref 0 only) */
-} kv_block;
+} kv_link;
 
 typedef struct kv_ledger {
     batch_kv pub;        /* first: the view holds a batch_kv pointer */
@@ -49,10 +48,19 @@ struct kv_cache {
     bool identity;
     double used_block_ns;       /* integral of used over time */
     sim_time_ns last_change_ns;
-    uint64_t evictions, hit_tokens, lookup_tokens;
+    uint64_t evictions, hit_tokens, lookup_tokens, hit_blocks, lookup_blocks;
     /* identity mode */
-    kv_block *blk;
+    evict_block *blk;           /* what eviction policies see */
+    kv_link *link;              /* the built-in queue (ev == NULL) */
+    uint64_t *parent_hash;      /* hash blk[b].parent held when b was cached */
     int32_t free_head, free_tail;
+    const evict_policy_ops *ev; /* NULL: the built-in queue (vLLM's LRU) */
+    void *ev_state;
+    evict_view ev_view;
+    double (*cost_fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens);
+    void *cost_ctx;
+    double *cost_memo;          /* recompute_ns by depth; 0: not priced yet */
+    int32_t cost_cap;
     int64_t cached;             /* free blocks with a hash */
     uint64_t evict_epoch;
     uint64_t *keys;             /* hash table */
@@ -152,47 +160,78 @@ static void table_remove(kv_cache *kv, uint64_t h)
 
 /* ---- free queue ---------------------------------------------------------------- */
 
+/* The free set: the built-in queue, or the eviction policy's. */
 static void queue_push_tail(kv_cache *kv, int32_t b)
 {
-    kv_block *x = &kv->blk[b];
+    kv->cached += kv->blk[b].hash != 0;
+    if (kv->ev) {
+        kv->ev->insert(kv->ev_state, &kv->ev_view, b);
+        return;
+    }
+    kv_link *x = &kv->link[b];
     x->prev = kv->free_tail;
     x->next = NIL;
     if (kv->free_tail != NIL)
-        kv->blk[kv->free_tail].next = b;
+        kv->link[kv->free_tail].next = b;
     else
         kv->free_head = b;
     kv->free_tail = b;
-    kv->cached += x->hash != 0;
 }
 
 static void queue_remove(kv_cache *kv, int32_t b)
 {
-    kv_block *x = &kv->blk[b];
+    kv->cached -= kv->blk[b].hash != 0;
+    if (kv->ev) {
+        kv->ev->remove(kv->ev_state, &kv->ev_view, b);
+        return;
+    }
+    kv_link *x = &kv->link[b];
     if (x->prev != NIL)
-        kv->blk[x->prev].next = x->next;
+        kv->link[x->prev].next = x->next;
     else
         kv->free_head = x->next;
     if (x->next != NIL)
-        kv->blk[x->next].prev = x->prev;
+        kv->link[x->next].prev = x->prev;
     else
         kv->free_tail = x->prev;
-    kv->cached -= x->hash != 0;
 }
 
-/* A free block for new contents: the queue's head, evicted if cached. */
-static int32_t take_free_block(kv_cache *kv)
+/* Free block b's n_children changed by d. */
+static void child_count(kv_cache *kv, int32_t p, int32_t d)
 {
-    int32_t b = kv->free_head;
-    SIM_ASSERT(b != NIL);
-    queue_remove(kv, b);
-    kv_block *x = &kv->blk[b];
+    evict_block *x = &kv->blk[p];
+    if (d < 0 && x->n_children == 0)
+        return;   /* an orphan's parent cached again: its count restarted */
+    x->n_children += d;
+    if (x->ref == 0 && kv->ev && kv->ev->update)
+        kv->ev->update(kv->ev_state, &kv->ev_view, p);
+}
+
+/* A free block for new contents, evicted if cached: the queue's head, or
+ * the policy's victim. */
+static int32_t take_free_block(kv_cache *kv, sim_time_ns now)
+{
+    int32_t b;
+    if (kv->ev) {
+        kv->ev_view.now = now;
+        b = kv->ev->victim(kv->ev_state, &kv->ev_view);
+        SIM_ASSERT_AT(now, b >= 0 && b < kv->total && kv->blk[b].ref == 0);
+        kv->cached -= kv->blk[b].hash != 0;
+    } else {
+        b = kv->free_head;
+        SIM_ASSERT(b != NIL);
+        queue_remove(kv, b);
+    }
+    evict_block *x = &kv->blk[b];
     if (x->hash) {
         table_remove(kv, x->hash);
+        if (x->parent != NIL && kv->blk[x->parent].hash == kv->parent_hash[b])
+            child_count(kv, x->parent, -1);
         x->hash = 0;
         kv->evictions++;
         kv->evict_epoch++;
     }
-    x->ref = 1;
+    *x = (evict_block){.ref = 1, .last_access_ns = now, .parent = NIL};
     return b;
 }
 
@@ -266,8 +305,10 @@ kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix
     if (!prefix_caching)
         return kv;
     kv->blk = sim_xmalloc((size_t)total_blocks * sizeof *kv->blk);
+    kv->link = sim_xmalloc((size_t)total_blocks * sizeof *kv->link);
+    kv->parent_hash = sim_xcalloc((size_t)total_blocks, sizeof *kv->parent_hash);
     for (int32_t b = 0; b < (int32_t)total_blocks; b++) {
-        kv->blk[b] = (kv_block){0};
+        kv->blk[b] = (evict_block){.parent = NIL, .last_access_ns = now};
         queue_push_tail(kv, b);
     }
     size_t slots = 16;
@@ -285,12 +326,81 @@ void kv_destroy(kv_cache *kv)
 {
     if (!kv)
         return;
+    if (kv->ev_state && kv->ev->destroy)
+        kv->ev->destroy(kv->ev_state);
     free(kv->blk);
+    free(kv->link);
+    free(kv->parent_hash);
+    free(kv->cost_memo);
     free(kv->keys);
     free(kv->vals);
     free(kv->plan_ref);
     free(kv->plan_mark);
     free(kv);
+}
+
+static double view_recompute_ns(const evict_view *v, int32_t depth)
+{
+    kv_cache *kv = v->core;
+    if (depth < 0)
+        depth = 0;
+    if (depth >= kv->cost_cap) {
+        int32_t cap = kv->cost_cap ? kv->cost_cap : 64;
+        while (cap <= depth)
+            cap *= 2;
+        kv->cost_memo = sim_xrealloc(kv->cost_memo, (size_t)cap * sizeof *kv->cost_memo);
+        memset(kv->cost_memo + kv->cost_cap, 0,
+               (size_t)(cap - kv->cost_cap) * sizeof *kv->cost_memo);
+        kv->cost_cap = cap;
+    }
+    double *c = &kv->cost_memo[depth];
+    if (*c == 0) {
+        int64_t ctx = (int64_t)depth * kv->block_tokens;
+        if (ctx > INT32_MAX)
+            ctx = INT32_MAX;
+        /* Without a cost model: the block's tokens plus the attention over
+         * its context, in token units (a shape, not a time). */
+        *c = kv->cost_fn ? kv->cost_fn(kv->cost_ctx, kv->block_tokens, (int32_t)ctx)
+                         : (double)kv->block_tokens * (1.0 + (double)depth / 2);
+        if (*c <= 0)
+            *c = 1e-9;
+    }
+    return *c;
+}
+
+int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
+                    const char *path, uint64_t seed, sim_err *err)
+{
+    SIM_ASSERT(!kv->ev && kv->used == 0 && kv->cached == 0);
+    if (!kv->identity || !ops)
+        return 0;
+    evict_setup setup = {.n_blocks = (int32_t)kv->total, .block_size_tokens = kv->block_tokens,
+                         .seed = seed};
+    if (ops->init(&setup, params, path, &kv->ev_state, err))
+        return -1;
+    kv->ev = ops;
+    kv->ev_view = (evict_view){.now = kv->last_change_ns, .blocks = kv->blk,
+                               .n_blocks = (int32_t)kv->total,
+                               .block_size_tokens = kv->block_tokens,
+                               .recompute_ns = view_recompute_ns, .core = kv};
+    kv->free_head = kv->free_tail = NIL;
+    for (int32_t b = 0; b < (int32_t)kv->total; b++)
+        ops->insert(kv->ev_state, &kv->ev_view, b);
+    return 0;
+}
+
+void kv_set_recompute(kv_cache *kv, double (*fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens),
+                      void *ctx)
+{
+    kv->cost_fn = fn;
+    kv->cost_ctx = ctx;
+    if (kv->cost_memo)
+        memset(kv->cost_memo, 0, (size_t)kv->cost_cap * sizeof *kv->cost_memo);
+}
+
+const char *kv_eviction_name(const kv_cache *kv)
+{
+    return kv->ev ? kv->ev->name : "builtin_lru";
 }
 
 int64_t kv_total_blocks(const kv_cache *kv) { return kv->total; }
@@ -303,6 +413,7 @@ void kv_get_stats(const kv_cache *kv, kv_stats *out)
         .total_blocks = kv->total, .used_blocks = kv->used, .peak_blocks = kv->peak,
         .cached_blocks = kv->cached, .evictions = kv->evictions,
         .hit_tokens = kv->hit_tokens, .lookup_tokens = kv->lookup_tokens,
+        .hit_blocks = kv->hit_blocks, .lookup_blocks = kv->lookup_blocks,
     };
 }
 
@@ -474,6 +585,8 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
         return 0;
     int32_t m = match(kv, r, k);
     kv->lookup_tokens += (uint64_t)req_seq_tokens(r);
+    kv->lookup_blocks += (uint64_t)kv_blocks_for(kv, req_seq_tokens(r));
+    kv->hit_blocks += (uint64_t)m;
     if (!m)
         return 0;
     SIM_ASSERT_AT(now, r->kv_blocks == 0);
@@ -485,6 +598,8 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
             queue_remove(kv, b);
             touched++;
         }
+        kv->blk[b].hits++;
+        kv->blk[b].last_access_ns = now;
         table_append(k, i, b);
     }
     add_used(kv, touched, now);
@@ -506,7 +621,7 @@ void kv_grow_blocks(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_t
     SIM_ASSERT_AT(now, need <= kv->total - kv->used);
     if (kv->identity)
         for (int64_t i = 0; i < need; i++)
-            table_append(k, r->kv_blocks + (int32_t)i, take_free_block(kv));
+            table_append(k, r->kv_blocks + (int32_t)i, take_free_block(kv, now));
     add_used(kv, need, now);
     r->kv_blocks += (int32_t)need;
     r->kv_cap_tokens = r->kv_blocks * kv->block_tokens;
@@ -523,6 +638,7 @@ void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
             int32_t b = k->table[i];
             SIM_ASSERT_AT(now, kv->blk[b].ref > 0);
             if (--kv->blk[b].ref == 0) {
+                kv->blk[b].last_access_ns = now;
                 queue_push_tail(kv, b);
                 freed++;
             }
@@ -541,8 +657,15 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
     int32_t full = r->computed_tokens / kv->block_tokens;
     for (int32_t i = k->n_registered; i < full; i++) {
         int32_t b = k->table[i];
-        if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b))
-            kv->blk[b].hash = k->hash[i];
+        if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b)) {
+            evict_block *x = &kv->blk[b];
+            x->hash = k->hash[i];
+            x->depth = i;
+            if (kv->ev && i > 0 && (x->parent = table_find(kv, k->hash[i - 1])) != NIL) {
+                kv->parent_hash[b] = k->hash[i - 1];
+                child_count(kv, x->parent, +1);
+            }
+        }
     }
     if (full > k->n_registered)
         k->n_registered = full;

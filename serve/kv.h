@@ -32,6 +32,7 @@
 
 #include <stdbool.h>
 #include "api/batch.h"
+#include "api/evict.h"
 #include "models/model.h"
 
 typedef struct kv_cache kv_cache;
@@ -61,6 +62,8 @@ typedef struct kv_stats {
     uint64_t evictions;        /* cached blocks reused for other contents */
     uint64_t hit_tokens;       /* prompt tokens served from the cache at admission */
     uint64_t lookup_tokens;    /* prompt tokens of the requests admitted, looked up */
+    uint64_t hit_blocks;       /* blocks of them served from the cache */
+    uint64_t lookup_blocks;    /* blocks those prompts fill (the last one partly) */
 } kv_stats;
 
 /* Blocks that fit on each GPU: (HBM x utilization - weights per GPU -
@@ -73,6 +76,17 @@ int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, const par_layout *
 kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix_caching,
                     sim_time_ns now);
 void kv_destroy(kv_cache *kv);   /* NULL is a no-op */
+/* Identity mode: hands the free set to an eviction policy (api/evict.h;
+ * params borrowed, at `path`). Call right after kv_create. Without one (and
+ * in counting mode, where this does nothing) the cache keeps its built-in
+ * queue, vLLM's order, which policies/evict_lru reproduces. */
+int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
+                    const char *path, uint64_t seed, sim_err *err);
+/* What recomputing a block costs, for cost-aware eviction: fn(ctx, q, c) is
+ * the time to prefill q tokens after c cached ones (ctx borrowed). */
+void kv_set_recompute(kv_cache *kv, double (*fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens),
+                      void *ctx);
+const char *kv_eviction_name(const kv_cache *kv);
 
 int64_t kv_total_blocks(const kv_cache *kv);
 int64_t kv_used_blocks(const kv_cache *kv);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "api/batch.h"
 #include "api/control.h"
+#include "api/evict.h"
 #include "api/order.h"
 #include "api/route.h"
 #include "models/cost.h"
@@ -49,6 +50,11 @@ typedef struct route_choice {
     cJSON *params;
     char path[SETUP_PATH_MAX];
 } route_choice;
+typedef struct evict_choice {
+    const evict_policy_ops *ops;     /* NULL: the cache's built-in queue */
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+} evict_choice;
 typedef struct control_choice {
     const control_policy_ops *ops;   /* NULL: no controller */
     cJSON *params;
@@ -84,6 +90,7 @@ typedef struct pool_setup {
     route_choice route_policy;
     swap_setup swap;              /* host_blocks and the byte figures derived */
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
+    evict_choice evict_policy;    /* which cached block goes (api/evict.h) */
     lifecycle_setup lifecycle;
 } pool_setup;
 

@@ -203,14 +203,19 @@ static int parse_cost(cJSON *o, const char *path, pool_setup *p, sim_err *err)
  * instances. */
 static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
-    const char *batch, *order, *route;
+    const char *batch, *order, *route, *evict;
     char name_path[256];
     if (parse_named(o, path, "batch", p->engine.batch_policy, &batch, &p->batch_policy.params,
                     p->batch_policy.path, err) ||
         parse_named(o, path, "order", "fcfs", &order, &p->order_policy.params,
                     p->order_policy.path, err) ||
         parse_named(o, path, "routing", "round_robin", &route, &p->route_policy.params,
-                    p->route_policy.path, err))
+                    p->route_policy.path, err) ||
+        parse_named(o, path, "eviction", "lru", &evict, &p->evict_policy.params,
+                    p->evict_policy.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.eviction.name", path);
+    if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.batch.name", path);
     if (!(p->batch_policy.ops = batch_policy_find(batch, name_path, err)))
@@ -432,7 +437,8 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
     if (parse_cost(sec[1], spath, p, err))
         return -1;
     snprintf(spath, sizeof spath, "%s.policies", path);
-    static const char *const pol_keys[] = {"batch", "order", "routing", NULL};
+    static const char *const pol_keys[] = {"batch", "order", "routing", "eviction",
+                                           NULL};
     if (jcfg_check_keys(sec[2], spath, pol_keys, err) ||
         parse_pool_policies(sec[2], spath, p, err))
         return -1;

@@ -1,0 +1,426 @@
+/* Prefix caching as content (issue 16): what a hit saves, reference counts
+ * under every eviction policy, each eviction policy's rule on a hand-built
+ * case (api/evict.h, policies/evict_*.c), the policies against the same
+ * run invariants, and an unbounded cache reaching the hit ratio `trace
+ * stats` reports for a trace. */
+#include <check.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policies/registry.h"
+#include "serve/req.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+extern const evict_policy_ops evict_lru, evict_sampled;
+
+/* ---- a harness: requests outside any instance, block size 4 ------------------- */
+
+typedef struct harness {
+    kv_cache *kv;
+    req r[8];
+    uint64_t ids[8][8];
+} harness;
+
+static void h_init(harness *h, int64_t blocks, const evict_policy_ops *ops)
+{
+    memset(h, 0, sizeof *h);
+    h->kv = kv_create(blocks, 4, true, 0);
+    sim_err err = {{0}};
+    cJSON *params = cJSON_CreateObject();
+    ck_assert_msg(kv_set_eviction(h->kv, ops, params, "$.eviction", 1, &err) == 0, "%s",
+                  err.msg);
+    cJSON_Delete(params);
+}
+
+static void h_fini(harness *h)
+{
+    for (int i = 0; i < 8; i++)
+        kv_req_fini(&h->r[i].kv);
+    kv_destroy(h->kv);
+}
+
+/* Request i of `input` tokens whose first n_ids x 8 tokens carry chained ids
+ * base + j. */
+static serve_req *h_req(harness *h, int i, int32_t input, int32_t n_ids, uint64_t base)
+{
+    req *q = &h->r[i];
+    for (int j = 0; j < n_ids; j++)
+        h->ids[i][j] = base + (uint64_t)j;
+    q->pub = (serve_req){.id = (uint64_t)i, .input_tokens = input, .output_tokens = 8,
+                         .state = REQ_WAITING};
+    int32_t covered = n_ids * 8 < input ? n_ids * 8 : input;
+    kv_req_init(&q->kv, n_ids ? h->ids[i] : NULL, covered, 8, 1000 + (uint64_t)i);
+    return &q->pub;
+}
+
+/* Admits r and computes the rest of its prompt; returns the tokens computed. */
+static int32_t h_prefill(harness *h, serve_req *r, sim_time_ns now)
+{
+    kv_req *k = &req_of(r)->kv;
+    kv_admit(h->kv, r, k, now);
+    r->state = REQ_RUNNING;
+    int32_t todo = req_pending_tokens(r);
+    kv_grow(h->kv, r, k, todo, now);
+    r->computed_tokens += todo;
+    kv_commit(h->kv, r, k);
+    return todo;
+}
+
+START_TEST(test_prefix_cached_prefix_computes_only_the_rest)
+{
+    harness h;
+    h_init(&h, 64, &evict_lru);
+    serve_req *a = h_req(&h, 0, 40, 4, 7);   /* 32 tokens of shared ids, 8 of its own */
+    ck_assert_int_eq(h_prefill(&h, a, 0), 40);
+    kv_release(h.kv, a, &req_of(a)->kv, 1);
+    serve_req *b = h_req(&h, 1, 44, 4, 7);   /* the same 32, then 12 of its own */
+    ck_assert_int_eq(h_prefill(&h, b, 2), 12);
+    ck_assert_int_eq(b->cached_tokens, 32);
+    /* The whole prompt cached: one token is still computed (it samples). */
+    kv_release(h.kv, b, &req_of(b)->kv, 3);
+    serve_req *c = h_req(&h, 2, 32, 4, 7);
+    ck_assert_int_eq(h_prefill(&h, c, 4), 4);   /* one block short: 28 hit, 4 computed */
+    kv_stats s;
+    kv_get_stats(h.kv, &s);
+    ck_assert_int_eq(s.hit_tokens, 32 + 28);
+    ck_assert_int_eq(s.lookup_tokens, 40 + 44 + 32);
+    ck_assert_int_eq(s.hit_blocks, 8 + 7);
+    ck_assert_int_eq(s.lookup_blocks, 10 + 11 + 8);
+    h_fini(&h);
+}
+END_TEST
+
+/* Under every policy: a block that a running request shares is never
+ * evicted, however much the cache is asked for; freed ones are. */
+START_TEST(test_prefix_shared_running_blocks_are_never_evicted)
+{
+    const evict_policy_ops *ops = evict_policies[_i];
+    harness h;
+    h_init(&h, 16, ops);
+    serve_req *a = h_req(&h, 0, 33, 4, 50);   /* 9 blocks: 8 shared-id blocks, 1 own */
+    h_prefill(&h, a, 0);
+    serve_req *b = h_req(&h, 1, 33, 4, 50);
+    h_prefill(&h, b, 1);                      /* hits a's 8 blocks, holds them too */
+    ck_assert_int_eq(b->cached_tokens, 32);
+    kv_release(h.kv, a, &req_of(a)->kv, 2);   /* a leaves: its 9th block is free */
+    int32_t held[9];
+    memcpy(held, req_of(b)->kv.table, sizeof held);
+    /* Fill every free block with a stranger, twice over. */
+    for (int round = 0; round < 2; round++) {
+        serve_req *c = h_req(&h, 2 + round, (int32_t)kv_free_blocks_of(h.kv) * 4, 0, 0);
+        h_prefill(&h, c, 3 + round);
+        ck_assert_int_eq(kv_free_blocks_of(h.kv), 0);
+        for (int i = 0; i < 9; i++)
+            ck_assert_int_eq(req_of(b)->kv.table[i], held[i]);
+        kv_release(h.kv, c, &req_of(c)->kv, 4 + round);
+    }
+    /* b's prefix is still cached: a newcomer finds all of it. */
+    serve_req *d = h_req(&h, 5, 40, 4, 50);
+    ck_assert_int_eq(kv_peek_cached_tokens(h.kv, d, &req_of(d)->kv), 32);
+    kv_stats s;
+    kv_get_stats(h.kv, &s);
+    ck_assert_int_gt(s.evictions, 0);   /* a's own block went */
+    kv_release(h.kv, b, &req_of(b)->kv, 9);
+    h_fini(&h);
+}
+END_TEST
+
+/* ---- each policy's rule on a hand-built view ------------------------------------ */
+
+typedef struct hand {
+    evict_block blk[8];
+    evict_view view;
+    void *state;
+    const evict_policy_ops *ops;
+} hand;
+
+static double hand_recompute_ns(const evict_view *v, int32_t depth)
+{
+    (void)v;
+    return 100.0 * (1 + depth);
+}
+
+static void hand_init(hand *h, const char *name, const char *params_json)
+{
+    memset(h, 0, sizeof *h);
+    sim_err err = {{0}};
+    h->ops = evict_policy_find(name, "$.eviction.name", &err);
+    ck_assert_msg(h->ops, "%s", err.msg);
+    cJSON *params = cJSON_Parse(params_json ? params_json : "{}");
+    evict_setup setup = {.n_blocks = 8, .block_size_tokens = 16, .seed = 3};
+    ck_assert_msg(h->ops->init(&setup, params, "$.eviction.params", &h->state, &err) == 0,
+                  "%s", err.msg);
+    cJSON_Delete(params);
+    for (int b = 0; b < 8; b++)
+        h->blk[b] = (evict_block){.parent = EVICT_NONE, .ref = 1};
+    h->view = (evict_view){.blocks = h->blk, .n_blocks = 8, .block_size_tokens = 16,
+                           .recompute_ns = hand_recompute_ns};
+}
+
+/* Block b, holding content `hash`, is freed at time t (seconds). */
+static void hand_free(hand *h, int32_t b, uint64_t hash, double t_s, uint32_t hits,
+                      int32_t depth)
+{
+    evict_block *x = &h->blk[b];
+    x->hash = hash;
+    x->hits = hits;
+    x->depth = depth;
+    x->ref = 0;
+    x->last_access_ns = (sim_time_ns)(t_s * 1e9);
+    h->view.now = x->last_access_ns;
+    h->ops->insert(h->state, &h->view, b);
+}
+
+static int32_t hand_victim(hand *h)
+{
+    int32_t b = h->ops->victim(h->state, &h->view);
+    h->blk[b].ref = 1;
+    return b;
+}
+
+static void hand_fini(hand *h)
+{
+    if (h->ops->destroy)
+        h->ops->destroy(h->state);
+}
+
+START_TEST(test_evict_lru_takes_the_least_recently_freed_cached_or_not)
+{
+    hand h;
+    hand_init(&h, "lru", NULL);
+    hand_free(&h, 3, 33, 1, 9, 0);   /* cached, popular, but freed first */
+    hand_free(&h, 5, 0, 2, 0, 0);    /* nothing cached */
+    hand_free(&h, 1, 11, 3, 0, 0);
+    ck_assert_int_eq(hand_victim(&h), 3);   /* vLLM: the queue's head, whatever it holds */
+    ck_assert_int_eq(hand_victim(&h), 5);
+    ck_assert_int_eq(hand_victim(&h), 1);
+    hand_fini(&h);
+}
+END_TEST
+
+START_TEST(test_evict_lfu_takes_the_fewest_hits_after_empty_blocks)
+{
+    hand h;
+    hand_init(&h, "lfu", NULL);
+    hand_free(&h, 0, 10, 1, 5, 0);
+    hand_free(&h, 1, 11, 2, 1, 0);   /* fewest hits, though recent */
+    hand_free(&h, 2, 12, 3, 3, 0);
+    hand_free(&h, 4, 0, 4, 0, 0);    /* nothing cached: first of all */
+    ck_assert_int_eq(hand_victim(&h), 4);
+    ck_assert_int_eq(hand_victim(&h), 1);
+    ck_assert_int_eq(hand_victim(&h), 2);
+    ck_assert_int_eq(hand_victim(&h), 0);
+    hand_fini(&h);
+}
+END_TEST
+
+/* Block 0: 4 hits long ago; block 1: 1 hit just now. LRU's choice is 0, LFU's 1;
+ * LRFU's tau moves it from one to the other. */
+static int32_t lrfu_choice(const char *params)
+{
+    hand h;
+    hand_init(&h, "lrfu", params);
+    hand_free(&h, 0, 10, 1, 4, 0);
+    hand_free(&h, 1, 11, 100, 1, 0);
+    int32_t b = hand_victim(&h);
+    hand_fini(&h);
+    return b;
+}
+
+START_TEST(test_evict_lrfu_runs_from_lru_to_lfu_with_tau)
+{
+    ck_assert_int_eq(lrfu_choice("{\"tau_s\": 1}"), 0);       /* recency rules */
+    ck_assert_int_eq(lrfu_choice("{\"tau_s\": 100000}"), 1);  /* frequency rules */
+}
+END_TEST
+
+START_TEST(test_evict_gdsf_keeps_deep_blocks_and_inflates_its_clock)
+{
+    hand h;
+    hand_init(&h, "gdsf", NULL);
+    hand_free(&h, 0, 10, 1, 0, 6);   /* deep: costly to recompute */
+    hand_free(&h, 1, 11, 2, 0, 0);   /* shallow, more recent */
+    hand_free(&h, 2, 12, 3, 1, 1);   /* shallow-ish but hit once: 2 x 200 */
+    ck_assert_int_eq(hand_victim(&h), 1);   /* H = 100 */
+    ck_assert_int_eq(hand_victim(&h), 2);   /* H = 400 */
+    /* The clock is now 400: a block freed now with H = 400 + 100 goes before
+     * the deep one (700) but only because it is cheaper. */
+    hand_free(&h, 3, 13, 4, 0, 0);
+    ck_assert_int_eq(hand_victim(&h), 3);
+    ck_assert_int_eq(hand_victim(&h), 0);
+    hand_fini(&h);
+}
+END_TEST
+
+START_TEST(test_evict_radix_leaf_takes_leaves_before_their_parents)
+{
+    hand h;
+    hand_init(&h, "radix_leaf", NULL);
+    h.blk[0].n_children = 1;         /* a parent, freed long ago */
+    hand_free(&h, 0, 10, 1, 0, 0);
+    h.blk[1].parent = 0;
+    hand_free(&h, 1, 11, 5, 0, 1);   /* its child, a leaf */
+    hand_free(&h, 2, 0, 9, 0, 0);    /* nothing cached: first */
+    ck_assert_int_eq(hand_victim(&h), 2);
+    ck_assert_int_eq(hand_victim(&h), 1);   /* LRU would take 0, orphaning 1 */
+    h.blk[0].n_children = 0;                /* the core tells it: 0 became a leaf */
+    h.ops->update(h.state, &h.view, 0);
+    ck_assert_int_eq(hand_victim(&h), 0);
+    hand_fini(&h);
+}
+END_TEST
+
+START_TEST(test_evict_sampled_scores_lru_candidates_with_a_model_file)
+{
+    char path[] = "/tmp/servesim_sampled_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *model = "{\"features\": [\"hits\", \"age_s\"], \"weights\": [1.0, -0.001], "
+                        "\"bias\": 0}";
+    ck_assert_int_eq(write(fd, model, strlen(model)), (ssize_t)strlen(model));
+    close(fd);
+    char params[256];
+    snprintf(params, sizeof params, "{\"candidates\": 3, \"model\": \"%s\"}", path);
+    hand h;
+    hand_init(&h, "sampled", params);
+    hand_free(&h, 0, 10, 1, 5, 0);
+    hand_free(&h, 1, 11, 2, 2, 0);   /* fewest hits among the 3 LRU-most */
+    hand_free(&h, 2, 12, 3, 4, 0);
+    hand_free(&h, 3, 13, 4, 0, 0);   /* fewer still, but not a candidate */
+    ck_assert_int_eq(hand_victim(&h), 1);
+    ck_assert_int_eq(hand_victim(&h), 3);   /* now among the 3: 0 (5), 2 (4), 3 (0) */
+    hand_fini(&h);
+
+    /* Without a model: LRU over cached blocks, empty blocks first. */
+    hand_init(&h, "sampled", NULL);
+    hand_free(&h, 0, 10, 1, 5, 0);
+    hand_free(&h, 1, 0, 2, 0, 0);
+    ck_assert_int_eq(hand_victim(&h), 1);
+    ck_assert_int_eq(hand_victim(&h), 0);
+    hand_fini(&h);
+
+    /* A bad model file names the file and what was expected. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert_int_ge(fd, 0);
+    const char *bad = "{\"features\": [\"colour\"], \"weights\": [1], \"bias\": 0}";
+    ck_assert_int_eq(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+    close(fd);
+    sim_err err = {{0}};
+    cJSON *p = cJSON_Parse(params);
+    void *st = NULL;
+    evict_setup setup = {.n_blocks = 8, .block_size_tokens = 16};
+    ck_assert_int_eq(evict_sampled.init(&setup, p, "$.eviction.params", &st, &err), -1);
+    ck_assert_msg(strstr(err.msg, path) && strstr(err.msg, "age_s"), "%s", err.msg);
+    cJSON_Delete(p);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_evict_unknown_policy_lists_the_names)
+{
+    sim_err err = {{0}};
+    ck_assert_ptr_null(evict_policy_find("clock", "$.policies.eviction.name", &err));
+    ck_assert_msg(strstr(err.msg, "$.policies.eviction.name") && strstr(err.msg, "gdsf") &&
+                  strstr(err.msg, "radix_leaf"), "%s", err.msg);
+    cJSON *root = tu_base_config();
+    const char *const sets[] = {"policies.eviction={\"name\": \"lfu\", \"params\": "
+                                "{\"tau_s\": 3}}", NULL};
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    cluster_hooks hooks = {0};
+    ck_assert_ptr_null(cluster_create(&cfg.sys, &hooks, &err));
+    ck_assert_msg(strstr(err.msg, "tau_s") && strstr(err.msg, "eviction"), "%s", err.msg);
+    run_config_fini(&cfg);
+}
+END_TEST
+
+/* ---- whole runs ---------------------------------------------------------------- */
+
+/* Every policy on the prefix trace under KV pressure: every request
+ * completes, KV never over capacity, runs deterministic; and the default
+ * (lru) is the run without a policy's help, bit for bit. */
+START_TEST(test_evict_every_policy_keeps_the_run_invariants)
+{
+    const evict_policy_ops *ops = evict_policies[_i];
+    char name[96];
+    snprintf(name, sizeof name, "policies.eviction.name=\"%s\"", ops->name);
+    const char *const sets[] = {
+        "instance.prefix_caching=true", "instance.gpu_memory_utilization=0.245",
+        "instance.max_context_tokens=4096",
+        "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\", "
+        "\"rate_scale\": 6}", name, NULL};
+    tu_run a, b;
+    tu_run_sets(sets, &a);
+    tu_run_sets(sets, &b);
+    ck_assert_int_eq(a.n_records, 200);
+    ck_assert_int_eq(a.kv_over_capacity, 0);
+    ck_assert_int_eq(a.record_hash, b.record_hash);
+    ck_assert_int_gt(a.summary.kv_hit_tokens, 0);
+    ck_assert_int_le(a.summary.kv_hit_tokens, a.summary.kv_lookup_tokens);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+/* The trace's own hit ratio, as `servesim trace stats` prints it. */
+static double stats_hit_percent(const char *trace)
+{
+    tu_cli_call call = {{"servesim", "trace", "stats", trace, NULL}};
+    char out[4096];
+    ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &call, out, sizeof out), 0);
+    const char *p = strstr(out, "prefix hits");
+    ck_assert_msg(p, "%s", out);
+    double pct = -1;
+    ck_assert_int_eq(sscanf(p, "prefix hits %lf%%", &pct), 1);
+    return pct;
+}
+
+START_TEST(test_prefix_unbounded_cache_reaches_the_trace_stats_hit_ratio)
+{
+    /* One request at a time (every prefix is cached before the next
+     * arrives), a cache far larger than the trace. */
+    const char *const sets[] = {
+        "instance.prefix_caching=true", "gpu=\"B200-180GB\"",
+        "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\", "
+        "\"arrival\": {\"process\": \"poisson\", \"rate_per_s\": 0.05}}", NULL};
+    tu_run r;
+    tu_run_sets(sets, &r);
+    ck_assert_int_eq(r.n_records, 200);
+    ck_assert_int_eq(r.summary.kv_evictions, 0);
+    double sim_pct = 100.0 * (double)r.summary.kv_hit_tokens / (double)r.summary.kv_lookup_tokens;
+    double stats_pct = stats_hit_percent("tests/data/prefix_trace.csv");
+    ck_assert_double_gt(stats_pct, 10);
+    ck_assert_msg(fabs(sim_pct - stats_pct) <= 0.051, "simulated %.3f%%, trace stats %.1f%%",
+                  sim_pct, stats_pct);
+    tu_run_fini(&r);
+}
+END_TEST
+
+Suite *prefix_cache_suite(void)
+{
+    Suite *s = suite_create("prefix_cache");
+    TCase *t = tcase_create("core");
+    tcase_set_timeout(t, 120);
+    int n = 0;
+    while (evict_policies[n])
+        n++;
+    tcase_add_test(t, test_prefix_cached_prefix_computes_only_the_rest);
+    tcase_add_loop_test(t, test_prefix_shared_running_blocks_are_never_evicted, 0, n);
+    tcase_add_test(t, test_evict_lru_takes_the_least_recently_freed_cached_or_not);
+    tcase_add_test(t, test_evict_lfu_takes_the_fewest_hits_after_empty_blocks);
+    tcase_add_test(t, test_evict_lrfu_runs_from_lru_to_lfu_with_tau);
+    tcase_add_test(t, test_evict_gdsf_keeps_deep_blocks_and_inflates_its_clock);
+    tcase_add_test(t, test_evict_radix_leaf_takes_leaves_before_their_parents);
+    tcase_add_test(t, test_evict_sampled_scores_lru_candidates_with_a_model_file);
+    tcase_add_test(t, test_evict_unknown_policy_lists_the_names);
+    tcase_add_loop_test(t, test_evict_every_policy_keeps_the_run_invariants, 0, n);
+    tcase_add_test(t, test_prefix_unbounded_cache_reaches_the_trace_stats_hit_ratio);
+    suite_add_tcase(s, t);
+    return s;
+}
