@@ -325,6 +325,12 @@ static void set_identity(cluster *c, req *q)
         memcpy(q->ids, w->prefix_blocks, (size_t)n * sizeof *q->ids);
         int64_t covered = (int64_t)n * w->prefix_block_tokens;
         id_tokens = covered < q->pub.input_tokens ? (int32_t)covered : q->pub.input_tokens;
+        if (w->prefix_id_tokens > 0) {   /* may cover the output too */
+            int64_t most = (int64_t)q->pub.input_tokens + q->pub.output_tokens;
+            id_tokens = (int32_t)(covered < w->prefix_id_tokens ? covered : w->prefix_id_tokens);
+            if (id_tokens > most)
+                id_tokens = (int32_t)most;
+        }
     }
     kv_req_init(&q->kv, n > 0 ? q->ids : NULL, id_tokens, w->prefix_block_tokens,
                 sim_hash_mix(c->identity_salt, q->pub.id));

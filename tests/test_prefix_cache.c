@@ -15,6 +15,7 @@
 #include "serve/req.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
+#include "traces/prefix_gen.h"
 
 extern const evict_policy_ops evict_lru, evict_sampled;
 
@@ -402,6 +403,132 @@ START_TEST(test_prefix_unbounded_cache_reaches_the_trace_stats_hit_ratio)
 }
 END_TEST
 
+
+/* ---- generators with prefix identity (traces/prefix_gen.c) ---------------------- */
+
+static prefix_gen *gen_make(const char *json, gsl_rng **rng, const len_dist *input)
+{
+    *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(*rng, 5);
+    cJSON *o = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(o);
+    prefix_gen *g;
+    sim_err err = {{0}};
+    ck_assert_msg(prefix_gen_create(o, "$.workload.prefix", input, 100000, *rng, &g, &err) == 0,
+                  "%s", err.msg);
+    cJSON_Delete(o);
+    return g;
+}
+
+START_TEST(test_prefix_gen_multiturn_turns_extend_the_previous_context)
+{
+    gsl_rng *rng;
+    prefix_gen *g = gen_make("{\"kind\": \"multiturn\", \"turns\": 1000000, "
+                             "\"max_sessions\": 1}", &rng, NULL);
+    uint64_t prev[4096];
+    int32_t prev_n = 0, prev_ctx = 0;
+    for (int i = 0; i < 20; i++) {
+        wl_request w = {.input_tokens = 100 + i, .output_tokens = 37};
+        prefix_gen_next(g, &w, rng);
+        ck_assert_int_eq(w.prefix_block_tokens, 16);
+        ck_assert_int_eq(w.input_tokens, prev_ctx + 100 + i);   /* context, then the new turn */
+        ck_assert_int_eq(w.prefix_id_tokens, w.input_tokens + 37);   /* and its answer */
+        ck_assert_int_eq(w.n_prefix_blocks, (w.prefix_id_tokens + 15) / 16);
+        for (int32_t j = 0; j < prev_ctx / 16; j++)   /* the context's whole blocks */
+            ck_assert_uint_eq(w.prefix_blocks[j], prev[j]);
+        if (i > 0 && prev_ctx % 16)   /* the block it straddles is new */
+            ck_assert_uint_ne(w.prefix_blocks[prev_ctx / 16], prev[prev_ctx / 16]);
+        ck_assert_int_le(w.n_prefix_blocks, 4096);
+        memcpy(prev, w.prefix_blocks, (size_t)w.n_prefix_blocks * sizeof *prev);
+        prev_n = w.n_prefix_blocks;
+        prev_ctx = w.prefix_id_tokens;
+    }
+    ck_assert_int_gt(prev_n, 20 * 137 / 16 - 1);
+    prefix_gen_destroy(g);
+    gsl_rng_free(rng);
+}
+END_TEST
+
+START_TEST(test_prefix_gen_system_prompts_and_pool_share_what_they_say)
+{
+    gsl_rng *rng;
+    /* One system prompt of 100 tokens: 6 whole blocks shared by everyone. */
+    prefix_gen *g = gen_make("{\"kind\": \"system\", \"prompts\": 1, \"tokens\": "
+                             "{\"dist\": \"fixed\", \"value\": 100}}", &rng, NULL);
+    uint64_t first[6], seventh = 0;
+    for (int i = 0; i < 10; i++) {
+        wl_request w = {.input_tokens = 50, .output_tokens = 5};
+        prefix_gen_next(g, &w, rng);
+        ck_assert_int_eq(w.input_tokens, 150);
+        ck_assert_int_eq(w.n_prefix_blocks, 10);
+        if (i == 0)
+            memcpy(first, w.prefix_blocks, sizeof first);
+        for (int j = 0; j < 6; j++)
+            ck_assert_uint_eq(w.prefix_blocks[j], first[j]);
+        ck_assert_uint_ne(w.prefix_blocks[6], seventh);   /* own tokens: fresh every time */
+        seventh = w.prefix_blocks[6];
+    }
+    prefix_gen_destroy(g);
+    gsl_rng_free(rng);
+
+    /* A pool of 3 prompts: 200 requests repeat exactly 3 prompts, whole. */
+    len_dist in = {.kind = LEN_UNIFORM, .min = 10, .max = 400};
+    g = gen_make("{\"kind\": \"pool\", \"prompts\": 3}", &rng, &in);
+    uint64_t seen_first[8];
+    int32_t seen_len[8], n_seen = 0;
+    for (int i = 0; i < 200; i++) {
+        wl_request w = {.input_tokens = 1, .output_tokens = 5};
+        prefix_gen_next(g, &w, rng);
+        ck_assert_int_eq(w.n_prefix_blocks, (w.input_tokens + 15) / 16);
+        int k = 0;
+        while (k < n_seen && seen_first[k] != w.prefix_blocks[0])
+            k++;
+        if (k == n_seen) {
+            ck_assert_int_lt(n_seen, 3);
+            seen_first[n_seen] = w.prefix_blocks[0];
+            seen_len[n_seen++] = w.input_tokens;
+        }
+        ck_assert_int_eq(w.input_tokens, seen_len[k]);
+    }
+    ck_assert_int_eq(n_seen, 3);
+    prefix_gen_destroy(g);
+    gsl_rng_free(rng);
+
+    cJSON *o = cJSON_Parse("{\"kind\": \"chat\"}");
+    prefix_gen *bad = NULL;
+    sim_err err = {{0}};
+    ck_assert_int_eq(prefix_gen_create(o, "$.workload.prefix", NULL, 1000, NULL, &bad, &err), -1);
+    ck_assert_msg(strstr(err.msg, "$.workload.prefix.kind") && strstr(err.msg, "multiturn"),
+                  "%s", err.msg);
+    cJSON_Delete(o);
+}
+END_TEST
+
+/* A synthetic multi-turn run: caching saves prefill and TTFT. */
+START_TEST(test_prefix_multiturn_run_hits_and_is_faster_than_without_caching)
+{
+    const char *const on[] = {
+        "instance.prefix_caching=true", "workload.requests=300",
+        "workload.prefix={\"kind\": \"multiturn\", \"turns\": 6, \"max_sessions\": 16}",
+        NULL};
+    const char *const off[] = {
+        "instance.prefix_caching=false", "workload.requests=300",
+        "workload.prefix={\"kind\": \"multiturn\", \"turns\": 6, \"max_sessions\": 16}",
+        NULL};
+    tu_run a, b;
+    tu_run_sets(on, &a);
+    tu_run_sets(off, &b);
+    ck_assert_int_eq(a.n_records, 300);
+    ck_assert_int_eq(b.n_records, 300);
+    ck_assert_int_eq(a.output_tokens, b.output_tokens);
+    double hit = (double)a.summary.kv_hit_tokens / (double)a.summary.kv_lookup_tokens;
+    ck_assert_msg(hit > 0.4, "hit ratio %.3f", hit);
+    ck_assert_double_lt(a.summary.ttft_s.mean, b.summary.ttft_s.mean);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
 Suite *prefix_cache_suite(void)
 {
     Suite *s = suite_create("prefix_cache");
@@ -421,6 +548,9 @@ Suite *prefix_cache_suite(void)
     tcase_add_test(t, test_evict_unknown_policy_lists_the_names);
     tcase_add_loop_test(t, test_evict_every_policy_keeps_the_run_invariants, 0, n);
     tcase_add_test(t, test_prefix_unbounded_cache_reaches_the_trace_stats_hit_ratio);
+    tcase_add_test(t, test_prefix_gen_multiturn_turns_extend_the_previous_context);
+    tcase_add_test(t, test_prefix_gen_system_prompts_and_pool_share_what_they_say);
+    tcase_add_test(t, test_prefix_multiturn_run_hits_and_is_faster_than_without_caching);
     suite_add_tcase(s, t);
     return s;
 }
