@@ -237,11 +237,11 @@ static int32_t take_free_block(kv_cache *kv, sim_time_ns now)
 
 /* ---- content hashes -------------------------------------------------------------- */
 
-static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
+static uint64_t hash_at(int32_t block_tokens, kv_req *k, int32_t i)
 {
-    if (k->hash_block_tokens != kv->block_tokens) {   /* another pool's block size */
+    if (k->hash_block_tokens != block_tokens) {   /* another pool's block size */
         k->n_hash = 0;
-        k->hash_block_tokens = kv->block_tokens;
+        k->hash_block_tokens = block_tokens;
     }
     if (i < k->n_hash)
         return k->hash[i];
@@ -253,7 +253,7 @@ static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
         k->hash_cap = cap;
     }
     for (int32_t j = k->n_hash; j <= i; j++) {
-        int64_t last = (int64_t)(j + 1) * kv->block_tokens - 1;   /* its last token */
+        int64_t last = (int64_t)(j + 1) * block_tokens - 1;   /* its last token */
         uint64_t id = last < k->id_tokens ? k->ids[last / k->id_block_tokens] : k->unique;
         uint64_t parent = j ? k->hash[j - 1] : UINT64_C(0x736572766573696d);
         uint64_t h = sim_hash_mix(sim_hash_mix(parent, id), (uint64_t)j + 1);
@@ -261,6 +261,21 @@ static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
     }
     k->n_hash = i + 1;
     return k->hash[i];
+}
+
+static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
+{
+    return hash_at(kv->block_tokens, k, i);
+}
+
+int32_t kv_req_prompt_hashes(kv_req *k, int32_t block_tokens, int32_t seq_tokens,
+                             const uint64_t **out)
+{
+    int32_t most = block_tokens > 0 ? (seq_tokens - 1) / block_tokens : 0;
+    if (most > 0)
+        hash_at(block_tokens, k, most - 1);
+    *out = k->hash;
+    return most > 0 ? most : 0;
 }
 
 /* Blocks of waiting r's sequence that the cache holds, from its first, at

@@ -133,6 +133,11 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k);
 /* Tokens of r's sequence this cache holds (for a router asking every
  * instance; changes nothing). */
 int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k);
+/* The content hashes of the first (seq_tokens - 1) / block_tokens blocks of
+ * a request's sequence (the chain every cache of that block size keys on);
+ * returns their number, *out valid until k's hashes change. */
+int32_t kv_req_prompt_hashes(kv_req *k, int32_t block_tokens, int32_t seq_tokens,
+                             const uint64_t **out);
 /* Blocks needed to hold `tokens` tokens: ceil(tokens / block size). */
 int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens);
 

@@ -529,6 +529,194 @@ START_TEST(test_prefix_multiturn_run_hits_and_is_faster_than_without_caching)
 }
 END_TEST
 
+/* ---- cache-aware routing on hand-built views ------------------------------------- */
+
+typedef struct rview {
+    inst_view inst[4];
+    int32_t cand[4];
+    int32_t cached[4];          /* tokens each instance holds of any request */
+    uint64_t hashes[2][8];      /* by request id: two prompts' block hashes */
+    route_view v;
+} rview;
+
+static int32_t rv_cached(const route_view *v, int32_t i, const serve_req *req)
+{
+    (void)req;
+    return ((const rview *)v->core)->cached[i];
+}
+
+static int32_t rv_hashes(const route_view *v, const serve_req *req, int32_t block,
+                         const uint64_t **out)
+{
+    ck_assert_int_eq(block, 16);
+    *out = ((const rview *)v->core)->hashes[req->id % 2];
+    return req_seq_tokens(req) / 16 < 8 ? req_seq_tokens(req) / 16 : 8;
+}
+
+static void rv_init(rview *r)
+{
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < 4; i++) {
+        r->inst[i] = (inst_view){.state = INST_ACTIVE, .kv_total_blocks = 1000,
+                                 .kv_free_blocks = 1000};
+        r->cand[i] = i;
+    }
+    for (int j = 0; j < 8; j++) {
+        r->hashes[0][j] = 100 + (uint64_t)j;
+        r->hashes[1][j] = 200 + (uint64_t)j;
+    }
+    r->v = (route_view){.inst = r->inst, .n_instances = 4, .candidates = r->cand,
+                        .n_candidates = 4, .cached_tokens = rv_cached,
+                        .prompt_hashes = rv_hashes, .core = r};
+}
+
+static void *route_make(const char *name, const char *params_json, const route_policy_ops **ops)
+{
+    sim_err err = {{0}};
+    *ops = route_policy_find(name, "$.policies.routing.name", &err);
+    ck_assert_msg(*ops, "%s", err.msg);
+    cJSON *p = cJSON_Parse(params_json ? params_json : "{}");
+    void *st = NULL;
+    route_setup setup = {.pool = 0, .block_size_tokens = 16};
+    ck_assert_msg((*ops)->init(&setup, p, "$.policies.routing.params", &st, &err) == 0, "%s",
+                  err.msg);
+    cJSON_Delete(p);
+    return st;
+}
+
+START_TEST(test_route_prefix_match_precise_and_approximate)
+{
+    rview r;
+    rv_init(&r);
+    const route_policy_ops *ops;
+    void *st = route_make("prefix_match", NULL, &ops);
+    serve_req q = {.id = 0, .input_tokens = 128};
+    r.cached[2] = 64;
+    r.cached[3] = 64;
+    r.inst[2].outstanding_tokens = 500;
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 3);   /* longest; then fewer outstanding */
+    ops->destroy(st);
+
+    /* Approximate: the instances say nothing; the router remembers where
+     * each prompt went. */
+    memset(r.cached, 0, sizeof r.cached);
+    st = route_make("prefix_match", "{\"index\": \"approximate\"}", &ops);
+    r.inst[0].outstanding_tokens = 10;   /* the first request goes to the least loaded */
+    serve_req a = {.id = 0, .input_tokens = 128}, b = {.id = 1, .input_tokens = 128};
+    int32_t ia = ops->route(st, &r.v, &a);
+    ck_assert_int_eq(ia, 1);
+    r.inst[1].outstanding_tokens = 1000;   /* busy now, but it holds a's prefix */
+    serve_req a2 = {.id = 2, .input_tokens = 128};   /* even id: a's prompt */
+    ck_assert_int_eq(ops->route(st, &r.v, &a2), 1);
+    ck_assert_int_ne(ops->route(st, &r.v, &b), 1);   /* another prompt: elsewhere */
+    ops->destroy(st);
+}
+END_TEST
+
+START_TEST(test_route_prefix_dynamo_trades_overlap_against_load)
+{
+    rview r;
+    rv_init(&r);
+    const route_policy_ops *ops;
+    void *st = route_make("prefix_dynamo", NULL, &ops);
+    serve_req q = {.id = 0, .input_tokens = 1600};   /* 100 blocks */
+    /* cost = prefill blocks + active blocks: 0 holds 80 blocks of the
+     * prompt but runs 50 blocks (cost 20 + 50); 1 holds nothing, idle
+     * (cost 100); 2 holds 40, idle (cost 60); 3 holds 80, runs 30 (50). */
+    r.cached[0] = 1280, r.inst[0].kv_free_blocks = 950;
+    r.cached[2] = 640;
+    r.cached[3] = 1280, r.inst[3].kv_free_blocks = 970;
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 3);
+    r.inst[3].kv_free_blocks = 900;   /* 20 + 100 */
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 2);
+    ops->destroy(st);
+    /* A heavier overlap weight prefers the cache. */
+    st = route_make("prefix_dynamo", "{\"overlap_weight\": 4}", &ops);
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 0);   /* 80 + 50 against 2's 240 */
+    ops->destroy(st);
+}
+END_TEST
+
+START_TEST(test_route_prefix_llmd_weighs_prefix_queue_and_kv)
+{
+    rview r;
+    rv_init(&r);
+    const route_policy_ops *ops;
+    void *st = route_make("prefix_llmd", NULL, &ops);
+    serve_req q = {.id = 0, .input_tokens = 160};   /* 10 blocks */
+    /* 0: prefix 1.0, longest queue (queue 0), KV half used: 2 + 0 + 0.5;
+     * 1: no prefix, empty queue, KV free: 0 + 1 + 1. */
+    r.cached[0] = 160, r.inst[0].n_waiting = 8, r.inst[0].kv_free_blocks = 500;
+    r.inst[2].n_waiting = 4, r.inst[3].n_waiting = 4;
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 0);
+    r.cached[0] = 48;   /* 0.6 + 0 + 0.5 < 2 */
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 1);
+    ops->destroy(st);
+
+    /* Stale loads: refreshed every 100 ms, so a burst within one refresh
+     * sees the same queues and herds onto one instance. */
+    st = route_make("prefix_llmd", "{\"staleness_ms\": 100, \"prefix_weight\": 0, "
+                    "\"kv_weight\": 0}", &ops);
+    r.v.now = 0;
+    int32_t first = ops->route(st, &r.v, &q);
+    ck_assert_int_eq(first, 1);
+    r.inst[1].n_waiting = 50;
+    r.v.now = 99 * SIM_NS_PER_MS;
+    ck_assert_int_eq(ops->route(st, &r.v, &q), 1);   /* still the old view */
+    r.v.now = 100 * SIM_NS_PER_MS;
+    ck_assert_int_ne(ops->route(st, &r.v, &q), 1);   /* refreshed */
+    ops->destroy(st);
+}
+END_TEST
+
+START_TEST(test_route_prefix_sglang_balances_then_follows_its_trees)
+{
+    rview r;
+    rv_init(&r);
+    const route_policy_ops *ops;
+    void *st = route_make("prefix_sglang", NULL, &ops);
+    serve_req a = {.id = 0, .input_tokens = 128}, b = {.id = 1, .input_tokens = 128};
+    /* Balanced, empty trees: the smallest tree (the first), then a's prompt
+     * sticks to it; b's goes to another empty tree. */
+    ck_assert_int_eq(ops->route(st, &r.v, &a), 0);
+    ck_assert_int_eq(ops->route(st, &r.v, &a), 0);
+    ck_assert_int_eq(ops->route(st, &r.v, &b), 1);
+    /* Imbalanced (40 requests against 0 > 32): the least loaded instead. */
+    r.inst[0].n_running = 40;
+    r.inst[1].n_running = 40;
+    r.inst[2].n_running = 3;
+    r.inst[3].n_running = 2;
+    ck_assert_int_eq(ops->route(st, &r.v, &a), 3);
+    r.inst[0].n_running = 30;   /* 30 - 2 <= 32: balanced again */
+    r.inst[1].n_running = 30;
+    ck_assert_int_eq(ops->route(st, &r.v, &a), 0);
+    ops->destroy(st);
+}
+END_TEST
+
+/* Every routing policy on a two-instance prefix run: every request
+ * completes, deterministic. */
+START_TEST(test_route_prefix_policies_complete_every_request)
+{
+    static const char *const names[] = {"prefix_match", "prefix_dynamo", "prefix_llmd",
+                                        "prefix_sglang"};
+    char set[96];
+    snprintf(set, sizeof set, "policies.routing.name=\"%s\"", names[_i]);
+    const char *const sets[] = {
+        "instance.prefix_caching=true", "cluster.instances=2", set,
+        "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\"}",
+        NULL};
+    tu_run a, b;
+    tu_run_sets(sets, &a);
+    tu_run_sets(sets, &b);
+    ck_assert_int_eq(a.n_records, 200);
+    ck_assert_int_eq(a.record_hash, b.record_hash);
+    ck_assert_int_gt(a.summary.kv_hit_tokens, 0);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
 Suite *prefix_cache_suite(void)
 {
     Suite *s = suite_create("prefix_cache");
@@ -551,6 +739,11 @@ Suite *prefix_cache_suite(void)
     tcase_add_test(t, test_prefix_gen_multiturn_turns_extend_the_previous_context);
     tcase_add_test(t, test_prefix_gen_system_prompts_and_pool_share_what_they_say);
     tcase_add_test(t, test_prefix_multiturn_run_hits_and_is_faster_than_without_caching);
+    tcase_add_test(t, test_route_prefix_match_precise_and_approximate);
+    tcase_add_test(t, test_route_prefix_dynamo_trades_overlap_against_load);
+    tcase_add_test(t, test_route_prefix_llmd_weighs_prefix_queue_and_kv);
+    tcase_add_test(t, test_route_prefix_sglang_balances_then_follows_its_trees);
+    tcase_add_loop_test(t, test_route_prefix_policies_complete_every_request, 0, 4);
     suite_add_tcase(s, t);
     return s;
 }
