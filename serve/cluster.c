@@ -779,6 +779,8 @@ void cluster_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
         t->kv_used_fraction = v->kv_total_blocks ? (double)(v->kv_total_blocks -
                                                             v->kv_free_blocks) /
                                                        v->kv_total_blocks : 0;
+        t->kv_cached_fraction = v->kv_total_blocks ? (double)v->kv_cached_blocks /
+                                                         v->kv_total_blocks : 0;
         t->power_w = v->state == INST_STOPPED ? 0
                      : now < c->slots[i].iter_end_ns
                          ? c->slots[i].iter_power_w
