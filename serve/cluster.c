@@ -1107,6 +1107,10 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->kv_lookup_blocks += ks.lookup_blocks;
         s->kv_hit_blocks += ks.hit_blocks;
         s->kv_evictions += ks.evictions;
+        s->kv_tier_hit_tokens += ks.tier_hit_tokens;
+        s->kv_tier_load_bytes += st.kv_load_bytes;
+        s->kv_tier_write_bytes += st.kv_write_bytes;
+        s->kv_load_stall_s += st.kv_load_ns / 1e9;
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
     if (up_ns > 0)

@@ -26,6 +26,7 @@
  * per admission check of a waiting request with a cached prefix. */
 #include "serve/kv.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,7 @@ struct kv_cache {
     bool identity;
     double used_block_ns;       /* integral of used over time */
     sim_time_ns last_change_ns;
-    uint64_t evictions, hit_tokens, lookup_tokens, hit_blocks, lookup_blocks;
+    uint64_t evictions, hit_tokens, lookup_tokens, hit_blocks, lookup_blocks, tier_hit_tokens;
     /* identity mode */
     evict_block *blk;           /* what eviction policies see */
     kv_link *link;              /* the built-in queue (ev == NULL) */
@@ -61,6 +62,15 @@ struct kv_cache {
     void *cost_ctx;
     double *cost_memo;          /* recompute_ns by depth; 0: not priced yet */
     int32_t cost_cap;
+    /* lower tiers (inclusive copies, kv_tier.h) */
+    kv_tier *tier[KV_TIERS_MAX];
+    kv_tier_setup tier_setup[KV_TIERS_MAX];
+    int32_t n_tiers;
+    bool tier_cost_aware;
+    double block_bytes;         /* one block, all GPUs (for load estimates) */
+    uint64_t tier_epoch;        /* tier evictions so far */
+    double pending_load[KV_TIERS_MAX], pending_write[KV_TIERS_MAX];   /* blocks */
+    uint64_t tier_hit_blocks[KV_TIERS_MAX], tier_write_blocks[KV_TIERS_MAX];
     int64_t cached;             /* free blocks with a hash */
     uint64_t evict_epoch;
     uint64_t *keys;             /* hash table */
@@ -294,6 +304,100 @@ static int32_t match(kv_cache *kv, const serve_req *r, kv_req *k)
     return m;
 }
 
+/* ---- lower tiers ---------------------------------------------------------------- */
+
+static int32_t tier_of(const kv_cache *kv, uint64_t h)
+{
+    for (int32_t t = 0; t < kv->n_tiers; t++)
+        if (kv_tier_has(kv->tier[t], h))
+            return t;
+    return -1;
+}
+
+static double recompute_at(kv_cache *kv, int32_t depth);
+
+/* Whether loading blocks m .. m+n-1 of k from the tiers beats computing
+ * them (cost_aware). O(n). */
+static bool load_pays(kv_cache *kv, kv_req *k, int32_t m, int32_t n)
+{
+    double blocks[KV_TIERS_MAX] = {0}, load_ns = 0, compute_ns = 0;
+    for (int32_t i = m; i < m + n; i++) {
+        blocks[tier_of(kv, k->hash[i])]++;
+        compute_ns += recompute_at(kv, i);
+    }
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        if (!blocks[t])
+            continue;
+        const kv_tier_setup *ts = &kv->tier_setup[t];
+        double chunks = ceil(blocks[t] * kv->block_tokens / ts->chunk_tokens);
+        load_ns += chunks * (double)ts->latency_ns +
+                   blocks[t] * kv->block_bytes / ts->read_bytes_per_s * 1e9;
+    }
+    return load_ns < compute_ns;
+}
+
+/* Blocks of waiting r's sequence past its HBM match of m blocks that the
+ * tiers hold (from block m on, at most one token short of the sequence)
+ * and that are to be loaded. Remembered while no tier evicted anything:
+ * then only a longer run has to be looked for. */
+static int32_t tier_match(kv_cache *kv, const serve_req *r, kv_req *k, int32_t m)
+{
+    if (!kv->n_tiers)
+        return 0;
+    int32_t most = (req_seq_tokens(r) - 1) / kv->block_tokens;
+    bool memo = k->tier_kv == kv && k->tier_from == m && k->tier_epoch == kv->tier_epoch;
+    int32_t raw = memo ? k->tier_raw : 0;
+    while (m + raw < most && tier_of(kv, block_hash(kv, k, m + raw)) >= 0)
+        raw++;
+    if (!memo || raw != k->tier_raw)
+        k->tier_use = raw && kv->tier_cost_aware && !load_pays(kv, k, m, raw) ? 0 : raw;
+    k->tier_kv = kv;
+    k->tier_from = m;
+    k->tier_raw = raw;
+    k->tier_epoch = kv->tier_epoch;
+    return k->tier_use;
+}
+
+void kv_set_tiers(kv_cache *kv, const kv_tiers_setup *tiers, double block_bytes_per_gpu)
+{
+    SIM_ASSERT(kv->n_tiers == 0 && tiers->n <= KV_TIERS_MAX);
+    if (!kv->identity)
+        return;
+    for (int32_t t = 0; t < tiers->n; t++) {
+        kv->tier_setup[t] = tiers->tier[t];
+        kv->tier[t] = kv_tier_create(tiers->tier[t].capacity_blocks);
+    }
+    kv->n_tiers = tiers->n;
+    kv->tier_cost_aware = tiers->cost_aware;
+    kv->block_bytes = block_bytes_per_gpu;
+}
+
+int32_t kv_take_tier_io(kv_cache *kv, double load_blocks[KV_TIERS_MAX],
+                        double write_blocks[KV_TIERS_MAX])
+{
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        load_blocks[t] = kv->pending_load[t];
+        write_blocks[t] = kv->pending_write[t];
+        kv->pending_load[t] = kv->pending_write[t] = 0;
+    }
+    return kv->n_tiers;
+}
+
+/* Block i of k, just cached in HBM, is written through to every tier that
+ * lacks it. */
+static void write_through(kv_cache *kv, uint64_t h)
+{
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        uint64_t ev = kv_tier_evictions(kv->tier[t]);
+        if (kv_tier_put(kv->tier[t], h)) {
+            kv->pending_write[t]++;
+            kv->tier_write_blocks[t]++;
+        }
+        if (kv_tier_evictions(kv->tier[t]) != ev)
+            kv->tier_epoch++;
+    }
+}
+
 int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k)
 {
     if (!kv->identity)
@@ -347,6 +451,8 @@ void kv_destroy(kv_cache *kv)
     free(kv->link);
     free(kv->parent_hash);
     free(kv->cost_memo);
+    for (int32_t t = 0; t < kv->n_tiers; t++)
+        kv_tier_destroy(kv->tier[t]);
     free(kv->keys);
     free(kv->vals);
     free(kv->plan_ref);
@@ -354,9 +460,8 @@ void kv_destroy(kv_cache *kv)
     free(kv);
 }
 
-static double view_recompute_ns(const evict_view *v, int32_t depth)
+static double recompute_at(kv_cache *kv, int32_t depth)
 {
-    kv_cache *kv = v->core;
     if (depth < 0)
         depth = 0;
     if (depth >= kv->cost_cap) {
@@ -381,6 +486,11 @@ static double view_recompute_ns(const evict_view *v, int32_t depth)
             *c = 1e-9;
     }
     return *c;
+}
+
+static double view_recompute_ns(const evict_view *v, int32_t depth)
+{
+    return recompute_at(v->core, depth);
 }
 
 int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
@@ -429,7 +539,12 @@ void kv_get_stats(const kv_cache *kv, kv_stats *out)
         .cached_blocks = kv->cached, .evictions = kv->evictions,
         .hit_tokens = kv->hit_tokens, .lookup_tokens = kv->lookup_tokens,
         .hit_blocks = kv->hit_blocks, .lookup_blocks = kv->lookup_blocks,
+        .tier_hit_tokens = kv->tier_hit_tokens, .n_tiers = kv->n_tiers,
     };
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        out->tier_hit_blocks[t] = kv->tier_hit_blocks[t];
+        out->tier_write_blocks[t] = kv->tier_write_blocks[t];
+    }
 }
 
 double kv_mean_fraction(const kv_cache *kv, sim_time_ns start, sim_time_ns now)
@@ -497,9 +612,10 @@ static int64_t led_need(batch_kv *bk, const serve_req *r, int32_t tokens)
     if (kv->identity && fresh(r)) {
         kv_req *k = kreq(r);
         int32_t m = match(kv, r, k), touch = 0;
+        int32_t t = tier_match(kv, r, k, m);   /* loaded into new blocks */
         for (int32_t i = 0; i < m; i++)
             touch += eff_ref(kv, table_find(kv, k->hash[i])) == 0;
-        return kv_blocks_for(kv, (int64_t)m * kv->block_tokens + tokens) - m + touch;
+        return kv_blocks_for(kv, (int64_t)(m + t) * kv->block_tokens + tokens) - m + touch;
     }
     int64_t need = kv_blocks_for(kv, (int64_t)r->computed_tokens + tokens) - r->kv_blocks;
     return need > 0 ? need : 0;
@@ -539,7 +655,9 @@ static int32_t led_cached_tokens(batch_kv *bk, const serve_req *r)
     kv_cache *kv = ((kv_ledger *)bk)->kv;
     if (!kv->identity || !fresh(r))
         return 0;
-    return match(kv, r, kreq(r)) * kv->block_tokens;
+    kv_req *k = kreq(r);
+    int32_t m = match(kv, r, k);
+    return (m + tier_match(kv, r, k, m)) * kv->block_tokens;
 }
 
 static int64_t led_room(batch_kv *bk, const serve_req *r)
@@ -599,10 +717,11 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
     if (!kv->identity || !fresh(r))
         return 0;
     int32_t m = match(kv, r, k);
+    int32_t t = tier_match(kv, r, k, m);
     kv->lookup_tokens += (uint64_t)req_seq_tokens(r);
     kv->lookup_blocks += (uint64_t)kv_blocks_for(kv, req_seq_tokens(r));
     kv->hit_blocks += (uint64_t)m;
-    if (!m)
+    if (!m && !t)
         return 0;
     SIM_ASSERT_AT(now, r->kv_blocks == 0);
     int64_t touched = 0;
@@ -618,13 +737,23 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
         table_append(k, i, b);
     }
     add_used(kv, touched, now);
-    int32_t tokens = m * kv->block_tokens;
+    /* Blocks from the tiers: loaded into blocks kv_grow allocates next (after
+     * every admission of the plan has touched its prefix). */
+    for (int32_t i = m; i < m + t; i++) {
+        int32_t tr = tier_of(kv, k->hash[i]);
+        SIM_ASSERT_AT(now, tr >= 0);
+        kv_tier_put(kv->tier[tr], k->hash[i]);   /* a use: most recent */
+        kv->pending_load[tr]++;
+        kv->tier_hit_blocks[tr]++;
+    }
+    int32_t tokens = (m + t) * kv->block_tokens;
     r->kv_blocks = m;
-    r->kv_cap_tokens = tokens;
+    r->kv_cap_tokens = m * kv->block_tokens;
     r->computed_tokens = tokens;
     r->cached_tokens += tokens;
     k->n_registered = m;   /* already in the cache */
-    kv->hit_tokens += (uint64_t)tokens;
+    kv->hit_tokens += (uint64_t)m * kv->block_tokens;
+    kv->tier_hit_tokens += (uint64_t)t * kv->block_tokens;
     return tokens;
 }
 
@@ -675,6 +804,8 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
         if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b)) {
             evict_block *x = &kv->blk[b];
             x->hash = k->hash[i];
+            if (kv->n_tiers)
+                write_through(kv, x->hash);
             x->depth = i;
             if (kv->ev && i > 0 && (x->parent = table_find(kv, k->hash[i - 1])) != NIL) {
                 kv->parent_hash[b] = k->hash[i - 1];

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include "api/batch.h"
 #include "api/evict.h"
+#include "serve/kv_tier.h"
 #include "models/model.h"
 
 typedef struct kv_cache kv_cache;
@@ -51,6 +52,12 @@ typedef struct kv_req {
     int32_t match_blocks;      /* last prefix match, valid while match_kv's */
     uint64_t match_epoch;      /* eviction epoch equals match_epoch */
     const kv_cache *match_kv;
+    /* lower tiers: blocks past the HBM match of tier_from blocks found there
+     * (tier_raw) and worth loading (tier_use), valid while tier_kv's tier
+     * eviction epoch equals tier_epoch */
+    int32_t tier_from, tier_raw, tier_use;
+    uint64_t tier_epoch;
+    const kv_cache *tier_kv;
 } kv_req;
 
 /* What the cache did, for the run's results. */
@@ -64,6 +71,10 @@ typedef struct kv_stats {
     uint64_t lookup_tokens;    /* prompt tokens of the requests admitted, looked up */
     uint64_t hit_blocks;       /* blocks of them served from the cache */
     uint64_t lookup_blocks;    /* blocks those prompts fill (the last one partly) */
+    uint64_t tier_hit_tokens;  /* prompt tokens loaded from lower tiers instead */
+    uint64_t tier_hit_blocks[KV_TIERS_MAX];   /* blocks loaded, per tier */
+    uint64_t tier_write_blocks[KV_TIERS_MAX]; /* blocks written through, per tier */
+    int32_t n_tiers;
 } kv_stats;
 
 /* Blocks that fit on each GPU: (HBM x utilization - weights per GPU -
@@ -87,6 +98,19 @@ int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
 void kv_set_recompute(kv_cache *kv, double (*fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens),
                       void *ctx);
 const char *kv_eviction_name(const kv_cache *kv);
+/* Identity mode: lower tiers below HBM (kv_tier.h), inclusive: every block
+ * cached in HBM is written through to each tier; a prefix lookup continues
+ * past the HBM match into the tiers (a block is read from the first tier
+ * holding it), and the blocks found are loaded into newly allocated HBM
+ * blocks at admission instead of being computed (with cost_aware, only
+ * when the estimated load time, chunks x latency + bytes / read rate per
+ * tier, is below the cost model's time to compute them). block_bytes_per_gpu
+ * prices the estimate. Call right after kv_create. */
+void kv_set_tiers(kv_cache *kv, const kv_tiers_setup *tiers, double block_bytes_per_gpu);
+/* Blocks to load from and write to each tier since the last call (the
+ * instance moves them); returns the number of tiers. */
+int32_t kv_take_tier_io(kv_cache *kv, double load_blocks[KV_TIERS_MAX],
+                        double write_blocks[KV_TIERS_MAX]);
 
 int64_t kv_total_blocks(const kv_cache *kv);
 int64_t kv_used_blocks(const kv_cache *kv);

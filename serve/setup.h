@@ -13,6 +13,7 @@
 #include "api/order.h"
 #include "api/route.h"
 #include "models/cost.h"
+#include "serve/kv_tier.h"
 
 /* What happens to a preempted request's KV. */
 typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
@@ -91,6 +92,7 @@ typedef struct pool_setup {
     swap_setup swap;              /* host_blocks and the byte figures derived */
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
     evict_choice evict_policy;    /* which cached block goes (api/evict.h) */
+    kv_tiers_setup kv_tiers;      /* lower KV tiers (serve/kv_tier.h); n 0: none */
     lifecycle_setup lifecycle;
 } pool_setup;
 

@@ -717,6 +717,98 @@ START_TEST(test_route_prefix_policies_complete_every_request)
 }
 END_TEST
 
+/* ---- lower KV tiers ---------------------------------------------------------------- */
+
+/* A's 4096-token prompt is cached, pushed out of HBM by two long strangers
+ * (it stays in DRAM, written through), then B repeats it: B loads 255
+ * blocks from DRAM, and its iteration waits n_chunks x latency + bytes /
+ * rate for them. */
+static void tier_run(const char *tier_json, const char *load, tu_run *r)
+{
+    static char dir_trace[256];
+    char *dir = tu_tempdir();
+    snprintf(dir_trace, sizeof dir_trace, "%s/tier.csv", dir);
+    free(dir);
+    FILE *f = fopen(dir_trace, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "arrival_s,input_tokens,output_tokens,prefix_block_tokens,prefix_blocks\n");
+    const struct { double t; int input, first_id, n_ids; } rows[] = {
+        {0, 4096, 1, 64}, {10, 12000, 1001, 188}, {20, 12000, 2001, 188}, {30, 4096, 1, 64}};
+    for (int i = 0; i < 4; i++) {
+        fprintf(f, "%g,%d,1,64,", rows[i].t, rows[i].input);
+        for (int j = 0; j < rows[i].n_ids; j++)
+            fprintf(f, "%s%d", j ? " " : "", rows[i].first_id + j);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    char wl[512], tiers[256], kvload[64];
+    snprintf(wl, sizeof wl, "workload={\"source\": \"native\", \"path\": \"%s\"}", dir_trace);
+    snprintf(tiers, sizeof tiers, "instance.kv_tiers=[%s]", tier_json);
+    snprintf(kvload, sizeof kvload, "instance.kv_load=\"%s\"", load);
+    const char *const sets[] = {"model=\"Llama-3.1-8B\"", "instance.gpu_memory_utilization=0.245",
+                                "instance.max_context_tokens=16384",
+                                "instance.prefix_caching=true", "cost.model=\"roofline\"",
+                                tiers, kvload, wl, NULL};
+    tu_run_sets(sets, r);
+    unlink(dir_trace);
+}
+
+START_TEST(test_tier_load_takes_latency_plus_bytes_over_bandwidth)
+{
+    tu_run r;
+    tier_run("{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 10, "
+             "\"latency_us\": 100, \"chunk_tokens\": 256}", "blocking", &r);
+    ck_assert_int_eq(r.n_records, 4);
+    ck_assert_int_eq(r.summary.kv_hit_tokens, 0);            /* HBM lost A's blocks */
+    ck_assert_int_eq(r.summary.kv_tier_hit_tokens, 255 * 16); /* DRAM had them */
+    double block_bytes = 16 * 131072.0;   /* Llama-3.1-8B: 128 KiB a token */
+    double bytes = 255 * block_bytes;
+    ck_assert_double_eq_tol(r.summary.kv_tier_load_bytes, bytes, 1e-3);
+    /* 4080 tokens in 256-token chunks: 16 chunks of 100 us, then the bytes
+     * at 10 GB/s (the bottleneck of DRAM and PCIe's 64 GB/s). */
+    double expect_s = 16 * 100e-6 + bytes / 10e9;
+    ck_assert_msg(fabs(r.summary.kv_load_stall_s - expect_s) < 2e-9, "stall %.9f s, expected %.9f",
+                  r.summary.kv_load_stall_s, expect_s);
+    /* Everything cached was written through once. */
+    ck_assert_double_gt(r.summary.kv_tier_write_bytes, (256 + 749) * block_bytes);
+    tu_run_fini(&r);
+
+    /* Cost-aware: at 1 MB/s the load would take minutes; B computes instead. */
+    tier_run("{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 0.001}",
+             "cost_aware", &r);
+    ck_assert_int_eq(r.n_records, 4);
+    ck_assert_int_eq(r.summary.kv_tier_hit_tokens, 0);
+    ck_assert_double_eq(r.summary.kv_load_stall_s, 0);
+    tu_run_fini(&r);
+    /* ... and blocking loads it anyway, waiting. */
+    tier_run("{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 0.001}",
+             "blocking", &r);
+    ck_assert_int_eq(r.summary.kv_tier_hit_tokens, 255 * 16);
+    ck_assert_double_gt(r.summary.kv_load_stall_s, 500);
+    tu_run_fini(&r);
+}
+END_TEST
+
+START_TEST(test_tier_config_errors_name_the_path)
+{
+    static const char *const bad[][2] = {
+        {"instance.kv_tiers=[{\"name\": \"tape\", \"capacity_gib\": 1}]", "$.instance.kv_tiers[0].name"},
+        {"instance.kv_tiers=[{\"name\": \"dram\"}]", "$.instance.kv_tiers[0].capacity_gib"},
+        {"instance.kv_tiers={\"name\": \"dram\"}", "expected a list"},
+        {"instance.kv_load=\"lazy\"", "cost_aware"},
+    };
+    for (int i = 0; i < 4; i++) {
+        cJSON *root = tu_base_config();
+        const char *const sets[] = {bad[i][0], NULL};
+        tu_set(root, sets);
+        run_config cfg;
+        sim_err err = {{0}};
+        ck_assert_int_eq(run_config_parse(root, &cfg, &err), -1);
+        ck_assert_msg(strstr(err.msg, bad[i][1]), "%s: %s", bad[i][0], err.msg);
+    }
+}
+END_TEST
+
 Suite *prefix_cache_suite(void)
 {
     Suite *s = suite_create("prefix_cache");
@@ -744,6 +836,8 @@ Suite *prefix_cache_suite(void)
     tcase_add_test(t, test_route_prefix_llmd_weighs_prefix_queue_and_kv);
     tcase_add_test(t, test_route_prefix_sglang_balances_then_follows_its_trees);
     tcase_add_loop_test(t, test_route_prefix_policies_complete_every_request, 0, 4);
+    tcase_add_test(t, test_tier_load_takes_latency_plus_bytes_over_bandwidth);
+    tcase_add_test(t, test_tier_config_errors_name_the_path);
     suite_add_tcase(s, t);
     return s;
 }

@@ -117,7 +117,7 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
-        "host_swap_gib", "prefix_caching", NULL};
+        "host_swap_gib", "prefix_caching", "kv_tiers", "kv_load", NULL};
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
@@ -155,6 +155,12 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     };
     set_rules(p, budget);
     p->prefix_caching = caching;
+    const char *load;
+    if (jcfg_str(o, path, "kv_load", "blocking", &load, err) ||
+        kv_tiers_parse(cJSON_GetObjectItemCaseSensitive(o, "kv_tiers"), path, load,
+                       llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block *
+                           par_gpus(&p->par), &p->kv_tiers, err))
+        return -1;
     /* Host memory for swapped KV is per instance; each GPU holds its shard. */
     double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block;
     p->swap = (swap_setup){
