@@ -192,6 +192,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->cost = s->cost;
     kv_set_recompute(inst->kv, recompute_ns, inst);
     kv_set_tiers(inst->kv, &ps->kv_tiers, ps->swap.block_bytes_per_gpu);
+    if (ps->kv_keep_tokens > 0)
+        kv_set_budget(inst->kv, ps->kv_keep_tokens, ps->kv_keep_fraction);
     for (int32_t t = 0; t < ps->kv_tiers.n && ps->prefix_caching; t++) {
         const kv_tier_setup *ts = &ps->kv_tiers.tier[t];
         char name[64];
@@ -432,7 +434,8 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
         if (req_is_decode(r) && !layers)
-            shape->decode_ctx_sum += r->computed_tokens, shape->n_decode++;
+            shape->decode_ctx_sum += kv_attended_tokens(inst->kv, r->computed_tokens),
+                shape->n_decode++;
         else
             inst->prefill[shape->n_prefill++] = (batch_seq){q, r->computed_tokens};
         shape->n_sampled += completes && r->computed_tokens + q == req_seq_tokens(r);

@@ -71,6 +71,11 @@ struct kv_cache {
     uint64_t tier_epoch;        /* tier evictions so far */
     double pending_load[KV_TIERS_MAX], pending_write[KV_TIERS_MAX];   /* blocks */
     uint64_t tier_hit_blocks[KV_TIERS_MAX], tier_write_blocks[KV_TIERS_MAX];
+    /* token-level compression (counting mode): a request keeps
+     * min(seq, max(keep_min, ceil(keep_frac x seq))) tokens */
+    bool budget;
+    int64_t keep_min;
+    double keep_frac;
     int64_t cached;             /* free blocks with a hash */
     uint64_t evict_epoch;
     uint64_t *keys;             /* hash table */
@@ -556,9 +561,45 @@ double kv_mean_fraction(const kv_cache *kv, sim_time_ns start, sim_time_ns now)
     return integral / ((double)(now - start) * (double)kv->total);
 }
 
+static int64_t retained(const kv_cache *kv, int64_t tokens)
+{
+    if (!kv->budget)
+        return tokens;
+    int64_t keep = kv->keep_min, f = (int64_t)ceil(kv->keep_frac * (double)tokens);
+    if (f > keep)
+        keep = f;
+    return keep < tokens ? keep : tokens;
+}
+
 int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens)
 {
-    return (tokens + kv->block_tokens - 1) / kv->block_tokens;
+    return (retained(kv, tokens) + kv->block_tokens - 1) / kv->block_tokens;
+}
+
+int64_t kv_attended_tokens(const kv_cache *kv, int64_t tokens) { return retained(kv, tokens); }
+
+/* The longest sequence `blocks` blocks hold (kv_cap_tokens). */
+static int64_t cap_of(const kv_cache *kv, int64_t blocks)
+{
+    int64_t c = blocks * kv->block_tokens;
+    if (!kv->budget || c < kv->keep_min)
+        return c;
+    if (kv->keep_frac <= 0)
+        return INT32_MAX;
+    double most = floor((double)c / kv->keep_frac);
+    int64_t cap = most > INT32_MAX ? INT32_MAX : (int64_t)most;
+    while (cap > c && retained(kv, cap) > c)
+        cap--;
+    return cap;
+}
+
+void kv_set_budget(kv_cache *kv, int64_t keep_min_tokens, double keep_fraction)
+{
+    SIM_ASSERT(!kv->identity && kv->used == 0 && keep_min_tokens >= 1 &&
+               keep_fraction >= 0 && keep_fraction <= 1);
+    kv->budget = true;
+    kv->keep_min = keep_min_tokens;
+    kv->keep_frac = keep_fraction;
 }
 
 void kv_req_init(kv_req *k, const uint64_t *ids, int32_t id_tokens, int32_t id_block_tokens,
@@ -668,8 +709,7 @@ static int64_t led_room(batch_kv *bk, const serve_req *r)
         /* Touching its cached blocks uses some of the free ones. */
         room = (bk->free_blocks - (led_need(bk, r, 0))) * kv->block_tokens;
     } else {
-        room = ((int64_t)r->kv_blocks + bk->free_blocks) * kv->block_tokens -
-               r->computed_tokens;
+        room = cap_of(kv, (int64_t)r->kv_blocks + bk->free_blocks) - r->computed_tokens;
     }
     return room > 0 ? room : 0;
 }
@@ -768,7 +808,7 @@ void kv_grow_blocks(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_t
             table_append(k, r->kv_blocks + (int32_t)i, take_free_block(kv, now));
     add_used(kv, need, now);
     r->kv_blocks += (int32_t)need;
-    r->kv_cap_tokens = r->kv_blocks * kv->block_tokens;
+    r->kv_cap_tokens = (int32_t)cap_of(kv, r->kv_blocks);
 }
 
 void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)

@@ -162,7 +162,17 @@ int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k)
  * returns their number, *out valid until k's hashes change. */
 int32_t kv_req_prompt_hashes(kv_req *k, int32_t block_tokens, int32_t seq_tokens,
                              const uint64_t **out);
-/* Blocks needed to hold `tokens` tokens: ceil(tokens / block size). */
+/* Token-level KV compression (counting mode only; quality not modelled):
+ * a request keeps min(seq, max(keep_min_tokens, ceil(keep_fraction x seq)))
+ * of its tokens' KV (sink + window: keep_fraction 0; a share of the
+ * sequence: keep_fraction > 0), which is what blocks it holds and what its
+ * decode attends to. Call right after kv_create. */
+void kv_set_budget(kv_cache *kv, int64_t keep_min_tokens, double keep_fraction);
+/* Tokens of a sequence of `tokens` whose KV is kept and read (all of them
+ * without a budget). */
+int64_t kv_attended_tokens(const kv_cache *kv, int64_t tokens);
+/* Blocks needed to hold `tokens` tokens: ceil(tokens / block size), of the
+ * tokens kept under a budget. */
 int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens);
 
 #endif

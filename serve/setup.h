@@ -93,6 +93,10 @@ typedef struct pool_setup {
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
     evict_choice evict_policy;    /* which cached block goes (api/evict.h) */
     kv_tiers_setup kv_tiers;      /* lower KV tiers (serve/kv_tier.h); n 0: none */
+    /* Token-level KV compression (kv_set_budget): sink + window tokens kept
+     * at least, and the share of the sequence kept; keep_tokens 0: none. */
+    int64_t kv_keep_tokens;
+    double kv_keep_fraction;
     lifecycle_setup lifecycle;
 } pool_setup;
 

@@ -809,6 +809,65 @@ START_TEST(test_tier_config_errors_name_the_path)
 }
 END_TEST
 
+/* ---- token-level KV compression ------------------------------------------------- */
+
+START_TEST(test_kv_budget_shrinks_blocks_and_decode_attention)
+{
+    kv_cache *kv = kv_create(1000, 4, false, 0);
+    kv_set_budget(kv, 100, 0);   /* sink + window: 100 tokens */
+    req q = {0};
+    q.pub = (serve_req){.input_tokens = 1000, .output_tokens = 8, .state = REQ_RUNNING};
+    serve_req *r = &q.pub;
+    kv_grow(kv, r, &q.kv, 1000, 0);
+    ck_assert_int_eq(r->kv_blocks, 25);          /* 100 tokens, not 1000 */
+    ck_assert_int_eq(kv_attended_tokens(kv, 1000), 100);
+    ck_assert_int_eq(kv_attended_tokens(kv, 60), 60);
+    ck_assert_int_ge(r->kv_cap_tokens, 1 << 30);   /* the window never grows */
+    r->computed_tokens = 1000;
+    kv_grow(kv, r, &q.kv, 5000, 1);
+    ck_assert_int_eq(kv_used_blocks(kv), 25);
+    kv_release(kv, r, &q.kv, 2);
+    kv_destroy(kv);
+
+    kv = kv_create(1000, 4, false, 0);
+    kv_set_budget(kv, 8, 0.25);   /* a quarter of the sequence, at least 8 */
+    q.pub = (serve_req){.input_tokens = 1000, .output_tokens = 8, .state = REQ_RUNNING};
+    kv_grow(kv, r, &q.kv, 1000, 0);
+    ck_assert_int_eq(r->kv_blocks, 63);   /* ceil(250 / 4) */
+    ck_assert_int_eq(r->kv_cap_tokens, 1008);   /* 252 kept of 1008 */
+    ck_assert_int_eq(kv_blocks_for(kv, 1008), 63);
+    ck_assert_int_eq(kv_blocks_for(kv, 1009), 64);
+    ck_assert_int_eq(kv_attended_tokens(kv, 20), 8);
+    kv_release(kv, r, &q.kv, 1);
+    kv_destroy(kv);
+    kv_req_fini(&q.kv);
+
+    /* A whole run: the same work with fewer bytes of decode attention. */
+    const char *const base[] = {"instance.prefix_caching=false", "workload.requests=150", NULL};
+    const char *const comp[] = {"instance.prefix_caching=false", "workload.requests=150",
+                                "instance.kv_budget={\"window_tokens\": 252}", NULL};
+    tu_run a, b;
+    tu_run_sets(base, &a);
+    tu_run_sets(comp, &b);
+    ck_assert_int_eq(b.n_records, 150);
+    ck_assert_int_eq(a.output_tokens, b.output_tokens);
+    ck_assert_int_eq(b.kv_over_capacity, 0);
+    ck_assert_double_lt(b.summary.kv_bytes, a.summary.kv_bytes);
+    ck_assert_double_lt(b.summary.kv_peak_fraction, a.summary.kv_peak_fraction);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+
+    cJSON *root = tu_base_config();
+    const char *const sets[] = {"instance.prefix_caching=true", "instance.kv_budget={}", NULL};
+    tu_set(root, sets);
+    run_config cfg;
+    sim_err err = {{0}};
+    ck_assert_int_eq(run_config_parse(root, &cfg, &err), -1);
+    ck_assert_msg(strstr(err.msg, "$.instance.kv_budget") && strstr(err.msg, "prefix_caching"),
+                  "%s", err.msg);
+}
+END_TEST
+
 Suite *prefix_cache_suite(void)
 {
     Suite *s = suite_create("prefix_cache");
@@ -838,6 +897,7 @@ Suite *prefix_cache_suite(void)
     tcase_add_loop_test(t, test_route_prefix_policies_complete_every_request, 0, 4);
     tcase_add_test(t, test_tier_load_takes_latency_plus_bytes_over_bandwidth);
     tcase_add_test(t, test_tier_config_errors_name_the_path);
+    tcase_add_test(t, test_kv_budget_shrinks_blocks_and_decode_attention);
     suite_add_tcase(s, t);
     return s;
 }

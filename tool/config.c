@@ -117,7 +117,7 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
-        "host_swap_gib", "prefix_caching", "kv_tiers", "kv_load", NULL};
+        "host_swap_gib", "prefix_caching", "kv_tiers", "kv_load", "kv_budget", NULL};
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
@@ -161,6 +161,30 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
                        llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block *
                            par_gpus(&p->par), &p->kv_tiers, err))
         return -1;
+    cJSON *kvb = cJSON_GetObjectItemCaseSensitive(o, "kv_budget");
+    if (kvb) {   /* token-level KV compression (serve/kv.h, kv_set_budget) */
+        static const char *const bkeys[] = {"sink_tokens", "window_tokens", "fraction", NULL};
+        char bpath[300];
+        int64_t sink, window;
+        double frac;
+        snprintf(bpath, sizeof bpath, "%s.kv_budget", path);
+        if (!cJSON_IsObject(kvb))
+            return sim_errf(err, "%s: expected an object {\"sink_tokens\", "
+                            "\"window_tokens\", \"fraction\"}", bpath);
+        if (jcfg_check_keys(kvb, bpath, bkeys, err) ||
+            jcfg_int(kvb, bpath, "sink_tokens", 4, 0, INT32_MAX / 4, &sink, err) ||
+            jcfg_int(kvb, bpath, "window_tokens", 1024, 0, INT32_MAX / 4, &window, err) ||
+            jcfg_num(kvb, bpath, "fraction", 0, 0, 1, &frac, err))
+            return -1;
+        if (sink + window < 1)
+            return sim_errf(err, "%s: expected sink_tokens + window_tokens >= 1", bpath);
+        if (caching)
+            return sim_errf(err, "%s: needs %s.prefix_caching false (a compressed cache "
+                            "drops tokens, so prompts no longer share exact prefixes)",
+                            bpath, path);
+        p->kv_keep_tokens = sink + window;
+        p->kv_keep_fraction = frac;
+    }
     /* Host memory for swapped KV is per instance; each GPU holds its shard. */
     double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block;
     p->swap = (swap_setup){
