@@ -337,6 +337,9 @@ static void set_identity(cluster *c, req *q)
     }
     kv_req_init(&q->kv, n > 0 ? q->ids : NULL, id_tokens, w->prefix_block_tokens,
                 sim_hash_mix(c->identity_salt, q->pub.id));
+    q->pub.prefix_ids = n > 0 ? q->ids : NULL;
+    q->pub.n_prefix_ids = n > 0 ? n : 0;
+    q->pub.prefix_id_block_tokens = n > 0 ? w->prefix_block_tokens : 0;
 }
 
 /* The instances the run starts with begin at its first arrival; those a

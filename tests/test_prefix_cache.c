@@ -868,6 +868,49 @@ START_TEST(test_kv_budget_shrinks_blocks_and_decode_attention)
 }
 END_TEST
 
+/* ---- BatchLLM's prefix grouping -------------------------------------------------- */
+
+START_TEST(test_order_prefix_group_runs_a_group_back_to_back)
+{
+    sim_err err = {{0}};
+    const order_policy_ops *ops = order_policy_find("prefix_group", "$.policies.order.name", &err);
+    ck_assert_msg(ops, "%s", err.msg);
+    cJSON *p = cJSON_Parse("{\"group_tokens\": 128, \"window_s\": 10}");
+    void *st;
+    ck_assert_int_eq(ops->init(1, p, "$.policies.order.params", &st, &err), 0);
+    cJSON_Delete(p);
+    static const uint64_t x[] = {7, 8, 9}, x2[] = {7, 8, 10}, y[] = {7, 11, 12};
+    /* 64-token ids: the group is the id holding token 127, the second. */
+    serve_req a = {.arrival_ns = 1000, .prefix_ids = x, .n_prefix_ids = 3,
+                   .prefix_id_block_tokens = 64};
+    serve_req b = {.arrival_ns = 2000, .prefix_ids = y, .n_prefix_ids = 3,
+                   .prefix_id_block_tokens = 64};
+    serve_req c = {.arrival_ns = 3000, .prefix_ids = x2, .n_prefix_ids = 3,
+                   .prefix_id_block_tokens = 64};
+    serve_req d = {.arrival_ns = 4000, .prefix_ids = x, .n_prefix_ids = 1,
+                   .prefix_id_block_tokens = 64};   /* too short to group */
+    serve_req e = {.arrival_ns = 20 * SIM_NS_PER_S, .prefix_ids = x, .n_prefix_ids = 3,
+                   .prefix_id_block_tokens = 64};   /* after the window */
+    ck_assert_double_eq(ops->key(st, &a), 1000);
+    ck_assert_double_eq(ops->key(st, &b), 2000);
+    ck_assert_double_eq(ops->key(st, &c), 1000);   /* joins a's group, ahead of b */
+    ck_assert_double_eq(ops->key(st, &d), 4000);
+    ck_assert_double_eq(ops->key(st, &e), (double)(20 * SIM_NS_PER_S));
+    ops->destroy(st);
+
+    const char *const sets[] = {
+        "instance.prefix_caching=true", "policies.order.name=\"prefix_group\"",
+        "instance.gpu_memory_utilization=0.245", "instance.max_context_tokens=4096",
+        "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\", "
+        "\"rate_scale\": 6}", NULL};
+    tu_run r;
+    tu_run_sets(sets, &r);
+    ck_assert_int_eq(r.n_records, 200);
+    ck_assert_int_eq(r.kv_over_capacity, 0);
+    tu_run_fini(&r);
+}
+END_TEST
+
 Suite *prefix_cache_suite(void)
 {
     Suite *s = suite_create("prefix_cache");
@@ -898,6 +941,7 @@ Suite *prefix_cache_suite(void)
     tcase_add_test(t, test_tier_load_takes_latency_plus_bytes_over_bandwidth);
     tcase_add_test(t, test_tier_config_errors_name_the_path);
     tcase_add_test(t, test_kv_budget_shrinks_blocks_and_decode_attention);
+    tcase_add_test(t, test_order_prefix_group_runs_a_group_back_to_back);
     suite_add_tcase(s, t);
     return s;
 }
