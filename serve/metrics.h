@@ -69,6 +69,15 @@ typedef struct run_summary {
     double gpu_busy_fraction;
     double kv_peak_fraction;   /* max over instances */
     double kv_mean_fraction;   /* time-weighted, mean over instances */
+    /* Prefix caching (all instances): prompt tokens and blocks looked up at
+     * admission and served from the cache (prefill tokens saved), cached
+     * blocks evicted; instances that cache prefixes. */
+    uint64_t prefix_caching;
+    uint64_t kv_lookup_tokens, kv_hit_tokens, kv_lookup_blocks, kv_hit_blocks, kv_evictions;
+    /* Lower KV tiers: prompt tokens loaded from them instead of computed,
+     * bytes loaded and written through (all GPUs), iterations' waits. */
+    uint64_t kv_tier_hit_tokens;
+    double kv_tier_load_bytes, kv_tier_write_bytes, kv_load_stall_s;
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed

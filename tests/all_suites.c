@@ -23,6 +23,7 @@ const suite_fn test_suites[] = {
     workload_suite,
     traces_suite,
     kv_suite,
+    prefix_cache_suite,
     policies_suite,
     cluster_suite,
     cli_suite,

@@ -31,6 +31,7 @@ Suite *output_suite(void);
 Suite *workload_suite(void);
 Suite *traces_suite(void);
 Suite *kv_suite(void);
+Suite *prefix_cache_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
 Suite *cli_suite(void);

@@ -119,6 +119,18 @@ static void print_summary(const run_config *cfg, const run_summary *s,
         printf("  preemption cost        %llu tokens recomputed, %.2f GB swapped out, "
                "%.2f GB in, %.3f s added\n", (unsigned long long)s->recomputed_tokens,
                s->swap_out_bytes / 1e9, s->swap_in_bytes / 1e9, s->swap_time_s);
+    if (s->prefix_caching)
+        printf("  prefix cache           %.1f%% of prompt tokens hit (%llu prefill tokens "
+               "saved), %.1f%% of blocks; %llu evictions\n",
+               s->kv_lookup_tokens ? 100.0 * s->kv_hit_tokens / s->kv_lookup_tokens : 0,
+               (unsigned long long)s->kv_hit_tokens,
+               s->kv_lookup_blocks ? 100.0 * s->kv_hit_blocks / s->kv_lookup_blocks : 0,
+               (unsigned long long)s->kv_evictions);
+    if (s->kv_tier_load_bytes > 0 || s->kv_tier_write_bytes > 0)
+        printf("  KV tiers               %.1f%% of prompt tokens loaded from tiers; %.2f GB "
+               "loaded, %.2f GB written; loads stalled iterations %.3f s\n",
+               s->kv_lookup_tokens ? 100.0 * s->kv_tier_hit_tokens / s->kv_lookup_tokens : 0,
+               s->kv_tier_load_bytes / 1e9, s->kv_tier_write_bytes / 1e9, s->kv_load_stall_s);
     printf("  GPU busy               %.1f%%; KV use peak %.1f%%, mean %.1f%%\n",
            100 * s->gpu_busy_fraction, 100 * s->kv_peak_fraction,
            100 * s->kv_mean_fraction);
