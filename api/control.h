@@ -46,8 +46,11 @@ typedef enum control_kind {
  * dropped and the new instance prefills the sequence again; WITH_KV: the
  * destination reserves the blocks, the KV travels over the links (the
  * request pauses meanwhile), and the request goes on where it was. A
- * waiting request that has computed nothing moves as metadata at once. */
-typedef enum move_mode { MOVE_RECOMPUTE, MOVE_WITH_KV } move_mode;
+ * waiting request that has computed nothing moves as metadata at once.
+ * LIVE (Llumnix, serve/migrate.h): a decoding request keeps running while
+ * its KV is copied in stages; only the last, short stage stops it. A
+ * request not decoding moves as WITH_KV. */
+typedef enum move_mode { MOVE_RECOMPUTE, MOVE_WITH_KV, MOVE_LIVE } move_mode;
 
 typedef struct control_action {
     control_kind kind;

@@ -458,6 +458,27 @@ static double start_copies(instance *inst, const cost_result *c)
     return shown > 0 ? ceil(shown) : 0;
 }
 
+/* The last waiting request holding KV blocks gives them up (see step):
+ * true if there was one. O(queue length); only when an instance is stuck. */
+static bool drop_waiting_kv(instance *inst, sim_time_ns now)
+{
+    for (sim_rb_node *n = sim_rb_last(&inst->waiting); n; n = sim_rb_prev(n)) {
+        serve_req *r = SIM_RB_ENTRY(n, serve_req, wait_node);
+        if (r->kv_blocks == 0)
+            continue;
+        waiting_remove(inst, r);   /* its key may depend on what it computed */
+        inst->view->outstanding_tokens += r->computed_tokens;
+        inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
+        r->computed_tokens = 0;
+        kv_release(inst->kv, r, &req_of(r)->kv, now);
+        waiting_insert(inst, r);
+        r->preemptions++;
+        inst->stats.preemptions++;
+        return true;
+    }
+    return false;
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
@@ -482,6 +503,25 @@ static void step(instance *inst)
     };
     inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
+    if (inst->plan.n_items == 0 && kv_used_blocks(inst->kv) > 0) {
+        /* Nothing can run for want of blocks (the queue's head does not fit,
+         * or the only running request cannot grow). Waiting requests
+         * that brought their KV (moved or handed off here) hold blocks, as a
+         * waiting request never does in vLLM: the last of them gives its KV
+         * up (it will recompute) and the plan is made again. With none, the
+         * blocks are held for requests on their way out (hand-offs waiting
+         * for decode room, serve/disagg.h): wait for them to be released
+         * (instance_release_kv wakes the instance). */
+        if (drop_waiting_kv(inst, now)) {
+            step(inst);
+            return;
+        }
+        if (inst->n_running == 0) {
+            go_idle(inst, now);
+            update_view(inst);
+            return;
+        }
+    }
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
@@ -750,10 +790,14 @@ void instance_detach(instance *inst, serve_req *r)
     inst->hooks.detached(inst->hooks.ctx, inst, r);
 }
 
+static void wake(instance *inst);
+
 void instance_release_kv(instance *inst, serve_req *holder, kv_req *k)
 {
     kv_release(inst->kv, holder, k, sim_now(inst->eng));
     update_view(inst);
+    if (has_work(inst))
+        wake(inst);   /* it may have idled for want of these blocks */
 }
 
 bool instance_reserve(instance *inst, serve_req *r)
@@ -763,6 +807,17 @@ bool instance_reserve(instance *inst, serve_req *r)
     if (need > kv_free_blocks_of(inst->kv))
         return false;
     kv_grow(inst->kv, r, &req_of(r)->kv, 1, sim_now(inst->eng));
+    update_view(inst);
+    return true;
+}
+
+bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64_t blocks)
+{
+    SIM_ASSERT(holder->computed_tokens == 0 && blocks >= holder->kv_blocks);
+    if (blocks - holder->kv_blocks > kv_free_blocks_of(inst->kv))
+        return false;
+    kv_grow(inst->kv, holder, k, (int32_t)(blocks * inst->setup.block_size_tokens),
+            sim_now(inst->eng));
     update_view(inst);
     return true;
 }

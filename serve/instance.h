@@ -92,6 +92,11 @@ void instance_release_kv(instance *inst, serve_req *holder, kv_req *k);
 /* Reserves on this instance the blocks a moving request needs for its
  * computed tokens and one more; false (nothing reserved) without room. */
 bool instance_reserve(instance *inst, serve_req *r);
+/* Grows holder (a stand-in request with no computed tokens, and its kv_req
+ * k) to `blocks` blocks on this instance: a reservation for a request on
+ * its way here (hand-offs, live migration). false, nothing reserved, when
+ * the blocks added do not fit. Give them back with instance_release_kv. */
+bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64_t blocks);
 /* Puts a moved request in the waiting queue, with the KV reserved for it
  * (and, in identity mode, offers its full blocks to the cache). */
 void instance_attach(instance *inst, serve_req *r);

@@ -117,6 +117,10 @@ typedef struct cluster_setup {
     char workload_path[SETUP_PATH_MAX];
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
+    /* cluster.disagg (serve/disagg.h; NULL: off) and cluster.migration
+     * (serve/migrate.h; NULL: defaults), read by those modules. */
+    cJSON *disagg, *migration;
+    char disagg_path[SETUP_PATH_MAX], migration_path[SETUP_PATH_MAX];
 } cluster_setup;
 
 /* The longest request every arrival pool can take (the workload's clamp). */
