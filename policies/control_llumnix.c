@@ -13,13 +13,13 @@
  * F < `source_below`, least free first; destinations the other active ones,
  * most free first; the i-th source sends one running decode request to the
  * i-th destination, the one with the fewest tokens (Llumnix's default
- * "SR", cheapest to move), provided the destination is freer by more than
+ * "SR", cheapest to move; "pick": "longest" for LR, most memory freed), provided the destination is freer by more than
  * `min_gap` (and, in balance mode, stays freer after taking it). The move is
  * live (serve/migrate.h) or, with "recompute": true, drops the KV and
  * prefills again at the destination (the baseline Llumnix compares with).
  *
  * Params: {"mode": "defrag", "source_below": -3, "min_gap": 0,
- *          "max_per_tick": 8, "recompute": false}. Period: the controller's
+ *          "max_per_tick": 8, "recompute": false, "pick": "shortest"}. Period: the controller's
  * period_ms (Llumnix polls every 50 ms). */
 #include <math.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@
 #include "sim/jsoncfg.h"
 
 typedef struct ll_state {
-    bool defrag, recompute;
+    bool defrag, recompute, longest;
     double source_below, min_gap;
     int32_t max_per_tick;
     /* scratch, grown as needed */
@@ -43,8 +43,8 @@ static int ll_init(const control_setup *setup, cJSON *params, const char *path, 
 {
     (void)setup;
     static const char *const keys[] = {"mode", "source_below", "min_gap", "max_per_tick",
-                                       "recompute", NULL};
-    const char *mode;
+                                       "recompute", "pick", NULL};
+    const char *mode, *pick;
     double below, gap;
     int64_t max;
     bool recompute;
@@ -53,14 +53,18 @@ static int ll_init(const control_setup *setup, cJSON *params, const char *path, 
         jcfg_num(params, path, "source_below", -3, -1e12, 1e12, &below, err) ||
         jcfg_num(params, path, "min_gap", 0, 0, 1e12, &gap, err) ||
         jcfg_int(params, path, "max_per_tick", 8, 1, 4096, &max, err) ||
-        jcfg_bool(params, path, "recompute", 0, &recompute, err))
+        jcfg_bool(params, path, "recompute", 0, &recompute, err) ||
+        jcfg_str(params, path, "pick", "shortest", &pick, err))
         return -1;
+    if (strcmp(pick, "shortest") && strcmp(pick, "longest"))
+        return sim_errf(err, "%s.pick: expected \"shortest\" or \"longest\", got \"%s\"",
+                        path, pick);
     if (strcmp(mode, "defrag") && strcmp(mode, "balance"))
         return sim_errf(err, "%s.mode: expected \"defrag\" or \"balance\", got \"%s\"", path,
                         mode);
     ll_state *s = sim_xcalloc(1, sizeof *s);
     *s = (ll_state){.defrag = !strcmp(mode, "defrag"), .recompute = recompute != 0,
-                    .source_below = below, .min_gap = gap, .max_per_tick = (int32_t)max};
+                    .longest = !strcmp(pick, "longest"), .source_below = below, .min_gap = gap, .max_per_tick = (int32_t)max};
     *state = s;
     return 0;
 }
@@ -115,15 +119,16 @@ static void sort_by_f(int32_t *a, int32_t n, const double *f, bool ascending)
     }
 }
 
-/* The running decode request with the fewest tokens, or NULL. */
-static const serve_req *shortest_running(const control_view *v, int32_t i)
+/* The running decode request with the fewest tokens (or the most), or NULL. */
+static const serve_req *pick_running(const control_view *v, int32_t i, bool longest)
 {
     int32_t n;
     const serve_req *const *run = v->running(v, i, &n);
     const serve_req *best = NULL;
     for (int32_t k = 0; k < n; k++)
         if (req_is_decode(run[k]) &&
-            (!best || req_seq_tokens(run[k]) < req_seq_tokens(best)))
+            (!best || (longest ? req_seq_tokens(run[k]) > req_seq_tokens(best)
+                               : req_seq_tokens(run[k]) < req_seq_tokens(best))))
             best = run[k];
     return best;
 }
@@ -156,7 +161,7 @@ static void ll_tick(void *state, const control_view *v, control_plan *plan)
             int32_t a = s->src[j], b = s->dst[j];
             if (!(s->f[b] - s->f[a] > s->min_gap))
                 continue;
-            const serve_req *r = shortest_running(v, a);
+            const serve_req *r = pick_running(v, a, s->longest);
             if (!r)
                 continue;
             /* Balance: the destination must stay freer than the source. */

@@ -840,6 +840,31 @@ void instance_attach(instance *inst, serve_req *r)
     wake(inst);
 }
 
+bool instance_attach_running(instance *inst, serve_req *r)
+{
+    SIM_ASSERT(r->state == REQ_MOVING);
+    if (inst->n_running >= inst->setup.max_seqs || !req_is_decode(r) ||
+        r->computed_tokens + 1 > r->kv_cap_tokens)
+        return false;
+    if (r->instance != inst->index) {
+        r->moves++;
+        inst->stats.moved_in++;
+    }
+    r->instance = inst->index;
+    r->pool = inst->pool;
+    r->state = REQ_RUNNING;
+    r->admit_seq = ++inst->admit_seq;
+    req_of(r)->kv.n_registered = 0;
+    kv_commit(inst->kv, r, &req_of(r)->kv);
+    inst->view->outstanding_tokens += outstanding_of(r);
+    sim_grow((void **)&inst->running, &inst->run_cap, (size_t)inst->n_running + 1,
+             sizeof *inst->running);
+    inst->running[inst->n_running++] = r;
+    update_view(inst);
+    wake(inst);
+    return true;
+}
+
 /* ---- reading ---------------------------------------------------------------- */
 
 void instance_get_stats(const instance *inst, instance_stats *out)

@@ -97,6 +97,11 @@ bool instance_reserve(instance *inst, serve_req *r);
  * its way here (hand-offs, live migration). false, nothing reserved, when
  * the blocks added do not fit. Give them back with instance_release_kv. */
 bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64_t blocks);
+/* Puts a moved request that is decoding, with the KV for its next token
+ * reserved, straight into the running set (a live migration's commit:
+ * Llumnix resumes it there); false, doing nothing, when the running set is
+ * full (max_seqs) or it does not qualify. */
+bool instance_attach_running(instance *inst, serve_req *r);
 /* Puts a moved request in the waiting queue, with the KV reserved for it
  * (and, in identity mode, offers its full blocks to the cache). */
 void instance_attach(instance *inst, serve_req *r);

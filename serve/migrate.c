@@ -178,7 +178,10 @@ static void on_copied(void *ctx, net_xfer nx, int64_t last, sim_time_ns now)
     cluster_note_move_end(m->c, x->from, true);
     int32_t to = x->to;
     mig_free(m, x);
-    instance_attach(cluster_instance(m->c, to), r);
+    /* It resumes decoding in the destination's running set (Llumnix's
+     * commit), or queues there when that set is full. */
+    if (!instance_attach_running(cluster_instance(m->c, to), r))
+        instance_attach(cluster_instance(m->c, to), r);
 }
 
 bool migrate_start(migrate *m, serve_req *r, int32_t to)

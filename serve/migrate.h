@@ -11,13 +11,14 @@
  * request leaves the source's running set (after the iteration it is in,
  * if one runs), the destination reserves what the request needs there
  * (its sequence and one more token), the rest is sent, and the request
- * resumes at the destination with its KV; the source frees its blocks. More
+ * resumes decoding in the destination's running set with its KV (queued
+ * if that set is full); the source frees its blocks. More
  * than `max_stages` stages: aborted ("stages"). A request that finishes or
  * is preempted during the copy: aborted ("src"); the destination gives its
  * reservation back. Downtime: from leaving the running set to arriving at
  * the destination (the last stage's copy, with its link latency and any
- * contention); the request's token gap adds the destination's queueing and
- * the iteration it then joins. Copies share the links with every other
+ * contention); the request's token gap adds the rest of the destination's
+ * iteration in flight and the one it then joins. Copies share the links with every other
  * transfer.
  *
  * Settings: `cluster.migration` {"last_stage_max_blocks": 16,
