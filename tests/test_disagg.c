@@ -141,6 +141,30 @@ START_TEST(test_transfer_time_is_latency_plus_bytes_over_bandwidth)
 }
 END_TEST
 
+START_TEST(test_concurrent_transfers_share_the_decode_nic_fairly)
+{
+    /* Two prefill instances finish identical prompts at the same instant
+     * and send to one decode instance: the two transfers cross its one NIC
+     * at half its rate each, so each takes latency + 2 x bytes / bandwidth. */
+    const char *const sets[] = {
+        "cluster={\"topology\": {\"gpus_per_node\": 1, \"nic_gbps\": 100, "
+        "\"nic_latency_us\": 10}, \"pools\": [{\"name\": \"P\", \"role\": \"prefill\", "
+        "\"instances\": 2}, {\"name\": \"D\", \"role\": \"decode\"}], \"disagg\": {}}",
+        "workload.requests=2",
+        "workload.arrival={\"process\": \"closed_loop\", \"clients\": 2, \"think_s\": 0}",
+        NULL};
+    pd_run p;
+    pd_start(&p, one_request, sets, NULL, NULL);
+    assert_each_once(&p);
+    ck_assert_uint_eq(p.pd.handoffs, 2);
+    double bytes = 1000 * KV_TOKEN_BYTES;
+    double shared = (NIC_PATH_LATENCY_NS + ceil(2 * bytes / NIC_BPS * 1e9)) / 1e9;
+    ck_assert_double_eq_tol(p.pd.xfer_s.mean, shared, 1.5e-9);
+    ck_assert_double_eq_tol(p.pd.xfer_s.p99, shared, shared * 1e-3);
+    pd_fini(&p);
+}
+END_TEST
+
 START_TEST(test_kv_arrives_before_the_first_decode_and_ttft_is_prefill_only)
 {
     const char *const sets[] = {PD_POOLS, NULL};
@@ -446,6 +470,7 @@ Suite *disagg_suite(void)
     TCase *tc = tcase_create("disagg");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_transfer_time_is_latency_plus_bytes_over_bandwidth);
+    tcase_add_test(tc, test_concurrent_transfers_share_the_decode_nic_fairly);
     tcase_add_test(tc, test_kv_arrives_before_the_first_decode_and_ttft_is_prefill_only);
     tcase_add_test(tc, test_layerwise_streaming_hides_most_of_the_transfer);
     tcase_add_test(tc, test_full_decode_memory_backs_up_prefill_or_decodes_locally);
