@@ -625,6 +625,8 @@ static void set_state(cluster *c, int32_t i, inst_state st)
     rebuild_active(c, p);
     if (st == INST_ACTIVE && c->n_parked)
         unpark(c);
+    if (st == INST_ACTIVE && c->pd)
+        disagg_on_freed(c->pd);   /* a new decode instance may take waiting hand-offs */
 }
 
 static void on_weights_loaded(void *ctx, net_xfer x, int64_t i, sim_time_ns now)

@@ -510,6 +510,27 @@ void disagg_moves_note(const cluster *c, char *buf, size_t size)
     }
     migrate_stats ms;
     migrate_get_stats(cluster_migrate(c), &ms);
+    if ((d || ms.started) && used < size) {
+        /* The busiest instance-to-instance link over the run. */
+        net *n = cluster_net((cluster *)c);
+        sim_time_ns now = sim_now(cluster_engine((cluster *)c));
+        double best = -1;
+        net_link at = -1;
+        for (net_link l = 0; l < net_link_count(n); l++) {
+            const char *name = net_link_name(n, l);
+            if (!strstr(name, "nic") && !strstr(name, "nvlink"))
+                continue;
+            net_link_stats ls;
+            net_link_stats_get(n, l, now, &ls);
+            double u = now > 0 ? ls.bytes / (net_link_bytes_per_s(n, l) * (double)now / 1e9) : 0;
+            if (u > best)
+                best = u, at = l;
+        }
+        if (at >= 0)
+            used += (size_t)snprintf(buf + used, size - used,
+                                     "  busiest link           %s, %.2f%% utilised over the run\n",
+                                     net_link_name(n, at), 100 * best);
+    }
     if (ms.started && used < size)
         snprintf(buf + used, size - used,
                  "  live migration         %llu started, %llu completed, aborted %llu dst / "
