@@ -41,6 +41,7 @@ typedef struct pd_run {
     migrate_stats mig;
     uint8_t seen[4096];
     uint64_t records, hash;
+    int64_t tbt_max0_ns;        /* request 0's largest token gap */
 } pd_run;
 
 static int count_record(void *ctx, const req_record *rec)
@@ -49,6 +50,8 @@ static int count_record(void *ctx, const req_record *rec)
     ck_assert_uint_lt(rec->id, sizeof p->seen);
     p->seen[rec->id]++;
     p->records++;
+    if (rec->id == 0)
+        p->tbt_max0_ns = rec->tbt_max_ns;
     const unsigned char *b = (const unsigned char *)rec;
     for (size_t i = 0; i < sizeof *rec; i++)
         p->hash = (p->hash ^ b[i]) * 1099511628211ULL;
@@ -407,6 +410,47 @@ START_TEST(test_migration_downtime_is_the_final_stop_and_copy_only)
 }
 END_TEST
 
+/* Request 0's first iteration at the destination of its migration. */
+static struct {
+    sim_time_ns start, latency;
+} at_dst;
+
+static void watch_dst(void *ctx, const iter_info *it)
+{
+    (void)ctx;
+    for (int32_t k = 0; k < it->n_items; k++)
+        if (it->items[k].req->id == 0 && lm.moved && it->instance != lm.from &&
+            at_dst.start < 0) {
+            at_dst.start = it->start_ns;
+            at_dst.latency = it->cost->latency_ns;
+        }
+}
+
+START_TEST(test_stop_and_copy_gap_is_downtime_plus_the_destination_iteration)
+{
+    /* With a last-stage threshold above the request's blocks, the first
+     * stage is the last: the whole KV is copied while the request stops.
+     * Its largest token gap is that downtime plus the one iteration it then
+     * joins at the (idle) destination, where it resumes running at once. */
+    memset(&lm, 0, sizeof lm);
+    at_dst.start = -1;
+    const char *const sets[] = {"cluster.migration={\"last_stage_max_blocks\": 100000}", NULL};
+    pd_run p;
+    pd_start(&p, two_nodes, sets, &ctl_live, watch_dst);
+    assert_each_once(&p);
+    ck_assert_uint_eq(p.mig.completed, 1);
+    ck_assert_uint_eq(p.mig.stages, 1);
+    ck_assert_double_eq_tol(p.mig.last_stage_bytes, p.mig.bytes, 1e-6);
+    double expect = (NIC_PATH_LATENCY_NS + ceil(p.mig.bytes / NIC_BPS * 1e9)) / 1e9;
+    ck_assert_double_eq_tol(p.mig.downtime_s.mean, expect, 1.5e-9);
+    ck_assert_int_ge(at_dst.start, 0);
+    sim_time_ns down = (sim_time_ns)llround(p.mig.downtime_s.mean * 1e9);
+    ck_assert_int_eq(p.tbt_max0_ns, down + at_dst.latency);
+    ck_assert_uint_eq(p.s.output_tokens, 300);
+    pd_fini(&p);
+}
+END_TEST
+
 START_TEST(test_migration_aborts_when_the_destination_cannot_reserve)
 {
     /* The destination (a pool that takes no arrivals) has room for fewer
@@ -481,6 +525,7 @@ Suite *disagg_suite(void)
     TCase *tm = tcase_create("migration");
     tcase_set_timeout(tm, 60);
     tcase_add_test(tm, test_migration_downtime_is_the_final_stop_and_copy_only);
+    tcase_add_test(tm, test_stop_and_copy_gap_is_downtime_plus_the_destination_iteration);
     tcase_add_test(tm, test_migration_aborts_when_the_destination_cannot_reserve);
     tcase_add_test(tm, test_llumnix_controller_migrates_and_conserves_requests);
     suite_add_tcase(s, tm);
