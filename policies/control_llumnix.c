@@ -18,10 +18,17 @@
  * live (serve/migrate.h) or, with "recompute": true, drops the KV and
  * prefills again at the destination (the baseline Llumnix compares with).
  *
+ * Priority headroom (Llumnix's virtual usage): with `high_priority` P and
+ * `headroom_blocks` H, an instance holding a request of priority <= P
+ * counts H fewer free blocks, so it sheds normal requests (never the
+ * high-priority ones) to keep room for them to grow.
+ *
  * Params: {"mode": "defrag", "source_below": -3, "min_gap": 0,
- *          "max_per_tick": 8, "recompute": false, "pick": "shortest"}. Period: the controller's
+ *          "max_per_tick": 8, "recompute": false, "pick": "shortest",
+ *          "high_priority": -1, "headroom_blocks": 0}. Period: the controller's
  * period_ms (Llumnix polls every 50 ms). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +39,8 @@ typedef struct ll_state {
     bool defrag, recompute, longest;
     double source_below, min_gap;
     int32_t max_per_tick;
+    int32_t high_priority;      /* requests with priority <= this are high; -1: none */
+    int64_t headroom_blocks;
     /* scratch, grown as needed */
     int32_t *src, *dst;
     double *f;
@@ -43,10 +52,11 @@ static int ll_init(const control_setup *setup, cJSON *params, const char *path, 
 {
     (void)setup;
     static const char *const keys[] = {"mode", "source_below", "min_gap", "max_per_tick",
-                                       "recompute", "pick", NULL};
+                                       "recompute", "pick", "high_priority",
+                                       "headroom_blocks", NULL};
     const char *mode, *pick;
     double below, gap;
-    int64_t max;
+    int64_t max, high, headroom;
     bool recompute;
     if (jcfg_check_keys(params, path, keys, err) ||
         jcfg_str(params, path, "mode", "defrag", &mode, err) ||
@@ -54,7 +64,9 @@ static int ll_init(const control_setup *setup, cJSON *params, const char *path, 
         jcfg_num(params, path, "min_gap", 0, 0, 1e12, &gap, err) ||
         jcfg_int(params, path, "max_per_tick", 8, 1, 4096, &max, err) ||
         jcfg_bool(params, path, "recompute", 0, &recompute, err) ||
-        jcfg_str(params, path, "pick", "shortest", &pick, err))
+        jcfg_str(params, path, "pick", "shortest", &pick, err) ||
+        jcfg_int(params, path, "high_priority", -1, -1, INT32_MAX, &high, err) ||
+        jcfg_int(params, path, "headroom_blocks", 0, 0, INT32_MAX, &headroom, err))
         return -1;
     if (strcmp(pick, "shortest") && strcmp(pick, "longest"))
         return sim_errf(err, "%s.pick: expected \"shortest\" or \"longest\", got \"%s\"",
@@ -64,9 +76,32 @@ static int ll_init(const control_setup *setup, cJSON *params, const char *path, 
                         mode);
     ll_state *s = sim_xcalloc(1, sizeof *s);
     *s = (ll_state){.defrag = !strcmp(mode, "defrag"), .recompute = recompute != 0,
-                    .longest = !strcmp(pick, "longest"), .source_below = below, .min_gap = gap, .max_per_tick = (int32_t)max};
+                    .longest = !strcmp(pick, "longest"), .source_below = below,
+                    .min_gap = gap, .max_per_tick = (int32_t)max,
+                    .high_priority = (int32_t)high, .headroom_blocks = headroom};
     *state = s;
     return 0;
+}
+
+static bool is_high(const ll_state *s, const serve_req *r)
+{
+    return s->high_priority >= 0 && r->priority <= s->high_priority;
+}
+
+/* Whether instance i runs or queues a high-priority request. O(requests). */
+static bool holds_high(const ll_state *s, const control_view *v, int32_t i)
+{
+    if (s->high_priority < 0 || s->headroom_blocks == 0)
+        return false;
+    int32_t n;
+    const serve_req *const *run = v->running(v, i, &n);
+    for (int32_t k = 0; k < n; k++)
+        if (is_high(s, run[k]))
+            return true;
+    for (const serve_req *r = v->waiting_first(v, i); r; r = req_next_waiting(r))
+        if (is_high(s, r))
+            return true;
+    return false;
 }
 
 static int64_t blocks_of(const serve_req *r, int32_t block)
@@ -80,6 +115,9 @@ static double freeness(const ll_state *s, const control_view *v, int32_t i, int3
 {
     const inst_view *iv = &v->inst[i];
     int64_t avail = iv->kv_free_blocks - extra_blocks;
+    /* Priority headroom: kept free where high-priority requests run. */
+    if (holds_high(s, v, i))
+        avail -= s->headroom_blocks;
     int32_t n = iv->n_running + extra;
     const serve_req *head = v->waiting_first(v, i);
     if (s->defrag) {
@@ -120,13 +158,14 @@ static void sort_by_f(int32_t *a, int32_t n, const double *f, bool ascending)
 }
 
 /* The running decode request with the fewest tokens (or the most), or NULL. */
-static const serve_req *pick_running(const control_view *v, int32_t i, bool longest)
+static const serve_req *pick_running(const ll_state *s, const control_view *v, int32_t i)
 {
+    bool longest = s->longest;
     int32_t n;
     const serve_req *const *run = v->running(v, i, &n);
     const serve_req *best = NULL;
     for (int32_t k = 0; k < n; k++)
-        if (req_is_decode(run[k]) &&
+        if (req_is_decode(run[k]) && !(s->headroom_blocks && is_high(s, run[k])) &&
             (!best || (longest ? req_seq_tokens(run[k]) > req_seq_tokens(best)
                                : req_seq_tokens(run[k]) < req_seq_tokens(best))))
             best = run[k];
@@ -161,7 +200,7 @@ static void ll_tick(void *state, const control_view *v, control_plan *plan)
             int32_t a = s->src[j], b = s->dst[j];
             if (!(s->f[b] - s->f[a] > s->min_gap))
                 continue;
-            const serve_req *r = pick_running(v, a, s->longest);
+            const serve_req *r = pick_running(s, v, a);
             if (!r)
                 continue;
             /* Balance: the destination must stay freer than the source. */

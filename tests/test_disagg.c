@@ -42,6 +42,7 @@ typedef struct pd_run {
     uint8_t seen[4096];
     uint64_t records, hash;
     int64_t tbt_max0_ns;        /* request 0's largest token gap */
+    uint64_t moved_by_priority[4];   /* requests moved at least once */
 } pd_run;
 
 static int count_record(void *ctx, const req_record *rec)
@@ -52,6 +53,8 @@ static int count_record(void *ctx, const req_record *rec)
     p->records++;
     if (rec->id == 0)
         p->tbt_max0_ns = rec->tbt_max_ns;
+    if (rec->moves > 0 && rec->priority >= 0 && rec->priority < 4)
+        p->moved_by_priority[rec->priority]++;
     const unsigned char *b = (const unsigned char *)rec;
     for (size_t i = 0; i < sizeof *rec; i++)
         p->hash = (p->hash ^ b[i]) * 1099511628211ULL;
@@ -508,6 +511,30 @@ START_TEST(test_llumnix_controller_migrates_and_conserves_requests)
 }
 END_TEST
 
+START_TEST(test_priority_headroom_moves_only_normal_requests)
+{
+    /* Half the requests are high priority (0): instances holding one keep
+     * 300 blocks of headroom, shedding normal requests, never those. */
+    const char *const sets[] = {
+        "cluster={\"instances\": 3, \"topology\": {\"gpus_per_node\": 1}}",
+        "instance.gpu_memory_utilization=0.3", "workload.requests=900",
+        "workload.arrival.rate_per_s=30", "workload.priority_classes=2",
+        "workload.input_tokens={\"dist\": \"lognormal\", \"mean\": 1500, \"sigma\": 1.2, "
+        "\"max\": 8000}",
+        "workload.output_tokens={\"dist\": \"lognormal\", \"mean\": 300, \"sigma\": 1.2, "
+        "\"max\": 3000}",
+        "policies.control={\"name\": \"llumnix\", \"period_ms\": 50, \"params\": "
+        "{\"source_below\": 0, \"high_priority\": 0, \"headroom_blocks\": 300}}", NULL};
+    pd_run p;
+    pd_start(&p, sets, NULL, NULL, NULL);
+    assert_each_once(&p);
+    ck_assert_uint_gt(p.mig.completed, 0);
+    ck_assert_uint_eq(p.moved_by_priority[0], 0);
+    ck_assert_uint_gt(p.moved_by_priority[1], 0);
+    pd_fini(&p);
+}
+END_TEST
+
 Suite *disagg_suite(void)
 {
     Suite *s = suite_create("disagg");
@@ -528,6 +555,7 @@ Suite *disagg_suite(void)
     tcase_add_test(tm, test_stop_and_copy_gap_is_downtime_plus_the_destination_iteration);
     tcase_add_test(tm, test_migration_aborts_when_the_destination_cannot_reserve);
     tcase_add_test(tm, test_llumnix_controller_migrates_and_conserves_requests);
+    tcase_add_test(tm, test_priority_headroom_moves_only_normal_requests);
     suite_add_tcase(s, tm);
     return s;
 }
