@@ -606,9 +606,25 @@ static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
                   .observer_ctx = c},
         .state = state,
     };
+    instance *partner = NULL;
+    if (c->pd && disagg_semi_pd(c->pd)) {
+        /* semi-PD: decode instance k shares prefill instance k's GPUs and KV. */
+        disagg_semi_scales(c->pd, p->ps->role, &setup.gpu_time_scale, &setup.energy_scale,
+                           &setup.sm_share);
+        if (p->ps->role == POOL_DECODE) {
+            const pool *pp = &c->pools[disagg_prefill_pool(c->pd)];
+            SIM_ASSERT(p->n_members < pp->n_members);
+            partner = c->slots[pp->members[p->n_members]].inst;
+            setup.shared_kv = instance_kv_mut(partner);
+            setup.no_idle_power = true;
+            s->node = c->slots[pp->members[p->n_members]].node;
+        }
+    }
     s->inst = instance_create(c->eng, &setup, err);
     if (!s->inst)
         return -1;
+    if (partner)
+        instance_set_partner(partner, s->inst);
     c->n_inst++;
     p->members[p->n_members++] = i;
     p->n_live++;
@@ -1157,6 +1173,12 @@ instance *cluster_instance(cluster *c, int32_t i) { return c->slots[i].inst; }
 const inst_view *cluster_views(const cluster *c) { return c->views; }
 const pool_setup *cluster_pool_setup(const cluster *c, int32_t k) { return &c->cs->pools[k]; }
 void *cluster_route_state(const cluster *c, int32_t k) { return c->pools[k].route_state; }
+
+const int32_t *cluster_pool_members(const cluster *c, int32_t k, int32_t *n)
+{
+    *n = c->pools[k].n_members;
+    return c->pools[k].members;
+}
 
 const int32_t *cluster_pool_active(const cluster *c, int32_t k, int32_t *n)
 {

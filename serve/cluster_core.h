@@ -16,6 +16,8 @@ const pool_setup *cluster_pool_setup(const cluster *c, int32_t pool);
 /* Pool k's ACTIVE instances (valid until the next lifecycle change). */
 const int32_t *cluster_pool_active(const cluster *c, int32_t pool, int32_t *n);
 void *cluster_route_state(const cluster *c, int32_t pool);
+/* Every instance pool k has had, in creation order. */
+const int32_t *cluster_pool_members(const cluster *c, int32_t pool, int32_t *n);
 /* The links a transfer from instance a to instance b crosses (NVLink within
  * a node, the NICs across nodes); returns how many. */
 int cluster_path(const cluster *c, int32_t a, int32_t b, net_link path[2]);

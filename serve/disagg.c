@@ -53,6 +53,10 @@ struct disagg {
     pd_mode mode;
     bool wait_when_full;
     int32_t decode_pool;        /* whose router picks (the first decode pool) */
+    int32_t prefill_pool;       /* the first prefill pool */
+    bool semi;                  /* semi-PD: paired workers share GPUs and KV */
+    bool contention;
+    double prefill_sm, decode_sm;
     int32_t *cands;             /* scratch: candidates with room */
     int32_t cands_cap;
     pd_xfer *free_list;
@@ -330,10 +334,34 @@ void disagg_on_iteration(disagg *d, const iter_info *it)
     }
 }
 
+/* semi-PD: the decode worker sharing instance i's GPUs. */
+static int32_t semi_partner(const disagg *d, int32_t i)
+{
+    int32_t np, nd;
+    const int32_t *pm = cluster_pool_members(d->c, d->prefill_pool, &np);
+    const int32_t *dm = cluster_pool_members(d->c, d->decode_pool, &nd);
+    for (int32_t k = 0; k < np && k < nd; k++)
+        if (pm[k] == i)
+            return dm[k];
+    return -1;
+}
+
 void disagg_on_prefill_done(disagg *d, int32_t i, serve_req *r)
 {
     req *q = req_of(r);
     pd_xfer *x = q->pd;
+    if (d->semi) {
+        /* Same GPUs, same KV: the request changes worker with its blocks. */
+        int32_t to = semi_partner(d, i);
+        if (to < 0 || !decide(d, r)) {
+            d->st.local++;
+            return;
+        }
+        q->move_to = to;
+        q->move_mode = MOVE_PD_HANDOFF;
+        instance_detach(cluster_instance(d->c, i), r);
+        return;
+    }
     if (!x) {
         if (!decide(d, r)) {
             d->st.local++;
@@ -360,6 +388,17 @@ void disagg_on_prefill_done(disagg *d, int32_t i, serve_req *r)
 void disagg_on_detached(disagg *d, int32_t from, serve_req *r)
 {
     req *q = req_of(r);
+    if (d->semi) {
+        int32_t to = q->move_to;
+        q->move_to = -1;
+        d->st.handoffs++;
+        sim_hist_add(&d->visible, 0);
+        sim_hist_add(&d->wait, 0);
+        sim_hist_add(&d->xfer, 0);
+        cluster_note_handoff(d->c, from);
+        instance_attach(cluster_instance(d->c, to), r);
+        return;
+    }
     pd_xfer *x = q->pd;
     SIM_ASSERT(x && x->from == from);
     x->detached = true;
@@ -390,10 +429,48 @@ void disagg_forget(disagg *d, serve_req *r)
 
 /* ---- creation and results ---------------------------------------------------------------- */
 
+/* cluster.disagg.semi_pd: the SM shares, and pools that can pair up. */
+static int parse_semi(disagg *d, cJSON *cfg, const char *path, sim_err *err)
+{
+    static const char *const keys[] = {"prefill_sm", "decode_sm", "contention", NULL};
+    char spath[320];
+    cJSON *o;
+    if (jcfg_obj(cfg, path, "semi_pd", &o, spath, err) ||
+        jcfg_check_keys(o, spath, keys, err) ||
+        jcfg_num(o, spath, "prefill_sm", 0.8, 0.01, 1, &d->prefill_sm, err) ||
+        jcfg_num(o, spath, "decode_sm", 1.0, 0.01, 1, &d->decode_sm, err) ||
+        jcfg_bool(o, spath, "contention", 0, &d->contention, err))
+        return -1;
+    const pool_setup *p = cluster_pool_setup(d->c, d->prefill_pool);
+    const pool_setup *q = cluster_pool_setup(d->c, d->decode_pool);
+    if (d->prefill_pool > d->decode_pool || p->instances != q->instances ||
+        p->max_instances != p->instances || q->max_instances != q->instances ||
+        strcmp(p->model.name, q->model.name) || strcmp(p->gpu.name, q->gpu.name) ||
+        p->par.tp != q->par.tp)
+        return sim_errf(err, "%s: semi-PD pairs prefill instance k with decode instance k on "
+                        "one GPU set: expected the prefill pool before the decode pool, with "
+                        "the same instances (and no scaling), model, gpu and tp", spath);
+    d->semi = true;
+    return 0;
+}
+
+bool disagg_semi_pd(const disagg *d) { return d->semi; }
+int32_t disagg_prefill_pool(const disagg *d) { return d->prefill_pool; }
+
+void disagg_semi_scales(const disagg *d, pool_role role, double *gpu_time_scale,
+                        double *energy_scale, double *sm_share)
+{
+    double f = role == POOL_PREFILL ? d->prefill_sm : d->decode_sm;
+    double slow = role == POOL_PREFILL ? 1 / f : 1 / fmin(1, f / 0.5);
+    *gpu_time_scale = slow;
+    *energy_scale = f * slow;
+    *sm_share = d->contention ? f : 0;
+}
+
 disagg *disagg_create(cluster *c, cJSON *cfg, const char *path, sim_err *err)
 {
     static const char *const keys[] = {"decider", "min_prompt_tokens", "transfer",
-                                       "when_full", NULL};
+                                       "when_full", "semi_pd", NULL};
     const char *decider, *mode, *full;
     int64_t min_prompt;
     if (jcfg_check_keys(cfg, path, keys, err) ||
@@ -432,18 +509,22 @@ disagg *disagg_create(cluster *c, cJSON *cfg, const char *path, sim_err *err)
         sim_errf(err, "%s.when_full: expected \"wait\" or \"local\", got \"%s\"", path, full);
         goto fail;
     }
-    bool prefill = false;
+    d->prefill_pool = -1;
     for (int32_t k = 0; k < cluster_n_pools(c); k++) {
         pool_role role = cluster_pool_setup(c, k)->role;
-        prefill |= role == POOL_PREFILL;
+        if (role == POOL_PREFILL && d->prefill_pool < 0)
+            d->prefill_pool = k;
         if (role == POOL_DECODE && d->decode_pool < 0)
             d->decode_pool = k;
     }
-    if (!prefill || d->decode_pool < 0) {
+    if (d->prefill_pool < 0 || d->decode_pool < 0) {
         sim_errf(err, "%s: disaggregation needs a pool of role \"prefill\" and one of role "
                  "\"decode\" in cluster.pools", path);
         goto fail;
     }
+    cJSON *semi = cJSON_GetObjectItemCaseSensitive(cfg, "semi_pd");
+    if (semi && parse_semi(d, cfg, path, err))
+        goto fail;
     sim_hist_init(&d->visible);
     sim_hist_init(&d->wait);
     sim_hist_init(&d->xfer);

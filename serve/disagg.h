@@ -57,6 +57,31 @@ void disagg_forget(disagg *d, serve_req *r);
 /* Blocks were freed somewhere: retries the requests waiting for room. */
 void disagg_on_freed(disagg *d);
 
+/* semi-PD (`semi_pd` in the settings): instance k of the prefill pool and
+ * instance k of the decode pool are one GPU set running two workers that
+ * share the weights and the KV cache, so a hand-off moves no byte and
+ * reserves nothing: the request changes worker with its blocks. Each worker
+ * gets a share of the SMs (SGLang semi-PD's MPS caps; defaults prefill 0.8,
+ * decode 1.0, which may sum above 1), and its operators' time is scaled
+ * [assume]: a prefill worker's (compute-bound) by 1/f, a decode worker's
+ * (memory-bound) by 1/min(1, f/0.5); the engine's CPU time is unchanged.
+ * By default the workers do not interfere: an optimistic bound (two
+ * workers at 0.8 and 1.0 then do the work of 1.8 GPUs). "contention": true
+ * [assume] is the pessimistic one: an iteration that starts while the
+ * other worker runs, with shares summing above 1, gets f / (f_p + f_d) of
+ * the GPU (SMs for prefill, HBM bandwidth for decode, shared in proportion
+ * to the caps), taken at its start. The truth needs measured co-run
+ * kernels and lies between. Not modelled: changing the split at run time
+ * (the SLO-aware controller). Energy: a worker's
+ * iterations count f of the GPUs' power; the prefill worker draws the idle
+ * power. GPU-seconds count both workers' (each pool reports its GPUs).
+ * Returns whether semi-PD is on; for a pool role, the scales to apply. */
+bool disagg_semi_pd(const disagg *d);
+void disagg_semi_scales(const disagg *d, pool_role role, double *gpu_time_scale,
+                        double *energy_scale, double *sm_share);
+/* The prefill pool whose instance k a semi-PD decode instance k pairs with. */
+int32_t disagg_prefill_pool(const disagg *d);
+
 typedef struct disagg_stats {
     uint64_t handoffs;          /* requests whose KV went to a decode instance */
     uint64_t local;             /* decoded where they were prefilled */

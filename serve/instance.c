@@ -92,6 +92,11 @@ struct instance {
     int32_t n_detach_later;
 
     int busy, wake_pending, open;
+    /* semi-PD (instance_setup): the KV cache is the partner's when shared. */
+    instance *partner;
+    bool owns_kv;
+    double gpu_time_scale, energy_scale;
+    double sm_share;         /* semi-PD contention (instance_setup) */
     sim_time_ns idle_since, state_since;
     uint64_t admit_seq;
     instance_stats stats;
@@ -169,8 +174,13 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->plan_ahead = ps->engine.cpu_overlap;
     inst->stream_ns = (sim_time_ns)llround(engine_stream_ns(&ps->engine));
     sim_rb_init(&inst->waiting, waiting_cmp);
-    inst->kv = kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
-                         ps->prefix_caching, sim_now(eng));
+    inst->owns_kv = !s->shared_kv;
+    inst->kv = s->shared_kv ? s->shared_kv
+                            : kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
+                                        ps->prefix_caching, sim_now(eng));
+    inst->gpu_time_scale = s->gpu_time_scale > 0 ? s->gpu_time_scale : 1;
+    inst->energy_scale = s->energy_scale > 0 ? s->energy_scale : 1;
+    inst->sm_share = s->sm_share;
     *inst->view = (inst_view){.pool = s->pool, .state = s->state,
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
@@ -182,7 +192,7 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
-    inst->idle_w = cost_idle_power_w(inst->cost);
+    inst->idle_w = s->no_idle_power ? 0 : cost_idle_power_w(inst->cost);
     return inst;
 }
 
@@ -194,7 +204,8 @@ void instance_destroy(instance *inst)
         inst->policy->destroy(inst->policy_state);
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
-    kv_destroy(inst->kv);
+    if (inst->owns_kv)
+        kv_destroy(inst->kv);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -458,6 +469,35 @@ static double start_copies(instance *inst, const cost_result *c)
     return shown > 0 ? ceil(shown) : 0;
 }
 
+/* semi-PD: the operators run on a share of the SMs (gpu_time_scale), the
+ * engine's CPU time is unchanged; energy scales with the share. */
+static void scale_cost(instance *inst, cost_result *c)
+{
+    double scale = inst->gpu_time_scale, energy = inst->energy_scale;
+    const instance *p = inst->partner;
+    if (inst->sm_share > 0 && p && p->busy && inst->sm_share + p->sm_share > 1) {
+        /* Both workers run and their caps overlap: each gets its share of
+         * the whole GPU (SMs, HBM bandwidth), as the iteration starts. */
+        double sum = inst->sm_share + p->sm_share;
+        double contended = sum / inst->sm_share;
+        if (contended > scale) {
+            energy *= contended / scale / sum;
+            scale = contended;
+        }
+    }
+    double ops = 0;
+    for (int k = 0; k < OP_KIND_COUNT; k++) {
+        ops += c->term_ns[k];
+        c->term_ns[k] *= scale;
+    }
+    c->latency_ns += (sim_time_ns)llround(ops * (scale - 1));
+    c->energy_j *= energy;
+}
+
+/* Wakes the partner (semi-PD) if it is idle with work: it may wait for
+ * blocks this instance freed. */
+static void poke_partner(instance *inst);
+
 /* The last waiting request holding KV blocks gives them up (see step):
  * true if there was one. O(queue length); only when an instance is stuck. */
 static bool drop_waiting_kv(instance *inst, sim_time_ns now)
@@ -521,6 +561,15 @@ static void step(instance *inst)
             update_view(inst);
             return;
         }
+        if (inst->plan.n_preempt > 0 && inst->partner) {
+            /* semi-PD: the only running request cannot grow for blocks the
+             * partner holds; it gives its own back and waits. */
+            apply_preemptions(inst, now);
+            go_idle(inst, now);
+            update_view(inst);
+            poke_partner(inst);
+            return;
+        }
     }
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
@@ -534,6 +583,8 @@ static void step(instance *inst)
     update_view(inst);
 
     cost_iteration(inst->cost, &shape, &inst->cost_now);
+    if (inst->gpu_time_scale != 1 || inst->energy_scale != 1 || inst->sm_share > 0)
+        scale_cost(inst, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
@@ -689,6 +740,8 @@ static void finish_iteration(instance *inst, sim_time_ns now)
     }
     inst->plan.n_items = 0;
     step(inst);   /* refreshes the view, also when going idle */
+    if (inst->partner)
+        poke_partner(inst);
 }
 
 void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
@@ -798,6 +851,8 @@ void instance_release_kv(instance *inst, serve_req *holder, kv_req *k)
     update_view(inst);
     if (has_work(inst))
         wake(inst);   /* it may have idled for want of these blocks */
+    if (inst->partner)
+        poke_partner(inst);
 }
 
 bool instance_reserve(instance *inst, serve_req *r)
@@ -864,6 +919,23 @@ bool instance_attach_running(instance *inst, serve_req *r)
     wake(inst);
     return true;
 }
+
+static void poke_partner(instance *inst)
+{
+    instance *p = inst->partner;
+    update_view(p);   /* the shared cache changed under its view */
+    if (!p->busy && has_work(p))
+        wake(p);
+}
+
+void instance_set_partner(instance *a, instance *b)
+{
+    SIM_ASSERT(a->kv == b->kv);
+    a->partner = b;
+    b->partner = a;
+}
+
+kv_cache *instance_kv_mut(instance *inst) { return inst->kv; }
 
 /* ---- reading ---------------------------------------------------------------- */
 

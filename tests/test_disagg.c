@@ -330,6 +330,101 @@ START_TEST(test_bad_disagg_settings_are_errors_naming_the_key)
 }
 END_TEST
 
+/* ---- semi-PD ------------------------------------------------------------------------ */
+
+#define SEMI_POOLS                                                                     \
+    "cluster={\"pools\": [{\"name\": \"P\", \"role\": \"prefill\"}, {\"name\": \"D\", " \
+    "\"role\": \"decode\"}], \"disagg\": {\"semi_pd\": {\"prefill_sm\": 1, "              \
+    "\"decode_sm\": 1}}}"
+
+START_TEST(test_semi_pd_with_full_shares_equals_a_colocated_run)
+{
+    /* One request, both workers at 100% and no interference: prefill on one
+     * worker, decode on the other with the same KV (nothing sent), at the
+     * colocated instance's cost: the same first token, gaps and finish. */
+    const char *const semi[] = {SEMI_POOLS, NULL};
+    pd_run s, c;
+    pd_start(&s, one_request, semi, NULL, NULL);
+    pd_start(&c, one_request, NULL, NULL, NULL);
+    assert_each_once(&s);
+    ck_assert_uint_eq(s.pd.handoffs, 1);
+    ck_assert_double_eq(s.pd.bytes, 0);
+    ck_assert_double_eq(s.s.ttft_s.mean, c.s.ttft_s.mean);
+    ck_assert_double_eq(s.s.e2e_s.mean, c.s.e2e_s.mean);
+    ck_assert_double_eq(s.s.tbt_s.mean, c.s.tbt_s.mean);
+    ck_assert_uint_eq(s.s.iterations, c.s.iterations);
+    pool_summary d;
+    cluster_pool_summary(s.c, 1, &d);
+    ck_assert_uint_eq(d.completed, 1);
+    pd_fini(&s);
+    pd_fini(&c);
+}
+END_TEST
+
+START_TEST(test_semi_pd_sm_shares_slow_each_worker)
+{
+    /* Half the SMs for prefill doubles the prefill's operator time (TTFT
+     * grows); a quarter for decode halves its memory bandwidth (TPOT grows);
+     * 0.5 for decode leaves it at full bandwidth. */
+    const char *const full[] = {SEMI_POOLS, NULL};
+    const char *const half_p[] = {SEMI_POOLS, "cluster.disagg.semi_pd.prefill_sm=0.5", NULL};
+    const char *const quarter_d[] = {SEMI_POOLS, "cluster.disagg.semi_pd.decode_sm=0.25",
+                                     NULL};
+    const char *const half_d[] = {SEMI_POOLS, "cluster.disagg.semi_pd.decode_sm=0.5", NULL};
+    pd_run f, hp, qd, hd;
+    pd_start(&f, one_request, full, NULL, NULL);
+    pd_start(&hp, one_request, half_p, NULL, NULL);
+    pd_start(&qd, one_request, quarter_d, NULL, NULL);
+    pd_start(&hd, one_request, half_d, NULL, NULL);
+    ck_assert_double_gt(hp.s.ttft_s.mean, f.s.ttft_s.mean * 1.3);
+    ck_assert_double_eq(hp.s.tbt_s.mean, f.s.tbt_s.mean);
+    ck_assert_double_gt(qd.s.tbt_s.mean, f.s.tbt_s.mean * 1.3);
+    ck_assert_double_eq(qd.s.ttft_s.mean, f.s.ttft_s.mean);
+    ck_assert_double_eq(hd.s.tbt_s.mean, f.s.tbt_s.mean);
+    pd_fini(&f);
+    pd_fini(&hp);
+    pd_fini(&qd);
+    pd_fini(&hd);
+}
+END_TEST
+
+START_TEST(test_semi_pd_contention_slows_both_workers_under_load)
+{
+    /* With both caps at 100%, an iteration that overlaps the other worker's
+     * gets half the GPU: under load, first tokens and decode steps slow. */
+    const char *const load[] = {"workload.requests=300", "workload.arrival.rate_per_s=10",
+                                NULL};
+    const char *const free_run[] = {SEMI_POOLS, NULL};
+    const char *const shared[] = {SEMI_POOLS, "cluster.disagg.semi_pd.contention=true", NULL};
+    pd_run a, b;
+    pd_start(&a, load, free_run, NULL, NULL);
+    pd_start(&b, load, shared, NULL, NULL);
+    assert_each_once(&b);
+    ck_assert_double_gt(b.s.ttft_s.mean, a.s.ttft_s.mean);
+    ck_assert_double_gt(b.s.tpot_s.mean, a.s.tpot_s.mean * 1.2);
+    pd_fini(&a);
+    pd_fini(&b);
+}
+END_TEST
+
+START_TEST(test_semi_pd_under_load_conserves_requests_and_memory)
+{
+    const char *const sets[] = {
+        SEMI_POOLS, "cluster.disagg.semi_pd={\"prefill_sm\": 0.8, \"decode_sm\": 1.0}",
+        "instance.gpu_memory_utilization=0.3", "workload.requests=800",
+        "workload.arrival.rate_per_s=25", NULL};
+    pd_run a, b;
+    pd_start(&a, sets, NULL, NULL, NULL);
+    pd_start(&b, sets, NULL, NULL, NULL);
+    assert_each_once(&a);
+    ck_assert_uint_eq(a.pd.handoffs + a.pd.local, 800);
+    ck_assert_double_eq(a.pd.bytes, 0);
+    ck_assert_uint_eq(a.hash, b.hash);
+    pd_fini(&a);
+    pd_fini(&b);
+}
+END_TEST
+
 /* ---- live migration ------------------------------------------------------------- */
 
 /* Live-migrates request 0 to the other instance once it has generated 20
@@ -548,6 +643,10 @@ Suite *disagg_suite(void)
     tcase_add_test(tc, test_deciders_choose_who_is_disaggregated);
     tcase_add_test(tc, test_disaggregated_runs_are_deterministic);
     tcase_add_test(tc, test_bad_disagg_settings_are_errors_naming_the_key);
+    tcase_add_test(tc, test_semi_pd_with_full_shares_equals_a_colocated_run);
+    tcase_add_test(tc, test_semi_pd_sm_shares_slow_each_worker);
+    tcase_add_test(tc, test_semi_pd_contention_slows_both_workers_under_load);
+    tcase_add_test(tc, test_semi_pd_under_load_conserves_requests_and_memory);
     suite_add_tcase(s, tc);
     TCase *tm = tcase_create("migration");
     tcase_set_timeout(tm, 60);
