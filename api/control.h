@@ -40,6 +40,8 @@ struct control_view {
 typedef enum control_kind {
     CTRL_MOVE,    /* req to instance `to` */
     CTRL_SCALE,   /* pool `pool` by `delta` instances (> 0 start, < 0 drain) */
+    CTRL_SPLIT,   /* semi-PD: every GPU's prefill and decode workers get
+                   * `prefill_share` and `decode_share` of its SMs (serve/disagg.h) */
 } control_kind;
 
 /* How a moved request's KV gets to its new instance. RECOMPUTE: it is
@@ -59,6 +61,7 @@ typedef struct control_action {
     move_mode mode;         /* CTRL_MOVE */
     int32_t pool;           /* CTRL_SCALE */
     int32_t delta;          /* CTRL_SCALE */
+    double prefill_share, decode_share;   /* CTRL_SPLIT, each in [0.05, 1] */
 } control_action;
 
 /* The core owns the array; a policy adds with control_add, which refuses

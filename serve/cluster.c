@@ -768,6 +768,8 @@ void cluster_on_control(sim_engine *eng, void *ctx, const sim_event *ev)
             ok = cluster_move(c, (serve_req *)x->req, x->to, x->mode);
         else if (x->kind == CTRL_SCALE && x->pool >= 0 && x->pool < c->n_pools)
             ok = cluster_scale(c, x->pool, x->delta) != 0;
+        else if (x->kind == CTRL_SPLIT && c->pd)
+            ok = disagg_set_split(c->pd, x->prefill_share, x->decode_share);
         if (ok)
             c->counts.actions_applied++;
         else

@@ -455,6 +455,27 @@ static int parse_semi(disagg *d, cJSON *cfg, const char *path, sim_err *err)
 }
 
 bool disagg_semi_pd(const disagg *d) { return d->semi; }
+
+bool disagg_set_split(disagg *d, double p, double q)
+{
+    if (!d->semi || !(p >= 0.05 && p <= 1 && q >= 0.05 && q <= 1) ||
+        (p == d->prefill_sm && q == d->decode_sm))
+        return false;
+    d->prefill_sm = p;
+    d->decode_sm = q;
+    const int32_t pools[2] = {d->prefill_pool, d->decode_pool};
+    const pool_role roles[2] = {POOL_PREFILL, POOL_DECODE};
+    for (int k = 0; k < 2; k++) {
+        double t, e, f;
+        disagg_semi_scales(d, roles[k], &t, &e, &f);
+        int32_t n;
+        const int32_t *m = cluster_pool_members(d->c, pools[k], &n);
+        for (int32_t j = 0; j < n; j++)
+            instance_set_sm(cluster_instance(d->c, m[j]), t, e, f);
+    }
+    d->st.splits++;
+    return true;
+}
 int32_t disagg_prefill_pool(const disagg *d) { return d->prefill_pool; }
 
 void disagg_semi_scales(const disagg *d, pool_role role, double *gpu_time_scale,
@@ -562,6 +583,8 @@ static pctl pctl_of(const sim_hist *h)
 void disagg_get_stats(const disagg *d, disagg_stats *out)
 {
     *out = d->st;
+    out->prefill_sm = d->prefill_sm;
+    out->decode_sm = d->decode_sm;
     out->visible_s = pctl_of(&d->visible);
     out->wait_s = pctl_of(&d->wait);
     out->xfer_s = pctl_of(&d->xfer);
@@ -611,6 +634,14 @@ void disagg_moves_note(const cluster *c, char *buf, size_t size)
             used += (size_t)snprintf(buf + used, size - used,
                                      "  busiest link           %s, %.2f%% utilised over the run\n",
                                      net_link_name(n, at), 100 * best);
+    }
+    if (d && d->semi && used < size) {
+        disagg_stats st;
+        disagg_get_stats(d, &st);
+        used += (size_t)snprintf(buf + used, size - used,
+                                 "  semi-PD                SM shares prefill %.2f, decode %.2f at the "
+                                 "end; %llu split changes\n", st.prefill_sm, st.decode_sm,
+                                 (unsigned long long)st.splits);
     }
     if (ms.started && used < size)
         snprintf(buf + used, size - used,

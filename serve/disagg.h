@@ -79,6 +79,11 @@ void disagg_on_freed(disagg *d);
 bool disagg_semi_pd(const disagg *d);
 void disagg_semi_scales(const disagg *d, pool_role role, double *gpu_time_scale,
                         double *energy_scale, double *sm_share);
+/* Sets every semi-PD GPU's SM shares (each within [0.05, 1]); applies from
+ * each worker's next iteration (repartitioning needs no reload: semi-PD's
+ * MPS caps; its cost is not modelled). false when semi-PD is off, a share
+ * is out of range, or nothing changed. */
+bool disagg_set_split(disagg *d, double prefill_share, double decode_share);
 /* The prefill pool whose instance k a semi-PD decode instance k pairs with. */
 int32_t disagg_prefill_pool(const disagg *d);
 
@@ -94,6 +99,8 @@ typedef struct disagg_stats {
      * of the transfer itself (start of its last part to its end). */
     pctl visible_s, wait_s, xfer_s;
     int64_t backlog_peak_blocks;   /* prefill-side blocks held by hand-offs */
+    uint64_t splits;               /* semi-PD split changes */
+    double prefill_sm, decode_sm;  /* semi-PD shares at the end */
     double backlog_mean_blocks;    /* time-weighted over the run */
 } disagg_stats;
 void disagg_get_stats(const disagg *d, disagg_stats *out);

@@ -937,6 +937,14 @@ void instance_set_partner(instance *a, instance *b)
 
 kv_cache *instance_kv_mut(instance *inst) { return inst->kv; }
 
+void instance_set_sm(instance *inst, double gpu_time_scale, double energy_scale,
+                     double sm_share)
+{
+    inst->gpu_time_scale = gpu_time_scale;
+    inst->energy_scale = energy_scale;
+    inst->sm_share = sm_share;
+}
+
 /* ---- reading ---------------------------------------------------------------- */
 
 void instance_get_stats(const instance *inst, instance_stats *out)

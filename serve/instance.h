@@ -115,6 +115,10 @@ bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64
  * may have freed blocks the other waits for. */
 void instance_set_partner(instance *a, instance *b);
 kv_cache *instance_kv_mut(instance *inst);
+/* semi-PD: a new SM share (instance_setup's three fields), from the next
+ * iteration on. */
+void instance_set_sm(instance *inst, double gpu_time_scale, double energy_scale,
+                     double sm_share);
 /* Puts a moved request that is decoding, with the KV for its next token
  * reserved, straight into the running set (a live migration's commit:
  * Llumnix resumes it there); false, doing nothing, when the running set is

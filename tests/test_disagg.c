@@ -407,6 +407,30 @@ START_TEST(test_semi_pd_contention_slows_both_workers_under_load)
 }
 END_TEST
 
+START_TEST(test_semi_pd_controller_moves_sms_to_a_backed_up_prefill)
+{
+    /* A split that starves prefill (0.3) backs up first tokens; the
+     * controller moves SMs to prefill while its queue is long and first
+     * tokens come sooner. */
+    const char *const sets[] = {
+        SEMI_POOLS, "cluster.disagg.semi_pd={\"prefill_sm\": 0.3, \"decode_sm\": 0.7}",
+        "workload.requests=600", "workload.arrival.rate_per_s=20", NULL};
+    const char *const ctl[] = {
+        "policies.control={\"name\": \"semi_pd\", \"period_ms\": 100, \"params\": "
+        "{\"prefill_sm\": 0.3, \"decode_sm\": 0.7}}", NULL};
+    pd_run a, b;
+    pd_start(&a, sets, NULL, NULL, NULL);
+    pd_start(&b, sets, ctl, NULL, NULL);
+    assert_each_once(&b);
+    ck_assert_uint_eq(a.pd.splits, 0);
+    ck_assert_uint_gt(b.pd.splits, 0);
+    ck_assert_uint_eq(b.counts.actions_applied, b.pd.splits);
+    ck_assert_double_lt(b.s.ttft_s.p90, a.s.ttft_s.p90 / 2);
+    pd_fini(&a);
+    pd_fini(&b);
+}
+END_TEST
+
 START_TEST(test_semi_pd_under_load_conserves_requests_and_memory)
 {
     const char *const sets[] = {
@@ -646,6 +670,7 @@ Suite *disagg_suite(void)
     tcase_add_test(tc, test_semi_pd_with_full_shares_equals_a_colocated_run);
     tcase_add_test(tc, test_semi_pd_sm_shares_slow_each_worker);
     tcase_add_test(tc, test_semi_pd_contention_slows_both_workers_under_load);
+    tcase_add_test(tc, test_semi_pd_controller_moves_sms_to_a_backed_up_prefill);
     tcase_add_test(tc, test_semi_pd_under_load_conserves_requests_and_memory);
     suite_add_tcase(s, tc);
     TCase *tm = tcase_create("migration");

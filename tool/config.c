@@ -523,6 +523,9 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         top[s] = !t ? NULL : s == SECTION_ENGINE && cJSON_IsString(t) ? engine_object(t)
                                                                        : cJSON_Duplicate(t, 1);
     }
+    /* The cluster controller is the cluster's, not a pool's. */
+    if (top[2] && cJSON_IsObject(top[2]))
+        cJSON_DeleteItemFromObjectCaseSensitive(top[2], "control");
     rc->pools = sim_xcalloc((size_t)np + 1, sizeof *rc->pools);
     int rcode = parse_single_pool(rc, 1, tp, model, gpu, err);
     c->frontend = rc->pools[0].engine;
