@@ -36,6 +36,9 @@
 
 #include "serve/ep.h"
 #include "serve/offload.h"
+#include "serve/cluster_core.h"
+#include "serve/disagg.h"
+#include "serve/migrate.h"
 #include "serve/req.h"
 #include "traces/workload.h"
 
@@ -126,6 +129,8 @@ struct cluster {
     ts_instance *ts;
 
     cluster_counts counts;
+    disagg *pd;              /* cluster.disagg given: hand-offs (serve/disagg.h) */
+    migrate *mig;            /* live migration (serve/migrate.h) */
 };
 
 /* ---- requests --------------------------------------------------------------- */
@@ -162,6 +167,10 @@ static void on_finished(void *ctx, instance *inst, serve_req *r)
         sink_failed(c, "request record");
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
+    if (req_of(r)->mig)
+        migrate_on_finished(c->mig, r);
+    if (c->pd)
+        disagg_on_freed(c->pd);
     /* A closed-loop client sends its next request once it has received
      * the last token: after the engine's streaming delay. */
     const pool_setup *ps = c->pools[c->views[instance_index(inst)].pool].ps;
@@ -433,6 +442,16 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
     cluster *c = ctx;
     req *q = req_of(r);
     int32_t from = instance_index(src_inst), to = q->move_to;
+    if (q->move_mode == MOVE_PD_HANDOFF) {
+        disagg_on_detached(c->pd, from, r);
+        return;
+    }
+    if (q->move_mode == MOVE_LIVE) {
+        migrate_on_detached(c->mig, from, r);
+        return;
+    }
+    if (q->pd)
+        disagg_forget(c->pd, r);
     instance *dst = c->slots[to].inst;
     q->move_to = -1;
     if (instance_state(dst) != INST_ACTIVE) {   /* the destination went away */
@@ -488,11 +507,15 @@ bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode)
     if (to < 0 || to >= c->n_inst || to == r->instance || c->views[to].state != INST_ACTIVE)
         return false;
     req *q = req_of(r);
-    if (q->move_to >= 0)
-        return false;   /* a move is already pending */
+    if (q->move_to >= 0 || q->pd)
+        return false;   /* a move or a hand-off is already under way */
+    if (mode == MOVE_LIVE && !(r->state == REQ_RUNNING && req_is_decode(r)))
+        mode = MOVE_WITH_KV;   /* only a decoding request migrates live */
     q->move_to = to;
     q->move_mode = (int8_t)mode;
     c->counts.moves_started++;
+    if (mode == MOVE_LIVE)
+        return migrate_start(c->mig, r, to);
     instance_detach(c->slots[r->instance].inst, r);
     return true;
 }
@@ -502,8 +525,11 @@ bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode)
  * decode instance active, it stays and decodes where it is. */
 static void on_prefill_done(void *ctx, instance *inst, serve_req *r)
 {
-    (void)inst;
     cluster *c = ctx;
+    if (c->pd) {
+        disagg_on_prefill_done(c->pd, instance_index(inst), r);
+        return;
+    }
     int32_t best = -1;
     for (int32_t k = 0; k < c->n_pools; k++) {
         const pool *p = &c->pools[k];
@@ -590,13 +616,29 @@ static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
         .pcie_h2d = s->pcie_h2d,
         .hooks = {.ctx = c, .finished = on_finished, .prefill_done = on_prefill_done,
                   .detached = on_detached, .emptied = on_emptied,
-                  .observer = c->observer || c->on_sample ? on_iteration : NULL,
+                  .observer = c->observer || c->on_sample || c->pd ? on_iteration : NULL,
                   .observer_ctx = c},
         .state = state,
     };
+    instance *partner = NULL;
+    if (c->pd && disagg_semi_pd(c->pd)) {
+        /* semi-PD: decode instance k shares prefill instance k's GPUs and KV. */
+        disagg_semi_scales(c->pd, p->ps->role, &setup.gpu_time_scale, &setup.energy_scale,
+                           &setup.sm_share);
+        if (p->ps->role == POOL_DECODE) {
+            const pool *pp = &c->pools[disagg_prefill_pool(c->pd)];
+            SIM_ASSERT(p->n_members < pp->n_members);
+            partner = c->slots[pp->members[p->n_members]].inst;
+            setup.shared_kv = instance_kv_mut(partner);
+            setup.no_idle_power = true;
+            s->node = c->slots[pp->members[p->n_members]].node;
+        }
+    }
     s->inst = instance_create(c->eng, &setup, err);
     if (!s->inst)
         return -1;
+    if (partner)
+        instance_set_partner(partner, s->inst);
     c->n_inst++;
     p->members[p->n_members++] = i;
     p->n_live++;
@@ -613,6 +655,8 @@ static void set_state(cluster *c, int32_t i, inst_state st)
     rebuild_active(c, p);
     if (st == INST_ACTIVE && c->n_parked)
         unpark(c);
+    if (st == INST_ACTIVE && c->pd)
+        disagg_on_freed(c->pd);   /* a new decode instance may take waiting hand-offs */
 }
 
 static void on_weights_loaded(void *ctx, net_xfer x, int64_t i, sim_time_ns now)
@@ -738,6 +782,8 @@ void cluster_on_control(sim_engine *eng, void *ctx, const sim_event *ev)
             ok = cluster_move(c, (serve_req *)x->req, x->to, x->mode);
         else if (x->kind == CTRL_SCALE && x->pool >= 0 && x->pool < c->n_pools)
             ok = cluster_scale(c, x->pool, x->delta) != 0;
+        else if (x->kind == CTRL_SPLIT && c->pd)
+            ok = disagg_set_split(c->pd, x->prefill_share, x->decode_share);
         if (ok)
             c->counts.actions_applied++;
         else
@@ -762,6 +808,8 @@ static void on_iteration(void *ctx, const iter_info *it)
     slot *s = &c->slots[it->instance];
     s->iter_end_ns = it->start_ns + it->cost->latency_ns;
     s->iter_power_w = it->cost->energy_j * 1e9 / (double)it->cost->latency_ns;
+    if (c->pd)
+        disagg_on_iteration(c->pd, it);
     if (c->observer)
         c->observer(c->observer_ctx, it);
 }
@@ -882,6 +930,10 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         SIM_ASSERT(ps->max_instances >= ps->instances && ps->min_instances <= ps->instances);
         c->cap_inst += ps->max_instances;
     }
+    if (cs->disagg && !(c->pd = disagg_create(c, cs->disagg, cs->disagg_path, err)))
+        goto fail;
+    if (!(c->mig = migrate_create(c, cs->migration, cs->migration_path, err)))
+        goto fail;
     c->slots = sim_xcalloc((size_t)c->cap_inst, sizeof *c->slots);
     c->views = sim_xcalloc((size_t)c->cap_inst, sizeof *c->views);
     c->ts = sim_xcalloc((size_t)c->cap_inst, sizeof *c->ts);
@@ -899,7 +951,8 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
         p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
         p->view = (pool_view){.name = ps->name, .role = ps->role, .instances = p->members,
-                              .gpus_per_instance = par_gpus(&ps->par)};
+                              .gpus_per_instance = par_gpus(&ps->par),
+                              .block_size_tokens = ps->batch.block_size_tokens};
         route_setup rs = {.pool = k, .block_size_tokens = ps->batch.block_size_tokens};
         if (ps->route_policy.ops->init(&rs, ps->route_policy.params, ps->route_policy.path,
                                        &p->route_state, err))
@@ -939,6 +992,8 @@ void cluster_destroy(cluster *c)
     }
     free(c->pools);
     free(c->pool_views);
+    disagg_destroy(c->pd);
+    migrate_destroy(c->mig);
     if (c->control_state && c->control->destroy)
         c->control->destroy(c->control_state);
     free(c->actions);
@@ -1179,3 +1234,61 @@ void cluster_cost_sources(const run_summary *s, char *buf, size_t size)
     if (!buf[0])
         snprintf(buf, size, "none");
 }
+
+/* ---- for serve/disagg.c and serve/migrate.c (serve/cluster_core.h) ------------------- */
+
+sim_engine *cluster_engine(cluster *c) { return c->eng; }
+net *cluster_net(cluster *c) { return c->net; }
+instance *cluster_instance(cluster *c, int32_t i) { return c->slots[i].inst; }
+const inst_view *cluster_views(const cluster *c) { return c->views; }
+const pool_setup *cluster_pool_setup(const cluster *c, int32_t k) { return &c->cs->pools[k]; }
+void *cluster_route_state(const cluster *c, int32_t k) { return c->pools[k].route_state; }
+
+const int32_t *cluster_pool_members(const cluster *c, int32_t k, int32_t *n)
+{
+    *n = c->pools[k].n_members;
+    return c->pools[k].members;
+}
+
+const int32_t *cluster_pool_active(const cluster *c, int32_t k, int32_t *n)
+{
+    *n = c->pools[k].n_active;
+    return c->pools[k].active;
+}
+
+int cluster_path(const cluster *c, int32_t a, int32_t b, net_link path[2])
+{
+    return move_path(c, a, b, path);
+}
+
+double cluster_kv_bytes_per_token(const cluster *c, int32_t k)
+{
+    const pool_setup *ps = &c->cs->pools[k];
+    return llm_kv_bytes_per_token_per_gpu(&ps->model, &ps->par) * par_gpus(&ps->par);
+}
+
+route_view cluster_route_view(cluster *c, const int32_t *candidates, int32_t n)
+{
+    return (route_view){.now = sim_now(c->eng), .inst = c->views, .n_instances = c->n_inst,
+                        .candidates = candidates, .n_candidates = n,
+                        .cached_tokens = route_cached_tokens, .core = c};
+}
+
+void cluster_note_handoff(cluster *c, int32_t from)
+{
+    c->counts.handoffs++;
+    c->slots[from].moved_out++;
+}
+
+void cluster_note_move_end(cluster *c, int32_t from, bool done)
+{
+    if (done) {
+        c->counts.moves_done++;
+        c->slots[from].moved_out++;
+    } else {
+        c->counts.moves_aborted++;
+    }
+}
+
+const disagg *cluster_disagg(const cluster *c) { return c->pd; }
+const migrate *cluster_migrate(const cluster *c) { return c->mig; }

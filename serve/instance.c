@@ -99,6 +99,11 @@ struct instance {
     int32_t n_detach_later;
 
     int busy, wake_pending, open;
+    /* semi-PD (instance_setup): the KV cache is the partner's when shared. */
+    instance *partner;
+    bool owns_kv;
+    double gpu_time_scale, energy_scale;
+    double sm_share;         /* semi-PD contention (instance_setup) */
     sim_time_ns idle_since, state_since;
     uint64_t admit_seq;
     instance_stats stats;
@@ -188,8 +193,13 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->plan_ahead = ps->engine.cpu_overlap;
     inst->stream_ns = (sim_time_ns)llround(engine_stream_ns(&ps->engine));
     sim_rb_init(&inst->waiting, waiting_cmp);
-    inst->kv = kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
-                         ps->prefix_caching, sim_now(eng));
+    inst->owns_kv = !s->shared_kv;
+    inst->kv = s->shared_kv ? s->shared_kv
+                            : kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
+                                        ps->prefix_caching, sim_now(eng));
+    inst->gpu_time_scale = s->gpu_time_scale > 0 ? s->gpu_time_scale : 1;
+    inst->energy_scale = s->energy_scale > 0 ? s->energy_scale : 1;
+    inst->sm_share = s->sm_share;
     *inst->view = (inst_view){.pool = s->pool, .state = s->state,
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
@@ -227,7 +237,7 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
-    inst->idle_w = cost_idle_power_w(inst->cost);
+    inst->idle_w = s->no_idle_power ? 0 : cost_idle_power_w(inst->cost);
     return inst;
 }
 
@@ -239,7 +249,8 @@ void instance_destroy(instance *inst)
         inst->policy->destroy(inst->policy_state);
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
-    kv_destroy(inst->kv);
+    if (inst->owns_kv)
+        kv_destroy(inst->kv);
     ep_destroy(inst->ep);
     offload_destroy(inst->offload);
     free(inst->running);
@@ -540,6 +551,56 @@ static bool start_tier_io(instance *inst)
     return loads;
 }
 
+/* semi-PD: the operators run on a share of the SMs (gpu_time_scale), the
+ * engine's CPU time is unchanged; energy scales with the share. */
+static void scale_cost(instance *inst, cost_result *c)
+{
+    double scale = inst->gpu_time_scale, energy = inst->energy_scale;
+    const instance *p = inst->partner;
+    if (inst->sm_share > 0 && p && p->busy && inst->sm_share + p->sm_share > 1) {
+        /* Both workers run and their caps overlap: each gets its share of
+         * the whole GPU (SMs, HBM bandwidth), as the iteration starts. */
+        double sum = inst->sm_share + p->sm_share;
+        double contended = sum / inst->sm_share;
+        if (contended > scale) {
+            energy *= contended / scale / sum;
+            scale = contended;
+        }
+    }
+    double ops = 0;
+    for (int k = 0; k < OP_KIND_COUNT; k++) {
+        ops += c->term_ns[k];
+        c->term_ns[k] *= scale;
+    }
+    c->latency_ns += (sim_time_ns)llround(ops * (scale - 1));
+    c->energy_j *= energy;
+}
+
+/* Wakes the partner (semi-PD) if it is idle with work: it may wait for
+ * blocks this instance freed. */
+static void poke_partner(instance *inst);
+
+/* The last waiting request holding KV blocks gives them up (see step):
+ * true if there was one. O(queue length); only when an instance is stuck. */
+static bool drop_waiting_kv(instance *inst, sim_time_ns now)
+{
+    for (sim_rb_node *n = sim_rb_last(&inst->waiting); n; n = sim_rb_prev(n)) {
+        serve_req *r = SIM_RB_ENTRY(n, serve_req, wait_node);
+        if (r->kv_blocks == 0)
+            continue;
+        waiting_remove(inst, r);   /* its key may depend on what it computed */
+        inst->view->outstanding_tokens += r->computed_tokens;
+        inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
+        r->computed_tokens = 0;
+        kv_release(inst->kv, r, &req_of(r)->kv, now);
+        waiting_insert(inst, r);
+        r->preemptions++;
+        inst->stats.preemptions++;
+        return true;
+    }
+    return false;
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
@@ -564,6 +625,34 @@ static void step(instance *inst)
     };
     inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
+    if (inst->plan.n_items == 0 && kv_used_blocks(inst->kv) > 0) {
+        /* Nothing can run for want of blocks (the queue's head does not fit,
+         * or the only running request cannot grow). Waiting requests
+         * that brought their KV (moved or handed off here) hold blocks, as a
+         * waiting request never does in vLLM: the last of them gives its KV
+         * up (it will recompute) and the plan is made again. With none, the
+         * blocks are held for requests on their way out (hand-offs waiting
+         * for decode room, serve/disagg.h): wait for them to be released
+         * (instance_release_kv wakes the instance). */
+        if (drop_waiting_kv(inst, now)) {
+            step(inst);
+            return;
+        }
+        if (inst->n_running == 0) {
+            go_idle(inst, now);
+            update_view(inst);
+            return;
+        }
+        if (inst->plan.n_preempt > 0 && inst->partner) {
+            /* semi-PD: the only running request cannot grow for blocks the
+             * partner holds; it gives its own back and waits. */
+            apply_preemptions(inst, now);
+            go_idle(inst, now);
+            update_view(inst);
+            poke_partner(inst);
+            return;
+        }
+    }
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
@@ -580,6 +669,8 @@ static void step(instance *inst)
     if (inst->offload)
         shape.offload = offload_step(inst->offload, inst->iter_tokens);
     cost_iteration(inst->cost, &shape, &inst->cost_now);
+    if (inst->gpu_time_scale != 1 || inst->energy_scale != 1 || inst->sm_share > 0)
+        scale_cost(inst, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
@@ -738,6 +829,8 @@ static void finish_iteration(instance *inst, sim_time_ns now)
     }
     inst->plan.n_items = 0;
     step(inst);   /* refreshes the view, also when going idle */
+    if (inst->partner)
+        poke_partner(inst);
 }
 
 void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
@@ -839,10 +932,16 @@ void instance_detach(instance *inst, serve_req *r)
     inst->hooks.detached(inst->hooks.ctx, inst, r);
 }
 
+static void wake(instance *inst);
+
 void instance_release_kv(instance *inst, serve_req *holder, kv_req *k)
 {
     kv_release(inst->kv, holder, k, sim_now(inst->eng));
     update_view(inst);
+    if (has_work(inst))
+        wake(inst);   /* it may have idled for want of these blocks */
+    if (inst->partner)
+        poke_partner(inst);
 }
 
 bool instance_reserve(instance *inst, serve_req *r)
@@ -852,6 +951,17 @@ bool instance_reserve(instance *inst, serve_req *r)
     if (need > kv_free_blocks_of(inst->kv))
         return false;
     kv_grow(inst->kv, r, &req_of(r)->kv, 1, sim_now(inst->eng));
+    update_view(inst);
+    return true;
+}
+
+bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64_t blocks)
+{
+    SIM_ASSERT(holder->computed_tokens == 0 && blocks >= holder->kv_blocks);
+    if (blocks - holder->kv_blocks > kv_free_blocks_of(inst->kv))
+        return false;
+    kv_grow(inst->kv, holder, k, (int32_t)(blocks * inst->setup.block_size_tokens),
+            sim_now(inst->eng));
     update_view(inst);
     return true;
 }
@@ -872,6 +982,56 @@ void instance_attach(instance *inst, serve_req *r)
     waiting_insert(inst, r);
     update_view(inst);
     wake(inst);
+}
+
+bool instance_attach_running(instance *inst, serve_req *r)
+{
+    SIM_ASSERT(r->state == REQ_MOVING);
+    if (inst->n_running >= inst->setup.max_seqs || !req_is_decode(r) ||
+        r->computed_tokens + 1 > r->kv_cap_tokens)
+        return false;
+    if (r->instance != inst->index) {
+        r->moves++;
+        inst->stats.moved_in++;
+    }
+    r->instance = inst->index;
+    r->pool = inst->pool;
+    r->state = REQ_RUNNING;
+    r->admit_seq = ++inst->admit_seq;
+    req_of(r)->kv.n_registered = 0;
+    kv_commit(inst->kv, r, &req_of(r)->kv);
+    inst->view->outstanding_tokens += outstanding_of(r);
+    sim_grow((void **)&inst->running, &inst->run_cap, (size_t)inst->n_running + 1,
+             sizeof *inst->running);
+    inst->running[inst->n_running++] = r;
+    update_view(inst);
+    wake(inst);
+    return true;
+}
+
+static void poke_partner(instance *inst)
+{
+    instance *p = inst->partner;
+    update_view(p);   /* the shared cache changed under its view */
+    if (!p->busy && has_work(p))
+        wake(p);
+}
+
+void instance_set_partner(instance *a, instance *b)
+{
+    SIM_ASSERT(a->kv == b->kv);
+    a->partner = b;
+    b->partner = a;
+}
+
+kv_cache *instance_kv_mut(instance *inst) { return inst->kv; }
+
+void instance_set_sm(instance *inst, double gpu_time_scale, double energy_scale,
+                     double sm_share)
+{
+    inst->gpu_time_scale = gpu_time_scale;
+    inst->energy_scale = energy_scale;
+    inst->sm_share = sm_share;
 }
 
 /* ---- reading ---------------------------------------------------------------- */

@@ -159,6 +159,10 @@ typedef struct cluster_setup {
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
     sim_time_ns warmup_ns, cooldown_ns;   /* the summary's window (metrics.h) */
+    /* cluster.disagg (serve/disagg.h; NULL: off) and cluster.migration
+     * (serve/migrate.h; NULL: defaults), read by those modules. */
+    cJSON *disagg, *migration;
+    char disagg_path[SETUP_PATH_MAX], migration_path[SETUP_PATH_MAX];
 } cluster_setup;
 
 /* The longest request every arrival pool can take (the workload's clamp). */

@@ -37,5 +37,6 @@ const suite_fn test_suites[] = {
     capacity_suite,
     net_suite,
     moe_suite,
+    disagg_suite,
     NULL,
 };

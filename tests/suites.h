@@ -45,5 +45,6 @@ Suite *sweep_suite(void);
 Suite *capacity_suite(void);
 Suite *net_suite(void);
 Suite *moe_suite(void);
+Suite *disagg_suite(void);
 
 #endif

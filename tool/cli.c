@@ -243,6 +243,7 @@ static int cmd_run(int argc, char **argv)
             print_summary(&cfg, &r.summary, r.cost_sources, out);
             if (r.workload_note[0])
                 printf("  workload counts        %s\n", r.workload_note);
+            fputs(r.moves_note, stdout);
         }
     }
     if (status != RUN_OK)

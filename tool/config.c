@@ -531,7 +531,7 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
 {
     cluster_setup *c = &rc->sys;
     static const char *const keys[] = {"instances", "tp", "pools", "pool_choice", "topology",
-                                       NULL};
+                                       "disagg", "migration", NULL};
     char path[256];
     cJSON *o;
     int64_t n, tp;
@@ -542,6 +542,13 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         jcfg_int(o, path, "tp", 1, 1, LLM_TP_MAX, &tp, err) ||
         jcfg_str(o, path, "pool_choice", "least_loaded", &choice, err) ||
         parse_topology(o, path, &c->topology, err))
+        return -1;
+    /* Read by serve/disagg.c and serve/migrate.c when the cluster is made. */
+    if ((c->disagg = cJSON_GetObjectItemCaseSensitive(o, "disagg")) &&
+        jcfg_obj(o, path, "disagg", &c->disagg, c->disagg_path, err))
+        return -1;
+    if ((c->migration = cJSON_GetObjectItemCaseSensitive(o, "migration")) &&
+        jcfg_obj(o, path, "migration", &c->migration, c->migration_path, err))
         return -1;
     if (!strcmp(choice, "least_loaded"))
         c->pool_choice = POOL_CHOICE_LEAST_LOADED;
@@ -573,6 +580,9 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         top[s] = !t ? NULL : s == SECTION_ENGINE && cJSON_IsString(t) ? engine_object(t)
                                                                        : cJSON_Duplicate(t, 1);
     }
+    /* The cluster controller is the cluster's, not a pool's. */
+    if (top[2] && cJSON_IsObject(top[2]))
+        cJSON_DeleteItemFromObjectCaseSensitive(top[2], "control");
     rc->pools = sim_xcalloc((size_t)np + 1, sizeof *rc->pools);
     int rcode = parse_single_pool(rc, 1, tp, model, gpu, err);
     c->frontend = rc->pools[0].engine;
