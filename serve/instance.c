@@ -204,11 +204,15 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
     inst->cost = s->cost;
-    kv_set_recompute(inst->kv, recompute_ns, inst);
-    kv_set_tiers(inst->kv, &ps->kv_tiers, ps->swap.block_bytes_per_gpu);
-    if (ps->kv_keep_tokens > 0)
-        kv_set_budget(inst->kv, ps->kv_keep_tokens, ps->kv_keep_fraction);
-    for (int32_t t = 0; t < ps->kv_tiers.n && ps->prefix_caching; t++) {
+    /* A KV cache shared with a partner (semi-PD) is set up once, by the
+     * instance that created it. */
+    if (inst->owns_kv) {
+        kv_set_recompute(inst->kv, recompute_ns, inst);
+        kv_set_tiers(inst->kv, &ps->kv_tiers, ps->swap.block_bytes_per_gpu);
+        if (ps->kv_keep_tokens > 0)
+            kv_set_budget(inst->kv, ps->kv_keep_tokens, ps->kv_keep_fraction);
+    }
+    for (int32_t t = 0; t < ps->kv_tiers.n && ps->prefix_caching && inst->owns_kv; t++) {
         const kv_tier_setup *ts = &ps->kv_tiers.tier[t];
         char name[64];
         double g = par_gpus(&ps->par);
@@ -218,8 +222,9 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         inst->tier_wr[t] = net_add_link(inst->net, name, ts->write_bytes_per_s * g,
                                         ts->latency_ns);
     }
-    if (kv_set_eviction(inst->kv, ps->evict_policy.ops, ps->evict_policy.params,
-                        ps->evict_policy.path, s->order_seed ^ UINT64_C(0x65766963), err) ||
+    if ((inst->owns_kv &&
+         kv_set_eviction(inst->kv, ps->evict_policy.ops, ps->evict_policy.params,
+                         ps->evict_policy.path, s->order_seed ^ UINT64_C(0x65766963), err)) ||
         inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
