@@ -10,11 +10,13 @@
 #define ORDER(name) extern const order_policy_ops order_##name;
 #define ROUTE(name) extern const route_policy_ops route_##name;
 #define CONTROL(name) extern const control_policy_ops control_##name;
+#define SCALE(name) extern const scale_policy_ops scale_##name;
 #include "policies/list.def"
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
+#undef SCALE
 
 /* One table per family: its own entries, the others' lines expand to
  * nothing. */
@@ -22,6 +24,7 @@
 #define ORDER NONE
 #define ROUTE NONE
 #define CONTROL NONE
+#define SCALE NONE
 const batch_policy_ops *const batch_policies[] = {
 #include "policies/list.def"
     NULL};
@@ -49,10 +52,19 @@ const route_policy_ops *const route_policies[] = {
 const control_policy_ops *const control_policies[] = {
 #include "policies/list.def"
     NULL};
+#undef CONTROL
+
+#define CONTROL NONE
+#undef SCALE
+#define SCALE(name) &scale_##name,
+const scale_policy_ops *const scale_policies[] = {
+#include "policies/list.def"
+    NULL};
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
+#undef SCALE
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path,
                                           sim_err *err)
@@ -76,4 +88,9 @@ const control_policy_ops *control_policy_find(const char *name, const char *path
                                               sim_err *err)
 {
     return SIM_REGISTRY_FIND(control_policies, name, "controller", path, err);
+}
+
+const scale_policy_ops *scale_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(scale_policies, name, "autoscaler", path, err);
 }

@@ -25,6 +25,7 @@ const suite_fn test_suites[] = {
     kv_suite,
     policies_suite,
     cluster_suite,
+    autoscale_suite,
     cli_suite,
     cmd_cost_suite,
     timeseries_suite,

@@ -33,6 +33,7 @@ Suite *traces_suite(void);
 Suite *kv_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
+Suite *autoscale_suite(void);
 Suite *cli_suite(void);
 Suite *cmd_cost_suite(void);
 Suite *timeseries_suite(void);
