@@ -5,7 +5,10 @@
 #include <math.h>
 #include <string.h>
 
+#include <gsl/gsl_rng.h>
+
 #include "policies/registry.h"
+#include "traces/gen.h"
 #include "serve/cluster.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -555,6 +558,52 @@ START_TEST(test_an_autoscaler_that_changes_nothing_changes_no_result)
 }
 END_TEST
 
+/* ---- the bursty arrival process ---------------------------------------------- */
+
+START_TEST(test_bursty_arrivals_have_the_mean_rate_and_are_bursty)
+{
+    cJSON *o = cJSON_Parse("{\"process\": \"bursty\", \"rate_per_s\": 1, "
+                           "\"burst_rate_per_s\": 20, \"burst_s\": 30, \"calm_s\": 300}");
+    arrival_proc p;
+    sim_err err = {{0}};
+    ck_assert_int_eq(arrival_parse(o, "$.a", &p, &err), 0);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 11);
+    arrival_gen g;
+    arrival_gen_init(&g, &p, rng);
+    /* Counts per 10 s window over 2e5 s. */
+    enum { WINDOWS = 20000 };
+    static int32_t count[WINDOWS];
+    memset(count, 0, sizeof count);
+    sim_time_ns t = 0, prev = 0;
+    uint64_t n = 0;
+    while (arrival_gen_next(&g, 0, &t) == ARRIVAL_AT && t < WINDOWS * 10 * SIM_NS_PER_S) {
+        ck_assert_int_ge(t, prev);
+        prev = t;
+        count[t / (10 * SIM_NS_PER_S)]++;
+        n++;
+    }
+    double mean_rate = (1.0 * 300 + 20.0 * 30) / 330, rate = n / (WINDOWS * 10.0);
+    ck_assert_double_eq_tol(rate, mean_rate, 0.1 * mean_rate);
+    /* Index of dispersion of the window counts: 1 for Poisson, far above
+     * for bursts. */
+    double m = (double)n / WINDOWS, var = 0;
+    for (int k = 0; k < WINDOWS; k++)
+        var += (count[k] - m) * (count[k] - m);
+    var /= WINDOWS - 1;
+    ck_assert_double_gt(var / m, 5);
+    arrival_gen_fini(&g);
+    gsl_rng_free(rng);
+    arrival_fini(&p);
+    cJSON_Delete(o);
+    /* A missing burst rate is named. */
+    o = cJSON_Parse("{\"process\": \"bursty\", \"rate_per_s\": 1}");
+    ck_assert_int_ne(arrival_parse(o, "$.workload.arrival", &p, &err), 0);
+    ck_assert_msg(strstr(err.msg, "$.workload.arrival.burst_rate_per_s"), "%s", err.msg);
+    cJSON_Delete(o);
+}
+END_TEST
+
 Suite *autoscale_suite(void)
 {
     Suite *s = suite_create("autoscale");
@@ -570,6 +619,7 @@ Suite *autoscale_suite(void)
     tcase_add_test(tc, test_cost_accounting_sums_to_the_runs_gpu_seconds);
     tcase_add_test(tc, test_autoscaled_runs_are_deterministic);
     tcase_add_test(tc, test_an_autoscaler_that_changes_nothing_changes_no_result);
+    tcase_add_test(tc, test_bursty_arrivals_have_the_mean_rate_and_are_bursty);
     suite_add_tcase(s, tc);
     return s;
 }
