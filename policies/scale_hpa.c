@@ -15,17 +15,21 @@
  * scale-up window (default 0) are kept, and the result is the current count
  * raised to the lowest recommendation of the up window and lowered to the
  * highest of the down window (kube-controller-manager's
- * stabilizeRecommendationWithBehaviors). The defaults (tolerance 0.1,
- * scale-down window 300 s, no scale-up window, 15 s sync period as
- * policies.scale.period_ms) are Kubernetes' documented ones
- * (kubernetes.io, "Horizontal Pod Autoscaling").
+ * stabilizeRecommendationWithBehaviors). Last, the scale-up rate limit of
+ * HPA's default behaviour: at most the larger of `up_max_pods` more and
+ * `up_max_percent` % more than the count `up_rate_period_s` ago. The
+ * defaults (tolerance 0.1, scale-down window 300 s, no scale-up window,
+ * 15 s sync period as policies.scale.period_ms; 4 pods or 100 % per 15 s)
+ * are Kubernetes' documented ones (kubernetes.io, "Horizontal Pod
+ * Autoscaling"; its API reference words the rate limit as per 60 s).
  *
  * Metrics: "concurrency" (requests waiting or running), "queue" (waiting),
  * "kv" (fraction of KV blocks in use), "busy" (fraction of the window spent
  * in iterations).
  *
  * Params: {"metric": "concurrency", "target": 32, "tolerance": 0.1,
- *          "down_window_s": 300, "up_window_s": 0}. */
+ *          "down_window_s": 300, "up_window_s": 0, "up_max_pods": 4,
+ *          "up_max_percent": 100, "up_rate_period_s": 15}. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +42,15 @@ enum hpa_metric { HPA_CONCURRENCY, HPA_QUEUE, HPA_KV, HPA_BUSY };
 typedef struct hpa_rec {
     sim_time_ns at;
     int32_t desired;
+    int32_t current;   /* the pool's count then, for the rate limit */
 } hpa_rec;
 
 typedef struct hpa_state {
     enum hpa_metric metric;
     double target, tolerance;
-    sim_time_ns down_window_ns, up_window_ns;
+    sim_time_ns down_window_ns, up_window_ns, rate_period_ns;
+    int32_t up_pods;
+    double up_percent;
     int32_t n_pools, cap;       /* recommendations kept per pool */
     hpa_rec *recs;              /* n_pools rings of cap */
     int32_t *head, *count;
@@ -53,10 +60,12 @@ static int hpa_init(const scale_setup *setup, cJSON *params, const char *path, v
                     sim_err *err)
 {
     static const char *const keys[] = {"metric", "target", "tolerance", "down_window_s",
-                                       "up_window_s", NULL};
+                                       "up_window_s", "up_max_pods", "up_max_percent",
+                                       "up_rate_period_s", NULL};
     static const char *const names[] = {"concurrency", "queue", "kv", "busy"};
     const char *metric;
-    double target, tol, down_s, up_s;
+    double target, tol, down_s, up_s, pct, rate_s;
+    int64_t pods;
     if (jcfg_check_keys(params, path, keys, err) ||
         jcfg_str(params, path, "metric", "concurrency", &metric, err))
         return -1;
@@ -71,7 +80,10 @@ static int hpa_init(const scale_setup *setup, cJSON *params, const char *path, v
     if (jcfg_num(params, path, "target", def, 1e-6, hi, &target, err) ||
         jcfg_num(params, path, "tolerance", 0.1, 0, 10, &tol, err) ||
         jcfg_num(params, path, "down_window_s", 300, 0, 1e7, &down_s, err) ||
-        jcfg_num(params, path, "up_window_s", 0, 0, 1e7, &up_s, err))
+        jcfg_num(params, path, "up_window_s", 0, 0, 1e7, &up_s, err) ||
+        jcfg_int(params, path, "up_max_pods", 4, 0, 1 << 20, &pods, err) ||
+        jcfg_num(params, path, "up_max_percent", 100, 0, 1e6, &pct, err) ||
+        jcfg_num(params, path, "up_rate_period_s", 15, 0, 1e7, &rate_s, err))
         return -1;
     hpa_state *s = sim_xcalloc(1, sizeof *s);
     s->metric = (enum hpa_metric)m;
@@ -79,8 +91,13 @@ static int hpa_init(const scale_setup *setup, cJSON *params, const char *path, v
     s->tolerance = tol;
     s->down_window_ns = (sim_time_ns)(down_s * 1e9);
     s->up_window_ns = (sim_time_ns)(up_s * 1e9);
+    s->rate_period_ns = (sim_time_ns)(rate_s * 1e9);
+    s->up_pods = (int32_t)pods;
+    s->up_percent = pct;
     sim_time_ns window = s->down_window_ns > s->up_window_ns ? s->down_window_ns
                                                              : s->up_window_ns;
+    if (s->rate_period_ns > window)
+        window = s->rate_period_ns;
     s->cap = (int32_t)(window / setup->period_ns) + 2;
     s->n_pools = setup->n_pools;
     s->recs = sim_xcalloc((size_t)s->n_pools * (size_t)s->cap, sizeof *s->recs);
@@ -145,25 +162,31 @@ static void hpa_decide(void *state, const scale_view *v, int32_t *desired)
     for (int32_t k = 0; k < v->n_pools && k < s->n_pools; k++) {
         int32_t rec = hpa_recommend(s, v, k), cur = v->pools[k].current;
         hpa_rec *ring = &s->recs[(size_t)k * (size_t)s->cap];
-        int32_t up = rec, down = rec;
+        int32_t up = rec, down = rec, start = cur;
         for (int32_t j = 0; j < s->count[k]; j++) {
             const hpa_rec *r = &ring[(s->head[k] + j) % s->cap];
             if (v->now - r->at < s->up_window_ns && r->desired < up)
                 up = r->desired;
             if (v->now - r->at < s->down_window_ns && r->desired > down)
                 down = r->desired;
+            if (v->now - r->at < s->rate_period_ns && r->current < start)
+                start = r->current;   /* the count at the period's start */
         }
         /* Remember this one (the oldest goes when the ring is full). */
         if (s->count[k] == s->cap) {
             s->head[k] = (s->head[k] + 1) % s->cap;
             s->count[k]--;
         }
-        ring[(s->head[k] + s->count[k]++) % s->cap] = (hpa_rec){v->now, rec};
+        ring[(s->head[k] + s->count[k]++) % s->cap] = (hpa_rec){v->now, rec, cur};
         int32_t out = cur;
         if (out < up)
             out = up;
         if (out > down)
             out = down;
+        double by_pct = ceil(start * (1 + s->up_percent / 100) - 1e-9);
+        double limit = start + s->up_pods > by_pct ? start + s->up_pods : by_pct;
+        if (out > cur && out > limit)
+            out = limit > cur ? (int32_t)limit : cur;
         desired[k] = out;
     }
 }

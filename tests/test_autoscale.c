@@ -371,6 +371,14 @@ START_TEST(test_hpa_reproduces_kubernetes_arithmetic)
     hpa_tick(ops, st, 360, 4, 2, 2, 4);
     ops->destroy(st);
     cJSON_Delete(params);
+    /* The scale-up rate limit (4 pods or 100 % per 15 s): from 2, asked
+     * for 20, it gets 6; 15 s later, from 6, 12. */
+    params = cJSON_CreateObject();
+    ck_assert_msg(ops->init(&setup, params, "$.p", &st, &err) == 0, "%s", err.msg);
+    cJSON_Delete(params);
+    hpa_tick(ops, st, 0, 2, 2, 200, 6);
+    hpa_tick(ops, st, 15, 6, 6, 600, 12);
+    ops->destroy(st);
     /* Bad params name their path. */
     params = cJSON_Parse("{\"metric\": \"cpu\"}");
     ck_assert_int_ne(ops->init(&setup, params, "$.policies.scale.params", &st, &err), 0);
