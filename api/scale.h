@@ -44,6 +44,7 @@ typedef struct scale_pool_view {
     pool_role role;
     int32_t min_instances, max_instances;
     int32_t gpus_per_instance;
+    int32_t block_size_tokens;           /* tokens per KV block */
     int32_t current;
     int32_t n_state[INST_STATE_COUNT];   /* its instances by state */
     /* Over its live instances, now. */

@@ -826,7 +826,8 @@ static void scale_build_view(cluster *c, scale_view *v)
         *sv = (scale_pool_view){.name = p->ps->name, .role = p->ps->role,
                                 .min_instances = p->ps->min_instances,
                                 .max_instances = p->ps->max_instances,
-                                .gpus_per_instance = par_gpus(&p->ps->par)};
+                                .gpus_per_instance = par_gpus(&p->ps->par),
+                                .block_size_tokens = p->ps->batch.block_size_tokens};
         uint64_t busy = 0;
         for (int32_t m = 0; m < p->n_members; m++) {
             int32_t i = p->members[m];

@@ -449,6 +449,7 @@ START_TEST(test_each_policy_scales_up_on_a_step_increase)
         "policies.scale={\"name\": \"slo\", \"period_ms\": 5000}",
         "policies.scale={\"name\": \"predictive\", \"period_ms\": 5000, "
         "\"params\": {\"rps_per_instance\": 10, \"lead_s\": 10}}",
+        "policies.scale={\"name\": \"saturation\", \"period_ms\": 5000}",
     };
     run_summary fixed, s;
     cluster_counts counts;
