@@ -279,6 +279,25 @@ START_TEST(test_bounds_and_cooldowns_are_respected)
 }
 END_TEST
 
+START_TEST(test_an_empty_pool_starts_an_instance_for_waiting_requests)
+{
+    /* Scale from zero: the policy asks for none, but requests wait for an
+     * instance, so the core starts one; they wait out its cold start. */
+    const char *const sets[] = {
+        "cluster.pools=[{\"name\": \"p\", \"instances\": 0, \"min_instances\": 0, "
+        "\"max_instances\": 2, \"lifecycle\": {\"provision_s\": 2, \"init_s\": 3}}]",
+        "workload.requests=300", NULL};
+    probe_reset(0, 0);
+    as_run r;
+    as_start(&r, sets, &t_fixed, 1000, 0, 0);
+    ck_assert_uint_eq(r.summary.completed, 300);
+    ck_assert_uint_ge(r.counts.scale_ups, 1);
+    /* The first request waited at least the cold start (5 s + loading). */
+    ck_assert_double_gt(r.summary.ttft_s.p99, 5);
+    as_fini(&r);
+}
+END_TEST
+
 /* 1 from 10 s, 3 from 40 s. */
 static void two_step_decide(void *state, const scale_view *v, int32_t *desired)
 {
@@ -315,8 +334,7 @@ START_TEST(test_stopped_instances_restart_in_their_slots)
         ck_assert_double_eq_tol(s.state_s[INST_PROVISIONING], 2, 1e-9);
         ck_assert_double_eq_tol(s.state_s[INST_WARMING], 3, 1e-9);
         ck_assert_double_gt(s.state_s[INST_LOADING], 1);
-        /* Stopped from its drain's end to 40 s; its energy has no idle draw
-         * for that stretch: below idle power over the time it was held. */
+        /* Stopped from its drain's end to 40 s. */
         ck_assert_double_gt(s.state_s[INST_STOPPED], 20);
     }
     ck_assert_int_eq(probe.max_live, 3);
@@ -623,6 +641,7 @@ Suite *autoscale_suite(void)
     tcase_add_test(tc, test_scale_down_drains_and_loses_no_request);
     tcase_add_test(tc, test_bounds_and_cooldowns_are_respected);
     tcase_add_test(tc, test_stopped_instances_restart_in_their_slots);
+    tcase_add_test(tc, test_an_empty_pool_starts_an_instance_for_waiting_requests);
     tcase_add_test(tc, test_hpa_reproduces_kubernetes_arithmetic);
     tcase_add_test(tc, test_each_policy_scales_up_on_a_step_increase);
     tcase_add_test(tc, test_cost_accounting_sums_to_the_runs_gpu_seconds);
