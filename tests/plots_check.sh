@@ -31,6 +31,12 @@ done
 for png in batch_policies_tradeoff batch_policies_energy; do
     check_png "$dir/batch/$png.png"
 done
+# The autoscaling figures: two points of the cold-start sweep (a few seconds).
+./servesim sweep experiments/autoscale_coldstart.json --limit 2 --out "$dir/scale.h5" --quiet || exit 1
+"$PYTHON" plots/autoscale.py "$dir/scale.h5" --out "$dir/scale" >/dev/null
+for png in autoscale_cost_slo autoscale_replicas; do
+    check_png "$dir/scale/$png.png"
+done
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null
 check_png "$dir/run/timeline.png"
