@@ -126,6 +126,8 @@ struct cluster {
 
     cluster_counts counts;
 
+    gsl_rng *lifecycle_rng;   /* made at the first jittered provisioning */
+
     /* The autoscaler (see "The autoscaler" below); scale NULL when off. */
     const scale_policy_ops *scale;
     void *scale_state;
@@ -677,6 +679,38 @@ static void on_emptied(void *ctx, instance *inst)
         set_state(c, i, INST_STOPPED);
 }
 
+/* How long a node takes to come up: the pool's provision time, uniform
+ * within +- its jitter (its own random stream, so that other components'
+ * numbers do not move). */
+static sim_time_ns provision_ns(cluster *c, const pool_setup *ps)
+{
+    sim_time_ns j = ps->lifecycle.provision_jitter_ns;
+    if (j <= 0)
+        return ps->lifecycle.provision_ns;
+    if (!c->lifecycle_rng)
+        c->lifecycle_rng = sim_rng(c->eng, STREAM_LIFECYCLE);
+    double u = 2 * gsl_rng_uniform(c->lifecycle_rng) - 1;
+    return ps->lifecycle.provision_ns + (sim_time_ns)llround(u * (double)j);
+}
+
+/* Drain with migration: instance i's running requests move, with their KV,
+ * to the pool's other active instances in turn (a destination's load shows
+ * only once a request arrives, so least-loaded would send them all to one).
+ * A move that cannot start, or whose destination has no room for the KV,
+ * leaves the request to finish here. */
+static void migrate_running(cluster *c, pool *p, int32_t i)
+{
+    int32_t n;
+    const serve_req *const *run = instance_running(c->slots[i].inst, &n);
+    if (n == 0 || p->n_active == 0)
+        return;
+    serve_req **copy = sim_xmalloc((size_t)n * sizeof *copy);
+    memcpy(copy, run, (size_t)n * sizeof *copy);   /* moves change the set */
+    for (int32_t k = 0, j = 0; k < n; k++, j++)
+        cluster_move(c, copy[k], p->active[j % p->n_active], MOVE_WITH_KV);
+    free(copy);
+}
+
 static int32_t newest_in_state(const cluster *c, const pool *p, inst_state st)
 {
     for (int32_t m = p->n_members - 1; m >= 0; m--)
@@ -723,8 +757,8 @@ int32_t cluster_scale(cluster *c, int32_t k, int32_t delta)
             break;
         }
         if (c->views[i].state == INST_PROVISIONING)
-            sim_schedule(c->eng, now + ps->lifecycle.provision_ns, PHASE_LIFECYCLE,
-                         EV_LIFECYCLE, c->slots[i].inst, INST_LOADING);
+            sim_schedule(c->eng, now + provision_ns(c, ps), PHASE_LIFECYCLE, EV_LIFECYCLE,
+                         c->slots[i].inst, INST_LOADING);
         delta--, done++;
         c->counts.scale_ups++;
     }
@@ -739,6 +773,8 @@ int32_t cluster_scale(cluster *c, int32_t k, int32_t delta)
             if (to < 0 || !cluster_move(c, r, to, MOVE_RECOMPUTE))
                 break;
         }
+        if (ps->lifecycle.drain_migrate)
+            migrate_running(c, p, i);
         if (c->views[i].n_waiting == 0 && c->views[i].n_running == 0 &&
             c->views[i].state == INST_DRAINING)
             set_state(c, i, INST_STOPPED);

@@ -22,6 +22,7 @@ typedef struct cluster cluster;
 /* Random stream ids: fixed per component so that adding one never changes
  * another's numbers. */
 enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2, STREAM_IDENTITY = 3,
+       STREAM_LIFECYCLE = 4,   /* provisioning jitter, drawn only when asked for */
        STREAM_ORDER_BASE = 1000 /* + instance index */ };
 
 /* One instance in a time-series sample. */

@@ -39,6 +39,9 @@ typedef struct lifecycle_setup {
     double weight_bytes_per_gpu;
     load_source source;
     double price_per_gpu_hour;    /* what one GPU of the pool costs held */
+    sim_time_ns provision_jitter_ns;   /* provisioning is uniform in provision_ns +- this */
+    bool drain_migrate;           /* a draining instance also moves its running
+                                   * requests, with their KV, instead of finishing them */
 } lifecycle_setup;
 
 /* A policy named in the config: its ops, its params object and that

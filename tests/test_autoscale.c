@@ -237,6 +237,65 @@ START_TEST(test_scale_down_drains_and_loses_no_request)
 }
 END_TEST
 
+START_TEST(test_drain_by_migration_moves_running_requests_with_their_kv)
+{
+    /* As above, draining with "migrate": the running requests move with
+     * their KV, so the drained instances stop sooner; none is lost. */
+    double drain_s[2];
+    for (int migrate = 0; migrate < 2; migrate++) {
+        char pools[300];
+        snprintf(pools, sizeof pools,
+                 "cluster.pools=[{\"name\": \"p\", \"instances\": 3, \"min_instances\": 1, "
+                 "\"lifecycle\": {\"drain\": \"%s\"}}]", migrate ? "migrate" : "finish");
+        const char *const sets[] = {pools, "instance.max_seqs=8", "workload.requests=1500",
+                                    "workload.arrival.rate_per_s=40", NULL};
+        probe_reset(1, 15 * SIM_NS_PER_S);
+        as_run r;
+        as_start(&r, sets, &t_fixed, 1000, 0, 0);
+        ck_assert_uint_eq(r.summary.completed, 1500);
+        for (int id = 0; id < 1500; id++)
+            ck_assert_int_eq(r.seen[id], 1);
+        drain_s[migrate] = 0;
+        for (int32_t i = 1; i < 3; i++) {
+            instance_summary s;
+            cluster_instance_summary(r.c, i, &s);
+            drain_s[migrate] += s.state_s[INST_DRAINING];
+        }
+        if (migrate)
+            ck_assert_uint_gt(r.counts.move_bytes, 0);   /* KV travelled */
+        else
+            ck_assert_uint_eq(r.counts.move_bytes, 0);
+        as_fini(&r);
+    }
+    ck_assert_double_lt(drain_s[1], drain_s[0] / 2);
+}
+END_TEST
+
+START_TEST(test_provisioning_jitter_stays_within_its_bounds)
+{
+    /* 10 +- 4 s; drawn from the lifecycle's own stream. */
+    const char *const sets[] = {
+        "cluster.pools=[{\"name\": \"p\", \"instances\": 1, \"max_instances\": 6, "
+        "\"lifecycle\": {\"provision_s\": 10, \"provision_jitter_s\": 4, \"init_s\": 1}}]",
+        "workload.requests=600", NULL};
+    probe_reset(6, 0);
+    as_run r;
+    as_start(&r, sets, &t_fixed, 1000, 0, 0);
+    ck_assert_uint_eq(r.counts.scale_ups, 5);
+    double lo = 1e9, hi = 0;
+    for (int32_t i = 1; i < 6; i++) {
+        instance_summary s;
+        cluster_instance_summary(r.c, i, &s);
+        double p = s.state_s[INST_PROVISIONING];
+        ck_assert_double_ge(p, 6 - 1e-9);
+        ck_assert_double_le(p, 14 + 1e-9);
+        lo = p < lo ? p : lo, hi = p > hi ? p : hi;
+    }
+    ck_assert_double_gt(hi - lo, 0.1);   /* they differ */
+    as_fini(&r);
+}
+END_TEST
+
 START_TEST(test_bounds_and_cooldowns_are_respected)
 {
     /* Asked for one more at every 1 s tick: the pool grows at most every
@@ -639,6 +698,8 @@ Suite *autoscale_suite(void)
     tcase_add_test(tc, test_cold_start_takes_the_sum_of_its_terms);
     tcase_add_test(tc, test_lifecycle_keys_are_checked);
     tcase_add_test(tc, test_scale_down_drains_and_loses_no_request);
+    tcase_add_test(tc, test_drain_by_migration_moves_running_requests_with_their_kv);
+    tcase_add_test(tc, test_provisioning_jitter_stays_within_its_bounds);
     tcase_add_test(tc, test_bounds_and_cooldowns_are_respected);
     tcase_add_test(tc, test_stopped_instances_restart_in_their_slots);
     tcase_add_test(tc, test_an_empty_pool_starts_an_instance_for_waiting_requests);

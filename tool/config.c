@@ -325,12 +325,12 @@ static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *
 {
     static const char *const keys[] = {"provision_s", "init_s", "engine_start_s",
                                        "graph_capture_s", "source", "price_per_gpu_hour",
-                                       NULL};
+                                       "provision_jitter_s", "drain", NULL};
     static const char *const sources[] = {"storage", "host", "peer"};
     char lpath[256];
     cJSON *o;
-    const char *source;
-    double provision, init, start, capture, price;
+    const char *source, *drain;
+    double provision, init, start, capture, price, jitter;
     if (jcfg_obj(pj, path, "lifecycle", &o, lpath, err) ||
         jcfg_check_keys(o, lpath, keys, err))
         return -1;
@@ -346,8 +346,16 @@ static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *
         (split && (jcfg_num(o, lpath, "engine_start_s", 0, 0, 1e7, &start, err) ||
                    jcfg_num(o, lpath, "graph_capture_s", 0, 0, 1e7, &capture, err))) ||
         jcfg_str(o, lpath, "source", "storage", &source, err) ||
-        jcfg_num(o, lpath, "price_per_gpu_hour", 0, 0, 1e6, &price, err))
+        jcfg_num(o, lpath, "price_per_gpu_hour", 0, 0, 1e6, &price, err) ||
+        jcfg_num(o, lpath, "provision_jitter_s", 0, 0, 1e7, &jitter, err) ||
+        jcfg_str(o, lpath, "drain", "finish", &drain, err))
         return -1;
+    if (jitter > provision)
+        return sim_errf(err, "%s.provision_jitter_s: expected at most provision_s (%g), got %g",
+                        lpath, provision, jitter);
+    if (strcmp(drain, "finish") && strcmp(drain, "migrate"))
+        return sim_errf(err, "%s.drain: expected \"finish\" or \"migrate\", got \"%s\"",
+                        lpath, drain);
     if (split)
         init = start + capture;
     int k = 0;
@@ -360,6 +368,8 @@ static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *
     p->lifecycle.init_ns = (sim_time_ns)(init * 1e9);
     p->lifecycle.source = (load_source)k;
     p->lifecycle.price_per_gpu_hour = price;
+    p->lifecycle.provision_jitter_ns = (sim_time_ns)(jitter * 1e9);
+    p->lifecycle.drain_migrate = !strcmp(drain, "migrate");
     return 0;
 }
 
