@@ -190,10 +190,14 @@ START_TEST(test_lifecycle_keys_are_checked)
     const char *const source[] = {"cluster.pools=[{\"lifecycle\": {\"source\": \"tape\"}}]",
                                   NULL};
     const char *const scale[] = {"policies.scale={\"name\": \"nope\"}", NULL};
-    const char *const *bad[] = {both, source, scale};
+    const char *const sched[] = {"policies.scale={\"name\": \"schedule\", \"params\": "
+                                 "{\"schedule\": [[5, 1]]}}", NULL};
+    const char *const drain[] = {"cluster.pools=[{\"lifecycle\": {\"drain\": \"kill\"}}]",
+                                 NULL};
+    const char *const *bad[] = {both, source, scale, drain};
     const char *want[] = {"not both", "$.cluster.pools[0].lifecycle.source: expected one of",
-                          "$.policies.scale.name"};
-    for (int k = 0; k < 3; k++) {
+                          "$.policies.scale.name", "$.cluster.pools[0].lifecycle.drain: expected"};
+    for (int k = 0; k < 4; k++) {
         cJSON *root = tu_base_config();
         tu_set(root, bad[k]);
         run_config cfg;
@@ -201,6 +205,16 @@ START_TEST(test_lifecycle_keys_are_checked)
         ck_assert_int_ne(run_config_parse(root, &cfg, &err), 0);
         ck_assert_msg(strstr(err.msg, want[k]), "%s", err.msg);   /* root freed */
     }
+    /* A policy's params are checked when the cluster is made. */
+    cJSON *root = tu_base_config();
+    tu_set(root, sched);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    ck_assert_ptr_null(cluster_create(&cfg.sys, NULL, &err));
+    ck_assert_msg(strstr(err.msg, "$.policies.scale.params.schedule[0]: starts must begin at 0"),
+                  "%s", err.msg);
+    run_config_fini(&cfg);
 }
 END_TEST
 
@@ -527,6 +541,8 @@ START_TEST(test_each_policy_scales_up_on_a_step_increase)
         "policies.scale={\"name\": \"predictive\", \"period_ms\": 5000, "
         "\"params\": {\"rps_per_instance\": 10, \"lead_s\": 10}}",
         "policies.scale={\"name\": \"saturation\", \"period_ms\": 5000}",
+        "policies.scale={\"name\": \"schedule\", \"period_ms\": 5000, "
+        "\"params\": {\"schedule\": [[0, 1], [60, 4]]}}",
     };
     run_summary fixed, s;
     cluster_counts counts;
