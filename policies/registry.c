@@ -12,13 +12,15 @@
 #define CONTROL(name) extern const control_policy_ops control_##name;
 #define PLACE(name) extern const place_policy_ops place_##name;
 #define EVICT(name) extern const evict_policy_ops evict_##name;
+#define SCALE(name) extern const scale_policy_ops scale_##name;
 #include "policies/list.def"
-#undef EVICT
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
 #undef PLACE
+#undef EVICT
+#undef SCALE
 
 /* One table per family: its own entries, the others' lines expand to
  * nothing (every family starts as NONE; each table switches its own on). */
@@ -28,6 +30,7 @@
 #define CONTROL NONE
 #define PLACE NONE
 #define EVICT NONE
+#define SCALE NONE
 
 #undef BATCH
 #define BATCH(name) &batch_##name,
@@ -77,38 +80,38 @@ const evict_policy_ops *const evict_policies[] = {
 #undef EVICT
 #define EVICT NONE
 
+#undef SCALE
+#define SCALE(name) &scale_##name,
+const scale_policy_ops *const scale_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef SCALE
+#define SCALE NONE
+
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
 #undef PLACE
 #undef EVICT
+#undef SCALE
 
-const evict_policy_ops *evict_policy_find(const char *name, const char *path, sim_err *err)
-{
-    return SIM_REGISTRY_FIND(evict_policies, name, "eviction policy", path, err);
-}
-
-const batch_policy_ops *batch_policy_find(const char *name, const char *path,
-                                          sim_err *err)
+const batch_policy_ops *batch_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(batch_policies, name, "batch policy", path, err);
 }
 
-const order_policy_ops *order_policy_find(const char *name, const char *path,
-                                          sim_err *err)
+const order_policy_ops *order_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(order_policies, name, "ordering policy", path, err);
 }
 
-const route_policy_ops *route_policy_find(const char *name, const char *path,
-                                          sim_err *err)
+const route_policy_ops *route_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(route_policies, name, "routing policy", path, err);
 }
 
-const control_policy_ops *control_policy_find(const char *name, const char *path,
-                                              sim_err *err)
+const control_policy_ops *control_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(control_policies, name, "controller", path, err);
 }
@@ -116,4 +119,14 @@ const control_policy_ops *control_policy_find(const char *name, const char *path
 const place_policy_ops *place_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(place_policies, name, "placement policy", path, err);
+}
+
+const evict_policy_ops *evict_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(evict_policies, name, "eviction policy", path, err);
+}
+
+const scale_policy_ops *scale_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(scale_policies, name, "autoscaler", path, err);
 }

@@ -10,6 +10,7 @@
 #include "api/placement.h"
 #include "api/route.h"
 #include "api/evict.h"
+#include "api/scale.h"
 
 /* NULL-terminated tables, in policies/list.def order. */
 extern const batch_policy_ops *const batch_policies[];
@@ -18,6 +19,7 @@ extern const route_policy_ops *const route_policies[];
 extern const control_policy_ops *const control_policies[];
 extern const place_policy_ops *const place_policies[];
 extern const evict_policy_ops *const evict_policies[];
+extern const scale_policy_ops *const scale_policies[];
 
 /* The policy named `name`, or NULL with "<path>: unknown <family> policy
  * "<name>"; expected one of: ..." in err. */
@@ -33,5 +35,8 @@ const place_policy_ops *place_policy_find(const char *name, const char *path,
                                           sim_err *err);
 
 const evict_policy_ops *evict_policy_find(const char *name, const char *path, sim_err *err);
+
+const scale_policy_ops *scale_policy_find(const char *name, const char *path,
+                                          sim_err *err);
 
 #endif

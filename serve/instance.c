@@ -339,6 +339,8 @@ void instance_set_state(instance *inst, inst_state s, sim_time_ns now)
     if (s == inst->state)
         return;
     accrue_state(inst, now);
+    if (inst->state == INST_STOPPED)
+        inst->idle_since = now;   /* restarted: it drew nothing while stopped */
     /* A stopped instance draws nothing: close its idle stretch first. */
     if (s == INST_STOPPED && !inst->busy)
         accrue_idle(inst, now);

@@ -67,6 +67,9 @@ typedef struct run_summary {
     double weight_bytes;       /* weights read from HBM, all GPUs */
     double kv_bytes;           /* KV read and written in HBM, all GPUs */
     double gpu_busy_fraction;
+    /* GPU time held (every lifecycle state but stopped), of it running
+     * iterations, and its price (lifecycle.price_per_gpu_hour per pool). */
+    double gpu_held_s, gpu_busy_s, cost_usd;
     double kv_peak_fraction;   /* max over instances */
     double kv_mean_fraction;   /* time-weighted, mean over instances */
     /* Prefix caching (all instances): prompt tokens and blocks looked up at

@@ -13,6 +13,7 @@
 #include "api/order.h"
 #include "api/placement.h"
 #include "api/route.h"
+#include "api/scale.h"
 #include "models/cost.h"
 #include "models/moe.h"
 #include "serve/kv_tier.h"
@@ -29,10 +30,22 @@ typedef struct swap_setup {
 
 /* How an instance starts when a pool grows: each phase's duration, and the
  * bytes of weights each GPU loads (over its pool's load link). */
+/* Where a starting instance reads its weights from: its node's storage
+ * link (the default: local NVMe or network storage, at topology
+ * storage_gbps), host memory over its own PCIe links (a page-cached
+ * checkpoint), or a live instance of its pool over NVLink or the NICs
+ * (peer-to-peer; from storage when the pool has no active instance). */
+typedef enum load_source { LOAD_STORAGE, LOAD_HOST, LOAD_PEER } load_source;
+
 typedef struct lifecycle_setup {
     sim_time_ns provision_ns;     /* node allocation and boot */
     sim_time_ns init_ns;          /* engine start, CUDA graphs, warm-up */
     double weight_bytes_per_gpu;
+    load_source source;
+    double price_per_gpu_hour;    /* what one GPU of the pool costs held */
+    sim_time_ns provision_jitter_ns;   /* provisioning is uniform in provision_ns +- this */
+    bool drain_migrate;           /* a draining instance also moves its running
+                                   * requests, with their KV, instead of finishing them */
 } lifecycle_setup;
 
 /* A policy named in the config: its ops, its params object and that
@@ -89,6 +102,14 @@ typedef struct moe_setup {
     int32_t nodes;                /* nodes an EP group spans */
     offload_setup offload;
 } moe_setup;
+/* The autoscaler (api/scale.h); ops NULL: none. */
+typedef struct scale_choice {
+    const scale_policy_ops *ops;
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+    sim_time_ns period_ns;
+    sim_time_ns up_cooldown_ns, down_cooldown_ns;
+} scale_choice;
 
 typedef struct pool_setup {
     char name[32];
@@ -154,6 +175,7 @@ typedef struct cluster_setup {
     pool_choice pool_choice;
     topology_setup topology;
     control_choice control;
+    scale_choice scale;
     cJSON *workload;
     char workload_path[SETUP_PATH_MAX];
     sim_time_ns slo_ttft_ns, slo_tpot_ns;

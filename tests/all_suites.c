@@ -26,6 +26,7 @@ const suite_fn test_suites[] = {
     prefix_cache_suite,
     policies_suite,
     cluster_suite,
+    autoscale_suite,
     cli_suite,
     config_doc_suite,
     cli_help_suite,

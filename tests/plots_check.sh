@@ -16,6 +16,12 @@ export MPLBACKEND=Agg MPLCONFIGDIR="$dir/mpl"
 # The batch-policy figures need their own sweep (70 small points, about a second).
 ./servesim sweep experiments/batch_policies.json --out "$dir/batch.h5" --quiet || exit 1
 "$PYTHON" plots/batch_policies.py "$dir/batch.h5" --out "$dir/batch" >/dev/null || exit 1
+# The autoscaling figures: two points of the cold-start sweep (a few seconds).
+./servesim sweep experiments/autoscale_coldstart.json --limit 2 --out "$dir/scale.h5" --quiet || exit 1
+"$PYTHON" plots/autoscale.py "$dir/scale.h5" --out "$dir/scale" >/dev/null || exit 1
+for png in autoscale_cost_slo autoscale_replicas; do
+    test -s "$dir/scale/$png.png" || { echo "plots: FAILED: $dir/scale/$png.png missing"; exit 1; }
+done
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null || exit 1
 # The capacity figure: a short search's probes (exit 1 would be no bracket).

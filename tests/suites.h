@@ -34,6 +34,7 @@ Suite *kv_suite(void);
 Suite *prefix_cache_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
+Suite *autoscale_suite(void);
 Suite *cli_suite(void);
 Suite *config_doc_suite(void);
 Suite *cli_help_suite(void);

@@ -156,6 +156,12 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                s->offload_bytes_high / 1e9, s->offload_bytes_low / 1e9,
                total > 0 ? 100 * s->term_s[OP_EXPERT_LOAD] / total : 0);
     }
+    bool priced = cfg->sys.scale.ops != NULL;
+    for (int32_t k = 0; k < cfg->sys.n_pools; k++)
+        priced |= cfg->sys.pools[k].lifecycle.price_per_gpu_hour > 0;
+    if (priced)
+        printf("  GPU time               %.3f GPU-h held, %.3f busy; $%.2f\n",
+               s->gpu_held_s / 3600, s->gpu_busy_s / 3600, s->cost_usd);
     printf("  cost source            %s\n", sources);
     printf("  wall                   %.3f s, %.0f iterations/s, %.0f requests/s, "
            "peak RSS %.1f MB\n", s->wall_s, s->iterations / s->wall_s,

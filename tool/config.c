@@ -308,7 +308,8 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
         return -1;
     cJSON *pol;
-    static const char *const pol_keys[] = {"batch", "order", "routing", "control", "eviction", NULL};
+    static const char *const pol_keys[] = {"batch", "order", "routing", "control",
+                                           "eviction", "scale", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
         jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
@@ -361,17 +362,53 @@ static int parse_role(const char *s, const char *path, pool_role *out, sim_err *
 
 static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
 {
-    static const char *const keys[] = {"provision_s", "init_s", NULL};
+    static const char *const keys[] = {"provision_s", "init_s", "engine_start_s",
+                                       "graph_capture_s", "source", "price_per_gpu_hour",
+                                       "provision_jitter_s", "drain", NULL};
+    static const char *const sources[] = {"storage", "host", "peer"};
     char lpath[256];
     cJSON *o;
-    double provision, init;
+    const char *source, *drain;
+    double provision, init, start, capture, price, jitter;
     if (jcfg_obj(pj, path, "lifecycle", &o, lpath, err) ||
-        jcfg_check_keys(o, lpath, keys, err) ||
-        jcfg_num(o, lpath, "provision_s", 30, 0, 1e7, &provision, err) ||
-        jcfg_num(o, lpath, "init_s", 20, 0, 1e7, &init, err))
+        jcfg_check_keys(o, lpath, keys, err))
         return -1;
+    /* The engine's initialisation given as its two terms replaces init_s
+     * (asked before reading: reading records the defaults). */
+    bool split = cJSON_GetObjectItemCaseSensitive(o, "engine_start_s") ||
+                 cJSON_GetObjectItemCaseSensitive(o, "graph_capture_s");
+    if (split && cJSON_GetObjectItemCaseSensitive(o, "init_s"))
+        return sim_errf(err, "%s: give init_s or its terms (engine_start_s, graph_capture_s), "
+                        "not both", lpath);
+    if (jcfg_num(o, lpath, "provision_s", 30, 0, 1e7, &provision, err) ||
+        (!split && jcfg_num(o, lpath, "init_s", 20, 0, 1e7, &init, err)) ||
+        (split && (jcfg_num(o, lpath, "engine_start_s", 0, 0, 1e7, &start, err) ||
+                   jcfg_num(o, lpath, "graph_capture_s", 0, 0, 1e7, &capture, err))) ||
+        jcfg_str(o, lpath, "source", "storage", &source, err) ||
+        jcfg_num(o, lpath, "price_per_gpu_hour", 0, 0, 1e6, &price, err) ||
+        jcfg_num(o, lpath, "provision_jitter_s", 0, 0, 1e7, &jitter, err) ||
+        jcfg_str(o, lpath, "drain", "finish", &drain, err))
+        return -1;
+    if (jitter > provision)
+        return sim_errf(err, "%s.provision_jitter_s: expected at most provision_s (%g), got %g",
+                        lpath, provision, jitter);
+    if (strcmp(drain, "finish") && strcmp(drain, "migrate"))
+        return sim_errf(err, "%s.drain: expected \"finish\" or \"migrate\", got \"%s\"",
+                        lpath, drain);
+    if (split)
+        init = start + capture;
+    int k = 0;
+    while (k < 3 && strcmp(source, sources[k]))
+        k++;
+    if (k == 3)
+        return sim_errf(err, "%s.source: expected one of: storage, host, peer; got \"%s\"",
+                        lpath, source);
     p->lifecycle.provision_ns = (sim_time_ns)(provision * 1e9);
     p->lifecycle.init_ns = (sim_time_ns)(init * 1e9);
+    p->lifecycle.source = (load_source)k;
+    p->lifecycle.price_per_gpu_hour = price;
+    p->lifecycle.provision_jitter_ns = (sim_time_ns)(jitter * 1e9);
+    p->lifecycle.drain_migrate = !strcmp(drain, "migrate");
     return 0;
 }
 
@@ -580,9 +617,11 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         top[s] = !t ? NULL : s == SECTION_ENGINE && cJSON_IsString(t) ? engine_object(t)
                                                                        : cJSON_Duplicate(t, 1);
     }
-    /* The cluster controller is the cluster's, not a pool's. */
-    if (top[2] && cJSON_IsObject(top[2]))
+    /* The cluster-wide policies (parse_control, parse_scale) are no pool's. */
+    if (top[2] && cJSON_IsObject(top[2])) {
         cJSON_DeleteItemFromObjectCaseSensitive(top[2], "control");
+        cJSON_DeleteItemFromObjectCaseSensitive(top[2], "scale");
+    }
     rc->pools = sim_xcalloc((size_t)np + 1, sizeof *rc->pools);
     int rcode = parse_single_pool(rc, 1, tp, model, gpu, err);
     c->frontend = rc->pools[0].engine;
@@ -640,6 +679,41 @@ static int parse_control(run_config *rc, sim_err *err)
     if (!(c->control.ops = control_policy_find(name, name_path, err)))
         return -1;
     c->control.period_ns = (sim_time_ns)(period_ms * 1e6);
+    return 0;
+}
+
+/* policies.scale: the autoscaler (api/scale.h). */
+static int parse_scale(run_config *rc, sim_err *err)
+{
+    cluster_setup *c = &rc->sys;
+    static const char *const keys[] = {"name", "params", "period_ms", "up_cooldown_s",
+                                       "down_cooldown_s", NULL};
+    char path[256];
+    cJSON *pol, *o;
+    if (jcfg_obj(rc->root, "$", "policies", &pol, path, err))
+        return -1;
+    o = cJSON_GetObjectItemCaseSensitive(pol, "scale");
+    if (!o)
+        return 0;
+    const char *name;
+    double period_ms, up_s, down_s;
+    char cpath[300], name_path[320];
+    snprintf(cpath, sizeof cpath, "%s.scale", path);
+    if (!cJSON_IsObject(o))
+        return sim_errf(err, "%s: expected an object", cpath);
+    if (jcfg_check_keys(o, cpath, keys, err) ||
+        jcfg_str(o, cpath, "name", JCFG_REQUIRED_STR, &name, err) ||
+        jcfg_num(o, cpath, "period_ms", 15000, 1, 1e9, &period_ms, err) ||
+        jcfg_num(o, cpath, "up_cooldown_s", 0, 0, 1e7, &up_s, err) ||
+        jcfg_num(o, cpath, "down_cooldown_s", 60, 0, 1e7, &down_s, err) ||
+        jcfg_obj(o, cpath, "params", &c->scale.params, c->scale.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.name", cpath);
+    if (!(c->scale.ops = scale_policy_find(name, name_path, err)))
+        return -1;
+    c->scale.period_ns = (sim_time_ns)(period_ms * 1e6);
+    c->scale.up_cooldown_ns = (sim_time_ns)(up_s * 1e9);
+    c->scale.down_cooldown_ns = (sim_time_ns)(down_s * 1e9);
     return 0;
 }
 
@@ -701,7 +775,7 @@ int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
         goto fail;
     c->seed = (uint64_t)seed;
     snprintf(c->workload_path, sizeof c->workload_path, "$.workload");
-    if (parse_cluster(rc, model, gpu, err) || parse_control(rc, err) ||
+    if (parse_cluster(rc, model, gpu, err) || parse_control(rc, err) || parse_scale(rc, err) ||
         parse_slo(rc, err) || parse_metrics(rc, err) ||
         jcfg_obj(root, "$", "workload", &c->workload, c->workload_path, err))
         goto fail;

@@ -142,6 +142,8 @@ typedef struct out_ts_inst_row {
     double kv_used_fraction;
     double power_w;
     double kv_cached_fraction;
+    int32_t pool;
+    int32_t state;             /* inst_state */
 } out_ts_inst_row;
 
 typedef struct out_ts_cluster_row {
@@ -153,6 +155,7 @@ typedef struct out_ts_cluster_row {
     double kv_used_fraction;   /* mean over instances */
     double power_w;            /* sum over instances */
     double kv_cached_fraction; /* mean over instances */
+    int32_t state_instances[INST_STATE_COUNT];   /* instances in each state */
 } out_ts_cluster_row;
 
 typedef struct out_field {
@@ -232,6 +235,9 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(weight_bytes, OUT_F64),
     OUT_SUM(kv_bytes, OUT_F64),
     OUT_SUM(gpu_busy_fraction, OUT_F64),
+    OUT_SUM(gpu_held_s, OUT_F64),
+    OUT_SUM(gpu_busy_s, OUT_F64),
+    OUT_SUM(cost_usd, OUT_F64),
     OUT_SUM(kv_peak_fraction, OUT_F64),
     OUT_SUM(kv_mean_fraction, OUT_F64),
     OUT_SUM(prefix_caching, OUT_U64),
@@ -271,6 +277,8 @@ static const out_field out_ts_inst_fields[] = {
     OUT_TS_INST(kv_used_fraction, OUT_F64),
     OUT_TS_INST(power_w, OUT_F64),
     OUT_TS_INST(kv_cached_fraction, OUT_F64),
+    OUT_TS_INST(pool, OUT_I32),
+    OUT_TS_INST(state, OUT_I32),
 };
 
 #define OUT_TS_CLUSTER(f, k) { #f, offsetof(out_ts_cluster_row, f), k, 1 }
@@ -283,6 +291,8 @@ static const out_field out_ts_cluster_fields[] = {
     OUT_TS_CLUSTER(kv_used_fraction, OUT_F64),
     OUT_TS_CLUSTER(power_w, OUT_F64),
     OUT_TS_CLUSTER(kv_cached_fraction, OUT_F64),
+    {"state_instances", offsetof(out_ts_cluster_row, state_instances), OUT_I32,
+     INST_STATE_COUNT},
 };
 
 #define OUT_NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
@@ -641,7 +651,9 @@ int out_sample(void *out_file_ptr, const ts_sample *s)
     for (int32_t i = 0; i < s->n_instances; i++) {
         const ts_instance *t = &s->inst[i];
         out_ts_inst_row row = {s->time_ns, i, t->waiting, t->running, t->active,
-                               t->kv_used_fraction, t->power_w, t->kv_cached_fraction};
+                               t->kv_used_fraction, t->power_w, t->kv_cached_fraction,
+                               t->pool, (int32_t)t->state};
+        sum.state_instances[t->state]++;
         if (out_table_push(f, &f->ts_inst, &row))
             return -1;
         sum.waiting += t->waiting;
@@ -775,6 +787,7 @@ typedef struct out_pool_row {
     double busy_fraction, energy_j;
     double gpu_s[INST_STATE_COUNT];
     double kv_peak_fraction, kv_hit_fraction;
+    double busy_gpu_s, held_gpu_s, cost_usd;
 } out_pool_row;
 
 #define OUT_POOL(f, k) { #f, offsetof(out_pool_row, f), k, 1 }
@@ -788,6 +801,7 @@ static const out_field out_pool_fields[] = {
     OUT_POOL(energy_j, OUT_F64),
     {"gpu_s", offsetof(out_pool_row, gpu_s), OUT_F64, INST_STATE_COUNT},
     OUT_POOL(kv_peak_fraction, OUT_F64), OUT_POOL(kv_hit_fraction, OUT_F64),
+    OUT_POOL(busy_gpu_s, OUT_F64), OUT_POOL(held_gpu_s, OUT_F64), OUT_POOL(cost_usd, OUT_F64),
 };
 
 typedef struct out_inst_row {
@@ -912,6 +926,7 @@ int out_cluster_tables(out_file *f, const cluster *c, sim_err *err)
         r->busy_fraction = p.busy_fraction, r->energy_j = p.energy_j;
         memcpy(r->gpu_s, p.gpu_s, sizeof r->gpu_s);
         r->kv_peak_fraction = p.kv_peak_fraction, r->kv_hit_fraction = p.kv_hit_fraction;
+        r->busy_gpu_s = p.busy_gpu_s, r->held_gpu_s = p.held_gpu_s, r->cost_usd = p.cost_usd;
     }
     for (int32_t i = 0; i < ni; i++) {
         instance_summary s;
