@@ -91,6 +91,19 @@ class BuildRun(unittest.TestCase):
         self.assertEqual(len(stdin.splitlines()) - 1, nonzero)
         self.assertEqual(cfg["cluster"]["tp"], 2)
 
+    def test_dtype_becomes_the_run_precision(self):
+        cfg, _ = v.build_run(ref_by_id(self.doc, "trt-h100x2-l2-70b-bs1024-128-128-fp8"),
+                             self.doc["workloads"])
+        self.assertEqual(cfg["precision"], {"weights": "fp8", "activations": "fp8",
+                                            "kv_cache": "fp8"})
+        cfg, _ = v.build_run(ref_by_id(self.doc, "trt-a100-l2-7b-bs384-128-128"),
+                             self.doc["workloads"])
+        self.assertEqual(cfg["precision"]["weights"], "fp16")
+        cfg, _ = v.build_run(ref_by_id(self.doc, "sgl-a100-l31-8b-rps8"), self.doc["workloads"])
+        self.assertNotIn("precision", cfg)   # bf16: the model file's default
+        ref = ref_by_id(self.doc, "nim180-h100x2-l33-70b-fp8-c1")
+        self.assertEqual(v.ENGINE_PROFILE_OF[ref["engine"]["generation"]], "trtllm")
+
     def test_engine_overrides_are_applied_by_dotted_path(self):
         ref = ref_by_id(self.doc, "vllm-v1-h100-qwen3-30b-a3b-c10")
         # Every reference runs under its generation's engine profile.
@@ -107,7 +120,9 @@ class BuildRun(unittest.TestCase):
 
     def test_not_runnable_reasons(self):
         fp8 = ref_by_id(self.doc, "trt-h100-l2-7b-ttft-128-fp8")
-        self.assertIn("FP8", v.not_runnable_reason(fp8))
+        self.assertIsNone(v.not_runnable_reason(fp8))
+        for rid in ("trt-a100-gptj-6b-bs512-128-128", "trt-a100x8-falcon-180b-bs1024-128-128"):
+            self.assertIsNone(v.not_runnable_reason(ref_by_id(self.doc, rid)), rid)
         ref = dict(ref_by_id(self.doc, "trt-a100-l2-7b-ttft-128"))
         self.assertIsNone(v.not_runnable_reason(ref))
         ref["setup"] = dict(ref["setup"], model="No-Such-Model")

@@ -41,8 +41,15 @@ DEFAULT_SERVESIM = os.path.join(ROOT, "servesim")
 MODELS_DIR = os.environ.get("SERVESIM_MODELS_DIR", os.path.join(ROOT, "models"))
 SEED = 1
 
-# Precisions servesim can price today (bf16/fp16 weights, activations and KV).
-RUNNABLE_DTYPES = ("bf16", "fp16")
+# A setup's stated `dtype` -> the run config's `precision` (weights, activations, KV cache).
+# "fp8" is FP8 weights, activations and KV cache (TensorRT-LLM's and NIM's FP8 engines quantise
+# all three); a setup may give `precision` itself where it differs. bf16 is the models' default.
+PRECISION_OF = {
+    "bf16": None,
+    "fp16": {"weights": "fp16", "activations": "fp16", "kv_cache": "fp16"},
+    "fp8": {"weights": "fp8", "activations": "fp8", "kv_cache": "fp8"},
+}
+RUNNABLE_DTYPES = tuple(PRECISION_OF)
 STATS = ("mean", "p50", "p90", "p99")
 # metric -> the units it may be stated in
 METRIC_UNITS = {
@@ -67,8 +74,10 @@ class RefError(Exception):
 
 
 # Each generation's engine profile (models/engines/<name>.json).
+# "nim": NVIDIA NIM does not state its backend; its optimised profiles for Llama models on
+# H100 are TensorRT-LLM engines, so it runs under trtllm (an assumption, said in the reference).
 ENGINE_PROFILE_OF = {"vllm-v1": "vllm-v1", "vllm-v0": "vllm-v0", "sglang": "sglang",
-                     "trtllm": "trtllm"}
+                     "trtllm": "trtllm", "nim": "trtllm"}
 
 
 def engine_overrides(generation):
@@ -222,6 +231,9 @@ def build_run(ref, workloads):
         "instance": {},
         "metrics": {"timeseries_interval_ms": 0},
     }
+    precision = setup.get("precision", PRECISION_OF[setup["dtype"]])
+    if precision:
+        cfg["precision"] = dict(precision)
     inst = cfg["instance"]
     settings = setup.get("engine_settings", {})
     for key in ENGINE_SETTINGS:
