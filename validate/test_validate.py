@@ -106,17 +106,70 @@ class BuildRun(unittest.TestCase):
 
     def test_engine_overrides_are_applied_by_dotted_path(self):
         ref = ref_by_id(self.doc, "vllm-v1-h100-qwen3-30b-a3b-c10")
-        # Every reference runs under its generation's engine profile.
-        self.assertEqual(v.engine_overrides(ref["engine"]["generation"]), {"engine": "vllm-v1"})
-        self.assertEqual(v.engine_overrides("vllm-v0"), {"engine": "vllm-v0"})
+        # Every reference runs under its engine's profile.
+        self.assertEqual(v.engine_overrides(ref), {"engine.name": "vllm-v1"})
+        cfg, _ = v.build_run(ref, self.doc["workloads"])
+        self.assertEqual(cfg["engine"], {"name": "vllm-v1"})
         saved = v.engine_overrides
         try:
-            v.engine_overrides = lambda gen: {"cost.iteration_overhead_us": 1234, "x.y": gen}
+            v.engine_overrides = lambda r: {"cost.iteration_overhead_us": 1234,
+                                            "x.y": r["engine"]["generation"]}
             cfg, _ = v.build_run(ref, self.doc["workloads"])
         finally:
             v.engine_overrides = saved
         self.assertEqual(cfg["cost"]["iteration_overhead_us"], 1234)
         self.assertEqual(cfg["x"]["y"], "vllm-v1")
+
+    def test_each_engine_version_runs_under_its_profile(self):
+        want = {"vllm054-h100-l3-8b-burst320": "vllm-v0.5",
+                "mlenergy-v2-h100-l31-8b-bs64": "vllm-v0.5",
+                "vllm060-a100-l31-8b-rps8": "vllm-v0.6",
+                "vllmci-h200-l3-8b-latency-bs8": "vllm-v0.6",
+                "trt-a100-l2-7b-bs384-128-128": "trtllm-v0.6",
+                "trt-a100-l2-7b-ttft-128": "trtllm-v0.6",
+                "sgl-a100-l31-8b-rps8": "sglang",
+                "mlenergy-v3-h100-l31-8b-bs64": "vllm-v1",
+                "nim180-h100x2-l33-70b-fp8-c1": "trtllm"}
+        for rid, profile in want.items():
+            self.assertEqual(v.engine_profile_of(ref_by_id(self.doc, rid)), profile, rid)
+        for r in self.doc["references"]:   # every profile named exists
+            path = os.path.join(v.ENGINES_DIR, v.engine_profile_of(r) + ".json")
+            self.assertTrue(os.path.exists(path), path)
+
+    def test_multi_step_divides_the_blocking_cpu_time(self):
+        ref = ref_by_id(self.doc, "vllm060-h100x4-l31-70b-rps8")
+        self.assertEqual(ref["setup"]["engine_settings"]["num_scheduler_steps"], 10)
+        cpu = v._profile_cpu("vllm-v0.6", v.ENGINES_DIR)
+        over = v.engine_overrides(ref)
+        self.assertEqual(over["engine.name"], "vllm-v0.6")
+        self.assertAlmostEqual(over["engine.cpu_overhead.base_us"], cpu["base_us"] / 10)
+        self.assertAlmostEqual(over["engine.cpu_overhead.per_seq_us"], cpu["per_seq_us"] / 10)
+        cfg, _ = v.build_run(ref, self.doc["workloads"])
+        self.assertNotIn("num_scheduler_steps", cfg["instance"])
+        self.assertFalse(cpu["overlap"])
+        # single-step v0.6 (vLLM CI) keeps the profile's constants
+        self.assertNotIn("engine.cpu_overhead.base_us",
+                         v.engine_overrides(ref_by_id(self.doc, "vllmci-h200-l3-8b-latency-bs8")))
+
+    def test_offline_benchmarks_have_no_request_path(self):
+        cfg, _ = v.build_run(ref_by_id(self.doc, "vllmci-h200-l3-8b-throughput-sharegpt200"),
+                             self.doc["workloads"])
+        self.assertEqual(cfg["engine"]["request_path"],
+                         {"frontend_us": 0, "tokenize_us_per_token": 0, "stream_us": 0})
+        cfg, _ = v.build_run(ref_by_id(self.doc, "vllm054-h100-l3-8b-burst320"),
+                             self.doc["workloads"])
+        self.assertNotIn("request_path", cfg["engine"])   # through the API server
+        cfg, _ = v.build_run(ref_by_id(self.doc, "sgl-a100-l31-8b-rps8"), self.doc["workloads"])
+        self.assertIs(cfg["instance"]["prefix_caching"], False)   # --disable-radix-cache
+
+    def test_check_reports_unknown_interface_and_profile(self):
+        doc = v.load(v.DEFAULT_REFS)
+        ref = ref_by_id(doc, "vllm054-h100-l3-8b-burst10")
+        ref["setup"]["interface"] = "carrier-pigeon"
+        ref["engine"]["generation"] = "tgi"
+        errors = "\n".join(v.check(doc))
+        self.assertIn("interface: expected one of server, offline", errors)
+        self.assertIn("no engine profile for 'tgi'", errors)
 
     def test_not_runnable_reasons(self):
         fp8 = ref_by_id(self.doc, "trt-h100-l2-7b-ttft-128-fp8")
