@@ -35,6 +35,15 @@ class ReferencesFile(unittest.TestCase):
             for m in r["metrics"]:
                 self.assertTrue(m["read"], r["id"])
 
+    def test_trtllm_a100_rows_above_tp1_are_read_per_gpu(self):
+        rows = [r for r in self.doc["references"]
+                if r["id"].startswith("trt-a100") and r["setup"]["tp"] > 1
+                and r["metrics"][0]["metric"] == "output_throughput"]
+        self.assertEqual(len(rows), 5)
+        for r in rows:
+            self.assertEqual(r["metrics"][0]["unit"], "tok/s/GPU", r["id"])
+            self.assertIn("not from servesim", r["caveat"])
+
     def test_check_reports_malformed_entries(self):
         bad = {"sources": {}, "workloads": {},
                "references": [{"id": "x", "source": "nowhere", "where": "", "engine": {},
