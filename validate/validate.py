@@ -508,7 +508,7 @@ def print_report(rows, skipped, failures, markdown, out=sys.stdout):
     caveats = {r["id"]: r["caveat"] for r in rows if r.get("caveat")}
     if caveats:
         print(file=out)
-        print("* compared as stated, with a caveat:", file=out)
+        print("* with a caveat:", file=out)
         for rid, text in caveats.items():
             print(f"{'- ' if markdown else '  '}{rid}: {text}", file=out)
     for key, title in (("generation", "engine generation"), ("profile", "engine profile"),
