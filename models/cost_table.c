@@ -971,7 +971,8 @@ static bool same_op(const op_desc *a, const op_desc *b)
     return a->kind == b->kind && a->m == b->m && a->n == b->n && a->k == b->k &&
            a->flops == b->flops && a->bytes == b->bytes &&
            a->weight_bytes == b->weight_bytes && a->kv_bytes == b->kv_bytes &&
-           a->dtype == b->dtype && a->ranks == b->ranks && a->groups == b->groups;
+           a->dtype == b->dtype && a->ranks == b->ranks && a->groups == b->groups &&
+           a->link_bytes_per_s == b->link_bytes_per_s;
 }
 
 /* ctab_price_op through the memo: the same answer, bit for bit. */

@@ -10,14 +10,17 @@
 #define ORDER(name) extern const order_policy_ops order_##name;
 #define ROUTE(name) extern const route_policy_ops route_##name;
 #define CONTROL(name) extern const control_policy_ops control_##name;
+#define PLACE(name) extern const place_policy_ops place_##name;
 #include "policies/list.def"
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
+#undef PLACE
 
 /* One table per family: its own entries, the others' lines expand to
  * nothing. */
+#define PLACE NONE
 #define BATCH(name) &batch_##name,
 #define ORDER NONE
 #define ROUTE NONE
@@ -49,10 +52,19 @@ const route_policy_ops *const route_policies[] = {
 const control_policy_ops *const control_policies[] = {
 #include "policies/list.def"
     NULL};
+#undef CONTROL
+#undef PLACE
+
+#define CONTROL NONE
+#define PLACE(name) &place_##name,
+const place_policy_ops *const place_policies[] = {
+#include "policies/list.def"
+    NULL};
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
+#undef PLACE
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path,
                                           sim_err *err)
@@ -76,4 +88,9 @@ const control_policy_ops *control_policy_find(const char *name, const char *path
                                               sim_err *err)
 {
     return SIM_REGISTRY_FIND(control_policies, name, "controller", path, err);
+}
+
+const place_policy_ops *place_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(place_policies, name, "placement policy", path, err);
 }

@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/ep.h"
+#include "serve/offload.h"
 #include "serve/req.h"
 #include "traces/workload.h"
 
@@ -834,6 +836,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     c->net = net_create(c->eng, EV_TRANSFER, PHASE_TRANSFER);
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
+    metrics_set_window(&c->metrics, cs->warmup_ns, cs->cooldown_ns);
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {
@@ -1047,6 +1050,39 @@ void cluster_pool_summary(const cluster *c, int32_t k, pool_summary *out)
     out->kv_hit_fraction = looked > 0 ? hit / looked : 0;
 }
 
+/* Expert parallelism's statistics over the instances that have it. */
+static void ep_summarize(const cluster *c, run_summary *s)
+{
+    double samples = 0;
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        const ep_stats *e = instance_ep_stats(c->slots[i].inst);
+        if (!e || !e->iterations)
+            continue;
+        samples += e->weight;
+        s->ep_imbalance += e->imbalance_sum;
+        s->ep_distinct_imbalance += e->distinct_imbalance_sum;
+        if (e->imbalance_max > s->ep_imbalance_max)
+            s->ep_imbalance_max = e->imbalance_max;
+        s->ep_a2a_bytes += e->a2a_bytes;
+        s->ep_rebalances += e->rebalances;
+        s->ep_moved_bytes += e->moved_bytes;
+    }
+    if (samples > 0) {
+        s->ep_imbalance /= samples;
+        s->ep_distinct_imbalance /= samples;
+    }
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        const offload_stats *o = instance_offload_stats(c->slots[i].inst);
+        if (!o)
+            continue;
+        s->offload_hits += o->hits;
+        s->offload_misses += o->misses;
+        s->offload_low_loads += o->low_precision_loads;
+        s->offload_bytes_high += o->bytes_high;
+        s->offload_bytes_low += o->bytes_low;
+    }
+}
+
 void cluster_summarize(const cluster *c, run_summary *s)
 {
     memset(s, 0, sizeof *s);
@@ -1085,6 +1121,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
                                     c->metrics.last_finish_ns);
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
+    ep_summarize(c, s);
     if (up_ns > 0)
         s->gpu_busy_fraction = busy_ns / up_ns;
     if (s->output_tokens)

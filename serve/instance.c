@@ -37,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/ep.h"
+#include "serve/offload.h"
 #include "serve/req.h"
 
 struct instance {
@@ -49,6 +51,8 @@ struct instance {
     const order_policy_ops *order;
     void *order_state;
     cost_model *cost;
+    ep_state *ep;            /* expert parallelism (par.ep > 1), else NULL */
+    offload_state *offload;  /* expert offloading (par.gpu_experts > 0), else NULL */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -182,6 +186,16 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
+    if (ps->par.ep > 1 && ps->moe.sample &&
+        !(inst->ep = ep_create(ps, sim_stream_seed(s->order_seed, 0xE9E9), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
+    if (ps->par.gpu_experts > 0 &&
+        !(inst->offload = offload_create(ps, sim_stream_seed(s->order_seed, 0x0FF1), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
     inst->idle_w = cost_idle_power_w(inst->cost);
     return inst;
 }
@@ -195,6 +209,8 @@ void instance_destroy(instance *inst)
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
     kv_destroy(inst->kv);
+    ep_destroy(inst->ep);
+    offload_destroy(inst->offload);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -493,6 +509,10 @@ static void step(instance *inst)
     flush_incoming(inst);
     update_view(inst);
 
+    if (inst->ep)
+        shape.moe = ep_step(inst->ep, inst->iter_tokens);
+    if (inst->offload)
+        shape.offload = offload_step(inst->offload, inst->iter_tokens);
     cost_iteration(inst->cost, &shape, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
@@ -802,4 +822,14 @@ const serve_req *const *instance_running(const instance *inst, int32_t *n)
 {
     *n = inst->n_running;
     return (const serve_req *const *)inst->running;
+}
+
+const ep_stats *instance_ep_stats(const instance *inst)
+{
+    return inst->ep ? ep_get_stats(inst->ep) : NULL;
+}
+
+const offload_stats *instance_offload_stats(const instance *inst)
+{
+    return inst->offload ? offload_get_stats(inst->offload) : NULL;
 }

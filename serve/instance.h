@@ -134,4 +134,11 @@ double instance_idle_power_w(const instance *inst);
 const sim_rb_tree *instance_waiting(const instance *inst);
 const serve_req *const *instance_running(const instance *inst, int32_t *n);
 
+/* Expert parallelism's statistics (serve/ep.h), or NULL without it. */
+struct ep_stats;
+const struct ep_stats *instance_ep_stats(const instance *inst);
+/* Expert offloading's statistics (serve/offload.h), or NULL without it. */
+struct offload_stats;
+const struct offload_stats *instance_offload_stats(const instance *inst);
+
 #endif

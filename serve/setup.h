@@ -10,8 +10,10 @@
 #include "api/batch.h"
 #include "api/control.h"
 #include "api/order.h"
+#include "api/placement.h"
 #include "api/route.h"
 #include "models/cost.h"
+#include "models/moe.h"
 
 /* What happens to a preempted request's KV. */
 typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
@@ -56,6 +58,31 @@ typedef struct control_choice {
     sim_time_ns period_ns;
 } control_choice;
 
+/* Expert parallelism (par.ep > 1): the routing model and the placement
+ * policy (api/placement.h), whose ops NULL means contiguous and static. */
+typedef struct place_choice {
+    const place_policy_ops *ops;
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+} place_choice;
+/* Expert offloading (par.gpu_experts > 0; serve/offload.h). */
+typedef enum offload_replace { OFFLOAD_LRU, OFFLOAD_LFU, OFFLOAD_HOBBIT } offload_replace;
+typedef struct offload_setup {
+    double prefetch_accuracy;     /* a miss was prefetched with this probability */
+    double low_precision_gate;    /* gate weight below which an expert loads in int4 */
+    offload_replace replace;
+} offload_setup;
+
+typedef struct moe_setup {
+    bool sample;                  /* draw routing per iteration; false: the
+                                   * expected load of uniform routing over a
+                                   * balanced placement, no placement policy */
+    moe_routing_cfg routing;
+    place_choice placement;
+    int32_t nodes;                /* nodes an EP group spans */
+    offload_setup offload;
+} moe_setup;
+
 typedef struct pool_setup {
     char name[32];
     pool_role role;
@@ -85,6 +112,7 @@ typedef struct pool_setup {
     swap_setup swap;              /* host_blocks and the byte figures derived */
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
     lifecycle_setup lifecycle;
+    moe_setup moe;                /* with par.ep > 1 */
 } pool_setup;
 
 /* Where instances sit and how they are linked (serve/net.h): instances fill
@@ -117,6 +145,7 @@ typedef struct cluster_setup {
     char workload_path[SETUP_PATH_MAX];
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
+    sim_time_ns warmup_ns, cooldown_ns;   /* the summary's window (metrics.h) */
 } cluster_setup;
 
 /* The longest request every arrival pool can take (the workload's clamp). */

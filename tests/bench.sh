@@ -72,6 +72,15 @@ done
 header "64 instances"
 bench_run "64x/1M" experiments/bench_64.json
 
+# Per-layer expert routing (expert parallelism, EPLB) against the same run
+# priced at the expected load (routing.sample false). Target: within 2x.
+header "expert routing"
+bench_run "moe/routed" experiments/bench_moe.json
+bench_run "moe/expected" experiments/bench_moe.json --set \
+    'cluster.pools=[{"name": "ep", "instances": 1, "parallel": {"tp": 1, "dp": 8, "ep": 8, "redundant_experts": 16}, "moe": {"routing": {"sample": false}}}]'
+awk -v a="$(cat "$out/wall_moe_routed")" -v b="$(cat "$out/wall_moe_expected")" \
+    'BEGIN { printf "%-24s routed / expected wall time: %.2fx (target: <= 2x)\n", "moe", a / b }'
+
 # Trace ingestion: `servesim trace stats` (read, parse, statistics) on
 # generated Azure-format files of 1 and 10 million rows (tests/bench/
 # gen_azure.c; a week-long 2024 trace has 27 million). Target: at least

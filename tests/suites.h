@@ -35,11 +35,15 @@ Suite *kv_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
 Suite *cli_suite(void);
+Suite *config_doc_suite(void);
+Suite *cli_help_suite(void);
+Suite *ux_suite(void);
 Suite *cmd_cost_suite(void);
 Suite *timeseries_suite(void);
 Suite *experiment_suite(void);
 Suite *sweep_suite(void);
 Suite *capacity_suite(void);
 Suite *net_suite(void);
+Suite *moe_suite(void);
 
 #endif

@@ -21,6 +21,7 @@
  * setup, unless cost.iteration_overhead_us is given, which then replaces
  * it. */
 #include "tool/config.h"
+#include "tool/config_moe.h"
 #include "policies/registry.h"
 
 #include <stdlib.h>
@@ -272,7 +273,9 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
         return -1;
     cJSON *pol;
+    static const char *const pol_keys[] = {"batch", "order", "routing", "control", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
+        jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
         return -1;
     return 0;
@@ -338,20 +341,37 @@ static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *
 }
 
 static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_setup *p,
-                          sim_err *err)
+                          const topology_setup *topo, sim_err *err)
 {
-    static const char *const keys[] = {"tp", "pp", "ep", "dp", NULL};
+    static const char *const keys[] = {"tp", "pp", "ep", "dp", "micro_batches",
+                                       "redundant_experts", "gpu_experts", NULL};
     char ppath[256];
     cJSON *o;
-    int64_t tp, pp, ep, dp;
+    int64_t tp, pp, ep, dp, mb, red, cached;
     if (jcfg_obj(pj, path, "parallel", &o, ppath, err) ||
         jcfg_check_keys(o, ppath, keys, err) ||
         jcfg_int(o, ppath, "tp", tp_default, 1, LLM_TP_MAX, &tp, err) ||
         jcfg_int(o, ppath, "pp", 1, 1, 64, &pp, err) ||
         jcfg_int(o, ppath, "ep", 1, 1, 1024, &ep, err) ||
-        jcfg_int(o, ppath, "dp", 1, 1, 1024, &dp, err))
+        jcfg_int(o, ppath, "dp", 1, 1, 1024, &dp, err) ||
+        jcfg_int(o, ppath, "micro_batches", pp, 1, 1024, &mb, err) ||
+        jcfg_int(o, ppath, "redundant_experts", 0, 0, 1024, &red, err) ||
+        jcfg_int(o, ppath, "gpu_experts", 0, 0, LLM_MAX_EXPERTS, &cached, err))
         return -1;
-    p->par = (par_layout){(int32_t)tp, (int32_t)pp, (int32_t)ep, (int32_t)dp};
+    p->par = (par_layout){(int32_t)tp, (int32_t)pp, (int32_t)ep, (int32_t)dp, (int32_t)mb,
+                          (int32_t)red, 0, 0, (int32_t)cached};
+    /* Groups wider than a node talk over the NICs (serve/net.h). An
+     * all-to-all's remote bytes go to the other nodes in the share
+     * (ep - per_node) / (ep - 1), the rest over NVLink alongside: the NIC
+     * bounds it at nic / share per GPU (EP 8 x 2 over 400 Gb/s NICs: about
+     * 94 GB/s before link efficiency; DeepEP's README measures 90 GB/s of
+     * such logical bandwidth, its 8 x 4 61 GB/s against 65 here). */
+    if (tp * dp > topo->gpus_per_node && ep > 1)
+        p->par.ep_link_bytes_per_s = topo->nic_bytes_per_s * (double)(ep - 1) /
+                                     (double)(ep - topo->gpus_per_node);
+    if (tp * dp * pp > topo->gpus_per_node)
+        p->par.pp_link_bytes_per_s = topo->nic_bytes_per_s;
+    p->moe.nodes = (int32_t)((tp * dp + topo->gpus_per_node - 1) / topo->gpus_per_node);
     return check_layout(ppath, p, err);
 }
 
@@ -376,7 +396,7 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
     static const char *const keys[] = {"name", "role", "instances", "min_instances",
                                        "max_instances", "model", "gpu", "precision",
                                        "parallel", "instance", "cost", "policies",
-                                       "lifecycle", "engine", NULL};
+                                       "lifecycle", "engine", "moe", NULL};
     static const char *const section[N_SECTIONS] = {"instance", "cost", "policies",
                                                     "precision", "engine"};
     pool_setup *p = &rc->pools[k];
@@ -422,7 +442,8 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
     }
     snprintf(spath, sizeof spath, "%s.precision", path);
     if (load_model_gpu(model, gpu, sec[3], spath, path, p, err) ||
-        parse_parallel(pj, path, tp_default, p, err) ||
+        parse_parallel(pj, path, tp_default, p, &rc->sys.topology, err) ||
+        config_parse_moe(pj, path, p, err) ||
         parse_lifecycle(pj, path, p, err) || parse_engine(pj, path, p, err))
         return -1;
     snprintf(spath, sizeof spath, "%s.instance", path);
@@ -596,14 +617,18 @@ static int parse_slo(run_config *rc, sim_err *err)
 static int parse_metrics(run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"timeseries_interval_ms", NULL};
+    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s", NULL};
     char path[256];
     cJSON *o;
-    double interval_ms;
+    double interval_ms, warmup_s, cooldown_s;
     if (jcfg_obj(rc->root, "$", "metrics", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
-        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err))
+        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err) ||
+        jcfg_num(o, path, "warmup_s", 0, 0, 1e9, &warmup_s, err) ||
+        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err))
         return -1;
+    c->warmup_ns = (sim_time_ns)(warmup_s * 1e9);
+    c->cooldown_ns = (sim_time_ns)(cooldown_s * 1e9);
     c->timeseries_interval_ns = (sim_time_ns)(interval_ms * 1e6);
     if (interval_ms > 0 && c->timeseries_interval_ns < SIM_NS_PER_US)
         return sim_errf(err, "%s.timeseries_interval_ms: expected 0 (off) or at least "
