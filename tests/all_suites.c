@@ -8,6 +8,7 @@ const suite_fn test_suites[] = {
     jsoncfg_suite,
     models_suite,
     engine_suite,
+    engine_versions_suite,
     ops_suite,
     cost_suite,
     cost_table_suite,

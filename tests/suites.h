@@ -16,6 +16,7 @@ Suite *sim_rbtree_suite(void);
 Suite *jsoncfg_suite(void);
 Suite *models_suite(void);
 Suite *engine_suite(void);
+Suite *engine_versions_suite(void);
 Suite *ops_suite(void);
 Suite *cost_suite(void);
 Suite *cost_table_suite(void);
