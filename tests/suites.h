@@ -40,5 +40,6 @@ Suite *experiment_suite(void);
 Suite *sweep_suite(void);
 Suite *capacity_suite(void);
 Suite *net_suite(void);
+Suite *plugin_suite(void);
 
 #endif

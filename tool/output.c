@@ -50,6 +50,7 @@
 #include "models/cost.h"
 #include "models/ops.h"
 #include "version.h"
+#include "tool/plugin.h"
 
 /* Rows per buffer and per chunk (104 bytes a row: 416 KiB). Measured on
  * 100,000 synthetic rows: 16384-row chunks are only 1.6% smaller and no
@@ -925,6 +926,13 @@ static int out_write_root_attrs(out_file *f, const run_summary *s,
         out_attr_str(f->file, "config", config_json) < 0 ||
         out_attr_str(f->file, "cost_sources", cost_sources) < 0)
         return out_h5_err(err, f->path, "cannot write the file attributes");
+    if (plugin_count() > 0) {   /* only when a plugin was loaded (tool/plugin.h) */
+        char *plugins = plugin_loaded_json();
+        int bad = out_attr_str(f->file, "plugins", plugins) < 0;
+        free(plugins);
+        if (bad)
+            return out_h5_err(err, f->path, "cannot write the plugins attribute");
+    }
     return 0;
 }
 

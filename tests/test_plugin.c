@@ -1,0 +1,466 @@
+/* Plugins (tool/plugin.c, api/plugin.h): the example plugin
+ * (examples/plugins/example.c, built into build/plugins/) loads by name, its
+ * copies of built-ins reproduce their results bit for bit and its own policy
+ * changes them the expected way; broken plugins (tests/plugin_variants.c) are
+ * refused with messages naming the file and what was expected; one built
+ * against an older layout loads; sweeps over forked workers use plugins; the
+ * results file records them; the version-1 layouts are frozen. */
+#include <check.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sim/jsoncfg.h"
+#include "tool/experiment.h"
+#include "tool/output_h5.h"
+#include "tool/plugin.h"
+#include "tool/sweep.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+#define TEST_PLUGINS SERVESIM_PLUGIN_DIR "/test/"
+
+/* A config's parse error ("" when it parses), with `sets` applied. */
+static void parse_error(const char *const *sets, char *msg, size_t size)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    sim_err err = {{0}};
+    if (run_config_parse(root, &cfg, &err) == 0) {
+        run_config_fini(&cfg);
+        msg[0] = '\0';
+        return;
+    }
+    snprintf(msg, size, "%s", err.msg);
+}
+
+static void assert_same_run(const tu_run *a, const tu_run *b)
+{
+    ck_assert_uint_eq(a->n_records, b->n_records);
+    ck_assert_msg(a->record_hash == b->record_hash, "request records differ");
+    run_summary x = a->summary, y = b->summary;
+    x.wall_s = y.wall_s = x.peak_rss_mb = y.peak_rss_mb = 0;
+    ck_assert_msg(memcmp(&x, &y, sizeof x) == 0, "summaries differ");
+}
+
+/* ---- loading and results ---------------------------------------------------- */
+
+START_TEST(test_plugin_copy_of_sjf_reproduces_builtin_bit_for_bit)
+{
+    static const char *const builtin[] = {"policies.order.name=sjf",
+                                          "workload.arrival.rate_per_s=40", NULL};
+    static const char *const plugin[] = {"policies.order.name=example:sjf_copy",
+                                         "workload.arrival.rate_per_s=40", NULL};
+    tu_run a, b;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(plugin, &b);
+    ck_assert_uint_eq(a.n_records, 200);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_plugin_copy_of_lot_routing_reproduces_builtin_bit_for_bit)
+{
+    static const char *const builtin[] = {
+        "cluster.instances=3", "policies.routing.name=least_outstanding_tokens",
+        "workload.arrival.rate_per_s=60", NULL};
+    static const char *const plugin[] = {"cluster.instances=3",
+                                         "policies.routing.name=example:lot_copy",
+                                         "workload.arrival.rate_per_s=60", NULL};
+    static const char *const rr[] = {"cluster.instances=3", "workload.arrival.rate_per_s=60",
+                                     NULL};
+    tu_run a, b, c;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(plugin, &b);
+    tu_run_sets(rr, &c);
+    assert_same_run(&a, &b);
+    /* And the routing matters here: round robin gives other results. */
+    ck_assert(a.record_hash != c.record_hash);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+}
+END_TEST
+
+/* 1,000 requests with quickstart's lengths at 100/s: a queue of seconds. */
+#define LJF_LOAD "workload.requests=1000", "workload.arrival.rate_per_s=100", \
+    "workload.input_tokens.mean=1155", "workload.output_tokens.mean=211", \
+    "workload.output_tokens.sigma=1.0"
+
+START_TEST(test_plugin_longest_first_takes_effect_the_expected_way)
+{
+    /* Under overload the queue is long, so its order decides: longest job
+     * first makes the mean request wait and finish later than shortest job
+     * first, and serves short requests last. */
+    static const char *const sjf[] = {"policies.order.name=sjf",
+                                      LJF_LOAD, NULL};
+    static const char *const ljf[] = {"policies.order.name=example:longest_first",
+                                      "policies.order.params={\"scale\": 2}",
+                                      LJF_LOAD, NULL};
+    tu_run a, b;
+    tu_run_sets(sjf, &a);
+    tu_run_sets(ljf, &b);
+    ck_assert_uint_eq(b.n_records, 1000);
+    ck_assert(a.record_hash != b.record_hash);
+    ck_assert_double_gt(b.summary.queue_s.mean, 1.3 * a.summary.queue_s.mean);
+    ck_assert_double_gt(b.summary.e2e_s.mean, a.summary.e2e_s.mean);
+    ck_assert_uint_eq(a.summary.output_tokens, b.summary.output_tokens);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_plugin_random_route_is_deterministic_and_seeded)
+{
+    static const char *const s1[] = {"cluster.instances=4",
+                                     "policies.routing.name=example:random_pick", NULL};
+    static const char *const s2[] = {"cluster.instances=4",
+                                     "policies.routing.name=example:random_pick",
+                                     "policies.routing.params={\"seed\": 2}", NULL};
+    tu_run a, b, c;
+    tu_run_sets(s1, &a);
+    tu_run_sets(s1, &b);
+    tu_run_sets(s2, &c);
+    assert_same_run(&a, &b);
+    ck_assert(a.record_hash != c.record_hash);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+}
+END_TEST
+
+START_TEST(test_plugin_params_are_read_strictly_through_the_host)
+{
+    static const char *const unknown[] = {"policies.order.name=example:longest_first",
+                                          "policies.order.params={\"scal\": 2}", NULL};
+    static const char *const range[] = {"policies.order.name=example:longest_first",
+                                        "policies.order.params={\"scale\": -1}", NULL};
+    /* Params are read when the cluster is made: run through the CLI path. */
+    cJSON *root = tu_base_config();
+    tu_set(root, unknown);
+    run_config cfg;
+    sim_err err = {{0}};
+    ck_assert_int_eq(run_config_parse(root, &cfg, &err), 0);
+    cluster *c = cluster_create(&cfg.sys, NULL, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err.msg, "$.policies.order.params") && strstr(err.msg, "scal"),
+                  "%s", err.msg);
+    run_config_fini(&cfg);
+    root = tu_base_config();
+    tu_set(root, range);
+    ck_assert_int_eq(run_config_parse(root, &cfg, &err), 0);
+    ck_assert_ptr_null(cluster_create(&cfg.sys, NULL, &err));
+    ck_assert_msg(strstr(err.msg, "$.policies.order.params.scale"), "%s", err.msg);
+    run_config_fini(&cfg);
+}
+END_TEST
+
+START_TEST(test_plugin_found_by_path_and_by_search_path)
+{
+    char msg[1024];
+    const char *by_path[] = {"policies.order.name=" TEST_PLUGINS "libold_minor.so:fifo", NULL};
+    parse_error(by_path, msg, sizeof msg);
+    ck_assert_msg(msg[0] == '\0', "%s", msg);
+    ck_assert_int_eq(setenv("SERVESIM_PLUGIN_PATH", "/nonexistent:" TEST_PLUGINS, 1), 0);
+    const char *by_name[] = {"policies.order.name=old_minor:fifo", NULL};
+    parse_error(by_name, msg, sizeof msg);
+    ck_assert_msg(msg[0] == '\0', "%s", msg);
+    unsetenv("SERVESIM_PLUGIN_PATH");
+    const char *missing[] = {"policies.order.name=no_such_lib:x", NULL};
+    parse_error(missing, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.order.name") && strstr(msg, "libno_such_lib.so") &&
+                  strstr(msg, "searched"), "%s", msg);
+}
+END_TEST
+
+START_TEST(test_plugin_wrong_family_or_name_lists_what_it_has)
+{
+    char msg[1024];
+    const char *sets[] = {"policies.routing.name=example:sjf_copy", NULL};
+    parse_error(sets, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.routing.name") && strstr(msg, "libexample.so") &&
+                  strstr(msg, "no routing policy \"sjf_copy\"") &&
+                  strstr(msg, "ordering sjf_copy, longest_first") &&
+                  strstr(msg, "routing lot_copy, random_pick"), "%s", msg);
+}
+END_TEST
+
+START_TEST(test_plugin_may_not_take_a_builtin_name)
+{
+    char msg[1024];
+    const char *sets[] = {"policies.order.name=example:fcfs", NULL};
+    parse_error(sets, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "built-in ordering policy's name \"fcfs\""), "%s", msg);
+}
+END_TEST
+
+/* Each broken variant, and what its message must say. */
+static const struct {
+    const char *lib;
+    const char *expect[3];
+} refusals[] = {
+    {"bad_major", {"libbad_major.so", "plugin built for ABI 2.0", "loads ABI 1.0 to 1."}},
+    {"bad_minor", {"libbad_minor.so", "plugin built for ABI 1.", "rebuild it"}},
+    {"no_abi", {"libno_abi.so", "not a servesim plugin: no symbol servesim_plugin_abi",
+                "SERVESIM_PLUGIN_ABI"}},
+    {"no_entry", {"libno_entry.so", "no symbol servesim_plugin_entry", "SERVESIM_EXPORT"}},
+    {"no_hook", {"libno_hook.so", "ordering policy 0 (\"fifo\")", "lacks its decision hook"}},
+};
+
+START_TEST(test_plugin_broken_plugins_are_refused_with_a_message)
+{
+    char set[512], msg[1024];
+    snprintf(set, sizeof set, "policies.order.name=%slib%s.so:fifo", TEST_PLUGINS,
+             refusals[_i].lib);
+    const char *sets[] = {set, NULL};
+    parse_error(sets, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.order.name: "), "%s", msg);
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(strstr(msg, refusals[_i].expect[k]), "expected \"%s\" in: %s",
+                      refusals[_i].expect[k], msg);
+    ck_assert_int_eq(plugin_count(), 0);
+}
+END_TEST
+
+START_TEST(test_plugin_built_for_an_older_layout_loads_and_runs)
+{
+    const plugin_lib *l;
+    sim_err err = {{0}};
+    ck_assert_msg(plugin_load(TEST_PLUGINS "libold_minor.so", &l, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(l->n_order, 1);
+    ck_assert_ptr_null(l->order[0].destroy);   /* beyond what it was built with */
+    ck_assert_ptr_nonnull(l->order[0].key);
+    /* Its fifo (key 0: arrival order) equals the built-in fcfs. */
+    static const char *const fcfs[] = {"workload.arrival.rate_per_s=40", NULL};
+    static const char *const fifo[] = {
+        "policies.order.name=" TEST_PLUGINS "libold_minor.so:fifo",
+        "workload.arrival.rate_per_s=40", NULL};
+    tu_run a, b;
+    tu_run_sets(fcfs, &a);
+    tu_run_sets(fifo, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_plugin_loaded_once_and_recorded_with_checksum)
+{
+    const plugin_lib *a, *b;
+    sim_err err = {{0}};
+    ck_assert_msg(plugin_load("example", &a, &err) == 0, "%s", err.msg);
+    ck_assert_msg(plugin_load(SERVESIM_PLUGIN_DIR "/libexample.so", &b, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_int_eq(plugin_count(), 1);
+    ck_assert_str_eq(a->desc.name, "example");
+    ck_assert_str_eq(a->desc.version, "1.0");
+    /* The checksum is the file's SHA-256, as sha256sum computes it. */
+    char cmd[600], want[65] = "";
+    snprintf(cmd, sizeof cmd, "sha256sum '%s'", a->path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(fscanf(p, "%64s", want), 1);
+    pclose(p);
+    ck_assert_str_eq(a->sha256, want);
+    char *json = plugin_loaded_json();
+    ck_assert_msg(strstr(json, "\"name\":\"example\"") && strstr(json, want) &&
+                  strstr(json, "\"abi\":\"1.0\"") && strstr(json, "\"version\":\"1.0\""),
+                  "%s", json);
+    free(json);
+}
+END_TEST
+
+START_TEST(test_plugin_sweep_in_forked_workers_equals_builtin)
+{
+    /* Two points, the built-in and its plugin copy, run by two workers. */
+    char *dir = tu_tempdir(), exp_path[600], out[600];
+    snprintf(exp_path, sizeof exp_path, "%s/exp.json", dir);
+    snprintf(out, sizeof out, "%s/out.h5", dir);
+    FILE *f = fopen(exp_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"base\": {\"seed\": 3, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+          "  \"cluster\": {\"instances\": 2},"
+          "  \"workload\": {\"requests\": 150, \"arrival\": {\"rate_per_s\": 30},"
+          "    \"input_tokens\": {\"dist\": \"lognormal\", \"mean\": 600, \"sigma\": 0.5},"
+          "    \"output_tokens\": {\"dist\": \"lognormal\", \"mean\": 100, \"sigma\": 0.7}}},"
+          " \"sweep\": {\"grid\": {\"policies.routing.name\":"
+          "   [\"least_outstanding_tokens\", \"example:lot_copy\"]}}}", f);
+    fclose(f);
+    experiment e;
+    sim_err err = {{0}};
+    ck_assert_msg(exp_load(exp_path, 0, &e, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(e.n_points, 2);
+    sweep_opts o = {.out = out, .jobs = 2, .quiet = 1};
+    sweep_stats st;
+    ck_assert_msg(sweep_run(&e, &o, &st, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(st.ran, 2);
+    ck_assert_int_eq(st.failed, 0);
+    hid_t h = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(h >= 0);
+    run_summary s[2];
+    for (int i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/points/%s/summary", e.points[i].id_hex);
+        hid_t mem, file_t;
+        ck_assert_int_eq(out_summary_types(&mem, &file_t), 0);
+        hid_t d = H5Dopen2(h, path, H5P_DEFAULT);
+        ck_assert_msg(d >= 0, "%s missing", path);
+        memset(&s[i], 0, sizeof s[i]);
+        ck_assert_int_ge(H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s[i]), 0);
+        s[i].wall_s = s[i].peak_rss_mb = 0;
+        H5Dclose(d);
+        H5Tclose(mem);
+        H5Tclose(file_t);
+    }
+    H5Fclose(h);
+    ck_assert_uint_eq(s[0].completed, 150);
+    ck_assert_msg(memcmp(&s[0], &s[1], sizeof s[0]) == 0, "summaries differ");
+    exp_fini(&e);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+END_TEST
+
+/* ---- the frozen version-1 layouts -------------------------------------------- */
+
+#define AT(type, field, off) ck_assert_msg(offsetof(type, field) == (off), \
+    "ABI 1: offsetof(" #type ", " #field ") changed: bump SERVESIM_ABI_MAJOR or append instead")
+#define MIN_SIZE(type, size) ck_assert_msg(sizeof(type) >= (size), \
+    "ABI 1: " #type " shrank: bump SERVESIM_ABI_MAJOR")
+
+START_TEST(test_plugin_abi_v1_layouts_are_frozen)
+{
+    ck_assert_int_eq(SERVESIM_ABI_MAJOR, 1);   /* a new major: freeze its layouts here */
+    /* The plugin's side. */
+    AT(servesim_plugin, abi_major, 0);
+    AT(servesim_plugin, size, 8);
+    AT(servesim_plugin, control_ops_size, 24);
+    AT(servesim_plugin, name, 32);
+    AT(servesim_plugin, version, 40);
+    AT(servesim_plugin, batch, 48);
+    AT(servesim_plugin, control, 72);
+    MIN_SIZE(servesim_plugin, 80);
+    AT(servesim_host_api, size, 8);
+    AT(servesim_host_api, host_version, 16);
+    AT(servesim_host_api, errf, 24);
+    AT(servesim_host_api, check_keys, 32);
+    AT(servesim_host_api, obj, 72);
+    AT(servesim_host_api, json_text, 80);
+    AT(servesim_host_api, stream_seed, 96);
+    AT(servesim_host_api, log, 112);
+    MIN_SIZE(servesim_host_api, 120);
+    /* Ops structs: name, init, hook(s), destroy. */
+    AT(order_policy_ops, key, 16);
+    AT(order_policy_ops, destroy, 24);
+    AT(route_policy_ops, route, 16);
+    AT(route_policy_ops, destroy, 24);
+    AT(batch_policy_ops, form, 16);
+    AT(batch_policy_ops, destroy, 24);
+    AT(control_policy_ops, tick, 16);
+    AT(control_policy_ops, destroy, 24);
+    /* The request (grows only after wait_node). */
+    AT(serve_req, state, 0);
+    AT(serve_req, computed_tokens, 4);
+    AT(serve_req, generated_tokens, 8);
+    AT(serve_req, input_tokens, 12);
+    AT(serve_req, output_tokens, 16);
+    AT(serve_req, kv_blocks, 20);
+    AT(serve_req, kv_cap_tokens, 24);
+    AT(serve_req, instance, 32);
+    AT(serve_req, last_token_ns, 40);
+    AT(serve_req, energy_j, 56);
+    AT(serve_req, id, 64);
+    AT(serve_req, arrival_ns, 72);
+    AT(serve_req, priority, 80);
+    AT(serve_req, slo_class, 84);
+    AT(serve_req, tenant, 88);
+    AT(serve_req, pool, 96);
+    AT(serve_req, ttft_deadline_ns, 104);
+    AT(serve_req, order_key, 112);
+    AT(serve_req, admit_seq, 120);
+    AT(serve_req, first_scheduled_ns, 128);
+    AT(serve_req, first_token_ns, 136);
+    AT(serve_req, cached_tokens, 144);
+    AT(serve_req, prefix_group, 152);
+    AT(serve_req, wait_node, 160);
+    /* The views. */
+    AT(inst_view, pool, 0);
+    AT(inst_view, n_waiting, 8);
+    AT(inst_view, outstanding_tokens, 16);
+    AT(inst_view, kv_free_blocks, 24);
+    AT(inst_view, kv_cached_blocks, 40);
+    ck_assert_uint_eq(sizeof(inst_view), 48);   /* an array: its stride is frozen */
+    AT(pool_view, name, 0);
+    AT(pool_view, n_instances, 12);
+    AT(pool_view, instances, 16);
+    AT(pool_view, n_active, 24);
+    AT(route_setup, block_size_tokens, 4);
+    AT(route_view, now, 0);
+    AT(route_view, inst, 8);
+    AT(route_view, candidates, 24);
+    AT(route_view, n_candidates, 32);
+    AT(route_view, cached_tokens, 40);
+    AT(route_view, core, 48);
+    AT(control_setup, period_ns, 8);
+    AT(control_view, inst, 8);
+    AT(control_view, pools, 24);
+    AT(control_view, waiting_first, 40);
+    AT(control_view, running, 48);
+    AT(control_view, core, 56);
+    AT(control_action, req, 8);
+    AT(control_action, to, 16);
+    AT(control_action, delta, 28);
+    AT(control_plan, n, 8);
+    AT(batch_setup, max_batched_tokens, 0);
+    AT(batch_setup, kv_total_blocks, 16);
+    AT(batch_setup, model_layers, 28);
+    AT(batch_setup, rules, 32);
+    AT(batch_rules, output_reserve_fraction, 8);
+    AT(batch_rules, token_budget, 32);
+    AT(batch_view, now, 0);
+    AT(batch_view, setup, 8);
+    AT(batch_view, waiting, 16);
+    AT(batch_view, running, 32);
+    AT(batch_view, kv, 48);
+    AT(batch_item, req, 0);
+    AT(batch_item, tokens, 8);
+    AT(batch_item, reserve, 16);
+    ck_assert_uint_eq(sizeof(batch_item), 24);   /* an array */
+    AT(batch_plan, n_items, 8);
+    AT(batch_plan, preempt, 16);
+    AT(batch_kv, free_blocks, 8);
+    AT(batch_kv_ops, room, 32);
+    ck_assert_uint_eq(sizeof(sim_err), 1024);
+}
+END_TEST
+
+Suite *plugin_suite(void)
+{
+    Suite *s = suite_create("plugin");
+    TCase *tc = tcase_create("plugin");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_plugin_copy_of_sjf_reproduces_builtin_bit_for_bit);
+    tcase_add_test(tc, test_plugin_copy_of_lot_routing_reproduces_builtin_bit_for_bit);
+    tcase_add_test(tc, test_plugin_longest_first_takes_effect_the_expected_way);
+    tcase_add_test(tc, test_plugin_random_route_is_deterministic_and_seeded);
+    tcase_add_test(tc, test_plugin_params_are_read_strictly_through_the_host);
+    tcase_add_test(tc, test_plugin_found_by_path_and_by_search_path);
+    tcase_add_test(tc, test_plugin_wrong_family_or_name_lists_what_it_has);
+    tcase_add_test(tc, test_plugin_may_not_take_a_builtin_name);
+    tcase_add_loop_test(tc, test_plugin_broken_plugins_are_refused_with_a_message, 0,
+                        (int)(sizeof refusals / sizeof refusals[0]));
+    tcase_add_test(tc, test_plugin_built_for_an_older_layout_loads_and_runs);
+    tcase_add_test(tc, test_plugin_loaded_once_and_recorded_with_checksum);
+    tcase_add_test(tc, test_plugin_sweep_in_forked_workers_equals_builtin);
+    tcase_add_test(tc, test_plugin_abi_v1_layouts_are_frozen);
+    suite_add_tcase(s, tc);
+    return s;
+}
