@@ -222,6 +222,13 @@ $(PLUGIN_DIR)/lib%.so: examples/plugins/%.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
 $(PLUGIN_DIR)/test/lib%.so: tests/plugin_variants.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -DVARIANT_$* -o $@ $<
+# The Python bridge, where mk/deps.sh found python3-embed (python3-dev).
+ifneq ($(PY_LIBS),)
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_py.so
+endif
+$(PLUGIN_DIR)/libservesim_py.so: plugins/servesim_py.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PY_CFLAGS) -o $@ $< $(PY_LIBS)
 plugins: $(EXAMPLE_PLUGINS)
 all: plugins
 $(BUILD)/test_all $(BUILD)/test_all_san: | $(EXAMPLE_PLUGINS) $(TEST_PLUGINS)

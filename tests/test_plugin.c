@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sim/jsoncfg.h"
@@ -44,6 +46,28 @@ static void assert_same_run(const tu_run *a, const tu_run *b)
     run_summary x = a->summary, y = b->summary;
     x.wall_s = y.wall_s = x.peak_rss_mb = y.peak_rss_mb = 0;
     ck_assert_msg(memcmp(&x, &y, sizeof x) == 0, "summaries differ");
+}
+
+/* The two points' summaries, wall-clock columns zeroed. */
+static void read_point_summaries(const char *file, const experiment *e, run_summary s[2])
+{
+    hid_t h = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(h >= 0);
+    for (int i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/points/%s/summary", e->points[i].id_hex);
+        hid_t mem, file_t;
+        ck_assert_int_eq(out_summary_types(&mem, &file_t), 0);
+        hid_t d = H5Dopen2(h, path, H5P_DEFAULT);
+        ck_assert_msg(d >= 0, "%s missing", path);
+        memset(&s[i], 0, sizeof s[i]);
+        ck_assert_int_ge(H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s[i]), 0);
+        s[i].wall_s = s[i].peak_rss_mb = 0;
+        H5Dclose(d);
+        H5Tclose(mem);
+        H5Tclose(file_t);
+    }
+    H5Fclose(h);
 }
 
 /* ---- loading and results ---------------------------------------------------- */
@@ -301,24 +325,189 @@ START_TEST(test_plugin_sweep_in_forked_workers_equals_builtin)
     ck_assert_msg(sweep_run(&e, &o, &st, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(st.ran, 2);
     ck_assert_int_eq(st.failed, 0);
-    hid_t h = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
-    ck_assert(h >= 0);
     run_summary s[2];
-    for (int i = 0; i < 2; i++) {
-        char path[128];
-        snprintf(path, sizeof path, "/points/%s/summary", e.points[i].id_hex);
-        hid_t mem, file_t;
-        ck_assert_int_eq(out_summary_types(&mem, &file_t), 0);
-        hid_t d = H5Dopen2(h, path, H5P_DEFAULT);
-        ck_assert_msg(d >= 0, "%s missing", path);
-        memset(&s[i], 0, sizeof s[i]);
-        ck_assert_int_ge(H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s[i]), 0);
-        s[i].wall_s = s[i].peak_rss_mb = 0;
-        H5Dclose(d);
-        H5Tclose(mem);
-        H5Tclose(file_t);
-    }
-    H5Fclose(h);
+    read_point_summaries(out, &e, s);
+    ck_assert_uint_eq(s[0].completed, 150);
+    ck_assert_msg(memcmp(&s[0], &s[1], sizeof s[0]) == 0, "summaries differ");
+    exp_fini(&e);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+END_TEST
+
+/* ---- the Python bridge (plugins/servesim_py.c) ----------------------------------- */
+
+#define PY_PLUGIN SERVESIM_PLUGIN_DIR "/libservesim_py.so"
+#define PY_PARAMS(cls) "{\"module\": \"policies\", \"class\": \"" cls "\"," \
+                       " \"path\": \"examples/python\"}"
+
+/* Whether the bridge was built (mk/deps.sh found python3-dev); the tests
+ * say so when it was not. */
+static int have_py(void)
+{
+    if (access(PY_PLUGIN, R_OK) == 0)
+        return 1;
+    fprintf(stderr, "test_plugin: %s not built (no python3-dev): Python tests skipped\n",
+            PY_PLUGIN);
+    return 0;
+}
+
+START_TEST(test_python_sjf_reproduces_builtin_bit_for_bit)
+{
+    if (!have_py())
+        return;
+    static const char *const builtin[] = {"policies.order.name=sjf",
+                                          "workload.arrival.rate_per_s=40", NULL};
+    static const char *const py[] = {"policies.order.name=servesim_py:python",
+                                     "policies.order.params=" PY_PARAMS("SJF"),
+                                     "workload.arrival.rate_per_s=40", NULL};
+    tu_run a, b;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(py, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_python_lot_routing_reproduces_builtin_bit_for_bit)
+{
+    if (!have_py())
+        return;
+    static const char *const builtin[] = {
+        "cluster.instances=3", "policies.routing.name=least_outstanding_tokens",
+        "workload.arrival.rate_per_s=60", NULL};
+    static const char *const py[] = {"cluster.instances=3",
+                                     "policies.routing.name=servesim_py:python",
+                                     "policies.routing.params=" PY_PARAMS("LeastOutstandingTokens"),
+                                     "workload.arrival.rate_per_s=60", NULL};
+    tu_run a, b;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(py, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_python_random_policy_is_deterministic)
+{
+    if (!have_py())
+        return;
+    static const char *const s1[] = {"cluster.instances=4",
+                                     "policies.routing.name=servesim_py:python",
+                                     "policies.routing.params=" PY_PARAMS("PowerOfTwo"), NULL};
+    static const char *const s2[] = {
+        "cluster.instances=4", "policies.routing.name=servesim_py:python",
+        "policies.routing.params={\"module\": \"policies\", \"class\": \"PowerOfTwo\","
+        " \"path\": \"examples/python\", \"seed\": 5}", NULL};
+    tu_run a, b, c;
+    tu_run_sets(s1, &a);
+    tu_run_sets(s1, &b);
+    tu_run_sets(s2, &c);
+    assert_same_run(&a, &b);
+    ck_assert(a.record_hash != c.record_hash);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+}
+END_TEST
+
+/* The message cluster_create gives for an ordering policy's params. */
+static void py_init_error(const char *params, char *msg, size_t size)
+{
+    char set[512];
+    snprintf(set, sizeof set, "policies.order.params=%s", params);
+    const char *sets[] = {"policies.order.name=servesim_py:python", set, NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    sim_err err = {{0}};
+    tu_parse(root, &cfg);
+    cluster *c = cluster_create(&cfg.sys, NULL, &err);
+    cluster_destroy(c);
+    snprintf(msg, size, "%s", c ? "" : err.msg);
+    run_config_fini(&cfg);
+}
+
+START_TEST(test_python_init_errors_name_the_params_and_the_exception)
+{
+    if (!have_py())
+        return;
+    char msg[1024];
+    py_init_error("{\"module\": \"no_such_module\", \"class\": \"X\"}", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.order.params: cannot import the module") &&
+                  strstr(msg, "No module named 'no_such_module'"), "%s", msg);
+    py_init_error("{\"module\": \"policies\", \"class\": \"Nope\", \"path\": "
+                  "\"examples/python\"}", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "no such class") && strstr(msg, "Nope"), "%s", msg);
+    py_init_error("{\"module\": \"policies\", \"class\": \"Broken\", \"path\": "
+                  "\"examples/python\", \"args\": {\"fail_in_init\": true}}", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "__init__ failed") && strstr(msg, "RuntimeError: asked to fail"),
+                  "%s", msg);
+    py_init_error("{\"module\": \"policies\", \"class\": \"SJF\", \"modul\": 1}", msg,
+                  sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.order.params") && strstr(msg, "modul"), "%s", msg);
+    py_init_error("{\"class\": \"SJF\"}", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.order.params.module"), "%s", msg);
+}
+END_TEST
+
+START_TEST(test_python_exception_in_a_decision_aborts_with_the_traceback)
+{
+    if (!have_py())
+        return;
+    char *dir = tu_tempdir(), out[600], errbuf[8192];
+    snprintf(out, sizeof out, "%s/out.h5", dir);
+    tu_cli_call c = {{"servesim", "run", "experiments/quickstart.json", "--set",
+                      "policies.order.name=servesim_py:python", "--set",
+                      "policies.order.params=" PY_PARAMS("Broken"), "--out", out, NULL}};
+    int status = tu_cli_child(&c, NULL, NULL, errbuf, sizeof errbuf);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %d: %s", status,
+                  errbuf);
+    ck_assert_msg(strstr(errbuf, "Traceback") && strstr(errbuf, "asked to fail") &&
+                  strstr(errbuf, "Python policy policies.Broken.key: raised an exception"),
+                  "%s", errbuf);
+    ck_assert_int_ne(access(out, F_OK), 0);   /* no results file left behind */
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_python_sweep_in_forked_workers)
+{
+    if (!have_py())
+        return;
+    char *dir = tu_tempdir(), exp_path[600], out[600];
+    snprintf(exp_path, sizeof exp_path, "%s/exp.json", dir);
+    snprintf(out, sizeof out, "%s/out.h5", dir);
+    FILE *f = fopen(exp_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"base\": {\"seed\": 3, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
+          "  \"cluster\": {\"instances\": 2},"
+          "  \"workload\": {\"requests\": 150, \"arrival\": {\"rate_per_s\": 30},"
+          "    \"input_tokens\": {\"dist\": \"lognormal\", \"mean\": 600, \"sigma\": 0.5},"
+          "    \"output_tokens\": {\"dist\": \"lognormal\", \"mean\": 100, \"sigma\": 0.7}}},"
+          " \"sweep\": {\"grid\": {\"policies.routing\": ["
+          "   {\"name\": \"least_outstanding_tokens\"},"
+          "   {\"name\": \"servesim_py:python\", \"params\": {\"module\": \"policies\","
+          "    \"class\": \"LeastOutstandingTokens\", \"path\": \"examples/python\"}}]}}}", f);
+    fclose(f);
+    experiment e;
+    sim_err err = {{0}};
+    ck_assert_msg(exp_load(exp_path, 0, &e, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(e.n_points, 2);
+    sweep_opts o = {.out = out, .jobs = 2, .quiet = 1};
+    sweep_stats st;
+    ck_assert_msg(sweep_run(&e, &o, &st, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(st.ran, 2);
+    ck_assert_int_eq(st.failed, 0);
+    run_summary s[2];
+    read_point_summaries(out, &e, s);
     ck_assert_uint_eq(s[0].completed, 150);
     ck_assert_msg(memcmp(&s[0], &s[1], sizeof s[0]) == 0, "summaries differ");
     exp_fini(&e);
@@ -461,6 +650,12 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_plugin_loaded_once_and_recorded_with_checksum);
     tcase_add_test(tc, test_plugin_sweep_in_forked_workers_equals_builtin);
     tcase_add_test(tc, test_plugin_abi_v1_layouts_are_frozen);
+    tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);
+    tcase_add_test(tc, test_python_lot_routing_reproduces_builtin_bit_for_bit);
+    tcase_add_test(tc, test_python_random_policy_is_deterministic);
+    tcase_add_test(tc, test_python_init_errors_name_the_params_and_the_exception);
+    tcase_add_test(tc, test_python_exception_in_a_decision_aborts_with_the_traceback);
+    tcase_add_test(tc, test_python_sweep_in_forked_workers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,97 @@
+"""Example servesim policies in Python, run through the Python bridge
+(plugins/servesim_py.c, built as build/plugins/libservesim_py.so):
+
+    "policies": {
+      "order":   {"name": "servesim_py:python",
+                  "params": {"module": "policies", "class": "SJF", "path": "examples/python"}},
+      "routing": {"name": "servesim_py:python",
+                  "params": {"module": "policies", "class": "LeastOutstandingTokens",
+                             "path": "examples/python"}}}
+
+SJF and LeastOutstandingTokens are copies of the built-ins sjf and
+least_outstanding_tokens and reproduce their results bit for bit
+(tests/test_plugin.c). Each class takes (args, seed, setup) and provides the
+family's method: key(req) for ordering, route(now_ns, inst, candidates, req)
+for routing. See plugins/README.md for what the arguments hold."""
+import random
+import struct
+
+import servesim
+
+_INST = struct.Struct(servesim.INST_FORMAT)   # one inst_view, packed
+_OUTSTANDING = servesim.INST_FIELDS.index("outstanding_tokens")
+
+
+class SJF:
+    """Shortest job first on the true output length: tokens still to generate."""
+
+    def __init__(self, args, seed, setup):
+        if args:
+            raise ValueError(f"SJF takes no args, got {sorted(args)}")
+
+    def key(self, req):
+        return req.output_tokens - req.generated_tokens
+
+
+class LeastOutstandingTokens:
+    """The candidate with the fewest tokens assigned and not yet processed;
+    ties to the lowest index."""
+
+    def __init__(self, args, seed, setup):
+        if args:
+            raise ValueError(f"LeastOutstandingTokens takes no args, got {sorted(args)}")
+
+    def route(self, now_ns, inst, candidates, req):
+        best, best_out = -1, None
+        for i in candidates:
+            out = _INST.unpack_from(inst, i * _INST.size)[_OUTSTANDING]
+            if best_out is None or out < best_out:
+                best, best_out = i, out
+        return best
+
+
+class PowerOfTwo:
+    """Power of two choices: two candidates drawn at random, the one with
+    fewer outstanding tokens wins. Random draws come from the seed servesim
+    passes, so runs are deterministic."""
+
+    def __init__(self, args, seed, setup):
+        self.rng = random.Random(seed)
+
+    def route(self, now_ns, inst, candidates, req):
+        a, b = self.rng.choice(candidates), self.rng.choice(candidates)
+        out_a = _INST.unpack_from(inst, a * _INST.size)[_OUTSTANDING]
+        out_b = _INST.unpack_from(inst, b * _INST.size)[_OUTSTANDING]
+        return a if out_a <= out_b else b
+
+
+class First:
+    """The first candidate: no work, to measure the bridge's own cost."""
+
+    def __init__(self, args, seed, setup):
+        pass
+
+    def route(self, now_ns, inst, candidates, req):
+        return candidates[0]
+
+
+class Zero:
+    """Key 0 (arrival order, as fcfs): no work, to measure the bridge's cost."""
+
+    def __init__(self, args, seed, setup):
+        pass
+
+    def key(self, req):
+        return 0
+
+
+class Broken:
+    """Raises, to test that a policy's exception aborts the run."""
+
+    def __init__(self, args, seed, setup):
+        self.fail_in_init = bool(args.get("fail_in_init"))
+        if self.fail_in_init:
+            raise RuntimeError("asked to fail")
+
+    def key(self, req):
+        raise RuntimeError("asked to fail")
