@@ -236,6 +236,10 @@ $(BUILD)/test_all $(BUILD)/test_all_san: | $(EXAMPLE_PLUGINS) $(TEST_PLUGINS)
 plugin:
 	@test -n "$(SRC)" || { echo "usage: make plugin SRC=my_policy.c" >&2; exit 2; }
 	$(CC) $(PLUGIN_CFLAGS) -o $(dir $(SRC))lib$(basename $(notdir $(SRC))).so $(SRC)
+# make bench's per-decision cost of built-in, C plugin and Python policies.
+$(BUILD)/plugin_bench: $(call obj,opt,$(LIB_SRCS) tests/bench/plugin_bench.c) | $(EXAMPLE_PLUGINS)
+	$(CC) -o $@ $(filter %.o,$^) $(DEP_LIBS) -lm
+bench: $(BUILD)/plugin_bench
 PREFIX ?= /usr/local
 install: servesim
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/servesim/api \

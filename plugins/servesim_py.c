@@ -20,11 +20,13 @@
  *
  * req is a servesim.Request: read-only attributes named as serve_req's
  * fields (api/request.h), read from the core's request, valid only during
- * the call. inst is a read-only memoryview over the packed inst_view array
- * (api/cluster.h), servesim.INST_SIZE bytes per instance in the struct
- * format servesim.INST_FORMAT (fields servesim.INST_FIELDS), so
- * struct.unpack_from(INST_FORMAT, inst, i * INST_SIZE) reads instance i with
- * no copy made; candidates is a memoryview of int32 instance indices.
+ * the call. inst is a read-only memoryview over the core's inst_view array
+ * (api/cluster.h), no copy made, as 64-bit words, servesim.INST_WORDS per
+ * instance: inst[i * INST_WORDS + OUTSTANDING_TOKENS] (or KV_FREE_BLOCKS,
+ * KV_TOTAL_BLOCKS, KV_CACHED_BLOCKS) reads one field, and
+ * struct.unpack_from(INST_FORMAT, inst, i * INST_SIZE) all of instance i
+ * (fields INST_FIELDS). candidates is a memoryview of int32 instance
+ * indices.
  *
  * Determinism: the interpreter starts isolated from the environment
  * (PYTHON* variables, the user's site folder), with hash randomisation off
@@ -107,6 +109,14 @@ static PyObject *pyreq_new(void)
     return (PyObject *)p;
 }
 
+/* inst_view as 64-bit words: the Python side indexes them. */
+#define INST_WORDS 6
+_Static_assert(sizeof(inst_view) == INST_WORDS * 8, "servesim.INST_FORMAT describes inst_view");
+_Static_assert(offsetof(inst_view, outstanding_tokens) == 2 * 8 &&
+               offsetof(inst_view, kv_free_blocks) == 3 * 8 &&
+               offsetof(inst_view, kv_total_blocks) == 4 * 8 &&
+               offsetof(inst_view, kv_cached_blocks) == 5 * 8, "word indices of inst_view");
+
 /* ---- the servesim module -------------------------------------------------------- */
 
 static struct PyModuleDef servesim_module = {
@@ -135,6 +145,11 @@ static PyObject *servesim_module_init(void)
                            Py_BuildValue("(ssssssss)", "pool", "state", "n_waiting",
                                          "n_running", "outstanding_tokens", "kv_free_blocks",
                                          "kv_total_blocks", "kv_cached_blocks")) < 0 ||
+        PyModule_AddIntConstant(m, "INST_WORDS", INST_WORDS) < 0 ||
+        PyModule_AddIntConstant(m, "OUTSTANDING_TOKENS", 2) < 0 ||
+        PyModule_AddIntConstant(m, "KV_FREE_BLOCKS", 3) < 0 ||
+        PyModule_AddIntConstant(m, "KV_TOTAL_BLOCKS", 4) < 0 ||
+        PyModule_AddIntConstant(m, "KV_CACHED_BLOCKS", 5) < 0 ||
         PyModule_AddIntConstant(m, "ABI_MAJOR", SERVESIM_ABI_MAJOR) < 0 ||
         PyModule_AddIntConstant(m, "ABI_MINOR", SERVESIM_ABI_MINOR) < 0) {
         Py_DECREF(m);
@@ -145,7 +160,6 @@ static PyObject *servesim_module_init(void)
 
 /* ---- the interpreter ------------------------------------------------------------ */
 
-_Static_assert(sizeof(inst_view) == 48, "servesim.INST_FORMAT describes a 48-byte inst_view");
 
 /* The last exception as "Type: message" into err (and clears it). */
 static int py_err(sim_err *err, const char *path, const char *what)
@@ -359,9 +373,12 @@ static int32_t py_route(void *state, const route_view *v, const serve_req *r)
     };
     Py_ssize_t shape = v->n_candidates;
     cb.shape = &shape;
-    PyObject *inst = PyMemoryView_FromMemory((char *)v->inst,
-                                             (Py_ssize_t)v->n_instances * (Py_ssize_t)sizeof *v->inst,
-                                             PyBUF_READ);
+    Py_ssize_t words = (Py_ssize_t)v->n_instances * INST_WORDS;
+    Py_buffer ib = {
+        .buf = (void *)v->inst, .len = words * 8, .itemsize = 8, .readonly = 1, .ndim = 1,
+        .format = (char *)"q", .shape = &words,
+    };
+    PyObject *inst = PyMemoryView_FromBuffer(&ib);
     PyObject *cand = PyMemoryView_FromBuffer(&cb);
     PyObject *now = PyLong_FromLongLong(v->now);
     if (!inst || !cand || !now)

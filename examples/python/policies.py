@@ -18,8 +18,11 @@ import struct
 
 import servesim
 
-_INST = struct.Struct(servesim.INST_FORMAT)   # one inst_view, packed
-_OUTSTANDING = servesim.INST_FIELDS.index("outstanding_tokens")
+# inst holds each instance's inst_view as servesim.INST_WORDS 64-bit words;
+# inst[i * W + OUT] is instance i's outstanding tokens.
+W = servesim.INST_WORDS
+OUT = servesim.OUTSTANDING_TOKENS
+_INST = struct.Struct(servesim.INST_FORMAT)   # a whole inst_view, for the int32 fields
 
 
 class SJF:
@@ -42,10 +45,11 @@ class LeastOutstandingTokens:
             raise ValueError(f"LeastOutstandingTokens takes no args, got {sorted(args)}")
 
     def route(self, now_ns, inst, candidates, req):
-        best, best_out = -1, None
+        best = candidates[0]
+        best_out = inst[best * W + OUT]
         for i in candidates:
-            out = _INST.unpack_from(inst, i * _INST.size)[_OUTSTANDING]
-            if best_out is None or out < best_out:
+            out = inst[i * W + OUT]
+            if out < best_out:
                 best, best_out = i, out
         return best
 
@@ -60,9 +64,21 @@ class PowerOfTwo:
 
     def route(self, now_ns, inst, candidates, req):
         a, b = self.rng.choice(candidates), self.rng.choice(candidates)
-        out_a = _INST.unpack_from(inst, a * _INST.size)[_OUTSTANDING]
-        out_b = _INST.unpack_from(inst, b * _INST.size)[_OUTSTANDING]
-        return a if out_a <= out_b else b
+        return a if inst[a * W + OUT] <= inst[b * W + OUT] else b
+
+
+class LeastLoadedActive:
+    """Reads whole inst_views with struct: the candidate with the fewest
+    waiting plus running requests (ties to the lowest index)."""
+
+    def __init__(self, args, seed, setup):
+        pass
+
+    def route(self, now_ns, inst, candidates, req):
+        def load(i):
+            pool, state, n_waiting, n_running = _INST.unpack_from(inst, i * _INST.size)[:4]
+            return n_waiting + n_running
+        return min(candidates, key=lambda i: (load(i), i))
 
 
 class First:
