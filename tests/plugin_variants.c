@@ -7,6 +7,9 @@
  *   no_hook     an ordering policy without its key hook: refused
  *   old_minor   ops structs as an older minor built them (without the
  *               optional destroy): loads, runs, destroy read as NULL
+ *   nondet      loads, and adds a routing policy "spread" that counts calls
+ *               in a global: a second run in the same process differs
+ *               (`servesim plugin check` fails it)
  * Each provides one ordering policy, "fifo" (arrival order, as fcfs). */
 #include "api/plugin.h"
 
@@ -37,6 +40,10 @@ static int fifo_init(uint64_t seed, cJSON *params, const char *path, void **stat
     return host->check_keys(params, path, keys, err);
 }
 
+#ifdef VARIANT_nondet
+static uint64_t calls;   /* what a plugin must not do: state across runs */
+#endif
+
 static UNUSED double fifo_key(void *state, const serve_req *r)
 {
     (void)state;
@@ -53,6 +60,28 @@ static const order_policy_ops fifo = {
 };
 
 static UNUSED const order_policy_ops *const orders[] = {&fifo, NULL};
+
+#ifdef VARIANT_nondet
+static int spread_init(const route_setup *setup, cJSON *params, const char *path,
+                       void **state, sim_err *err)
+{
+    (void)setup;
+    static const char *const keys[] = {NULL};
+    *state = NULL;
+    return host->check_keys(params, path, keys, err);
+}
+
+static int32_t spread_route(void *state, const route_view *v, const serve_req *r)
+{
+    (void)state;
+    (void)r;
+    return v->candidates[(calls++ / 7) % (uint64_t)v->n_candidates];
+}
+
+static const route_policy_ops spread = {.name = "spread", .init = spread_init,
+                                        .route = spread_route};
+static const route_policy_ops *const routes[] = {&spread, NULL};
+#endif
 
 #ifndef VARIANT_no_entry
 SERVESIM_EXPORT const servesim_plugin *servesim_plugin_entry(const servesim_host_api *h)
@@ -71,6 +100,9 @@ SERVESIM_EXPORT const servesim_plugin *servesim_plugin_entry(const servesim_host
         .name = "variant",
         .version = "0",
         .order = orders,
+#ifdef VARIANT_nondet
+        .route = routes,
+#endif
     };
     host = h;
     return &plugin;

@@ -337,6 +337,30 @@ START_TEST(test_plugin_sweep_in_forked_workers_equals_builtin)
 }
 END_TEST
 
+START_TEST(test_plugin_check_command_runs_the_invariants)
+{
+    char out[8192];
+    tu_cli_call ok = {{"servesim", "plugin", "check", "example", NULL}};
+    ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &ok, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "ok   ordering   sjf_copy: 400 requests") &&
+                  strstr(out, "ok   routing    random_pick") &&
+                  strstr(out, "4 of 4 policies passed"), "%s", out);
+    /* A policy with state across runs fails the determinism check. */
+    tu_cli_call nd = {{"servesim", "plugin", "check", TEST_PLUGINS "libnondet.so", NULL}};
+    ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &nd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "ok   ordering   fifo") &&
+                  strstr(out, "FAIL routing    spread: two runs differ (not deterministic)") &&
+                  strstr(out, "1 of 2 policies passed"), "%s", out);
+    /* One that does not load: exit 2, the loader's message. */
+    tu_cli_call bad = {{"servesim", "plugin", "info", TEST_PLUGINS "libbad_major.so", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &bad, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "plugin built for ABI 2.0"), "%s", out);
+    tu_cli_call usage = {{"servesim", "plugin", "frobnicate", "x", NULL}};
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &usage, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "usage: servesim plugin info LIB"), "%s", out);
+}
+END_TEST
+
 /* ---- the Python bridge (plugins/servesim_py.c) ----------------------------------- */
 
 #define PY_PLUGIN SERVESIM_PLUGIN_DIR "/libservesim_py.so"
@@ -650,6 +674,7 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_plugin_loaded_once_and_recorded_with_checksum);
     tcase_add_test(tc, test_plugin_sweep_in_forked_workers_equals_builtin);
     tcase_add_test(tc, test_plugin_abi_v1_layouts_are_frozen);
+    tcase_add_test(tc, test_plugin_check_command_runs_the_invariants);
     tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_lot_routing_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_random_policy_is_deterministic);

@@ -11,6 +11,7 @@
 #include "serve/cluster.h"
 #include "tool/cmd_capacity.h"
 #include "tool/cmd_cost.h"
+#include "tool/cmd_plugin.h"
 #include "tool/cmd_sweep.h"
 #include "tool/cmd_trace.h"
 #include "tool/outpath.h"
@@ -25,6 +26,7 @@ static const char usage[] =
     "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
     "       servesim cost [CONFIG.json] [--model M] [--gpu G] [--tp N] [--prefill Q@CTX ...]\n"
     "                     [--decode N@CTX ...] [--precision W,A,KV] ...   (cost --help)\n"
+    "       servesim plugin info|check LIB [--params JSON] [--config CONFIG.json] ...\n"
     "       servesim --version\n"
     "\n"
     "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8\n"
@@ -165,6 +167,7 @@ static const cli_command commands[] = {
     {"capacity", cmd_capacity},
     {"trace", cmd_trace},
     {"cost", cmd_cost},
+    {"plugin", cmd_plugin},
     {NULL, NULL},
 };
 

@@ -196,18 +196,19 @@ static int plugin_resolve(const char *lib, char *out, sim_err *err)
     /* $SERVESIM_PLUGIN_PATH, ./plugins, the build's folder, then the
      * installed one (lib/servesim/plugins beside the program's bin/). */
     const char *env = getenv("SERVESIM_PLUGIN_PATH");
-    char dirs[4096], exe[PATH_MAX] = "";
+    char dirs[3 * PATH_MAX + 64], exe[PATH_MAX] = "";
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = '\0';
-    snprintf(dirs, sizeof dirs, "%s%splugins:%s%s%s", env ? env : "", env && *env ? ":" : "",
-             SERVESIM_PLUGIN_DIR, *exe ? ":" : "", *exe ? exe : "");
+    snprintf(dirs, sizeof dirs, "%.*s%splugins:%.*s%s%s", PATH_MAX, env ? env : "",
+             env && *env ? ":" : "", PATH_MAX, SERVESIM_PLUGIN_DIR, *exe ? ":" : "",
+             *exe ? exe : "");
     if (*exe)
         snprintf(dirs + strlen(dirs), sizeof dirs - strlen(dirs), "/../lib/servesim/plugins");
     for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        char cand[PATH_MAX + 8];
+        char cand[sizeof dirs + sizeof file + 2];
         snprintf(cand, sizeof cand, "%s/%s", d, file);
         if (realpath(cand, out))
             return 0;
