@@ -24,6 +24,15 @@
 
 #define TEST_PLUGINS SERVESIM_PLUGIN_DIR "/test/"
 
+/* LeakSanitizer (make test-san): the Python bridge keeps the interpreter,
+ * and what it allocated, until the process exits, by design (finalizing
+ * CPython does not free everything either); only allocations made inside
+ * libpython are exempt. LSan calls this hook if it is defined. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libpython3\n"; }
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void) { return "print_suppressions=0"; }
+
 /* A config's parse error ("" when it parses), with `sets` applied. */
 static void parse_error(const char *const *sets, char *msg, size_t size)
 {
