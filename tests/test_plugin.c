@@ -18,6 +18,7 @@
 #include "tool/experiment.h"
 #include "tool/output_h5.h"
 #include "tool/plugin.h"
+#include "tool/runner.h"
 #include "tool/sweep.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -306,6 +307,58 @@ START_TEST(test_plugin_loaded_once_and_recorded_with_checksum)
                   strstr(json, "\"abi\":\"1.0\"") && strstr(json, "\"version\":\"1.0\""),
                   "%s", json);
     free(json);
+    /* A results file records the plugins its config names, and only those. */
+    json = plugin_used_json("{\"policies\": {\"order\": {\"name\": \"example:sjf_copy\"}}}");
+    ck_assert_ptr_nonnull(json);
+    ck_assert_msg(strstr(json, want) && strstr(json, a->path), "%s", json);
+    free(json);
+    ck_assert_ptr_null(plugin_used_json("{\"policies\": {\"order\": {\"name\": \"sjf\"}}}"));
+}
+END_TEST
+
+/* Whether the results file of a run with `sets` has a plugins attribute
+ * naming `want` (NULL: no attribute). */
+static void assert_results_plugins(const char *const *sets, const char *want)
+{
+    char *dir = tu_tempdir(), out[600];
+    snprintf(out, sizeof out, "%s/r.h5", dir);
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    run_result r;
+    sim_err err = {{0}};
+    ck_assert_msg(run_to_file(&cfg, NULL, out, &r, &err) == RUN_OK, "%s", err.msg);
+    run_config_fini(&cfg);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    htri_t has = H5Aexists(f, "plugins");
+    ck_assert_int_eq(has > 0, want != NULL);
+    if (want) {
+        /* output.c writes variable-length UTF-8 strings: read in the file's type */
+        hid_t a = H5Aopen(f, "plugins", H5P_DEFAULT), mt = H5Aget_type(a);
+        ck_assert_int_gt(H5Tis_variable_str(mt), 0);
+        char *text = NULL;
+        ck_assert_int_ge(H5Aread(a, mt, &text), 0);
+        ck_assert_msg(text && strstr(text, want), "%s", text ? text : "(null)");
+        H5free_memory(text);
+        H5Tclose(mt);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+
+START_TEST(test_plugin_results_file_records_the_plugins_it_used)
+{
+    static const char *const with[] = {"policies.order.name=example:sjf_copy", NULL};
+    static const char *const without[] = {"policies.order.name=sjf", NULL};
+    assert_results_plugins(with, "\"name\":\"example\"");
+    /* The library stays loaded in this process, but this run does not use it. */
+    assert_results_plugins(without, NULL);
 }
 END_TEST
 
@@ -681,6 +734,7 @@ Suite *plugin_suite(void)
                         (int)(sizeof refusals / sizeof refusals[0]));
     tcase_add_test(tc, test_plugin_built_for_an_older_layout_loads_and_runs);
     tcase_add_test(tc, test_plugin_loaded_once_and_recorded_with_checksum);
+    tcase_add_test(tc, test_plugin_results_file_records_the_plugins_it_used);
     tcase_add_test(tc, test_plugin_sweep_in_forked_workers_equals_builtin);
     tcase_add_test(tc, test_plugin_abi_v1_layouts_are_frozen);
     tcase_add_test(tc, test_plugin_check_command_runs_the_invariants);

@@ -926,13 +926,11 @@ static int out_write_root_attrs(out_file *f, const run_summary *s,
         out_attr_str(f->file, "config", config_json) < 0 ||
         out_attr_str(f->file, "cost_sources", cost_sources) < 0)
         return out_h5_err(err, f->path, "cannot write the file attributes");
-    if (plugin_count() > 0) {   /* only when a plugin was loaded (tool/plugin.h) */
-        char *plugins = plugin_loaded_json();
-        int bad = out_attr_str(f->file, "plugins", plugins) < 0;
-        free(plugins);
-        if (bad)
-            return out_h5_err(err, f->path, "cannot write the plugins attribute");
-    }
+    char *plugins = plugin_used_json(config_json);   /* only when it names a plugin */
+    int bad = plugins && out_attr_str(f->file, "plugins", plugins) < 0;
+    free(plugins);
+    if (bad)
+        return out_h5_err(err, f->path, "cannot write the plugins attribute");
     return 0;
 }
 

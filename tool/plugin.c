@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,22 +453,75 @@ PLUGIN_FIND(route, "routing", 2)
 PLUGIN_FIND(control, "controller", 3)
 #undef PLUGIN_FIND
 
+static cJSON *lib_json(const plugin_lib *l)
+{
+    cJSON *o = cJSON_CreateObject();
+    char abi[32];
+    snprintf(abi, sizeof abi, "%u.%u", l->desc.abi_major, l->desc.abi_minor);
+    SIM_ASSERT(o && cJSON_AddStringToObject(o, "path", l->path) &&
+               cJSON_AddStringToObject(o, "name", l->desc.name) &&
+               cJSON_AddStringToObject(o, "version", l->desc.version) &&
+               cJSON_AddStringToObject(o, "abi", abi) &&
+               cJSON_AddStringToObject(o, "sha256", l->sha256));
+    return o;
+}
+
+/* Marks in used[] the loaded libraries that a "name": "lib:policy" anywhere
+ * in the tree names. */
+static void mark_used(const cJSON *item, bool *used)
+{
+    for (const cJSON *it = item ? item->child : NULL; it; it = it->next) {
+        if (cJSON_IsString(it) && it->string && !strcmp(it->string, "name") &&
+            strchr(it->valuestring, ':')) {
+            char lib[PATH_MAX], path[PATH_MAX];
+            size_t n = (size_t)(strrchr(it->valuestring, ':') - it->valuestring);
+            if (n >= sizeof lib)
+                continue;
+            memcpy(lib, it->valuestring, n);
+            lib[n] = '\0';
+            if (plugin_resolve(lib, path, NULL))
+                continue;
+            for (size_t i = 0; i < plugin_n; i++)
+                if (!strcmp(plugin_libs[i]->path, path))
+                    used[i] = true;
+        }
+        mark_used(it, used);
+    }
+}
+
+char *plugin_used_json(const char *config_json)
+{
+    cJSON *root = cJSON_Parse(config_json);
+    if (!root || !plugin_n) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    bool *used = sim_xcalloc(plugin_n, sizeof *used);
+    mark_used(root, used);
+    cJSON_Delete(root);
+    cJSON *arr = cJSON_CreateArray();
+    SIM_ASSERT(arr != NULL);
+    for (size_t i = 0; i < plugin_n; i++)
+        if (used[i])
+            cJSON_AddItemToArray(arr, lib_json(plugin_libs[i]));
+    free(used);
+    char *out = NULL;
+    if (cJSON_GetArraySize(arr) > 0) {
+        char *s = cJSON_PrintUnformatted(arr);
+        SIM_ASSERT(s != NULL);
+        out = sim_xstrdup(s);
+        cJSON_free(s);
+    }
+    cJSON_Delete(arr);
+    return out;
+}
+
 char *plugin_loaded_json(void)
 {
     cJSON *arr = cJSON_CreateArray();
     SIM_ASSERT(arr != NULL);
-    for (size_t i = 0; i < plugin_n; i++) {
-        const plugin_lib *l = plugin_libs[i];
-        cJSON *o = cJSON_CreateObject();
-        char abi[32];
-        snprintf(abi, sizeof abi, "%u.%u", l->desc.abi_major, l->desc.abi_minor);
-        SIM_ASSERT(o && cJSON_AddStringToObject(o, "path", l->path) &&
-                   cJSON_AddStringToObject(o, "name", l->desc.name) &&
-                   cJSON_AddStringToObject(o, "version", l->desc.version) &&
-                   cJSON_AddStringToObject(o, "abi", abi) &&
-                   cJSON_AddStringToObject(o, "sha256", l->sha256));
-        cJSON_AddItemToArray(arr, o);
-    }
+    for (size_t i = 0; i < plugin_n; i++)
+        cJSON_AddItemToArray(arr, lib_json(plugin_libs[i]));
     char *s = cJSON_PrintUnformatted(arr);
     SIM_ASSERT(s != NULL);
     cJSON_Delete(arr);

@@ -51,6 +51,10 @@ const plugin_lib *plugin_get(int32_t i);
 /* The loaded libraries as JSON text: [{"path", "name", "version", "abi",
  * "sha256"}, ...] ("[]" when none); caller frees. */
 char *plugin_loaded_json(void);
+/* The same for the loaded libraries that the config (JSON text) names in a
+ * "name": "lib:policy", or NULL when it names none: what a results file
+ * records. Caller frees. */
+char *plugin_used_json(const char *config_json);
 
 /* The host table every plugin receives. */
 const servesim_host_api *plugin_host_api(void);
