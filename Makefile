@@ -213,7 +213,7 @@ PLUGIN_DIR := $(BUILD)/plugins
 DEFS += -DSERVESIM_PLUGIN_DIR='"$(CURDIR)/$(PLUGIN_DIR)"'
 PLUGIN_CFLAGS = $(WARN) -O2 -g -fPIC -shared -fvisibility=hidden -I. $(DEP_CFLAGS)
 PLUGIN_HDRS := $(wildcard api/*.h) sim/base.h sim/rbtree.h
-EXAMPLE_PLUGINS := $(PLUGIN_DIR)/libexample.so
+EXAMPLE_PLUGINS := $(PLUGIN_DIR)/libexample.so $(PLUGIN_DIR)/libprefill_first.so
 TEST_PLUGINS := $(foreach v,bad_major bad_minor no_abi no_entry no_hook old_minor nondet,\
                   $(PLUGIN_DIR)/test/lib$(v).so)
 $(PLUGIN_DIR)/lib%.so: examples/plugins/%.c $(PLUGIN_HDRS) $(BUILD)/deps.mk

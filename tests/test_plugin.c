@@ -149,6 +149,70 @@ START_TEST(test_plugin_longest_first_takes_effect_the_expected_way)
 }
 END_TEST
 
+/* KV pressure: preemptions every few iterations. */
+#define KV_PRESSURE "instance.gpu_memory_utilization=0.245", "instance.max_context_tokens=4096", \
+    "workload.arrival.rate_per_s=60", "workload.output_tokens.mean=600"
+
+START_TEST(test_plugin_batch_copy_reproduces_prefill_first_under_every_engine)
+{
+    /* Each engine's rules reach the plugin through the setup (what admission
+     * reserves, the victim rule), as they reach the built-in. */
+    static const char *const engines[] = {"engine=legacy", "engine=vllm-v0", "engine=sglang",
+                                          "engine=trtllm"};
+    for (size_t e = 0; e < sizeof engines / sizeof engines[0]; e++) {
+        const char *builtin[] = {engines[e], "policies.batch.name=vllm_prefill_first",
+                                 KV_PRESSURE, NULL};
+        const char *plugin[] = {engines[e],
+                                "policies.batch.name=prefill_first:prefill_first_copy",
+                                KV_PRESSURE, NULL};
+        tu_run a, b;
+        tu_run_sets(builtin, &a);
+        tu_run_sets(plugin, &b);
+        /* TensorRT-LLM reserves the whole output at admission: no preemptions. */
+        if (e < 2)
+            ck_assert_msg(a.summary.preemptions > 0, "%s: no preemptions", engines[e]);
+        assert_same_run(&a, &b);
+        tu_run_fini(&a);
+        tu_run_fini(&b);
+    }
+}
+END_TEST
+
+START_TEST(test_plugin_controller_copy_reproduces_balance_queues)
+{
+    /* test_cluster.c's case: round robin on skewed prompts, queues evened
+     * out every 100 ms. */
+    static const char *const builtin[] = {
+        "engine=legacy", "cluster.instances=4", "workload.arrival.rate_per_s=90",
+        "workload.requests=600",
+        "workload.input_tokens={\"dist\": \"lognormal\", \"mean\": 1500, \"sigma\": 1.5, "
+        "\"max\": 6000}",
+        "policies.control={\"name\": \"balance_queues\", \"period_ms\": 100, "
+        "\"params\": {\"threshold\": 2}}", NULL};
+    static const char *const plugin[] = {
+        "engine=legacy", "cluster.instances=4", "workload.arrival.rate_per_s=90",
+        "workload.requests=600",
+        "workload.input_tokens={\"dist\": \"lognormal\", \"mean\": 1500, \"sigma\": 1.5, "
+        "\"max\": 6000}",
+        "policies.control={\"name\": \"prefill_first:balance_copy\", \"period_ms\": 100, "
+        "\"params\": {\"threshold\": 2}}", NULL};
+    static const char *const none[] = {
+        "engine=legacy", "cluster.instances=4", "workload.arrival.rate_per_s=90",
+        "workload.requests=600",
+        "workload.input_tokens={\"dist\": \"lognormal\", \"mean\": 1500, \"sigma\": 1.5, "
+        "\"max\": 6000}", NULL};
+    tu_run a, b, c;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(plugin, &b);
+    tu_run_sets(none, &c);
+    assert_same_run(&a, &b);
+    ck_assert(a.record_hash != c.record_hash);   /* the controller acted */
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+}
+END_TEST
+
 START_TEST(test_plugin_random_route_is_deterministic_and_seeded)
 {
     static const char *const s1[] = {"cluster.instances=4",
@@ -725,6 +789,8 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_plugin_copy_of_sjf_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_plugin_copy_of_lot_routing_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_plugin_longest_first_takes_effect_the_expected_way);
+    tcase_add_test(tc, test_plugin_batch_copy_reproduces_prefill_first_under_every_engine);
+    tcase_add_test(tc, test_plugin_controller_copy_reproduces_balance_queues);
     tcase_add_test(tc, test_plugin_random_route_is_deterministic_and_seeded);
     tcase_add_test(tc, test_plugin_params_are_read_strictly_through_the_host);
     tcase_add_test(tc, test_plugin_found_by_path_and_by_search_path);
