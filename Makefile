@@ -232,6 +232,7 @@ $(PLUGIN_DIR)/libservesim_py.so: plugins/servesim_py.c $(PLUGIN_HDRS) $(BUILD)/d
 plugins: $(EXAMPLE_PLUGINS)
 all: plugins
 $(BUILD)/test_all $(BUILD)/test_all_san: | $(EXAMPLE_PLUGINS) $(TEST_PLUGINS)
+test-mpi: plugins
 .PHONY: plugin plugins install
 plugin:
 	@test -n "$(SRC)" || { echo "usage: make plugin SRC=my_policy.c" >&2; exit 2; }
