@@ -30,9 +30,14 @@
  *
  * Determinism: the interpreter starts isolated from the environment
  * (PYTHON* variables, the user's site folder), with hash randomisation off
- * (hash seed 0) and `random` seeded with 0; a policy that draws numbers
- * should use random.Random(seed). It starts lazily, at the first Python
- * policy's init, so in a sweep each forked worker starts its own.
+ * (hash seed 0); module-level `random` is seeded with each policy's seed
+ * as the policy is made (a policy should still prefer its own
+ * random.Random(seed)). It starts at the first Python policy's init: in a
+ * sweep, the parent builds every point's cluster to check it, so the
+ * forked workers inherit a started interpreter (fork from a process with
+ * one thread is safe in CPython). Policy state belongs in the instance:
+ * module globals outlive a point and would make results depend on which
+ * points a worker ran before.
  *
  * A Python exception in __init__ is a config error (its message is
  * returned); one in key or route, or a route that is not a candidate, is a
@@ -279,6 +284,17 @@ static int pypol_init(cJSON *params, const char *path, uint64_t seed, PyObject *
             goto out;
         }
     }
+    /* Module-level `random` restarts from this policy's seed, so that a
+     * point's results do not depend on which points a sweep worker ran
+     * before it. */
+    PyObject *rnd = PyImport_ImportModule("random");
+    PyObject *rs = rnd ? PyObject_CallMethod(rnd, "seed", "K", (unsigned long long)seed) : NULL;
+    Py_XDECREF(rnd);
+    if (!rs) {
+        py_err(err, path, "cannot seed Python's random module");
+        goto out;
+    }
+    Py_DECREF(rs);
     if (!(json = PyImport_ImportModule("json")) ||
         !(argd = PyObject_CallMethod(json, "loads", "s", args_json))) {
         py_err(err, args_path, "cannot read the args");

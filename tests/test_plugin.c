@@ -446,11 +446,15 @@ START_TEST(test_plugin_sweep_in_forked_workers_equals_builtin)
     sim_err err = {{0}};
     ck_assert_msg(exp_load(exp_path, 0, &e, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(e.n_points, 2);
+    ck_assert_int_eq(plugin_count(), 0);
     sweep_opts o = {.out = out, .jobs = 2, .quiet = 1};
     sweep_stats st;
     ck_assert_msg(sweep_run(&e, &o, &st, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(st.ran, 2);
     ck_assert_int_eq(st.failed, 0);
+    /* The parent loaded it, checking the points before it forked the workers
+     * (sweep.c prepares a batch of points before running any). */
+    ck_assert_int_eq(plugin_count(), 1);
     run_summary s[2];
     read_point_summaries(out, &e, s);
     ck_assert_uint_eq(s[0].completed, 150);
