@@ -313,7 +313,8 @@ int plugin_load(const char *lib, const plugin_lib **out, sim_err *err)
             return 0;
         }
     }
-    /* The ABI word first: no plugin code runs before it matches. */
+    /* The ABI word first: servesim calls nothing of the plugin before it
+     * matches (dlopen runs only the ELF constructors a plugin may have). */
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return sim_errf(err, "%s: cannot load the plugin: %s", path, dlerror());

@@ -5,8 +5,10 @@
  * "lib:policy" loads lib once per process: lib is a path when it contains a
  * '/' or ends in ".so", else the file lib<lib>.so found on the search path
  * ($SERVESIM_PLUGIN_PATH, colon-separated; ./plugins; the build's plugin
- * folder, build/plugins). Loading checks the ABI version symbol before any of
- * the plugin's code runs, then the descriptor its entry point returns, and
+ * folder, build/plugins; the installed lib/servesim/plugins). Loading checks
+ * the ABI version symbol before calling anything of the plugin (only its ELF
+ * constructors, if any, run at dlopen), then the descriptor its entry point
+ * returns, and
  * refuses another major version, a newer minor, a missing symbol, or ops
  * without their hooks, with a message naming the file and what was expected.
  *
