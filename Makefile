@@ -210,7 +210,7 @@ $(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
 # `make install PREFIX=...` installs servesim, the policy-facing headers and
 # servesim-plugin.pc, for building plugins outside this tree.
 PLUGIN_DIR := $(BUILD)/plugins
-DEFS += -DSERVESIM_PLUGIN_DIR='"$(CURDIR)/$(PLUGIN_DIR)"'
+DEFS += -DSERVESIM_PLUGIN_DIR='"$(CURDIR)/$(PLUGIN_DIR)"' -DSERVESIM_SOURCE_DIR='"$(CURDIR)"'
 PLUGIN_CFLAGS = $(WARN) -O2 -g -fPIC -shared -fvisibility=hidden -I. $(DEP_CFLAGS)
 PLUGIN_HDRS := $(wildcard api/*.h) sim/base.h sim/rbtree.h
 EXAMPLE_PLUGINS := $(PLUGIN_DIR)/libexample.so $(PLUGIN_DIR)/libprefill_first.so

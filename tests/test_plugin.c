@@ -487,7 +487,72 @@ START_TEST(test_plugin_check_command_runs_the_invariants)
     ck_assert_msg(strstr(out, "plugin built for ABI 2.0"), "%s", out);
     tu_cli_call usage = {{"servesim", "plugin", "frobnicate", "x", NULL}};
     ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &usage, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "usage: servesim plugin info LIB"), "%s", out);
+    ck_assert_msg(strstr(out, "usage: servesim plugin build") &&
+                  strstr(out, "servesim plugin info LIB"), "%s", out);
+}
+END_TEST
+
+/* The C block of api/README.md's walkthrough (after "1. **Write**"),
+ * unindented, into path. */
+static void write_walkthrough(const char *path)
+{
+    FILE *f = fopen("api/README.md", "r");
+    ck_assert_ptr_nonnull(f);
+    FILE *o = fopen(path, "w");
+    ck_assert_ptr_nonnull(o);
+    char line[512];
+    int state = 0, lines = 0;   /* 0 before "1. **Write**", 1 before ```c, 2 inside */
+    while (fgets(line, sizeof line, f) && state < 3) {
+        if (state == 0 && strstr(line, "1. **Write**"))
+            state = 1;
+        else if (state == 1 && strstr(line, "```c"))
+            state = 2;
+        else if (state == 2 && strstr(line, "```"))
+            state = 3;
+        else if (state == 2) {
+            fputs(strncmp(line, "   ", 3) == 0 ? line + 3 : line, o);
+            lines++;
+        }
+    }
+    fclose(f);
+    fclose(o);
+    ck_assert_msg(state == 3 && lines > 10, "no walkthrough code in api/README.md");
+}
+
+START_TEST(test_plugin_build_command_builds_the_readme_walkthrough)
+{
+    char *dir = tu_tempdir(), src[600], lib[600], set[700], out[8192];
+    snprintf(src, sizeof src, "%s/my_sjf.c", dir);
+    snprintf(lib, sizeof lib, "%s/libmy_sjf.so", dir);
+    write_walkthrough(src);
+    tu_cli_call b = {{"servesim", "plugin", "build", src, NULL}};
+    ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &b, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, lib), "%s", out);
+    ck_assert_int_eq(access(lib, R_OK), 0);
+    /* It is the walkthrough's SJF: the built-in's results, bit for bit. */
+    snprintf(set, sizeof set, "policies.order.name=%s:my_sjf", lib);
+    const char *plugin[] = {set, "workload.arrival.rate_per_s=40", NULL};
+    static const char *const builtin[] = {"policies.order.name=sjf",
+                                          "workload.arrival.rate_per_s=40", NULL};
+    tu_run x, y;
+    tu_run_sets(builtin, &x);
+    tu_run_sets(plugin, &y);
+    assert_same_run(&x, &y);
+    tu_run_fini(&x);
+    tu_run_fini(&y);
+    /* A file the compiler rejects: exit 1, the compiler's own message. */
+    snprintf(src, sizeof src, "%s/bad.c", dir);
+    FILE *f = fopen(src, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("int x = ;\n", f);
+    fclose(f);
+    tu_cli_call bad = {{"servesim", "plugin", "build", src, NULL}};
+    ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &bad, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "error") && strstr(out, "plugin build: cc failed on"), "%s", out);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
 }
 END_TEST
 
@@ -808,6 +873,7 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_plugin_sweep_in_forked_workers_equals_builtin);
     tcase_add_test(tc, test_plugin_abi_v1_layouts_are_frozen);
     tcase_add_test(tc, test_plugin_check_command_runs_the_invariants);
+    tcase_add_test(tc, test_plugin_build_command_builds_the_readme_walkthrough);
     tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_lot_routing_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_random_policy_is_deterministic);

@@ -26,7 +26,7 @@ static const char usage[] =
     "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
     "       servesim cost [CONFIG.json] [--model M] [--gpu G] [--tp N] [--prefill Q@CTX ...]\n"
     "                     [--decode N@CTX ...] [--precision W,A,KV] ...   (cost --help)\n"
-    "       servesim plugin info|check LIB [--params JSON] [--config CONFIG.json] ...\n"
+    "       servesim plugin build POLICY.c | info LIB | check LIB [--params JSON] ...\n"
     "       servesim --version\n"
     "\n"
     "  --set path=value  override a config value, e.g. --set workload.arrival.rate_per_s=8\n"

@@ -1,4 +1,10 @@
-/* `servesim plugin info LIB` and `servesim plugin check LIB` (cmd_plugin.h).
+/* `servesim plugin build SRC.c`, `servesim plugin info LIB` and `servesim
+ * plugin check LIB` (cmd_plugin.h).
+ *
+ * build runs $CC (cc) with the flags of the walkthrough (api/README.md) and
+ * the include folder of this servesim's api/ headers: the installed
+ * include/servesim beside the program's bin/, else the source tree it was
+ * built from.
  *
  * check runs every policy of the library, in turn, in place of its family's
  * default in a small run config (2 instances, 400 Poisson requests at 30/s,
@@ -12,19 +18,30 @@
  * limits, plans that fit) abort a run that breaks them. */
 #include "tool/cmd_plugin.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "sim/jsoncfg.h"
 #include "tool/plugin.h"
 #include "tool/runner.h"
 
+#ifndef SERVESIM_SOURCE_DIR   /* the Makefile's: the tree servesim was built from */
+#define SERVESIM_SOURCE_DIR "."
+#endif
+
 static const char plugin_usage[] =
-    "usage: servesim plugin info LIB\n"
+    "usage: servesim plugin build POLICY.c [-o LIB.so] [compiler flags ...]\n"
+    "       servesim plugin info LIB\n"
     "       servesim plugin check LIB [--params JSON] [--config CONFIG.json]\n"
     "                                 [--set path=value ...]\n"
     "\n"
+    "  build compiles one C file into a plugin (lib<name>.so beside it), against this\n"
+    "  servesim's api/ headers, with $CC (default cc)\n"
     "  LIB  a plugin: a path (contains '/' or ends in .so) or a name found as lib<name>.so\n"
     "       on $SERVESIM_PLUGIN_PATH, ./plugins, build/plugins (api/README.md)\n"
     "  check runs each of its policies twice in a small config: every request completes,\n"
@@ -177,8 +194,101 @@ static int check(const plugin_lib *l, const fam_list fam[4], const check_args *a
     return failed ? 1 : 0;
 }
 
+/* The folder holding api/plugin.h: the installed include/servesim beside the
+ * program's bin/, or the source tree it was built from. */
+static int include_dir(char *out, size_t size)
+{
+    char exe[PATH_MAX], cand[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(cand, sizeof cand, "%s/../include/servesim/api/plugin.h", exe);
+        if (access(cand, R_OK) == 0) {
+            snprintf(out, size, "%s/../include/servesim", exe);
+            return 0;
+        }
+    }
+    snprintf(cand, sizeof cand, "%s/api/plugin.h", SERVESIM_SOURCE_DIR);
+    if (access(cand, R_OK) == 0) {
+        snprintf(out, size, "%s", SERVESIM_SOURCE_DIR);
+        return 0;
+    }
+    return -1;
+}
+
+/* `plugin build SRC.c [-o OUT] [flags]`: runs the compiler, as the
+ * walkthrough's cc line does. */
+static int build(int argc, char **argv)
+{
+    const char *src = argv[1], *out = NULL;
+    size_t len = strlen(src);
+    if (len < 3 || strcmp(src + len - 2, ".c") != 0) {
+        fprintf(stderr, "servesim: plugin build: expected a C file (.c), got '%s'\n", src);
+        return 2;
+    }
+    char inc[PATH_MAX + 32], def_out[PATH_MAX + 16];
+    if (include_dir(inc, sizeof inc)) {
+        fprintf(stderr, "servesim: plugin build: cannot find api/plugin.h (neither an installed "
+                        "include/servesim nor %s)\n", SERVESIM_SOURCE_DIR);
+        return 2;
+    }
+    /* lib<stem>.so beside the source. */
+    const char *base = strrchr(src, '/');
+    int dir_len = base ? (int)(base - src + 1) : 0;
+    base = base ? base + 1 : src;
+    snprintf(def_out, sizeof def_out, "%.*slib%.*s.so", dir_len, src,
+             (int)(strlen(base) - 2), base);
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    char inc_flag[PATH_MAX + 40];
+    snprintf(inc_flag, sizeof inc_flag, "-I%s", inc);
+    const char **av = sim_xcalloc((size_t)argc + 16, sizeof *av);
+    int k = 0;
+    av[k++] = cc;
+    av[k++] = "-std=c11";
+    av[k++] = "-O2";
+    av[k++] = "-fPIC";
+    av[k++] = "-shared";
+    av[k++] = "-fvisibility=hidden";
+    av[k++] = inc_flag;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else
+            av[k++] = argv[i];
+    }
+    av[k++] = "-o";
+    av[k++] = out ? out : def_out;
+    av[k++] = src;
+    av[k] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(cc, (char *const *)av);
+        fprintf(stderr, "servesim: plugin build: cannot run %s: %s\n", cc, strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+        fprintf(stderr, "servesim: plugin build: cannot run %s: %s\n", cc, strerror(errno));
+        free(av);
+        return 1;
+    }
+    free(av);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "servesim: plugin build: %s failed on %s\n", cc, src);
+        return 1;
+    }
+    printf("%s\n", out ? out : def_out);
+    return 0;
+}
+
 int cmd_plugin(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[0], "build"))
+        return build(argc, argv);
     if (argc < 2 || (strcmp(argv[0], "info") && strcmp(argv[0], "check"))) {
         fputs(plugin_usage, argc >= 1 && !strcmp(argv[0], "--help") ? stdout : stderr);
         return argc >= 1 && !strcmp(argv[0], "--help") ? 0 : 2;

@@ -141,7 +141,8 @@ int main(void)
            (now_s() - t0) * 1e6);
     const long c_calls = 2000000, py_calls = 200000;
     printf("%-44s %10s %10s\n", "route (least outstanding tokens)", "16 inst", "256 inst");
-    printf("%-44s %8.1f ns %8.1f ns\n", "built-in", bench_route("least_outstanding_tokens", NULL, 16, c_calls, NULL),
+    printf("%-44s %8.1f ns %8.1f ns\n", "built-in",
+           bench_route("least_outstanding_tokens", NULL, 16, c_calls, NULL),
            bench_route("least_outstanding_tokens", NULL, 256, c_calls / 8, NULL));
     printf("%-44s %8.1f ns %8.1f ns\n", "C plugin (example:lot_copy)",
            bench_route("example:lot_copy", NULL, 16, c_calls, NULL),
@@ -165,6 +166,7 @@ int main(void)
            bench_key("example:sjf_copy", NULL, c_calls * 4));
     printf("%-44s %8.1f ns\n", "Python, no-op (Zero): the bridge alone",
            bench_key("servesim_py:python", "Zero", py_calls * 4));
-    printf("%-44s %8.1f ns\n", "Python (SJF)", bench_key("servesim_py:python", "SJF", py_calls * 4));
+    printf("%-44s %8.1f ns\n", "Python (SJF)",
+           bench_key("servesim_py:python", "SJF", py_calls * 4));
     return 0;
 }
