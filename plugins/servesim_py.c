@@ -206,8 +206,12 @@ static int py_start(const char *path, sim_err *err)
     if (PyStatus_Exception(st))
         return host->errf(err, "%s: cannot start Python: %s", path,
                           st.err_msg ? st.err_msg : "?");
-    if (PyRun_SimpleString("import random; random.seed(0)") != 0)
-        return host->errf(err, "%s: cannot seed Python's random module", path);
+    /* The servesim module makes the Request type, which every policy needs
+     * whether its module imports servesim or not. */
+    PyObject *m = PyImport_ImportModule("servesim");
+    if (!m)
+        return py_err(err, path, "cannot import the servesim module");
+    Py_DECREF(m);
     return 0;
 }
 
@@ -238,6 +242,21 @@ static void pypol_free(pypol *p)
     Py_XDECREF(p->obj);
     Py_XDECREF((PyObject *)p->req);
     free(p);
+}
+
+/* After a call: the request view no longer reads; one the policy kept is
+ * left to it (its reads raise) and the next call gets a fresh one. */
+static void req_done(pypol *p)
+{
+    p->req->r = NULL;
+    if (Py_REFCNT((PyObject *)p->req) > 1) {
+        PyObject *etype, *evalue, *etb;
+        PyErr_Fetch(&etype, &evalue, &etb);
+        Py_DECREF((PyObject *)p->req);
+        if (!(p->req = (pyreq *)pyreq_new()))
+            py_fatal(p, "cannot make a request view");
+        PyErr_Restore(etype, evalue, etb);
+    }
 }
 
 /* Reads params, imports the module and makes the instance; `method` is
@@ -277,7 +296,9 @@ static int pypol_init(cJSON *params, const char *path, uint64_t seed, PyObject *
     if (*dir) {
         PyObject *d = PyUnicode_FromString(dir);
         sys_path = PySys_GetObject("path");   /* borrowed */
-        int bad = !d || !sys_path || PyList_Insert(sys_path, 0, d) < 0;
+        /* Once: a sweep worker or a capacity search makes many policies. */
+        int has = d && sys_path ? PySequence_Contains(sys_path, d) : -1;
+        int bad = has < 0 || (!has && PyList_Insert(sys_path, 0, d) < 0);
         Py_XDECREF(d);
         if (bad) {
             py_err(err, path, "cannot extend sys.path");
@@ -356,7 +377,7 @@ static double py_key(void *state, const serve_req *r)
     pypol *p = state;
     p->req->r = r;
     PyObject *k = PyObject_CallOneArg(p->meth, (PyObject *)p->req);
-    p->req->r = NULL;
+    req_done(p);
     if (!k)
         py_fatal(p, "raised an exception");
     double key = PyFloat_AsDouble(k);
@@ -402,18 +423,21 @@ static int32_t py_route(void *state, const route_view *v, const serve_req *r)
     p->req->r = r;
     PyObject *args[] = {now, inst, cand, (PyObject *)p->req};
     PyObject *res = PyObject_Vectorcall(p->meth, args, 4, NULL);
-    p->req->r = NULL;
+    req_done(p);
     /* The views must not outlive the call: one the policy kept is released
-     * (later reads raise ValueError). */
+     * (later reads raise ValueError). The policy's exception, if any, waits. */
+    PyObject *etype, *evalue, *etb;
+    PyErr_Fetch(&etype, &evalue, &etb);
     PyObject *views[2] = {inst, cand};
     for (int k = 0; k < 2; k++) {
         if (Py_REFCNT(views[k]) > 1) {
             PyObject *rel = PyObject_CallMethod(views[k], "release", NULL);
             if (!rel)
-                PyErr_Clear();
+                PyErr_Clear();   /* exported further (a cast): stays readable */
             Py_XDECREF(rel);
         }
     }
+    PyErr_Restore(etype, evalue, etb);
     Py_DECREF(inst);
     Py_DECREF(cand);
     Py_DECREF(now);

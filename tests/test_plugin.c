@@ -634,6 +634,22 @@ START_TEST(test_python_random_policy_is_deterministic)
 }
 END_TEST
 
+START_TEST(test_python_views_cannot_be_used_after_their_call)
+{
+    if (!have_py())
+        return;
+    /* The class raises (and the run aborts) if a kept view is still readable. */
+    static const char *const sets[] = {
+        "cluster.instances=3", "policies.routing.name=servesim_py:python",
+        "policies.routing.params={\"module\": \"plugin_policies\", \"class\": \"KeepsViews\","
+        " \"path\": \"tests/data\"}", NULL};
+    tu_run r;
+    tu_run_sets(sets, &r);
+    ck_assert_uint_eq(r.n_records, 200);
+    tu_run_fini(&r);
+}
+END_TEST
+
 /* The message cluster_create gives for an ordering policy's params. */
 static void py_init_error(const char *params, char *msg, size_t size)
 {
@@ -877,6 +893,7 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_lot_routing_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_random_policy_is_deterministic);
+    tcase_add_test(tc, test_python_views_cannot_be_used_after_their_call);
     tcase_add_test(tc, test_python_init_errors_name_the_params_and_the_exception);
     tcase_add_test(tc, test_python_exception_in_a_decision_aborts_with_the_traceback);
     tcase_add_test(tc, test_python_sweep_in_forked_workers);
