@@ -165,7 +165,6 @@ static PyObject *servesim_module_init(void)
 
 /* ---- the interpreter ------------------------------------------------------------ */
 
-
 /* The last exception as "Type: message" into err (and clears it). */
 static int py_err(sim_err *err, const char *path, const char *what)
 {
@@ -187,7 +186,8 @@ static int py_err(sim_err *err, const char *path, const char *what)
 static int py_start(const char *path, sim_err *err)
 {
     if (Py_IsInitialized())
-        return 0;
+        return pyreq_type ? 0 : host->errf(err, "%s: Python started without the servesim "
+                                           "module", path);
     /* Extension modules in lib-dynload resolve Py* symbols globally: make
      * the libpython this plugin loaded (RTLD_LOCAL) global. */
     Dl_info info;
