@@ -35,7 +35,10 @@
  * *_ops_size fields, which SERVESIM_PLUGIN_HEADER fills in), and the host
  * reads only that much, the rest left NULL. A plugin that wants a field added
  * in minor n checks host->abi_minor >= n first (views and the host table only
- * ever grow at the end). tests/test_plugin.c freezes the version-1 layouts. */
+ * ever grow at the end). Structs passed as arrays (inst_view, batch_item)
+ * cannot grow without a new major: a plugin indexes them with its own
+ * stride. tests/test_plugin.c freezes the version-1 layouts; a change it
+ * catches is either moved to the end of its struct or made a new major. */
 #ifndef API_PLUGIN_H
 #define API_PLUGIN_H
 
