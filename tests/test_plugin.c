@@ -755,10 +755,23 @@ END_TEST
 
 /* ---- the frozen version-1 layouts -------------------------------------------- */
 
-#define AT(type, field, off) ck_assert_msg(offsetof(type, field) == (off), \
-    "ABI 1: offsetof(" #type ", " #field ") changed: bump SERVESIM_ABI_MAJOR or append instead")
-#define MIN_SIZE(type, size) ck_assert_msg(sizeof(type) >= (size), \
-    "ABI 1: " #type " shrank: bump SERVESIM_ABI_MAJOR")
+/* Every mismatch is listed at once, with the value found, so that a change
+ * is seen whole: move the new field to the end of its struct, or, before
+ * the ABI is released (or with a new major), update the numbers here. */
+static char abi_bad[4096];
+static size_t abi_bad_len;
+static void abi_mismatch(const char *what, size_t want, size_t got)
+{
+    if (abi_bad_len < sizeof abi_bad)
+        abi_bad_len += (size_t)snprintf(abi_bad + abi_bad_len, sizeof abi_bad - abi_bad_len,
+                                        "\n  %s: frozen %zu, now %zu", what, want, got);
+}
+#define AT(type, field, off) (offsetof(type, field) == (size_t)(off) ? (void)0 : \
+    abi_mismatch("offsetof(" #type ", " #field ")", (off), offsetof(type, field)))
+#define MIN_SIZE(type, size) (sizeof(type) >= (size_t)(size) ? (void)0 : \
+    abi_mismatch("sizeof(" #type ") (may only grow)", (size), sizeof(type)))
+#define SIZE(type, size) (sizeof(type) == (size_t)(size) ? (void)0 : \
+    abi_mismatch("sizeof(" #type ") (passed as an array)", (size), sizeof(type)))
 
 START_TEST(test_plugin_abi_v1_layouts_are_frozen)
 {
@@ -821,11 +834,12 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
     AT(inst_view, outstanding_tokens, 16);
     AT(inst_view, kv_free_blocks, 24);
     AT(inst_view, kv_cached_blocks, 40);
-    ck_assert_uint_eq(sizeof(inst_view), 48);   /* an array: its stride is frozen */
+    SIZE(inst_view, 48);   /* an array: its stride is frozen */
     AT(pool_view, name, 0);
     AT(pool_view, n_instances, 12);
     AT(pool_view, instances, 16);
     AT(pool_view, n_active, 24);
+    SIZE(pool_view, 32);   /* control_view.pools is an array */
     AT(route_setup, block_size_tokens, 4);
     AT(route_view, now, 0);
     AT(route_view, inst, 8);
@@ -842,6 +856,7 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
     AT(control_action, req, 8);
     AT(control_action, to, 16);
     AT(control_action, delta, 28);
+    SIZE(control_action, 32);   /* control_plan.actions is an array */
     AT(control_plan, n, 8);
     AT(batch_setup, max_batched_tokens, 0);
     AT(batch_setup, kv_total_blocks, 16);
@@ -857,12 +872,13 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
     AT(batch_item, req, 0);
     AT(batch_item, tokens, 8);
     AT(batch_item, reserve, 16);
-    ck_assert_uint_eq(sizeof(batch_item), 24);   /* an array */
+    SIZE(batch_item, 24);
     AT(batch_plan, n_items, 8);
     AT(batch_plan, preempt, 16);
     AT(batch_kv, free_blocks, 8);
     AT(batch_kv_ops, room, 32);
-    ck_assert_uint_eq(sizeof(sim_err), 1024);
+    SIZE(sim_err, 1024);
+    ck_assert_msg(abi_bad_len == 0, "ABI %d layouts changed:%s", SERVESIM_ABI_MAJOR, abi_bad);
 }
 END_TEST
 
