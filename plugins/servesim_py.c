@@ -8,8 +8,8 @@
  *                                       "path": "examples/python", "args": {}}},
  *                "routing": {"name": "servesim_py:python", "params": {...}}}
  *
- * params: module (imported after `path`, if given, is put first on
- * sys.path), class, args (an object handed to the class as a dict), seed
+ * params: module (imported after `path`, if given: folders separated by
+ * ':', put first on sys.path), class, args (an object handed to the class as a dict), seed
  * (routing only: mixed with the pool's index; ordering policies get the
  * host's per-instance seed). The class mirrors the ops:
  *
@@ -49,6 +49,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/plugin.h"
 
@@ -293,13 +294,25 @@ static int pypol_init(cJSON *params, const char *path, uint64_t seed, PyObject *
     char *args_json = host->json_text(args);
     PyObject *sys_path = NULL, *mod = NULL, *klass = NULL, *json = NULL, *argd = NULL;
     int rc = -1;
+    /* path: folders separated by ':', first on sys.path in their order (a
+     * virtual environment's site-packages may be one), each added once: a
+     * sweep worker or a capacity search makes many policies. */
+    sys_path = PySys_GetObject("path");   /* borrowed */
     if (*dir) {
-        PyObject *d = PyUnicode_FromString(dir);
-        sys_path = PySys_GetObject("path");   /* borrowed */
-        /* Once: a sweep worker or a capacity search makes many policies. */
-        int has = d && sys_path ? PySequence_Contains(sys_path, d) : -1;
-        int bad = has < 0 || (!has && PyList_Insert(sys_path, 0, d) < 0);
-        Py_XDECREF(d);
+        size_t n = strlen(dir);
+        int pos = 0, bad = !sys_path;
+        for (size_t a = 0; a <= n && !bad;) {
+            size_t b = a;
+            while (b < n && dir[b] != ':')
+                b++;
+            if (b > a) {
+                PyObject *d = PyUnicode_FromStringAndSize(dir + a, (Py_ssize_t)(b - a));
+                int has = d ? PySequence_Contains(sys_path, d) : -1;
+                bad = has < 0 || (!has && PyList_Insert(sys_path, pos++, d) < 0);
+                Py_XDECREF(d);
+            }
+            a = b + 1;
+        }
         if (bad) {
             py_err(err, path, "cannot extend sys.path");
             goto out;

@@ -26,11 +26,15 @@
 #define TEST_PLUGINS SERVESIM_PLUGIN_DIR "/test/"
 
 /* LeakSanitizer (make test-san): the Python bridge keeps the interpreter,
- * and what it allocated, until the process exits, by design (finalizing
- * CPython does not free everything either); only allocations made inside
- * libpython are exempt. LSan calls this hook if it is defined. */
+ * and what it and its extension modules allocated (numpy, hashlib's
+ * libcrypto), until the process exits, by design (finalizing CPython does
+ * not free everything either); allocations made inside those libraries are
+ * exempt, nothing else. LSan calls this hook if it is defined. */
 const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:libpython3\n"; }
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libpython3\nleak:/dist-packages/\nleak:/lib-dynload/\nleak:libcrypto.so\n";
+}
 const char *__lsan_default_options(void);
 const char *__lsan_default_options(void) { return "print_suppressions=0"; }
 
@@ -598,10 +602,37 @@ START_TEST(test_python_lot_routing_reproduces_builtin_bit_for_bit)
     static const char *const builtin[] = {
         "cluster.instances=3", "policies.routing.name=least_outstanding_tokens",
         "workload.arrival.rate_per_s=60", NULL};
-    static const char *const py[] = {"cluster.instances=3",
-                                     "policies.routing.name=servesim_py:python",
-                                     "policies.routing.params=" PY_PARAMS("LeastOutstandingTokens"),
-                                     "workload.arrival.rate_per_s=60", NULL};
+    /* path with two folders, the first one missing (as a venv could be). */
+    static const char *const py[] = {
+        "cluster.instances=3", "policies.routing.name=servesim_py:python",
+        "policies.routing.params={\"module\": \"policies\", \"class\": "
+        "\"LeastOutstandingTokens\", \"path\": \"/nonexistent:examples/python\"}",
+        "workload.arrival.rate_per_s=60", NULL};
+    tu_run a, b;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(py, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_python_numpy_reads_the_views_in_place)
+{
+    if (!have_py())
+        return;
+    if (system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) {
+        fprintf(stderr, "test_plugin: no numpy for /usr/bin/python3: numpy test skipped\n");
+        return;
+    }
+    static const char *const builtin[] = {
+        "cluster.instances=4", "policies.routing.name=least_outstanding_tokens",
+        "workload.arrival.rate_per_s=60", NULL};
+    static const char *const py[] = {
+        "cluster.instances=4", "policies.routing.name=servesim_py:python",
+        "policies.routing.params={\"module\": \"numpy_policies\", \"class\": "
+        "\"LeastOutstandingTokens\", \"path\": \"examples/python\"}",
+        "workload.arrival.rate_per_s=60", NULL};
     tu_run a, b;
     tu_run_sets(builtin, &a);
     tu_run_sets(py, &b);
@@ -908,6 +939,7 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_plugin_build_command_builds_the_readme_walkthrough);
     tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_lot_routing_reproduces_builtin_bit_for_bit);
+    tcase_add_test(tc, test_python_numpy_reads_the_views_in_place);
     tcase_add_test(tc, test_python_random_policy_is_deterministic);
     tcase_add_test(tc, test_python_views_cannot_be_used_after_their_call);
     tcase_add_test(tc, test_python_init_errors_name_the_params_and_the_exception);
