@@ -104,7 +104,21 @@ static PyObject *pyreq_get(PyObject *self, void *closure)
     }
 }
 
-static PyGetSetDef pyreq_getset[N_REQ_FIELDS + 1];
+/* Derived: api/request.h's req_pending_tokens and req_is_decode. */
+static PyObject *pyreq_derived(PyObject *self, void *closure)
+{
+    const pyreq *p = (const pyreq *)self;
+    if (!p->r) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "servesim.Request used outside the call it was passed to");
+        return NULL;
+    }
+    if (closure)
+        return PyBool_FromLong(req_is_decode(p->r));
+    return PyLong_FromLong(req_pending_tokens(p->r));
+}
+
+static PyGetSetDef pyreq_getset[N_REQ_FIELDS + 3];
 static PyTypeObject *pyreq_type;
 
 static PyObject *pyreq_new(void)
@@ -123,6 +137,332 @@ _Static_assert(offsetof(inst_view, outstanding_tokens) == 2 * 8 &&
                offsetof(inst_view, kv_total_blocks) == 4 * 8 &&
                offsetof(inst_view, kv_cached_blocks) == 5 * 8, "word indices of inst_view");
 
+/* ---- servesim.BatchView: one form call's view and plan ---------------------------
+ * Requests handed out during a call are recorded and invalidated after it.
+ * The plan is written through add() and preempt(); the KV ledger is asked
+ * and charged as in C (api/batch.h). */
+
+typedef struct pybview {
+    PyObject_HEAD
+    const batch_view *v;   /* NULL outside a call */
+    batch_plan *plan;
+    PyObject *running;     /* the running tuple, made on first use in a call */
+    PyObject **made;       /* Request objects handed out in this call */
+    size_t n_made, cap_made;
+} pybview;
+
+typedef struct pywait {
+    PyObject_HEAD
+    pybview *b;
+    const serve_req *next;
+} pywait;
+
+static PyTypeObject *pybview_type, *pywait_type;
+
+static int bview_live(const pybview *b)
+{
+    if (b->v)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "servesim.BatchView used outside the form call it was passed to");
+    return 0;
+}
+
+/* A Request for r, recorded for invalidation. */
+static PyObject *bview_req(pybview *b, const serve_req *r)
+{
+    PyObject *o = pyreq_new();
+    if (!o)
+        return NULL;
+    ((pyreq *)o)->r = r;
+    if (b->n_made == b->cap_made) {
+        size_t cap = b->cap_made ? 2 * b->cap_made : 64;
+        PyObject **m = realloc(b->made, cap * sizeof *m);
+        if (!m) {
+            Py_DECREF(o);
+            return PyErr_NoMemory();
+        }
+        b->made = m;
+        b->cap_made = cap;
+    }
+    Py_INCREF(o);
+    b->made[b->n_made++] = o;
+    return o;
+}
+
+/* The serve_req behind a live Request argument, or NULL with TypeError. */
+static const serve_req *arg_req(PyObject *o)
+{
+    if (!PyObject_TypeCheck(o, pyreq_type) || !((pyreq *)o)->r) {
+        PyErr_SetString(PyExc_TypeError, "expected a servesim.Request of this call");
+        return NULL;
+    }
+    return ((pyreq *)o)->r;
+}
+
+static PyObject *bview_get(PyObject *self, void *closure)
+{
+    pybview *b = (pybview *)self;
+    if (!bview_live(b))
+        return NULL;
+    switch ((int)(intptr_t)closure) {
+    case 0: return PyLong_FromLongLong(b->v->now);
+    case 1: return PyLong_FromLong(b->v->n_waiting);
+    case 2: return PyLong_FromLong(b->v->n_running);
+    case 3: return PyLong_FromLong(b->plan->n_items);
+    case 4: return PyLong_FromLong(b->plan->n_preempt);
+    case 5: {   /* running: a tuple, oldest admitted first */
+        if (!b->running) {
+            PyObject *t = PyTuple_New(b->v->n_running);
+            for (int32_t i = 0; t && i < b->v->n_running; i++) {
+                PyObject *o = bview_req(b, b->v->running[i]);
+                if (!o) {
+                    Py_CLEAR(t);
+                    break;
+                }
+                PyTuple_SET_ITEM(t, i, o);
+            }
+            if (!t)
+                return NULL;
+            b->running = t;
+        }
+        Py_INCREF(b->running);
+        return b->running;
+    }
+    default: {   /* waiting: an iterator, front first */
+        pywait *w = PyObject_New(pywait, pywait_type);
+        if (!w)
+            return NULL;
+        Py_INCREF(self);
+        w->b = b;
+        w->next = b->v->n_waiting ? batch_first_waiting(b->v) : NULL;
+        return (PyObject *)w;
+    }
+    }
+}
+
+static PyObject *pywait_next(PyObject *self)
+{
+    pywait *w = (pywait *)self;
+    if (!bview_live(w->b) || !w->next)
+        return NULL;
+    const serve_req *r = w->next;
+    w->next = req_next_waiting(r);
+    return bview_req(w->b, r);
+}
+
+static void pywait_dealloc(PyObject *self)
+{
+    PyTypeObject *t = Py_TYPE(self);
+    Py_DECREF((PyObject *)((pywait *)self)->b);
+    PyObject_Free(self);
+    Py_DECREF(t);
+}
+
+static void pybview_dealloc(PyObject *self)
+{
+    PyTypeObject *t = Py_TYPE(self);
+    pybview *b = (pybview *)self;
+    Py_XDECREF(b->running);
+    for (size_t i = 0; i < b->n_made; i++)
+        Py_DECREF(b->made[i]);
+    free(b->made);
+    PyObject_Free(self);
+    Py_DECREF(t);
+}
+
+/* Methods: (req), (req, tokens), and the plan's add and preempt. */
+static PyObject *bv_req_int(PyObject *self, PyObject *const *args, Py_ssize_t n, int which)
+{
+    pybview *b = (pybview *)self;
+    if (!bview_live(b))
+        return NULL;
+    int need_tokens = which <= 1 || which == 5;
+    if (n != 1 + need_tokens) {
+        PyErr_Format(PyExc_TypeError, "expected %d arguments", 1 + need_tokens);
+        return NULL;
+    }
+    const serve_req *r = arg_req(args[0]);
+    if (!r)
+        return NULL;
+    long tokens = 0;
+    if (need_tokens) {
+        tokens = PyLong_AsLong(args[1]);
+        if (tokens == -1 && PyErr_Occurred())
+            return NULL;
+        if (tokens < 0 || tokens > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "tokens out of range");
+            return NULL;
+        }
+    }
+    const batch_view *v = b->v;
+    switch (which) {
+    case 0: return PyLong_FromLongLong(kv_need(v, r, (int32_t)tokens));
+    case 1: kv_take(v, r, (int32_t)tokens); Py_RETURN_NONE;
+    case 2: return PyLong_FromLong(kv_cached_tokens(v, r));
+    case 3: return PyLong_FromLongLong(kv_room(v, r));
+    case 4: return PyLong_FromLong(batch_todo_tokens(v, r));
+    default: return PyLong_FromLong(batch_admit_tokens(v, r, (int32_t)tokens));
+    }
+}
+#define BV_METHOD(name, which)                                                         \
+    static PyObject *bv_##name(PyObject *self, PyObject *const *args, Py_ssize_t n)    \
+    {                                                                                  \
+        return bv_req_int(self, args, n, which);                                       \
+    }
+BV_METHOD(kv_need, 0)
+BV_METHOD(kv_take, 1)
+BV_METHOD(kv_cached_tokens, 2)
+BV_METHOD(kv_room, 3)
+BV_METHOD(todo_tokens, 4)
+BV_METHOD(admit_tokens, 5)
+#undef BV_METHOD
+
+static PyObject *bv_kv_free(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    pybview *b = (pybview *)self;
+    return bview_live(b) ? PyLong_FromLongLong(kv_free(b->v)) : NULL;
+}
+
+/* add(req, tokens, layers=0, reserve=0): one item of the plan. */
+static PyObject *bv_add(PyObject *self, PyObject *const *args, Py_ssize_t n)
+{
+    pybview *b = (pybview *)self;
+    if (!bview_live(b))
+        return NULL;
+    if (n < 2 || n > 4) {
+        PyErr_SetString(PyExc_TypeError, "add(req, tokens, layers=0, reserve=0)");
+        return NULL;
+    }
+    const serve_req *r = arg_req(args[0]);
+    if (!r)
+        return NULL;
+    long vals[3] = {0, 0, 0};
+    for (Py_ssize_t k = 1; k < n; k++) {
+        vals[k - 1] = PyLong_AsLong(args[k]);
+        if (vals[k - 1] == -1 && PyErr_Occurred())
+            return NULL;
+        if (vals[k - 1] < 0 || vals[k - 1] > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "add: a negative or too large number");
+            return NULL;
+        }
+    }
+    if (b->plan->n_items >= b->v->n_waiting + b->v->n_running) {
+        PyErr_SetString(PyExc_ValueError, "add: more items than waiting and running requests");
+        return NULL;
+    }
+    b->plan->items[b->plan->n_items++] =
+        (batch_item){r, (int32_t)vals[0], (int32_t)vals[1], (int32_t)vals[2]};
+    Py_RETURN_NONE;
+}
+
+/* preempt(req): a running request into the plan's preemptions and the
+ * ledger (C's batch_add_preempt); returns the blocks that frees. */
+static PyObject *bv_preempt(PyObject *self, PyObject *arg)
+{
+    pybview *b = (pybview *)self;
+    if (!bview_live(b))
+        return NULL;
+    const serve_req *r = arg_req(arg);
+    if (!r)
+        return NULL;
+    if (r->state != REQ_RUNNING || b->plan->n_preempt >= b->v->n_running) {
+        PyErr_SetString(PyExc_ValueError, "preempt: not a running request, or too many");
+        return NULL;
+    }
+    b->plan->preempt[b->plan->n_preempt++] = r;
+    return PyLong_FromLongLong(kv_preempt(b->v, r));
+}
+
+/* admit_fits(running_kept, blocks, watermark_blocks): api/batch.h's
+ * batch_admit_fits against the plan so far. */
+static PyObject *bv_admit_fits(PyObject *self, PyObject *const *args, Py_ssize_t n)
+{
+    pybview *b = (pybview *)self;
+    if (!bview_live(b))
+        return NULL;
+    if (n != 3) {
+        PyErr_SetString(PyExc_TypeError, "admit_fits(running_kept, blocks, watermark_blocks)");
+        return NULL;
+    }
+    long long vals[3];
+    for (int k = 0; k < 3; k++) {
+        vals[k] = PyLong_AsLongLong(args[k]);
+        if (vals[k] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    return PyBool_FromLong(batch_admit_fits(b->v, b->plan, (int32_t)vals[0], vals[1], vals[2]));
+}
+
+static PyMethodDef pybview_methods[] = {
+    {"kv_need", (PyCFunction)(void (*)(void))bv_kv_need, METH_FASTCALL,
+     "kv_need(req, tokens): blocks req must take to compute tokens more"},
+    {"kv_take", (PyCFunction)(void (*)(void))bv_kv_take, METH_FASTCALL,
+     "kv_take(req, tokens): adds that to the plan's ledger"},
+    {"kv_cached_tokens", (PyCFunction)(void (*)(void))bv_kv_cached_tokens, METH_FASTCALL,
+     "kv_cached_tokens(req): tokens of a waiting req's sequence in the prefix cache"},
+    {"kv_room", (PyCFunction)(void (*)(void))bv_kv_room, METH_FASTCALL,
+     "kv_room(req): the most tokens req could compute with the blocks left"},
+    {"todo_tokens", (PyCFunction)(void (*)(void))bv_todo_tokens, METH_FASTCALL,
+     "todo_tokens(req): pending tokens less the cached ones"},
+    {"admit_tokens", (PyCFunction)(void (*)(void))bv_admit_tokens, METH_FASTCALL,
+     "admit_tokens(req, tokens): KV tokens the engine's rule reserves at admission"},
+    {"kv_free", bv_kv_free, METH_NOARGS, "kv_free(): free blocks left under the plan"},
+    {"add", (PyCFunction)(void (*)(void))bv_add, METH_FASTCALL,
+     "add(req, tokens, layers=0, reserve=0): an item of the plan"},
+    {"preempt", bv_preempt, METH_O, "preempt(req): a running request's preemption"},
+    {"admit_fits", (PyCFunction)(void (*)(void))bv_admit_fits, METH_FASTCALL,
+     "admit_fits(running_kept, blocks, watermark_blocks): the watermark rule"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef pybview_getset[] = {
+    {"now_ns", bview_get, NULL, NULL, (void *)0},
+    {"n_waiting", bview_get, NULL, NULL, (void *)1},
+    {"n_running", bview_get, NULL, NULL, (void *)2},
+    {"n_items", bview_get, NULL, NULL, (void *)3},
+    {"n_preempt", bview_get, NULL, NULL, (void *)4},
+    {"running", bview_get, NULL, NULL, (void *)5},
+    {"waiting", bview_get, NULL, NULL, (void *)6},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *pybview_new(void)
+{
+    pybview *b = PyObject_New(pybview, pybview_type);
+    if (b) {
+        b->v = NULL;
+        b->plan = NULL;
+        b->running = NULL;
+        b->made = NULL;
+        b->n_made = b->cap_made = 0;
+    }
+    return (PyObject *)b;
+}
+
+static int make_batch_types(PyObject *m)
+{
+    PyType_Slot bslots[] = {{Py_tp_getset, pybview_getset},
+                            {Py_tp_methods, pybview_methods},
+                            {Py_tp_dealloc, (void *)pybview_dealloc},
+                            {Py_tp_doc, (void *)"One form call's view, ledger and plan."},
+                            {0, NULL}};
+    PyType_Spec bspec = {"servesim.BatchView", sizeof(pybview), 0, Py_TPFLAGS_DEFAULT, bslots};
+    PyType_Slot wslots[] = {{Py_tp_iter, (void *)PyObject_SelfIter},
+                            {Py_tp_iternext, (void *)pywait_next},
+                            {Py_tp_dealloc, (void *)pywait_dealloc},
+                            {0, NULL}};
+    PyType_Spec wspec = {"servesim.WaitingIterator", sizeof(pywait), 0, Py_TPFLAGS_DEFAULT,
+                         wslots};
+    pybview_type = (PyTypeObject *)PyType_FromSpec(&bspec);
+    pywait_type = (PyTypeObject *)PyType_FromSpec(&wspec);
+    if (!pybview_type || !pywait_type ||
+        PyModule_AddObjectRef(m, "BatchView", (PyObject *)pybview_type) < 0)
+        return -1;
+    return 0;
+}
+
 /* ---- the servesim module -------------------------------------------------------- */
 
 static struct PyModuleDef servesim_module = {
@@ -136,6 +476,10 @@ static PyObject *servesim_module_init(void)
     for (size_t i = 0; i < N_REQ_FIELDS; i++)
         pyreq_getset[i] = (PyGetSetDef){(char *)req_fields[i].name, pyreq_get, NULL, NULL,
                                         (void *)&req_fields[i]};
+    pyreq_getset[N_REQ_FIELDS] = (PyGetSetDef){"pending_tokens", pyreq_derived, NULL, NULL,
+                                               NULL};
+    pyreq_getset[N_REQ_FIELDS + 1] = (PyGetSetDef){"is_decode", pyreq_derived, NULL, NULL,
+                                                   (void *)1};
     PyType_Slot slots[] = {{Py_tp_getset, pyreq_getset},
                            {Py_tp_doc, (void *)"A request as policies see it (read-only)."},
                            {0, NULL}};
@@ -145,6 +489,7 @@ static PyObject *servesim_module_init(void)
         return NULL;
     pyreq_type = (PyTypeObject *)PyType_FromSpec(&spec);
     if (!pyreq_type || PyModule_AddObjectRef(m, "Request", (PyObject *)pyreq_type) < 0 ||
+        make_batch_types(m) < 0 ||
         PyModule_AddStringConstant(m, "INST_FORMAT", "=iiiiqqqq") < 0 ||
         PyModule_AddIntConstant(m, "INST_SIZE", (long)sizeof(inst_view)) < 0 ||
         PyModule_AddObject(m, "INST_FIELDS",
@@ -220,8 +565,9 @@ static int py_start(const char *path, sim_err *err)
 
 typedef struct pypol {
     PyObject *obj;     /* the policy instance */
-    PyObject *meth;    /* its bound key or route */
+    PyObject *meth;    /* its bound key, route or form */
     pyreq *req;        /* repointed every call */
+    pybview *bview;    /* batch policies: repointed every call */
     const char *what;  /* "module.Class.key" for messages */
     char what_buf[256];
 } pypol;
@@ -242,6 +588,7 @@ static void pypol_free(pypol *p)
     Py_XDECREF(p->meth);
     Py_XDECREF(p->obj);
     Py_XDECREF((PyObject *)p->req);
+    Py_XDECREF((PyObject *)p->bview);
     free(p);
 }
 
@@ -468,6 +815,70 @@ static int32_t py_route(void *state, const route_view *v, const serve_req *r)
     py_fatal(p, why);
 }
 
+/* ---- batch formation --------------------------------------------------------------- */
+
+static const char *const reserve_names[] = {"chunk", "prompt", "request"};
+static const char *const victim_names[] = {"newest", "fewest_outputs"};
+
+static int py_batch_init(const batch_setup *setup, cJSON *params, const char *path,
+                         void **state, sim_err *err)
+{
+    if (py_start(path, err))
+        return -1;
+    const batch_rules *ru = &setup->rules;
+    PyObject *s = Py_BuildValue(
+        "{s:i,s:i,s:i,s:L,s:i,s:i,s:{s:s,s:O,s:d,s:d,s:s,s:O,s:i}}",
+        "max_batched_tokens", setup->max_batched_tokens, "max_seqs", setup->max_seqs,
+        "block_size_tokens", setup->block_size_tokens, "kv_total_blocks",
+        (long long)setup->kv_total_blocks, "max_context_tokens", setup->max_context_tokens,
+        "model_layers", setup->model_layers, "rules", "reserve", reserve_names[ru->reserve],
+        "reserve_check_only", ru->reserve_check_only ? Py_True : Py_False,
+        "output_reserve_fraction", ru->output_reserve_fraction, "watermark_fraction",
+        ru->watermark_fraction, "victim", victim_names[ru->victim], "admit_after_preempt",
+        ru->admit_after_preempt ? Py_True : Py_False, "token_budget", ru->token_budget);
+    if (!s)
+        return py_err(err, path, "cannot make the setup");
+    if (pypol_init(params, path, 0, s, "form", 1, state, err))
+        return -1;
+    pypol *p = *state;
+    if (!(p->bview = (pybview *)pybview_new())) {
+        pypol_free(p);
+        *state = NULL;
+        return py_err(err, path, "cannot make a batch view");
+    }
+    return 0;
+}
+
+static void py_form(void *state, const batch_view *v, batch_plan *plan)
+{
+    pypol *p = state;
+    pybview *b = p->bview;
+    b->v = v;
+    b->plan = plan;
+    PyObject *res = PyObject_CallOneArg(p->meth, (PyObject *)b);
+    /* Nothing handed out reads after the call; a view the policy kept is
+     * left to it and the next call gets a fresh one. */
+    PyObject *etype, *evalue, *etb;
+    PyErr_Fetch(&etype, &evalue, &etb);
+    b->v = NULL;
+    b->plan = NULL;
+    for (size_t i = 0; i < b->n_made; i++) {
+        ((pyreq *)b->made[i])->r = NULL;
+        Py_DECREF(b->made[i]);
+    }
+    b->n_made = 0;
+    Py_CLEAR(b->running);
+    if (Py_REFCNT((PyObject *)b) > 1) {
+        Py_DECREF((PyObject *)b);
+        if (!(p->bview = (pybview *)pybview_new()))
+            py_fatal(p, "cannot make a batch view");
+    }
+    PyErr_Restore(etype, evalue, etb);
+    if (!res)
+        py_fatal(p, "raised an exception");
+    Py_DECREF(res);
+}
+
 /* ---- the entry point --------------------------------------------------------------- */
 
 static const order_policy_ops py_order = {
@@ -484,8 +895,16 @@ static const route_policy_ops py_routing = {
     .destroy = pypol_destroy,
 };
 
+static const batch_policy_ops py_batch = {
+    .name = "python",
+    .init = py_batch_init,
+    .form = py_form,
+    .destroy = pypol_destroy,
+};
+
 static const order_policy_ops *const orders[] = {&py_order, NULL};
 static const route_policy_ops *const routes[] = {&py_routing, NULL};
+static const batch_policy_ops *const batches[] = {&py_batch, NULL};
 
 SERVESIM_EXPORT const servesim_plugin *servesim_plugin_entry(const servesim_host_api *h)
 {
@@ -493,6 +912,7 @@ SERVESIM_EXPORT const servesim_plugin *servesim_plugin_entry(const servesim_host
         SERVESIM_PLUGIN_HEADER,
         .name = "servesim_py",
         .version = "1.0 (Python " PY_VERSION ")",
+        .batch = batches,
         .order = orders,
         .route = routes,
     };

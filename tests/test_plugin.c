@@ -642,6 +642,38 @@ START_TEST(test_python_numpy_reads_the_views_in_place)
 }
 END_TEST
 
+START_TEST(test_python_batch_copy_reproduces_prefill_first)
+{
+    if (!have_py())
+        return;
+    /* Under KV pressure (preemptions), with both victim rules. */
+    static const char *const engines[] = {"engine=legacy", "engine=sglang"};
+    for (size_t e = 0; e < 2; e++) {
+        const char *builtin[] = {engines[e], "policies.batch.name=vllm_prefill_first",
+                                 KV_PRESSURE, NULL};
+        const char *py[] = {engines[e], "policies.batch.name=servesim_py:python",
+                            "policies.batch.params=" PY_PARAMS("PrefillFirst"), KV_PRESSURE,
+                            NULL};
+        tu_run a, b;
+        tu_run_sets(builtin, &a);
+        tu_run_sets(py, &b);
+        ck_assert_msg(a.summary.preemptions > 0, "%s: no preemptions", engines[e]);
+        assert_same_run(&a, &b);
+        tu_run_fini(&a);
+        tu_run_fini(&b);
+    }
+    /* What form gets cannot be used after the call (the class checks). */
+    static const char *const keeps[] = {
+        "workload.requests=40", "policies.batch.name=servesim_py:python",
+        "policies.batch.params={\"module\": \"plugin_policies\", \"class\": "
+        "\"KeepsBatchView\", \"path\": \"tests/data\"}", NULL};
+    tu_run k;
+    tu_run_sets(keeps, &k);
+    ck_assert_uint_eq(k.n_records, 40);
+    tu_run_fini(&k);
+}
+END_TEST
+
 START_TEST(test_python_random_policy_is_deterministic)
 {
     if (!have_py())
@@ -940,6 +972,7 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_lot_routing_reproduces_builtin_bit_for_bit);
     tcase_add_test(tc, test_python_numpy_reads_the_views_in_place);
+    tcase_add_test(tc, test_python_batch_copy_reproduces_prefill_first);
     tcase_add_test(tc, test_python_random_policy_is_deterministic);
     tcase_add_test(tc, test_python_views_cannot_be_used_after_their_call);
     tcase_add_test(tc, test_python_init_errors_name_the_params_and_the_exception);

@@ -112,3 +112,88 @@ class Broken:
 
     def key(self, req):
         raise RuntimeError("asked to fail")
+
+
+class PrefillFirst:
+    """Batch formation: a copy of the built-in vllm_prefill_first (vLLM V0's
+    scheduler). An iteration prefills whole prompts in queue order while
+    they fit (token budget, sequence limit, KV less the watermark), or, if
+    none can be admitted, decodes every running request, preempting by the
+    engine's victim rule when a decode finds no free KV block. Called every
+    iteration with the whole running set: the expensive family to write in
+    Python (plugins/README.md)."""
+
+    def __init__(self, args, seed, setup):
+        unknown = set(args) - {"watermark_fraction"}
+        if unknown:
+            raise ValueError(f"unknown args {sorted(unknown)}")
+        rules = setup["rules"]
+        watermark = args.get("watermark_fraction", rules["watermark_fraction"])
+        if setup["max_batched_tokens"] < setup["max_context_tokens"]:
+            raise ValueError("prefill-first needs max_batched_tokens >= max_context_tokens")
+        self.watermark_blocks = int(watermark * setup["kv_total_blocks"])
+        self.budget = setup["max_batched_tokens"]
+        self.max_seqs = setup["max_seqs"]
+        self.check_only = rules["reserve_check_only"]
+        self.newest = rules["victim"] == "newest"
+
+    def form(self, view):
+        if view.n_waiting and self.admit_prefills(view):
+            return
+        self.decodes(view)
+
+    def admit_prefills(self, view):
+        budget, seqs, kept = self.budget, view.n_running, view.n_running
+        for r in view.waiting:
+            tokens = view.todo_tokens(r)
+            if tokens > budget or seqs >= self.max_seqs:
+                break
+            want = view.admit_tokens(r, tokens)
+            if not view.admit_fits(kept, view.kv_need(r, want), self.watermark_blocks):
+                break
+            take = tokens if self.check_only else want
+            view.add(r, tokens, 0, take if take > tokens else 0)
+            view.kv_take(r, take)
+            budget -= tokens
+            seqs += 1
+        return view.n_items
+
+    def victim(self, running, preempted, start):
+        """The engine's victim among running[start:] not yet preempted."""
+        best = -1
+        for j in range(len(running) - 1, start - 1, -1):
+            r = running[j]
+            if j in preempted:
+                continue
+            if self.newest:
+                return j
+            if best < 0 or self.fewer_outputs(r, running[best]):
+                best = j
+        return best
+
+    @staticmethod
+    def fewer_outputs(a, b):
+        if a.generated_tokens != b.generated_tokens:
+            return a.generated_tokens < b.generated_tokens
+        if a.input_tokens != b.input_tokens:
+            return a.input_tokens > b.input_tokens
+        return a.admit_seq > b.admit_seq
+
+    def decodes(self, view):
+        running, preempted, budget = view.running, set(), self.budget
+        for i, r in enumerate(running):
+            if budget <= 0:
+                break
+            if not r.is_decode or i in preempted:
+                continue
+            self_preempted = False
+            while view.kv_need(r, 1) > view.kv_free() and not self_preempted:
+                j = self.victim(running, preempted, i)
+                view.preempt(running[j])
+                preempted.add(j)
+                self_preempted = j == i
+            if self_preempted:
+                break
+            view.add(r, 1)
+            view.kv_take(r, 1)
+            budget -= 1
