@@ -1,6 +1,6 @@
 /* The Python bridge: a servesim plugin (api/plugin.h) that embeds CPython
- * and runs a policy class from a Python module, for the ordering and routing
- * families. Built as build/plugins/libservesim_py.so when Debian's
+ * and runs a policy class from a Python module, for the ordering, routing
+ * and batch formation families. Built as build/plugins/libservesim_py.so when Debian's
  * python3-dev is there (mk/deps.sh); servesim itself never links libpython.
  *
  *   "policies": {"order":   {"name": "servesim_py:python",
@@ -9,14 +9,19 @@
  *                "routing": {"name": "servesim_py:python", "params": {...}}}
  *
  * params: module (imported after `path`, if given: folders separated by
- * ':', put first on sys.path), class, args (an object handed to the class as a dict), seed
- * (routing only: mixed with the pool's index; ordering policies get the
- * host's per-instance seed). The class mirrors the ops:
+ * ':', put first on sys.path), class, args (an object handed to the class
+ * as a dict), seed (routing and batch; routing mixes it with the pool's
+ * index; ordering policies get the host's per-instance seed). The class
+ * mirrors the ops:
  *
  *   __init__(self, args: dict, seed: int, setup: dict)
- *       setup: {} for ordering; {"pool", "block_size_tokens"} for routing
+ *       setup: {} for ordering; {"pool", "block_size_tokens"} for routing;
+ *       the batch_setup, rules included, for batch formation
  *   key(self, req) -> float                                  (ordering)
  *   route(self, now_ns, inst, candidates, req) -> int        (routing)
+ *   form(self, view)                                         (batch)
+ *       view: a servesim.BatchView (the waiting queue as an iterator, the
+ *       running tuple, the KV ledger, add() and preempt() for the plan)
  *
  * req is a servesim.Request: read-only attributes named as serve_req's
  * fields (api/request.h), read from the core's request, valid only during

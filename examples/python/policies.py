@@ -8,11 +8,12 @@
                   "params": {"module": "policies", "class": "LeastOutstandingTokens",
                              "path": "examples/python"}}}
 
-SJF and LeastOutstandingTokens are copies of the built-ins sjf and
-least_outstanding_tokens and reproduce their results bit for bit
-(tests/test_plugin.c). Each class takes (args, seed, setup) and provides the
-family's method: key(req) for ordering, route(now_ns, inst, candidates, req)
-for routing. See plugins/README.md for what the arguments hold. Keep a
+SJF, LeastOutstandingTokens and PrefillFirst (batch formation, "batch":
+{"name": "servesim_py:python", ...}) are copies of the built-ins sjf,
+least_outstanding_tokens and vllm_prefill_first and reproduce their results
+bit for bit (tests/test_plugin.c). Each class takes (args, seed, setup) and
+provides the family's method: key(req) for ordering, route(now_ns, inst,
+candidates, req) for routing, form(view) for batch formation. See plugins/README.md for what the arguments hold. Keep a
 policy's state in its instance: module globals outlive a run."""
 import random
 import struct
