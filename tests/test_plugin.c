@@ -38,6 +38,21 @@ const char *__lsan_default_suppressions(void)
 const char *__lsan_default_options(void);
 const char *__lsan_default_options(void) { return "print_suppressions=0"; }
 
+#define PY_PLUGIN SERVESIM_PLUGIN_DIR "/libservesim_py.so"
+#define PY_PARAMS(cls) "{\"module\": \"policies\", \"class\": \"" cls "\"," \
+                       " \"path\": \"examples/python\"}"
+
+/* Whether the bridge was built (mk/deps.sh found python3-dev); the tests
+ * say so when it was not. */
+static int have_py(void)
+{
+    if (access(PY_PLUGIN, R_OK) == 0)
+        return 1;
+    fprintf(stderr, "test_plugin: %s not built (no python3-dev): Python tests skipped\n",
+            PY_PLUGIN);
+    return 0;
+}
+
 /* A config's parse error ("" when it parses), with `sets` applied. */
 static void parse_error(const char *const *sets, char *msg, size_t size)
 {
@@ -485,6 +500,14 @@ START_TEST(test_plugin_check_command_runs_the_invariants)
     ck_assert_msg(strstr(out, "ok   ordering   fifo") &&
                   strstr(out, "FAIL routing    spread: two runs differ (not deterministic)") &&
                   strstr(out, "1 of 2 policies passed"), "%s", out);
+    /* The Python bridge, one family at a time with its class. */
+    if (have_py()) {
+        tu_cli_call py = {{"servesim", "plugin", "check", "servesim_py", "--family", "routing",
+                           "--params", PY_PARAMS("LeastOutstandingTokens"), NULL}};
+        ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &py, out, sizeof out), 0);
+        ck_assert_msg(strstr(out, "ok   routing    python") &&
+                      strstr(out, "1 of 1 policies passed"), "%s", out);
+    }
     /* One that does not load: exit 2, the loader's message. */
     tu_cli_call bad = {{"servesim", "plugin", "info", TEST_PLUGINS "libbad_major.so", NULL}};
     ck_assert_int_eq(tu_capture_stderr(tu_call_cli, &bad, out, sizeof out), 2);
@@ -561,21 +584,6 @@ START_TEST(test_plugin_build_command_builds_the_readme_walkthrough)
 END_TEST
 
 /* ---- the Python bridge (plugins/servesim_py.c) ----------------------------------- */
-
-#define PY_PLUGIN SERVESIM_PLUGIN_DIR "/libservesim_py.so"
-#define PY_PARAMS(cls) "{\"module\": \"policies\", \"class\": \"" cls "\"," \
-                       " \"path\": \"examples/python\"}"
-
-/* Whether the bridge was built (mk/deps.sh found python3-dev); the tests
- * say so when it was not. */
-static int have_py(void)
-{
-    if (access(PY_PLUGIN, R_OK) == 0)
-        return 1;
-    fprintf(stderr, "test_plugin: %s not built (no python3-dev): Python tests skipped\n",
-            PY_PLUGIN);
-    return 0;
-}
 
 START_TEST(test_python_sjf_reproduces_builtin_bit_for_bit)
 {

@@ -37,7 +37,7 @@
 static const char plugin_usage[] =
     "usage: servesim plugin build POLICY.c [-o LIB.so] [compiler flags ...]\n"
     "       servesim plugin info LIB\n"
-    "       servesim plugin check LIB [--params JSON] [--config CONFIG.json]\n"
+    "       servesim plugin check LIB [--family F] [--params JSON] [--config CONFIG.json]\n"
     "                                 [--set path=value ...]\n"
     "\n"
     "  build compiles one C file into a plugin (lib<name>.so beside it), against this\n"
@@ -45,8 +45,9 @@ static const char plugin_usage[] =
     "  LIB  a plugin: a path (contains '/' or ends in .so) or a name found as lib<name>.so\n"
     "       on $SERVESIM_PLUGIN_PATH, ./plugins, build/plugins (api/README.md)\n"
     "  check runs each of its policies twice in a small config: every request completes,\n"
-    "  output tokens are conserved, the two runs are identical; --params gives each\n"
-    "  checked policy its params (e.g. the Python bridge's module and class)\n";
+    "  output tokens are conserved, the two runs are identical; --family checks one\n"
+    "  family only (batch, order, routing, control); --params gives each checked policy\n"
+    "  its params (e.g. the Python bridge's module and class)\n";
 
 static const char check_base[] =
     "{\"seed\": 5, \"model\": \"Llama-3-8B\", \"gpu\": \"H100-SXM-80GB\","
@@ -103,6 +104,7 @@ typedef struct check_args {
     char **sets;          /* --set assignments */
     int n_sets;
     const char *params;   /* --params, for the policy checked; may be NULL */
+    const char *family;   /* --family: the config key of the one family to check */
 } check_args;
 
 static int make_config(const check_args *a, const char *key, const char *name,
@@ -165,6 +167,8 @@ static int check(const plugin_lib *l, const fam_list fam[4], const check_args *a
     }
     int failed = 0, checked = 0;
     for (int f = 0; f < 4; f++) {
+        if (args->family && strcmp(args->family, fam[f].key))
+            continue;
         for (int i = 0; i < fam[f].n; i++) {
             char name[1100];
             snprintf(name, sizeof name, "%s:%s", l->path, fam[f].names[i]);
@@ -298,6 +302,15 @@ int cmd_plugin(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (is_check && i + 1 < argc && !strcmp(argv[i], "--config")) {
             a.file = argv[++i];
+        } else if (is_check && i + 1 < argc && !strcmp(argv[i], "--family")) {
+            a.family = argv[++i];
+            if (strcmp(a.family, "batch") && strcmp(a.family, "order") &&
+                strcmp(a.family, "routing") && strcmp(a.family, "control")) {
+                fprintf(stderr, "servesim: plugin check: --family: expected batch, order, "
+                                "routing or control, got '%s'\n", a.family);
+                free(a.sets);
+                return 2;
+            }
         } else if (is_check && i + 1 < argc && !strcmp(argv[i], "--params")) {
             a.params = argv[++i];
         } else if (is_check && i + 1 < argc && !strcmp(argv[i], "--set")) {
