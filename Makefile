@@ -222,6 +222,11 @@ $(PLUGIN_DIR)/lib%.so: examples/plugins/%.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
 $(PLUGIN_DIR)/test/lib%.so: tests/plugin_variants.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -DVARIANT_$* -o $@ $<
+# The Python bridge as a subprocess (plugins/servesim_pipe.c): no libpython.
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_pipe.so
+$(PLUGIN_DIR)/libservesim_pipe.so: plugins/servesim_pipe.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< -lcjson
 # The Python bridge, where mk/deps.sh found python3-embed (python3-dev).
 ifneq ($(PY_LIBS),)
 EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_py.so

@@ -824,6 +824,86 @@ START_TEST(test_python_sweep_in_forked_workers)
 }
 END_TEST
 
+/* ---- the Python bridge as a subprocess (plugins/servesim_pipe.c) --------------------- */
+
+#define PIPE_PARAMS(cls) "{\"module\": \"policies\", \"class\": \"" cls "\"," \
+                         " \"path\": \"examples/python\", \"python\": \"/usr/bin/python3\"}"
+
+START_TEST(test_pipe_copies_reproduce_builtins_bit_for_bit)
+{
+    static const char *const sjf[] = {"policies.order.name=sjf",
+                                      "workload.arrival.rate_per_s=40", NULL};
+    static const char *const pipe_sjf[] = {"policies.order.name=servesim_pipe:python",
+                                           "policies.order.params=" PIPE_PARAMS("SJF"),
+                                           "workload.arrival.rate_per_s=40", NULL};
+    static const char *const lot[] = {"cluster.instances=3",
+                                      "policies.routing.name=least_outstanding_tokens",
+                                      "workload.arrival.rate_per_s=60", NULL};
+    static const char *const pipe_lot[] = {
+        "cluster.instances=3", "policies.routing.name=servesim_pipe:python",
+        "policies.routing.params=" PIPE_PARAMS("LeastOutstandingTokens"),
+        "workload.arrival.rate_per_s=60", NULL};
+    tu_run a, b;
+    tu_run_sets(sjf, &a);
+    tu_run_sets(pipe_sjf, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_sets(lot, &a);
+    tu_run_sets(pipe_lot, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+/* The message cluster_create gives for a subprocess ordering policy. */
+static void pipe_init_error(const char *params, char *msg, size_t size)
+{
+    char set[512];
+    snprintf(set, sizeof set, "policies.order.params=%s", params);
+    const char *sets[] = {"policies.order.name=servesim_pipe:python", set, NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    sim_err err = {{0}};
+    tu_parse(root, &cfg);
+    cluster *c = cluster_create(&cfg.sys, NULL, &err);
+    cluster_destroy(c);
+    snprintf(msg, size, "%s", c ? "" : err.msg);
+    run_config_fini(&cfg);
+}
+
+START_TEST(test_pipe_errors_are_reported)
+{
+    char msg[1024];
+    pipe_init_error("{\"module\": \"policies\", \"class\": \"Broken\", \"path\": "
+                    "\"examples/python\", \"args\": {\"fail_in_init\": true}}", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "$.policies.order.params: the policy could not be made") &&
+                  strstr(msg, "RuntimeError: asked to fail"), "%s", msg);
+    pipe_init_error("{\"module\": \"policies\", \"class\": \"SJF\", \"path\": "
+                    "\"examples/python\", \"python\": \"/nonexistent/python3\"}", msg,
+                    sizeof msg);
+    ck_assert_msg(strstr(msg, "exited before it answered"), "%s", msg);
+    /* An exception in a decision aborts the run with the child's traceback. */
+    char *dir = tu_tempdir(), out[600], errbuf[8192];
+    snprintf(out, sizeof out, "%s/out.h5", dir);
+    tu_cli_call c = {{"servesim", "run", "experiments/quickstart.json", "--set",
+                      "policies.order.name=servesim_pipe:python", "--set",
+                      "policies.order.params=" PIPE_PARAMS("Broken"), "--out", out, NULL}};
+    int status = tu_cli_child(&c, NULL, NULL, errbuf, sizeof errbuf);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %d: %s", status,
+                  errbuf);
+    ck_assert_msg(strstr(errbuf, "Traceback") && strstr(errbuf, "asked to fail") &&
+                  strstr(errbuf, "Python policy policies.Broken (subprocess): raised"),
+                  "%s", errbuf);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(dir);
+}
+END_TEST
+
 /* ---- the frozen version-1 layouts -------------------------------------------- */
 
 /* Every mismatch is listed at once, with the value found, so that a change
@@ -986,6 +1066,8 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_python_init_errors_name_the_params_and_the_exception);
     tcase_add_test(tc, test_python_exception_in_a_decision_aborts_with_the_traceback);
     tcase_add_test(tc, test_python_sweep_in_forked_workers);
+    tcase_add_test(tc, test_pipe_copies_reproduce_builtins_bit_for_bit);
+    tcase_add_test(tc, test_pipe_errors_are_reported);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,7 +6,8 @@
  * libexample.so: lot_copy, sjf_copy), and through the Python bridge
  * (libservesim_py.so: examples/python/policies.py's LeastOutstandingTokens
  * and SJF, plus First and Zero, which do nothing, so they time the bridge
- * alone). Also the one-off costs: loading a C plugin, and starting Python
+ * alone), and through the subprocess bridge (libservesim_pipe.so: one
+ * JSON-lines round trip to a Python child per call). Also the one-off costs: loading a C plugin, and starting Python
  * with the first policy. The loads change between calls so that nothing is
  * hoisted out of the loop. Run from the repository root. */
 #include <stdio.h>
@@ -168,5 +169,18 @@ int main(void)
            bench_key("servesim_py:python", "Zero", py_calls * 4));
     printf("%-44s %8.1f ns\n", "Python (SJF)",
            bench_key("servesim_py:python", "SJF", py_calls * 4));
+    /* The subprocess bridge: a round trip per call. */
+    const long pipe_calls = 20000;
+    printf("%-44s %8.1f ns\n", "Python subprocess, no-op (Zero)",
+           bench_key("servesim_pipe:python", "Zero", pipe_calls));
+    printf("%-44s %8.1f ns\n", "Python subprocess (SJF)",
+           bench_key("servesim_pipe:python", "SJF", pipe_calls));
+    printf("%-44s %8.1f ns %8.1f ns\n", "route: Python subprocess, no-op (First)",
+           bench_route("servesim_pipe:python", "First", 16, pipe_calls, NULL),
+           bench_route("servesim_pipe:python", "First", 256, pipe_calls / 4, NULL));
+    printf("%-44s %8.1f ns %8.1f ns\n", "route: Python subprocess (LeastOutstandingTokens)",
+           bench_route("servesim_pipe:python", "LeastOutstandingTokens", 16, pipe_calls, NULL),
+           bench_route("servesim_pipe:python", "LeastOutstandingTokens", 256, pipe_calls / 4,
+                       NULL));
     return 0;
 }
