@@ -103,6 +103,7 @@ ${CC:-cc} -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -o "$out/rbtree_bench" \
 "$out/rbtree_bench"
 
 # One policy decision, compiled in, from a C plugin and through the Python
-# bridge (tests/bench/plugin_bench.c; api/README.md quotes these).
+# bridges, embedded and subprocess (tests/bench/plugin_bench.c; api/README.md
+# and plugins/README.md quote these).
 echo
 build/plugin_bench
