@@ -223,6 +223,61 @@ fuzz: $(FUZZ_TARGETS)
 $(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $<
 
+# Plugins (api/plugin.h, api/README.md): policies built outside servesim as
+# shared objects it loads by name ("lib:policy"). `make plugin SRC=my.c`
+# builds libmy.so next to my.c; the examples and the Python bridge go to
+# build/plugins/, on servesim's plugin search path; tests/plugin_variants.c
+# gives the broken and old plugins tests/test_plugin.c refuses or loads.
+# `make install PREFIX=...` installs servesim, the policy-facing headers and
+# servesim-plugin.pc, for building plugins outside this tree.
+PLUGIN_DIR := $(BUILD)/plugins
+DEFS += -DSERVESIM_PLUGIN_DIR='"$(CURDIR)/$(PLUGIN_DIR)"' -DSERVESIM_SOURCE_DIR='"$(CURDIR)"'
+PLUGIN_CFLAGS = $(WARN) -O2 -g -fPIC -shared -fvisibility=hidden -I. $(DEP_CFLAGS)
+PLUGIN_HDRS := $(wildcard api/*.h) sim/base.h sim/rbtree.h
+EXAMPLE_PLUGINS := $(PLUGIN_DIR)/libexample.so $(PLUGIN_DIR)/libprefill_first.so
+TEST_PLUGINS := $(foreach v,bad_major bad_minor no_abi no_entry no_hook old_minor nondet,\
+                  $(PLUGIN_DIR)/test/lib$(v).so)
+$(PLUGIN_DIR)/lib%.so: examples/plugins/%.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
+$(PLUGIN_DIR)/test/lib%.so: tests/plugin_variants.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -DVARIANT_$* -o $@ $<
+# The Python bridge as a subprocess (plugins/servesim_pipe.c): no libpython.
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_pipe.so
+$(PLUGIN_DIR)/libservesim_pipe.so: plugins/servesim_pipe.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< -lcjson
+# The Python bridge, where mk/deps.sh found python3-embed (python3-dev).
+ifneq ($(PY_LIBS),)
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_py.so
+endif
+$(PLUGIN_DIR)/libservesim_py.so: plugins/servesim_py.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PY_CFLAGS) -o $@ $< $(PY_LIBS)
+plugins: $(EXAMPLE_PLUGINS)
+all: plugins
+$(BUILD)/test_all $(BUILD)/test_all_san: | $(EXAMPLE_PLUGINS) $(TEST_PLUGINS)
+test-mpi: plugins
+.PHONY: plugin plugins install
+plugin:
+	@test -n "$(SRC)" || { echo "usage: make plugin SRC=my_policy.c" >&2; exit 2; }
+	$(CC) $(PLUGIN_CFLAGS) -o $(dir $(SRC))lib$(basename $(notdir $(SRC))).so $(SRC)
+# make bench's per-decision cost of built-in, C plugin and Python policies.
+$(BUILD)/plugin_bench: $(call obj,opt,$(LIB_SRCS) tests/bench/plugin_bench.c) | $(EXAMPLE_PLUGINS)
+	$(CC) -o $@ $(filter %.o,$^) $(DEP_LIBS) -lm
+bench: $(BUILD)/plugin_bench
+PREFIX ?= /usr/local
+install: servesim
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/servesim/api \
+	    $(DESTDIR)$(PREFIX)/include/servesim/sim $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/lib/servesim/plugins
+	install -m 755 servesim $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 api/*.h $(DESTDIR)$(PREFIX)/include/servesim/api/
+	install -m 644 sim/base.h sim/rbtree.h $(DESTDIR)$(PREFIX)/include/servesim/sim/
+	sed 's|@PREFIX@|$(PREFIX)|' mk/servesim-plugin.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/servesim-plugin.pc
+
 clean:
 	rm -rf $(BUILD) servesim servesim-mpi
 

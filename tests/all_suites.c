@@ -40,5 +40,6 @@ const suite_fn test_suites[] = {
     net_suite,
     moe_suite,
     disagg_suite,
+    plugin_suite,
     NULL,
 };

@@ -110,3 +110,9 @@ echo
 ${CC:-cc} -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -o "$out/rbtree_bench" \
     tests/bench/rbtree_bench.c sim/rbtree.c sim/base.c
 "$out/rbtree_bench"
+
+# One policy decision, compiled in, from a C plugin and through the Python
+# bridges, embedded and subprocess (tests/bench/plugin_bench.c; api/README.md
+# and plugins/README.md quote these).
+echo
+build/plugin_bench

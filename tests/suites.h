@@ -48,5 +48,6 @@ Suite *capacity_suite(void);
 Suite *net_suite(void);
 Suite *moe_suite(void);
 Suite *disagg_suite(void);
+Suite *plugin_suite(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include "serve/cluster.h"
 #include "tool/cmd_capacity.h"
 #include "tool/cmd_cost.h"
+#include "tool/cmd_plugin.h"
 #include "tool/cmd_sweep.h"
 #include "tool/cmd_trace.h"
 #include "tool/config_doc.h"
@@ -33,6 +34,8 @@ static const char usage[] =
     "                  statistics of a trace; conversion to the native format\n"
     "  cost [CONFIG.json] [--model M] [--gpu G] [--tp N] ...\n"
     "                  one iteration's cost, operator by operator\n"
+    "  plugin build POLICY.c | info LIB | check LIB [--params JSON] ...\n"
+    "                  build, inspect or check a policy plugin (plugins/README.md)\n"
     "  help config [--markdown]\n"
     "                  every run-config key: default, accepted values, meaning\n"
     "                  (the same as docs/config.md)\n"
@@ -272,6 +275,7 @@ static const cli_command commands[] = {
     {"capacity", cmd_capacity},
     {"trace", cmd_trace},
     {"cost", cmd_cost},
+    {"plugin", cmd_plugin},
     {NULL, NULL},
 };
 

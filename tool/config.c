@@ -23,6 +23,7 @@
 #include "tool/config.h"
 #include "tool/config_moe.h"
 #include "policies/registry.h"
+#include "tool/plugin.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -249,13 +250,13 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
     if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.batch.name", path);
-    if (!(p->batch_policy.ops = batch_policy_find(batch, name_path, err)))
+    if (!(p->batch_policy.ops = plugin_batch_find(batch, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.order.name", path);
-    if (!(p->order_policy.ops = order_policy_find(order, name_path, err)))
+    if (!(p->order_policy.ops = plugin_order_find(order, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.routing.name", path);
-    if (!(p->route_policy.ops = route_policy_find(route, name_path, err)))
+    if (!(p->route_policy.ops = plugin_route_find(route, name_path, err)))
         return -1;
     return 0;
 }
@@ -676,7 +677,7 @@ static int parse_control(run_config *rc, sim_err *err)
         jcfg_obj(o, cpath, "params", &c->control.params, c->control.path, err))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.name", cpath);
-    if (!(c->control.ops = control_policy_find(name, name_path, err)))
+    if (!(c->control.ops = plugin_control_find(name, name_path, err)))
         return -1;
     c->control.period_ns = (sim_time_ns)(period_ms * 1e6);
     return 0;

@@ -50,6 +50,7 @@
 #include "models/cost.h"
 #include "models/ops.h"
 #include "version.h"
+#include "tool/plugin.h"
 
 /* Rows per buffer and per chunk (104 bytes a row: 416 KiB). Measured on
  * 100,000 synthetic rows: 16384-row chunks are only 1.6% smaller and no
@@ -971,6 +972,11 @@ static int out_write_root_attrs(out_file *f, const run_summary *s,
         out_attr_str(f->file, "config", config_json) < 0 ||
         out_attr_str(f->file, "cost_sources", cost_sources) < 0)
         return out_h5_err(err, f->path, "cannot write the file attributes");
+    char *plugins = plugin_used_json(config_json);   /* only when it names a plugin */
+    int bad = plugins && out_attr_str(f->file, "plugins", plugins) < 0;
+    free(plugins);
+    if (bad)
+        return out_h5_err(err, f->path, "cannot write the plugins attribute");
     return 0;
 }
 
