@@ -201,12 +201,12 @@ static void warn_empty_window(const run_summary *s)
 static int cmd_run(int argc, char **argv)
 {
     const char *config = NULL, *out = NULL;
-    char **sets = sim_xcalloc((size_t)argc + 1, sizeof *sets);
-    int n_sets = 0, quiet = 0;
     if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
         fputs(run_usage, stdout);
         return 0;
     }
+    char **sets = sim_xcalloc((size_t)argc + 1, sizeof *sets);
+    int n_sets = 0, quiet = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--set") && i + 1 < argc)
             sets[n_sets++] = argv[++i];
