@@ -11,7 +11,9 @@
 #define ROUTE(name) extern const route_policy_ops route_##name;
 #define CONTROL(name) extern const control_policy_ops control_##name;
 #define PLACE(name) extern const place_policy_ops place_##name;
+#define EVICT(name) extern const evict_policy_ops evict_##name;
 #include "policies/list.def"
+#undef EVICT
 #undef BATCH
 #undef ORDER
 #undef ROUTE
@@ -19,52 +21,73 @@
 #undef PLACE
 
 /* One table per family: its own entries, the others' lines expand to
- * nothing. */
-#define PLACE NONE
-#define BATCH(name) &batch_##name,
+ * nothing (every family starts as NONE; each table switches its own on). */
+#define BATCH NONE
 #define ORDER NONE
 #define ROUTE NONE
 #define CONTROL NONE
+#define PLACE NONE
+#define EVICT NONE
+
+#undef BATCH
+#define BATCH(name) &batch_##name,
 const batch_policy_ops *const batch_policies[] = {
 #include "policies/list.def"
     NULL};
 #undef BATCH
-#undef ORDER
-
 #define BATCH NONE
+
+#undef ORDER
 #define ORDER(name) &order_##name,
 const order_policy_ops *const order_policies[] = {
 #include "policies/list.def"
     NULL};
 #undef ORDER
-#undef ROUTE
-
 #define ORDER NONE
+
+#undef ROUTE
 #define ROUTE(name) &route_##name,
 const route_policy_ops *const route_policies[] = {
 #include "policies/list.def"
     NULL};
 #undef ROUTE
-#undef CONTROL
-
 #define ROUTE NONE
+
+#undef CONTROL
 #define CONTROL(name) &control_##name,
 const control_policy_ops *const control_policies[] = {
 #include "policies/list.def"
     NULL};
 #undef CONTROL
-#undef PLACE
-
 #define CONTROL NONE
+
+#undef PLACE
 #define PLACE(name) &place_##name,
 const place_policy_ops *const place_policies[] = {
 #include "policies/list.def"
     NULL};
+#undef PLACE
+#define PLACE NONE
+
+#undef EVICT
+#define EVICT(name) &evict_##name,
+const evict_policy_ops *const evict_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef EVICT
+#define EVICT NONE
+
 #undef BATCH
 #undef ORDER
 #undef ROUTE
 #undef CONTROL
 #undef PLACE
+#undef EVICT
+
+const evict_policy_ops *evict_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(evict_policies, name, "eviction policy", path, err);
+}
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path,
                                           sim_err *err)

@@ -9,6 +9,7 @@
 #include "api/control.h"
 #include "api/placement.h"
 #include "api/route.h"
+#include "api/evict.h"
 
 /* NULL-terminated tables, in policies/list.def order. */
 extern const batch_policy_ops *const batch_policies[];
@@ -16,6 +17,7 @@ extern const order_policy_ops *const order_policies[];
 extern const route_policy_ops *const route_policies[];
 extern const control_policy_ops *const control_policies[];
 extern const place_policy_ops *const place_policies[];
+extern const evict_policy_ops *const evict_policies[];
 
 /* The policy named `name`, or NULL with "<path>: unknown <family> policy
  * "<name>"; expected one of: ..." in err. */
@@ -29,5 +31,7 @@ const control_policy_ops *control_policy_find(const char *name, const char *path
                                               sim_err *err);
 const place_policy_ops *place_policy_find(const char *name, const char *path,
                                           sim_err *err);
+
+const evict_policy_ops *evict_policy_find(const char *name, const char *path, sim_err *err);
 
 #endif

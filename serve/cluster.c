@@ -247,13 +247,16 @@ static int32_t pick_pool(const cluster *c)
 }
 
 static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_req *r);
+static int32_t route_prompt_hashes(const route_view *v, const serve_req *r, int32_t block,
+                                   const uint64_t **out);
 
 static void route_to_instance(cluster *c, serve_req *r, int32_t k)
 {
     pool *p = &c->pools[k];
     route_view view = {.now = sim_now(c->eng), .inst = c->views, .n_instances = c->n_inst,
                        .candidates = p->active, .n_candidates = p->n_active,
-                       .cached_tokens = route_cached_tokens, .core = c};
+                       .cached_tokens = route_cached_tokens,
+                       .prompt_hashes = route_prompt_hashes, .core = c};
     int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
     bool ok = false;
     for (int32_t j = 0; j < p->n_active && !ok; j++)
@@ -327,9 +330,18 @@ static void set_identity(cluster *c, req *q)
         memcpy(q->ids, w->prefix_blocks, (size_t)n * sizeof *q->ids);
         int64_t covered = (int64_t)n * w->prefix_block_tokens;
         id_tokens = covered < q->pub.input_tokens ? (int32_t)covered : q->pub.input_tokens;
+        if (w->prefix_id_tokens > 0) {   /* may cover the output too */
+            int64_t most = (int64_t)q->pub.input_tokens + q->pub.output_tokens;
+            id_tokens = (int32_t)(covered < w->prefix_id_tokens ? covered : w->prefix_id_tokens);
+            if (id_tokens > most)
+                id_tokens = (int32_t)most;
+        }
     }
     kv_req_init(&q->kv, n > 0 ? q->ids : NULL, id_tokens, w->prefix_block_tokens,
                 sim_hash_mix(c->identity_salt, q->pub.id));
+    q->pub.prefix_ids = n > 0 ? q->ids : NULL;
+    q->pub.n_prefix_ids = n > 0 ? n : 0;
+    q->pub.prefix_id_block_tokens = n > 0 ? w->prefix_block_tokens : 0;
 }
 
 /* The instances the run starts with begin at its first arrival; those a
@@ -772,6 +784,8 @@ void cluster_on_sample(sim_engine *eng, void *ctx, const sim_event *ev)
         t->kv_used_fraction = v->kv_total_blocks ? (double)(v->kv_total_blocks -
                                                             v->kv_free_blocks) /
                                                        v->kv_total_blocks : 0;
+        t->kv_cached_fraction = v->kv_total_blocks ? (double)v->kv_cached_blocks /
+                                                         v->kv_total_blocks : 0;
         t->power_w = v->state == INST_STOPPED ? 0
                      : now < c->slots[i].iter_end_ns
                          ? c->slots[i].iter_power_w
@@ -805,6 +819,13 @@ static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_r
     return kv_peek_cached_tokens(instance_kv(c->slots[i].inst), r, &req_of(r)->kv);
 }
 
+static int32_t route_prompt_hashes(const route_view *v, const serve_req *r, int32_t block,
+                                   const uint64_t **out)
+{
+    (void)v;
+    return kv_req_prompt_hashes(&req_of(r)->kv, block, req_seq_tokens(r), out);
+}
+
 int32_t cluster_setup_max_context(const cluster_setup *cs)
 {
     int32_t ctx = INT32_MAX;
@@ -836,6 +857,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     c->net = net_create(c->eng, EV_TRANSFER, PHASE_TRANSFER);
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
+    metrics_set_window(&c->metrics, cs->warmup_ns, cs->cooldown_ns);
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {
@@ -1118,6 +1140,16 @@ void cluster_summarize(const cluster *c, run_summary *s)
             s->kv_peak_fraction = peak;
         kv_mean += kv_mean_fraction(kv, c->metrics.first_arrival_ns,
                                     c->metrics.last_finish_ns);
+        s->prefix_caching += kv_prefix_caching(kv);
+        s->kv_lookup_tokens += ks.lookup_tokens;
+        s->kv_hit_tokens += ks.hit_tokens;
+        s->kv_lookup_blocks += ks.lookup_blocks;
+        s->kv_hit_blocks += ks.hit_blocks;
+        s->kv_evictions += ks.evictions;
+        s->kv_tier_hit_tokens += ks.tier_hit_tokens;
+        s->kv_tier_load_bytes += st.kv_load_bytes;
+        s->kv_tier_write_bytes += st.kv_write_bytes;
+        s->kv_load_stall_s += st.kv_load_ns / 1e9;
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
     ep_summarize(c, s);

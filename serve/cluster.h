@@ -30,6 +30,7 @@ typedef struct ts_instance {
     int32_t running;           /* requests in the running set */
     int32_t active;            /* 1 if it has requests (queued or running) */
     double kv_used_fraction;   /* KV blocks in use / blocks */
+    double kv_cached_fraction; /* free blocks holding a cached prefix / blocks */
     double power_w;            /* all its GPUs: the current iteration's mean
                                 * power, or idle power between iterations */
     int32_t pool;

@@ -34,6 +34,7 @@
 #include "serve/instance.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,8 @@ struct instance {
     inst_view *view;
     net *net;
     net_link pcie_d2h, pcie_h2d;
+    net_link tier_rd[KV_TIERS_MAX], tier_wr[KV_TIERS_MAX];   /* lower KV tiers */
+    bool loads_now;          /* this iteration waits for tier loads */
     instance_hooks hooks;
     inst_state state;
 
@@ -152,6 +155,18 @@ static void running_remove(instance *inst, serve_req *r)
 
 /* ---- creation ---------------------------------------------------------- */
 
+/* For cost-aware eviction: one iteration prefilling q tokens after c cached
+ * ones, less an empty iteration's fixed time. */
+static double recompute_ns(void *ctx, int32_t q_tokens, int32_t ctx_tokens)
+{
+    instance *inst = ctx;
+    batch_seq seq = {.q_tokens = q_tokens, .ctx_tokens = ctx_tokens};
+    batch_shape one = {.prefill = &seq, .n_prefill = 1, .n_sampled = 0};
+    cost_result r;
+    cost_iteration(inst->cost, &one, &r);
+    return (double)r.latency_ns;
+}
+
 instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err)
 {
     const pool_setup *ps = s->ps;
@@ -179,7 +194,23 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
     inst->cost = s->cost;
-    if (inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
+    kv_set_recompute(inst->kv, recompute_ns, inst);
+    kv_set_tiers(inst->kv, &ps->kv_tiers, ps->swap.block_bytes_per_gpu);
+    if (ps->kv_keep_tokens > 0)
+        kv_set_budget(inst->kv, ps->kv_keep_tokens, ps->kv_keep_fraction);
+    for (int32_t t = 0; t < ps->kv_tiers.n && ps->prefix_caching; t++) {
+        const kv_tier_setup *ts = &ps->kv_tiers.tier[t];
+        char name[64];
+        double g = par_gpus(&ps->par);
+        snprintf(name, sizeof name, "inst%d.%s_read", s->index, ts->name);
+        inst->tier_rd[t] = net_add_link(inst->net, name, ts->read_bytes_per_s * g, ts->latency_ns);
+        snprintf(name, sizeof name, "inst%d.%s_write", s->index, ts->name);
+        inst->tier_wr[t] = net_add_link(inst->net, name, ts->write_bytes_per_s * g,
+                                        ts->latency_ns);
+    }
+    if (kv_set_eviction(inst->kv, ps->evict_policy.ops, ps->evict_policy.params,
+                        ps->evict_policy.path, s->order_seed ^ UINT64_C(0x65766963), err) ||
+        inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
                           &inst->order_state, err)) {
@@ -419,7 +450,8 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
         if (req_is_decode(r) && !layers)
-            shape->decode_ctx_sum += r->computed_tokens, shape->n_decode++;
+            shape->decode_ctx_sum += kv_attended_tokens(inst->kv, r->computed_tokens),
+                shape->n_decode++;
         else
             inst->prefill[shape->n_prefill++] = (batch_seq){q, r->computed_tokens};
         shape->n_sampled += completes && r->computed_tokens + q == req_seq_tokens(r);
@@ -477,6 +509,40 @@ static double start_copies(instance *inst, const cost_result *c)
     return shown > 0 ? ceil(shown) : 0;
 }
 
+/* Lower KV tiers: starts this iteration's loads (tier -> PCIe -> HBM, which
+ * the iteration waits for: blocking) and the writes through of blocks
+ * cached since the last iteration (HBM -> PCIe -> tier, nobody waits).
+ * A transfer pays its links' latency once; the latency of its further
+ * chunks is added as bytes at the tier's rate, so that alone on its links a
+ * load of n chunks and B bytes takes n x latency + B / rate. Returns
+ * whether it started loads. */
+static bool start_tier_io(instance *inst)
+{
+    double load[KV_TIERS_MAX], write[KV_TIERS_MAX];
+    int32_t n = kv_take_tier_io(inst->kv, load, write);
+    double g = par_gpus(&inst->ps->par), block = inst->ps->swap.block_bytes_per_gpu * g;
+    bool loads = false;
+    for (int32_t t = 0; t < n; t++) {
+        const kv_tier_setup *ts = &inst->ps->kv_tiers.tier[t];
+        if (load[t] > 0) {
+            double chunks = ceil(load[t] * inst->setup.block_size_tokens / ts->chunk_tokens);
+            double bytes = load[t] * block;
+            double extra = (chunks - 1) * (double)ts->latency_ns / 1e9 * ts->read_bytes_per_s * g;
+            const net_link path[2] = {inst->tier_rd[t], inst->pcie_h2d};
+            net_start(inst->net, path, 2, bytes + extra, on_copy_done, inst, 2);
+            inst->copies_pending++;
+            inst->stats.kv_load_bytes += bytes;
+            loads = true;
+        }
+        if (write[t] > 0) {
+            const net_link path[2] = {inst->pcie_d2h, inst->tier_wr[t]};
+            net_start(inst->net, path, 2, write[t] * block, NULL, NULL, 3);
+            inst->stats.kv_write_bytes += write[t] * block;
+        }
+    }
+    return loads;
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
@@ -526,12 +592,13 @@ static void step(instance *inst)
     cost_result seen = inst->cost_now;
     if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
         seen.latency_ns += (sim_time_ns)start_copies(inst, &inst->cost_now);
+    inst->loads_now = inst->ps->kv_tiers.n && start_tier_io(inst);
     if (inst->hooks.observer) {
         iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
                         &seen, inst->kv, &inst->waiting, n_waiting(inst)};
         inst->hooks.observer(inst->hooks.observer_ctx, &it);
     }
-    if (inst->copies_pending && !inst->ps->swap.overlap) {
+    if (inst->copies_pending && (!inst->ps->swap.overlap || inst->loads_now)) {
         inst->compute_waits = true;   /* the end is scheduled when they finish */
         return;
     }
@@ -561,6 +628,8 @@ static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
     if (--inst->copies_pending)
         return;
     if (inst->compute_waits) {
+        if (inst->loads_now)
+            inst->stats.kv_load_ns += now - inst->iter_start_ns;
         add_copy_delay(inst, now - inst->iter_start_ns);
         sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
     } else if (inst->compute_done) {

@@ -120,6 +120,8 @@ typedef struct instance_stats {
     uint64_t recomputed_tokens;      /* KV dropped by recompute preemption */
     double swap_out_bytes, swap_in_bytes;   /* per GPU */
     sim_time_ns swap_ns;             /* iteration time added by swapping */
+    double kv_load_bytes, kv_write_bytes;   /* lower KV tiers, all GPUs */
+    sim_time_ns kv_load_ns;          /* iterations' waits for tier loads */
     sim_time_ns state_ns[INST_STATE_COUNT];   /* time in each state */
     uint64_t completed;              /* requests that finished here */
     uint64_t moved_in;               /* requests moved here from elsewhere */

@@ -9,11 +9,13 @@
 #include <stdbool.h>
 #include "api/batch.h"
 #include "api/control.h"
+#include "api/evict.h"
 #include "api/order.h"
 #include "api/placement.h"
 #include "api/route.h"
 #include "models/cost.h"
 #include "models/moe.h"
+#include "serve/kv_tier.h"
 
 /* What happens to a preempted request's KV. */
 typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
@@ -51,6 +53,11 @@ typedef struct route_choice {
     cJSON *params;
     char path[SETUP_PATH_MAX];
 } route_choice;
+typedef struct evict_choice {
+    const evict_policy_ops *ops;     /* NULL: the cache's built-in queue */
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+} evict_choice;
 typedef struct control_choice {
     const control_policy_ops *ops;   /* NULL: no controller */
     cJSON *params;
@@ -111,6 +118,12 @@ typedef struct pool_setup {
     route_choice route_policy;
     swap_setup swap;              /* host_blocks and the byte figures derived */
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
+    evict_choice evict_policy;    /* which cached block goes (api/evict.h) */
+    kv_tiers_setup kv_tiers;      /* lower KV tiers (serve/kv_tier.h); n 0: none */
+    /* Token-level KV compression (kv_set_budget): sink + window tokens kept
+     * at least, and the share of the sequence kept; keep_tokens 0: none. */
+    int64_t kv_keep_tokens;
+    double kv_keep_fraction;
     lifecycle_setup lifecycle;
     moe_setup moe;                /* with par.ep > 1 */
 } pool_setup;
@@ -145,6 +158,7 @@ typedef struct cluster_setup {
     char workload_path[SETUP_PATH_MAX];
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
+    sim_time_ns warmup_ns, cooldown_ns;   /* the summary's window (metrics.h) */
 } cluster_setup;
 
 /* The longest request every arrival pool can take (the workload's clamp). */

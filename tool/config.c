@@ -118,7 +118,7 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
-        "host_swap_gib", "prefix_caching", NULL};
+        "host_swap_gib", "prefix_caching", "kv_tiers", "kv_load", "kv_budget", NULL};
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
@@ -156,6 +156,36 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     };
     set_rules(p, budget);
     p->prefix_caching = caching;
+    const char *load;
+    if (jcfg_str(o, path, "kv_load", "blocking", &load, err) ||
+        kv_tiers_parse(cJSON_GetObjectItemCaseSensitive(o, "kv_tiers"), path, load,
+                       llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block *
+                           par_gpus(&p->par), &p->kv_tiers, err))
+        return -1;
+    cJSON *kvb = cJSON_GetObjectItemCaseSensitive(o, "kv_budget");
+    if (kvb) {   /* token-level KV compression (serve/kv.h, kv_set_budget) */
+        static const char *const bkeys[] = {"sink_tokens", "window_tokens", "fraction", NULL};
+        char bpath[300];
+        int64_t sink, window;
+        double frac;
+        snprintf(bpath, sizeof bpath, "%s.kv_budget", path);
+        if (!cJSON_IsObject(kvb))
+            return sim_errf(err, "%s: expected an object {\"sink_tokens\", "
+                            "\"window_tokens\", \"fraction\"}", bpath);
+        if (jcfg_check_keys(kvb, bpath, bkeys, err) ||
+            jcfg_int(kvb, bpath, "sink_tokens", 4, 0, INT32_MAX / 4, &sink, err) ||
+            jcfg_int(kvb, bpath, "window_tokens", 1024, 0, INT32_MAX / 4, &window, err) ||
+            jcfg_num(kvb, bpath, "fraction", 0, 0, 1, &frac, err))
+            return -1;
+        if (sink + window < 1)
+            return sim_errf(err, "%s: expected sink_tokens + window_tokens >= 1", bpath);
+        if (caching)
+            return sim_errf(err, "%s: needs %s.prefix_caching false (a compressed cache "
+                            "drops tokens, so prompts no longer share exact prefixes)",
+                            bpath, path);
+        p->kv_keep_tokens = sink + window;
+        p->kv_keep_fraction = frac;
+    }
     /* Host memory for swapped KV is per instance; each GPU holds its shard. */
     double block_bytes = llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block;
     p->swap = (swap_setup){
@@ -204,14 +234,19 @@ static int parse_cost(cJSON *o, const char *path, pool_setup *p, sim_err *err)
  * instances. */
 static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
-    const char *batch, *order, *route;
+    const char *batch, *order, *route, *evict;
     char name_path[256];
     if (parse_named(o, path, "batch", p->engine.batch_policy, &batch, &p->batch_policy.params,
                     p->batch_policy.path, err) ||
         parse_named(o, path, "order", "fcfs", &order, &p->order_policy.params,
                     p->order_policy.path, err) ||
         parse_named(o, path, "routing", "round_robin", &route, &p->route_policy.params,
-                    p->route_policy.path, err))
+                    p->route_policy.path, err) ||
+        parse_named(o, path, "eviction", "lru", &evict, &p->evict_policy.params,
+                    p->evict_policy.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.eviction.name", path);
+    if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.batch.name", path);
     if (!(p->batch_policy.ops = batch_policy_find(batch, name_path, err)))
@@ -273,7 +308,9 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
         return -1;
     cJSON *pol;
+    static const char *const pol_keys[] = {"batch", "order", "routing", "control", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
+        jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
         return -1;
     return 0;
@@ -451,7 +488,8 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
     if (parse_cost(sec[1], spath, p, err))
         return -1;
     snprintf(spath, sizeof spath, "%s.policies", path);
-    static const char *const pol_keys[] = {"batch", "order", "routing", NULL};
+    static const char *const pol_keys[] = {"batch", "order", "routing", "eviction",
+                                           NULL};
     if (jcfg_check_keys(sec[2], spath, pol_keys, err) ||
         parse_pool_policies(sec[2], spath, p, err))
         return -1;
@@ -615,14 +653,18 @@ static int parse_slo(run_config *rc, sim_err *err)
 static int parse_metrics(run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"timeseries_interval_ms", NULL};
+    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s", NULL};
     char path[256];
     cJSON *o;
-    double interval_ms;
+    double interval_ms, warmup_s, cooldown_s;
     if (jcfg_obj(rc->root, "$", "metrics", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
-        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err))
+        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err) ||
+        jcfg_num(o, path, "warmup_s", 0, 0, 1e9, &warmup_s, err) ||
+        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err))
         return -1;
+    c->warmup_ns = (sim_time_ns)(warmup_s * 1e9);
+    c->cooldown_ns = (sim_time_ns)(cooldown_s * 1e9);
     c->timeseries_interval_ns = (sim_time_ns)(interval_ms * 1e6);
     if (interval_ms > 0 && c->timeseries_interval_ns < SIM_NS_PER_US)
         return sim_errf(err, "%s.timeseries_interval_ms: expected 0 (off) or at least "

@@ -141,6 +141,7 @@ typedef struct out_ts_inst_row {
     int32_t active;
     double kv_used_fraction;
     double power_w;
+    double kv_cached_fraction;
 } out_ts_inst_row;
 
 typedef struct out_ts_cluster_row {
@@ -151,6 +152,7 @@ typedef struct out_ts_cluster_row {
     int32_t running;
     double kv_used_fraction;   /* mean over instances */
     double power_w;            /* sum over instances */
+    double kv_cached_fraction; /* mean over instances */
 } out_ts_cluster_row;
 
 typedef struct out_field {
@@ -199,6 +201,9 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(seed, OUT_U64),
     OUT_SUM(arrived, OUT_U64),
     OUT_SUM(completed, OUT_U64),
+    OUT_SUM(measured, OUT_U64),
+    OUT_SUM(window_start_s, OUT_F64),
+    OUT_SUM(window_end_s, OUT_F64),
     OUT_SUM(clamped, OUT_U64),
     OUT_SUM(preemptions, OUT_U64),
     OUT_SUM(recomputed_tokens, OUT_U64),
@@ -229,6 +234,16 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(gpu_busy_fraction, OUT_F64),
     OUT_SUM(kv_peak_fraction, OUT_F64),
     OUT_SUM(kv_mean_fraction, OUT_F64),
+    OUT_SUM(prefix_caching, OUT_U64),
+    OUT_SUM(kv_lookup_tokens, OUT_U64),
+    OUT_SUM(kv_hit_tokens, OUT_U64),
+    OUT_SUM(kv_lookup_blocks, OUT_U64),
+    OUT_SUM(kv_hit_blocks, OUT_U64),
+    OUT_SUM(kv_evictions, OUT_U64),
+    OUT_SUM(kv_tier_hit_tokens, OUT_U64),
+    OUT_SUM(kv_tier_load_bytes, OUT_F64),
+    OUT_SUM(kv_tier_write_bytes, OUT_F64),
+    OUT_SUM(kv_load_stall_s, OUT_F64),
     OUT_SUM_ARRAY(term_s, OUT_F64, OP_KIND_COUNT),
     OUT_SUM_ARRAY(source_terms, OUT_U64, COST_SRC_COUNT),
     OUT_SUM(ep_imbalance, OUT_F64),
@@ -255,6 +270,7 @@ static const out_field out_ts_inst_fields[] = {
     OUT_TS_INST(active, OUT_I32),
     OUT_TS_INST(kv_used_fraction, OUT_F64),
     OUT_TS_INST(power_w, OUT_F64),
+    OUT_TS_INST(kv_cached_fraction, OUT_F64),
 };
 
 #define OUT_TS_CLUSTER(f, k) { #f, offsetof(out_ts_cluster_row, f), k, 1 }
@@ -266,6 +282,7 @@ static const out_field out_ts_cluster_fields[] = {
     OUT_TS_CLUSTER(running, OUT_I32),
     OUT_TS_CLUSTER(kv_used_fraction, OUT_F64),
     OUT_TS_CLUSTER(power_w, OUT_F64),
+    OUT_TS_CLUSTER(kv_cached_fraction, OUT_F64),
 };
 
 #define OUT_NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
@@ -624,16 +641,19 @@ int out_sample(void *out_file_ptr, const ts_sample *s)
     for (int32_t i = 0; i < s->n_instances; i++) {
         const ts_instance *t = &s->inst[i];
         out_ts_inst_row row = {s->time_ns, i, t->waiting, t->running, t->active,
-                               t->kv_used_fraction, t->power_w};
+                               t->kv_used_fraction, t->power_w, t->kv_cached_fraction};
         if (out_table_push(f, &f->ts_inst, &row))
             return -1;
         sum.waiting += t->waiting;
         sum.running += t->running;
         sum.kv_used_fraction += t->kv_used_fraction;
         sum.power_w += t->power_w;
+        sum.kv_cached_fraction += t->kv_cached_fraction;
     }
-    if (s->n_instances)
+    if (s->n_instances) {
         sum.kv_used_fraction /= s->n_instances;
+        sum.kv_cached_fraction /= s->n_instances;
+    }
     return out_table_push(f, &f->ts_cluster, &sum);
 }
 

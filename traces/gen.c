@@ -17,6 +17,7 @@
  * after it, which the WL_WAIT protocol (workload.h) guarantees. */
 #include "traces/gen.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,8 +301,10 @@ static int rates_from_csv(const char *file, arrival_proc *a, size_t *cap, sim_er
 {
     static const char *const names[] = {"start_s", "rate_per_s", NULL};
     FILE *f = fopen(file, "r");
+    char where[4200];
     if (!f)
-        return sim_errf(err, "%s: cannot open", file);
+        return sim_errf(err, "%s: cannot open: %s%s", file, strerror(errno),
+                        sim_path_where(file, where, sizeof where));
     char *line = NULL;
     size_t linecap = 0;
     ssize_t n;

@@ -93,7 +93,9 @@ class BuildRun(unittest.TestCase):
 
     def test_engine_overrides_are_applied_by_dotted_path(self):
         ref = ref_by_id(self.doc, "vllm-v1-h100-qwen3-30b-a3b-c10")
-        self.assertEqual(v.engine_overrides(ref["engine"]["generation"]), {})
+        # Every reference runs under its generation's engine profile.
+        self.assertEqual(v.engine_overrides(ref["engine"]["generation"]), {"engine": "vllm-v1"})
+        self.assertEqual(v.engine_overrides("vllm-v0"), {"engine": "vllm-v0"})
         saved = v.engine_overrides
         try:
             v.engine_overrides = lambda gen: {"cost.iteration_overhead_us": 1234, "x.y": gen}
