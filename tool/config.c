@@ -308,7 +308,7 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
         return -1;
     cJSON *pol;
-    static const char *const pol_keys[] = {"batch", "order", "routing", "control", NULL};
+    static const char *const pol_keys[] = {"batch", "order", "routing", "control", "eviction", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
         jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
