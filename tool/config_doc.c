@@ -76,6 +76,8 @@ static const cfgdoc_text texts[] = {
      "a CSV routing trace (layer,expert,tokens) replacing the Zipf popularity"},
     {"cluster.pools[].moe.routing.locality",
      "offloading: probability an expert's load repeats the last iteration's"},
+    {"cluster.pools[].moe.routing.replica_select",
+     "an expert with copies: split its tokens evenly, or janus (one copy per iteration)"},
     {"cluster.pools[].moe.placement", "the expert-placement policy"},
     {"cluster.pools[].moe.placement.name", "expert-placement policy: static or eplb"},
     {"cluster.pools[].moe.placement.params", "the placement policy's parameters"},
