@@ -209,16 +209,38 @@ void moe_group_load_of(const llm_model *m, const par_layout *par, const int32_t 
             pairs += mine;
             distinct += mine > 0;
         }
-        rank[r] = (moe_rank_load){pairs, distinct};
+        rank[r] = (moe_rank_load){.pairs = pairs, .distinct = distinct};
         max_pairs = pairs > max_pairs ? pairs : max_pairs;
         max_distinct = distinct > max_distinct ? distinct : max_distinct;
     }
     finish_load(m, par, tokens, max_pairs, max_distinct, out);
 }
 
+/* Adds expert e's load (its share on one copy) to GPU k: near-normal
+ * shares to k's mean and variance, small ones drawn exactly (once per
+ * expert, in scratch). Returns whether it has work. */
+static bool add_share(moe_routing *r, int32_t g, gsl_rng *rng, int64_t tokens, int32_t e,
+                      int32_t copies, int32_t copy, int32_t *scratch, moe_rank_load *k)
+{
+    const double q = r->q[g][e], mean = q * (double)tokens, v = mean * (1 - q);
+    if (v >= 4) {
+        k->mu += mean / copies;
+        k->var += v / ((double)copies * copies);
+        k->distinct += 1;
+        return true;
+    }
+    if (scratch[e] < 0)
+        scratch[e] = binomial(rng, q, r->log_miss[g][e], &r->p0[g][e], &r->p0_n[g][e], tokens);
+    int32_t c = scratch[e];
+    int32_t mine = copies == 1 ? c : c / copies + (copy < c % copies);
+    k->pairs += mine;
+    k->distinct += mine > 0;
+    return mine > 0;
+}
+
 void moe_sample_group_load(moe_routing *r, int32_t g, gsl_rng *rng, int64_t tokens,
                            const llm_model *m, const par_layout *par, const int32_t *phy2log,
-                           const int32_t *rep, const int32_t *cnt, int32_t slots,
+                           const int32_t *rep, const int32_t *cnt, int32_t slots, bool janus,
                            int32_t *scratch, moe_rank_load *rank, moe_group_load *out)
 {
     const int32_t ep = par->ep, per = slots / ep, E = r->experts;
@@ -226,36 +248,50 @@ void moe_sample_group_load(moe_routing *r, int32_t g, gsl_rng *rng, int64_t toke
     SIM_ASSERT(tokens >= 0 && tokens <= INT32_MAX);
     for (int32_t e = 0; e < E; e++)
         scratch[e] = -1;
+    for (int32_t k = 0; k < ep; k++)
+        rank[k] = (moe_rank_load){0};
+    /* every copy's share; under Janus the lightly loaded replicated
+     * experts wait (a heavy one, near-normal, splits as usual: one copy
+     * could not take all its tokens without becoming the busiest) */
     const double n = (double)tokens;
+    for (int32_t s = 0; s < slots; s++) {
+        int32_t e = phy2log[s];
+        double q = r->q[g][e];
+        if (!janus || cnt[e] == 1 || q * n * (1 - q) >= 4)
+            add_share(r, g, rng, tokens, e, cnt[e], rep[s], scratch, &rank[s / per]);
+    }
+    /* Janus: an active light replicated expert runs on one copy, the one
+     * whose GPU has the fewest active experts so far (then the fewest
+     * tokens, then the lowest GPU), greedily in slot order of first copies */
+    for (int32_t s = 0; janus && s < slots; s++) {
+        int32_t e = phy2log[s];
+        double q = r->q[g][e];
+        if (cnt[e] == 1 || rep[s] != 0 || q * n * (1 - q) >= 4)
+            continue;
+        int32_t best = -1;
+        for (int32_t t = s; t < slots; t++) {
+            if (phy2log[t] != e)
+                continue;
+            const moe_rank_load *a = &rank[t / per], *b = best < 0 ? NULL : &rank[best];
+            if (!b || a->distinct < b->distinct ||
+                (a->distinct == b->distinct && a->pairs + a->mu < b->pairs + b->mu))
+                best = t / per;
+        }
+        add_share(r, g, rng, tokens, e, 1, 0, scratch, &rank[best]);
+    }
     double max_pairs = 0, max_distinct = 0;
     for (int32_t k = 0; k < ep; k++) {
-        double pairs = 0, distinct = 0, mu = 0, var = 0;
-        for (int32_t s = k * per; s < (k + 1) * per; s++) {
-            int32_t e = phy2log[s], copies = cnt[e];
-            double q = r->q[g][e], mean = q * n, v = mean * (1 - q);
-            if (v >= 4) {
-                mu += mean / copies;
-                var += v / ((double)copies * copies);
-                distinct += 1;
-                continue;
-            }
-            if (scratch[e] < 0)
-                scratch[e] = binomial(rng, q, r->log_miss[g][e], &r->p0[g][e], &r->p0_n[g][e],
-                                      tokens);
-            int32_t c = scratch[e];
-            int32_t mine = copies == 1 ? c : c / copies + (rep[s] < c % copies);
-            pairs += mine;
-            distinct += mine > 0;
+        moe_rank_load *x = &rank[k];
+        if (x->var > 0) {
+            double d = floor(x->mu + sqrt(x->var) * gsl_ran_gaussian_ziggurat(rng, 1.0) + 0.5);
+            x->pairs += d > 0 ? d : 0;
+        } else {
+            x->pairs += x->mu;
         }
-        if (var > 0) {
-            double x = floor(mu + sqrt(var) * gsl_ran_gaussian_ziggurat(rng, 1.0) + 0.5);
-            pairs += x > 0 ? x : 0;
-        }
-        rank[k] = (moe_rank_load){pairs, distinct};
-        max_pairs = pairs > max_pairs ? pairs : max_pairs;
-        max_distinct = distinct > max_distinct ? distinct : max_distinct;
+        max_pairs = x->pairs > max_pairs ? x->pairs : max_pairs;
+        max_distinct = x->distinct > max_distinct ? x->distinct : max_distinct;
     }
-    finish_load(m, par, n, max_pairs, max_distinct, out);
+    finish_load(m, par, (double)tokens, max_pairs, max_distinct, out);
 }
 
 void moe_place_contiguous(int32_t experts, int32_t slots, int32_t *phy2log)

@@ -64,6 +64,7 @@ int moe_trace_load(const char *path, const llm_model *m, moe_routing_cfg *cfg, s
 typedef struct moe_rank_load {
     double pairs;      /* routed (token, expert) pairs */
     double distinct;   /* slots with at least one token */
+    double mu, var;    /* moe_sample_group_load's near-normal part before its draw */
 } moe_rank_load;
 
 /* A placement's index for moe_group_load_of: cnt[e], the copies of expert
@@ -90,11 +91,14 @@ void moe_group_load_of(const llm_model *m, const par_layout *par, const int32_t 
  * their copies' shares on a GPU are summed into one normal draw with the
  * summed mean and variance (copies on different GPUs drawn independently).
  * One draw per GPU instead of one per expert once batches are large.
- * scratch holds `experts` ints. Fills rank[ep] and out (layers left to the
- * caller). */
+ * janus: an active expert with copies runs whole on one of them, chosen per
+ * iteration to keep the busiest GPU's active experts few (Janus's replica
+ * selection: greedily, the copy on the GPU with the fewest active experts so
+ * far); otherwise its tokens split evenly over its copies. scratch holds
+ * `experts` ints. Fills rank[ep] and out (layers left to the caller). */
 void moe_sample_group_load(moe_routing *r, int32_t g, gsl_rng *rng, int64_t tokens,
                            const llm_model *m, const par_layout *par, const int32_t *phy2log,
-                           const int32_t *rep, const int32_t *cnt, int32_t slots,
+                           const int32_t *rep, const int32_t *cnt, int32_t slots, bool janus,
                            int32_t *scratch, moe_rank_load *rank, moe_group_load *out);
 
 /* Contiguous placement (vLLM's "linear"): slot s holds expert s mod

@@ -20,6 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 def rows(path):
     with h5py.File(path, "r") as f:
         index = f["index"][()]
+        first = next(iter(f["points"].values()))
+        names = [text(n) for n in first["summary"].attrs["term_names"]]
+    a2a = [names.index("a2a_dispatch"), names.index("a2a_combine")]
     out = []
     for r in index:
         if r["status"] != 1:
@@ -33,9 +36,13 @@ def rows(path):
             "placement": pool["moe"]["placement"]["name"],
             "imbalance": float(r["ep_imbalance"]),
             "tpot_ms": float(r["tpot_s_mean"]) * 1e3,
-            "a2a_share": float(r["term_s"][-4] + r["term_s"][-3]) / total if total else 0,
+            "a2a_share": float(sum(r["term_s"][i] for i in a2a)) / total if total else 0,
         })
     return out
+
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def main():

@@ -174,7 +174,8 @@ const moe_iter *ep_step(ep_state *ep, int64_t tokens)
         moe_group_load *gl = &ep->now.g[g];
         moe_sample_group_load(&ep->routing, g, ep->rng, tokens, m, par,
                               ep->phy2log + (size_t)g * slots, ep->rep + (size_t)g * slots,
-                              ep->copies + (size_t)g * E, slots, ep->cnt, ep->rank, gl);
+                              ep->copies + (size_t)g * E, slots, ep->ps->moe.janus, ep->cnt,
+                              ep->rank, gl);
         gl->layers = ep->routing.layers[g];
         double pairs = 0, distinct = 0;
         for (int32_t r = 0; r < par->ep; r++)

@@ -490,7 +490,10 @@ static void accumulate_cost(instance *inst, const cost_result *c)
     st->kv_bytes += c->kv_bytes;
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         st->term_ns[k] += c->term_ns[k];
-        st->source_terms[c->term_source[k]]++;
+        /* the kinds of parallel layouts and offloading count only when
+         * present, so that runs without them count as they always did */
+        if (k < OP_A2A_DISPATCH || c->term_source[k] != COST_SRC_NONE)
+            st->source_terms[c->term_source[k]]++;
     }
 }
 

@@ -98,6 +98,7 @@ typedef struct moe_setup {
                                    * expected load of uniform routing over a
                                    * balanced placement, no placement policy */
     moe_routing_cfg routing;
+    bool janus;                   /* per-iteration replica selection (Janus) */
     place_choice placement;
     int32_t nodes;                /* nodes an EP group spans */
     offload_setup offload;

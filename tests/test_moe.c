@@ -347,8 +347,8 @@ START_TEST(test_moe_uniform_routing_is_balanced)
         moe_rank_load rank[8];
         moe_group_load gl;
         moe_placement_index(phy2log, q.experts, q.experts, rep, cnt);
-        moe_sample_group_load(&r, gi, rng, T, &q, &par, phy2log, rep, cnt, q.experts, scratch,
-                              rank, &gl);
+        moe_sample_group_load(&r, gi, rng, T, &q, &par, phy2log, rep, cnt, q.experts, false,
+                              scratch, rank, &gl);
         double sum = 0;
         for (int k = 0; k < 8; k++)
             sum += rank[k].pairs;
@@ -356,6 +356,43 @@ START_TEST(test_moe_uniform_routing_is_balanced)
         ck_assert_msg(gl.max_pairs * 8 / sum < 1.01, "%.4f", gl.max_pairs * 8 / sum);
         ck_assert(gl.max_distinct == 16);
     }
+    gsl_rng_free(rng);
+}
+END_TEST
+
+START_TEST(test_moe_janus_activates_fewer_experts_per_gpu)
+{
+    llm_model q;
+    gpu_spec g;
+    load("Qwen3-30B-A3B", "H100-SXM-80GB", &q, &g);
+    par_layout par = {.tp = 1, .pp = 1, .ep = 8, .dp = 8, .redundant_experts = 16};
+    const int32_t E = q.experts, slots = E + 16;
+    moe_routing_cfg cfg = {.skew = 0, .groups = 1};
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_taus2);
+    gsl_rng_set(rng, 9);
+    moe_routing r;
+    sim_err err = {{0}};
+    ck_assert(moe_routing_init(&r, &q, &cfg, rng, &err) == 0);
+    int32_t phy2log[LLM_MAX_EXPERTS + 16], rep[LLM_MAX_EXPERTS + 16], cnt[LLM_MAX_EXPERTS];
+    int32_t scratch[LLM_MAX_EXPERTS];
+    moe_place_contiguous(E, slots, phy2log);   /* experts 0..15 twice */
+    moe_placement_index(phy2log, slots, E, rep, cnt);
+    moe_rank_load rank[8];
+    moe_group_load gl;
+    /* small decode batches: every expert drawn exactly, few tokens each */
+    double sum[2] = {0, 0}, pairs[2] = {0, 0};
+    for (int mode = 0; mode < 2; mode++)
+        for (int it = 0; it < 4000; it++) {
+            moe_sample_group_load(&r, 0, rng, 16, &q, &par, phy2log, rep, cnt, slots, mode == 1,
+                                  scratch, rank, &gl);
+            sum[mode] += gl.max_distinct;
+            for (int k = 0; k < 8; k++)
+                pairs[mode] += rank[k].pairs;
+        }
+    /* one copy per active expert: the busiest GPU activates fewer experts */
+    ck_assert_msg(sum[1] < 0.995 * sum[0], "janus %.0f, split %.0f", sum[1], sum[0]);
+    /* the same tokens are routed either way (within sampling error) */
+    ck_assert(fabs(pairs[1] / pairs[0] - 1) < 0.02);
     gsl_rng_free(rng);
 }
 END_TEST
@@ -663,6 +700,7 @@ Suite *moe_suite(void)
     ADD(test_moe_pp_micro_batches_fill_the_pipeline);
     ADD(test_moe_slowest_rank_sets_the_layer_time);
     ADD(test_moe_uniform_routing_is_balanced);
+    ADD(test_moe_janus_activates_fewer_experts_per_gpu);
     ADD(test_moe_eplb_reproduces_readme_example);
     ADD(test_moe_eplb_lowers_imbalance_under_skew);
     ADD(test_moe_routing_trace_file);

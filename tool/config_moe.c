@@ -25,13 +25,13 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
     const char *repl;
     double acc, gate;
     static const char *const rkeys[] = {"sample", "skew", "spread", "layer_groups", "trace",
-                                        "locality", NULL};
+                                        "locality", "replica_select", NULL};
     static const char *const pkeys[] = {"name", "params", NULL};
     char mpath[256], rpath[256], ppath[256];
     cJSON *o, *r, *pl;
     double skew, spread, locality;
     int64_t groups;
-    const char *trace, *name;
+    const char *trace, *name, *select;
     bool given = cJSON_GetObjectItemCaseSensitive(pj, "moe") != NULL, sample;
     if (jcfg_obj(pj, path, "moe", &o, mpath, err) || jcfg_check_keys(o, mpath, keys, err) ||
         jcfg_obj(o, mpath, "routing", &r, rpath, err) ||
@@ -42,6 +42,7 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
         jcfg_num(r, rpath, "locality", 0, 0, 1, &locality, err) ||
         jcfg_int(r, rpath, "layer_groups", MOE_GROUPS_MAX, 1, MOE_GROUPS_MAX, &groups, err) ||
         jcfg_str(r, rpath, "trace", "", &trace, err) ||
+        jcfg_str(r, rpath, "replica_select", "split", &select, err) ||
         jcfg_obj(o, mpath, "placement", &pl, ppath, err) ||
         jcfg_check_keys(pl, ppath, pkeys, err) ||
         jcfg_str(pl, ppath, "name", "static", &name, err) ||
@@ -66,6 +67,10 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
     if (given && !p->model.experts)
         return sim_errf(err, "%s: %s has no experts; the moe section needs an MoE model",
                         mpath, p->model.name);
+    if (strcmp(select, "split") && strcmp(select, "janus"))
+        return sim_errf(err, "%s.replica_select: expected one of: split, janus; got \"%s\"",
+                        rpath, select);
+    p->moe.janus = !strcmp(select, "janus");
     p->moe.sample = sample;
     p->moe.routing.skew = skew;
     p->moe.routing.spread = spread;
