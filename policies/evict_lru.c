@@ -11,8 +11,12 @@
 #include <stdlib.h>
 #include "sim/jsoncfg.h"
 
+typedef struct lru_link {
+    int32_t prev, next;   /* together: one cache line per block touched */
+} lru_link;
+
 typedef struct lru_state {
-    int32_t *prev, *next;
+    lru_link *l;
     int32_t head, tail;
 } lru_state;
 
@@ -24,8 +28,7 @@ static int lru_init(const evict_setup *setup, cJSON *params, const char *path, v
         return -1;
     lru_state *s = sim_xcalloc(1, sizeof *s);
     size_t n = (size_t)(setup->n_blocks > 0 ? setup->n_blocks : 1);
-    s->prev = sim_xmalloc(n * sizeof *s->prev);
-    s->next = sim_xmalloc(n * sizeof *s->next);
+    s->l = sim_xmalloc(n * sizeof *s->l);
     s->head = s->tail = EVICT_NONE;
     *state = s;
     return 0;
@@ -35,10 +38,9 @@ static void lru_insert(void *state, const evict_view *v, int32_t b)
 {
     (void)v;
     lru_state *s = state;
-    s->prev[b] = s->tail;
-    s->next[b] = EVICT_NONE;
+    s->l[b] = (lru_link){s->tail, EVICT_NONE};
     if (s->tail != EVICT_NONE)
-        s->next[s->tail] = b;
+        s->l[s->tail].next = b;
     else
         s->head = b;
     s->tail = b;
@@ -48,14 +50,15 @@ static void lru_remove(void *state, const evict_view *v, int32_t b)
 {
     (void)v;
     lru_state *s = state;
-    if (s->prev[b] != EVICT_NONE)
-        s->next[s->prev[b]] = s->next[b];
+    lru_link x = s->l[b];
+    if (x.prev != EVICT_NONE)
+        s->l[x.prev].next = x.next;
     else
-        s->head = s->next[b];
-    if (s->next[b] != EVICT_NONE)
-        s->prev[s->next[b]] = s->prev[b];
+        s->head = x.next;
+    if (x.next != EVICT_NONE)
+        s->l[x.next].prev = x.prev;
     else
-        s->tail = s->prev[b];
+        s->tail = x.prev;
 }
 
 static int32_t lru_victim(void *state, const evict_view *v)
@@ -70,8 +73,7 @@ static int32_t lru_victim(void *state, const evict_view *v)
 static void lru_destroy(void *state)
 {
     lru_state *s = state;
-    free(s->prev);
-    free(s->next);
+    free(s->l);
     free(s);
 }
 

@@ -796,7 +796,11 @@ static void finish_iteration(instance *inst, sim_time_ns now)
             r->layers_done = 0;
         }
         r->computed_tokens += q;
-        if (inst->ps->prefix_caching)
+        /* Only a block that filled up is new to the cache: most decodes
+         * fill none, and skipping them spares a cold read of their KV state
+         * (blocks loaded from a lower tier are offered at the next fill). */
+        if (inst->ps->prefix_caching && (r->computed_tokens - q) / inst->setup.block_size_tokens !=
+                                            r->computed_tokens / inst->setup.block_size_tokens)
             kv_commit(inst->kv, r, &req_of(r)->kv);
         inst->stats.tokens += (uint64_t)q;
         inst->view->outstanding_tokens -= q;

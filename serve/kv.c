@@ -33,6 +33,12 @@
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define NIL (-1)
 
+/* A slot of the hash table (key 0: empty). */
+typedef struct kv_slot {
+    uint64_t key;
+    int64_t val;
+} kv_slot;
+
 /* The built-in free queue's links (no eviction policy given). */
 typedef struct kv_link {
     int32_t prev, next;  /* free queue links (ref 0 only) */
@@ -56,6 +62,7 @@ struct kv_cache {
     uint64_t *parent_hash;      /* hash blk[b].parent held when b was cached */
     int32_t free_head, free_tail;
     const evict_policy_ops *ev; /* NULL: the built-in queue (vLLM's LRU) */
+    bool tree;                  /* keep parents and children (ev->update given) */
     void *ev_state;
     evict_view ev_view;
     double (*cost_fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens);
@@ -78,8 +85,7 @@ struct kv_cache {
     double keep_frac;
     int64_t cached;             /* free blocks with a hash */
     uint64_t evict_epoch;
-    uint64_t *keys;             /* hash table */
-    int32_t *vals;
+    kv_slot *slots;             /* hash table: key and value in one cache line */
     size_t mask;
     /* the plan ledger */
     kv_ledger led;
@@ -134,9 +140,9 @@ static size_t slot_of(const kv_cache *kv, uint64_t h) { return (size_t)(h ^ (h >
 static int32_t table_find(const kv_cache *kv, uint64_t h)
 {
     for (size_t i = slot_of(kv, h);; i = (i + 1) & kv->mask) {
-        if (kv->keys[i] == h)
-            return kv->vals[i];
-        if (kv->keys[i] == 0)
+        if (kv->slots[i].key == h)
+            return (int32_t)kv->slots[i].val;
+        if (kv->slots[i].key == 0)
             return NIL;
     }
 }
@@ -145,32 +151,30 @@ static int32_t table_find(const kv_cache *kv, uint64_t h)
 static bool table_insert(kv_cache *kv, uint64_t h, int32_t b)
 {
     size_t i = slot_of(kv, h);
-    for (; kv->keys[i]; i = (i + 1) & kv->mask)
-        if (kv->keys[i] == h)
+    for (; kv->slots[i].key; i = (i + 1) & kv->mask)
+        if (kv->slots[i].key == h)
             return false;
-    kv->keys[i] = h;
-    kv->vals[i] = b;
+    kv->slots[i] = (kv_slot){h, b};
     return true;
 }
 
 static void table_remove(kv_cache *kv, uint64_t h)
 {
     size_t i = slot_of(kv, h);
-    while (kv->keys[i] != h) {
-        SIM_ASSERT(kv->keys[i] != 0);
+    while (kv->slots[i].key != h) {
+        SIM_ASSERT(kv->slots[i].key != 0);
         i = (i + 1) & kv->mask;
     }
     /* Backward shift: move later entries of the run into the hole when
      * their home slot is not between the hole and them. */
-    for (size_t j = (i + 1) & kv->mask; kv->keys[j]; j = (j + 1) & kv->mask) {
-        size_t home = slot_of(kv, kv->keys[j]);
+    for (size_t j = (i + 1) & kv->mask; kv->slots[j].key; j = (j + 1) & kv->mask) {
+        size_t home = slot_of(kv, kv->slots[j].key);
         if (((j - home) & kv->mask) >= ((j - i) & kv->mask)) {
-            kv->keys[i] = kv->keys[j];
-            kv->vals[i] = kv->vals[j];
+            kv->slots[i] = kv->slots[j];
             i = j;
         }
     }
-    kv->keys[i] = 0;
+    kv->slots[i].key = 0;
 }
 
 /* ---- free queue ---------------------------------------------------------------- */
@@ -240,7 +244,7 @@ static int32_t take_free_block(kv_cache *kv, sim_time_ns now)
     evict_block *x = &kv->blk[b];
     if (x->hash) {
         table_remove(kv, x->hash);
-        if (x->parent != NIL && kv->blk[x->parent].hash == kv->parent_hash[b])
+        if (kv->tree && x->parent != NIL && kv->blk[x->parent].hash == kv->parent_hash[b])
             child_count(kv, x->parent, -1);
         x->hash = 0;
         kv->evictions++;
@@ -430,7 +434,6 @@ kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix
         return kv;
     kv->blk = sim_xmalloc((size_t)total_blocks * sizeof *kv->blk);
     kv->link = sim_xmalloc((size_t)total_blocks * sizeof *kv->link);
-    kv->parent_hash = sim_xcalloc((size_t)total_blocks, sizeof *kv->parent_hash);
     for (int32_t b = 0; b < (int32_t)total_blocks; b++) {
         kv->blk[b] = (evict_block){.parent = NIL, .last_access_ns = now};
         queue_push_tail(kv, b);
@@ -438,8 +441,7 @@ kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix
     size_t slots = 16;
     while (slots < 2 * (size_t)total_blocks)
         slots *= 2;
-    kv->keys = sim_xcalloc(slots, sizeof *kv->keys);
-    kv->vals = sim_xmalloc(slots * sizeof *kv->vals);
+    kv->slots = sim_xcalloc(slots, sizeof *kv->slots);
     kv->mask = slots - 1;
     kv->plan_ref = sim_xmalloc((size_t)total_blocks * sizeof *kv->plan_ref);
     kv->plan_mark = sim_xcalloc((size_t)total_blocks, sizeof *kv->plan_mark);
@@ -458,8 +460,7 @@ void kv_destroy(kv_cache *kv)
     free(kv->cost_memo);
     for (int32_t t = 0; t < kv->n_tiers; t++)
         kv_tier_destroy(kv->tier[t]);
-    free(kv->keys);
-    free(kv->vals);
+    free(kv->slots);
     free(kv->plan_ref);
     free(kv->plan_mark);
     free(kv);
@@ -509,6 +510,12 @@ int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
     if (ops->init(&setup, params, path, &kv->ev_state, err))
         return -1;
     kv->ev = ops;
+    free(kv->link);   /* the policy keeps the free set */
+    kv->link = NULL;
+    if (ops->update) {   /* only tree-aware policies pay for the tree */
+        kv->tree = true;
+        kv->parent_hash = sim_xcalloc((size_t)kv->total, sizeof *kv->parent_hash);
+    }
     kv->ev_view = (evict_view){.now = kv->last_change_ns, .blocks = kv->blk,
                                .n_blocks = (int32_t)kv->total,
                                .block_size_tokens = kv->block_tokens,
@@ -839,7 +846,13 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
     if (!kv->identity)
         return;
     int32_t full = r->computed_tokens / kv->block_tokens;
+    if (full > k->n_registered)
+        block_hash(kv, k, full - 1);   /* every hash, then the lookups overlapped */
     for (int32_t i = k->n_registered; i < full; i++) {
+        if (i + 8 < full) {   /* scattered blocks and slots: fetch ahead */
+            __builtin_prefetch(&kv->blk[k->table[i + 8]], 1);
+            __builtin_prefetch(&kv->slots[slot_of(kv, k->hash[i + 8])], 1);
+        }
         int32_t b = k->table[i];
         if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b)) {
             evict_block *x = &kv->blk[b];
@@ -847,7 +860,7 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
             if (kv->n_tiers)
                 write_through(kv, x->hash);
             x->depth = i;
-            if (kv->ev && i > 0 && (x->parent = table_find(kv, k->hash[i - 1])) != NIL) {
+            if (kv->tree && i > 0 && (x->parent = table_find(kv, k->hash[i - 1])) != NIL) {
                 kv->parent_hash[b] = k->hash[i - 1];
                 child_count(kv, x->parent, +1);
             }

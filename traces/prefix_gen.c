@@ -72,7 +72,8 @@ static void ids_share(prefix_gen *g, id_list *l, const id_list *s)
     if (whole > s->n)
         whole = s->n;
     ids_reserve(l, whole);
-    memcpy(l->v, s->v, (size_t)whole * sizeof *l->v);
+    if (whole > 0)
+        memcpy(l->v, s->v, (size_t)whole * sizeof *l->v);
     l->n = whole;
 }
 
@@ -277,7 +278,8 @@ static void next_turn(prefix_gen *g, wl_request *out, gsl_rng *rng)
     emit(g, out, (int32_t)(prompt + answer));
     /* The session's context is now this whole exchange. */
     ids_reserve(ses, g->out.n);
-    memcpy(ses->v, g->out.v, (size_t)g->out.n * sizeof *ses->v);
+    if (g->out.n > 0)
+        memcpy(ses->v, g->out.v, (size_t)g->out.n * sizeof *ses->v);
     ses->n = g->out.n;
     ses->tokens = (int32_t)(prompt + answer);
     if (gsl_rng_uniform(rng) < g->p_new) {   /* it ends after this turn */
@@ -298,7 +300,8 @@ void prefix_gen_next(prefix_gen *g, wl_request *out, gsl_rng *rng)
         shared = &g->prompts[draw(g->cdf, g->n_prompts, rng)];
         g->out.n = 0;
         ids_reserve(&g->out, shared->n);
-        memcpy(g->out.v, shared->v, (size_t)shared->n * sizeof *shared->v);
+        if (shared->n > 0)
+            memcpy(g->out.v, shared->v, (size_t)shared->n * sizeof *shared->v);
         g->out.n = shared->n;
         out->input_tokens = shared->tokens;
         emit(g, out, shared->tokens);
