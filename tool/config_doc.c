@@ -81,7 +81,6 @@ static const cfgdoc_text texts[] = {
     {"cluster.pools[].moe.placement", "the expert-placement policy"},
     {"cluster.pools[].moe.placement.name", "expert-placement policy: static or eplb"},
     {"cluster.pools[].moe.placement.params", "the placement policy's parameters"},
-    {"cluster.pools[].moe.placement.params.*", "a parameter of the placement policy"},
     {"cluster.pools[].moe.offload", "expert offloading's prefetch, precision and cache"},
     {"cluster.pools[].moe.offload.prefetch_accuracy",
      "probability a missed expert was prefetched during the layer before"},
