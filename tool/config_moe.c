@@ -15,7 +15,7 @@
 #include "policies/registry.h"
 #include "sim/jsoncfg.h"
 
-int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
+static int parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
 {
     static const char *const keys[] = {"routing", "placement", "offload", NULL};
     static const char *const okeys[] = {"prefetch_accuracy", "low_precision_gate",
@@ -84,4 +84,20 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
     if (!(p->moe.placement.ops = place_policy_find(name, name_path, err)))
         return -1;
     return 0;
+}
+
+int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
+{
+    /* A dense model without a moe section takes the defaults from a scratch
+     * object: writing them into the pool's config would make the effective
+     * config (reread by sweeps and results files) name a moe section that a
+     * dense model refuses. */
+    if (!p->model.experts && !cJSON_GetObjectItemCaseSensitive(pj, "moe")) {
+        cJSON *scratch = cJSON_CreateObject();
+        SIM_ASSERT(scratch != NULL);
+        int rc = parse_moe(scratch, path, p, err);
+        cJSON_Delete(scratch);
+        return rc;
+    }
+    return parse_moe(pj, path, p, err);
 }
