@@ -76,6 +76,9 @@ typedef struct batch_shape {
      * prefill runs a prompt through one group of layers per iteration);
      * 0 means all. Decode tokens always pass through every layer. */
     int32_t prefill_layers;
+    /* Speculative decoding: logits the verification chunks need beyond one
+     * per sequence (a chunk of 1 + d tokens samples at all of them). */
+    int32_t spec_sampled;
 } batch_shape;
 
 /* Per-layer operators appear once per stretch of identical layers: up to

@@ -10,7 +10,9 @@
 #define ORDER(name) extern const order_policy_ops order_##name;
 #define ROUTE(name) extern const route_policy_ops route_##name;
 #define CONTROL(name) extern const control_policy_ops control_##name;
+#define SPEC(name) extern const spec_policy_ops spec_##name;
 #include "policies/list.def"
+#undef SPEC
 #undef BATCH
 #undef ORDER
 #undef ROUTE
@@ -18,6 +20,7 @@
 
 /* One table per family: its own entries, the others' lines expand to
  * nothing. */
+#define SPEC NONE
 #define BATCH(name) &batch_##name,
 #define ORDER NONE
 #define ROUTE NONE
@@ -49,6 +52,15 @@ const route_policy_ops *const route_policies[] = {
 const control_policy_ops *const control_policies[] = {
 #include "policies/list.def"
     NULL};
+#undef CONTROL
+#undef SPEC
+
+#define CONTROL NONE
+#define SPEC(name) &spec_##name,
+const spec_policy_ops *const spec_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef SPEC
 #undef BATCH
 #undef ORDER
 #undef ROUTE
@@ -76,4 +88,9 @@ const control_policy_ops *control_policy_find(const char *name, const char *path
                                               sim_err *err)
 {
     return SIM_REGISTRY_FIND(control_policies, name, "controller", path, err);
+}
+
+const spec_policy_ops *spec_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(spec_policies, name, "speculative-decoding policy", path, err);
 }

@@ -8,12 +8,14 @@
 #include "api/order.h"
 #include "api/control.h"
 #include "api/route.h"
+#include "api/spec.h"
 
 /* NULL-terminated tables, in policies/list.def order. */
 extern const batch_policy_ops *const batch_policies[];
 extern const order_policy_ops *const order_policies[];
 extern const route_policy_ops *const route_policies[];
 extern const control_policy_ops *const control_policies[];
+extern const spec_policy_ops *const spec_policies[];
 
 /* The policy named `name`, or NULL with "<path>: unknown <family> policy
  * "<name>"; expected one of: ..." in err. */
@@ -25,5 +27,6 @@ const route_policy_ops *route_policy_find(const char *name, const char *path,
                                           sim_err *err);
 const control_policy_ops *control_policy_find(const char *name, const char *path,
                                               sim_err *err);
+const spec_policy_ops *spec_policy_find(const char *name, const char *path, sim_err *err);
 
 #endif

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "serve/req.h"
+#include "serve/spec.h"
 
 struct instance {
     int32_t index, pool;
@@ -49,6 +50,7 @@ struct instance {
     const order_policy_ops *order;
     void *order_state;
     cost_model *cost;
+    spec *spec;              /* speculative decoding; NULL when off */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -183,6 +185,13 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         return NULL;
     }
     inst->idle_w = cost_idle_power_w(inst->cost);
+    if (ps->spec.method != SPEC_OFF &&
+        !(inst->spec = spec_create(&ps->spec, ps->cost_name, ps->cost_params, ps->cost_path,
+                                   cost_model_setup(inst->cost), inst->cost,
+                                   sim_engine_seed(eng), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
     return inst;
 }
 
@@ -195,6 +204,7 @@ void instance_destroy(instance *inst)
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
     kv_destroy(inst->kv);
+    spec_destroy(inst->spec);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -402,7 +412,12 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
                 shape->prefill_layers = layers;
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
-        if (req_is_decode(r) && !layers)
+        int32_t d = inst->spec ? spec_item_drafts(inst->spec, i) : 0;
+        if (d > 0) {   /* speculative verification: 1 + d query tokens */
+            inst->prefill[shape->n_prefill++] = (batch_seq){q + d, r->computed_tokens};
+            shape->spec_sampled += d;
+            tokens += d;
+        } else if (req_is_decode(r) && !layers)
             shape->decode_ctx_sum += r->computed_tokens, shape->n_decode++;
         else
             inst->prefill[shape->n_prefill++] = (batch_seq){q, r->computed_tokens};
@@ -485,6 +500,8 @@ static void step(instance *inst)
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
+    if (inst->spec)
+        spec_plan(inst->spec, &view, &inst->plan);
 
     apply_preemptions(inst, now);
     batch_shape shape;
@@ -494,6 +511,8 @@ static void step(instance *inst)
     update_view(inst);
 
     cost_iteration(inst->cost, &shape, &inst->cost_now);
+    if (inst->spec)
+        spec_add_cost(inst->spec, &shape, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
@@ -604,6 +623,16 @@ static void finish_iteration(instance *inst, sim_time_ns now)
             if (r->layers_done < inst->setup.model_layers)
                 continue;
             r->layers_done = 0;
+        }
+        if (inst->spec && spec_item_drafts(inst->spec, i)) {
+            /* Verified: the pending token and the accepted drafts are
+             * computed, and the accepted drafts emitted with the bonus
+             * token (emit_token below adds that one). */
+            int32_t d = spec_item_drafts(inst->spec, i);
+            int32_t a = spec_accept_drafts(inst->spec, r, d);
+            r->energy_j += energy_per_token * d;
+            r->generated_tokens += a;
+            q += a;
         }
         r->computed_tokens += q;
         if (inst->ps->prefix_caching)
@@ -792,6 +821,8 @@ void instance_get_stats(const instance *inst, instance_stats *out)
     *out = inst->stats;
     out->n_waiting = n_queued(inst);
     out->n_running = inst->n_running;
+    if (inst->spec)
+        spec_get_stats(inst->spec, &out->spec);
 }
 
 const kv_cache *instance_kv(const instance *inst) { return inst->kv; }

@@ -123,6 +123,7 @@ typedef struct instance_stats {
     sim_time_ns state_ns[INST_STATE_COUNT];   /* time in each state */
     uint64_t completed;              /* requests that finished here */
     uint64_t moved_in;               /* requests moved here from elsewhere */
+    spec_stats spec;                 /* speculative decoding (zero when off) */
     int32_t n_waiting, n_running;
 } instance_stats;
 

@@ -6,6 +6,7 @@
 
 #include "models/cost.h"
 #include "api/request.h"
+#include "serve/spec.h"
 #include "sim/hist.h"
 
 /* One finished request. Times are simulated ns from the run's start. */
@@ -66,6 +67,16 @@ typedef struct run_summary {
     double kv_peak_fraction;   /* max over instances */
     double kv_mean_fraction;   /* time-weighted, mean over instances */
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
+    /* Speculative decoding (serve/spec.h; zero when off), vLLM's names:
+     * drafts are verification steps that drafted, acceptance rate is
+     * accepted / draft tokens, mean acceptance length 1 + accepted / drafts,
+     * position rates accepted-at-position-i / drafts; wasted tokens are
+     * rejected drafts the target verified; time shares are of busy time. */
+    uint64_t spec_drafts, spec_draft_tokens, spec_accepted_tokens, spec_wasted_tokens;
+    double spec_acceptance_rate, spec_mean_acceptance_length;
+    double spec_position_rate[SPEC_POS_METRICS];
+    double spec_draft_time_s, spec_verify_time_s, spec_draft_share, spec_verify_share;
+    uint64_t spec_lookahead_blocks;   /* lookahead blocks reserved, summed over steps */
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     double wall_s;
     double peak_rss_mb;

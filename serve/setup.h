@@ -12,6 +12,7 @@
 #include "api/order.h"
 #include "api/route.h"
 #include "models/cost.h"
+#include "serve/spec.h"
 
 /* What happens to a preempted request's KV. */
 typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
@@ -85,6 +86,7 @@ typedef struct pool_setup {
     swap_setup swap;              /* host_blocks and the byte figures derived */
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
     lifecycle_setup lifecycle;
+    spec_setup spec;              /* speculative decoding (serve/spec.h); off: SPEC_OFF */
 } pool_setup;
 
 /* Where instances sit and how they are linked (serve/net.h): instances fill

@@ -32,5 +32,6 @@ const suite_fn test_suites[] = {
     sweep_suite,
     capacity_suite,
     net_suite,
+    spec_suite,
     NULL,
 };

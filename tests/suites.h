@@ -41,4 +41,6 @@ Suite *sweep_suite(void);
 Suite *capacity_suite(void);
 Suite *net_suite(void);
 
+Suite *spec_suite(void);
+
 #endif

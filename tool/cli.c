@@ -90,6 +90,13 @@ static void print_summary(const run_config *cfg, const run_summary *s,
         printf("  preemption cost        %llu tokens recomputed, %.2f GB swapped out, "
                "%.2f GB in, %.3f s added\n", (unsigned long long)s->recomputed_tokens,
                s->swap_out_bytes / 1e9, s->swap_in_bytes / 1e9, s->swap_time_s);
+    if (s->spec_drafts)
+        printf("  speculative decoding   %llu drafts, %llu draft tokens, acceptance rate "
+               "%.3f, mean acceptance length %.2f; draft %.1f%%, verify %.1f%% of busy "
+               "time\n", (unsigned long long)s->spec_drafts,
+               (unsigned long long)s->spec_draft_tokens, s->spec_acceptance_rate,
+               s->spec_mean_acceptance_length, 100 * s->spec_draft_share,
+               100 * s->spec_verify_share);
     printf("  GPU busy               %.1f%%; KV use peak %.1f%%, mean %.1f%%\n",
            100 * s->gpu_busy_fraction, 100 * s->kv_peak_fraction,
            100 * s->kv_mean_fraction);
