@@ -46,6 +46,8 @@ typedef struct pool {
     const pool_setup *ps;
     cost_setup cost_in;
     cost_model *cost;          /* one for all its instances: they price alike */
+    cost_setup draft_in;       /* speculative decoding's drafter (serve/spec.h) */
+    cost_model *draft_cost;    /* NULL unless the pool drafts with a model */
     void *route_state;
     int32_t *members;          /* every instance it has had, in creation order */
     int32_t n_members;
@@ -568,6 +570,7 @@ static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
         .pool = k,
         .ps = p->ps,
         .cost = p->cost,
+        .draft_cost = p->draft_cost,
         .order_seed = sim_stream_seed(c->cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
         .metrics = &c->metrics,
         .view = &c->views[i],
@@ -870,7 +873,9 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
                                   .iteration_overhead_ns = ps->iteration_overhead_ns};
         p->cost = cost_model_create(ps->cost_name, &p->cost_in, ps->cost_params, ps->cost_path,
                                     err);
-        if (!p->cost)
+        if (!p->cost || spec_draft_cost_create(&ps->spec, ps->cost_name, ps->cost_params,
+                                               ps->cost_path, &p->cost_in, &p->draft_in,
+                                               &p->draft_cost, err))
             goto fail;
         p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
         p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
@@ -912,6 +917,7 @@ void cluster_destroy(cluster *c)
         free(p->members);
         free(p->active);
         cost_model_destroy(p->cost);
+        cost_model_destroy(p->draft_cost);
     }
     free(c->pools);
     free(c->pool_views);

@@ -186,9 +186,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     }
     inst->idle_w = cost_idle_power_w(inst->cost);
     if (ps->spec.method != SPEC_OFF &&
-        !(inst->spec = spec_create(&ps->spec, ps->cost_name, ps->cost_params, ps->cost_path,
-                                   cost_model_setup(inst->cost), inst->cost,
-                                   sim_engine_seed(eng), err))) {
+        !(inst->spec = spec_create(&ps->spec, cost_model_setup(inst->cost), inst->cost,
+                                   s->draft_cost, sim_engine_seed(eng), err))) {
         instance_destroy(inst);
         return NULL;
     }

@@ -63,6 +63,7 @@ typedef struct instance_setup {
     int32_t pool;
     const pool_setup *ps;
     cost_model *cost;             /* the pool's, shared by its instances (borrowed) */
+    cost_model *draft_cost;       /* the pool's drafter's (serve/spec.h), or NULL */
     uint64_t order_seed;
     metrics *metrics;
     inst_view *view;              /* kept current for policies; must not move */

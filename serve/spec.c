@@ -26,9 +26,12 @@
  * Each draft pass also costs draft_step_us of CPU/launch time (0 unless
  * configured), with the GPUs idle.
  *
- * Draws. A taus2 generator, reseeded for every draw from a hash of (run
- * seed, request id, tokens generated, purpose): O(1), no per-request
- * state, and independent of everything the batch does. */
+ * Draws. Every draw is keyed by (run seed, request id, tokens generated,
+ * purpose): the i-th position's uniform is a hash of that key and i (a
+ * counter-based stream, like order_sjf_predicted's), and a Beta model's
+ * per-request rate comes from a GSL taus2 generator seeded from (run seed,
+ * request id). O(1), no per-request state, and independent of everything
+ * the batch does. */
 #include "serve/spec.h"
 #include "serve/metrics.h"
 
@@ -296,7 +299,7 @@ void spec_summarize(const spec_stats *st, double busy_ns, run_summary *out)
 struct spec {
     const spec_setup *s;
     cost_model *target;        /* borrowed */
-    cost_model *draft;         /* owned; NULL for ngram */
+    cost_model *draft;         /* borrowed (the pool's); NULL for ngram */
     par_layout par;
     double idle_w;
     uint64_t seed;
@@ -319,9 +322,24 @@ struct spec {
     int64_t base_ctx;
 };
 
-spec *spec_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
-                  const char *cost_path, const cost_setup *target_cost, cost_model *target,
-                  uint64_t seed, sim_err *err)
+int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
+                           const char *cost_path, const cost_setup *target_cost,
+                           cost_setup *draft_setup, cost_model **out, sim_err *err)
+{
+    *out = NULL;
+    if (s->method == SPEC_OFF || s->method == SPEC_NGRAM)
+        return 0;
+    *draft_setup = *target_cost;
+    if (model_based(s->method))
+        draft_setup->model = &s->draft;
+    draft_setup->engine = NULL;   /* drafts run in the engine's step: no CPU model of their own */
+    draft_setup->iteration_overhead_ns = 0;
+    *out = cost_model_create(cost_name, draft_setup, cost_params, cost_path, err);
+    return *out ? 0 : -1;
+}
+
+spec *spec_create(const spec_setup *s, const cost_setup *target_cost, cost_model *target,
+                  cost_model *draft, uint64_t seed, sim_err *err)
 {
     SIM_ASSERT(s->method != SPEC_OFF && s->policy);
     spec *sp = sim_xcalloc(1, sizeof *sp);
@@ -337,15 +355,8 @@ spec *spec_create(const spec_setup *s, const char *cost_name, const cJSON *cost_
         sp->cond[i] = prev > 0 ? s->per_position[i] / prev : 0;
         prev = s->per_position[i];
     }
-    if (s->method != SPEC_NGRAM) {
-        cost_setup ds = *target_cost;
-        if (model_based(s->method))
-            ds.model = &s->draft;
-        ds.engine = NULL;   /* drafts run in the engine's step: no CPU model of their own */
-        ds.iteration_overhead_ns = 0;
-        if (!(sp->draft = cost_model_create(cost_name, &ds, cost_params, cost_path, err)))
-            goto fail;
-    }
+    sp->draft = draft;
+    SIM_ASSERT(draft || s->method == SPEC_NGRAM);
     if (s->policy->init(s->k, s->policy_params, s->policy_path, &sp->policy_state, err))
         goto fail;
     return sp;
@@ -360,7 +371,6 @@ void spec_destroy(spec *sp)
         return;
     if (sp->policy_state && sp->s->policy->destroy)
         sp->s->policy->destroy(sp->policy_state);
-    cost_model_destroy(sp->draft);
     gsl_rng_free(sp->rng);
     free(sp->drafts);
     free(sp->cand);
@@ -389,20 +399,33 @@ static void reseed(spec *sp, uint64_t id, int64_t generated, uint64_t purpose)
 
 enum { DRAW_ACCEPT = 1, DRAW_ALPHA = 2, DRAW_MATCH = 3 };
 
+/* The key of a counter-based stream (hashed like reseed's seed), and its
+ * i-th uniform in [0, 1): the per-position draws of the common models need
+ * no generator state. */
+static uint64_t stream_key(const spec *sp, uint64_t id, int64_t generated, uint64_t purpose)
+{
+    return mix64(sp->seed ^ mix64(id ^ mix64((uint64_t)generated ^ (purpose << 56))));
+}
+
+static double uniform_at(uint64_t key, uint64_t i)
+{
+    return (double)(mix64(key + i) >> 11) * 0x1.0p-53;
+}
+
 int32_t spec_draw(spec *sp, uint64_t id, int32_t generated, int32_t d)
 {
     const spec_setup *s = sp->s;
     SIM_ASSERT(d >= 0 && d <= s->k);
     double alpha = s->alpha;
-    if (s->accept == SPEC_ACCEPT_BETA) {
+    if (s->accept == SPEC_ACCEPT_BETA) {   /* the request's own rate, from a GSL Beta draw */
         reseed(sp, id, -1, DRAW_ALPHA);
         alpha = gsl_ran_beta(sp->rng, s->beta_a, s->beta_b);
     }
-    reseed(sp, id, generated, DRAW_ACCEPT);
+    uint64_t key = stream_key(sp, id, generated, DRAW_ACCEPT);
     int32_t a = 0;
     while (a < d) {
         double p = s->accept == SPEC_ACCEPT_PER_POSITION ? sp->cond[a] : alpha;
-        if (gsl_rng_uniform(sp->rng) >= p)
+        if (uniform_at(key, (uint64_t)a) >= p)
             break;
         a++;
     }
@@ -414,8 +437,8 @@ static bool ngram_match(spec *sp, const serve_req *r)
 {
     if (sp->s->match_rate >= 1)
         return true;
-    reseed(sp, r->id, r->generated_tokens, DRAW_MATCH);
-    return gsl_rng_uniform(sp->rng) < sp->s->match_rate;
+    return uniform_at(stream_key(sp, r->id, r->generated_tokens, DRAW_MATCH), 0) <
+           sp->s->match_rate;
 }
 
 int32_t spec_accept_drafts(spec *sp, const serve_req *r, int32_t d)
@@ -473,16 +496,32 @@ static void draft_cost(spec *sp, const batch_seq *chunks, int32_t n_chunks, cost
         cost_iteration(sp->draft, &b, &c);
         add_result(out, &c);
         passes++;
-        for (int32_t j = 1; j < dmax; j++) {
+        /* Steps j = 1 .. dmax-1 run the sequences drafting more than j.
+         * Between two distinct draft counts that set is the same, and its
+         * steps differ only in their context (j more tokens each); a step's
+         * cost is affine in the context (weights read once, KV bytes and
+         * attention FLOPs per context token), so the run of steps is
+         * priced once at its mean context, times its length: one pricing
+         * per distinct draft count rather than one per step. */
+        int32_t j = 1;
+        while (j < dmax) {
+            int32_t next = j + 1;   /* the run ends where the next count drops out */
+            while (next < dmax && !sp->cnt[next])
+                next++;
+            int32_t steps = next - j;
             b = (batch_shape){0};
             double ctx = 0;
-            for (int32_t d = j + 1; d <= dmax; d++)
-                b.n_decode += sp->cnt[d], ctx += sp->ctx[d] + (double)sp->cnt[d] * j;
-            b.decode_ctx_sum = (int64_t)ctx;
+            for (int32_t d = next; d <= dmax; d++)
+                b.n_decode += sp->cnt[d], ctx += sp->ctx[d];
+            ctx += (double)b.n_decode * (j + next - 1) / 2.0;   /* mean step's extra */
+            b.decode_ctx_sum = (int64_t)llround(ctx);
             b.n_sampled = b.n_decode;
             cost_iteration(sp->draft, &b, &c);
+            c.latency_ns *= steps, c.energy_j *= steps;
+            c.weight_bytes *= steps, c.kv_bytes *= steps;
             add_result(out, &c);
-            passes++;
+            passes += steps;
+            j = next;
         }
     } else if (s->method == SPEC_MEDUSA && n_seq) {
         const llm_model *m = cost_model_setup(sp->draft)->model;
@@ -665,9 +704,10 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
         v->kv->free_blocks -= extra;   /* the ledger's public count (api/batch.h) */
         if (want > hold)
             it->reserve = want;
-        if (s->lookahead && want > 1 + d)
-            sp->st.lookahead_blocks += (uint64_t)(kv_need(v, r, want) -
-                                                  kv_need(v, r, 1 + d));
+        if (s->lookahead && want > 1 + d) {   /* the blocks the lookahead adds */
+            int64_t b = v->setup->block_size_tokens, c = r->computed_tokens;
+            sp->st.lookahead_blocks += (uint64_t)((c + want + b - 1) / b - (c + 1 + d + b - 1) / b);
+        }
         budget -= d;
         sp->drafts[sp->cand_item[c]] = d;
         sp->cnt[d]++;

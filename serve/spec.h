@@ -20,8 +20,10 @@
  * EAGLE/MTP layers' share) are taken from the KV budget at configuration.
  *
  * Determinism: the draws of request r at the step where it has generated g
- * tokens come from a GSL generator seeded from (run seed, r's id, g): the
- * batch it runs in, the instance, preemptions and moves never change them. */
+ * tokens come from a stream keyed by (run seed, r's id, g), and a Beta
+ * model's per-request rate from a GSL generator seeded from (run seed, r's
+ * id): the batch it runs in, the instance, preemptions and moves never
+ * change them. */
 #ifndef SERVE_SPEC_H
 #define SERVE_SPEC_H
 
@@ -112,11 +114,18 @@ void spec_summarize(const spec_stats *st, double busy_ns, struct run_summary *ou
 
 typedef struct spec spec;
 
-/* The cost model prices the drafter like the target (cost_name, params);
- * seed is the run's. NULL with err on failure. */
-spec *spec_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
-                  const char *cost_path, const cost_setup *target_cost, cost_model *target,
-                  uint64_t seed, sim_err *err);
+/* The drafter's cost model, one per pool (its instances share it, as they
+ * share the target's): priced like the target (cost_name, params), on the
+ * drafter as a model (medusa: the target's). *out is NULL for ngram and
+ * speculation off. draft_setup must outlive *out (it is borrowed). */
+int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
+                           const char *cost_path, const cost_setup *target_cost,
+                           cost_setup *draft_setup, cost_model **out, sim_err *err);
+/* The runtime of one instance: target and drafter cost models borrowed
+ * (draft: from spec_draft_cost_create); seed is the run's. NULL with err
+ * on failure (the policy's params). */
+spec *spec_create(const spec_setup *s, const cost_setup *target_cost, cost_model *target,
+                  cost_model *draft, uint64_t seed, sim_err *err);
 void spec_destroy(spec *sp);   /* NULL is a no-op */
 
 /* After the batch policy formed `plan`: picks each decoding item's drafts

@@ -70,7 +70,7 @@ static void fixture_init(fixture *f, spec_accept accept, double alpha, int32_t k
                         .policy_params = f->params};
     for (int i = 0; i < k; i++)   /* P(a >= i+1): 0.9, 0.72, 0.504, ... */
         f->s.per_position[i] = (i ? f->s.per_position[i - 1] : 1) * (0.9 - 0.1 * i);
-    f->sp = spec_create(&f->s, "roofline", NULL, "$.cost", &f->cs, f->cm, 7, &err);
+    f->sp = spec_create(&f->s, &f->cs, f->cm, NULL, 7, &err);
     ck_assert_msg(f->sp, "%s", err.msg);
 }
 
