@@ -31,6 +31,10 @@ done
 for png in batch_policies_tradeoff batch_policies_energy; do
     check_png "$dir/batch/$png.png"
 done
+# The speculative-decoding figure needs its own sweep (105 small points, a few seconds).
+./servesim sweep experiments/spec_decode.json --out "$dir/spec.h5" --quiet || exit 1
+"$PYTHON" plots/spec_decode.py "$dir/spec.h5" --out "$dir/spec" >/dev/null
+check_png "$dir/spec/spec_decode_speedup.png"
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null
 check_png "$dir/run/timeline.png"
