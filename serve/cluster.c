@@ -1063,10 +1063,12 @@ void cluster_summarize(const cluster *c, run_summary *s)
     s->events = sim_events_run(c->eng) - c->housekeeping_events;   /* the run's own */
     double busy_ns = 0, up_ns = 0, kv_mean = 0, processed_tokens = 0;
     spec_stats spec = {0};
+    lora_stats lora = {0};
     for (int32_t i = 0; i < c->n_inst; i++) {
         instance_stats st;
         instance_get_stats(c->slots[i].inst, &st);
         spec_stats_add(&spec, &st.spec);
+        lora_stats_add(&lora, &st.lora);
         const kv_cache *kv = instance_kv(c->slots[i].inst);
         int32_t gpus = par_gpus(&c->pools[c->views[i].pool].ps->par);
         s->iterations += st.iterations;
@@ -1100,6 +1102,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
     if (processed_tokens > 0)
         s->energy_per_token_j = s->energy_j / processed_tokens;
     spec_summarize(&spec, busy_ns, s);
+    lora_summarize(&lora, s);
 }
 
 void cluster_workload_note(const cluster *c, char *buf, size_t size)

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "serve/req.h"
+#include "serve/lora.h"
 #include "serve/spec.h"
 
 struct instance {
@@ -51,6 +52,8 @@ struct instance {
     void *order_state;
     cost_model *cost;
     spec *spec;              /* speculative decoding; NULL when off */
+    lora *lora;              /* multi-LoRA; NULL when off */
+    sim_time_ns lora_load_ns;   /* this iteration's adapter loads */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -191,6 +194,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
+    if (ps->lora.on)
+        inst->lora = lora_create(&ps->lora, &ps->gpu, inst->cost, sim_engine_seed(eng));
     return inst;
 }
 
@@ -204,6 +209,7 @@ void instance_destroy(instance *inst)
         inst->order->destroy(inst->order_state);
     kv_destroy(inst->kv);
     spec_destroy(inst->spec);
+    lora_destroy(inst->lora);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -499,6 +505,8 @@ static void step(instance *inst)
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
+    if (inst->lora)
+        inst->lora_load_ns = lora_plan(inst->lora, &view, &inst->plan);
     if (inst->spec)
         spec_plan(inst->spec, &view, &inst->plan);
 
@@ -512,6 +520,11 @@ static void step(instance *inst)
     cost_iteration(inst->cost, &shape, &inst->cost_now);
     if (inst->spec)
         spec_add_cost(inst->spec, &shape, &inst->cost_now);
+    if (inst->lora) {   /* the LoRA operators, and the loads the iteration waits for */
+        lora_add_cost(inst->lora, inst->iter_tokens, &inst->cost_now);
+        inst->cost_now.latency_ns += inst->lora_load_ns;
+        inst->cost_now.energy_j += inst->idle_w * (double)inst->lora_load_ns / 1e9;
+    }
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
@@ -822,7 +835,11 @@ void instance_get_stats(const instance *inst, instance_stats *out)
     out->n_running = inst->n_running;
     if (inst->spec)
         spec_get_stats(inst->spec, &out->spec);
+    if (inst->lora)
+        lora_get_stats(inst->lora, &out->lora);
 }
+
+const lora *instance_lora(const instance *inst) { return inst->lora; }
 
 const kv_cache *instance_kv(const instance *inst) { return inst->kv; }
 double instance_idle_power_w(const instance *inst) { return inst->idle_w; }

@@ -125,11 +125,14 @@ typedef struct instance_stats {
     uint64_t completed;              /* requests that finished here */
     uint64_t moved_in;               /* requests moved here from elsewhere */
     spec_stats spec;                 /* speculative decoding (zero when off) */
+    lora_stats lora;                 /* multi-LoRA (zero when off) */
     int32_t n_waiting, n_running;
 } instance_stats;
 
 void instance_get_stats(const instance *inst, instance_stats *out);
 const kv_cache *instance_kv(const instance *inst);
+/* Its multi-LoRA runtime, or NULL when off. */
+const struct lora *instance_lora(const instance *inst);
 /* Power of the instance's GPUs with no work, from its cost model. */
 double instance_idle_power_w(const instance *inst);
 /* Its waiting queue (front first) and running set (admission order). */

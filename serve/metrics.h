@@ -77,6 +77,13 @@ typedef struct run_summary {
     double spec_position_rate[SPEC_POS_METRICS];
     double spec_draft_time_s, spec_verify_time_s, spec_draft_share, spec_verify_share;
     uint64_t spec_lookahead_blocks;   /* lookahead blocks reserved, summed over steps */
+    /* Multi-LoRA (serve/lora.h; zero when off): adapter loads into GPU
+     * slots (of those, from storage), GPU slot evictions, waiting requests
+     * left out of a plan by max_loras, batch adapters found in a GPU slot,
+     * mean distinct adapters per batch, iteration time added by loads and
+     * by the LoRA operators. */
+    uint64_t lora_loads, lora_storage_loads, lora_evictions, lora_skipped;
+    double lora_gpu_hit_ratio, lora_adapters_per_batch, lora_load_time_s, lora_op_time_s;
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     double wall_s;
     double peak_rss_mb;

@@ -12,6 +12,7 @@
 #include "api/order.h"
 #include "api/route.h"
 #include "models/cost.h"
+#include "serve/lora.h"
 #include "serve/spec.h"
 
 /* What happens to a preempted request's KV. */
@@ -87,6 +88,7 @@ typedef struct pool_setup {
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
     lifecycle_setup lifecycle;
     spec_setup spec;              /* speculative decoding (serve/spec.h); off: SPEC_OFF */
+    lora_setup lora;              /* multi-LoRA (serve/lora.h); off: !lora.on */
 } pool_setup;
 
 /* Where instances sit and how they are linked (serve/net.h): instances fill

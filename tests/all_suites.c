@@ -33,5 +33,6 @@ const suite_fn test_suites[] = {
     capacity_suite,
     net_suite,
     spec_suite,
+    lora_suite,
     NULL,
 };

@@ -42,5 +42,6 @@ Suite *capacity_suite(void);
 Suite *net_suite(void);
 
 Suite *spec_suite(void);
+Suite *lora_suite(void);
 
 #endif

@@ -90,6 +90,13 @@ static void print_summary(const run_config *cfg, const run_summary *s,
         printf("  preemption cost        %llu tokens recomputed, %.2f GB swapped out, "
                "%.2f GB in, %.3f s added\n", (unsigned long long)s->recomputed_tokens,
                s->swap_out_bytes / 1e9, s->swap_in_bytes / 1e9, s->swap_time_s);
+    if (s->lora_adapters_per_batch > 0)
+        printf("  multi-LoRA             %.2f adapters per batch, GPU hit ratio %.3f, %llu loads "
+               "(%llu from storage), %.3f s of loads, %.3f s of LoRA operators, %llu "
+               "requests held back by max_loras\n", s->lora_adapters_per_batch,
+               s->lora_gpu_hit_ratio, (unsigned long long)s->lora_loads,
+               (unsigned long long)s->lora_storage_loads, s->lora_load_time_s,
+               s->lora_op_time_s, (unsigned long long)s->lora_skipped);
     if (s->spec_drafts)
         printf("  speculative decoding   %llu drafts, %llu draft tokens, acceptance rate "
                "%.3f, mean acceptance length %.2f; draft %.1f%%, verify %.1f%% of busy "

@@ -144,7 +144,7 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
-        "host_swap_gib", "prefix_caching", "speculative", NULL};
+        "host_swap_gib", "prefix_caching", "speculative", "lora", NULL};
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
@@ -196,6 +196,12 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
                            (int32_t)block, &p->batch.kv_total_blocks, err))
         return sim_err_prefix(err, "%s", path);
     if (parse_speculative(o, path, p, util, (int32_t)block, err))
+        return -1;
+    cJSON *lo = cJSON_GetObjectItemCaseSensitive(o, "lora");
+    char lpath[300];
+    snprintf(lpath, sizeof lpath, "%s.lora", path);
+    p->lora = (lora_setup){.on = false};
+    if (lo && lora_setup_parse(lo, lpath, m, &p->par, &p->lora, err))
         return -1;
     int64_t kv_tokens = p->batch.kv_total_blocks * block;
     if (kv_tokens < ctx)
