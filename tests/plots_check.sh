@@ -35,6 +35,9 @@ done
 ./servesim sweep experiments/spec_decode.json --out "$dir/spec.h5" --quiet || exit 1
 "$PYTHON" plots/spec_decode.py "$dir/spec.h5" --out "$dir/spec" >/dev/null
 check_png "$dir/spec/spec_decode_speedup.png"
+./servesim sweep experiments/lora_sweep.json --out "$dir/lora.h5" --quiet || exit 1
+"$PYTHON" plots/lora_sweep.py "$dir/lora.h5" --out "$dir/lora" >/dev/null
+check_png "$dir/lora/lora_sweep.png"
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null
 check_png "$dir/run/timeline.png"
