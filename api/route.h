@@ -31,6 +31,11 @@ struct route_view {
      * "precise" scorer. */
     int32_t (*cached_tokens)(const route_view *v, int32_t i, const serve_req *req);
     void *core;                  /* the core's, for cached_tokens */
+    /* Multi-LoRA: how ready instance i is to serve req's adapter, as
+     * llm-d's LoRA-affinity scorer grades it: 1 the adapter is in a GPU
+     * slot, 0.8 a slot is free (it loads without evicting), 0 it would
+     * evict another; 0 for every instance without LoRA. */
+    double (*lora_affinity)(const route_view *v, int32_t i, const serve_req *req);
 };
 
 typedef struct route_policy_ops {

@@ -247,13 +247,15 @@ static int32_t pick_pool(const cluster *c)
 }
 
 static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_req *r);
+static double route_lora_affinity(const route_view *v, int32_t i, const serve_req *r);
 
 static void route_to_instance(cluster *c, serve_req *r, int32_t k)
 {
     pool *p = &c->pools[k];
     route_view view = {.now = sim_now(c->eng), .inst = c->views, .n_instances = c->n_inst,
                        .candidates = p->active, .n_candidates = p->n_active,
-                       .cached_tokens = route_cached_tokens, .core = c};
+                       .cached_tokens = route_cached_tokens, .core = c,
+                       .lora_affinity = route_lora_affinity};
     int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
     bool ok = false;
     for (int32_t j = 0; j < p->n_active && !ok; j++)
@@ -804,6 +806,13 @@ static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_r
 {
     const cluster *c = v->core;
     return kv_peek_cached_tokens(instance_kv(c->slots[i].inst), r, &req_of(r)->kv);
+}
+
+static double route_lora_affinity(const route_view *v, int32_t i, const serve_req *r)
+{
+    const cluster *c = v->core;
+    const lora *l = instance_lora(c->slots[i].inst);
+    return l ? lora_affinity(l, r->id) : 0;
 }
 
 int32_t cluster_setup_max_context(const cluster_setup *cs)

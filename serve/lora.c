@@ -180,6 +180,13 @@ int32_t lora_adapter(const lora *l, uint64_t id)
 
 int32_t lora_max_batch_adapters(const lora *l) { return l->max_batch; }
 
+double lora_affinity(const lora *l, uint64_t id)
+{
+    if (l->gpu_used[lora_adapter(l, id)])
+        return 1;
+    return l->n_gpu < l->s->max_loras ? 0.8 : 0;
+}
+
 static bool in_batch(const lora *l, int32_t a) { return l->mark[a] == l->epoch; }
 
 static void add_to_batch(lora *l, int32_t a)

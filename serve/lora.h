@@ -74,6 +74,9 @@ void lora_destroy(lora *l);   /* NULL is a no-op */
 /* The adapter of request `id` (0 .. adapters-1): a Zipf draw keyed by
  * (run seed, id) alone. O(log adapters). */
 int32_t lora_adapter(const lora *l, uint64_t id);
+/* How ready the instance is for request id's adapter (llm-d's grades): 1
+ * in a GPU slot, 0.8 a slot is free, 0 a load would evict. */
+double lora_affinity(const lora *l, uint64_t id);
 /* The most distinct adapters any batch of this instance held. */
 int32_t lora_max_batch_adapters(const lora *l);
 

@@ -160,6 +160,27 @@ START_TEST(test_lora_popularity_and_sizes)
 }
 END_TEST
 
+/* LoRA-affinity routing sends requests where their adapter is resident:
+ * on four instances it loads fewer adapters and hits the GPU slots more
+ * often than round robin; without LoRA it routes by load alone. */
+START_TEST(test_lora_affinity_routing_loads_less)
+{
+    tu_run rr, aff;
+    const char *a[] = {LORA_SET(4, 40), "cluster.instances=4", "workload.arrival.rate_per_s=40",
+                       "policies.routing.name=round_robin", NULL};
+    const char *b[] = {LORA_SET(4, 40), "cluster.instances=4", "workload.arrival.rate_per_s=40",
+                       "policies.routing.name=lora_affinity", NULL};
+    tu_run_sets(a, &rr);
+    tu_run_sets(b, &aff);
+    ck_assert_uint_eq(aff.output_mismatches, 0);
+    ck_assert_uint_eq(aff.summary.completed, 200);
+    ck_assert_uint_lt(aff.summary.lora_loads, rr.summary.lora_loads);
+    ck_assert_double_gt(aff.summary.lora_gpu_hit_ratio, rr.summary.lora_gpu_hit_ratio);
+    tu_run_fini(&rr);
+    tu_run_fini(&aff);
+}
+END_TEST
+
 static void expect_error(const char *set, const char *needle)
 {
     cJSON *root = tu_base_config();
@@ -193,6 +214,7 @@ Suite *lora_suite(void)
     tcase_add_test(tc, test_lora_deterministic_and_off_by_default);
     tcase_add_test(tc, test_lora_popularity_and_sizes);
     tcase_add_test(tc, test_lora_config_errors);
+    tcase_add_test(tc, test_lora_affinity_routing_loads_less);
     suite_add_tcase(s, tc);
     return s;
 }
