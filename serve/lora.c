@@ -34,10 +34,11 @@
 int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_layout *par,
                      lora_setup *s, sim_err *err)
 {
-    static const char *const keys[] = {"adapters", "popularity_zipf", "rank", "modules",
+    static const char *const keys[] = {"adapters", "popularity_zipf", "rank", "ranks",
+                                       "padded", "modules",
                                        "max_loras", "max_cpu_loras", "storage_gbps",
                                        "storage_latency_ms", NULL};
-    int64_t n, rank, slots, cpu;
+    int64_t n, rank = 0, slots, cpu;
     double gbps, lat_ms;
     const char *modules;
     memset(s, 0, sizeof *s);
@@ -46,13 +47,38 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
     if (jcfg_check_keys(o, path, keys, err) ||
         jcfg_int(o, path, "adapters", INT64_MIN, 1, 1 << 20, &n, err) ||
         jcfg_num(o, path, "popularity_zipf", 1.0, 0, 10, &s->zipf_s, err) ||
-        jcfg_int(o, path, "rank", 16, 1, 1024, &rank, err) ||
+        (!cJSON_GetObjectItemCaseSensitive(o, "ranks") &&
+         jcfg_int(o, path, "rank", 16, 1, 1024, &rank, err)) ||
         jcfg_str(o, path, "modules", "all", &modules, err) ||
         jcfg_int(o, path, "max_loras", 1, 1, 1 << 20, &slots, err) ||
         jcfg_int(o, path, "max_cpu_loras", slots, slots, 1 << 20, &cpu, err) ||
         jcfg_num(o, path, "storage_gbps", 28, 1e-3, 1e6, &gbps, err) ||
-        jcfg_num(o, path, "storage_latency_ms", 0.1, 0, 1e6, &lat_ms, err))
+        jcfg_num(o, path, "storage_latency_ms", 0.1, 0, 1e6, &lat_ms, err) ||
+        jcfg_bool(o, path, "padded", 1, &s->padded, err))
         return -1;
+    cJSON *ranks = cJSON_GetObjectItemCaseSensitive(o, "ranks");
+    if (!ranks) {
+        s->ranks[0] = (int32_t)rank;
+        s->n_ranks = 1;
+    } else {
+        int nr = cJSON_GetArraySize(ranks);
+        if (cJSON_GetObjectItemCaseSensitive(o, "rank"))
+            return sim_errf(err, "%s: give \"rank\" or \"ranks\", not both", path);
+        if (!cJSON_IsArray(ranks) || nr < 1 || nr > LORA_MAX_RANKS)
+            return sim_errf(err, "%s.ranks: expected 1 to %d ranks (adapter i has rank "
+                            "ranks[i %% n])", path, LORA_MAX_RANKS);
+        s->n_ranks = nr;
+        rank = 0;
+        for (int i = 0; i < nr; i++) {
+            cJSON *e = cJSON_GetArrayItem(ranks, i);
+            if (!cJSON_IsNumber(e) || e->valuedouble != (int32_t)e->valuedouble ||
+                e->valuedouble < 1 || e->valuedouble > 1024)
+                return sim_errf(err, "%s.ranks[%d]: expected an integer in [1, 1024]", path, i);
+            s->ranks[i] = (int32_t)e->valuedouble;
+            if (s->ranks[i] > rank)
+                rank = s->ranks[i];
+        }
+    }
     if (strcmp(modules, "all") && strcmp(modules, "attention"))
         return sim_errf(err, "%s.modules: expected one of: all, attention; got \"%s\"", path,
                         modules);
@@ -76,7 +102,8 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
         s->sum_in += (m->gated_ffn ? 2 : 1) * h + m->ffn;
         s->sum_out += f + h;
     }
-    s->bytes_per_gpu = rank * (s->sum_in + s->sum_out) * m->layers * LORA_BYTES / par->tp;
+    s->bytes_per_rank_gpu = (s->sum_in + s->sum_out) * m->layers * LORA_BYTES / par->tp;
+    s->bytes_per_gpu = rank * s->bytes_per_rank_gpu;
     return 0;
 }
 
@@ -124,6 +151,8 @@ struct lora {
     uint32_t *mark, epoch;      /* the batch's adapters */
     int32_t *batch;             /* and their list */
     int32_t n_batch, max_batch;
+    double token_rank;          /* rank each token runs at this iteration */
+    double weight_ranks;        /* sum of the batch adapters' ranks as stored */
     lora_stats st;
 };
 
@@ -189,6 +218,8 @@ double lora_affinity(const lora *l, uint64_t id)
 
 static bool in_batch(const lora *l, int32_t a) { return l->mark[a] == l->epoch; }
 
+static int32_t rank_of(const lora_setup *s, int32_t a) { return s->ranks[a % s->n_ranks]; }
+
 static void add_to_batch(lora *l, int32_t a)
 {
     l->mark[a] = l->epoch;
@@ -227,7 +258,8 @@ static double load(lora *l, int32_t a)
             l->n_host--;
         }
         l->n_host++;
-        ns += s->storage_latency_ns + s->bytes_per_gpu * l->tp / s->storage_bytes_per_s * 1e9;
+        ns += s->storage_latency_ns +
+              rank_of(s, a) * s->bytes_per_rank_gpu * l->tp / s->storage_bytes_per_s * 1e9;
         l->st.storage_loads++;
     }
     l->host_used[a] = l->clock;
@@ -240,7 +272,7 @@ static double load(lora *l, int32_t a)
     }
     l->n_gpu++;
     l->st.loads++;
-    return ns + s->bytes_per_gpu / l->pcie_bytes_per_s * 1e9;
+    return ns + rank_of(s, a) * s->bytes_per_rank_gpu / l->pcie_bytes_per_s * 1e9;
 }
 
 sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
@@ -292,9 +324,20 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
     }
     SIM_ASSERT_AT(v->now, kept > 0);
     plan->n_items = kept;
+    /* The rank the kernels run each token at: the largest (padded), or the
+     * token-weighted mean of the items' adapters' ranks. */
+    double tok = 0, rank_tok = 0;
+    for (int32_t i = 0; i < kept; i++) {
+        tok += plan->items[i].tokens;
+        rank_tok += (double)plan->items[i].tokens *
+                    rank_of(s, lora_adapter(l, plan->items[i].req->id));
+    }
+    l->token_rank = s->padded || tok == 0 ? s->rank : rank_tok / tok;
     double ns = 0;
+    l->weight_ranks = 0;
     for (int32_t j = 0; j < l->n_batch; j++) {
         int32_t a = l->batch[j];
+        l->weight_ranks += s->padded ? s->rank : rank_of(s, a);
         l->st.lookups++;
         if (l->gpu_used[a])
             l->st.gpu_hits++;
@@ -329,13 +372,12 @@ void lora_add_cost(lora *l, int64_t tokens, cost_result *c)
     if (!l->n_batch || tokens <= 0)
         return;
     const int32_t L = l->model->layers;
-    double t = (double)tokens, r = s->rank, tp = l->tp, adapters = l->n_batch;
+    double t = (double)tokens, r = l->token_rank, tp = l->tp, wr = l->weight_ranks;
     op_list ops = {.n = 0};
-    /* Shrink: T x (sum d_in / tp) -> r; expand: r -> sum d_out / tp. */
-    push_gemm(&ops, OP_GEMM_QKV, L, t, r, s->sum_in / tp,
-              adapters * r * s->sum_in / tp * LORA_BYTES);
-    push_gemm(&ops, OP_GEMM_QKV, L, t, s->sum_out / tp, r,
-              adapters * r * s->sum_out / tp * LORA_BYTES);
+    /* Shrink: T x (sum d_in / tp) -> r; expand: r -> sum d_out / tp; each
+     * distinct adapter's weights read once. */
+    push_gemm(&ops, OP_GEMM_QKV, L, t, r, s->sum_in / tp, wr * s->sum_in / tp * LORA_BYTES);
+    push_gemm(&ops, OP_GEMM_QKV, L, t, s->sum_out / tp, r, wr * s->sum_out / tp * LORA_BYTES);
     cost_op_price price[2];
     cost_price_each(l->cost, &ops, price);
     double ns = 0, j = 0;

@@ -15,7 +15,7 @@
  * the queue). Running requests always keep their adapters: an adapter in
  * use is never evicted (asserted).
  *
- * Not in this slice: adapter ranks per adapter, trace columns, loads over
+ * Not in this slice: trace columns, loads over
  * the link model (a load's time is bytes / bandwidth + latency, with no
  * contention), adapter-affinity routing, POLAR. */
 #ifndef SERVE_LORA_H
@@ -27,19 +27,24 @@
 #include "models/cost.h"
 
 #define LORA_STREAM 0x10a0001u
+#define LORA_MAX_RANKS 8
 
 typedef struct lora_setup {
     bool on;
     int32_t adapters;            /* N */
     double zipf_s;               /* popularity exponent: adapter i (from 1) ~ i^-s */
-    int32_t rank;
+    int32_t rank;                /* the largest (max_lora_rank) */
+    int32_t ranks[LORA_MAX_RANKS];   /* adapter i has rank ranks[i % n_ranks] */
+    int32_t n_ranks;
+    bool padded;                 /* kernels run every token at the largest rank (vLLM) */
     bool attention_only;         /* q, k, v, o only (else every linear layer) */
     int32_t max_loras;           /* GPU slots, and the most distinct adapters per batch */
     int32_t max_cpu_loras;       /* host cache */
     double storage_bytes_per_s;  /* loads into the host cache */
     double storage_latency_ns;
     /* Derived from the model and layout. */
-    double bytes_per_gpu;        /* one adapter's weights on one GPU */
+    double bytes_per_rank_gpu;   /* weights per unit of rank on one GPU */
+    double bytes_per_gpu;        /* an adapter of the largest rank */
     double sum_in, sum_out;      /* per layer: sum of the adapted modules' in and out widths */
 } lora_setup;
 

@@ -181,6 +181,32 @@ START_TEST(test_lora_affinity_routing_loads_less)
 }
 END_TEST
 
+/* Mixed ranks: kernels padded to the largest rank cost more than unpadded
+ * ones; with one rank the two are the same. */
+START_TEST(test_lora_padding_to_max_rank_costs_more)
+{
+    tu_run pad, nopad, one_pad, one_nopad;
+    const char *a[] = {"instance.lora={\"adapters\": 16, \"max_loras\": 16, "
+                       "\"ranks\": [8, 64], \"padded\": true}", NULL};
+    const char *b[] = {"instance.lora={\"adapters\": 16, \"max_loras\": 16, "
+                       "\"ranks\": [8, 64], \"padded\": false}", NULL};
+    const char *c[] = {"instance.lora={\"adapters\": 16, \"max_loras\": 16, "
+                       "\"rank\": 32, \"padded\": true}", NULL};
+    const char *d[] = {"instance.lora={\"adapters\": 16, \"max_loras\": 16, "
+                       "\"rank\": 32, \"padded\": false}", NULL};
+    tu_run_sets(a, &pad);
+    tu_run_sets(b, &nopad);
+    tu_run_sets(c, &one_pad);
+    tu_run_sets(d, &one_nopad);
+    ck_assert_double_gt(pad.summary.lora_op_time_s, nopad.summary.lora_op_time_s * 1.2);
+    ck_assert_uint_eq(one_pad.record_hash, one_nopad.record_hash);
+    tu_run_fini(&pad);
+    tu_run_fini(&nopad);
+    tu_run_fini(&one_pad);
+    tu_run_fini(&one_nopad);
+}
+END_TEST
+
 static void expect_error(const char *set, const char *needle)
 {
     cJSON *root = tu_base_config();
@@ -201,6 +227,10 @@ START_TEST(test_lora_config_errors)
                  "$.instance.lora.max_cpu_loras");
     expect_error("instance.lora={\"adapters\": 4, \"ranks\": 8}", "$.instance.lora");
     expect_error("instance.lora=4", "$.instance.lora: expected an object");
+    expect_error("instance.lora={\"adapters\": 4, \"rank\": 8, \"ranks\": [8, 16]}",
+                 "give \"rank\" or \"ranks\", not both");
+    expect_error("instance.lora={\"adapters\": 4, \"ranks\": [8, 0]}",
+                 "$.instance.lora.ranks[1]: expected an integer in [1, 1024]");
 }
 END_TEST
 
@@ -215,6 +245,7 @@ Suite *lora_suite(void)
     tcase_add_test(tc, test_lora_popularity_and_sizes);
     tcase_add_test(tc, test_lora_config_errors);
     tcase_add_test(tc, test_lora_affinity_routing_loads_less);
+    tcase_add_test(tc, test_lora_padding_to_max_rank_costs_more);
     suite_add_tcase(s, tc);
     return s;
 }
