@@ -611,6 +611,8 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
         kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
         inst->stats.completed++;
+        if (inst->lora)
+            lora_finish(inst->lora, r);
         metrics_finish(inst->metrics, r, now, inst->stream_ns);
     }
 }

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "serve/metrics.h"
+#include "serve/req.h"
 #include "sim/engine.h"
 #include "sim/jsoncfg.h"
 
@@ -118,6 +119,10 @@ void lora_stats_add(lora_stats *sum, const lora_stats *s)
     sum->evictions += s->evictions;
     sum->skipped += s->skipped;
     sum->load_ns += s->load_ns;
+    sum->cold += s->cold;
+    sum->warm += s->warm;
+    sum->cold_ttft_ns += s->cold_ttft_ns;
+    sum->warm_ttft_ns += s->warm_ttft_ns;
     sum->op_ns += s->op_ns;
 }
 
@@ -132,6 +137,9 @@ void lora_summarize(const lora_stats *st, run_summary *out)
         st->batches ? (double)st->batch_adapters / (double)st->batches : 0;
     out->lora_load_time_s = st->load_ns / 1e9;
     out->lora_op_time_s = st->op_ns / 1e9;
+    out->lora_cold_requests = st->cold;
+    out->lora_ttft_cold_s = st->cold ? st->cold_ttft_ns / (double)st->cold / 1e9 : 0;
+    out->lora_ttft_warm_s = st->warm ? st->warm_ttft_ns / (double)st->warm / 1e9 : 0;
 }
 
 /* ---- the runtime ------------------------------------------------------------------ */
@@ -149,6 +157,7 @@ struct lora {
     uint64_t *host_used;        /* per adapter: last use in the host cache; 0: not cached */
     int32_t n_gpu, n_host;
     uint32_t *mark, epoch;      /* the batch's adapters */
+    uint32_t *loaded;           /* == epoch: loaded for this iteration */
     int32_t *batch;             /* and their list */
     int32_t n_batch, max_batch;
     double token_rank;          /* rank each token runs at this iteration */
@@ -176,6 +185,7 @@ lora *lora_create(const lora_setup *s, const gpu_spec *g, cost_model *cost, uint
     l->gpu_used = sim_xcalloc(n, sizeof *l->gpu_used);
     l->host_used = sim_xcalloc(n, sizeof *l->host_used);
     l->mark = sim_xcalloc(n, sizeof *l->mark);
+    l->loaded = sim_xcalloc(n, sizeof *l->loaded);
     l->batch = sim_xcalloc(n, sizeof *l->batch);
     return l;
 }
@@ -188,6 +198,7 @@ void lora_destroy(lora *l)
     free(l->gpu_used);
     free(l->host_used);
     free(l->mark);
+    free(l->loaded);
     free(l->batch);
     free(l);
 }
@@ -280,6 +291,7 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
     const lora_setup *s = l->s;
     if (++l->epoch == 0) {
         memset(l->mark, 0, (size_t)s->adapters * sizeof *l->mark);
+        memset(l->loaded, 0, (size_t)s->adapters * sizeof *l->loaded);
         l->epoch = 1;
     }
     l->n_batch = 0;
@@ -339,11 +351,19 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
         int32_t a = l->batch[j];
         l->weight_ranks += s->padded ? s->rank : rank_of(s, a);
         l->st.lookups++;
-        if (l->gpu_used[a])
+        if (l->gpu_used[a]) {
             l->st.gpu_hits++;
-        else
+        } else {
             ns += load(l, a);
+            l->loaded[a] = l->epoch;
+        }
         l->gpu_used[a] = l->clock;
+    }
+    /* Requests scheduled for the first time: cold if they wait for a load. */
+    for (int32_t i = 0; i < kept; i++) {
+        const serve_req *r = plan->items[i].req;
+        if (r->first_scheduled_ns < 0)
+            req_of(r)->lora_cold = l->loaded[lora_adapter(l, r->id)] == l->epoch;
     }
     if (l->n_batch > l->max_batch)
         l->max_batch = l->n_batch;
@@ -394,3 +414,12 @@ void lora_add_cost(lora *l, int64_t tokens, cost_result *c)
 }
 
 void lora_get_stats(const lora *l, lora_stats *out) { *out = l->st; }
+
+void lora_finish(lora *l, const serve_req *r)
+{
+    double ttft = (double)(r->first_token_ns - r->arrival_ns);
+    if (req_of(r)->lora_cold)
+        l->st.cold++, l->st.cold_ttft_ns += ttft;
+    else
+        l->st.warm++, l->st.warm_ttft_ns += ttft;
+}

@@ -62,6 +62,8 @@ typedef struct lora_stats {
     uint64_t evictions;          /* GPU slots reused */
     uint64_t skipped;            /* waiting requests left out of a plan by max_loras */
     double load_ns;              /* iteration time added by loads */
+    uint64_t cold, warm;         /* finished requests whose first iteration loaded their adapter, or not */
+    double cold_ttft_ns, warm_ttft_ns;   /* their TTFTs at the engine, summed */
     double op_ns;                /* LoRA shrink/expand time */
 } lora_stats;
 
@@ -92,5 +94,7 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan);
 /* Adds the iteration's LoRA operators (tokens: all the batch's tokens) to c. */
 void lora_add_cost(lora *l, int64_t tokens, cost_result *c);
 void lora_get_stats(const lora *l, lora_stats *out);
+/* r finished here: its TTFT (at the engine) counts as cold or warm. */
+void lora_finish(lora *l, const serve_req *r);
 
 #endif

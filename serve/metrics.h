@@ -84,6 +84,10 @@ typedef struct run_summary {
      * by the LoRA operators. */
     uint64_t lora_loads, lora_storage_loads, lora_evictions, lora_skipped;
     double lora_gpu_hit_ratio, lora_adapters_per_batch, lora_load_time_s, lora_op_time_s;
+    /* Requests whose first iteration waited for their adapter's load
+     * (cold), and the mean TTFT at the engine of cold and warm ones. */
+    uint64_t lora_cold_requests;
+    double lora_ttft_cold_s, lora_ttft_warm_s;
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     double wall_s;
     double peak_rss_mb;

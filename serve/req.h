@@ -15,6 +15,7 @@ typedef struct req {
     int32_t ids_cap;
     int32_t move_to;            /* a move's destination while it is under way; -1 */
     int8_t move_mode;           /* that move's move_mode */
+    int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
 } req;
 
 static inline req *req_of(const serve_req *r) { return (req *)(uintptr_t)r; }

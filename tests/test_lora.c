@@ -207,6 +207,22 @@ START_TEST(test_lora_padding_to_max_rank_costs_more)
 }
 END_TEST
 
+/* A request whose first iteration waits for its adapter's load is cold:
+ * some are, not all, and they wait longer for their first token. */
+START_TEST(test_lora_cold_requests_wait_longer)
+{
+    tu_run r;
+    const char *sets[] = {"instance.lora={\"adapters\": 200, \"max_loras\": 16, "
+                          "\"max_cpu_loras\": 16, \"storage_latency_ms\": 20}", NULL};
+    tu_run_sets(sets, &r);
+    const run_summary *s = &r.summary;
+    ck_assert_uint_gt(s->lora_cold_requests, 0);
+    ck_assert_uint_lt(s->lora_cold_requests, s->completed);
+    ck_assert_double_gt(s->lora_ttft_cold_s, s->lora_ttft_warm_s);
+    tu_run_fini(&r);
+}
+END_TEST
+
 static void expect_error(const char *set, const char *needle)
 {
     cJSON *root = tu_base_config();
@@ -246,6 +262,7 @@ Suite *lora_suite(void)
     tcase_add_test(tc, test_lora_config_errors);
     tcase_add_test(tc, test_lora_affinity_routing_loads_less);
     tcase_add_test(tc, test_lora_padding_to_max_rank_costs_more);
+    tcase_add_test(tc, test_lora_cold_requests_wait_longer);
     suite_add_tcase(s, tc);
     return s;
 }

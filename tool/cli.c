@@ -97,6 +97,11 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                s->lora_gpu_hit_ratio, (unsigned long long)s->lora_loads,
                (unsigned long long)s->lora_storage_loads, s->lora_load_time_s,
                s->lora_op_time_s, (unsigned long long)s->lora_skipped);
+    if (s->lora_adapters_per_batch > 0)
+        printf("  LoRA cold starts       %llu requests waited for their adapter: TTFT %.2f ms "
+               "mean, warm %.2f ms (at the engine)\n",
+               (unsigned long long)s->lora_cold_requests, s->lora_ttft_cold_s * 1e3,
+               s->lora_ttft_warm_s * 1e3);
     if (s->spec_drafts)
         printf("  speculative decoding   %llu drafts, %llu draft tokens, acceptance rate "
                "%.3f, mean acceptance length %.2f; draft %.1f%%, verify %.1f%% of busy "
