@@ -417,7 +417,7 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
                 shape->prefill_layers = layers;
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
-        int32_t d = inst->spec ? spec_item_drafts(inst->spec, i) : 0;
+        int32_t d = inst->spec ? spec_item_verify_extra(inst->spec, i) : 0;
         if (d > 0) {   /* speculative verification: 1 + d query tokens */
             inst->prefill[shape->n_prefill++] = (batch_seq){q + d, r->computed_tokens};
             shape->spec_sampled += d;
@@ -644,7 +644,7 @@ static void finish_iteration(instance *inst, sim_time_ns now)
              * token (emit_token below adds that one). */
             int32_t d = spec_item_drafts(inst->spec, i);
             int32_t a = spec_accept_drafts(inst->spec, r, d);
-            r->energy_j += energy_per_token * d;
+            r->energy_j += energy_per_token * spec_item_verify_extra(inst->spec, i);
             r->generated_tokens += a;
             q += a;
         }

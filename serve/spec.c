@@ -161,10 +161,10 @@ int spec_setup_parse(cJSON *o, const char *path, const char *models_dir,
 {
     static const char *const keys[] = {"method", "k", "acceptance", "draft_model",
                                        "draft_layers", "lookahead", "draft_step_us",
-                                       "match_rate", "policy", NULL};
+                                       "match_rate", "policy", "verify_tokens", "topk", NULL};
     static const char *const pol_keys[] = {"name", "params", NULL};
     const char *method, *draft_name;
-    int64_t k, layers;
+    int64_t k, layers, verify, topk;
     double step_us;
     char ppath[256];
     cJSON *pol;
@@ -189,6 +189,14 @@ int spec_setup_parse(cJSON *o, const char *path, const char *models_dir,
         jcfg_str(o, path, "draft_model", "", &draft_name, err))
         return -1;
     s->k = (int32_t)k;
+    if (jcfg_int(o, path, "topk", 1, 1, 64, &topk, err) ||
+        jcfg_int(o, path, "verify_tokens", 0, 0, 1 + k * topk, &verify, err))
+        return -1;
+    if (verify && verify < k + 1)
+        return sim_errf(err, "%s.verify_tokens: expected 0 (a chain of k + 1) or at least k + 1 "
+                        "(%lld) tree nodes, got %lld", path, (long long)(k + 1), (long long)verify);
+    s->verify_tokens = (int32_t)verify;
+    s->topk = (int32_t)topk;
     s->draft_layers = (int32_t)layers;
     s->draft_step_ns = step_us * 1e3;
     if (parse_acceptance(o, path, s, err))
@@ -262,6 +270,7 @@ void spec_stats_add(spec_stats *sum, const spec_stats *s)
 {
     sum->drafts += s->drafts;
     sum->draft_tokens += s->draft_tokens;
+    sum->verified_tokens += s->verified_tokens;
     sum->accepted_tokens += s->accepted_tokens;
     sum->emitted_tokens += s->emitted_tokens;
     sum->positions_reached += s->positions_reached;
@@ -277,7 +286,7 @@ void spec_summarize(const spec_stats *st, double busy_ns, run_summary *out)
     out->spec_drafts = st->drafts;
     out->spec_draft_tokens = st->draft_tokens;
     out->spec_accepted_tokens = st->accepted_tokens;
-    out->spec_wasted_tokens = st->draft_tokens - st->accepted_tokens;
+    out->spec_wasted_tokens = st->verified_tokens - st->accepted_tokens;
     out->spec_lookahead_blocks = st->lookahead_blocks;
     if (st->draft_tokens)
         out->spec_acceptance_rate = (double)st->accepted_tokens / (double)st->draft_tokens;
@@ -380,6 +389,15 @@ void spec_destroy(spec *sp)
     free(sp);
 }
 
+/* Draft tokens the verification of d drafts adds: d for a chain; for a
+ * tree of verify_tokens nodes, its share for a sequence drafting d <= k. */
+static int32_t verify_extra(const spec_setup *s, int32_t d)
+{
+    if (!s->verify_tokens || d == 0)
+        return d;
+    return (int32_t)(((int64_t)(s->verify_tokens - 1) * d + s->k - 1) / s->k);
+}
+
 /* ---- draws ------------------------------------------------------------------------ */
 
 static uint64_t mix64(uint64_t x)
@@ -447,6 +465,7 @@ int32_t spec_accept_drafts(spec *sp, const serve_req *r, int32_t d)
     spec_stats *st = &sp->st;
     st->drafts++;
     st->draft_tokens += (uint64_t)d;
+    st->verified_tokens += (uint64_t)verify_extra(sp->s, d);
     st->accepted_tokens += (uint64_t)a;
     st->emitted_tokens += (uint64_t)a + 1;
     st->positions_reached += (uint64_t)(a < d ? a + 1 : d);
@@ -514,7 +533,9 @@ static void draft_cost(spec *sp, const batch_seq *chunks, int32_t n_chunks, cost
             for (int32_t d = next; d <= dmax; d++)
                 b.n_decode += sp->cnt[d], ctx += sp->ctx[d];
             ctx += (double)b.n_decode * (j + next - 1) / 2.0;   /* mean step's extra */
-            b.decode_ctx_sum = (int64_t)llround(ctx);
+            /* A tree step extends topk branches per sequence. */
+            b.n_decode *= s->topk;
+            b.decode_ctx_sum = (int64_t)llround(ctx * s->topk);
             b.n_sampled = b.n_decode;
             cost_iteration(sp->draft, &b, &c);
             c.latency_ns *= steps, c.energy_j *= steps;
@@ -560,6 +581,7 @@ void spec_add_cost(spec *sp, const batch_shape *shape, cost_result *c)
 
 /* ---- planning --------------------------------------------------------------------- */
 
+
 /* Fills cnt/ctx with the candidates drafting min(k, cap). */
 static void histogram(spec *sp, int32_t k)
 {
@@ -586,8 +608,9 @@ static double whatif_ns(void *ctx, int32_t k)
     for (int32_t c = 0; c < sp->n_cand; c++) {
         int32_t d = k < sp->cand_cap[c] ? k : sp->cand_cap[c];
         if (d > 0) {
-            sp->chunks[n++] = (batch_seq){1 + d, sp->cand[c]->computed_tokens};
-            b.spec_sampled += d;
+            int32_t e = verify_extra(sp->s, d);
+            sp->chunks[n++] = (batch_seq){1 + e, sp->cand[c]->computed_tokens};
+            b.spec_sampled += e;
         }
     }
     b.n_prefill = n;
@@ -681,14 +704,14 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
         batch_item *it = &plan->items[sp->cand_item[c]];
         const serve_req *r = it->req;
         int32_t d = k < sp->cand_cap[c] ? k : sp->cand_cap[c];
-        if (d > budget)
-            d = (int32_t)budget;
+        while (d > 0 && verify_extra(s, d) > budget)
+            d--;
         int32_t hold = it->reserve > it->tokens ? it->reserve : it->tokens;
         int32_t most = r->output_tokens - r->generated_tokens + 1;   /* pending + left */
         int64_t base = kv_need(v, r, hold), extra = 0;
         int32_t want = 0;
         for (; d > 0; d--) {
-            want = 1 + d + (s->lookahead ? d : 0);
+            want = 1 + verify_extra(s, d) + (s->lookahead ? d : 0);
             if (want > most)
                 want = most;
             if (want <= hold) {
@@ -704,11 +727,12 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
         v->kv->free_blocks -= extra;   /* the ledger's public count (api/batch.h) */
         if (want > hold)
             it->reserve = want;
-        if (s->lookahead && want > 1 + d) {   /* the blocks the lookahead adds */
+        int32_t e = verify_extra(s, d);
+        if (s->lookahead && want > 1 + e) {   /* the blocks the lookahead adds */
             int64_t b = v->setup->block_size_tokens, c = r->computed_tokens;
-            sp->st.lookahead_blocks += (uint64_t)((c + want + b - 1) / b - (c + 1 + d + b - 1) / b);
+            sp->st.lookahead_blocks += (uint64_t)((c + want + b - 1) / b - (c + 1 + e + b - 1) / b);
         }
-        budget -= d;
+        budget -= e;
         sp->drafts[sp->cand_item[c]] = d;
         sp->cnt[d]++;
         sp->ctx[d] += r->computed_tokens;
@@ -719,6 +743,11 @@ int32_t spec_item_drafts(const spec *sp, int32_t i)
 {
     SIM_ASSERT(i >= 0 && i < sp->n_items);
     return sp->drafts[i];
+}
+
+int32_t spec_item_verify_extra(const spec *sp, int32_t i)
+{
+    return verify_extra(sp->s, spec_item_drafts(sp, i));
 }
 
 void spec_get_stats(const spec *sp, spec_stats *out) { *out = sp->st; }

@@ -63,6 +63,11 @@ typedef struct spec_setup {
     double beta_a, beta_b;
     double match_rate;         /* ngram: chance a step finds a proposal */
     bool lookahead;            /* reserves k lookahead KV slots per sequence */
+    /* Tree drafting (SGLang's EAGLE: speculative_num_steps = k, eagle_topk,
+     * num_draft_tokens): each draft step proposes topk tokens per sequence
+     * and the target verifies verify_tokens tree nodes in one pass; 0: a
+     * chain of k + 1. */
+    int32_t verify_tokens, topk;
     double draft_step_ns;      /* CPU/launch time per draft pass */
     /* The drafter as a model (draft LLM, or the target cut to its draft
      * layers for EAGLE/MTP); unused for medusa and ngram. */
@@ -95,6 +100,7 @@ int spec_kv_blocks(const spec_setup *s, const llm_model *target, const gpu_spec 
 typedef struct spec_stats {
     uint64_t drafts;           /* verification steps with at least one draft */
     uint64_t draft_tokens;
+    uint64_t verified_tokens;  /* draft tokens the target verified (tree nodes) */
     uint64_t accepted_tokens;
     uint64_t emitted_tokens;   /* tokens emitted by those steps (accepted + bonus) */
     uint64_t positions_reached;
@@ -132,8 +138,11 @@ void spec_destroy(spec *sp);   /* NULL is a no-op */
  * (through the policy), clamps them to the token budget and the KV the
  * ledger can still reserve, and raises those items' reservation. */
 void spec_plan(spec *sp, const batch_view *v, batch_plan *plan);
-/* Drafts of plan item i (0: a plain item). Valid until the next spec_plan. */
+/* Drafts of plan item i (0: a plain item), and the draft tokens its
+ * verification adds to the pass (the drafts, or its share of a tree's
+ * nodes). Valid until the next spec_plan. */
 int32_t spec_item_drafts(const spec *sp, int32_t i);
+int32_t spec_item_verify_extra(const spec *sp, int32_t i);
 /* Adds the drafting cost of the iteration whose target cost is `c` to c. */
 void spec_add_cost(spec *sp, const batch_shape *shape, cost_result *c);
 /* After the iteration: the accepted drafts of drafting item r (d drafts). */

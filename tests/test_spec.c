@@ -345,6 +345,26 @@ START_TEST(test_spec_smartspec_adapts_k)
 }
 END_TEST
 
+/* A tree (SGLang's EAGLE: topk branches a step, verify_tokens nodes) at
+ * the same acceptance verifies more tokens for the same accepted ones: more
+ * wasted verification, no faster. */
+START_TEST(test_spec_tree_verifies_more_for_the_same_acceptance)
+{
+    tu_run chain, tree;
+    run_spec("eagle", 5, "0.8", "workload.arrival.rate_per_s=2", &chain);
+    const char *sets[] = {"instance.speculative={\"method\": \"eagle\", \"k\": 5, "
+                          "\"topk\": 4, \"verify_tokens\": 12, \"acceptance\": 0.8}",
+                          "workload.arrival.rate_per_s=2", NULL};
+    tu_run_sets(sets, &tree);
+    check_conserved(&tree);
+    ck_assert_uint_eq(tree.summary.spec_accepted_tokens, chain.summary.spec_accepted_tokens);
+    ck_assert_uint_gt(tree.summary.spec_wasted_tokens, chain.summary.spec_wasted_tokens * 2);
+    ck_assert_double_ge(tree.summary.tpot_s.mean, chain.summary.tpot_s.mean);
+    tu_run_fini(&chain);
+    tu_run_fini(&tree);
+}
+END_TEST
+
 static void expect_error(const char *set, const char *needle)
 {
     cJSON *root = tu_base_config();
@@ -379,6 +399,10 @@ START_TEST(test_spec_config_errors)
     expect_error("instance.speculative={\"method\": \"eagle\", \"k\": 2, \"acceptance\": "
                  "{\"model\": \"per_position\", \"per_position\": [0.5, 0.8]}}",
                  "per_position[1]");
+    expect_error("instance.speculative={\"method\": \"eagle\", \"k\": 4, \"verify_tokens\": 3}",
+                 "verify_tokens: expected 0 (a chain of k + 1) or at least k + 1");
+    expect_error("instance.speculative={\"method\": \"eagle\", \"k\": 4, \"topk\": 2, "
+                 "\"verify_tokens\": 10}", "$.instance.speculative.verify_tokens");
     expect_error("instance.speculative={\"method\": \"mtp\", \"k\": 10}",
                  "the default table has 8 positions");
     expect_error("instance.speculative={\"method\": \"eagle\", \"policy\": "
@@ -459,6 +483,7 @@ Suite *spec_suite(void)
     tcase_add_test(runs, test_spec_config_errors);
     tcase_add_test(runs, test_spec_drafter_takes_kv_budget);
     tcase_add_test(runs, test_spec_policy_params_checked);
+    tcase_add_test(runs, test_spec_tree_verifies_more_for_the_same_acceptance);
     suite_add_tcase(s, runs);
     return s;
 }
