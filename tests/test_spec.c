@@ -412,6 +412,25 @@ START_TEST(test_spec_config_errors)
 }
 END_TEST
 
+/* DeepSeek-V3's MTP drafter is one MoE layer sharing the target's
+ * embedding and LM head: 11.5B unique parameters (README_WEIGHTS.md of
+ * deepseek-ai/DeepSeek-V3, quoted), within 3%. */
+START_TEST(test_spec_mtp_drafter_size_deepseek_v3)
+{
+    cJSON *root = tu_base_config();
+    const char *sets[] = {"model=DeepSeek-V3", "gpu=H200-141GB", "cluster.tp=8",
+                          "instance.speculative={\"method\": \"mtp\", \"k\": 1}", NULL};
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    const pool_setup *p = &cfg.sys.pools[0];
+    double params = p->spec.draft_weight_bytes_per_gpu * 8 / p->model.bytes_per_param;
+    ck_assert_msg(fabs(params / 11.5e9 - 1) < 0.03, "MTP drafter: %.3gB parameters",
+                  params / 1e9);
+    run_config_fini(&cfg);
+}
+END_TEST
+
 /* A policy checks its params when the cluster creates it, as every
  * plug-in does. */
 START_TEST(test_spec_policy_params_checked)
@@ -483,6 +502,7 @@ Suite *spec_suite(void)
     tcase_add_test(runs, test_spec_config_errors);
     tcase_add_test(runs, test_spec_drafter_takes_kv_budget);
     tcase_add_test(runs, test_spec_policy_params_checked);
+    tcase_add_test(runs, test_spec_mtp_drafter_size_deepseek_v3);
     tcase_add_test(runs, test_spec_tree_verifies_more_for_the_same_acceptance);
     suite_add_tcase(s, runs);
     return s;
