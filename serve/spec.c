@@ -27,8 +27,9 @@
  * configured), with the GPUs idle.
  *
  * Draws. Every draw is keyed by (run seed, request id, tokens generated,
- * purpose): the i-th position's uniform is a hash of that key and i (a
- * counter-based stream, like order_sjf_predicted's), and a Beta model's
+ * purpose): a step's uniform is a hash of that key (a counter-based stream,
+ * like order_sjf_predicted's) and gives the accepted count by inversion
+ * (one uniform a step, whatever K), and a Beta model's
  * per-request rate comes from a GSL taus2 generator seeded from (run seed,
  * request id). O(1), no per-request state, and independent of everything
  * the batch does. */
@@ -313,7 +314,7 @@ struct spec {
     double idle_w;
     uint64_t seed;
     gsl_rng *rng;
-    double cond[SPEC_MAX_K];   /* per_position: P(accept i | reached i) */
+    double reach[SPEC_MAX_K];  /* P(a >= i + 1): the table's, or alpha^(i+1) */
     void *policy_state;
     spec_stats st;
 
@@ -329,6 +330,9 @@ struct spec {
     batch_seq *chunks;
     int32_t n_base_chunks, base_decode, base_sampled;
     int64_t base_ctx;
+    const batch_view *view;    /* the plan being formed, for base_shape */
+    const batch_plan *plan;
+    bool base_ready;
 };
 
 int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
@@ -359,11 +363,9 @@ spec *spec_create(const spec_setup *s, const cost_setup *target_cost, cost_model
     sp->seed = sim_stream_seed(seed, SPEC_STREAM);
     sp->rng = gsl_rng_alloc(gsl_rng_taus2);
     SIM_ASSERT(sp->rng);   /* out of memory */
-    double prev = 1;
-    for (int i = 0; i < s->k; i++) {
-        sp->cond[i] = prev > 0 ? s->per_position[i] / prev : 0;
-        prev = s->per_position[i];
-    }
+    for (int i = 0; i < s->k; i++)
+        sp->reach[i] = s->accept == SPEC_ACCEPT_PER_POSITION
+                           ? s->per_position[i] : (i ? sp->reach[i - 1] : 1) * s->alpha;
     sp->draft = draft;
     SIM_ASSERT(draft || s->method == SPEC_NGRAM);
     if (s->policy->init(s->k, s->policy_params, s->policy_path, &sp->policy_state, err))
@@ -439,13 +441,18 @@ int32_t spec_draw(spec *sp, uint64_t id, int32_t generated, int32_t d)
         reseed(sp, id, -1, DRAW_ALPHA);
         alpha = gsl_ran_beta(sp->rng, s->beta_a, s->beta_b);
     }
-    uint64_t key = stream_key(sp, id, generated, DRAW_ACCEPT);
+    /* One uniform u per step: a = the positions i <= d with P(a >= i) > u
+     * (P(a >= i) = alpha^i, or the table's), which has the model's
+     * distribution, and drafting fewer only truncates it. */
+    double u = uniform_at(stream_key(sp, id, generated, DRAW_ACCEPT), 0);
     int32_t a = 0;
-    while (a < d) {
-        double p = s->accept == SPEC_ACCEPT_PER_POSITION ? sp->cond[a] : alpha;
-        if (uniform_at(key, (uint64_t)a) >= p)
-            break;
-        a++;
+    if (s->accept == SPEC_ACCEPT_BETA) {
+        double p = alpha;
+        while (a < d && p > u)
+            a++, p *= alpha;
+    } else {
+        while (a < d && sp->reach[a] > u)
+            a++;
     }
     return a;
 }
@@ -594,12 +601,18 @@ static void histogram(spec *sp, int32_t k)
     }
 }
 
+static void base_shape(spec *sp, const batch_view *v, const batch_plan *plan);
+
 /* spec_view.iter_ns: the plan's iteration with every candidate drafting
  * min(k, cap), target and drafter. */
 static double whatif_ns(void *ctx, int32_t k)
 {
     spec *sp = ctx;
     SIM_ASSERT(k >= 0 && k <= sp->s->k);
+    if (!sp->base_ready) {
+        base_shape(sp, sp->view, sp->plan);
+        sp->base_ready = true;
+    }
     histogram(sp, k);
     batch_shape b = {.prefill = sp->chunks, .n_decode = sp->base_decode + sp->cnt[0],
                      .decode_ctx_sum = sp->base_ctx + (int64_t)sp->ctx[0],
@@ -689,7 +702,7 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
     memset(sp->ctx, 0, sizeof sp->ctx);
     if (!sp->n_cand)
         return;
-    base_shape(sp, v, plan);
+    sp->view = v, sp->plan = plan, sp->base_ready = false;   /* base_shape on demand */
     spec_view sv = {.now = v->now, .k_max = s->k, .n_cand = sp->n_cand,
                     .cand = (const serve_req *const *)sp->cand, .cap = sp->cand_cap,
                     .positions_reached = sp->st.positions_reached,
