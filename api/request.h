@@ -63,6 +63,11 @@ typedef struct serve_req {
     int32_t moves;              /* times moved between instances */
     uint64_t prefix_group;      /* identity of its first prefix block (0: none), for
                                  * policies that group requests sharing a prefix */
+    /* Its prompt's chained prefix ids (equal id at position j: equal prompts
+     * up to the end of block j), n_prefix_ids of prefix_id_block_tokens
+     * tokens each (0: none); read-only, valid while the request lives. */
+    const uint64_t *prefix_ids;
+    int32_t n_prefix_ids, prefix_id_block_tokens;
     sim_rb_node wait_node;      /* its place in the waiting queue (the core's) */
 } serve_req;
 

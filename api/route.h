@@ -30,7 +30,14 @@ struct route_view {
      * (0 without prefix caching). What the instance really holds: a
      * "precise" scorer. */
     int32_t (*cached_tokens)(const route_view *v, int32_t i, const serve_req *req);
-    void *core;                  /* the core's, for cached_tokens */
+    /* The content hashes of req's prompt in blocks of block_size_tokens,
+     * the chain prefix caches key on (equal hash: equal tokens up to the
+     * block's end), whole blocks only, at most one token short of the
+     * prompt; returns their number and points *out at them (valid until the
+     * next call for req). For a router's own index ("approximate"). */
+    int32_t (*prompt_hashes)(const route_view *v, const serve_req *req,
+                             int32_t block_size_tokens, const uint64_t **out);
+    void *core;                  /* the core's, for cached_tokens and prompt_hashes */
     /* Multi-LoRA: how ready instance i is to serve req's adapter, as
      * llm-d's LoRA-affinity scorer grades it: 1 the adapter is in a GPU
      * slot, 0.8 a slot is free (it loads without evicting), 0 it would

@@ -26,17 +26,23 @@
  * per admission check of a waiting request with a cached prefix. */
 #include "serve/kv.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define NIL (-1)
 
-typedef struct kv_block {
-    uint64_t hash;       /* 0: not cached */
-    int32_t ref;         /* requests holding it */
+/* A slot of the hash table (key 0: empty). */
+typedef struct kv_slot {
+    uint64_t key;
+    int64_t val;
+} kv_slot;
+
+/* The built-in free queue's links (no eviction policy given). */
+typedef struct kv_link {
     int32_t prev, next;  /* free queue links (ref 0 only) */
-} kv_block;
+} kv_link;
 
 typedef struct kv_ledger {
     batch_kv pub;        /* first: the view holds a batch_kv pointer */
@@ -49,14 +55,37 @@ struct kv_cache {
     bool identity;
     double used_block_ns;       /* integral of used over time */
     sim_time_ns last_change_ns;
-    uint64_t evictions, hit_tokens, lookup_tokens;
+    uint64_t evictions, hit_tokens, lookup_tokens, hit_blocks, lookup_blocks, tier_hit_tokens;
     /* identity mode */
-    kv_block *blk;
+    evict_block *blk;           /* what eviction policies see */
+    kv_link *link;              /* the built-in queue (ev == NULL) */
+    uint64_t *parent_hash;      /* hash blk[b].parent held when b was cached */
     int32_t free_head, free_tail;
+    const evict_policy_ops *ev; /* NULL: the built-in queue (vLLM's LRU) */
+    bool tree;                  /* keep parents and children (ev->update given) */
+    void *ev_state;
+    evict_view ev_view;
+    double (*cost_fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens);
+    void *cost_ctx;
+    double *cost_memo;          /* recompute_ns by depth; 0: not priced yet */
+    int32_t cost_cap;
+    /* lower tiers (inclusive copies, kv_tier.h) */
+    kv_tier *tier[KV_TIERS_MAX];
+    kv_tier_setup tier_setup[KV_TIERS_MAX];
+    int32_t n_tiers;
+    bool tier_cost_aware;
+    double block_bytes;         /* one block, all GPUs (for load estimates) */
+    uint64_t tier_epoch;        /* tier evictions so far */
+    double pending_load[KV_TIERS_MAX], pending_write[KV_TIERS_MAX];   /* blocks */
+    uint64_t tier_hit_blocks[KV_TIERS_MAX], tier_write_blocks[KV_TIERS_MAX];
+    /* token-level compression (counting mode): a request keeps
+     * min(seq, max(keep_min, ceil(keep_frac x seq))) tokens */
+    bool budget;
+    int64_t keep_min;
+    double keep_frac;
     int64_t cached;             /* free blocks with a hash */
     uint64_t evict_epoch;
-    uint64_t *keys;             /* hash table */
-    int32_t *vals;
+    kv_slot *slots;             /* hash table: key and value in one cache line */
     size_t mask;
     /* the plan ledger */
     kv_ledger led;
@@ -111,9 +140,9 @@ static size_t slot_of(const kv_cache *kv, uint64_t h) { return (size_t)(h ^ (h >
 static int32_t table_find(const kv_cache *kv, uint64_t h)
 {
     for (size_t i = slot_of(kv, h);; i = (i + 1) & kv->mask) {
-        if (kv->keys[i] == h)
-            return kv->vals[i];
-        if (kv->keys[i] == 0)
+        if (kv->slots[i].key == h)
+            return (int32_t)kv->slots[i].val;
+        if (kv->slots[i].key == 0)
             return NIL;
     }
 }
@@ -122,87 +151,116 @@ static int32_t table_find(const kv_cache *kv, uint64_t h)
 static bool table_insert(kv_cache *kv, uint64_t h, int32_t b)
 {
     size_t i = slot_of(kv, h);
-    for (; kv->keys[i]; i = (i + 1) & kv->mask)
-        if (kv->keys[i] == h)
+    for (; kv->slots[i].key; i = (i + 1) & kv->mask)
+        if (kv->slots[i].key == h)
             return false;
-    kv->keys[i] = h;
-    kv->vals[i] = b;
+    kv->slots[i] = (kv_slot){h, b};
     return true;
 }
 
 static void table_remove(kv_cache *kv, uint64_t h)
 {
     size_t i = slot_of(kv, h);
-    while (kv->keys[i] != h) {
-        SIM_ASSERT(kv->keys[i] != 0);
+    while (kv->slots[i].key != h) {
+        SIM_ASSERT(kv->slots[i].key != 0);
         i = (i + 1) & kv->mask;
     }
     /* Backward shift: move later entries of the run into the hole when
      * their home slot is not between the hole and them. */
-    for (size_t j = (i + 1) & kv->mask; kv->keys[j]; j = (j + 1) & kv->mask) {
-        size_t home = slot_of(kv, kv->keys[j]);
+    for (size_t j = (i + 1) & kv->mask; kv->slots[j].key; j = (j + 1) & kv->mask) {
+        size_t home = slot_of(kv, kv->slots[j].key);
         if (((j - home) & kv->mask) >= ((j - i) & kv->mask)) {
-            kv->keys[i] = kv->keys[j];
-            kv->vals[i] = kv->vals[j];
+            kv->slots[i] = kv->slots[j];
             i = j;
         }
     }
-    kv->keys[i] = 0;
+    kv->slots[i].key = 0;
 }
 
 /* ---- free queue ---------------------------------------------------------------- */
 
+/* The free set: the built-in queue, or the eviction policy's. */
 static void queue_push_tail(kv_cache *kv, int32_t b)
 {
-    kv_block *x = &kv->blk[b];
+    kv->cached += kv->blk[b].hash != 0;
+    if (kv->ev) {
+        kv->ev->insert(kv->ev_state, &kv->ev_view, b);
+        return;
+    }
+    kv_link *x = &kv->link[b];
     x->prev = kv->free_tail;
     x->next = NIL;
     if (kv->free_tail != NIL)
-        kv->blk[kv->free_tail].next = b;
+        kv->link[kv->free_tail].next = b;
     else
         kv->free_head = b;
     kv->free_tail = b;
-    kv->cached += x->hash != 0;
 }
 
 static void queue_remove(kv_cache *kv, int32_t b)
 {
-    kv_block *x = &kv->blk[b];
+    kv->cached -= kv->blk[b].hash != 0;
+    if (kv->ev) {
+        kv->ev->remove(kv->ev_state, &kv->ev_view, b);
+        return;
+    }
+    kv_link *x = &kv->link[b];
     if (x->prev != NIL)
-        kv->blk[x->prev].next = x->next;
+        kv->link[x->prev].next = x->next;
     else
         kv->free_head = x->next;
     if (x->next != NIL)
-        kv->blk[x->next].prev = x->prev;
+        kv->link[x->next].prev = x->prev;
     else
         kv->free_tail = x->prev;
-    kv->cached -= x->hash != 0;
 }
 
-/* A free block for new contents: the queue's head, evicted if cached. */
-static int32_t take_free_block(kv_cache *kv)
+/* Free block b's n_children changed by d. */
+static void child_count(kv_cache *kv, int32_t p, int32_t d)
 {
-    int32_t b = kv->free_head;
-    SIM_ASSERT(b != NIL);
-    queue_remove(kv, b);
-    kv_block *x = &kv->blk[b];
+    evict_block *x = &kv->blk[p];
+    if (d < 0 && x->n_children == 0)
+        return;   /* an orphan's parent cached again: its count restarted */
+    x->n_children += d;
+    if (x->ref == 0 && kv->ev && kv->ev->update)
+        kv->ev->update(kv->ev_state, &kv->ev_view, p);
+}
+
+/* A free block for new contents, evicted if cached: the queue's head, or
+ * the policy's victim. */
+static int32_t take_free_block(kv_cache *kv, sim_time_ns now)
+{
+    int32_t b;
+    if (kv->ev) {
+        kv->ev_view.now = now;
+        b = kv->ev->victim(kv->ev_state, &kv->ev_view);
+        SIM_ASSERT_AT(now, b >= 0 && b < kv->total && kv->blk[b].ref == 0);
+        kv->cached -= kv->blk[b].hash != 0;
+    } else {
+        b = kv->free_head;
+        SIM_ASSERT(b != NIL);
+        queue_remove(kv, b);
+    }
+    evict_block *x = &kv->blk[b];
     if (x->hash) {
         table_remove(kv, x->hash);
+        if (kv->tree && x->parent != NIL && kv->blk[x->parent].hash == kv->parent_hash[b])
+            child_count(kv, x->parent, -1);
         x->hash = 0;
         kv->evictions++;
         kv->evict_epoch++;
     }
-    x->ref = 1;
+    *x = (evict_block){.ref = 1, .last_access_ns = now, .parent = NIL};
     return b;
 }
 
 /* ---- content hashes -------------------------------------------------------------- */
 
-static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
+static uint64_t hash_at(int32_t block_tokens, kv_req *k, int32_t i)
 {
-    if (k->hash_block_tokens != kv->block_tokens) {   /* another pool's block size */
+    if (k->hash_block_tokens != block_tokens) {   /* another pool's block size */
         k->n_hash = 0;
-        k->hash_block_tokens = kv->block_tokens;
+        k->hash_block_tokens = block_tokens;
     }
     if (i < k->n_hash)
         return k->hash[i];
@@ -214,7 +272,7 @@ static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
         k->hash_cap = cap;
     }
     for (int32_t j = k->n_hash; j <= i; j++) {
-        int64_t last = (int64_t)(j + 1) * kv->block_tokens - 1;   /* its last token */
+        int64_t last = (int64_t)(j + 1) * block_tokens - 1;   /* its last token */
         uint64_t id = last < k->id_tokens ? k->ids[last / k->id_block_tokens] : k->unique;
         uint64_t parent = j ? k->hash[j - 1] : UINT64_C(0x736572766573696d);
         uint64_t h = sim_hash_mix(sim_hash_mix(parent, id), (uint64_t)j + 1);
@@ -222,6 +280,21 @@ static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
     }
     k->n_hash = i + 1;
     return k->hash[i];
+}
+
+static uint64_t block_hash(const kv_cache *kv, kv_req *k, int32_t i)
+{
+    return hash_at(kv->block_tokens, k, i);
+}
+
+int32_t kv_req_prompt_hashes(kv_req *k, int32_t block_tokens, int32_t seq_tokens,
+                             const uint64_t **out)
+{
+    int32_t most = block_tokens > 0 ? (seq_tokens - 1) / block_tokens : 0;
+    if (most > 0)
+        hash_at(block_tokens, k, most - 1);
+    *out = k->hash;
+    return most > 0 ? most : 0;
 }
 
 /* Blocks of waiting r's sequence that the cache holds, from its first, at
@@ -238,6 +311,100 @@ static int32_t match(kv_cache *kv, const serve_req *r, kv_req *k)
     k->match_epoch = kv->evict_epoch;
     k->match_kv = kv;
     return m;
+}
+
+/* ---- lower tiers ---------------------------------------------------------------- */
+
+static int32_t tier_of(const kv_cache *kv, uint64_t h)
+{
+    for (int32_t t = 0; t < kv->n_tiers; t++)
+        if (kv_tier_has(kv->tier[t], h))
+            return t;
+    return -1;
+}
+
+static double recompute_at(kv_cache *kv, int32_t depth);
+
+/* Whether loading blocks m .. m+n-1 of k from the tiers beats computing
+ * them (cost_aware). O(n). */
+static bool load_pays(kv_cache *kv, kv_req *k, int32_t m, int32_t n)
+{
+    double blocks[KV_TIERS_MAX] = {0}, load_ns = 0, compute_ns = 0;
+    for (int32_t i = m; i < m + n; i++) {
+        blocks[tier_of(kv, k->hash[i])]++;
+        compute_ns += recompute_at(kv, i);
+    }
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        if (!blocks[t])
+            continue;
+        const kv_tier_setup *ts = &kv->tier_setup[t];
+        double chunks = ceil(blocks[t] * kv->block_tokens / ts->chunk_tokens);
+        load_ns += chunks * (double)ts->latency_ns +
+                   blocks[t] * kv->block_bytes / ts->read_bytes_per_s * 1e9;
+    }
+    return load_ns < compute_ns;
+}
+
+/* Blocks of waiting r's sequence past its HBM match of m blocks that the
+ * tiers hold (from block m on, at most one token short of the sequence)
+ * and that are to be loaded. Remembered while no tier evicted anything:
+ * then only a longer run has to be looked for. */
+static int32_t tier_match(kv_cache *kv, const serve_req *r, kv_req *k, int32_t m)
+{
+    if (!kv->n_tiers)
+        return 0;
+    int32_t most = (req_seq_tokens(r) - 1) / kv->block_tokens;
+    bool memo = k->tier_kv == kv && k->tier_from == m && k->tier_epoch == kv->tier_epoch;
+    int32_t raw = memo ? k->tier_raw : 0;
+    while (m + raw < most && tier_of(kv, block_hash(kv, k, m + raw)) >= 0)
+        raw++;
+    if (!memo || raw != k->tier_raw)
+        k->tier_use = raw && kv->tier_cost_aware && !load_pays(kv, k, m, raw) ? 0 : raw;
+    k->tier_kv = kv;
+    k->tier_from = m;
+    k->tier_raw = raw;
+    k->tier_epoch = kv->tier_epoch;
+    return k->tier_use;
+}
+
+void kv_set_tiers(kv_cache *kv, const kv_tiers_setup *tiers, double block_bytes_per_gpu)
+{
+    SIM_ASSERT(kv->n_tiers == 0 && tiers->n <= KV_TIERS_MAX);
+    if (!kv->identity)
+        return;
+    for (int32_t t = 0; t < tiers->n; t++) {
+        kv->tier_setup[t] = tiers->tier[t];
+        kv->tier[t] = kv_tier_create(tiers->tier[t].capacity_blocks);
+    }
+    kv->n_tiers = tiers->n;
+    kv->tier_cost_aware = tiers->cost_aware;
+    kv->block_bytes = block_bytes_per_gpu;
+}
+
+int32_t kv_take_tier_io(kv_cache *kv, double load_blocks[KV_TIERS_MAX],
+                        double write_blocks[KV_TIERS_MAX])
+{
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        load_blocks[t] = kv->pending_load[t];
+        write_blocks[t] = kv->pending_write[t];
+        kv->pending_load[t] = kv->pending_write[t] = 0;
+    }
+    return kv->n_tiers;
+}
+
+/* Block i of k, just cached in HBM, is written through to every tier that
+ * lacks it. */
+static void write_through(kv_cache *kv, uint64_t h)
+{
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        uint64_t ev = kv_tier_evictions(kv->tier[t]);
+        if (kv_tier_put(kv->tier[t], h)) {
+            kv->pending_write[t]++;
+            kv->tier_write_blocks[t]++;
+        }
+        if (kv_tier_evictions(kv->tier[t]) != ev)
+            kv->tier_epoch++;
+    }
 }
 
 int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k)
@@ -266,15 +433,15 @@ kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix
     if (!prefix_caching)
         return kv;
     kv->blk = sim_xmalloc((size_t)total_blocks * sizeof *kv->blk);
+    kv->link = sim_xmalloc((size_t)total_blocks * sizeof *kv->link);
     for (int32_t b = 0; b < (int32_t)total_blocks; b++) {
-        kv->blk[b] = (kv_block){0};
+        kv->blk[b] = (evict_block){.parent = NIL, .last_access_ns = now};
         queue_push_tail(kv, b);
     }
     size_t slots = 16;
     while (slots < 2 * (size_t)total_blocks)
         slots *= 2;
-    kv->keys = sim_xcalloc(slots, sizeof *kv->keys);
-    kv->vals = sim_xmalloc(slots * sizeof *kv->vals);
+    kv->slots = sim_xcalloc(slots, sizeof *kv->slots);
     kv->mask = slots - 1;
     kv->plan_ref = sim_xmalloc((size_t)total_blocks * sizeof *kv->plan_ref);
     kv->plan_mark = sim_xcalloc((size_t)total_blocks, sizeof *kv->plan_mark);
@@ -285,12 +452,92 @@ void kv_destroy(kv_cache *kv)
 {
     if (!kv)
         return;
+    if (kv->ev_state && kv->ev->destroy)
+        kv->ev->destroy(kv->ev_state);
     free(kv->blk);
-    free(kv->keys);
-    free(kv->vals);
+    free(kv->link);
+    free(kv->parent_hash);
+    free(kv->cost_memo);
+    for (int32_t t = 0; t < kv->n_tiers; t++)
+        kv_tier_destroy(kv->tier[t]);
+    free(kv->slots);
     free(kv->plan_ref);
     free(kv->plan_mark);
     free(kv);
+}
+
+static double recompute_at(kv_cache *kv, int32_t depth)
+{
+    if (depth < 0)
+        depth = 0;
+    if (depth >= kv->cost_cap) {
+        int32_t cap = kv->cost_cap ? kv->cost_cap : 64;
+        while (cap <= depth)
+            cap *= 2;
+        kv->cost_memo = sim_xrealloc(kv->cost_memo, (size_t)cap * sizeof *kv->cost_memo);
+        memset(kv->cost_memo + kv->cost_cap, 0,
+               (size_t)(cap - kv->cost_cap) * sizeof *kv->cost_memo);
+        kv->cost_cap = cap;
+    }
+    double *c = &kv->cost_memo[depth];
+    if (*c == 0) {
+        int64_t ctx = (int64_t)depth * kv->block_tokens;
+        if (ctx > INT32_MAX)
+            ctx = INT32_MAX;
+        /* Without a cost model: the block's tokens plus the attention over
+         * its context, in token units (a shape, not a time). */
+        *c = kv->cost_fn ? kv->cost_fn(kv->cost_ctx, kv->block_tokens, (int32_t)ctx)
+                         : (double)kv->block_tokens * (1.0 + (double)depth / 2);
+        if (*c <= 0)
+            *c = 1e-9;
+    }
+    return *c;
+}
+
+static double view_recompute_ns(const evict_view *v, int32_t depth)
+{
+    return recompute_at(v->core, depth);
+}
+
+int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
+                    const char *path, uint64_t seed, sim_err *err)
+{
+    SIM_ASSERT(!kv->ev && kv->used == 0 && kv->cached == 0);
+    if (!kv->identity || !ops)
+        return 0;
+    evict_setup setup = {.n_blocks = (int32_t)kv->total, .block_size_tokens = kv->block_tokens,
+                         .seed = seed};
+    if (ops->init(&setup, params, path, &kv->ev_state, err))
+        return -1;
+    kv->ev = ops;
+    free(kv->link);   /* the policy keeps the free set */
+    kv->link = NULL;
+    if (ops->update) {   /* only tree-aware policies pay for the tree */
+        kv->tree = true;
+        kv->parent_hash = sim_xcalloc((size_t)kv->total, sizeof *kv->parent_hash);
+    }
+    kv->ev_view = (evict_view){.now = kv->last_change_ns, .blocks = kv->blk,
+                               .n_blocks = (int32_t)kv->total,
+                               .block_size_tokens = kv->block_tokens,
+                               .recompute_ns = view_recompute_ns, .core = kv};
+    kv->free_head = kv->free_tail = NIL;
+    for (int32_t b = 0; b < (int32_t)kv->total; b++)
+        ops->insert(kv->ev_state, &kv->ev_view, b);
+    return 0;
+}
+
+void kv_set_recompute(kv_cache *kv, double (*fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens),
+                      void *ctx)
+{
+    kv->cost_fn = fn;
+    kv->cost_ctx = ctx;
+    if (kv->cost_memo)
+        memset(kv->cost_memo, 0, (size_t)kv->cost_cap * sizeof *kv->cost_memo);
+}
+
+const char *kv_eviction_name(const kv_cache *kv)
+{
+    return kv->ev ? kv->ev->name : "builtin_lru";
 }
 
 int64_t kv_total_blocks(const kv_cache *kv) { return kv->total; }
@@ -303,7 +550,13 @@ void kv_get_stats(const kv_cache *kv, kv_stats *out)
         .total_blocks = kv->total, .used_blocks = kv->used, .peak_blocks = kv->peak,
         .cached_blocks = kv->cached, .evictions = kv->evictions,
         .hit_tokens = kv->hit_tokens, .lookup_tokens = kv->lookup_tokens,
+        .hit_blocks = kv->hit_blocks, .lookup_blocks = kv->lookup_blocks,
+        .tier_hit_tokens = kv->tier_hit_tokens, .n_tiers = kv->n_tiers,
     };
+    for (int32_t t = 0; t < kv->n_tiers; t++) {
+        out->tier_hit_blocks[t] = kv->tier_hit_blocks[t];
+        out->tier_write_blocks[t] = kv->tier_write_blocks[t];
+    }
 }
 
 double kv_mean_fraction(const kv_cache *kv, sim_time_ns start, sim_time_ns now)
@@ -315,9 +568,45 @@ double kv_mean_fraction(const kv_cache *kv, sim_time_ns start, sim_time_ns now)
     return integral / ((double)(now - start) * (double)kv->total);
 }
 
+static int64_t retained(const kv_cache *kv, int64_t tokens)
+{
+    if (!kv->budget)
+        return tokens;
+    int64_t keep = kv->keep_min, f = (int64_t)ceil(kv->keep_frac * (double)tokens);
+    if (f > keep)
+        keep = f;
+    return keep < tokens ? keep : tokens;
+}
+
 int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens)
 {
-    return (tokens + kv->block_tokens - 1) / kv->block_tokens;
+    return (retained(kv, tokens) + kv->block_tokens - 1) / kv->block_tokens;
+}
+
+int64_t kv_attended_tokens(const kv_cache *kv, int64_t tokens) { return retained(kv, tokens); }
+
+/* The longest sequence `blocks` blocks hold (kv_cap_tokens). */
+static int64_t cap_of(const kv_cache *kv, int64_t blocks)
+{
+    int64_t c = blocks * kv->block_tokens;
+    if (!kv->budget || c < kv->keep_min)
+        return c;
+    if (kv->keep_frac <= 0)
+        return INT32_MAX;
+    double most = floor((double)c / kv->keep_frac);
+    int64_t cap = most > INT32_MAX ? INT32_MAX : (int64_t)most;
+    while (cap > c && retained(kv, cap) > c)
+        cap--;
+    return cap;
+}
+
+void kv_set_budget(kv_cache *kv, int64_t keep_min_tokens, double keep_fraction)
+{
+    SIM_ASSERT(!kv->identity && kv->used == 0 && keep_min_tokens >= 1 &&
+               keep_fraction >= 0 && keep_fraction <= 1);
+    kv->budget = true;
+    kv->keep_min = keep_min_tokens;
+    kv->keep_frac = keep_fraction;
 }
 
 void kv_req_init(kv_req *k, const uint64_t *ids, int32_t id_tokens, int32_t id_block_tokens,
@@ -371,9 +660,10 @@ static int64_t led_need(batch_kv *bk, const serve_req *r, int32_t tokens)
     if (kv->identity && fresh(r)) {
         kv_req *k = kreq(r);
         int32_t m = match(kv, r, k), touch = 0;
+        int32_t t = tier_match(kv, r, k, m);   /* loaded into new blocks */
         for (int32_t i = 0; i < m; i++)
             touch += eff_ref(kv, table_find(kv, k->hash[i])) == 0;
-        return kv_blocks_for(kv, (int64_t)m * kv->block_tokens + tokens) - m + touch;
+        return kv_blocks_for(kv, (int64_t)(m + t) * kv->block_tokens + tokens) - m + touch;
     }
     int64_t need = kv_blocks_for(kv, (int64_t)r->computed_tokens + tokens) - r->kv_blocks;
     return need > 0 ? need : 0;
@@ -413,7 +703,9 @@ static int32_t led_cached_tokens(batch_kv *bk, const serve_req *r)
     kv_cache *kv = ((kv_ledger *)bk)->kv;
     if (!kv->identity || !fresh(r))
         return 0;
-    return match(kv, r, kreq(r)) * kv->block_tokens;
+    kv_req *k = kreq(r);
+    int32_t m = match(kv, r, k);
+    return (m + tier_match(kv, r, k, m)) * kv->block_tokens;
 }
 
 static int64_t led_room(batch_kv *bk, const serve_req *r)
@@ -424,8 +716,7 @@ static int64_t led_room(batch_kv *bk, const serve_req *r)
         /* Touching its cached blocks uses some of the free ones. */
         room = (bk->free_blocks - (led_need(bk, r, 0))) * kv->block_tokens;
     } else {
-        room = ((int64_t)r->kv_blocks + bk->free_blocks) * kv->block_tokens -
-               r->computed_tokens;
+        room = cap_of(kv, (int64_t)r->kv_blocks + bk->free_blocks) - r->computed_tokens;
     }
     return room > 0 ? room : 0;
 }
@@ -473,8 +764,11 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
     if (!kv->identity || !fresh(r))
         return 0;
     int32_t m = match(kv, r, k);
+    int32_t t = tier_match(kv, r, k, m);
     kv->lookup_tokens += (uint64_t)req_seq_tokens(r);
-    if (!m)
+    kv->lookup_blocks += (uint64_t)kv_blocks_for(kv, req_seq_tokens(r));
+    kv->hit_blocks += (uint64_t)m;
+    if (!m && !t)
         return 0;
     SIM_ASSERT_AT(now, r->kv_blocks == 0);
     int64_t touched = 0;
@@ -485,16 +779,28 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
             queue_remove(kv, b);
             touched++;
         }
+        kv->blk[b].hits++;
+        kv->blk[b].last_access_ns = now;
         table_append(k, i, b);
     }
     add_used(kv, touched, now);
-    int32_t tokens = m * kv->block_tokens;
+    /* Blocks from the tiers: loaded into blocks kv_grow allocates next (after
+     * every admission of the plan has touched its prefix). */
+    for (int32_t i = m; i < m + t; i++) {
+        int32_t tr = tier_of(kv, k->hash[i]);
+        SIM_ASSERT_AT(now, tr >= 0);
+        kv_tier_put(kv->tier[tr], k->hash[i]);   /* a use: most recent */
+        kv->pending_load[tr]++;
+        kv->tier_hit_blocks[tr]++;
+    }
+    int32_t tokens = (m + t) * kv->block_tokens;
     r->kv_blocks = m;
-    r->kv_cap_tokens = tokens;
+    r->kv_cap_tokens = m * kv->block_tokens;
     r->computed_tokens = tokens;
     r->cached_tokens += tokens;
     k->n_registered = m;   /* already in the cache */
-    kv->hit_tokens += (uint64_t)tokens;
+    kv->hit_tokens += (uint64_t)m * kv->block_tokens;
+    kv->tier_hit_tokens += (uint64_t)t * kv->block_tokens;
     return tokens;
 }
 
@@ -506,10 +812,10 @@ void kv_grow_blocks(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens, sim_t
     SIM_ASSERT_AT(now, need <= kv->total - kv->used);
     if (kv->identity)
         for (int64_t i = 0; i < need; i++)
-            table_append(k, r->kv_blocks + (int32_t)i, take_free_block(kv));
+            table_append(k, r->kv_blocks + (int32_t)i, take_free_block(kv, now));
     add_used(kv, need, now);
     r->kv_blocks += (int32_t)need;
-    r->kv_cap_tokens = r->kv_blocks * kv->block_tokens;
+    r->kv_cap_tokens = (int32_t)cap_of(kv, r->kv_blocks);
 }
 
 void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
@@ -523,6 +829,7 @@ void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
             int32_t b = k->table[i];
             SIM_ASSERT_AT(now, kv->blk[b].ref > 0);
             if (--kv->blk[b].ref == 0) {
+                kv->blk[b].last_access_ns = now;
                 queue_push_tail(kv, b);
                 freed++;
             }
@@ -539,10 +846,25 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
     if (!kv->identity)
         return;
     int32_t full = r->computed_tokens / kv->block_tokens;
+    if (full > k->n_registered)
+        block_hash(kv, k, full - 1);   /* every hash, then the lookups overlapped */
     for (int32_t i = k->n_registered; i < full; i++) {
+        if (i + 8 < full) {   /* scattered blocks and slots: fetch ahead */
+            __builtin_prefetch(&kv->blk[k->table[i + 8]], 1);
+            __builtin_prefetch(&kv->slots[slot_of(kv, k->hash[i + 8])], 1);
+        }
         int32_t b = k->table[i];
-        if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b))
-            kv->blk[b].hash = k->hash[i];
+        if (!kv->blk[b].hash && table_insert(kv, block_hash(kv, k, i), b)) {
+            evict_block *x = &kv->blk[b];
+            x->hash = k->hash[i];
+            if (kv->n_tiers)
+                write_through(kv, x->hash);
+            x->depth = i;
+            if (kv->tree && i > 0 && (x->parent = table_find(kv, k->hash[i - 1])) != NIL) {
+                kv->parent_hash[b] = k->hash[i - 1];
+                child_count(kv, x->parent, +1);
+            }
+        }
     }
     if (full > k->n_registered)
         k->n_registered = full;

@@ -32,6 +32,8 @@
 
 #include <stdbool.h>
 #include "api/batch.h"
+#include "api/evict.h"
+#include "serve/kv_tier.h"
 #include "models/model.h"
 
 typedef struct kv_cache kv_cache;
@@ -50,6 +52,12 @@ typedef struct kv_req {
     int32_t match_blocks;      /* last prefix match, valid while match_kv's */
     uint64_t match_epoch;      /* eviction epoch equals match_epoch */
     const kv_cache *match_kv;
+    /* lower tiers: blocks past the HBM match of tier_from blocks found there
+     * (tier_raw) and worth loading (tier_use), valid while tier_kv's tier
+     * eviction epoch equals tier_epoch */
+    int32_t tier_from, tier_raw, tier_use;
+    uint64_t tier_epoch;
+    const kv_cache *tier_kv;
 } kv_req;
 
 /* What the cache did, for the run's results. */
@@ -61,6 +69,12 @@ typedef struct kv_stats {
     uint64_t evictions;        /* cached blocks reused for other contents */
     uint64_t hit_tokens;       /* prompt tokens served from the cache at admission */
     uint64_t lookup_tokens;    /* prompt tokens of the requests admitted, looked up */
+    uint64_t hit_blocks;       /* blocks of them served from the cache */
+    uint64_t lookup_blocks;    /* blocks those prompts fill (the last one partly) */
+    uint64_t tier_hit_tokens;  /* prompt tokens loaded from lower tiers instead */
+    uint64_t tier_hit_blocks[KV_TIERS_MAX];   /* blocks loaded, per tier */
+    uint64_t tier_write_blocks[KV_TIERS_MAX]; /* blocks written through, per tier */
+    int32_t n_tiers;
 } kv_stats;
 
 /* Blocks that fit on each GPU: (HBM x utilization - weights per GPU -
@@ -73,6 +87,30 @@ int kv_capacity_blocks(const llm_model *m, const gpu_spec *g, const par_layout *
 kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix_caching,
                     sim_time_ns now);
 void kv_destroy(kv_cache *kv);   /* NULL is a no-op */
+/* Identity mode: hands the free set to an eviction policy (api/evict.h;
+ * params borrowed, at `path`). Call right after kv_create. Without one (and
+ * in counting mode, where this does nothing) the cache keeps its built-in
+ * queue, vLLM's order, which policies/evict_lru reproduces. */
+int kv_set_eviction(kv_cache *kv, const evict_policy_ops *ops, cJSON *params,
+                    const char *path, uint64_t seed, sim_err *err);
+/* What recomputing a block costs, for cost-aware eviction: fn(ctx, q, c) is
+ * the time to prefill q tokens after c cached ones (ctx borrowed). */
+void kv_set_recompute(kv_cache *kv, double (*fn)(void *ctx, int32_t q_tokens, int32_t ctx_tokens),
+                      void *ctx);
+const char *kv_eviction_name(const kv_cache *kv);
+/* Identity mode: lower tiers below HBM (kv_tier.h), inclusive: every block
+ * cached in HBM is written through to each tier; a prefix lookup continues
+ * past the HBM match into the tiers (a block is read from the first tier
+ * holding it), and the blocks found are loaded into newly allocated HBM
+ * blocks at admission instead of being computed (with cost_aware, only
+ * when the estimated load time, chunks x latency + bytes / read rate per
+ * tier, is below the cost model's time to compute them). block_bytes_per_gpu
+ * prices the estimate. Call right after kv_create. */
+void kv_set_tiers(kv_cache *kv, const kv_tiers_setup *tiers, double block_bytes_per_gpu);
+/* Blocks to load from and write to each tier since the last call (the
+ * instance moves them); returns the number of tiers. */
+int32_t kv_take_tier_io(kv_cache *kv, double load_blocks[KV_TIERS_MAX],
+                        double write_blocks[KV_TIERS_MAX]);
 
 int64_t kv_total_blocks(const kv_cache *kv);
 int64_t kv_used_blocks(const kv_cache *kv);
@@ -119,7 +157,22 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k);
 /* Tokens of r's sequence this cache holds (for a router asking every
  * instance; changes nothing). */
 int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k);
-/* Blocks needed to hold `tokens` tokens: ceil(tokens / block size). */
+/* The content hashes of the first (seq_tokens - 1) / block_tokens blocks of
+ * a request's sequence (the chain every cache of that block size keys on);
+ * returns their number, *out valid until k's hashes change. */
+int32_t kv_req_prompt_hashes(kv_req *k, int32_t block_tokens, int32_t seq_tokens,
+                             const uint64_t **out);
+/* Token-level KV compression (counting mode only; quality not modelled):
+ * a request keeps min(seq, max(keep_min_tokens, ceil(keep_fraction x seq)))
+ * of its tokens' KV (sink + window: keep_fraction 0; a share of the
+ * sequence: keep_fraction > 0), which is what blocks it holds and what its
+ * decode attends to. Call right after kv_create. */
+void kv_set_budget(kv_cache *kv, int64_t keep_min_tokens, double keep_fraction);
+/* Tokens of a sequence of `tokens` whose KV is kept and read (all of them
+ * without a budget). */
+int64_t kv_attended_tokens(const kv_cache *kv, int64_t tokens);
+/* Blocks needed to hold `tokens` tokens: ceil(tokens / block size), of the
+ * tokens kept under a budget. */
 int64_t kv_blocks_for(const kv_cache *kv, int64_t tokens);
 
 #endif

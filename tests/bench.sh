@@ -72,6 +72,46 @@ done
 header "64 instances"
 bench_run "64x/1M" experiments/bench_64.json
 
+# Per-layer expert routing (expert parallelism, EPLB) against the same run
+# priced at the expected load (routing.sample false). Target: within 2x.
+header "expert routing"
+bench_run "moe/routed" experiments/bench_moe.json
+bench_run "moe/expected" experiments/bench_moe.json --set \
+    'cluster.pools=[{"name": "ep", "instances": 1, "parallel": {"tp": 1, "dp": 8, "ep": 8, "redundant_experts": 16}, "moe": {"routing": {"sample": false}}}]'
+awk -v a="$(cat "$out/wall_moe_routed")" -v b="$(cat "$out/wall_moe_expected")" \
+    'BEGIN { printf "%-24s routed / expected wall time: %.2fx (target: <= 2x)\n", "moe", a / b }'
+# Prefix caching at scale: multi-turn conversations (1M requests, 64
+# instances) and a Mooncake replay (the conversation trace cycled to 200k
+# requests on 16 instances, when ../shared/traces has it), each with prefix
+# caching on and off. Targets: on within 2x of off; peak RSS flat in the
+# request count (100k against 1M).
+header "prefix caching"
+for c in on off; do
+    flag=true
+    [ "$c" = off ] && flag=false
+    bench_run "multiturn/$c/100k" experiments/bench_prefix_multiturn.json \
+        --set instance.prefix_caching=$flag --set workload.requests=100000
+    bench_run "multiturn/$c/1M" experiments/bench_prefix_multiturn.json \
+        --set instance.prefix_caching=$flag
+done
+awk -v a="$(cat "$out/wall_multiturn_on_1M")" -v b="$(cat "$out/wall_multiturn_off_1M")" \
+    'BEGIN { printf "%-24s caching on / off wall time: %.1fx (target: <= 2x)\n", "multiturn/1M", a / b }'
+moon=../shared/traces/mooncake/conversation_trace.jsonl
+if [ -f "$moon" ]; then
+    for c in on off; do
+        flag=true
+        [ "$c" = off ] && flag=false
+        bench_run "mooncake/$c/200k" experiments/bench_prefix_multiturn.json \
+            --set instance.prefix_caching=$flag --set cluster.instances=16 \
+            --set policies.routing.name=round_robin \
+            --set "workload={\"source\": \"mooncake\", \"path\": \"$moon\", \"max_requests\": 200000, \"cycle\": true, \"max_input_tokens\": 8000, \"arrival\": {\"process\": \"poisson\", \"rate_per_s\": 40}}"
+    done
+    awk -v a="$(cat "$out/wall_mooncake_on_200k")" -v b="$(cat "$out/wall_mooncake_off_200k")" \
+        'BEGIN { printf "%-24s caching on / off wall time: %.1fx (target: <= 2x)\n", "mooncake/200k", a / b }'
+else
+    echo "mooncake: $moon not found, skipped"
+fi
+
 # Speculative decoding (EAGLE, K = 3, acceptance 0.8) against none, on a
 # full instance (bench_spec.json: closed loop) and on Vidur's arrival-bound
 # workload (bench_10k.json: light load, where the iteration count is set by
@@ -116,3 +156,9 @@ echo
 ${CC:-cc} -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -o "$out/rbtree_bench" \
     tests/bench/rbtree_bench.c sim/rbtree.c sim/base.c
 "$out/rbtree_bench"
+
+# One policy decision, compiled in, from a C plugin and through the Python
+# bridges, embedded and subprocess (tests/bench/plugin_bench.c; api/README.md
+# and plugins/README.md quote these).
+echo
+build/plugin_bench

@@ -15,6 +15,7 @@
 
 #include "sim/jsoncfg.h"
 #include "traces/gen.h"
+#include "traces/prefix_gen.h"
 #include "traces/workload.h"
 
 typedef struct synthetic {
@@ -25,12 +26,14 @@ typedef struct synthetic {
     int64_t requests, emitted;
     arrival_gen gen;
     gsl_rng *arrival_rng, *length_rng;
+    prefix_gen *prefix;   /* NULL: no shared prefixes */
 } synthetic;
 
 static void synthetic_destroy(void *state)
 {
     synthetic *s = state;
     arrival_gen_fini(&s->gen);
+    prefix_gen_destroy(s->prefix);
     arrival_fini(&s->arrival);
     len_dist_fini(&s->input);
     len_dist_fini(&s->output);
@@ -43,7 +46,7 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
 {
     static const char *const keys[] = {WL_COMMON_KEYS, "requests", "arrival", "input_tokens",
                                        "output_tokens", "ttft_slo_ms", "priority_classes",
-                                       NULL};
+                                       "prefix", NULL};
     synthetic *s = sim_xcalloc(1, sizeof *s);
     char sub[256];
     cJSON *o;
@@ -65,6 +68,14 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
         s->has_ttft_slo = 1;
         if (jcfg_obj(params, path, "ttft_slo_ms", &o, sub, err) ||
             len_dist_parse(o, sub, &s->ttft_slo_ms, err)) {
+            synthetic_destroy(s);
+            return -1;
+        }
+    }
+    if (cJSON_GetObjectItemCaseSensitive(params, "prefix")) {
+        if (jcfg_obj(params, path, "prefix", &o, sub, err) ||
+            prefix_gen_create(o, sub, &s->input, setup->max_context_tokens, setup->length_rng,
+                              &s->prefix, err)) {
             synthetic_destroy(s);
             return -1;
         }
@@ -92,6 +103,8 @@ static int synthetic_next(void *state, sim_time_ns now, wl_request *out, sim_err
     if (s->priority_classes > 1)
         out->priority = (int32_t)gsl_rng_uniform_int(s->length_rng,
                                                      (unsigned long)s->priority_classes);
+    if (s->prefix)
+        prefix_gen_next(s->prefix, out, s->length_rng);
     s->emitted++;
     return WL_REQUEST;
 }

@@ -36,6 +36,10 @@ typedef struct wl_request {
     const uint64_t *prefix_blocks;
     int32_t n_prefix_blocks;
     int32_t prefix_block_tokens;
+    /* Tokens the ids describe; 0: min(n_prefix_blocks x prefix_block_tokens,
+     * input_tokens). May reach into the output (a conversation's next turn
+     * holds this turn's answer: traces/prefix_gen.h). */
+    int32_t prefix_id_tokens;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
