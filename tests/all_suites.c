@@ -41,5 +41,7 @@ const suite_fn test_suites[] = {
     moe_suite,
     disagg_suite,
     plugin_suite,
+    spec_suite,
+    lora_suite,
     NULL,
 };
