@@ -12,9 +12,9 @@ DEFS := -D_POSIX_C_SOURCE=200809L -DSERVESIM_MODELS_DIR='"$(CURDIR)/models"' \
 OPT := -O2 -g
 SAN := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-# `make clean` and `make calib` (the CUDA program, built on GPU machines that
-# lack the simulator's packages) need no dependency check.
-ifneq ($(filter-out clean calib,$(or $(MAKECMDGOALS),all)),)
+# `make clean`, `make help` and `make calib` (the CUDA program, built on GPU
+# machines that lack the simulator's packages) need no dependency check.
+ifneq ($(filter-out clean help calib,$(or $(MAKECMDGOALS),all)),)
 include $(BUILD)/deps.mk
 endif
 
@@ -50,13 +50,16 @@ CFLAGS_san = $(WARN) $(SAN) $(DEFS) -I. -I$(BUILD) $(DEP_CFLAGS) $(CHECK_CFLAGS)
 LDFLAGS_san = -fsanitize=address,undefined
 
 .PHONY: all run test test-layers test-fast test-san bench fuzz calib-data test-calib-run clean FORCE
-.PHONY: mpi test-mpi plots test-plots validate test-validate
+.PHONY: mpi test-mpi plots test-plots validate test-validate help figures
 all: servesim
 
+# The release (semantic versioning; CHANGELOG.md) and the commit built.
+SEMVER := 0.1.0
 $(BUILD)/version.h: FORCE
 	@mkdir -p $(BUILD)
 	@v=$$(git describe --always --dirty --tags 2>/dev/null || echo unknown); \
-	 printf '#define SERVESIM_VERSION "%s"\n' "$$v" > $@.tmp; \
+	 { printf '#define SERVESIM_SEMVER "%s"\n' "$(SEMVER)"; \
+	   printf '#define SERVESIM_VERSION "%s"\n' "$$v"; } > $@.tmp; \
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(BUILD)/opt/%.o: %.c $(BUILD)/deps.mk | $(BUILD)/version.h
@@ -135,6 +138,24 @@ plots: servesim
 bench: servesim
 	sh tests/bench.sh
 
+# The README's figures (docs/figures/), from the bundled experiments: the same
+# commands as the plot test (tests/plots_check.sh), which checks their content.
+figures: servesim
+	./servesim sweep experiments/batch_policies.json --out results/batch_policies.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/batch_policies.py results/batch_policies.h5 --out docs/figures
+	./servesim capacity experiments/quickstart.json --slo ttft_p90=300ms,tpot_p90=40ms \
+	    --set workload.requests=300 -j 2 --out results/capacity_quickstart.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/capacity.py results/capacity_quickstart.h5 --out docs/figures
+	./servesim run experiments/quickstart.json --set workload.requests=500 \
+	    --out results/quickstart_500.h5 --quiet
+	MPLBACKEND=Agg $(PYTHON) plots/timeline.py results/quickstart_500.h5 --out docs/figures
+
+# The run-config reference, generated from the parser (tool/config_doc.h);
+# a test fails when it is out of date.
+docs/config.md: servesim
+	@mkdir -p docs
+	./servesim help config --markdown > $@.tmp && mv $@.tmp $@
+
 # Calibration (calib/README.md): calib-tool is the host side; calib/calib.mk
 # builds the CUDA program. calib-data regenerates the committed plans, the
 # next H200 session's plan and the schedule calib/h200_run.sh follows (what
@@ -202,7 +223,84 @@ fuzz: $(FUZZ_TARGETS)
 $(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $<
 
+# Plugins (api/plugin.h, api/README.md): policies built outside servesim as
+# shared objects it loads by name ("lib:policy"). `make plugin SRC=my.c`
+# builds libmy.so next to my.c; the examples and the Python bridge go to
+# build/plugins/, on servesim's plugin search path; tests/plugin_variants.c
+# gives the broken and old plugins tests/test_plugin.c refuses or loads.
+# `make install PREFIX=...` installs servesim, the policy-facing headers and
+# servesim-plugin.pc, for building plugins outside this tree.
+PLUGIN_DIR := $(BUILD)/plugins
+DEFS += -DSERVESIM_PLUGIN_DIR='"$(CURDIR)/$(PLUGIN_DIR)"' -DSERVESIM_SOURCE_DIR='"$(CURDIR)"'
+PLUGIN_CFLAGS = $(WARN) -O2 -g -fPIC -shared -fvisibility=hidden -I. $(DEP_CFLAGS)
+PLUGIN_HDRS := $(wildcard api/*.h) sim/base.h sim/rbtree.h
+EXAMPLE_PLUGINS := $(PLUGIN_DIR)/libexample.so $(PLUGIN_DIR)/libprefill_first.so
+TEST_PLUGINS := $(foreach v,bad_major bad_minor no_abi no_entry no_hook old_minor nondet,\
+                  $(PLUGIN_DIR)/test/lib$(v).so)
+$(PLUGIN_DIR)/lib%.so: examples/plugins/%.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $<
+$(PLUGIN_DIR)/test/lib%.so: tests/plugin_variants.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -DVARIANT_$* -o $@ $<
+# The Python bridge as a subprocess (plugins/servesim_pipe.c): no libpython.
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_pipe.so
+$(PLUGIN_DIR)/libservesim_pipe.so: plugins/servesim_pipe.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< -lcjson
+# The Python bridge, where mk/deps.sh found python3-embed (python3-dev).
+ifneq ($(PY_LIBS),)
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libservesim_py.so
+endif
+$(PLUGIN_DIR)/libservesim_py.so: plugins/servesim_py.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) $(PY_CFLAGS) -o $@ $< $(PY_LIBS)
+plugins: $(EXAMPLE_PLUGINS)
+all: plugins
+$(BUILD)/test_all $(BUILD)/test_all_san: | $(EXAMPLE_PLUGINS) $(TEST_PLUGINS)
+test-mpi: plugins
+.PHONY: plugin plugins install
+plugin:
+	@test -n "$(SRC)" || { echo "usage: make plugin SRC=my_policy.c" >&2; exit 2; }
+	$(CC) $(PLUGIN_CFLAGS) -o $(dir $(SRC))lib$(basename $(notdir $(SRC))).so $(SRC)
+# make bench's per-decision cost of built-in, C plugin and Python policies.
+$(BUILD)/plugin_bench: $(call obj,opt,$(LIB_SRCS) tests/bench/plugin_bench.c) | $(EXAMPLE_PLUGINS)
+	$(CC) -o $@ $(filter %.o,$^) $(DEP_LIBS) -lm
+bench: $(BUILD)/plugin_bench
+PREFIX ?= /usr/local
+install: servesim
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/servesim/api \
+	    $(DESTDIR)$(PREFIX)/include/servesim/sim $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/lib/servesim/plugins
+	install -m 755 servesim $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 api/*.h $(DESTDIR)$(PREFIX)/include/servesim/api/
+	install -m 644 sim/base.h sim/rbtree.h $(DESTDIR)$(PREFIX)/include/servesim/sim/
+	sed 's|@PREFIX@|$(PREFIX)|' mk/servesim-plugin.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/servesim-plugin.pc
+
 clean:
 	rm -rf $(BUILD) servesim servesim-mpi
+
+help:
+	@echo 'servesim make targets:'
+	@echo '  make                  build ./servesim (same as make all, make servesim)'
+	@echo '  make run              run experiments/quickstart.json into results/quickstart.h5'
+	@echo '  make test             every check: layering, unit and end-to-end suites, sanitizers,'
+	@echo '                        calibration dry runs, MPI, plots, validation (10+ minutes)'
+	@echo '  make test-fast        the unit and end-to-end suites only (build/test_all)'
+	@echo '  make test-san         the suites under AddressSanitizer and UBSan'
+	@echo '  make test-plots       the plot scripts on a small sweep, checked by content'
+	@echo '  make test-layers      the include layering (tests/layers_check.sh)'
+	@echo '  make plots            a small bundled sweep and every plot of it, in results/plots/'
+	@echo '  make bench            speed benchmarks (tests/bench.sh)'
+	@echo '  make figures          the README figures (docs/figures/) from the bundled experiments'
+	@echo '  make validate         servesim against published measurements (validate/)'
+	@echo '  make mpi              ./servesim-mpi, sweeps spread over MPI ranks'
+	@echo '  make fuzz             libFuzzer targets, FUZZ_SECONDS each (needs clang)'
+	@echo '  make calib            the CUDA calibration program (GPU machines; calib/README.md)'
+	@echo '  make calib-data       regenerate the calibration plans and synthetic table'
+	@echo '  make docs/config.md   regenerate the config reference from the parser'
+	@echo '  make clean            remove build/, servesim, servesim-mpi'
+	@echo '  make help             this list'
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

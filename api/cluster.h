@@ -47,6 +47,7 @@ typedef struct pool_view {
     const int32_t *instances;   /* their global indices, in creation order */
     int32_t n_active;
     int32_t gpus_per_instance;
+    int32_t block_size_tokens;  /* of its instances' KV caches */
 } pool_view;
 
 #endif

@@ -40,14 +40,19 @@ struct control_view {
 typedef enum control_kind {
     CTRL_MOVE,    /* req to instance `to` */
     CTRL_SCALE,   /* pool `pool` by `delta` instances (> 0 start, < 0 drain) */
+    CTRL_SPLIT,   /* semi-PD: every GPU's prefill and decode workers get
+                   * `prefill_share` and `decode_share` of its SMs (serve/disagg.h) */
 } control_kind;
 
 /* How a moved request's KV gets to its new instance. RECOMPUTE: it is
  * dropped and the new instance prefills the sequence again; WITH_KV: the
  * destination reserves the blocks, the KV travels over the links (the
  * request pauses meanwhile), and the request goes on where it was. A
- * waiting request that has computed nothing moves as metadata at once. */
-typedef enum move_mode { MOVE_RECOMPUTE, MOVE_WITH_KV } move_mode;
+ * waiting request that has computed nothing moves as metadata at once.
+ * LIVE (Llumnix, serve/migrate.h): a decoding request keeps running while
+ * its KV is copied in stages; only the last, short stage stops it. A
+ * request not decoding moves as WITH_KV. */
+typedef enum move_mode { MOVE_RECOMPUTE, MOVE_WITH_KV, MOVE_LIVE } move_mode;
 
 typedef struct control_action {
     control_kind kind;
@@ -56,6 +61,7 @@ typedef struct control_action {
     move_mode mode;         /* CTRL_MOVE */
     int32_t pool;           /* CTRL_SCALE */
     int32_t delta;          /* CTRL_SCALE */
+    double prefill_share, decode_share;   /* CTRL_SPLIT, each in [0.05, 1] */
 } control_action;
 
 /* The core owns the array; a policy adds with control_add, which refuses

@@ -26,6 +26,8 @@ extra=""
 command -v mpicc >/dev/null 2>&1 || extra="$extra libopenmpi-dev"
 command -v mpirun >/dev/null 2>&1 || extra="$extra openmpi-bin"
 /usr/bin/python3 -c "import h5py" >/dev/null 2>&1 || extra="$extra python3-h5py"
+# The Python bridge plugin (plugins/servesim_py.c) embeds CPython.
+pkg-config --exists python3-embed 2>/dev/null || extra="$extra python3-dev"
 /usr/bin/python3 -c "import matplotlib" >/dev/null 2>&1 || extra="$extra python3-matplotlib"
 if [ -n "$extra" ] && [ -z "$missing" ] && [ "$(id -u)" != 0 ] &&
    ! { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
@@ -64,4 +66,8 @@ mkdir -p "$(dirname "$out")"
     echo "DEP_LIBS := $(pkg-config --libs gsl libcjson hdf5 zlib) -pthread"
     echo "CHECK_CFLAGS := $(pkg-config --cflags check)"
     echo "CHECK_LIBS := $(pkg-config --libs check)"
+    if pkg-config --exists python3-embed 2>/dev/null; then
+        echo "PY_CFLAGS := $(pkg-config --cflags python3-embed)"
+        echo "PY_LIBS := $(pkg-config --libs python3-embed)"
+    fi
 } > "$out.tmp" && mv "$out.tmp" "$out"

@@ -39,6 +39,9 @@ struct cost_model {
     cost_setup setup;
     void *state;
     bool node_energy;   /* energy_scope "node" */
+    /* Pipeline stages: the micro-batches' prefill chunks, reused. */
+    batch_seq *mb_seqs;
+    size_t mb_cap;
 };
 
 const char *cost_source_name(cost_source s)
@@ -236,6 +239,7 @@ void cost_model_destroy(cost_model *cm)
         return;
     if (cm->ops->destroy)
         cm->ops->destroy(cm->state);
+    free(cm->mb_seqs);
     free(cm);
 }
 
@@ -244,6 +248,12 @@ static double member_idle_w(const cost_model *cm)
 {
     return cm->ops->idle_power_w ? cm->ops->idle_power_w(cm->state, &cm->setup)
                                  : cm->setup.gpu->idle_w * cm->setup.par.tp;
+}
+
+/* The instance's GPUs over the member's tp group: stages times replicas. */
+static double groups_of(const cost_model *cm)
+{
+    return (double)cm->setup.par.pp * cm->setup.par.dp;
 }
 
 /* The engine's share of the iteration. An engine whose CPU blocks the GPU
@@ -271,14 +281,162 @@ static void engine_iteration(cost_model *cm, const op_list *ops, const batch_sha
     out->energy_j += (double)extra * 1e-9 * member_idle_w(cm);
 }
 
+/* ---- pipeline stages -------------------------------------------------------------- */
+
+/* Micro-batch j of m: prefill chunks j, j + m, ...; the decodes split
+ * evenly (the first n_decode % m one more) with their context in
+ * proportion; the sampled prefills spread over the micro-batches that have
+ * prefills. seqs receives the chunks. */
+static batch_shape micro_batch(const batch_shape *b, int32_t m, int32_t j, batch_seq *seqs,
+                               int32_t *sampled_prefills_left)
+{
+    batch_shape mb = {.prefill = seqs, .prefill_layers = b->prefill_layers, .moe = b->moe};
+    for (int32_t i = j; i < b->n_prefill; i += m)
+        seqs[mb.n_prefill++] = b->prefill[i];
+    mb.n_decode = b->n_decode / m + (j < b->n_decode % m);
+    if (b->n_decode > 0)
+        mb.decode_ctx_sum = (int64_t)((double)b->decode_ctx_sum * mb.n_decode / b->n_decode);
+    int32_t sp = *sampled_prefills_left < mb.n_prefill ? *sampled_prefills_left
+                                                       : mb.n_prefill;
+    *sampled_prefills_left -= sp;
+    mb.n_sampled = mb.n_decode + sp;
+    return mb;
+}
+
+/* One stage-to-stage send of a micro-batch of `tokens` tokens: one data-
+ * parallel replica's 16-bit activations over the stage link. */
+static double send_ns(const cost_model *cm, double tokens)
+{
+    const par_layout *par = &cm->setup.par;
+    op_desc op = {.kind = OP_PP_SEND, .repeat = 1, .m = (int64_t)tokens,
+                  .n = cm->setup.model->hidden, .ranks = 2,
+                  .link_bytes_per_s = par->pp_link_bytes_per_s};
+    op.bytes = tokens / par->dp * cm->setup.model->hidden * 2.0;
+    return roofline_op_ns(cm->setup.gpu, &op);
+}
+
+/* An iteration on S pipeline stages: the batch is cut into m micro-batches
+ * that flow through the stages while continuous batching keeps the pipeline
+ * full (vLLM's virtual engines: a micro-batch's next step enters the first
+ * stage as soon as its last one leaves the last stage, so there is no flush
+ * per iteration). Micro-batch j spends s_j on every stage, its whole-model
+ * time times the busiest stage's share of the layers (ceil(L / S) / L),
+ * plus its send to the next stage. In steady state every micro-batch
+ * advances one step per round of max(sum_j s_j, S max_j s_j): each stage
+ * serves all m micro-batches, and each micro-batch needs S stage times. With
+ * m = 1 a round is S stage times, each stage busy one of them (the bubble,
+ * (S - 1) / S of the GPU time); with m >= S equal micro-batches there is no
+ * bubble and the pipeline gives S stages' throughput (less what the smaller
+ * micro-batches lose: a memory-bound decode re-reads each stage's weights
+ * per micro-batch). Filling and draining the pipeline is not modelled.
+ * Terms are scaled to sum to the round; the GPUs idle through the bubble
+ * and the engine's CPU time (added once per iteration). */
+static void pp_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
+{
+    const par_layout *par = &cm->setup.par;
+    const int32_t S = par->pp, L = cm->setup.model->layers;
+    int32_t m = par_micro_batches(par);
+    const int32_t seqs = b->n_prefill + b->n_decode;
+    if (m > seqs)
+        m = seqs > 0 ? seqs : 1;
+    sim_grow((void **)&cm->mb_seqs, &cm->mb_cap, (size_t)b->n_prefill + 1,
+             sizeof *cm->mb_seqs);
+    const double frac = (double)((L + S - 1) / S) / L;
+    cost_setup s = cm->setup;
+    s.iteration_overhead_ns = 0;
+    memset(out, 0, sizeof *out);
+    int32_t sampled_prefills = b->n_sampled - b->n_decode;
+    if (sampled_prefills < 0)
+        sampled_prefills = 0;
+    double sum = 0, max = 0, busy_ns = 0, busy_j = 0, sends = 0;
+    for (int32_t j = 0; j < m; j++) {
+        batch_shape mb = micro_batch(b, m, j, cm->mb_seqs, &sampled_prefills);
+        if (mb.n_prefill + mb.n_decode == 0)
+            continue;
+        op_list ops;
+        cost_result r;
+        ops_decompose(cm->setup.model, par, &mb, &ops);
+        cm->ops->iteration(cm->state, &s, &ops, &r);
+        double tokens = mb.n_decode;
+        for (int32_t i = 0; i < mb.n_prefill; i++)
+            tokens += mb.prefill[i].q_tokens;
+        double send = send_ns(cm, tokens);
+        double sj = (double)r.latency_ns * frac + send;
+        sum += sj;
+        max = sj > max ? sj : max;
+        sends += send;
+        busy_ns += (double)r.latency_ns;
+        busy_j += r.energy_j;
+        for (int k = 0; k < OP_KIND_COUNT; k++) {
+            out->term_ns[k] += r.term_ns[k] * frac;
+            if (r.term_source[k] > out->term_source[k])
+                out->term_source[k] = r.term_source[k];
+        }
+        out->weight_bytes += r.weight_bytes * frac;
+        out->kv_bytes += r.kv_bytes * frac;
+    }
+    out->term_ns[OP_PP_SEND] += sends;
+    out->term_source[OP_PP_SEND] = COST_SRC_ROOFLINE;
+    double gpu_ns = sum > S * max ? sum : S * max;
+    double scale = sum > 0 ? gpu_ns / sum : 0;
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        out->term_ns[k] *= scale;
+    /* The engine's CPU time, once per iteration. */
+    const engine_profile *e = cm->setup.engine;
+    double total_ns = !e ? gpu_ns + (double)cm->setup.iteration_overhead_ns
+                     : e->cpu_overlap ? engine_iteration_ns(e, b, L, gpu_ns)
+                                      : gpu_ns + engine_iteration_ns(e, b, L, 0);
+    out->latency_ns = (sim_time_ns)llround(total_ns);
+    /* Every op ran once on one stage's tp GPUs (the member's energy is its
+     * tp group's) on each replica; the rest of the GPU time is idle. */
+    double idle_gpu_ns = (double)out->latency_ns * S - busy_ns;
+    out->energy_j = busy_j * par->dp +
+                    (idle_gpu_ns > 0 ? idle_gpu_ns : 0) * 1e-9 * member_idle_w(cm) * par->dp;
+}
+
+/* Offloading's prefetches: MoE layer l's experts load while layer l - 1
+ * computes; the layer waits for what outlasts it. The layers' compute is
+ * the iteration's GPU time less the loads, spread evenly over the layers.
+ * The wait is added at idle power under the expert_load term. */
+static void add_prefetch_stall(const cost_model *cm, const offload_iter *o, cost_result *out)
+{
+    const gpu_spec *g = cm->setup.gpu;
+    double busy = 0;
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        busy += k == OP_EXPERT_LOAD ? 0 : out->term_ns[k];
+    double layer_ns = busy / cm->setup.model->layers, stall = 0;
+    for (int32_t l = 0; l < o->moe_layers && l < OFFLOAD_LAYERS_MAX; l++) {
+        if (o->prefetch_bytes[l] <= 0)
+            continue;
+        op_desc op = {.kind = OP_EXPERT_LOAD, .repeat = 1, .ranks = 2,
+                      .bytes = o->prefetch_bytes[l], .link_bytes_per_s = o->pcie_bytes_per_s};
+        double t = roofline_op_ns(g, &op) - layer_ns;
+        stall += t > 0 ? t : 0;
+    }
+    sim_time_ns add = (sim_time_ns)llround(stall);
+    out->latency_ns += add;
+    out->term_ns[OP_EXPERT_LOAD] += (double)add;
+    out->term_source[OP_EXPERT_LOAD] = COST_SRC_ROOFLINE;
+    out->energy_j += (double)add * 1e-9 * member_idle_w(cm);
+}
+
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 {
-    op_list ops;
-    ops_decompose(cm->setup.model, &cm->setup.par, b, &ops);
-    if (cm->setup.engine)
-        engine_iteration(cm, &ops, b, out);
-    else
-        cm->ops->iteration(cm->state, &cm->setup, &ops, out);
+    if (cm->setup.par.pp > 1) {
+        pp_iteration(cm, b, out);
+    } else {
+        op_list ops;
+        ops_decompose(cm->setup.model, &cm->setup.par, b, &ops);
+        if (cm->setup.engine)
+            engine_iteration(cm, &ops, b, out);
+        else
+            cm->ops->iteration(cm->state, &cm->setup, &ops, out);
+        /* Data-parallel replicas run alike (the busiest's ops). */
+        if (cm->setup.par.dp > 1)
+            out->energy_j *= cm->setup.par.dp;
+        if (b->offload)
+            add_prefetch_stall(cm, b->offload, out);
+    }
     if (cm->node_energy)
         out->energy_j += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par) *
                          (double)out->latency_ns * 1e-9;
@@ -287,6 +445,8 @@ void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out)
 double cost_idle_power_w(const cost_model *cm)
 {
     double w = member_idle_w(cm);
+    if (groups_of(cm) > 1)
+        w *= groups_of(cm);
     if (cm->node_energy)
         w += cm->setup.gpu->node_w_per_gpu * par_gpus(&cm->setup.par);
     return w;

@@ -75,6 +75,8 @@ int ctab_key_of_op(const llm_model *m, int tp, const op_desc *op, ctab_key *out)
         out->p[2] = m->experts_per_token;
         return 0;
     case OP_MOE_EXPERTS:
+        if (op->ranks > 1)   /* whole experts on expert-parallel GPUs: not measured */
+            return -1;
         out->family = CTAB_MOE_EXPERTS;
         out->p[0] = m->experts;
         out->p[1] = m->experts_per_token;

@@ -321,7 +321,11 @@ static int load_entry(loader *L, ctab *t, const ctab_family_info *fi, const cJSO
     int count = 0;
     for (cJSON *c = params->child; c; c = c->next)
         count++;
-    if (count != fi->n_params || check_keys(L, params, p, fi->param)) {
+    /* fi->param is not NULL-terminated when a family uses every slot. */
+    const char *param_keys[CTAB_MAX_PARAMS + 1] = {NULL};
+    for (int j = 0; j < fi->n_params; j++)
+        param_keys[j] = fi->param[j];
+    if (count != fi->n_params || check_keys(L, params, p, param_keys)) {
         if (count != fi->n_params)
             return lfail(L, p, "expected exactly the params of %s (%d), got %d", fi->name,
                          fi->n_params, count);
@@ -339,8 +343,10 @@ static int load_entry(loader *L, ctab *t, const ctab_family_info *fi, const cJSO
     }
     if (need_obj(L, jo, path, "axes", &axes, p))
         return -1;
-    static const char *const none[] = {NULL};
-    const char *const *axis_keys = fi->n_axes ? fi->axis : none;
+    /* fi->axis is not NULL-terminated when a family uses every axis. */
+    const char *axis_keys[CTAB_MAX_AXES + 1] = {NULL};
+    for (int a = 0; a < fi->n_axes; a++)
+        axis_keys[a] = fi->axis[a];
     if (check_keys(L, axes, p, axis_keys))
         return -1;
     e->n_points = 1;
@@ -971,7 +977,8 @@ static bool same_op(const op_desc *a, const op_desc *b)
     return a->kind == b->kind && a->m == b->m && a->n == b->n && a->k == b->k &&
            a->flops == b->flops && a->bytes == b->bytes &&
            a->weight_bytes == b->weight_bytes && a->kv_bytes == b->kv_bytes &&
-           a->dtype == b->dtype && a->ranks == b->ranks && a->groups == b->groups;
+           a->dtype == b->dtype && a->ranks == b->ranks && a->groups == b->groups &&
+           a->link_bytes_per_s == b->link_bytes_per_s;
 }
 
 /* ctab_price_op through the memo: the same answer, bit for bit. */

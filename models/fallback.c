@@ -100,8 +100,9 @@ double fb_op_ns(const fb_params *p, const gpu_spec *g, const op_desc *op)
     switch (op_kind_class(op->kind)) {
     case OP_CLASS_COLLECTIVE: {
         double extra = op->ranks > 2 ? op->ranks - 2 : 0;
+        double link = op->link_bytes_per_s > 0 ? op->link_bytes_per_s : link_bw(g);
         return g->collective_latency_ns + extra * g->collective_rank_ns +
-               op->bytes / (link_bw(g) * g->link_efficiency) * 1e9;
+               op->bytes / (link * g->link_efficiency) * 1e9;
     }
     case OP_CLASS_GEMM: {
         double kernels;

@@ -708,10 +708,47 @@ double llm_params_active(const llm_model *m)
     return c.linear + c.other;
 }
 
+/* Layers on the busiest pipeline stage: ceil(layers / pp). */
+static int32_t stage_layers(const llm_model *m, const par_layout *par)
+{
+    return par->pp > 1 ? (m->layers + par->pp - 1) / par->pp : m->layers;
+}
+
+/* One GPU's parameters under a layout with pipeline stages or expert
+ * parallelism: its stage's share of the layers (the busiest stage, with the
+ * embedding and the LM head both counted: an upper bound), attention and
+ * dense FFNs split by tp (replicated over dp), and under ep its slots of
+ * whole routed experts, the shared experts split by tp. */
+static par_count layout_params(const llm_model *m, const par_layout *par)
+{
+    const int tp = par->tp;
+    par_count all = {0}, dense = {0}, moe = {0};
+    outer_params(m, tp, &all);
+    const int32_t nd = llm_dense_layers(m);
+    layer_params(m, tp, false, 0, &dense);
+    if (m->experts) {
+        layer_params(m, tp, true, 0, &moe);   /* shared experts and the router */
+        if (par->ep > 1)
+            moe.linear += (double)par_expert_slots(par, m->experts) / par->ep * 3.0 *
+                          m->hidden * m->expert_ffn;
+        else
+            moe.linear += (double)m->experts * 3.0 * m->hidden * m->expert_ffn / tp;
+    }
+    /* The stage's layers, dense ones first (the busiest stage is the first). */
+    const int32_t sl = stage_layers(m, par);
+    const int32_t sd = sl < nd ? sl : nd;
+    all.linear += sd * dense.linear + (sl - sd) * moe.linear;
+    all.other += sd * dense.other + (sl - sd) * moe.other;
+    return all;
+}
+
 double llm_weight_bytes_per_gpu(const llm_model *m, const par_layout *par)
 {
     SIM_ASSERT(par->tp >= 1);
-    par_count c = model_params(m, par->tp, m->experts);
+    par_count c = par->pp > 1 || par->ep > 1
+                      ? layout_params(m, par)
+                      : model_params(m, par->tp,
+                                     par->gpu_experts > 0 ? par->gpu_experts : m->experts);
     return c.linear * m->bytes_per_param + c.other * HALF_BYTES;
 }
 
@@ -719,13 +756,19 @@ double llm_kv_bytes_per_token_per_gpu(const llm_model *m, const par_layout *par)
 {
     int tp = par->tp;
     SIM_ASSERT(tp >= 1);
+    /* A stage holds its layers' KV; a token's KV lives on one data-parallel
+     * replica, so per GPU of the instance it counts 1 / dp on average. */
+    const double layers = stage_layers(m, par), share = par->dp > 1 ? par->dp : 1;
     if (m->attention == LLM_ATTN_MLA)   /* one latent per layer, on every GPU */
-        return (double)m->layers * (m->kv_lora_rank + m->qk_rope_head_dim) *
-               m->kv_bytes_per_elem;
-    return 2.0 * m->layers * kv_heads_per_gpu(m, tp) * m->head_dim * m->kv_bytes_per_elem;
+        return layers * (m->kv_lora_rank + m->qk_rope_head_dim) * m->kv_bytes_per_elem /
+               share;
+    return 2.0 * layers * kv_heads_per_gpu(m, tp) * m->head_dim * m->kv_bytes_per_elem /
+           share;
 }
 
-int llm_check_tp(const llm_model *m, int tp, sim_err *err)
+/* tp's checks; expert_ffn is not split by tp when experts_split is false
+ * (expert parallelism: whole experts per GPU). */
+static int check_tp(const llm_model *m, int tp, bool experts_split, sim_err *err)
 {
     if (tp < 1 || tp > LLM_TP_MAX)
         return sim_errf(err, "tensor-parallel degree %d: expected an integer in "
@@ -739,10 +782,15 @@ int llm_check_tp(const llm_model *m, int tp, sim_err *err)
     if (m->ffn % tp)
         return sim_errf(err, "tensor-parallel degree %d does not divide %s's FFN "
                         "size %d", tp, m->name, m->ffn);
-    if (m->expert_ffn % tp)
+    if (experts_split && m->expert_ffn % tp)
         return sim_errf(err, "tensor-parallel degree %d does not divide %s's expert "
                         "FFN size %d", tp, m->name, m->expert_ffn);
     return 0;
+}
+
+int llm_check_tp(const llm_model *m, int tp, sim_err *err)
+{
+    return check_tp(m, tp, true, err);
 }
 /* ---- MoE routing ----------------------------------------------------------- */
 
@@ -794,9 +842,42 @@ double llm_moe_distinct_experts(const llm_model *m, double tokens)
 
 int llm_check_layout(const llm_model *m, const par_layout *par, sim_err *err)
 {
-    if (par->pp != 1 || par->ep != 1 || par->dp != 1)
-        return sim_errf(err, "parallel layout pp=%d ep=%d dp=%d: only tensor parallelism "
-                        "is modelled so far (pp, ep and dp must be 1)", par->pp, par->ep,
-                        par->dp);
-    return llm_check_tp(m, par->tp, err);
+    const int32_t tp = par->tp, pp = par->pp, ep = par->ep, dp = par->dp;
+    if (pp < 1 || pp > m->layers)
+        return sim_errf(err, "pp=%d: expected pipeline stages in [1, %d] (%s's layers)", pp,
+                        m->layers, m->name);
+    if (par->micro_batches < 0 || par->micro_batches > 1024 ||
+        (pp == 1 && par->micro_batches > 1))
+        return sim_errf(err, "micro_batches=%d: expected 0 (= pp) or 1 to 1024, and 1 "
+                        "without pipeline stages (pp=1)", par->micro_batches);
+    if (dp < 1 || ep < 1)
+        return sim_errf(err, "ep=%d dp=%d: expected integers >= 1", ep, dp);
+    if (ep > 1 && !m->experts)
+        return sim_errf(err, "ep=%d: %s has no experts; expert parallelism needs an MoE "
+                        "model (ep must be 1)", ep, m->name);
+    if (ep > 1 && ep != tp * dp)
+        return sim_errf(err, "ep=%d: expected tp * dp = %d * %d = %d (the experts of a "
+                        "stage spread over all its GPUs) or 1", ep, tp, dp, tp * dp);
+    if (dp > 1 && ep == 1)
+        return sim_errf(err, "dp=%d: data-parallel attention is modelled with expert "
+                        "parallelism over its GPUs (ep = tp * dp = %d); for replicas of "
+                        "a whole model use more instances", dp, tp * dp);
+    if (par->redundant_experts < 0 || (par->redundant_experts > 0 && ep == 1))
+        return sim_errf(err, "redundant_experts=%d: expected 0, or >= 0 with expert "
+                        "parallelism (ep > 1)", par->redundant_experts);
+    if (ep > 1 && par_expert_slots(par, m->experts) % ep)
+        return sim_errf(err, "ep=%d does not divide %s's %d experts plus %d redundant "
+                        "(%d expert slots per layer)", ep, m->name, m->experts,
+                        par->redundant_experts, par_expert_slots(par, m->experts));
+    if (ep > 1 && m->experts > LLM_MAX_EXPERTS)
+        return sim_errf(err, "%s: at most %d experts under expert parallelism", m->name,
+                        LLM_MAX_EXPERTS);
+    if (par->gpu_experts < 0 || par->gpu_experts > m->experts ||
+        (par->gpu_experts > 0 && (ep > 1 || pp > 1 || m->experts == 0)))
+        return sim_errf(err, "gpu_experts=%d: expected 0 (every expert on the GPUs), or "
+                        "1 to %d (%s's experts) with ep=1 and pp=1", par->gpu_experts,
+                        m->experts, m->name);
+    if (!(par->ep_link_bytes_per_s >= 0) || !(par->pp_link_bytes_per_s >= 0))
+        return sim_errf(err, "link rates: expected >= 0 bytes/s");
+    return check_tp(m, tp, ep == 1, err);
 }

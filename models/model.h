@@ -13,20 +13,48 @@
 #define LLM_TP_MAX 8
 
 /* How an instance spreads a model over its GPUs. Every quantity "per GPU"
- * (weights, KV, operator work) is computed from this one struct. Only tensor
- * parallelism is modelled so far: pp, ep and dp must be 1
- * (llm_check_layout says so). GPUs per instance: tp * pp * dp. */
+ * (weights, KV, operator work) is computed from this one struct.
+ * GPUs per instance: tp * pp * dp (llm_check_layout checks the rest):
+ *  - tp splits every layer (heads, FFN, vocabulary) within one NVLink node;
+ *  - pp cuts the layers into stages; an iteration's batch is split into
+ *    micro_batches that flow through the stages (GPipe: the pipeline fills
+ *    and drains once per iteration, so one micro-batch shows the bubble);
+ *  - dp replicates attention (data-parallel attention, DeepSeek/SGLang): each
+ *    replica of tp GPUs holds its share of the sequences and their KV;
+ *  - ep spreads the routed experts of the MoE layers over the tp * dp GPUs
+ *    of a stage (ep is 1 or tp * dp), each GPU holding
+ *    (experts + redundant_experts) / ep whole experts; tokens travel to
+ *    them and back by all-to-all (dispatch, combine).
+ * The link rates are where the collectives travel: 0 means the GPU file's
+ * NVLink; the config sets a NIC's rate when the group spans nodes. */
 typedef struct par_layout {
     int32_t tp;   /* tensor-parallel degree: GPUs that split every layer */
     int32_t pp;   /* pipeline stages */
     int32_t ep;   /* expert-parallel degree of the MoE layers */
     int32_t dp;   /* data-parallel attention replicas */
+    int32_t micro_batches;       /* per iteration with pp > 1; 0 means pp */
+    int32_t redundant_experts;   /* extra expert slots per MoE layer (EPLB) */
+    double ep_link_bytes_per_s;  /* all-to-all, per GPU per direction; 0: NVLink */
+    double pp_link_bytes_per_s;  /* stage-to-stage sends; 0: NVLink */
+    /* Expert offloading: routed experts per MoE layer the GPUs cache, the
+     * rest in host memory (0: all on the GPUs). Only without ep and pp. */
+    int32_t gpu_experts;
 } par_layout;
 
 /* A pure tensor-parallel layout of degree t. */
 #define PAR_TP(t) ((par_layout){.tp = (t), .pp = 1, .ep = 1, .dp = 1})
 
 static inline int32_t par_gpus(const par_layout *p) { return p->tp * p->pp * p->dp; }
+/* Micro-batches an iteration is cut into (1 without pipeline stages). */
+static inline int32_t par_micro_batches(const par_layout *p)
+{
+    return p->pp <= 1 ? 1 : p->micro_batches > 0 ? p->micro_batches : p->pp;
+}
+/* Physical expert slots per MoE layer, and per GPU of the EP group. */
+static inline int32_t par_expert_slots(const par_layout *p, int32_t experts)
+{
+    return experts + p->redundant_experts;
+}
 
 /* The most routed experts a model may have (DeepSeek-V3 has 256). */
 #define LLM_MAX_EXPERTS 256
@@ -224,8 +252,11 @@ double llm_moe_distinct_experts(const llm_model *m, double tokens);
 
 /* Checks that tp divides the heads (and is a power of two <= 8 or so). */
 int llm_check_tp(const llm_model *m, int tp, sim_err *err);
-/* Checks a whole layout: its tp as llm_check_tp, and the degrees not yet
- * modelled (pp, ep, dp) at 1. */
+/* Checks a whole layout: its tp as llm_check_tp (experts are not split by
+ * tp under expert parallelism), 1 <= pp <= layers, micro_batches 1 without
+ * stages, ep 1 or tp * dp on an MoE model whose expert slots it divides,
+ * dp > 1 only with expert parallelism, redundant experts only with it.
+ * Messages say what was expected. */
 int llm_check_layout(const llm_model *m, const par_layout *par, sim_err *err);
 
 #endif

@@ -41,7 +41,17 @@
  * MoE: T tokens each choosing top-k of E experts touch, on average, the
  * number of distinct experts given by llm_moe_distinct_experts (uniform
  * routing by default, Zipf-skewed when the run sets a skew); each distinct
- * expert's weights are read once per layer. */
+ * expert's weights are read once per layer.
+ *
+ * Expert and data parallelism (par.ep = tp * dp > 1): attention and dense
+ * FFNs run on each data-parallel replica for its share of the batch (the
+ * busiest replica: 1 / dp of the work, counts rounded up); the routed
+ * experts are whole on their GPUs, and each group of MoE layers (moe_iter)
+ * costs its busiest GPU's (token, expert) pairs and distinct experts, plus
+ * the all-to-all dispatch and combine of the busiest GPU; the TP all-reduce
+ * follows attention only (the combine returns the experts' outputs). Without
+ * a moe_iter the expected load of uniform routing over a balanced placement
+ * is used. A rebalance's expert copies are one expert_move entry. */
 #include "models/ops.h"
 
 #include <math.h>
@@ -69,6 +79,11 @@ static const char *const op_names[OP_KIND_COUNT] = {
     [OP_SAMPLE] = "sample",
     [OP_GEMM_Q_UP] = "gemm_q_up",
     [OP_GEMM_KV_UP] = "gemm_kv_up",
+    [OP_A2A_DISPATCH] = "a2a_dispatch",
+    [OP_A2A_COMBINE] = "a2a_combine",
+    [OP_PP_SEND] = "pp_send",
+    [OP_EXPERT_MOVE] = "expert_move",
+    [OP_EXPERT_LOAD] = "expert_load",
 };
 
 const char *op_kind_name(op_kind k)
@@ -95,6 +110,11 @@ static const op_class op_classes[OP_KIND_COUNT] = {
     [OP_SAMPLE] = OP_CLASS_ELEMENTWISE,
     [OP_GEMM_Q_UP] = OP_CLASS_GEMM,
     [OP_GEMM_KV_UP] = OP_CLASS_GEMM,
+    [OP_A2A_DISPATCH] = OP_CLASS_COLLECTIVE,
+    [OP_A2A_COMBINE] = OP_CLASS_COLLECTIVE,
+    [OP_PP_SEND] = OP_CLASS_COLLECTIVE,
+    [OP_EXPERT_MOVE] = OP_CLASS_COLLECTIVE,
+    [OP_EXPERT_LOAD] = OP_CLASS_COLLECTIVE,
 };
 
 op_class op_kind_class(op_kind k)
@@ -314,6 +334,77 @@ static void push_moe(op_list *out, const llm_model *m, int tp, const layer_work 
     push_elementwise(out, OP_ACT, L, (int64_t)pairs, (int64_t)f, 2, 1, 5);
 }
 
+/* Bytes per element of the dispatched activations: FP8 with one 4-byte
+ * scale per 128 elements when the GEMMs compute in 8 bits, else 16 bits. */
+static double dispatch_elem_bytes(const llm_model *m)
+{
+    return m->act_bytes < ACT_BYTES ? m->act_bytes + 4.0 / 128 : ACT_BYTES;
+}
+
+/* The expected load when no routing sample is given: T tokens routed
+ * uniformly, experts placed evenly (one group of all MoE layers). */
+static void expected_moe(const llm_model *m, const par_layout *par, double T, moe_iter *out)
+{
+    const double ep = par->ep, k = m->experts_per_token, H = m->hidden;
+    const double remote = (ep - 1) / ep;
+    double pairs = T * k / ep;
+    *out = (moe_iter){.n_groups = 1};
+    out->g[0] = (moe_group_load){
+        .layers = m->layers - llm_dense_layers(m), .tokens = T, .max_pairs = pairs,
+        .max_distinct = llm_moe_distinct_experts(m, T) / ep,
+        .dispatch_bytes = pairs * remote * H * dispatch_elem_bytes(m),
+        .combine_bytes = pairs * remote * H * ACT_BYTES};
+}
+
+/* Expert-parallel MoE layers [a, b) (counted from the first MoE layer) of a
+ * stretch: per group of layers it overlaps, the busiest GPU's experts and
+ * the all-to-alls, scaled from the group's tokens to the stretch's (w's
+ * tokens are one data-parallel replica's, hence times dp). */
+static void push_moe_ep(op_list *out, const llm_model *m, const par_layout *par,
+                        const layer_work *w, const moe_iter *mi, int32_t a, int32_t b)
+{
+    const double H = m->hidden, f = m->expert_ffn, tp = par->tp;
+    const double S = m->shared_experts, sf = f / tp;
+    push_gemm(out, OP_MOE_ROUTER, b - a, w->tokens, m->experts, H, half_fmt(m));
+    int32_t lo = 0;
+    for (int i = 0; i < mi->n_groups; i++) {
+        const moe_group_load *g = &mi->g[i];
+        int32_t hi = lo + g->layers;
+        int32_t n = (b < hi ? b : hi) - (a > lo ? a : lo);
+        lo = hi;
+        if (n <= 0 || g->tokens <= 0)
+            continue;
+        double frac = w->tokens * par->dp / g->tokens;
+        if (frac > 1)
+            frac = 1;
+        double pairs = g->max_pairs * frac, shared = w->tokens * S;
+        double distinct = g->max_distinct;
+        if (pairs <= 0 && shared <= 0)
+            continue;
+        op_desc *op = push(out, OP_MOE_EXPERTS, n, (int64_t)ceil(pairs), (int64_t)f,
+                           (int64_t)H);
+        op->flops = 2.0 * 3 * H * (pairs * f + shared * sf);
+        op->weight_bytes = (distinct * f + S * sf) * 3 * H * m->bytes_per_param;
+        op->bytes = pairs * (H * m->act_bytes + 2 * f * ACT_BYTES + f * m->act_bytes +
+                             H * ACT_BYTES) +
+                    shared * (H * m->act_bytes + 2 * sf * ACT_BYTES + sf * m->act_bytes +
+                              H * ACT_BYTES) + op->weight_bytes;
+        op->dtype = (uint8_t)llm_gemm_dtype(m);
+        op->groups = distinct + S;
+        op->ranks = par->ep;   /* whole experts per GPU: not a table's MoE entry */
+        push_elementwise(out, OP_ACT, n, (int64_t)ceil(pairs + shared / tp), (int64_t)f, 2,
+                         1, 5);
+        const op_kind a2a[2] = {OP_A2A_DISPATCH, OP_A2A_COMBINE};
+        const double bytes[2] = {g->dispatch_bytes * frac, g->combine_bytes * frac};
+        for (int j = 0; j < 2; j++) {
+            op = push(out, a2a[j], n, (int64_t)ceil(g->tokens * frac), (int64_t)H, 0);
+            op->bytes = bytes[j];
+            op->ranks = par->ep;
+            op->link_bytes_per_s = par->ep_link_bytes_per_s;
+        }
+    }
+}
+
 /* The operators of `w.layers` identical decoder layers, dense or MoE. */
 static void push_layers(op_list *out, const llm_model *m, int tp, const layer_work *w,
                         bool moe)
@@ -341,16 +432,60 @@ static void push_layers(op_list *out, const llm_model *m, int tp, const layer_wo
     }
 }
 
-/* Layers [first, first + w.layers): their dense part, then their MoE part. */
-static void push_stretch(op_list *out, const llm_model *m, int tp, const layer_work *w,
-                         int32_t first)
+/* Expert-parallel MoE layers [a, b): as push_layers, with the experts on
+ * their GPUs and the all-reduce after attention only. */
+static void push_ep_layers(op_list *out, const llm_model *m, const par_layout *par,
+                           const layer_work *w, const moe_iter *mi, int32_t a, int32_t b)
 {
+    const int tp = par->tp;
+    push_norm(out, m, 2 * w->layers, (int64_t)w->tokens, m->hidden);
+    if (m->attention == LLM_ATTN_MLA)
+        push_mla(out, m, tp, w);
+    else
+        push_gqa(out, m, tp, w);
+    push_moe_ep(out, m, par, w, mi, a, b);
+    if (tp > 1) {
+        double buf = w->tokens * m->hidden * ACT_BYTES;
+        op_desc *op = push(out, OP_ALLREDUCE, w->layers, (int64_t)w->tokens,
+                           (int64_t)m->hidden, 0);
+        op->bytes = 2.0 * (tp - 1) / tp * buf;
+        op->flops = (double)(tp - 1) / tp * w->tokens * m->hidden;
+        op->ranks = tp;
+    }
+}
+
+/* Layers [first, first + w.layers): their dense part, then their MoE part
+ * (expert-parallel when mi is given). */
+static void push_stretch(op_list *out, const llm_model *m, const par_layout *par,
+                         const layer_work *w, int32_t first, const moe_iter *mi)
+{
+    const int tp = par->tp;
     const int32_t nd = llm_dense_layers(m), end = first + w->layers;
     layer_work part = *w;
     if ((part.layers = (end < nd ? end : nd) - first) > 0)
         push_layers(out, m, tp, &part, false);
-    if ((part.layers = end - (first > nd ? first : nd)) > 0)
+    int32_t from = first > nd ? first : nd;
+    if ((part.layers = end - from) <= 0)
+        return;
+    if (mi)
+        push_ep_layers(out, m, par, &part, mi, from - nd, end - nd);
+    else
         push_layers(out, m, tp, &part, true);
+}
+
+/* One data-parallel replica's share of the batch's work: 1 / dp, counts
+ * rounded up (the busiest replica). */
+static void dp_share(layer_work *w, int dp)
+{
+    if (dp <= 1)
+        return;
+    w->q_sum /= dp;
+    w->causal_pairs /= dp;
+    w->prefill_kv_tokens /= dp;
+    w->n_prefill = (w->n_prefill + dp - 1) / dp;
+    w->n_decode = (w->n_decode + dp - 1) / dp;
+    w->decode_kv_tokens /= dp;
+    w->tokens = w->q_sum + w->n_decode;
 }
 
 void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape *b,
@@ -378,6 +513,16 @@ void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape 
     all.tokens = all.q_sum + b->n_decode;
     if (all.tokens == 0)
         return;
+    /* Expert parallelism: the routed load of all replicas' tokens. */
+    moe_iter expected;
+    const moe_iter *mi = NULL;
+    if (par->ep > 1) {
+        if (!(mi = b->moe)) {
+            expected_moe(m, par, all.tokens, &expected);
+            mi = &expected;
+        }
+        dp_share(&all, par->dp);
+    }
     const double T = all.tokens, H = m->hidden;
 
     /* Vocabulary-parallel lookup: each GPU reads the rows in its shard
@@ -400,19 +545,35 @@ void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape 
 
     int32_t pl = b->prefill_layers;
     if (all.q_sum == 0 || pl == 0 || pl == m->layers) {
-        push_stretch(out, m, tp, &all, 0);
+        push_stretch(out, m, par, &all, 0, mi);
     } else {
         /* Prefill through pl layers together with the decodes, then the
          * decodes alone through the rest. */
         layer_work with_prefill = all;
         with_prefill.layers = pl;
-        push_stretch(out, m, tp, &with_prefill, 0);
-        if (b->n_decode > 0) {
-            layer_work decode_only = {.layers = m->layers - pl, .tokens = b->n_decode,
-                                      .n_decode = b->n_decode,
+        push_stretch(out, m, par, &with_prefill, 0, mi);
+        if (all.n_decode > 0) {
+            layer_work decode_only = {.layers = m->layers - pl, .tokens = all.n_decode,
+                                      .n_decode = all.n_decode,
                                       .decode_kv_tokens = all.decode_kv_tokens};
-            push_stretch(out, m, tp, &decode_only, pl);
+            push_stretch(out, m, par, &decode_only, pl, mi);
         }
+    }
+    if (mi && mi->move_bytes > 0) {
+        op = push(out, OP_EXPERT_MOVE, 1, 0, 0, 0);
+        op->bytes = mi->move_bytes;
+        op->ranks = 2;
+        op->link_bytes_per_s = par->ep_link_bytes_per_s;
+    }
+
+    /* Offloading: the on-demand loads, one blocking copy over PCIe (the
+     * prefetched ones are priced by the cost model against the layers'
+     * compute, cost.c). */
+    if (b->offload && b->offload->demand_bytes > 0) {
+        op = push(out, OP_EXPERT_LOAD, 1, 0, 0, 0);
+        op->bytes = b->offload->demand_bytes;
+        op->ranks = 2;
+        op->link_bytes_per_s = b->offload->pcie_bytes_per_s;
     }
 
     /* The final norm. */
@@ -421,9 +582,9 @@ void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape 
     /* Only sequences that emit a token need logits; each GPU computes its
      * vocabulary shard (gathering the shards is small and left out). */
     if (b->n_sampled > 0) {
-        double ns = b->n_sampled;
+        double ns = par->ep > 1 ? (b->n_sampled + par->dp - 1) / par->dp : b->n_sampled;
         push_gemm(out, OP_GEMM_LM_HEAD, 1, ns, (m->vocab + tp - 1) / tp, H, half_fmt(m));
-        op = push(out, OP_SAMPLE, 1, b->n_sampled, m->vocab, 0);
+        op = push(out, OP_SAMPLE, 1, (int64_t)ns, m->vocab, 0);
         op->flops = 5.0 * ns * m->vocab;   /* softmax, top-p/k, draw */
         op->bytes = ns * m->vocab * LOGIT_BYTES;
     }

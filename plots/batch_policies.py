@@ -1,47 +1,29 @@
 #!/usr/bin/python3
 """Batch formation policies across load (experiments/batch_policies.json):
-the p99 TTFT versus p99 TBT trade-off, one line per policy through the
-request rates, and energy per output token and weight bytes read per output
-token versus request rate; one column per model. Writes
-batch_policies_tradeoff.png and batch_policies_energy.png."""
-import json
-
+the p99 TTFT versus p99 TBT trade-off, one line per policy variant through
+the request rates, and energy per output token and weight bytes read per
+output token versus request rate; one column per model. Every point is the
+mean over the seeds. Writes batch_policies_tradeoff.png and
+batch_policies_energy.png."""
 import numpy as np
 
-from common import Sweep, arguments, plt, save
+from common import Sweep, arguments, by_x, figure, plt, save
 
 NAME = "policies.batch.name"
 PARAMS = "policies.batch.params"
 RATE = "workload.arrival.rate_per_s"
 
 
-def policy_label(name, params):
-    """"prefill first", "chunked 512", "layered G=4"."""
-    p = json.loads(params) if params else {}
-    if name == "chunked_prefill":
-        return f"chunked {p.get('token_budget', 512)}"
-    if name == "layered_prefill":
-        return f"layered G={p.get('groups', 4)}"
-    return name.replace("vllm_", "").replace("_", " ")
-
-
-def series(sw):
-    """{model: {label: row indices sorted by rate}}, policies in sweep order."""
-    models, names, params = sw.column("model"), sw.column(NAME), sw.column(PARAMS)
-    rates = sw.column(RATE)
-    out = {}
-    for i in np.argsort(rates, kind="stable"):
-        out.setdefault(models[i], {}).setdefault(policy_label(names[i], params[i]), []).append(i)
-    return out
-
-
-def style(label):
-    """Colour families per policy kind, so variants read as one family."""
-    if label.startswith("chunked"):
-        return {"color": plt.cm.Blues(0.45 + 0.18 * "256 512 2048".split().index(label.split()[1]))}
-    if label.startswith("layered"):
-        return {"color": plt.cm.Oranges(0.45 + 0.18 * [2, 4, 8].index(int(label.split("=")[1])))}
-    return {"color": "black"}
+def style(label, variants):
+    """Colour families per policy kind, so that a kind's variants read as one
+    family: the k-th variant of a kind a little darker."""
+    kind = label.split(" ")[0]
+    same = [v for v in variants if v.split(" ")[0] == kind]
+    k = same.index(label)
+    cmap = {"chunked": plt.cm.Blues, "layered": plt.cm.Oranges}.get(kind)
+    if cmap is None:
+        return {"color": "black"}
+    return {"color": cmap(0.45 + 0.5 * k / max(len(same) - 1, 1))}
 
 
 def main():
@@ -49,45 +31,48 @@ def main():
     sw = Sweep(a.results)
     for col in (NAME, PARAMS, RATE, "model"):
         if col not in sw.params:
-            raise SystemExit(f"{a.results}: not a batch-policy sweep (no swept {col}); "
-                             "run experiments/batch_policies.json")
-    by_model = series(sw)
+            from common import fail
+            fail(f"{a.results}: not a batch-policy sweep (no swept {col}); "
+                 "run experiments/batch_policies.json")
+    models = list(dict.fromkeys(sw.column("model").tolist()))
     ix = sw.index
 
-    fig, axes = plt.subplots(1, len(by_model), figsize=(6 * len(by_model), 5), squeeze=False)
-    for ax, (model, lines) in zip(axes[0], by_model.items()):
-        for label, rows in lines.items():
-            x, y = ix["tbt_s_p99"][rows] * 1e3, ix["ttft_s_p99"][rows] * 1e3
-            ax.plot(x, y, marker="o", ms=4, lw=1.2, label=label, **style(label))
-            ax.annotate(f"{ix[RATE][rows[-1]]:g}/s", (x[-1], y[-1]), fontsize=7,
+    fig, axes = figure(a.style, ncols=len(models), aspect=0.8)
+    fig2, axes2 = figure(a.style, ncols=len(models), nrows=2, aspect=0.7, sharex=True)
+    for col, model in enumerate(models):
+        in_model = sw.column("model") == model
+        groups = sw.groups([NAME, PARAMS], in_model)
+        variants = [g[0] for g in groups]
+        ax = axes[0][col]
+        for label, mask in groups:
+            rates, tbt, _ = by_x(sw, mask, RATE, "tbt_s_p99", 1e3)
+            _, ttft, _ = by_x(sw, mask, RATE, "ttft_s_p99", 1e3)
+            ax.plot(tbt, ttft, marker="o", ms=3, label=label, **style(label, variants))
+            ax.annotate(f"{rates[-1]:g}/s", (tbt[-1], ttft[-1]), fontsize=6,
                         xytext=(3, 3), textcoords="offset points")
+            _, jpt, _ = by_x(sw, mask, RATE, "energy_per_out_token_j")
+            per_token = ix["weight_bytes"] / np.maximum(ix["output_tokens"], 1) / 1e9
+            xs = np.unique(ix[RATE][mask])
+            wpt = [per_token[mask & (ix[RATE] == x)].mean() for x in xs]
+            axes2[0][col].plot(rates, jpt, marker="o", ms=3, label=label, **style(label, variants))
+            axes2[1][col].plot(xs, wpt, marker="o", ms=3, label=label, **style(label, variants))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("TBT p99 (ms)")
         ax.set_ylabel("TTFT p99 (ms)")
-        ax.set_title(f"{model}: rates {ix[RATE].min():g} to {ix[RATE].max():g} req/s")
+        in_rates = ix[RATE][in_model]
+        ax.set_title(f"{model}: {in_rates.min():g} to {in_rates.max():g} req/s")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(title="batch policy")
+        axes2[0][col].set_title(model)
+        axes2[0][col].set_ylabel("energy per output token (J)")
+        axes2[1][col].set_ylabel("HBM weight reads per output token (GB)")
+        axes2[1][col].set_xlabel("request rate (req/s)")
+        for a2 in axes2[:, col]:
+            a2.grid(True, alpha=0.3)
+        axes2[0][col].legend(title="batch policy")
     save(fig, a.out, "batch_policies_tradeoff.png")
-
-    fig, axes = plt.subplots(2, len(by_model), figsize=(6 * len(by_model), 8), squeeze=False,
-                             sharex=True)
-    for col, (model, lines) in enumerate(by_model.items()):
-        for label, rows in lines.items():
-            rate = ix[RATE][rows]
-            axes[0][col].plot(rate, ix["energy_per_out_token_j"][rows], marker="o", ms=4,
-                              label=label, **style(label))
-            per_token = ix["weight_bytes"][rows] / np.maximum(ix["output_tokens"][rows], 1)
-            axes[1][col].plot(rate, per_token / 1e9, marker="o", ms=4, label=label,
-                              **style(label))
-        axes[0][col].set_title(model)
-        axes[0][col].set_ylabel("energy per output token (J)")
-        axes[1][col].set_ylabel("weights read from HBM per output token (GB)")
-        axes[1][col].set_xlabel("request rate (req/s)")
-        for ax in axes[:, col]:
-            ax.grid(True, alpha=0.3)
-        axes[0][col].legend(fontsize=8)
-    save(fig, a.out, "batch_policies_energy.png")
+    save(fig2, a.out, "batch_policies_energy.png")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,25 @@
 #!/usr/bin/python3
-"""Energy per output token versus output throughput: one line per group (a
-policy by default) through the mean of the seeds at each request rate."""
-import numpy as np
-
-from common import Sweep, arguments, plt, save, short
+"""Energy per output token versus output throughput: one line per variant
+through the mean over seeds at each request rate."""
+from common import Sweep, arguments, axis_label, by_x, figure, save
 
 
 def main():
-    a = arguments(__doc__, lambda ap: ap.add_argument("--by", help="swept path of the lines"))
+    a = arguments(__doc__, lambda ap: ap.add_argument("--by", help="swept paths of the lines, "
+                                                      "comma-separated"))
     sw = Sweep(a.results)
     x_p = sw.rate_param()
-    by = a.by or sw.group_param(x_p)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    by = sw.group_params(x_p, a.by)
+    fig, axes = figure(a.style, aspect=0.8)
+    ax = axes[0][0]
     for label, mask in sw.groups(by):
-        xs = np.unique(sw.index[x_p][mask])
-        tput = [sw.index["throughput_tok_s"][mask & (sw.index[x_p] == v)].mean() for v in xs]
-        jpt = [sw.index["energy_per_out_token_j"][mask & (sw.index[x_p] == v)].mean() for v in xs]
-        ax.plot(tput, jpt, marker="o", label=label)
+        _, tput, _ = by_x(sw, mask, x_p, "throughput_tok_s")
+        _, jpt, _ = by_x(sw, mask, x_p, "energy_per_out_token_j")
+        ax.plot(tput, jpt, marker="o", ms=3, label=label)
     ax.set_xlabel("throughput (output tokens/s)")
     ax.set_ylabel("energy per output token (J)")
     ax.grid(True, alpha=0.3)
-    ax.legend(title=short(by))
+    ax.legend(title=", ".join(axis_label(p) for p in by) or None)
     save(fig, a.out, "energy_vs_throughput.png")
 
 

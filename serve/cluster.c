@@ -34,6 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/ep.h"
+#include "serve/offload.h"
+#include "serve/cluster_core.h"
+#include "serve/disagg.h"
+#include "serve/migrate.h"
 #include "serve/req.h"
 #include "traces/workload.h"
 
@@ -53,6 +58,7 @@ typedef struct pool {
     int32_t n_active;
     int32_t n_live;            /* not STOPPED (starting, active or draining) */
     pool_view view;
+    uint64_t routed, finished; /* requests, for the autoscaler's windows */
 } pool;
 
 typedef struct slot {
@@ -124,6 +130,23 @@ struct cluster {
     ts_instance *ts;
 
     cluster_counts counts;
+    disagg *pd;              /* cluster.disagg given: hand-offs (serve/disagg.h) */
+    migrate *mig;            /* live migration (serve/migrate.h) */
+
+    gsl_rng *lifecycle_rng;   /* made at the first jittered provisioning */
+
+    /* The autoscaler (see "The autoscaler" below); scale NULL when off. */
+    const scale_policy_ops *scale;
+    void *scale_state;
+    scale_pool_view *scale_views;
+    int32_t *desired;
+    sim_time_ns *last_up_ns, *last_down_ns;   /* per pool, -1: never */
+    uint64_t arrival_in_tokens, arrival_out_tokens;
+    struct scale_mark {        /* the counters at the previous tick */
+        sim_time_ns at;
+        uint64_t arrived, in_tokens, out_tokens, completed, met_ttft, met_both;
+        uint64_t *routed, *finished, *busy_ns;   /* per pool */
+    } mark;
 };
 
 /* ---- requests --------------------------------------------------------------- */
@@ -160,8 +183,13 @@ static void on_finished(void *ctx, instance *inst, serve_req *r)
         sink_failed(c, "request record");
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
+    if (req_of(r)->mig)
+        migrate_on_finished(c->mig, r);
+    if (c->pd)
+        disagg_on_freed(c->pd);
     /* A closed-loop client sends its next request once it has received
      * the last token: after the engine's streaming delay. */
+    c->pools[c->views[instance_index(inst)].pool].finished++;
     const pool_setup *ps = c->pools[c->views[instance_index(inst)].pool].ps;
     sim_time_ns received = sim_now(c->eng) + (sim_time_ns)llround(engine_stream_ns(&ps->engine));
     if (wl_source_complete(c->wl, received) && c->wl_waiting)
@@ -261,6 +289,7 @@ static void route_to_instance(cluster *c, serve_req *r, int32_t k)
         ok = p->active[j] == pick;
     SIM_ASSERT_AT(view.now, ok);   /* a routing policy must pick a candidate */
     r->instance = pick;
+    p->routed++;
     instance_enqueue(c->slots[pick].inst, r);
 }
 
@@ -380,6 +409,8 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     q->move_to = -1;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
+    c->arrival_in_tokens += (uint64_t)r->input_tokens;
+    c->arrival_out_tokens += (uint64_t)r->output_tokens;
     sim_time_ns front = (sim_time_ns)llround(engine_frontend_ns(&c->cs->frontend,
                                                                 r->input_tokens));
     if (front > 0)
@@ -431,6 +462,16 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
     cluster *c = ctx;
     req *q = req_of(r);
     int32_t from = instance_index(src_inst), to = q->move_to;
+    if (q->move_mode == MOVE_PD_HANDOFF) {
+        disagg_on_detached(c->pd, from, r);
+        return;
+    }
+    if (q->move_mode == MOVE_LIVE) {
+        migrate_on_detached(c->mig, from, r);
+        return;
+    }
+    if (q->pd)
+        disagg_forget(c->pd, r);
     instance *dst = c->slots[to].inst;
     q->move_to = -1;
     if (instance_state(dst) != INST_ACTIVE) {   /* the destination went away */
@@ -486,11 +527,15 @@ bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode)
     if (to < 0 || to >= c->n_inst || to == r->instance || c->views[to].state != INST_ACTIVE)
         return false;
     req *q = req_of(r);
-    if (q->move_to >= 0)
-        return false;   /* a move is already pending */
+    if (q->move_to >= 0 || q->pd)
+        return false;   /* a move or a hand-off is already under way */
+    if (mode == MOVE_LIVE && !(r->state == REQ_RUNNING && req_is_decode(r)))
+        mode = MOVE_WITH_KV;   /* only a decoding request migrates live */
     q->move_to = to;
     q->move_mode = (int8_t)mode;
     c->counts.moves_started++;
+    if (mode == MOVE_LIVE)
+        return migrate_start(c->mig, r, to);
     instance_detach(c->slots[r->instance].inst, r);
     return true;
 }
@@ -500,8 +545,11 @@ bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode)
  * decode instance active, it stays and decodes where it is. */
 static void on_prefill_done(void *ctx, instance *inst, serve_req *r)
 {
-    (void)inst;
     cluster *c = ctx;
+    if (c->pd) {
+        disagg_on_prefill_done(c->pd, instance_index(inst), r);
+        return;
+    }
     int32_t best = -1;
     for (int32_t k = 0; k < c->n_pools; k++) {
         const pool *p = &c->pools[k];
@@ -588,13 +636,29 @@ static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
         .pcie_h2d = s->pcie_h2d,
         .hooks = {.ctx = c, .finished = on_finished, .prefill_done = on_prefill_done,
                   .detached = on_detached, .emptied = on_emptied,
-                  .observer = c->observer || c->on_sample ? on_iteration : NULL,
+                  .observer = c->observer || c->on_sample || c->pd ? on_iteration : NULL,
                   .observer_ctx = c},
         .state = state,
     };
+    instance *partner = NULL;
+    if (c->pd && disagg_semi_pd(c->pd)) {
+        /* semi-PD: decode instance k shares prefill instance k's GPUs and KV. */
+        disagg_semi_scales(c->pd, p->ps->role, &setup.gpu_time_scale, &setup.energy_scale,
+                           &setup.sm_share);
+        if (p->ps->role == POOL_DECODE) {
+            const pool *pp = &c->pools[disagg_prefill_pool(c->pd)];
+            SIM_ASSERT(p->n_members < pp->n_members);
+            partner = c->slots[pp->members[p->n_members]].inst;
+            setup.shared_kv = instance_kv_mut(partner);
+            setup.no_idle_power = true;
+            s->node = c->slots[pp->members[p->n_members]].node;
+        }
+    }
     s->inst = instance_create(c->eng, &setup, err);
     if (!s->inst)
         return -1;
+    if (partner)
+        instance_set_partner(partner, s->inst);
     c->n_inst++;
     p->members[p->n_members++] = i;
     p->n_live++;
@@ -611,6 +675,8 @@ static void set_state(cluster *c, int32_t i, inst_state st)
     rebuild_active(c, p);
     if (st == INST_ACTIVE && c->n_parked)
         unpark(c);
+    if (st == INST_ACTIVE && c->pd)
+        disagg_on_freed(c->pd);   /* a new decode instance may take waiting hand-offs */
 }
 
 static void on_weights_loaded(void *ctx, net_xfer x, int64_t i, sim_time_ns now)
@@ -621,6 +687,27 @@ static void on_weights_loaded(void *ctx, net_xfer x, int64_t i, sim_time_ns now)
     const pool_setup *ps = c->pools[c->views[i].pool].ps;
     sim_schedule(c->eng, now + ps->lifecycle.init_ns, PHASE_LIFECYCLE, EV_LIFECYCLE,
                  c->slots[i].inst, INST_ACTIVE);
+}
+
+/* The links instance i's weights cross (lifecycle_setup.source): its node's
+ * storage, its own host link, or from the pool's first active instance as a
+ * move's KV would (from storage when there is none). */
+static int load_path(const cluster *c, int32_t i, net_link path[2])
+{
+    const pool *p = &c->pools[c->views[i].pool];
+    switch (p->ps->lifecycle.source) {
+    case LOAD_HOST:
+        path[0] = c->slots[i].pcie_h2d;
+        return 1;
+    case LOAD_PEER:
+        if (p->n_active > 0)
+            return move_path(c, p->active[0], i, path);
+        break;
+    case LOAD_STORAGE:
+        break;
+    }
+    path[0] = c->slots[i].storage;
+    return 1;
 }
 
 void cluster_on_lifecycle(sim_engine *eng, void *ctx, const sim_event *ev);
@@ -636,7 +723,9 @@ void cluster_on_lifecycle(sim_engine *eng, void *ctx, const sim_event *ev)
     if (st == INST_LOADING) {
         const pool_setup *ps = c->pools[c->views[i].pool].ps;
         double bytes = ps->lifecycle.weight_bytes_per_gpu * par_gpus(&ps->par);
-        net_start(c->net, &c->slots[i].storage, 1, bytes, on_weights_loaded, c, i);
+        net_link path[2];
+        int n = load_path(c, i, path);
+        net_start(c->net, path, n, bytes, on_weights_loaded, c, i);
     }
 }
 
@@ -648,6 +737,54 @@ static void on_emptied(void *ctx, instance *inst)
         set_state(c, i, INST_STOPPED);
 }
 
+/* How long a node takes to come up: the pool's provision time, uniform
+ * within +- its jitter (its own random stream, so that other components'
+ * numbers do not move). */
+static sim_time_ns provision_ns(cluster *c, const pool_setup *ps)
+{
+    sim_time_ns j = ps->lifecycle.provision_jitter_ns;
+    if (j <= 0)
+        return ps->lifecycle.provision_ns;
+    if (!c->lifecycle_rng)
+        c->lifecycle_rng = sim_rng(c->eng, STREAM_LIFECYCLE);
+    double u = 2 * gsl_rng_uniform(c->lifecycle_rng) - 1;
+    return ps->lifecycle.provision_ns + (sim_time_ns)llround(u * (double)j);
+}
+
+/* Drain with migration: instance i's running requests move, with their KV,
+ * to the pool's other active instances in turn (a destination's load shows
+ * only once a request arrives, so least-loaded would send them all to one).
+ * A move that cannot start, or whose destination has no room for the KV,
+ * leaves the request to finish here. */
+static void migrate_running(cluster *c, pool *p, int32_t i)
+{
+    int32_t n;
+    const serve_req *const *run = instance_running(c->slots[i].inst, &n);
+    if (n == 0 || p->n_active == 0)
+        return;
+    serve_req **copy = sim_xmalloc((size_t)n * sizeof *copy);
+    memcpy(copy, run, (size_t)n * sizeof *copy);   /* moves change the set */
+    for (int32_t k = 0, j = 0; k < n; k++, j++)
+        cluster_move(c, copy[k], p->active[j % p->n_active], MOVE_WITH_KV);
+    free(copy);
+}
+
+static int32_t newest_in_state(const cluster *c, const pool *p, inst_state st)
+{
+    for (int32_t m = p->n_members - 1; m >= 0; m--)
+        if (c->views[p->members[m]].state == st)
+            return p->members[m];
+    return -1;
+}
+
+static int32_t oldest_in_state(const cluster *c, const pool *p, inst_state st)
+{
+    for (int32_t m = 0; m < p->n_members; m++)
+        if (c->views[p->members[m]].state == st)
+            return p->members[m];
+    return -1;
+}
+
 int32_t cluster_scale(cluster *c, int32_t k, int32_t delta)
 {
     SIM_ASSERT(k >= 0 && k < c->n_pools);
@@ -655,15 +792,31 @@ int32_t cluster_scale(cluster *c, int32_t k, int32_t delta)
     const pool_setup *ps = p->ps;
     sim_time_ns now = sim_now(c->eng);
     int32_t done = 0;
-    while (delta > 0 && p->n_live < ps->max_instances && c->n_inst < c->cap_inst) {
-        sim_err err = {{0}};
-        /* The pool's settings were checked when its first instances were
-         * made; making another one cannot fail. */
-        SIM_ASSERT(add_instance(c, k, INST_PROVISIONING, &err) == 0);
-        instance *inst = c->slots[c->n_inst - 1].inst;
-        instance_open(inst, now);
-        sim_schedule(c->eng, now + ps->lifecycle.provision_ns, PHASE_LIFECYCLE, EV_LIFECYCLE,
-                     inst, INST_LOADING);
+    while (delta > 0) {
+        /* Cheapest first: a draining instance goes back to work; then a
+         * stopped one starts again in its slot (cold, through the whole
+         * lifecycle); then a new one. */
+        int32_t i = newest_in_state(c, p, INST_DRAINING);
+        if (i >= 0) {
+            set_state(c, i, INST_ACTIVE);
+        } else if (p->n_live >= ps->max_instances) {
+            break;
+        } else if ((i = oldest_in_state(c, p, INST_STOPPED)) >= 0) {
+            p->n_live++;
+            set_state(c, i, INST_PROVISIONING);
+        } else if (c->n_inst < c->cap_inst && p->n_members < ps->max_instances) {
+            sim_err err = {{0}};
+            /* The pool's settings were checked when its first instances
+             * were made; making another one cannot fail. */
+            SIM_ASSERT(add_instance(c, k, INST_PROVISIONING, &err) == 0);
+            i = c->n_inst - 1;
+            instance_open(c->slots[i].inst, now);
+        } else {
+            break;
+        }
+        if (c->views[i].state == INST_PROVISIONING)
+            sim_schedule(c->eng, now + provision_ns(c, ps), PHASE_LIFECYCLE, EV_LIFECYCLE,
+                         c->slots[i].inst, INST_LOADING);
         delta--, done++;
         c->counts.scale_ups++;
     }
@@ -678,6 +831,8 @@ int32_t cluster_scale(cluster *c, int32_t k, int32_t delta)
             if (to < 0 || !cluster_move(c, r, to, MOVE_RECOMPUTE))
                 break;
         }
+        if (ps->lifecycle.drain_migrate)
+            migrate_running(c, p, i);
         if (c->views[i].n_waiting == 0 && c->views[i].n_running == 0 &&
             c->views[i].state == INST_DRAINING)
             set_state(c, i, INST_STOPPED);
@@ -736,6 +891,8 @@ void cluster_on_control(sim_engine *eng, void *ctx, const sim_event *ev)
             ok = cluster_move(c, (serve_req *)x->req, x->to, x->mode);
         else if (x->kind == CTRL_SCALE && x->pool >= 0 && x->pool < c->n_pools)
             ok = cluster_scale(c, x->pool, x->delta) != 0;
+        else if (x->kind == CTRL_SPLIT && c->pd)
+            ok = disagg_set_split(c->pd, x->prefill_share, x->decode_share);
         if (ok)
             c->counts.actions_applied++;
         else
@@ -743,6 +900,155 @@ void cluster_on_control(sim_engine *eng, void *ctx, const sim_event *ev)
     }
     if (run_pending(c) || c->n_parked)
         schedule_housekeeping(c, now + c->cs->control.period_ns, PHASE_CONTROL, EV_CONTROL);
+}
+
+/* ---- The autoscaler ----------------------------------------------------------
+ * A tick every scale.period_ns from time 0, in the CONTROL phase, scheduled
+ * after the controller's: the view (api/scale.h) is built from the instance
+ * views and from counters kept since the previous tick (the mark), the
+ * policy writes desired counts, and the core applies them within the pool's
+ * bounds and the cooldowns: a scale-up waits up_cooldown after the previous
+ * scale-up, a scale-down down_cooldown after the previous scale action of
+ * either kind (so a pool that just grew does not shrink at once). O(pools +
+ * instances) a tick. */
+
+static void scale_build_view(cluster *c, scale_view *v)
+{
+    sim_time_ns now = sim_now(c->eng);
+    struct scale_mark *mk = &c->mark;
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool *p = &c->pools[k];
+        scale_pool_view *sv = &c->scale_views[k];
+        *sv = (scale_pool_view){.name = p->ps->name, .role = p->ps->role,
+                                .min_instances = p->ps->min_instances,
+                                .max_instances = p->ps->max_instances,
+                                .gpus_per_instance = par_gpus(&p->ps->par),
+                                .block_size_tokens = p->ps->batch.block_size_tokens};
+        uint64_t busy = 0;
+        for (int32_t m = 0; m < p->n_members; m++) {
+            int32_t i = p->members[m];
+            const inst_view *iv = &c->views[i];
+            instance_stats st;
+            instance_get_stats(c->slots[i].inst, &st);
+            busy += (uint64_t)st.busy_ns;
+            sv->n_state[iv->state]++;
+            if (iv->state == INST_STOPPED)
+                continue;
+            sv->waiting += iv->n_waiting;
+            sv->running += iv->n_running;
+            sv->outstanding_tokens += iv->outstanding_tokens;
+            if (iv->state == INST_ACTIVE) {
+                sv->kv_used_blocks += iv->kv_total_blocks - iv->kv_free_blocks;
+                sv->kv_total_blocks += iv->kv_total_blocks;
+            }
+        }
+        sv->current = sv->n_state[INST_PROVISIONING] + sv->n_state[INST_LOADING] +
+                      sv->n_state[INST_WARMING] + sv->n_state[INST_ACTIVE];
+        sv->arrivals = p->routed - mk->routed[k];
+        sv->completed = p->finished - mk->finished[k];
+        sv->busy_ns = busy - mk->busy_ns[k];
+        mk->routed[k] = p->routed;
+        mk->finished[k] = p->finished;
+        mk->busy_ns[k] = busy;
+        c->desired[k] = sv->current;
+    }
+    const metrics *m = &c->metrics;
+    *v = (scale_view){
+        .now = now, .window_ns = now - mk->at, .pools = c->scale_views, .n_pools = c->n_pools,
+        .inst = c->views, .n_instances = c->n_inst, .parked = c->n_parked,
+        .arrivals = c->arrived - mk->arrived,
+        .arrival_input_tokens = c->arrival_in_tokens - mk->in_tokens,
+        .arrival_output_tokens = c->arrival_out_tokens - mk->out_tokens,
+        .completed = m->completed - mk->completed,
+        .met_ttft = m->met_ttft - mk->met_ttft,
+        .met_slo = m->met_both - mk->met_both,
+        .slo_ttft_ns = c->cs->slo_ttft_ns, .slo_tpot_ns = c->cs->slo_tpot_ns,
+    };
+    if (v->window_ns > 0)
+        v->arrival_rate_per_s = (double)v->arrivals * 1e9 / (double)v->window_ns;
+    mk->at = now;
+    mk->arrived = c->arrived;
+    mk->in_tokens = c->arrival_in_tokens;
+    mk->out_tokens = c->arrival_out_tokens;
+    mk->completed = m->completed;
+    mk->met_ttft = m->met_ttft;
+    mk->met_both = m->met_both;
+}
+
+static void scale_apply(cluster *c, int32_t k, int32_t want)
+{
+    const pool *p = &c->pools[k];
+    const scale_choice *sc = &c->cs->scale;
+    sim_time_ns now = sim_now(c->eng);
+    int32_t cur = c->scale_views[k].current;
+    if (want < p->ps->min_instances)
+        want = p->ps->min_instances;
+    if (want > p->ps->max_instances)
+        want = p->ps->max_instances;
+    /* Scale from zero: requests wait and nothing of this pool is coming. */
+    if (takes_arrivals(p) && c->n_parked > 0 && cur == 0 && want < 1 &&
+        p->ps->max_instances > 0)
+        want = 1;
+    sim_time_ns last = c->last_up_ns[k] > c->last_down_ns[k] ? c->last_up_ns[k]
+                                                            : c->last_down_ns[k];
+    if (want > cur && (c->last_up_ns[k] < 0 || now - c->last_up_ns[k] >= sc->up_cooldown_ns)) {
+        if (cluster_scale(c, k, want - cur) > 0)
+            c->last_up_ns[k] = now;
+    } else if (want < cur && (last < 0 || now - last >= sc->down_cooldown_ns)) {
+        if (cluster_scale(c, k, want - cur) < 0)
+            c->last_down_ns[k] = now;
+    }
+}
+
+void cluster_on_scale(sim_engine *eng, void *ctx, const sim_event *ev);
+void cluster_on_scale(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ctx;
+    cluster *c = ev->data;
+    c->housekeeping_pending--;
+    c->housekeeping_events++;
+    c->counts.scale_ticks++;
+    scale_view v;
+    scale_build_view(c, &v);
+    c->scale->decide(c->scale_state, &v, c->desired);
+    for (int32_t k = 0; k < c->n_pools; k++)
+        scale_apply(c, k, c->desired[k]);
+    if (run_pending(c) || c->n_parked)
+        schedule_housekeeping(c, sim_now(eng) + c->cs->scale.period_ns, PHASE_CONTROL,
+                              EV_SCALE);
+}
+
+static int scale_create(cluster *c, sim_err *err)
+{
+    const scale_choice *sc = &c->cs->scale;
+    scale_setup setup = {.n_pools = c->n_pools, .period_ns = sc->period_ns};
+    if (sc->ops->init(&setup, sc->params, sc->path, &c->scale_state, err))
+        return -1;
+    c->scale = sc->ops;
+    size_t n = (size_t)c->n_pools;
+    c->scale_views = sim_xcalloc(n, sizeof *c->scale_views);
+    c->desired = sim_xcalloc(n, sizeof *c->desired);
+    c->last_up_ns = sim_xcalloc(n, sizeof *c->last_up_ns);
+    c->last_down_ns = sim_xcalloc(n, sizeof *c->last_down_ns);
+    c->mark.routed = sim_xcalloc(n, sizeof *c->mark.routed);
+    c->mark.finished = sim_xcalloc(n, sizeof *c->mark.finished);
+    c->mark.busy_ns = sim_xcalloc(n, sizeof *c->mark.busy_ns);
+    for (size_t k = 0; k < n; k++)
+        c->last_up_ns[k] = c->last_down_ns[k] = -1;
+    return 0;
+}
+
+static void scale_destroy(cluster *c)
+{
+    if (c->scale_state && c->scale->destroy)
+        c->scale->destroy(c->scale_state);
+    free(c->scale_views);
+    free(c->desired);
+    free(c->last_up_ns);
+    free(c->last_down_ns);
+    free(c->mark.routed);
+    free(c->mark.finished);
+    free(c->mark.busy_ns);
 }
 
 /* ---- Time series ---------------------------------------------------------
@@ -760,6 +1066,8 @@ static void on_iteration(void *ctx, const iter_info *it)
     slot *s = &c->slots[it->instance];
     s->iter_end_ns = it->start_ns + it->cost->latency_ns;
     s->iter_power_w = it->cost->energy_j * 1e9 / (double)it->cost->latency_ns;
+    if (c->pd)
+        disagg_on_iteration(c->pd, it);
     if (c->observer)
         c->observer(c->observer_ctx, it);
 }
@@ -855,6 +1163,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     c->net = net_create(c->eng, EV_TRANSFER, PHASE_TRANSFER);
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
+    metrics_set_window(&c->metrics, cs->warmup_ns, cs->cooldown_ns);
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {
@@ -879,6 +1188,10 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         SIM_ASSERT(ps->max_instances >= ps->instances && ps->min_instances <= ps->instances);
         c->cap_inst += ps->max_instances;
     }
+    if (cs->disagg && !(c->pd = disagg_create(c, cs->disagg, cs->disagg_path, err)))
+        goto fail;
+    if (!(c->mig = migrate_create(c, cs->migration, cs->migration_path, err)))
+        goto fail;
     c->slots = sim_xcalloc((size_t)c->cap_inst, sizeof *c->slots);
     c->views = sim_xcalloc((size_t)c->cap_inst, sizeof *c->views);
     c->ts = sim_xcalloc((size_t)c->cap_inst, sizeof *c->ts);
@@ -896,7 +1209,8 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
         p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
         p->view = (pool_view){.name = ps->name, .role = ps->role, .instances = p->members,
-                              .gpus_per_instance = par_gpus(&ps->par)};
+                              .gpus_per_instance = par_gpus(&ps->par),
+                              .block_size_tokens = ps->batch.block_size_tokens};
         route_setup rs = {.pool = k, .block_size_tokens = ps->batch.block_size_tokens};
         if (ps->route_policy.ops->init(&rs, ps->route_policy.params, ps->route_policy.path,
                                        &p->route_state, err))
@@ -914,6 +1228,8 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
         c->control = cs->control.ops;
         c->actions = sim_xcalloc(CONTROL_MAX_ACTIONS, sizeof *c->actions);
     }
+    if (cs->scale.ops && scale_create(c, err))
+        goto fail;
     return c;
 fail:
     cluster_destroy(c);
@@ -936,9 +1252,12 @@ void cluster_destroy(cluster *c)
     }
     free(c->pools);
     free(c->pool_views);
+    disagg_destroy(c->pd);
+    migrate_destroy(c->mig);
     if (c->control_state && c->control->destroy)
         c->control->destroy(c->control_state);
     free(c->actions);
+    scale_destroy(c);
     free(c->slots);
     free(c->views);
     free(c->ts);
@@ -973,6 +1292,8 @@ int cluster_run(cluster *c, sim_err *err)
         schedule_housekeeping(c, 0, PHASE_SAMPLE, EV_SAMPLE);
     if (c->control)
         schedule_housekeeping(c, 0, PHASE_CONTROL, EV_CONTROL);
+    if (c->scale)
+        schedule_housekeeping(c, 0, PHASE_CONTROL, EV_SCALE);
     if (!c->failed)
         sim_run(c->eng, SIM_TIME_NEVER);
     if (c->failed) {
@@ -1064,8 +1385,45 @@ void cluster_pool_summary(const cluster *c, int32_t k, pool_summary *out)
         hit += (double)is.kv_hit_tokens;
         looked += (double)is.kv_lookup_tokens;
     }
+    for (int st = 0; st < INST_STOPPED; st++)
+        out->held_gpu_s += out->gpu_s[st];
+    out->busy_gpu_s = busy * out->gpus_per_instance;
+    out->cost_usd = out->held_gpu_s / 3600 * p->ps->lifecycle.price_per_gpu_hour;
     out->busy_fraction = up > 0 ? busy / up : 0;
     out->kv_hit_fraction = looked > 0 ? hit / looked : 0;
+}
+
+/* Expert parallelism's statistics over the instances that have it. */
+static void ep_summarize(const cluster *c, run_summary *s)
+{
+    double samples = 0;
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        const ep_stats *e = instance_ep_stats(c->slots[i].inst);
+        if (!e || !e->iterations)
+            continue;
+        samples += e->weight;
+        s->ep_imbalance += e->imbalance_sum;
+        s->ep_distinct_imbalance += e->distinct_imbalance_sum;
+        if (e->imbalance_max > s->ep_imbalance_max)
+            s->ep_imbalance_max = e->imbalance_max;
+        s->ep_a2a_bytes += e->a2a_bytes;
+        s->ep_rebalances += e->rebalances;
+        s->ep_moved_bytes += e->moved_bytes;
+    }
+    if (samples > 0) {
+        s->ep_imbalance /= samples;
+        s->ep_distinct_imbalance /= samples;
+    }
+    for (int32_t i = 0; i < c->n_inst; i++) {
+        const offload_stats *o = instance_offload_stats(c->slots[i].inst);
+        if (!o)
+            continue;
+        s->offload_hits += o->hits;
+        s->offload_misses += o->misses;
+        s->offload_low_loads += o->low_precision_loads;
+        s->offload_bytes_high += o->bytes_high;
+        s->offload_bytes_low += o->bytes_low;
+    }
 }
 
 void cluster_summarize(const cluster *c, run_summary *s)
@@ -1093,6 +1451,13 @@ void cluster_summarize(const cluster *c, run_summary *s)
         processed_tokens += st.tokens;
         busy_ns += (double)st.busy_ns;
         up_ns += (double)(st.state_ns[INST_ACTIVE] + st.state_ns[INST_DRAINING]);
+        double held_s = 0;
+        for (int k = 0; k < INST_STOPPED; k++)
+            held_s += st.state_ns[k] / 1e9 * gpus;
+        s->gpu_held_s += held_s;
+        s->gpu_busy_s += st.busy_ns / 1e9 * gpus;
+        s->cost_usd += held_s / 3600 *
+                       c->pools[c->views[i].pool].ps->lifecycle.price_per_gpu_hour;
         for (int k = 0; k < OP_KIND_COUNT; k++)
             s->term_s[k] += st.term_ns[k] / 1e9;
         for (int k = 0; k < COST_SRC_COUNT; k++)
@@ -1116,6 +1481,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->kv_load_stall_s += st.kv_load_ns / 1e9;
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
+    ep_summarize(c, s);
     if (up_ns > 0)
         s->gpu_busy_fraction = busy_ns / up_ns;
     if (s->output_tokens)
@@ -1142,3 +1508,61 @@ void cluster_cost_sources(const run_summary *s, char *buf, size_t size)
     if (!buf[0])
         snprintf(buf, size, "none");
 }
+
+/* ---- for serve/disagg.c and serve/migrate.c (serve/cluster_core.h) ------------------- */
+
+sim_engine *cluster_engine(cluster *c) { return c->eng; }
+net *cluster_net(cluster *c) { return c->net; }
+instance *cluster_instance(cluster *c, int32_t i) { return c->slots[i].inst; }
+const inst_view *cluster_views(const cluster *c) { return c->views; }
+const pool_setup *cluster_pool_setup(const cluster *c, int32_t k) { return &c->cs->pools[k]; }
+void *cluster_route_state(const cluster *c, int32_t k) { return c->pools[k].route_state; }
+
+const int32_t *cluster_pool_members(const cluster *c, int32_t k, int32_t *n)
+{
+    *n = c->pools[k].n_members;
+    return c->pools[k].members;
+}
+
+const int32_t *cluster_pool_active(const cluster *c, int32_t k, int32_t *n)
+{
+    *n = c->pools[k].n_active;
+    return c->pools[k].active;
+}
+
+int cluster_path(const cluster *c, int32_t a, int32_t b, net_link path[2])
+{
+    return move_path(c, a, b, path);
+}
+
+double cluster_kv_bytes_per_token(const cluster *c, int32_t k)
+{
+    const pool_setup *ps = &c->cs->pools[k];
+    return llm_kv_bytes_per_token_per_gpu(&ps->model, &ps->par) * par_gpus(&ps->par);
+}
+
+route_view cluster_route_view(cluster *c, const int32_t *candidates, int32_t n)
+{
+    return (route_view){.now = sim_now(c->eng), .inst = c->views, .n_instances = c->n_inst,
+                        .candidates = candidates, .n_candidates = n,
+                        .cached_tokens = route_cached_tokens, .core = c};
+}
+
+void cluster_note_handoff(cluster *c, int32_t from)
+{
+    c->counts.handoffs++;
+    c->slots[from].moved_out++;
+}
+
+void cluster_note_move_end(cluster *c, int32_t from, bool done)
+{
+    if (done) {
+        c->counts.moves_done++;
+        c->slots[from].moved_out++;
+    } else {
+        c->counts.moves_aborted++;
+    }
+}
+
+const disagg *cluster_disagg(const cluster *c) { return c->pd; }
+const migrate *cluster_migrate(const cluster *c) { return c->mig; }

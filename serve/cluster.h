@@ -22,6 +22,7 @@ typedef struct cluster cluster;
 /* Random stream ids: fixed per component so that adding one never changes
  * another's numbers. */
 enum { STREAM_ARRIVALS = 1, STREAM_LENGTHS = 2, STREAM_IDENTITY = 3,
+       STREAM_LIFECYCLE = 4,   /* provisioning jitter, drawn only when asked for */
        STREAM_ORDER_BASE = 1000 /* + instance index */ };
 
 /* One instance in a time-series sample. */
@@ -84,6 +85,12 @@ typedef struct pool_summary {
                                        * STOPPED: a stopped instance is released) */
     double kv_peak_fraction;   /* max over its instances */
     double kv_hit_fraction;    /* prompt tokens served from prefix caches */
+    /* Cost: GPU-seconds running iterations (within gpu_s ACTIVE + DRAINING;
+     * the rest of those is idle), every held GPU-second (gpu_s summed),
+     * and that at lifecycle.price_per_gpu_hour. */
+    double busy_gpu_s;
+    double held_gpu_s;
+    double cost_usd;
 } pool_summary;
 
 typedef struct instance_summary {
@@ -127,8 +134,9 @@ void cluster_workload_note(const cluster *c, char *buf, size_t size);
  * active. A move WITH_KV whose destination cannot reserve the blocks when
  * it starts is aborted and r stays where it was (counted). */
 bool cluster_move(cluster *c, serve_req *r, int32_t to, move_mode mode);
-/* Grows pool by delta instances (cold starts through the lifecycle) or
- * shrinks it (its newest active instances drain: they take no arrivals,
+/* Grows pool by delta instances (a draining instance goes back to work
+ * first, then stopped ones start again in their slots, then new ones: cold
+ * starts through the lifecycle) or shrinks it (its newest active instances drain: they take no arrivals,
  * their waiting requests go to the pool's other instances, and they stop
  * when their running requests finish). Stays within the pool's bounds;
  * returns the change made. */
@@ -140,6 +148,7 @@ typedef struct cluster_counts {
     uint64_t handoffs;          /* prefill-pool to decode-pool moves */
     uint64_t control_ticks, actions_applied, actions_skipped;
     uint64_t scale_ups, scale_downs;
+    uint64_t scale_ticks;       /* autoscaler ticks (api/scale.h) */
 } cluster_counts;
 void cluster_get_counts(const cluster *c, cluster_counts *out);
 

@@ -12,7 +12,8 @@
  *              arrivals see the instances that can take work now;
  *   ARRIVAL    arrivals are routed (after the engine's front end, if it
  *              delays them), seeing all of the above;
- *   CONTROL    cluster controllers tick, seeing that instant's arrivals;
+ *   CONTROL    cluster controllers tick, seeing that instant's arrivals, then
+ *              the autoscaler (scheduled after them);
  *   WAKE       idle instances wake and plan, seeing every request that came
  *              to them at that instant (arrivals and moves);
  *   SAMPLE     time-series samples read the state after all of it.
@@ -43,7 +44,8 @@ enum {
     X(EV_LIFECYCLE, "lifecycle", cluster_on_lifecycle)         \
     X(EV_CONTROL, "control", cluster_on_control)               \
     X(EV_SAMPLE, "sample", cluster_on_sample)                  \
-    X(EV_FRONTEND, "frontend", cluster_on_frontend)
+    X(EV_FRONTEND, "frontend", cluster_on_frontend)            \
+    X(EV_SCALE, "scale", cluster_on_scale)
 
 #define SERVE_EVENT_ENUM(kind, name, handler) kind,
 enum { SERVE_EVENT_KINDS(SERVE_EVENT_ENUM) EV_KIND_COUNT };

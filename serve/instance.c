@@ -38,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/ep.h"
+#include "serve/offload.h"
 #include "serve/req.h"
 
 struct instance {
@@ -50,6 +52,8 @@ struct instance {
     const order_policy_ops *order;
     void *order_state;
     cost_model *cost;
+    ep_state *ep;            /* expert parallelism (par.ep > 1), else NULL */
+    offload_state *offload;  /* expert offloading (par.gpu_experts > 0), else NULL */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -95,6 +99,11 @@ struct instance {
     int32_t n_detach_later;
 
     int busy, wake_pending, open;
+    /* semi-PD (instance_setup): the KV cache is the partner's when shared. */
+    instance *partner;
+    bool owns_kv;
+    double gpu_time_scale, energy_scale;
+    double sm_share;         /* semi-PD contention (instance_setup) */
     sim_time_ns idle_since, state_since;
     uint64_t admit_seq;
     instance_stats stats;
@@ -184,17 +193,26 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->plan_ahead = ps->engine.cpu_overlap;
     inst->stream_ns = (sim_time_ns)llround(engine_stream_ns(&ps->engine));
     sim_rb_init(&inst->waiting, waiting_cmp);
-    inst->kv = kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
-                         ps->prefix_caching, sim_now(eng));
+    inst->owns_kv = !s->shared_kv;
+    inst->kv = s->shared_kv ? s->shared_kv
+                            : kv_create(ps->batch.kv_total_blocks, ps->batch.block_size_tokens,
+                                        ps->prefix_caching, sim_now(eng));
+    inst->gpu_time_scale = s->gpu_time_scale > 0 ? s->gpu_time_scale : 1;
+    inst->energy_scale = s->energy_scale > 0 ? s->energy_scale : 1;
+    inst->sm_share = s->sm_share;
     *inst->view = (inst_view){.pool = s->pool, .state = s->state,
                               .kv_free_blocks = ps->batch.kv_total_blocks,
                               .kv_total_blocks = ps->batch.kv_total_blocks};
     inst->cost = s->cost;
-    kv_set_recompute(inst->kv, recompute_ns, inst);
-    kv_set_tiers(inst->kv, &ps->kv_tiers, ps->swap.block_bytes_per_gpu);
-    if (ps->kv_keep_tokens > 0)
-        kv_set_budget(inst->kv, ps->kv_keep_tokens, ps->kv_keep_fraction);
-    for (int32_t t = 0; t < ps->kv_tiers.n && ps->prefix_caching; t++) {
+    /* A KV cache shared with a partner (semi-PD) is set up once, by the
+     * instance that created it. */
+    if (inst->owns_kv) {
+        kv_set_recompute(inst->kv, recompute_ns, inst);
+        kv_set_tiers(inst->kv, &ps->kv_tiers, ps->swap.block_bytes_per_gpu);
+        if (ps->kv_keep_tokens > 0)
+            kv_set_budget(inst->kv, ps->kv_keep_tokens, ps->kv_keep_fraction);
+    }
+    for (int32_t t = 0; t < ps->kv_tiers.n && ps->prefix_caching && inst->owns_kv; t++) {
         const kv_tier_setup *ts = &ps->kv_tiers.tier[t];
         char name[64];
         double g = par_gpus(&ps->par);
@@ -204,8 +222,9 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         inst->tier_wr[t] = net_add_link(inst->net, name, ts->write_bytes_per_s * g,
                                         ts->latency_ns);
     }
-    if (kv_set_eviction(inst->kv, ps->evict_policy.ops, ps->evict_policy.params,
-                        ps->evict_policy.path, s->order_seed ^ UINT64_C(0x65766963), err) ||
+    if ((inst->owns_kv &&
+         kv_set_eviction(inst->kv, ps->evict_policy.ops, ps->evict_policy.params,
+                         ps->evict_policy.path, s->order_seed ^ UINT64_C(0x65766963), err)) ||
         inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
@@ -213,7 +232,17 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
-    inst->idle_w = cost_idle_power_w(inst->cost);
+    if (ps->par.ep > 1 && ps->moe.sample &&
+        !(inst->ep = ep_create(ps, sim_stream_seed(s->order_seed, 0xE9E9), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
+    if (ps->par.gpu_experts > 0 &&
+        !(inst->offload = offload_create(ps, sim_stream_seed(s->order_seed, 0x0FF1), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
+    inst->idle_w = s->no_idle_power ? 0 : cost_idle_power_w(inst->cost);
     return inst;
 }
 
@@ -225,7 +254,10 @@ void instance_destroy(instance *inst)
         inst->policy->destroy(inst->policy_state);
     if (inst->order_state && inst->order->destroy)
         inst->order->destroy(inst->order_state);
-    kv_destroy(inst->kv);
+    if (inst->owns_kv)
+        kv_destroy(inst->kv);
+    ep_destroy(inst->ep);
+    offload_destroy(inst->offload);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -307,6 +339,8 @@ void instance_set_state(instance *inst, inst_state s, sim_time_ns now)
     if (s == inst->state)
         return;
     accrue_state(inst, now);
+    if (inst->state == INST_STOPPED)
+        inst->idle_since = now;   /* restarted: it drew nothing while stopped */
     /* A stopped instance draws nothing: close its idle stretch first. */
     if (s == INST_STOPPED && !inst->busy)
         accrue_idle(inst, now);
@@ -456,7 +490,10 @@ static void accumulate_cost(instance *inst, const cost_result *c)
     st->kv_bytes += c->kv_bytes;
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         st->term_ns[k] += c->term_ns[k];
-        st->source_terms[c->term_source[k]]++;
+        /* the kinds of parallel layouts and offloading count only when
+         * present, so that runs without them count as they always did */
+        if (k < OP_A2A_DISPATCH || c->term_source[k] != COST_SRC_NONE)
+            st->source_terms[c->term_source[k]]++;
     }
 }
 
@@ -524,6 +561,56 @@ static bool start_tier_io(instance *inst)
     return loads;
 }
 
+/* semi-PD: the operators run on a share of the SMs (gpu_time_scale), the
+ * engine's CPU time is unchanged; energy scales with the share. */
+static void scale_cost(instance *inst, cost_result *c)
+{
+    double scale = inst->gpu_time_scale, energy = inst->energy_scale;
+    const instance *p = inst->partner;
+    if (inst->sm_share > 0 && p && p->busy && inst->sm_share + p->sm_share > 1) {
+        /* Both workers run and their caps overlap: each gets its share of
+         * the whole GPU (SMs, HBM bandwidth), as the iteration starts. */
+        double sum = inst->sm_share + p->sm_share;
+        double contended = sum / inst->sm_share;
+        if (contended > scale) {
+            energy *= contended / scale / sum;
+            scale = contended;
+        }
+    }
+    double ops = 0;
+    for (int k = 0; k < OP_KIND_COUNT; k++) {
+        ops += c->term_ns[k];
+        c->term_ns[k] *= scale;
+    }
+    c->latency_ns += (sim_time_ns)llround(ops * (scale - 1));
+    c->energy_j *= energy;
+}
+
+/* Wakes the partner (semi-PD) if it is idle with work: it may wait for
+ * blocks this instance freed. */
+static void poke_partner(instance *inst);
+
+/* The last waiting request holding KV blocks gives them up (see step):
+ * true if there was one. O(queue length); only when an instance is stuck. */
+static bool drop_waiting_kv(instance *inst, sim_time_ns now)
+{
+    for (sim_rb_node *n = sim_rb_last(&inst->waiting); n; n = sim_rb_prev(n)) {
+        serve_req *r = SIM_RB_ENTRY(n, serve_req, wait_node);
+        if (r->kv_blocks == 0)
+            continue;
+        waiting_remove(inst, r);   /* its key may depend on what it computed */
+        inst->view->outstanding_tokens += r->computed_tokens;
+        inst->stats.recomputed_tokens += (uint64_t)r->computed_tokens;
+        r->computed_tokens = 0;
+        kv_release(inst->kv, r, &req_of(r)->kv, now);
+        waiting_insert(inst, r);
+        r->preemptions++;
+        inst->stats.preemptions++;
+        return true;
+    }
+    return false;
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
@@ -548,6 +635,34 @@ static void step(instance *inst)
     };
     inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
+    if (inst->plan.n_items == 0 && kv_used_blocks(inst->kv) > 0) {
+        /* Nothing can run for want of blocks (the queue's head does not fit,
+         * or the only running request cannot grow). Waiting requests
+         * that brought their KV (moved or handed off here) hold blocks, as a
+         * waiting request never does in vLLM: the last of them gives its KV
+         * up (it will recompute) and the plan is made again. With none, the
+         * blocks are held for requests on their way out (hand-offs waiting
+         * for decode room, serve/disagg.h): wait for them to be released
+         * (instance_release_kv wakes the instance). */
+        if (drop_waiting_kv(inst, now)) {
+            step(inst);
+            return;
+        }
+        if (inst->n_running == 0) {
+            go_idle(inst, now);
+            update_view(inst);
+            return;
+        }
+        if (inst->plan.n_preempt > 0 && inst->partner) {
+            /* semi-PD: the only running request cannot grow for blocks the
+             * partner holds; it gives its own back and waits. */
+            apply_preemptions(inst, now);
+            go_idle(inst, now);
+            update_view(inst);
+            poke_partner(inst);
+            return;
+        }
+    }
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
@@ -559,7 +674,13 @@ static void step(instance *inst)
     flush_incoming(inst);
     update_view(inst);
 
+    if (inst->ep)
+        shape.moe = ep_step(inst->ep, inst->iter_tokens);
+    if (inst->offload)
+        shape.offload = offload_step(inst->offload, inst->iter_tokens);
     cost_iteration(inst->cost, &shape, &inst->cost_now);
+    if (inst->gpu_time_scale != 1 || inst->energy_scale != 1 || inst->sm_share > 0)
+        scale_cost(inst, &inst->cost_now);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
@@ -722,6 +843,8 @@ static void finish_iteration(instance *inst, sim_time_ns now)
     }
     inst->plan.n_items = 0;
     step(inst);   /* refreshes the view, also when going idle */
+    if (inst->partner)
+        poke_partner(inst);
 }
 
 void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev)
@@ -823,10 +946,16 @@ void instance_detach(instance *inst, serve_req *r)
     inst->hooks.detached(inst->hooks.ctx, inst, r);
 }
 
+static void wake(instance *inst);
+
 void instance_release_kv(instance *inst, serve_req *holder, kv_req *k)
 {
     kv_release(inst->kv, holder, k, sim_now(inst->eng));
     update_view(inst);
+    if (has_work(inst))
+        wake(inst);   /* it may have idled for want of these blocks */
+    if (inst->partner)
+        poke_partner(inst);
 }
 
 bool instance_reserve(instance *inst, serve_req *r)
@@ -836,6 +965,17 @@ bool instance_reserve(instance *inst, serve_req *r)
     if (need > kv_free_blocks_of(inst->kv))
         return false;
     kv_grow(inst->kv, r, &req_of(r)->kv, 1, sim_now(inst->eng));
+    update_view(inst);
+    return true;
+}
+
+bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64_t blocks)
+{
+    SIM_ASSERT(holder->computed_tokens == 0 && blocks >= holder->kv_blocks);
+    if (blocks - holder->kv_blocks > kv_free_blocks_of(inst->kv))
+        return false;
+    kv_grow(inst->kv, holder, k, (int32_t)(blocks * inst->setup.block_size_tokens),
+            sim_now(inst->eng));
     update_view(inst);
     return true;
 }
@@ -858,6 +998,56 @@ void instance_attach(instance *inst, serve_req *r)
     wake(inst);
 }
 
+bool instance_attach_running(instance *inst, serve_req *r)
+{
+    SIM_ASSERT(r->state == REQ_MOVING);
+    if (inst->n_running >= inst->setup.max_seqs || !req_is_decode(r) ||
+        r->computed_tokens + 1 > r->kv_cap_tokens)
+        return false;
+    if (r->instance != inst->index) {
+        r->moves++;
+        inst->stats.moved_in++;
+    }
+    r->instance = inst->index;
+    r->pool = inst->pool;
+    r->state = REQ_RUNNING;
+    r->admit_seq = ++inst->admit_seq;
+    req_of(r)->kv.n_registered = 0;
+    kv_commit(inst->kv, r, &req_of(r)->kv);
+    inst->view->outstanding_tokens += outstanding_of(r);
+    sim_grow((void **)&inst->running, &inst->run_cap, (size_t)inst->n_running + 1,
+             sizeof *inst->running);
+    inst->running[inst->n_running++] = r;
+    update_view(inst);
+    wake(inst);
+    return true;
+}
+
+static void poke_partner(instance *inst)
+{
+    instance *p = inst->partner;
+    update_view(p);   /* the shared cache changed under its view */
+    if (!p->busy && has_work(p))
+        wake(p);
+}
+
+void instance_set_partner(instance *a, instance *b)
+{
+    SIM_ASSERT(a->kv == b->kv);
+    a->partner = b;
+    b->partner = a;
+}
+
+kv_cache *instance_kv_mut(instance *inst) { return inst->kv; }
+
+void instance_set_sm(instance *inst, double gpu_time_scale, double energy_scale,
+                     double sm_share)
+{
+    inst->gpu_time_scale = gpu_time_scale;
+    inst->energy_scale = energy_scale;
+    inst->sm_share = sm_share;
+}
+
 /* ---- reading ---------------------------------------------------------------- */
 
 void instance_get_stats(const instance *inst, instance_stats *out)
@@ -875,4 +1065,14 @@ const serve_req *const *instance_running(const instance *inst, int32_t *n)
 {
     *n = inst->n_running;
     return (const serve_req *const *)inst->running;
+}
+
+const ep_stats *instance_ep_stats(const instance *inst)
+{
+    return inst->ep ? ep_get_stats(inst->ep) : NULL;
+}
+
+const offload_stats *instance_offload_stats(const instance *inst)
+{
+    return inst->offload ? offload_get_stats(inst->offload) : NULL;
 }

@@ -70,6 +70,20 @@ typedef struct instance_setup {
     net_link pcie_d2h, pcie_h2d;  /* its host links (swap copies) */
     instance_hooks hooks;
     inst_state state;             /* its state at creation */
+    /* semi-PD (serve/disagg.h): a worker sharing its GPUs, weights and KV
+     * cache with another instance. shared_kv: that instance's cache
+     * (borrowed) instead of one of its own; gpu_time_scale: its operators'
+     * time is multiplied by this (a share of the SMs); energy_scale: its
+     * iterations' energy likewise; no_idle_power: the partner draws the
+     * GPUs' idle power. Zero values: a plain instance. */
+    kv_cache *shared_kv;
+    double gpu_time_scale, energy_scale;
+    bool no_idle_power;
+    /* Contention with the partner: while both run and their shares sum
+     * above 1, this worker's operators get sm_share / sum of the GPU (a
+     * compute-bound prefill worker's SMs, a memory-bound decode worker's
+     * HBM bandwidth), instead of gpu_time_scale. 0: none. */
+    double sm_share;
 } instance_setup;
 
 instance *instance_create(sim_engine *eng, const instance_setup *setup, sim_err *err);
@@ -92,6 +106,24 @@ void instance_release_kv(instance *inst, serve_req *holder, kv_req *k);
 /* Reserves on this instance the blocks a moving request needs for its
  * computed tokens and one more; false (nothing reserved) without room. */
 bool instance_reserve(instance *inst, serve_req *r);
+/* Grows holder (a stand-in request with no computed tokens, and its kv_req
+ * k) to `blocks` blocks on this instance: a reservation for a request on
+ * its way here (hand-offs, live migration). false, nothing reserved, when
+ * the blocks added do not fit. Give them back with instance_release_kv. */
+bool instance_reserve_blocks(instance *inst, serve_req *holder, kv_req *k, int64_t blocks);
+/* semi-PD: b shares a's KV cache (and GPUs); each wakes the other when it
+ * may have freed blocks the other waits for. */
+void instance_set_partner(instance *a, instance *b);
+kv_cache *instance_kv_mut(instance *inst);
+/* semi-PD: a new SM share (instance_setup's three fields), from the next
+ * iteration on. */
+void instance_set_sm(instance *inst, double gpu_time_scale, double energy_scale,
+                     double sm_share);
+/* Puts a moved request that is decoding, with the KV for its next token
+ * reserved, straight into the running set (a live migration's commit:
+ * Llumnix resumes it there); false, doing nothing, when the running set is
+ * full (max_seqs) or it does not qualify. */
+bool instance_attach_running(instance *inst, serve_req *r);
 /* Puts a moved request in the waiting queue, with the KV reserved for it
  * (and, in identity mode, offers its full blocks to the cache). */
 void instance_attach(instance *inst, serve_req *r);
@@ -135,5 +167,12 @@ double instance_idle_power_w(const instance *inst);
 /* Its waiting queue (front first) and running set (admission order). */
 const sim_rb_tree *instance_waiting(const instance *inst);
 const serve_req *const *instance_running(const instance *inst, int32_t *n);
+
+/* Expert parallelism's statistics (serve/ep.h), or NULL without it. */
+struct ep_stats;
+const struct ep_stats *instance_ep_stats(const instance *inst);
+/* Expert offloading's statistics (serve/offload.h), or NULL without it. */
+struct offload_stats;
+const struct offload_stats *instance_offload_stats(const instance *inst);
 
 #endif

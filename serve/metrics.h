@@ -42,6 +42,10 @@ typedef struct run_summary {
     uint64_t seed;
     uint64_t arrived;
     uint64_t completed;
+    uint64_t measured;         /* requests in the latency, SLO and throughput
+                                * statistics: those arriving in the window */
+    double window_start_s, window_end_s;   /* the window of arrival times the
+                                * statistics cover (metrics_set_window) */
     uint64_t clamped;          /* lengths cut to the model's context */
     uint64_t preemptions;
     uint64_t recomputed_tokens;  /* KV tokens dropped by recompute preemption */
@@ -63,6 +67,9 @@ typedef struct run_summary {
     double weight_bytes;       /* weights read from HBM, all GPUs */
     double kv_bytes;           /* KV read and written in HBM, all GPUs */
     double gpu_busy_fraction;
+    /* GPU time held (every lifecycle state but stopped), of it running
+     * iterations, and its price (lifecycle.price_per_gpu_hour per pool). */
+    double gpu_held_s, gpu_busy_s, cost_usd;
     double kv_peak_fraction;   /* max over instances */
     double kv_mean_fraction;   /* time-weighted, mean over instances */
     /* Prefix caching (all instances): prompt tokens and blocks looked up at
@@ -76,6 +83,21 @@ typedef struct run_summary {
     double kv_tier_load_bytes, kv_tier_write_bytes, kv_load_stall_s;
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
+    /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
+     * tokens per EP GPU, mean over iterations and layer groups weighted by
+     * their tokens, and the largest; the same for distinct experts with
+     * work; all-to-all bytes of
+     * the busiest GPU (dispatch and combine, every MoE layer); rebalances
+     * and the expert bytes they copied (busiest GPU). */
+    double ep_imbalance, ep_imbalance_max, ep_distinct_imbalance;
+    double ep_a2a_bytes;
+    uint64_t ep_rebalances;
+    double ep_moved_bytes;
+    /* Expert offloading (serve/offload.h; 0 without it): activated experts
+     * found in / missing from the GPU cache, missed experts loaded in low
+     * precision, and bytes loaded per GPU in full and low precision. */
+    uint64_t offload_hits, offload_misses, offload_low_loads;
+    double offload_bytes_high, offload_bytes_low;
     double wall_s;
     double peak_rss_mb;
 } run_summary;
@@ -90,6 +112,7 @@ typedef enum metrics_group_kind { METRICS_BY_CLASS, METRICS_BY_TENANT, METRICS_G
 typedef struct group_stats {
     uint64_t completed, output_tokens;
     uint64_t met_ttft, met_tpot, met_both;
+    uint64_t with_tpot;          /* requests of more than one output token */
     uint64_t good_tokens;        /* output tokens of requests meeting both targets */
     sim_hist ttft, tpot, e2e;    /* allocated when the group first shows up */
     bool used;
@@ -109,7 +132,17 @@ typedef struct metrics {
     sim_hist ttft, tbt, tpot, e2e, queue;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     uint64_t met_ttft, met_tpot, met_both;
+    uint64_t with_tpot;            /* measured requests that have a TPOT */
     uint64_t completed, output_tokens, preemptions;
+    uint64_t measured, measured_tokens;   /* in the window */
+    /* The window (metrics_set_window): requests arriving before warmup_ns
+     * or in the last cooldown_ns of arrivals are left out of the
+     * statistics. Finished requests whose arrival is still within
+     * cooldown_ns of the latest arrival wait in `pending` (a min-heap by
+     * arrival) until a later arrival settles it. */
+    sim_time_ns warmup_ns, cooldown_ns, last_arrival_ns;
+    req_record *pending;
+    size_t n_pending, cap_pending;
     sim_time_ns first_arrival_ns, last_finish_ns;
     metrics_record_fn on_record;   /* may be NULL */
     void *record_ctx;
@@ -121,6 +154,14 @@ typedef struct metrics {
 void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
                   metrics_record_fn on_record, void *record_ctx);
 void metrics_fini(metrics *m);
+/* The summary's window: the latency, SLO-attainment and throughput
+ * statistics (and the per-class and per-tenant ones) count only requests
+ * arriving at or after warmup_ns and at or before the last arrival minus
+ * cooldown_ns; every request is still recorded. 0 and 0 (the default)
+ * count every request, as before. TBT (every token gap) is not windowed:
+ * gaps are counted as they happen, before a request's window is known.
+ * Memory: the finished requests of the last cooldown_ns of arrivals. */
+void metrics_set_window(metrics *m, sim_time_ns warmup_ns, sim_time_ns cooldown_ns);
 void metrics_arrival(metrics *m, const serve_req *r);
 /* Called for output tokens after the first, with their gap: `count` tokens
  * that share one gap at once (every token of one iteration from a request

@@ -14,8 +14,13 @@ typedef struct req {
     uint64_t *ids;              /* its chained prefix ids (owned copy) */
     int32_t ids_cap;
     int32_t move_to;            /* a move's destination while it is under way; -1 */
-    int8_t move_mode;           /* that move's move_mode */
+    int8_t move_mode;           /* that move's move_mode, or MOVE_PD_HANDOFF */
+    void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
+    void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
 } req;
+
+/* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */
+enum { MOVE_PD_HANDOFF = 16 };
 
 static inline req *req_of(const serve_req *r) { return (req *)(uintptr_t)r; }
 

@@ -11,8 +11,11 @@
 #include "api/control.h"
 #include "api/evict.h"
 #include "api/order.h"
+#include "api/placement.h"
 #include "api/route.h"
+#include "api/scale.h"
 #include "models/cost.h"
+#include "models/moe.h"
 #include "serve/kv_tier.h"
 
 /* What happens to a preempted request's KV. */
@@ -27,10 +30,22 @@ typedef struct swap_setup {
 
 /* How an instance starts when a pool grows: each phase's duration, and the
  * bytes of weights each GPU loads (over its pool's load link). */
+/* Where a starting instance reads its weights from: its node's storage
+ * link (the default: local NVMe or network storage, at topology
+ * storage_gbps), host memory over its own PCIe links (a page-cached
+ * checkpoint), or a live instance of its pool over NVLink or the NICs
+ * (peer-to-peer; from storage when the pool has no active instance). */
+typedef enum load_source { LOAD_STORAGE, LOAD_HOST, LOAD_PEER } load_source;
+
 typedef struct lifecycle_setup {
     sim_time_ns provision_ns;     /* node allocation and boot */
     sim_time_ns init_ns;          /* engine start, CUDA graphs, warm-up */
     double weight_bytes_per_gpu;
+    load_source source;
+    double price_per_gpu_hour;    /* what one GPU of the pool costs held */
+    sim_time_ns provision_jitter_ns;   /* provisioning is uniform in provision_ns +- this */
+    bool drain_migrate;           /* a draining instance also moves its running
+                                   * requests, with their KV, instead of finishing them */
 } lifecycle_setup;
 
 /* A policy named in the config: its ops, its params object and that
@@ -62,6 +77,40 @@ typedef struct control_choice {
     char path[SETUP_PATH_MAX];
     sim_time_ns period_ns;
 } control_choice;
+
+/* Expert parallelism (par.ep > 1): the routing model and the placement
+ * policy (api/placement.h), whose ops NULL means contiguous and static. */
+typedef struct place_choice {
+    const place_policy_ops *ops;
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+} place_choice;
+/* Expert offloading (par.gpu_experts > 0; serve/offload.h). */
+typedef enum offload_replace { OFFLOAD_LRU, OFFLOAD_LFU, OFFLOAD_HOBBIT } offload_replace;
+typedef struct offload_setup {
+    double prefetch_accuracy;     /* a miss was prefetched with this probability */
+    double low_precision_gate;    /* gate weight below which an expert loads in int4 */
+    offload_replace replace;
+} offload_setup;
+
+typedef struct moe_setup {
+    bool sample;                  /* draw routing per iteration; false: the
+                                   * expected load of uniform routing over a
+                                   * balanced placement, no placement policy */
+    moe_routing_cfg routing;
+    bool janus;                   /* per-iteration replica selection (Janus) */
+    place_choice placement;
+    int32_t nodes;                /* nodes an EP group spans */
+    offload_setup offload;
+} moe_setup;
+/* The autoscaler (api/scale.h); ops NULL: none. */
+typedef struct scale_choice {
+    const scale_policy_ops *ops;
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+    sim_time_ns period_ns;
+    sim_time_ns up_cooldown_ns, down_cooldown_ns;
+} scale_choice;
 
 typedef struct pool_setup {
     char name[32];
@@ -98,6 +147,7 @@ typedef struct pool_setup {
     int64_t kv_keep_tokens;
     double kv_keep_fraction;
     lifecycle_setup lifecycle;
+    moe_setup moe;                /* with par.ep > 1 */
 } pool_setup;
 
 /* Where instances sit and how they are linked (serve/net.h): instances fill
@@ -126,10 +176,16 @@ typedef struct cluster_setup {
     pool_choice pool_choice;
     topology_setup topology;
     control_choice control;
+    scale_choice scale;
     cJSON *workload;
     char workload_path[SETUP_PATH_MAX];
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
+    sim_time_ns warmup_ns, cooldown_ns;   /* the summary's window (metrics.h) */
+    /* cluster.disagg (serve/disagg.h; NULL: off) and cluster.migration
+     * (serve/migrate.h; NULL: defaults), read by those modules. */
+    cJSON *disagg, *migration;
+    char disagg_path[SETUP_PATH_MAX], migration_path[SETUP_PATH_MAX];
 } cluster_setup;
 
 /* The longest request every arrival pool can take (the workload's clamp). */

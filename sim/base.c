@@ -1,6 +1,8 @@
 /* Error formatting, assertion failure and aborting allocators (see base.h). */
 #include "sim/base.h"
 
+#include <unistd.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,4 +94,14 @@ const void *sim_registry_lookup(const void *const *table, size_t name_offset,
     }
     sim_errf(err, "%s: unknown %s \"%s\"; expected one of: %s", path, what, key, names);
     return NULL;
+}
+
+const char *sim_path_where(const char *path, char *buf, size_t size)
+{
+    char cwd[4096];
+    buf[0] = 0;
+    if (!path || path[0] == '/' || !strcmp(path, "-") || !getcwd(cwd, sizeof cwd))
+        return buf;
+    snprintf(buf, size, " (a relative path: looked for it in %s, the working directory)", cwd);
+    return buf;
 }

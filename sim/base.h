@@ -51,6 +51,11 @@ typedef struct sim_err {
 int sim_errf(sim_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Where a relative path was looked for, for "cannot open" messages:
+ * " (looked in /cwd/dir/, the working directory)" into buf; "" for an
+ * absolute path. Returns buf. */
+const char *sim_path_where(const char *path, char *buf, size_t size);
+
 /* Prefixes the existing message: "<prefix>: <old message>". Returns -1. */
 int sim_err_prefix(sim_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

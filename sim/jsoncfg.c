@@ -373,8 +373,10 @@ int jcfg_load_file(const char *path, cJSON **out, sim_err *err)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char where[4200];
     if (fd < 0)
-        return sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        return sim_errf(err, "%s: cannot open: %s%s", path, strerror(errno),
+                        sim_path_where(path, where, sizeof where));
     char *buf;
     int rc = read_bounded(fd, path, &buf, err);
     close(fd);

@@ -72,6 +72,14 @@ done
 header "64 instances"
 bench_run "64x/1M" experiments/bench_64.json
 
+# Per-layer expert routing (expert parallelism, EPLB) against the same run
+# priced at the expected load (routing.sample false). Target: within 2x.
+header "expert routing"
+bench_run "moe/routed" experiments/bench_moe.json
+bench_run "moe/expected" experiments/bench_moe.json --set \
+    'cluster.pools=[{"name": "ep", "instances": 1, "parallel": {"tp": 1, "dp": 8, "ep": 8, "redundant_experts": 16}, "moe": {"routing": {"sample": false}}}]'
+awk -v a="$(cat "$out/wall_moe_routed")" -v b="$(cat "$out/wall_moe_expected")" \
+    'BEGIN { printf "%-24s routed / expected wall time: %.2fx (target: <= 2x)\n", "moe", a / b }'
 # Prefix caching at scale: multi-turn conversations (1M requests, 64
 # instances) and a Mooncake replay (the conversation trace cycled to 200k
 # requests on 16 instances, when ../shared/traces has it), each with prefix
@@ -133,3 +141,9 @@ echo
 ${CC:-cc} -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -I. -o "$out/rbtree_bench" \
     tests/bench/rbtree_bench.c sim/rbtree.c sim/base.c
 "$out/rbtree_bench"
+
+# One policy decision, compiled in, from a C plugin and through the Python
+# bridges, embedded and subprocess (tests/bench/plugin_bench.c; api/README.md
+# and plugins/README.md quote these).
+echo
+build/plugin_bench

@@ -13,11 +13,12 @@ allowed() {
     policies) echo "policies api sim" ;;
     tool) echo "tool policies serve api models traces sim" ;;
     calib) echo "calib models sim" ;;
+    plugins | examples) echo "api sim" ;;   # plugins see servesim only through api/
     *) echo "" ;;
     esac
 }
 bad=0
-for dir in sim models traces api serve policies tool calib; do
+for dir in sim models traces api serve policies tool calib plugins examples; do
     ok=$(allowed $dir)
     for f in $(find $dir -name '*.[ch]' -o -name '*.cu' -o -name '*.def'); do
         for inc in $(sed -n 's/^#include "\([a-z_]*\)\/.*/\1/p' "$f" | sort -u); do

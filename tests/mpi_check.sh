@@ -32,5 +32,20 @@ done
 mpirun -n 2 ./servesim-mpi sweep $exp --out "$dir/resumed.h5" --limit 7 --quiet &&
     mpirun -n 2 ./servesim-mpi sweep $exp --out "$dir/resumed.h5" --quiet
 check "mpirun -n 2, --limit 7 then resumed" "$dir/resumed.h5"
+# Policies from plugins, C and Python (experiments/sweep_plugins.json): each
+# rank loads them itself; skipped when the Python bridge was not built.
+if [ -e build/plugins/libservesim_py.so ]; then
+    pexp=experiments/sweep_plugins.json
+    if ./servesim sweep $pexp --out "$dir/plocal.h5" -j 2 --quiet &&
+        mpirun -n 2 ./servesim-mpi sweep $pexp --out "$dir/pmpi.h5" --quiet &&
+        "$PYTHON" tests/compare_results.py "$dir/plocal.h5" "$dir/pmpi.h5"; then
+        passed=$((passed + 1))
+    else
+        echo "mpi: FAILED: plugins"
+        failed=$((failed + 1))
+    fi
+else
+    echo "mpi: the Python bridge was not built: the plugin sweep is skipped"
+fi
 echo "mpi: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,37 +2,30 @@
 # make test's plot step: runs every script in plots/ headless on a small
 # sweep (experiments/plots_demo.json), the batch-policy figures on
 # experiments/batch_policies.json and the timeline on a single run's file,
-# and checks that each PNG is written, non-empty and a PNG. Run from
-# the repository root after `make servesim`.
+# then checks what they drew (tests/plots_check.py: the series against the
+# results files, readable labels, ms, labelled SLO lines, an empty
+# selection an error). Run from the repository root after `make servesim`.
 set -u
 PYTHON=${PYTHON:-/usr/bin/python3}
 dir=$(mktemp -d /tmp/servesim-plots-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 export MPLBACKEND=Agg MPLCONFIGDIR="$dir/mpl"
-passed=0
-failed=0
-check_png() {
-    if "$PYTHON" -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(len(d) < 1000 or d[:8] != b"\x89PNG\r\n\x1a\n")' "$1" 2>/dev/null; then
-        passed=$((passed + 1))
-    else
-        echo "plots: FAILED: $1 missing, empty or not a PNG"
-        failed=$((failed + 1))
-    fi
-}
 
 ./servesim sweep experiments/plots_demo.json --out "$dir/demo.h5" --quiet || exit 1
-"$PYTHON" plots/all.py "$dir/demo.h5" --out "$dir/sweep" >/dev/null
-for png in latency_cdf slo_vs_rate pareto_ttft_tbt energy_vs_throughput timeline; do
-    check_png "$dir/sweep/$png.png"
-done
+"$PYTHON" plots/all.py "$dir/demo.h5" --out "$dir/sweep" >/dev/null || exit 1
 # The batch-policy figures need their own sweep (70 small points, about a second).
 ./servesim sweep experiments/batch_policies.json --out "$dir/batch.h5" --quiet || exit 1
-"$PYTHON" plots/batch_policies.py "$dir/batch.h5" --out "$dir/batch" >/dev/null
-for png in batch_policies_tradeoff batch_policies_energy; do
-    check_png "$dir/batch/$png.png"
+"$PYTHON" plots/batch_policies.py "$dir/batch.h5" --out "$dir/batch" >/dev/null || exit 1
+# The autoscaling figures: two points of the cold-start sweep (a few seconds).
+./servesim sweep experiments/autoscale_coldstart.json --limit 2 --out "$dir/scale.h5" --quiet || exit 1
+"$PYTHON" plots/autoscale.py "$dir/scale.h5" --out "$dir/scale" >/dev/null || exit 1
+for png in autoscale_cost_slo autoscale_replicas; do
+    test -s "$dir/scale/$png.png" || { echo "plots: FAILED: $dir/scale/$png.png missing"; exit 1; }
 done
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
-"$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null
-check_png "$dir/run/timeline.png"
-echo "plots: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+"$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null || exit 1
+# The capacity figure: a short search's probes (exit 1 would be no bracket).
+./servesim capacity experiments/quickstart.json --slo ttft_p90=300ms,tpot_p90=40ms \
+    --set workload.requests=300 -j 2 --out "$dir/cap.h5" --quiet || exit 1
+"$PYTHON" plots/capacity.py "$dir/cap.h5" --out "$dir/cap" >/dev/null || exit 1
+"$PYTHON" tests/plots_check.py "$dir" "$dir/demo.h5" "$dir/batch.h5" "$dir/run.h5" "$dir/cap.h5"

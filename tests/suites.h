@@ -16,6 +16,7 @@ Suite *sim_rbtree_suite(void);
 Suite *jsoncfg_suite(void);
 Suite *models_suite(void);
 Suite *engine_suite(void);
+Suite *engine_versions_suite(void);
 Suite *ops_suite(void);
 Suite *cost_suite(void);
 Suite *cost_table_suite(void);
@@ -34,12 +35,19 @@ Suite *kv_suite(void);
 Suite *prefix_cache_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
+Suite *autoscale_suite(void);
 Suite *cli_suite(void);
+Suite *config_doc_suite(void);
+Suite *cli_help_suite(void);
+Suite *ux_suite(void);
 Suite *cmd_cost_suite(void);
 Suite *timeseries_suite(void);
 Suite *experiment_suite(void);
 Suite *sweep_suite(void);
 Suite *capacity_suite(void);
 Suite *net_suite(void);
+Suite *moe_suite(void);
+Suite *disagg_suite(void);
+Suite *plugin_suite(void);
 
 #endif

@@ -503,6 +503,18 @@ START_TEST(test_ctab_rejects_wrong_schema_version)
 }
 END_TEST
 
+/* A family whose params or axes fill every slot had no NULL at the end of its
+ * key list: an unexpected key there read past it (found by fuzz_cost_table). */
+START_TEST(test_ctab_unknown_key_in_a_full_family_is_an_error)
+{
+    sim_err err = {{0}};
+    const char *path = "tests/data/cost_table_all_axes_unknown_key.json";
+    ck_assert_ptr_null(ctab_load(path, NULL, &err));
+    ck_assert_has(err.msg, path);
+    ck_assert_has(err.msg, "unknown key");
+}
+END_TEST
+
 START_TEST(test_ctab_rejects_gpu_mismatch)
 {
     sim_err err = {{0}};
@@ -892,6 +904,7 @@ Suite *cost_table_suite(void)
     ADD(test_ctab_rejects_corrupt_json);
     ADD(test_ctab_rejects_wrong_schema_version);
     ADD(test_ctab_rejects_gpu_mismatch);
+    ADD(test_ctab_unknown_key_in_a_full_family_is_an_error);
     ADD(test_ctab_rejects_negative_latency);
     ADD(test_ctab_rejects_non_monotone_grid);
     ADD(test_ctab_rejects_malformed_tables);

@@ -141,7 +141,8 @@ START_TEST(test_engine_file_errors_name_the_file_and_path)
     ck_assert_int_eq(system(cmd), 0);
     free(dir);
     resolve_fails("vllm-v9", NULL, msg, sizeof msg);
-    ck_assert_msg(strstr(msg, "unknown engine 'vllm-v9'") && strstr(msg, "vllm-v0, vllm-v1"),
+    ck_assert_msg(strstr(msg, "unknown engine 'vllm-v9'") &&
+                  strstr(msg, "vllm-v0, vllm-v0.5, vllm-v0.6, vllm-v1"),
                   "%s", msg);
 }
 END_TEST

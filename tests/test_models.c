@@ -149,6 +149,8 @@ START_TEST(test_models_new_architectures_match_published)
         {"Mistral-7B", 7.24e9, 0.005},      {"Llama-3.1-8B", 8.03e9, 0.005},
         {"Llama-3.1-70B", 70.6e9, 0.005},   {"Llama-3.1-405B", 405.9e9, 0.005},
         {"Qwen2.5-72B", 72.7e9, 0.005},     {"DeepSeek-V3", 671e9, 0.005},
+        {"GPT-J-6B", 6.053e9, 0.005},       /* model card: 6,053,381,344 */
+        {"Falcon-180B", 180e9, 0.01},       /* "180B"; these shapes give 178.6e9 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         llm_model m = load_llm(cases[i].name);
@@ -403,8 +405,9 @@ START_TEST(test_models_unknown_name_lists_available)
     sim_err err = {{0}};
     ck_assert_int_eq(llm_model_load(models_dir(), "Llama-4-1T", &m, &err), -1);
     ck_assert_has(err.msg, "unknown model 'Llama-4-1T'");
-    ck_assert_has(err.msg, "available: DeepSeek-V3, Llama-2-13B, Llama-2-70B, Llama-2-7B, "
-                  "Llama-3-70B, Llama-3-8B, Llama-3.1-405B, Llama-3.1-70B, Llama-3.1-8B, "
+    ck_assert_has(err.msg, "available: DeepSeek-V3, Falcon-180B, GPT-J-6B, Llama-2-13B, "
+                  "Llama-2-70B, Llama-2-7B, Llama-3-70B, Llama-3-8B, Llama-3.1-405B, "
+                  "Llama-3.1-70B, Llama-3.1-8B, "
                   "Mistral-7B, Mixtral-8x7B, OPT-13B, OPT-66B, Qwen2.5-72B, Qwen3-30B-A3B");
     gpu_spec g;
     ck_assert_int_eq(gpu_spec_load(models_dir(), "B200", &g, &err), -1);

@@ -117,6 +117,8 @@ typedef struct cap_run {
     uint64_t base_seed;
     double ttft_ms, tpot_ms;      /* per-request targets */
     int workers;
+    const char *over;             /* the path searched */
+    bool integer;                 /* whole numbers only */
     cap_result *res;
     run_summary *summaries;       /* the round's runs */
     int *ok;
@@ -136,8 +138,11 @@ static void cap_on_done(void *ctx, int64_t job, const workers_result *r)
 static char *cap_config(cap_run *c, double rate, int seed_index, sim_err *err)
 {
     cJSON *root = cJSON_Duplicate(c->config, 1);
-    char set[3][128];
-    snprintf(set[0], sizeof set[0], "workload.arrival.rate_per_s=%.17g", rate);
+    char set[3][256];
+    if (c->integer)
+        snprintf(set[0], sizeof set[0], "%s=%.0f", c->over, rate);
+    else
+        snprintf(set[0], sizeof set[0], "%s=%.17g", c->over, rate);
     snprintf(set[1], sizeof set[1], "slo.ttft_ms=%.17g", c->ttft_ms);
     snprintf(set[2], sizeof set[2], "slo.tpot_ms=%.17g", c->tpot_ms);
     for (int i = 0; i < 3; i++)
@@ -228,6 +233,16 @@ static cap_status cap_round(cap_run *c, const double *rates, int n_rates, sim_er
         sim_errf(err, "%s: a run failed: %s", c->name, c->first_error);
         goto done;
     }
+    for (int i = 0; i < n; i++)
+        if (c->summaries[i].measured == 0) {
+            rc = CAP_BAD_INPUT;
+            sim_errf(err, "%s: the probe at %s = %.6g has no request in the summary's window "
+                     "(arrivals in [%.1f, %.1f] s): shorten metrics.warmup_s or "
+                     "metrics.cooldown_s, or run more requests", c->name, c->over,
+                     rates[i / seeds], c->summaries[i].window_start_s,
+                     c->summaries[i].window_end_s);
+            goto done;
+        }
     cap_result *res = c->res;
     res->probes = sim_xrealloc(res->probes, (size_t)(res->n_probes + n_rates) * sizeof *res->probes);
     for (int r = 0; r < n_rates; r++) {
@@ -264,12 +279,86 @@ static void cap_bracket(cap_result *r)
             r->lo = i;
 }
 
-static double cap_config_rate(const cJSON *config)
+/* The node at a dotted path ("workload.arrival.rate_per_s"), or NULL. */
+static const cJSON *cap_tree_get(const cJSON *root, const char *path)
+{
+    char key[256];
+    const cJSON *node = root;
+    while (node && *path) {
+        size_t n = strcspn(path, ".");
+        snprintf(key, sizeof key, "%.*s", (int)n, path);
+        node = cJSON_GetObjectItemCaseSensitive(node, key);
+        path += n + (path[n] == '.');
+    }
+    return node;
+}
+
+const char *cap_default_over(const cJSON *config)
 {
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(config, "workload");
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(w, "arrival");
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(a, "rate_per_s");
-    return cJSON_IsNumber(r) ? r->valuedouble : 0;
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(w, "source");
+    bool trace = cJSON_IsString(src) && strcmp(src->valuestring, "synthetic") != 0;
+    return trace && !cJSON_GetObjectItemCaseSensitive(w, "arrival") ? "workload.rate_scale"
+                                                                    : "workload.arrival.rate_per_s";
+}
+
+/* Parses a copy of `config` with over=value (NULL: as it is) and builds its
+ * cluster; the effective config in *eff when not NULL. */
+static int cap_try(const cJSON *config, const char *over, const char *value, cJSON **eff,
+                   sim_err *err)
+{
+    cJSON *root = cJSON_Duplicate(config, 1);
+    SIM_ASSERT(root != NULL);
+    if (over) {
+        char set[512];
+        snprintf(set, sizeof set, "%s=%s", over, value);
+        if (jcfg_set(root, set, err)) {
+            cJSON_Delete(root);
+            return -1;
+        }
+    }
+    run_config cfg;
+    if (run_config_parse(root, &cfg, err))
+        return -1;
+    cluster *check = cluster_create(&cfg.sys, NULL, err);
+    if (check && eff)
+        *eff = cJSON_Duplicate(cfg.root, 1);
+    cluster_destroy(check);
+    run_config_fini(&cfg);
+    return check ? 0 : -1;
+}
+
+/* The searched path's starting value and whether it takes whole numbers
+ * only (the parser says "an integer" for a half). */
+static cap_status cap_start(cap_run *c, const char *name, double *start, sim_err *err)
+{
+    cJSON *eff = NULL;
+    if (cap_try(c->config, NULL, NULL, &eff, err)) {
+        jcfg_err_source(err, name, c->spec->sets, c->spec->n_sets);
+        return CAP_BAD_INPUT;
+    }
+    const cJSON *v = cap_tree_get(eff, c->over);
+    double value = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    size_t n = strlen(c->over);
+    if (!v && n >= 10 && !strcmp(c->over + n - 10, "rate_scale"))
+        value = 1;   /* a trace's default scale */
+    cJSON_Delete(eff);
+    *start = c->spec->start_rate > 0 ? c->spec->start_rate : value;
+    if (!(*start > 0)) {
+        sim_errf(err, "%s: $.%s: expected a number > 0 to start from (or pass --start)", name,
+                 c->over);
+        return CAP_BAD_INPUT;
+    }
+    char half[64], at[300];
+    snprintf(half, sizeof half, "%.17g", floor(*start) + 0.5);
+    snprintf(at, sizeof at, "$.%s", c->over);
+    sim_err perr = {{0}};
+    if (cap_try(c->config, c->over, half, NULL, &perr) && strstr(perr.msg, at) &&
+        strstr(perr.msg, "an integer")) {
+        c->integer = true;
+        *start = floor(*start) >= 1 ? floor(*start) : 1;
+    }
+    return CAP_OK;
 }
 
 cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spec,
@@ -290,12 +379,14 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(config, "seed");
     c.base_seed = cJSON_IsNumber(seed) && seed->valuedouble >= 0 ? (uint64_t)seed->valuedouble : 1;
     c.workers = spec->jobs > 0 ? spec->jobs : workers_default_workers();
-    double rate = spec->start_rate > 0 ? spec->start_rate : cap_config_rate(config);
-    if (!(rate > 0)) {
-        sim_errf(err, "%s: $.workload.arrival.rate_per_s: expected a number > 0 to start "
-                 "from (or pass --start)", name);
-        return CAP_BAD_INPUT;
-    }
+    c.over = spec->over ? spec->over : cap_default_over(config);
+    snprintf(res->over, sizeof res->over, "%s", c.over);
+    res->is_rate = !strcmp(c.over, "workload.arrival.rate_per_s");
+    double rate;
+    cap_status rc = cap_start(&c, name, &rate, err);
+    if (rc)
+        return rc;
+    res->integer = c.integer;
 
     /* The configured size, for the per-instance and per-GPU rates; and the
      * cluster built once, so that a config that cannot run (a policy's
@@ -326,7 +417,6 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
     }
 
     /* Bracket: double or halve until the verdict flips. */
-    cap_status rc;
     if ((rc = cap_round(&c, &rate, 1, err)))
         goto fail;
     int up = res->probes[0].pass;
@@ -334,7 +424,9 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
         cap_bracket(res);
         if (res->lo >= 0 && res->hi >= 0)
             break;
-        rate = up ? rate * 2 : rate / 2;
+        rate = up ? rate * 2 : c.integer ? floor(rate / 2) : rate / 2;
+        if (c.integer && rate < 1)
+            break;   /* nothing below 1 to try */
         if ((rc = cap_round(&c, &rate, 1, err)))
             goto fail;
     }
@@ -345,7 +437,7 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
     int per_round = c.workers / spec->seeds > 1 ? c.workers / spec->seeds : 1;
     while (res->lo >= 0 && res->hi >= 0) {
         double lo = res->probes[res->lo].rate, hi = res->probes[res->hi].rate;
-        if ((hi - lo) / hi <= spec->tolerance)
+        if (c.integer ? hi - lo <= 1 : (hi - lo) / hi <= spec->tolerance)
             break;
         if (res->n_probes >= spec->max_probes) {
             res->capped = CAP_CAPPED_PROBES;
@@ -355,16 +447,31 @@ cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spe
         int n = per_round < 64 ? per_round : 64;
         if (n > spec->max_probes - res->n_probes)
             n = spec->max_probes - res->n_probes;
-        for (int k = 0; k < n; k++)
-            rates[k] = lo + (hi - lo) * (k + 1) / (n + 1);
+        int m = 0;
+        for (int k = 0; k < n; k++) {
+            double v = lo + (hi - lo) * (k + 1) / (n + 1);
+            if (c.integer) {
+                v = floor(v + 0.5);
+                if (v <= lo || v >= hi || (m && v == rates[m - 1]))
+                    continue;
+            }
+            rates[m++] = v;
+        }
+        n = m;
+        if (n == 0)
+            break;
         if ((rc = cap_round(&c, rates, n, err)))
             goto fail;
         cap_bracket(res);
     }
     if (res->lo >= 0) {
         res->rate = res->probes[res->lo].rate;
-        res->per_instance = res->rate / instances;
-        res->per_gpu = res->rate / gpus;
+        res->throughput = res->probes[res->lo].mean.throughput_req_s;
+        size_t n = strlen(c.over);
+        double req_s = res->is_rate ? res->rate
+                     : n >= 10 && !strcmp(c.over + n - 10, "rate_scale") ? res->throughput : 0;
+        res->per_instance = req_s / instances;
+        res->per_gpu = req_s / gpus;
     }
     return CAP_OK;
 fail:

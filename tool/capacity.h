@@ -4,8 +4,13 @@
  * (capacity: the largest load under a latency bound such as P99 TBT) define
  * it.
  *
- * A probe runs the config at one arrival rate (workload.arrival.rate_per_s)
- * with `seeds` seeds and averages their summaries. It passes when every
+ * A probe runs the config at one value of the searched path (by default
+ * the arrival rate, workload.arrival.rate_per_s; for a trace replayed on
+ * its own timestamps, workload.rate_scale, which keeps the trace's arrival
+ * pattern; any numeric config path with --over) with `seeds` seeds and
+ * averages their summaries. A path the parser takes only integers at
+ * (cluster.instances) is searched in whole numbers, down to a bracket one
+ * apart. It passes when every
  * bound holds on that average (ttft_p90 <= 500 ms, ...) and the SLO
  * attainment (the share of requests meeting every per-request target, the
  * first ttft_* and tpot_* bounds) is at least `attain`. The search doubles
@@ -17,6 +22,7 @@
 #ifndef SERVE_CAPACITY_H
 #define SERVE_CAPACITY_H
 
+#include <stdbool.h>
 #include <cjson/cJSON.h>
 #include "serve/metrics.h"
 
@@ -42,6 +48,8 @@ typedef struct cap_spec {
     int jobs;             /* worker processes; <= 0: one per core */
     char *const *sets;    /* the config's --set assignments (may be NULL), so */
     int n_sets;           /* that messages name them as a value's source */
+    const char *over;     /* the path searched ("workload.rate_scale"); NULL: the
+                           * default (cap_default_over) */
 } cap_spec;
 
 /* Doublings or halvings of the starting rate before the search gives up
@@ -63,7 +71,8 @@ const char *cap_bound_name(const cap_bound *b, char *buf, size_t size);
 double cap_bound_value(const cap_bound *b, const run_summary *s);
 
 typedef struct cap_probe {
-    double rate;          /* req/s, the whole cluster */
+    double rate;          /* the searched path's value: req/s, the whole cluster,
+                           * when it is the arrival rate */
     int pass;
     run_summary mean;     /* averaged over the seeds */
     char why[200];        /* for a failing probe: the first condition missed */
@@ -82,8 +91,14 @@ typedef struct cap_result {
     int lo, hi;           /* the bracketing probes: highest pass, lowest fail above it; -1 none */
     double rate;          /* capacity: the passing bracket's rate (0: nothing passed);
                            * with no failing probe (hi -1), only a lower bound */
-    double per_instance, per_gpu;
+    double per_instance, per_gpu;   /* for a rate or a rate_scale: the request
+                                     * rate (measured for a rate_scale) per
+                                     * instance and per GPU; else 0 */
     cap_capped capped;    /* where the search stopped short of its answer */
+    char over[128];       /* the path searched */
+    bool integer;         /* searched in whole numbers */
+    bool is_rate;         /* over is workload.arrival.rate_per_s */
+    double throughput;    /* measured req/s of the passing bracket's probe */
 } cap_result;
 
 /* What cap_search returns; also the command line's exit statuses. */
@@ -100,5 +115,21 @@ typedef enum cap_status {
 cap_status cap_search(const cJSON *config, const char *name, const cap_spec *spec,
                       cap_result *out, sim_err *err);
 void cap_result_fini(cap_result *r);
+
+/* Writes every probe of r to the HDF5 file at path (tool/OUTPUT.md,
+ * "Capacity probes"): /probes, one row per probe in the order run (the
+ * summary's columns averaged over the seeds, then value, pass, why), and
+ * root attributes over, slo, attain, seeds, integer, capacity (NaN when
+ * nothing passed), lo and hi (probe rows, -1 none), config (the searched
+ * config as JSON) and servesim_version. `config_name` is the config's file
+ * (an input the output must not be). */
+int cap_write_probes(const char *path, const char *config_name, const cJSON *config,
+                     const cap_spec *spec, const cap_result *r, sim_err *err);
+
+/* The path capacity searches in config tree `config` when --over is not
+ * given: workload.rate_scale for a trace replayed on its own timestamps
+ * (a source other than synthetic, without an "arrival"), else
+ * workload.arrival.rate_per_s. */
+const char *cap_default_over(const cJSON *config);
 
 #endif

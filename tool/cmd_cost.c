@@ -232,12 +232,21 @@ static void print_report(const run_config *cfg, cost_model *cm, const batch_shap
     /* The engine's CPU share of the iteration (or the run's fixed overhead). */
     double overhead_ns = c->fixed_overhead ? (double)c->iteration_overhead_ns
                                            : (double)r.latency_ns - sum_ns;
+    if (c->par.pp > 1 && !c->fixed_overhead)
+        overhead_ns = 0;   /* the cost model's time is a pipelined round (below) */
     double gpu_j = (sum_j + overhead_ns * 1e-9 * g->idle_w) * tp;
     double lat_s = (sum_ns + overhead_ns) * 1e-9;
     printf("iteration:\n");
     printf("  GPU time             %.1f us of operators + %.1f us CPU overhead = %.1f us"
            " (cost model: %.1f us)\n", sum_ns / 1e3, overhead_ns / 1e3, lat_s * 1e6,
            r.latency_ns / 1e3);
+    if (c->par.pp > 1)
+        printf("  pipeline             %d stages, %d micro-batches: the operators above are the "
+               "whole batch through every stage; the cost model's round takes %.1f us\n",
+               c->par.pp, par_micro_batches(&c->par), r.latency_ns / 1e3);
+    if (c->par.ep > 1)
+        printf("  expert parallel      ep=%d dp=%d: the expected load of uniform routing "
+               "over a balanced placement\n", c->par.ep, c->par.dp);
     printf("  GPU energy           %.3f mJ on %d GPU(s), %.0f W each on average\n",
            gpu_j * 1e3, tp, gpu_j / lat_s / tp);
     printf("  node energy          %.3f mJ (the GPUs plus %.1f W per GPU for the rest of the "

@@ -345,6 +345,10 @@ static int trace_convert_cmd(int argc, char **argv)
 
 int cmd_trace(int argc, char **argv)
 {
+    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        fputs(trace_usage, stdout);
+        return 0;
+    }
     if (argc >= 1 && !strcmp(argv[0], "stats"))
         return trace_stats_cmd(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "convert"))

@@ -21,7 +21,9 @@
  * setup, unless cost.iteration_overhead_us is given, which then replaces
  * it. */
 #include "tool/config.h"
+#include "tool/config_moe.h"
 #include "policies/registry.h"
+#include "tool/plugin.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -248,13 +250,13 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
     if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.batch.name", path);
-    if (!(p->batch_policy.ops = batch_policy_find(batch, name_path, err)))
+    if (!(p->batch_policy.ops = plugin_batch_find(batch, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.order.name", path);
-    if (!(p->order_policy.ops = order_policy_find(order, name_path, err)))
+    if (!(p->order_policy.ops = plugin_order_find(order, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.routing.name", path);
-    if (!(p->route_policy.ops = route_policy_find(route, name_path, err)))
+    if (!(p->route_policy.ops = plugin_route_find(route, name_path, err)))
         return -1;
     return 0;
 }
@@ -307,7 +309,10 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         jcfg_obj(rc->root, "$", "cost", &o, path, err) || parse_cost(o, path, p, err))
         return -1;
     cJSON *pol;
+    static const char *const pol_keys[] = {"batch", "order", "routing", "control",
+                                           "eviction", "scale", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
+        jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
         return -1;
     return 0;
@@ -358,35 +363,88 @@ static int parse_role(const char *s, const char *path, pool_role *out, sim_err *
 
 static int parse_lifecycle(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
 {
-    static const char *const keys[] = {"provision_s", "init_s", NULL};
+    static const char *const keys[] = {"provision_s", "init_s", "engine_start_s",
+                                       "graph_capture_s", "source", "price_per_gpu_hour",
+                                       "provision_jitter_s", "drain", NULL};
+    static const char *const sources[] = {"storage", "host", "peer"};
     char lpath[256];
     cJSON *o;
-    double provision, init;
+    const char *source, *drain;
+    double provision, init, start, capture, price, jitter;
     if (jcfg_obj(pj, path, "lifecycle", &o, lpath, err) ||
-        jcfg_check_keys(o, lpath, keys, err) ||
-        jcfg_num(o, lpath, "provision_s", 30, 0, 1e7, &provision, err) ||
-        jcfg_num(o, lpath, "init_s", 20, 0, 1e7, &init, err))
+        jcfg_check_keys(o, lpath, keys, err))
         return -1;
+    /* The engine's initialisation given as its two terms replaces init_s
+     * (asked before reading: reading records the defaults). */
+    bool split = cJSON_GetObjectItemCaseSensitive(o, "engine_start_s") ||
+                 cJSON_GetObjectItemCaseSensitive(o, "graph_capture_s");
+    if (split && cJSON_GetObjectItemCaseSensitive(o, "init_s"))
+        return sim_errf(err, "%s: give init_s or its terms (engine_start_s, graph_capture_s), "
+                        "not both", lpath);
+    if (jcfg_num(o, lpath, "provision_s", 30, 0, 1e7, &provision, err) ||
+        (!split && jcfg_num(o, lpath, "init_s", 20, 0, 1e7, &init, err)) ||
+        (split && (jcfg_num(o, lpath, "engine_start_s", 0, 0, 1e7, &start, err) ||
+                   jcfg_num(o, lpath, "graph_capture_s", 0, 0, 1e7, &capture, err))) ||
+        jcfg_str(o, lpath, "source", "storage", &source, err) ||
+        jcfg_num(o, lpath, "price_per_gpu_hour", 0, 0, 1e6, &price, err) ||
+        jcfg_num(o, lpath, "provision_jitter_s", 0, 0, 1e7, &jitter, err) ||
+        jcfg_str(o, lpath, "drain", "finish", &drain, err))
+        return -1;
+    if (jitter > provision)
+        return sim_errf(err, "%s.provision_jitter_s: expected at most provision_s (%g), got %g",
+                        lpath, provision, jitter);
+    if (strcmp(drain, "finish") && strcmp(drain, "migrate"))
+        return sim_errf(err, "%s.drain: expected \"finish\" or \"migrate\", got \"%s\"",
+                        lpath, drain);
+    if (split)
+        init = start + capture;
+    int k = 0;
+    while (k < 3 && strcmp(source, sources[k]))
+        k++;
+    if (k == 3)
+        return sim_errf(err, "%s.source: expected one of: storage, host, peer; got \"%s\"",
+                        lpath, source);
     p->lifecycle.provision_ns = (sim_time_ns)(provision * 1e9);
     p->lifecycle.init_ns = (sim_time_ns)(init * 1e9);
+    p->lifecycle.source = (load_source)k;
+    p->lifecycle.price_per_gpu_hour = price;
+    p->lifecycle.provision_jitter_ns = (sim_time_ns)(jitter * 1e9);
+    p->lifecycle.drain_migrate = !strcmp(drain, "migrate");
     return 0;
 }
 
 static int parse_parallel(cJSON *pj, const char *path, int64_t tp_default, pool_setup *p,
-                          sim_err *err)
+                          const topology_setup *topo, sim_err *err)
 {
-    static const char *const keys[] = {"tp", "pp", "ep", "dp", NULL};
+    static const char *const keys[] = {"tp", "pp", "ep", "dp", "micro_batches",
+                                       "redundant_experts", "gpu_experts", NULL};
     char ppath[256];
     cJSON *o;
-    int64_t tp, pp, ep, dp;
+    int64_t tp, pp, ep, dp, mb, red, cached;
     if (jcfg_obj(pj, path, "parallel", &o, ppath, err) ||
         jcfg_check_keys(o, ppath, keys, err) ||
         jcfg_int(o, ppath, "tp", tp_default, 1, LLM_TP_MAX, &tp, err) ||
         jcfg_int(o, ppath, "pp", 1, 1, 64, &pp, err) ||
         jcfg_int(o, ppath, "ep", 1, 1, 1024, &ep, err) ||
-        jcfg_int(o, ppath, "dp", 1, 1, 1024, &dp, err))
+        jcfg_int(o, ppath, "dp", 1, 1, 1024, &dp, err) ||
+        jcfg_int(o, ppath, "micro_batches", pp, 1, 1024, &mb, err) ||
+        jcfg_int(o, ppath, "redundant_experts", 0, 0, 1024, &red, err) ||
+        jcfg_int(o, ppath, "gpu_experts", 0, 0, LLM_MAX_EXPERTS, &cached, err))
         return -1;
-    p->par = (par_layout){(int32_t)tp, (int32_t)pp, (int32_t)ep, (int32_t)dp};
+    p->par = (par_layout){(int32_t)tp, (int32_t)pp, (int32_t)ep, (int32_t)dp, (int32_t)mb,
+                          (int32_t)red, 0, 0, (int32_t)cached};
+    /* Groups wider than a node talk over the NICs (serve/net.h). An
+     * all-to-all's remote bytes go to the other nodes in the share
+     * (ep - per_node) / (ep - 1), the rest over NVLink alongside: the NIC
+     * bounds it at nic / share per GPU (EP 8 x 2 over 400 Gb/s NICs: about
+     * 94 GB/s before link efficiency; DeepEP's README measures 90 GB/s of
+     * such logical bandwidth, its 8 x 4 61 GB/s against 65 here). */
+    if (tp * dp > topo->gpus_per_node && ep > 1)
+        p->par.ep_link_bytes_per_s = topo->nic_bytes_per_s * (double)(ep - 1) /
+                                     (double)(ep - topo->gpus_per_node);
+    if (tp * dp * pp > topo->gpus_per_node)
+        p->par.pp_link_bytes_per_s = topo->nic_bytes_per_s;
+    p->moe.nodes = (int32_t)((tp * dp + topo->gpus_per_node - 1) / topo->gpus_per_node);
     return check_layout(ppath, p, err);
 }
 
@@ -411,7 +469,7 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
     static const char *const keys[] = {"name", "role", "instances", "min_instances",
                                        "max_instances", "model", "gpu", "precision",
                                        "parallel", "instance", "cost", "policies",
-                                       "lifecycle", "engine", NULL};
+                                       "lifecycle", "engine", "moe", NULL};
     static const char *const section[N_SECTIONS] = {"instance", "cost", "policies",
                                                     "precision", "engine"};
     pool_setup *p = &rc->pools[k];
@@ -457,7 +515,8 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
     }
     snprintf(spath, sizeof spath, "%s.precision", path);
     if (load_model_gpu(model, gpu, sec[3], spath, path, p, err) ||
-        parse_parallel(pj, path, tp_default, p, err) ||
+        parse_parallel(pj, path, tp_default, p, &rc->sys.topology, err) ||
+        config_parse_moe(pj, path, p, err) ||
         parse_lifecycle(pj, path, p, err) || parse_engine(pj, path, p, err))
         return -1;
     snprintf(spath, sizeof spath, "%s.instance", path);
@@ -510,7 +569,7 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
 {
     cluster_setup *c = &rc->sys;
     static const char *const keys[] = {"instances", "tp", "pools", "pool_choice", "topology",
-                                       NULL};
+                                       "disagg", "migration", NULL};
     char path[256];
     cJSON *o;
     int64_t n, tp;
@@ -521,6 +580,13 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         jcfg_int(o, path, "tp", 1, 1, LLM_TP_MAX, &tp, err) ||
         jcfg_str(o, path, "pool_choice", "least_loaded", &choice, err) ||
         parse_topology(o, path, &c->topology, err))
+        return -1;
+    /* Read by serve/disagg.c and serve/migrate.c when the cluster is made. */
+    if ((c->disagg = cJSON_GetObjectItemCaseSensitive(o, "disagg")) &&
+        jcfg_obj(o, path, "disagg", &c->disagg, c->disagg_path, err))
+        return -1;
+    if ((c->migration = cJSON_GetObjectItemCaseSensitive(o, "migration")) &&
+        jcfg_obj(o, path, "migration", &c->migration, c->migration_path, err))
         return -1;
     if (!strcmp(choice, "least_loaded"))
         c->pool_choice = POOL_CHOICE_LEAST_LOADED;
@@ -551,6 +617,11 @@ static int parse_cluster(run_config *rc, const char *model, const char *gpu, sim
         cJSON *t = cJSON_GetObjectItemCaseSensitive(rc->root, section[s]);
         top[s] = !t ? NULL : s == SECTION_ENGINE && cJSON_IsString(t) ? engine_object(t)
                                                                        : cJSON_Duplicate(t, 1);
+    }
+    /* The cluster-wide policies (parse_control, parse_scale) are no pool's. */
+    if (top[2] && cJSON_IsObject(top[2])) {
+        cJSON_DeleteItemFromObjectCaseSensitive(top[2], "control");
+        cJSON_DeleteItemFromObjectCaseSensitive(top[2], "scale");
     }
     rc->pools = sim_xcalloc((size_t)np + 1, sizeof *rc->pools);
     int rcode = parse_single_pool(rc, 1, tp, model, gpu, err);
@@ -606,9 +677,44 @@ static int parse_control(run_config *rc, sim_err *err)
         jcfg_obj(o, cpath, "params", &c->control.params, c->control.path, err))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.name", cpath);
-    if (!(c->control.ops = control_policy_find(name, name_path, err)))
+    if (!(c->control.ops = plugin_control_find(name, name_path, err)))
         return -1;
     c->control.period_ns = (sim_time_ns)(period_ms * 1e6);
+    return 0;
+}
+
+/* policies.scale: the autoscaler (api/scale.h). */
+static int parse_scale(run_config *rc, sim_err *err)
+{
+    cluster_setup *c = &rc->sys;
+    static const char *const keys[] = {"name", "params", "period_ms", "up_cooldown_s",
+                                       "down_cooldown_s", NULL};
+    char path[256];
+    cJSON *pol, *o;
+    if (jcfg_obj(rc->root, "$", "policies", &pol, path, err))
+        return -1;
+    o = cJSON_GetObjectItemCaseSensitive(pol, "scale");
+    if (!o)
+        return 0;
+    const char *name;
+    double period_ms, up_s, down_s;
+    char cpath[300], name_path[320];
+    snprintf(cpath, sizeof cpath, "%s.scale", path);
+    if (!cJSON_IsObject(o))
+        return sim_errf(err, "%s: expected an object", cpath);
+    if (jcfg_check_keys(o, cpath, keys, err) ||
+        jcfg_str(o, cpath, "name", JCFG_REQUIRED_STR, &name, err) ||
+        jcfg_num(o, cpath, "period_ms", 15000, 1, 1e9, &period_ms, err) ||
+        jcfg_num(o, cpath, "up_cooldown_s", 0, 0, 1e7, &up_s, err) ||
+        jcfg_num(o, cpath, "down_cooldown_s", 60, 0, 1e7, &down_s, err) ||
+        jcfg_obj(o, cpath, "params", &c->scale.params, c->scale.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.name", cpath);
+    if (!(c->scale.ops = scale_policy_find(name, name_path, err)))
+        return -1;
+    c->scale.period_ns = (sim_time_ns)(period_ms * 1e6);
+    c->scale.up_cooldown_ns = (sim_time_ns)(up_s * 1e9);
+    c->scale.down_cooldown_ns = (sim_time_ns)(down_s * 1e9);
     return 0;
 }
 
@@ -632,14 +738,18 @@ static int parse_slo(run_config *rc, sim_err *err)
 static int parse_metrics(run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"timeseries_interval_ms", NULL};
+    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s", NULL};
     char path[256];
     cJSON *o;
-    double interval_ms;
+    double interval_ms, warmup_s, cooldown_s;
     if (jcfg_obj(rc->root, "$", "metrics", &o, path, err) ||
         jcfg_check_keys(o, path, keys, err) ||
-        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err))
+        jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err) ||
+        jcfg_num(o, path, "warmup_s", 0, 0, 1e9, &warmup_s, err) ||
+        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err))
         return -1;
+    c->warmup_ns = (sim_time_ns)(warmup_s * 1e9);
+    c->cooldown_ns = (sim_time_ns)(cooldown_s * 1e9);
     c->timeseries_interval_ns = (sim_time_ns)(interval_ms * 1e6);
     if (interval_ms > 0 && c->timeseries_interval_ns < SIM_NS_PER_US)
         return sim_errf(err, "%s.timeseries_interval_ms: expected 0 (off) or at least "
@@ -666,7 +776,7 @@ int run_config_parse(cJSON *root, run_config *rc, sim_err *err)
         goto fail;
     c->seed = (uint64_t)seed;
     snprintf(c->workload_path, sizeof c->workload_path, "$.workload");
-    if (parse_cluster(rc, model, gpu, err) || parse_control(rc, err) ||
+    if (parse_cluster(rc, model, gpu, err) || parse_control(rc, err) || parse_scale(rc, err) ||
         parse_slo(rc, err) || parse_metrics(rc, err) ||
         jcfg_obj(root, "$", "workload", &c->workload, c->workload_path, err))
         goto fail;

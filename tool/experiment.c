@@ -189,6 +189,9 @@ static int parse_grid(exp_build *b, cJSON *grid, sim_err *err)
         return 0;
     if (!cJSON_IsObject(grid))
         return sim_errf(err, "$.sweep.grid: expected an object of path: [values]");
+    if (!grid->child)
+        return sim_errf(err, "$.sweep.grid: empty; expected at least one path: [values] "
+                        "(leave \"grid\" out to sweep seeds alone)");
     for (const cJSON *c = grid->child; c; c = c->next) {
         char jp[512];
         key_path(jp, sizeof jp, "$.sweep.grid", c->string);
@@ -206,6 +209,9 @@ static int parse_zip(exp_build *b, cJSON *zip, sim_err *err)
     if (!cJSON_IsArray(zip))
         return sim_errf(err, "$.sweep.zip: expected an array of groups "
                         "({path: [values], ...} with lists of equal length)");
+    if (!zip->child)
+        return sim_errf(err, "$.sweep.zip: empty; expected at least one group (leave \"zip\" "
+                        "out for none)");
     int g = 0;
     for (const cJSON *grp = zip->child; grp; grp = grp->next, g++) {
         char gp[64];
@@ -304,7 +310,31 @@ static int parse_base(exp_build *b, cJSON *root, const char *file, sim_err *err)
             return sim_errf(err, "base config: $.seed: expected an integer in [0, 2^53)");
         b->base_seed = (uint64_t)seed->valuedouble;
     }
+    /* The command line's --set, after the file's "set": it wins. */
+    for (int i = 0; i < b->e->n_sets; i++)
+        if (jcfg_set(b->base, b->e->sets[i], err))
+            return sim_err_prefix(err, "command line --set %.200s", b->e->sets[i]);
     b->e->base_json = cJSON_Print(b->base);
+    return 0;
+}
+
+/* A command-line --set of a swept path (or one inside a swept object)
+ * would be replaced at every point. */
+static int check_cli_set_not_swept(const experiment *e, sim_err *err)
+{
+    for (int i = 0; i < e->n_sets; i++) {
+        const char *s = e->sets[i];
+        size_t klen = strcspn(s, "=");
+        for (int32_t p = 0; p < e->n_params; p++) {
+            const char *sp = e->params[p].path;
+            size_t n = strlen(sp);
+            if (klen >= n && !strncmp(s, sp, n) && (klen == n || s[n] == '.')) {
+                sim_errf(err, "command line --set %.200s: also swept (\"%s\" in $.sweep), "
+                         "whose values would replace it at every point", s, sp);
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -425,7 +455,12 @@ int exp_point_prepare(experiment *e, int64_t i, sim_err *err)
     run_config_fini(&cfg);
     if (c)
         return 0;
-fail:
+fail:;
+    /* A value from the command line's --set is named as such. */
+    sim_err src = *err;
+    if (e->n_sets && jcfg_err_source(&src, NULL, e->sets, e->n_sets) &&
+        !strncmp(src.msg, "command line", 12))
+        *err = src;
     return sim_err_prefix(err, "%s: point %lld (%s)", e->file, (long long)i, pt->label);
 }
 
@@ -493,6 +528,12 @@ static int expand(exp_build *b, int64_t max_points, sim_err *err)
 int exp_parse(cJSON *root, const char *file, int64_t max_points, experiment *e,
               sim_err *err)
 {
+    return exp_parse_sets(root, file, NULL, 0, max_points, e, err);
+}
+
+int exp_parse_sets(cJSON *root, const char *file, char *const *sets, int n_sets,
+                   int64_t max_points, experiment *e, sim_err *err)
+{
     if (max_points <= 0)
         max_points = EXP_MAX_POINTS;
     if (max_points > EXP_MAX_POINTS_FORCED)
@@ -503,6 +544,8 @@ int exp_parse(cJSON *root, const char *file, int64_t max_points, experiment *e,
     memset(e, 0, sizeof *e);
     e->file = sim_xstrdup(file);
     e->root = root;
+    e->sets = sets;
+    e->n_sets = n_sets;
     exp_build b = {.e = e};
     cJSON *sweep = cJSON_GetObjectItemCaseSensitive(root, "sweep");
     const char *description;
@@ -518,7 +561,8 @@ int exp_parse(cJSON *root, const char *file, int64_t max_points, experiment *e,
     if (jcfg_check_keys(sweep, "$.sweep", sweep_keys, err) ||
         parse_grid(&b, cJSON_GetObjectItemCaseSensitive(sweep, "grid"), err) ||
         parse_zip(&b, cJSON_GetObjectItemCaseSensitive(sweep, "zip"), err) ||
-        check_set_not_swept(e, root, err) || parse_seeds(&b, sweep, err) ||
+        check_set_not_swept(e, root, err) || check_cli_set_not_swept(e, err) ||
+        parse_seeds(&b, sweep, err) ||
         expand(&b, max_points, err))
         goto done;
     rc = 0;
@@ -529,7 +573,8 @@ done:
     free(b.dims);
     e->base = b.base;
     if (rc) {
-        sim_err_prefix(err, "%s", file);
+        if (strncmp(err->msg, "command line --set", 18))
+            sim_err_prefix(err, "%s", file);
         exp_fini(e);
     }
     return rc;
@@ -537,11 +582,17 @@ done:
 
 int exp_load(const char *path, int64_t max_points, experiment *out, sim_err *err)
 {
+    return exp_load_sets(path, NULL, 0, max_points, out, err);
+}
+
+int exp_load_sets(const char *path, char *const *sets, int n_sets, int64_t max_points,
+                  experiment *out, sim_err *err)
+{
     cJSON *root;
     memset(out, 0, sizeof *out);
     if (jcfg_load_file(path, &root, err))
         return -1;
-    return exp_parse(root, path, max_points, out, err);
+    return exp_parse_sets(root, path, sets, n_sets, max_points, out, err);
 }
 
 void exp_fini(experiment *e)

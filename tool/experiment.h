@@ -60,6 +60,8 @@ typedef struct experiment {
     int32_t n_seeds;
     exp_point *points;
     int64_t n_points;
+    char *const *sets;   /* the command line's --set (borrowed), after "set" */
+    int n_sets;
 } experiment;
 
 /* Largest sweep exp_load accepts by default, and at most (a sweep's
@@ -75,6 +77,14 @@ int exp_load(const char *path, int64_t max_points, experiment *out, sim_err *err
  * names it in messages and its folder anchors "base_config". */
 int exp_parse(cJSON *root, const char *file, int64_t max_points, experiment *out,
               sim_err *err);
+/* The same with the command line's --set assignments (borrowed: they must
+ * outlive the experiment), applied to the base config after the file's
+ * "set"; a bad one, or one of a swept path, is named "command line --set
+ * ...". */
+int exp_load_sets(const char *path, char *const *sets, int n_sets, int64_t max_points,
+                  experiment *out, sim_err *err);
+int exp_parse_sets(cJSON *root, const char *file, char *const *sets, int n_sets,
+                   int64_t max_points, experiment *out, sim_err *err);
 void exp_fini(experiment *e);
 
 /* Builds point i's effective config (points[i].config_json) and checks it

@@ -50,6 +50,7 @@
 #include "models/cost.h"
 #include "models/ops.h"
 #include "version.h"
+#include "tool/plugin.h"
 
 /* Rows per buffer and per chunk (104 bytes a row: 416 KiB). Measured on
  * 100,000 synthetic rows: 16384-row chunks are only 1.6% smaller and no
@@ -142,6 +143,8 @@ typedef struct out_ts_inst_row {
     double kv_used_fraction;
     double power_w;
     double kv_cached_fraction;
+    int32_t pool;
+    int32_t state;             /* inst_state */
 } out_ts_inst_row;
 
 typedef struct out_ts_cluster_row {
@@ -153,6 +156,7 @@ typedef struct out_ts_cluster_row {
     double kv_used_fraction;   /* mean over instances */
     double power_w;            /* sum over instances */
     double kv_cached_fraction; /* mean over instances */
+    int32_t state_instances[INST_STATE_COUNT];   /* instances in each state */
 } out_ts_cluster_row;
 
 typedef struct out_field {
@@ -201,6 +205,9 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(seed, OUT_U64),
     OUT_SUM(arrived, OUT_U64),
     OUT_SUM(completed, OUT_U64),
+    OUT_SUM(measured, OUT_U64),
+    OUT_SUM(window_start_s, OUT_F64),
+    OUT_SUM(window_end_s, OUT_F64),
     OUT_SUM(clamped, OUT_U64),
     OUT_SUM(preemptions, OUT_U64),
     OUT_SUM(recomputed_tokens, OUT_U64),
@@ -229,6 +236,9 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(weight_bytes, OUT_F64),
     OUT_SUM(kv_bytes, OUT_F64),
     OUT_SUM(gpu_busy_fraction, OUT_F64),
+    OUT_SUM(gpu_held_s, OUT_F64),
+    OUT_SUM(gpu_busy_s, OUT_F64),
+    OUT_SUM(cost_usd, OUT_F64),
     OUT_SUM(kv_peak_fraction, OUT_F64),
     OUT_SUM(kv_mean_fraction, OUT_F64),
     OUT_SUM(prefix_caching, OUT_U64),
@@ -243,6 +253,17 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(kv_load_stall_s, OUT_F64),
     OUT_SUM_ARRAY(term_s, OUT_F64, OP_KIND_COUNT),
     OUT_SUM_ARRAY(source_terms, OUT_U64, COST_SRC_COUNT),
+    OUT_SUM(ep_imbalance, OUT_F64),
+    OUT_SUM(ep_imbalance_max, OUT_F64),
+    OUT_SUM(ep_distinct_imbalance, OUT_F64),
+    OUT_SUM(ep_a2a_bytes, OUT_F64),
+    OUT_SUM(ep_rebalances, OUT_U64),
+    OUT_SUM(ep_moved_bytes, OUT_F64),
+    OUT_SUM(offload_hits, OUT_U64),
+    OUT_SUM(offload_misses, OUT_U64),
+    OUT_SUM(offload_low_loads, OUT_U64),
+    OUT_SUM(offload_bytes_high, OUT_F64),
+    OUT_SUM(offload_bytes_low, OUT_F64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };
@@ -257,6 +278,8 @@ static const out_field out_ts_inst_fields[] = {
     OUT_TS_INST(kv_used_fraction, OUT_F64),
     OUT_TS_INST(power_w, OUT_F64),
     OUT_TS_INST(kv_cached_fraction, OUT_F64),
+    OUT_TS_INST(pool, OUT_I32),
+    OUT_TS_INST(state, OUT_I32),
 };
 
 #define OUT_TS_CLUSTER(f, k) { #f, offsetof(out_ts_cluster_row, f), k, 1 }
@@ -269,6 +292,8 @@ static const out_field out_ts_cluster_fields[] = {
     OUT_TS_CLUSTER(kv_used_fraction, OUT_F64),
     OUT_TS_CLUSTER(power_w, OUT_F64),
     OUT_TS_CLUSTER(kv_cached_fraction, OUT_F64),
+    {"state_instances", offsetof(out_ts_cluster_row, state_instances), OUT_I32,
+     INST_STATE_COUNT},
 };
 
 #define OUT_NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
@@ -627,7 +652,9 @@ int out_sample(void *out_file_ptr, const ts_sample *s)
     for (int32_t i = 0; i < s->n_instances; i++) {
         const ts_instance *t = &s->inst[i];
         out_ts_inst_row row = {s->time_ns, i, t->waiting, t->running, t->active,
-                               t->kv_used_fraction, t->power_w, t->kv_cached_fraction};
+                               t->kv_used_fraction, t->power_w, t->kv_cached_fraction,
+                               t->pool, (int32_t)t->state};
+        sum.state_instances[t->state]++;
         if (out_table_push(f, &f->ts_inst, &row))
             return -1;
         sum.waiting += t->waiting;
@@ -761,6 +788,7 @@ typedef struct out_pool_row {
     double busy_fraction, energy_j;
     double gpu_s[INST_STATE_COUNT];
     double kv_peak_fraction, kv_hit_fraction;
+    double busy_gpu_s, held_gpu_s, cost_usd;
 } out_pool_row;
 
 #define OUT_POOL(f, k) { #f, offsetof(out_pool_row, f), k, 1 }
@@ -774,6 +802,7 @@ static const out_field out_pool_fields[] = {
     OUT_POOL(energy_j, OUT_F64),
     {"gpu_s", offsetof(out_pool_row, gpu_s), OUT_F64, INST_STATE_COUNT},
     OUT_POOL(kv_peak_fraction, OUT_F64), OUT_POOL(kv_hit_fraction, OUT_F64),
+    OUT_POOL(busy_gpu_s, OUT_F64), OUT_POOL(held_gpu_s, OUT_F64), OUT_POOL(cost_usd, OUT_F64),
 };
 
 typedef struct out_inst_row {
@@ -898,6 +927,7 @@ int out_cluster_tables(out_file *f, const cluster *c, sim_err *err)
         r->busy_fraction = p.busy_fraction, r->energy_j = p.energy_j;
         memcpy(r->gpu_s, p.gpu_s, sizeof r->gpu_s);
         r->kv_peak_fraction = p.kv_peak_fraction, r->kv_hit_fraction = p.kv_hit_fraction;
+        r->busy_gpu_s = p.busy_gpu_s, r->held_gpu_s = p.held_gpu_s, r->cost_usd = p.cost_usd;
     }
     for (int32_t i = 0; i < ni; i++) {
         instance_summary s;
@@ -942,6 +972,11 @@ static int out_write_root_attrs(out_file *f, const run_summary *s,
         out_attr_str(f->file, "config", config_json) < 0 ||
         out_attr_str(f->file, "cost_sources", cost_sources) < 0)
         return out_h5_err(err, f->path, "cannot write the file attributes");
+    char *plugins = plugin_used_json(config_json);   /* only when it names a plugin */
+    int bad = plugins && out_attr_str(f->file, "plugins", plugins) < 0;
+    free(plugins);
+    if (bad)
+        return out_h5_err(err, f->path, "cannot write the plugins attribute");
     return 0;
 }
 

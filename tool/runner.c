@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "serve/cluster.h"
+#include "serve/disagg.h"
 #include "sim/jsoncfg.h"
 #include "tool/output.h"
 
@@ -66,6 +67,7 @@ int run_to_file(const run_config *cfg, const run_source *src, const char *out_pa
     s->peak_rss_mb = peak_rss_mb();
     cluster_cost_sources(s, out->cost_sources, sizeof out->cost_sources);
     cluster_workload_note(c, out->workload_note, sizeof out->workload_note);
+    disagg_moves_note(c, out->moves_note, sizeof out->moves_note);
     if (of && out_cluster_tables(of, c, err))
         goto done;
     if (of) {

@@ -13,6 +13,7 @@ typedef struct run_result {
     run_summary summary;        /* wall time and peak RSS included */
     char cost_sources[64];      /* see cluster_cost_sources */
     char workload_note[512];    /* see cluster_workload_note; may be empty */
+    char moves_note[1024];      /* see disagg_moves_note; may be empty */
 } run_result;
 
 /* Where a config came from, for messages: a file edited by --set

@@ -46,7 +46,7 @@ typedef struct sweep_ctx {
     sweep_point_state *st;
     char **store_files;       /* per point: <store>/<id>.h5 */
     const int64_t *todo;      /* the batch's job -> point */
-    int64_t n_todo, done, failed;
+    int64_t n_todo, done, failed, infeasible;
     int64_t batch, progress;  /* sweep_opts' batch_points, progress_points */
     double t0, last_note;
     int tty;
@@ -220,21 +220,47 @@ static void sweep_inputs(const experiment *e, outpath_inputs *in)
 /* Runs one batch of points: builds and checks their configs, then runs
  * them. SWEEP_BAD_INPUT when a config does not check out (nothing of the
  * batch ran then). */
-static int sweep_batch(sweep_ctx *c, const int64_t *todo, int64_t n, workers_job *jobs,
+static int sweep_batch(sweep_ctx *c, const int64_t *all, int64_t n_all, workers_job *jobs,
                        int64_t checked_before, const char *store, sim_err *err)
 {
     experiment *e = c->e;
-    for (int64_t k = 0; k < n; k++) {
+    /* With --skip-infeasible a point whose config cannot be built is
+     * recorded as such, with the reason, and left out of the batch. */
+    int64_t *todo = sim_xcalloc((size_t)n_all + 1, sizeof *todo), n = 0;
+    for (int64_t k = 0; k < n_all; k++) {
         sweep_check_note(c, "to run", checked_before + k, c->n_todo);
-        if (exp_point_prepare(e, todo[k], err))
-            return SWEEP_BAD_INPUT;
-        jobs[k] = (workers_job){e->points[todo[k]].config_json, c->store_files[todo[k]]};
+        if (exp_point_prepare(e, all[k], err)) {
+            if (!c->o->skip_infeasible) {
+                free(todo);
+                return SWEEP_BAD_INPUT;
+            }
+            sweep_point_state *ps = &c->st[all[k]];
+            const exp_point *pt = &e->points[all[k]];
+            /* The reason without "<file>: point N (<label>): ". */
+            char prefix[4096];
+            snprintf(prefix, sizeof prefix, "%s: point %lld (%s): ", e->file, (long long)all[k],
+                     pt->label);
+            const char *why = strncmp(err->msg, prefix, strlen(prefix)) ? err->msg
+                                                                       : err->msg + strlen(prefix);
+            ps->status = SWEEP_INFEASIBLE;
+            free(ps->error);
+            ps->error = sim_xstrdup(why);
+            c->infeasible++;
+            c->done++;
+            fprintf(stderr, "%ssweep: point %lld (%s) infeasible, skipped: %s\n",
+                    c->tty && !c->o->quiet ? "\r" : "", (long long)all[k], pt->label, why);
+            continue;
+        }
+        jobs[n] = (workers_job){e->points[all[k]].config_json, c->store_files[all[k]]};
+        todo[n++] = all[k];
     }
-    sweep_check_note(c, "to run", checked_before + n, c->n_todo);
+    sweep_check_note(c, "to run", checked_before + n_all, c->n_todo);
     /* Made only now, so that a sweep stopped while checking leaves none. */
-    if (mkdir(store, 0777) != 0 && errno != EEXIST)
+    if (mkdir(store, 0777) != 0 && errno != EEXIST) {
+        free(todo);
         return sim_errf(err, "%s: cannot create the folder '%s': %s", c->o->out, store,
                         strerror(errno));
+    }
     c->todo = todo;
     int workers = c->o->jobs > 0 ? c->o->jobs : workers_default_workers();
     int run = c->o->mpi ? sweep_mpi_run(jobs, n, sweep_on_done, c, err)
@@ -244,6 +270,8 @@ static int sweep_batch(sweep_ctx *c, const int64_t *todo, int64_t n, workers_job
     for (int64_t k = 0; k < n; k++)
         if (c->st[todo[k]].status == SWEEP_COMPLETE)
             exp_point_release(e, todo[k]);
+    c->todo = NULL;
+    free(todo);
     return run == WORKERS_INTERRUPTED ? SWEEP_INTERRUPTED : run ? SWEEP_ERROR : 0;
 }
 
@@ -345,13 +373,14 @@ int sweep_run(experiment *e, const sweep_opts *o, sweep_stats *stats, sim_err *e
         if ((rc = sweep_batch(&c, todo + b, n, jobs, b, store, err)) != 0)
             goto done;
     }
-    stats->ran = c.done - c.failed;
+    stats->ran = c.done - c.failed - c.infeasible;
     stats->failed = c.failed;
+    stats->infeasible = c.infeasible;
     rc = sweep_finish(&c, op, store, stats, &stats->signal, err) ? SWEEP_ERROR : 0;
     op = NULL;
 done:
     if (rc) {
-        int64_t complete = stats->skipped + c.done - c.failed;
+        int64_t complete = stats->skipped + c.done - c.failed - c.infeasible;
         if (c.tty && !o->quiet && c.done && c.done < c.n_todo)
             fputc('\n', stderr);
         outpath_abandon(op);

@@ -32,6 +32,10 @@ typedef struct sweep_opts {
     int quiet;             /* no progress line and no notes on stderr (failed
                             * points are reported all the same) */
     int mpi;               /* distribute over MPI ranks (servesim-mpi) */
+    int skip_infeasible;   /* a point whose config cannot be built (70B at
+                            * tp=1) is recorded infeasible, with the reason
+                            * in /index, and the sweep goes on; else the
+                            * sweep stops there as bad input */
     /* Tuning and test seams; 0 or NULL: the defaults. */
     int64_t batch_points;  /* configs built and held at once (SWEEP_BATCH_POINTS) */
     int64_t progress_points;   /* checking this many configs shows progress
@@ -53,6 +57,7 @@ typedef struct sweep_stats {
     int64_t ran;           /* run now, complete */
     int64_t failed;        /* run now, failed */
     int64_t pending;       /* not run: past --limit */
+    int64_t infeasible;    /* skipped: their configs cannot be built */
     int signal;            /* a terminating signal that came while the results
                             * file was being written (it was finished first) */
     double wall_s;

@@ -107,13 +107,14 @@ typedef struct swf_index {
     hid_t sum_mem;         /* run_summary's type, for reading /summary */
 } swf_index;
 
-enum { SWF_ID_LEN = 16 };
+enum { SWF_ID_LEN = 16, SWF_REASON_LEN = 240 };
 
 typedef struct swf_row_head {
     int64_t point;
     char id[SWF_ID_LEN];
     int32_t seed_index;
     int8_t status;
+    char reason[SWF_REASON_LEN];   /* failed or infeasible: why, cut to fit */
 } swf_row_head;
 
 static size_t swf_align8(size_t x) { return (x + 7) & ~(size_t)7; }
@@ -129,8 +130,8 @@ static hid_t swf_str_type(size_t len)
 static hid_t swf_status_type(hid_t base)
 {
     hid_t t = H5Tenum_create(base);
-    static const char *const names[] = {"pending", "complete", "failed"};
-    for (int8_t v = 0; v < 3; v++)
+    static const char *const names[] = {"pending", "complete", "failed", "infeasible"};
+    for (int8_t v = 0; v < 4; v++)
         H5Tenum_insert(t, names[v], &v);
     return t;
 }
@@ -165,7 +166,7 @@ static int swf_index_types(const experiment *e, swf_index *x)
     /* Sizes first: the types are created at their final size. */
     size_t mo = 0, fo = 0;
     mo = swf_align8(sizeof(swf_row_head));
-    fo = 8 + SWF_ID_LEN + 4 + 1;
+    fo = 8 + SWF_ID_LEN + 4 + 1 + SWF_REASON_LEN;
     for (int32_t p = 0; p < e->n_params; p++) {
         const exp_param *pa = &e->params[p];
         int number = pa->kind == EXP_INT || pa->kind == EXP_NUM;
@@ -191,6 +192,9 @@ static int swf_index_types(const experiment *e, swf_index *x)
     rc |= swf_insert(x, "status", swf_status_type(H5T_NATIVE_INT8),
                      swf_status_type(H5T_STD_I8LE), &mo, &fo, NULL);
     SIM_ASSERT(mo == offsetof(swf_row_head, status) + 1);
+    rc |= swf_insert(x, "reason", swf_str_type(SWF_REASON_LEN), swf_str_type(SWF_REASON_LEN),
+                     &mo, &fo, NULL);
+    SIM_ASSERT(mo == offsetof(swf_row_head, reason) + SWF_REASON_LEN);
     mo = swf_align8(sizeof(swf_row_head));
     for (int32_t p = 0; p < e->n_params && rc == 0; p++) {
         const exp_param *pa = &e->params[p];
@@ -383,13 +387,16 @@ static int swf_write_index(swf_writer *w, const experiment *e, const sweep_point
             swf_row_head head = {.point = pt->index, .seed_index = pt->seed_index,
                                  .status = (int8_t)ps->status};
             memcpy(head.id, pt->id_hex, SWF_ID_LEN);
+            if (ps->error)
+                memcpy(head.reason, ps->error, strnlen(ps->error, SWF_REASON_LEN));
             memcpy(row, &head, sizeof head);
             swf_fill_params(e, &x, pt, row);
             run_summary s = nan_summary;
             s.seed = pt->seed;
             if (ps->status == SWEEP_COMPLETE && swf_copy_point(w, &x, pt, ps, &s) < 0)
                 goto done;
-            if (ps->status == SWEEP_FAILED && swf_failed_point(w, pt, ps) < 0)
+            if ((ps->status == SWEEP_FAILED || ps->status == SWEEP_INFEASIBLE) &&
+                swf_failed_point(w, pt, ps) < 0)
                 goto done;
             memcpy(row + x.sum_off, &s, sizeof s);
         }

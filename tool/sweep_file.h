@@ -13,6 +13,7 @@ typedef enum sweep_status {
     SWEEP_PENDING = 0,    /* not run yet (or interrupted) */
     SWEEP_COMPLETE = 1,
     SWEEP_FAILED = 2,
+    SWEEP_INFEASIBLE = 3, /* its config cannot be built (sweep --skip-infeasible) */
 } sweep_status;
 
 /* Where a point stands and where its data is. */
@@ -21,7 +22,7 @@ typedef struct sweep_point_state {
     const char *src_file;    /* complete: the file holding its data */
     char src_group[64];      /* and the group: "/" in a point's own file,
                               * "/points/<id>" in an earlier results file */
-    char *error;             /* failed: why (owned) */
+    char *error;             /* failed or infeasible: why (owned) */
 } sweep_point_state;
 
 /* An earlier results file or a point's stored file, open for reading. */

@@ -17,6 +17,7 @@
  * after it, which the WL_WAIT protocol (workload.h) guarantees. */
 #include "traces/gen.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,8 +301,10 @@ static int rates_from_csv(const char *file, arrival_proc *a, size_t *cap, sim_er
 {
     static const char *const names[] = {"start_s", "rate_per_s", NULL};
     FILE *f = fopen(file, "r");
+    char where[4200];
     if (!f)
-        return sim_errf(err, "%s: cannot open", file);
+        return sim_errf(err, "%s: cannot open: %s%s", file, strerror(errno),
+                        sim_path_where(file, where, sizeof where));
     char *line = NULL;
     size_t linecap = 0;
     ssize_t n;
@@ -453,8 +456,22 @@ int arrival_parse(cJSON *obj, const char *path, arrival_proc *out, sim_err *err)
         out->think_fixed = !strcmp(think, "fixed");
         return 0;
     }
+    if (!strcmp(process, "bursty")) {
+        static const char *const keys[] = {"process", "rate_per_s", "burst_rate_per_s",
+                                           "burst_s", "calm_s", NULL};
+        if (jcfg_check_keys(obj, path, keys, err) ||
+            jcfg_num(obj, path, "rate_per_s", JCFG_REQUIRED_NUM, 0, 1e9, &out->rate_per_s,
+                     err) ||
+            jcfg_num(obj, path, "burst_rate_per_s", JCFG_REQUIRED_NUM, 1e-9, 1e9,
+                     &out->burst_rate_per_s, err) ||
+            jcfg_num(obj, path, "burst_s", 30, 1e-3, 1e9, &out->burst_s, err) ||
+            jcfg_num(obj, path, "calm_s", 300, 1e-3, 1e9, &out->calm_s, err))
+            return -1;
+        out->kind = ARRIVAL_BURSTY;
+        return 0;
+    }
     return sim_errf(err, "%s.process: expected one of: poisson, gamma, piecewise, diurnal, "
-                    "closed_loop; got \"%s\"", path, process);
+                    "closed_loop, bursty; got \"%s\"", path, process);
 }
 
 void arrival_fini(arrival_proc *a)
@@ -569,6 +586,30 @@ static int diurnal_next(arrival_gen *g, sim_time_ns *t_ns)
     }
 }
 
+/* Exact for a Markov-modulated Poisson process: a gap is drawn at the
+ * current state's rate; if it ends after the state does, the clock moves to
+ * the switch and, the process being memoryless, a fresh gap is drawn in the
+ * next state. */
+static int bursty_next(arrival_gen *g, sim_time_ns *t_ns)
+{
+    const arrival_proc *p = g->p;
+    if (g->seg_base_ns == 0)
+        g->seg_base_ns = sim_time_add(0, gsl_ran_exponential(g->rng, p->calm_s) * 1e9);
+    for (;;) {
+        double rate = g->seg ? p->burst_rate_per_s : p->rate_per_s;
+        double gap_ns = rate > 0 ? gsl_ran_exponential(g->rng, 1.0 / rate) * 1e9 : INFINITY;
+        if ((double)g->clock_ns + gap_ns < (double)g->seg_base_ns) {
+            g->clock_ns = sim_time_add(g->clock_ns, gap_ns);
+            *t_ns = g->clock_ns;
+            return ARRIVAL_AT;
+        }
+        g->clock_ns = g->seg_base_ns;
+        g->seg = !g->seg;
+        double mean_s = g->seg ? p->burst_s : p->calm_s;
+        g->seg_base_ns = sim_time_add(g->clock_ns, gsl_ran_exponential(g->rng, mean_s) * 1e9);
+    }
+}
+
 int arrival_gen_next(arrival_gen *g, sim_time_ns now, sim_time_ns *t_ns)
 {
     switch (g->p->kind) {
@@ -581,6 +622,8 @@ int arrival_gen_next(arrival_gen *g, sim_time_ns now, sim_time_ns *t_ns)
         return piecewise_next(g, t_ns);
     case ARRIVAL_DIURNAL:
         return diurnal_next(g, t_ns);
+    case ARRIVAL_BURSTY:
+        return bursty_next(g, t_ns);
     case ARRIVAL_CLOSED_LOOP:
         break;
     }

@@ -48,6 +48,7 @@ typedef enum arrival_kind {
     ARRIVAL_PIECEWISE,
     ARRIVAL_DIURNAL,
     ARRIVAL_CLOSED_LOOP,
+    ARRIVAL_BURSTY,
 } arrival_kind;
 
 /* {"process": "poisson", "rate_per_s": R}
@@ -64,7 +65,11 @@ typedef enum arrival_kind {
  * {"process": "closed_loop", "clients": N, "think_s": T, "think":
  *   "exponential"}   N clients, each sending its first request at 0 and each
  *   next one a think time (exponential with mean T, or "fixed") after its
- *   previous request finished. */
+ *   previous request finished.
+ * {"process": "bursty", "rate_per_s": R, "burst_rate_per_s": B, "burst_s": D,
+ *   "calm_s": C}   a two-state Markov-modulated Poisson process: calm
+ *   stretches (rate R) and bursts (rate B) alternate, each lasting an
+ *   exponential time with mean C and D; it starts calm. */
 typedef struct arrival_proc {
     arrival_kind kind;
     double rate_per_s;                 /* poisson, gamma, diurnal (mean) */
@@ -78,6 +83,7 @@ typedef struct arrival_proc {
     int32_t clients;                   /* closed loop */
     double think_s;
     bool think_fixed;
+    double burst_rate_per_s, burst_s, calm_s;   /* bursty */
 } arrival_proc;
 
 int arrival_parse(cJSON *obj, const char *path, arrival_proc *out, sim_err *err);
@@ -90,8 +96,8 @@ typedef struct arrival_gen {
     const arrival_proc *p;   /* borrowed */
     gsl_rng *rng;
     sim_time_ns clock_ns;    /* last arrival */
-    int32_t seg;             /* piecewise: current segment and period start */
-    sim_time_ns seg_base_ns;
+    int32_t seg;             /* piecewise: current segment and period start; */
+    sim_time_ns seg_base_ns; /* bursty: 1 in a burst, and when the state ends */
     sim_time_ns *ready_ns;   /* closed loop: a min-heap of client ready times */
     int32_t n_ready;
 } arrival_gen;

@@ -223,7 +223,9 @@ static trace_reader *open_path(const char *path, const char *format, trace_forma
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
-        sim_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        char where[4200];
+        sim_errf(err, "%s: cannot open: %s%s", path, strerror(errno),
+                 sim_path_where(path, where, sizeof where));
         return NULL;
     }
     struct stat st;

@@ -26,7 +26,7 @@ class ReferencesFile(unittest.TestCase):
         self.assertEqual(v.check(self.doc), [])
         values = sum(len(r["metrics"]) for r in self.doc["references"])
         self.assertGreaterEqual(values, 30)
-        self.assertLessEqual(values, 60)
+        self.assertLessEqual(values, 80)
 
     def test_every_reference_cites_a_source_with_a_date(self):
         for r in self.doc["references"]:
@@ -34,6 +34,15 @@ class ReferencesFile(unittest.TestCase):
             self.assertTrue(src["date"] and src["url"], r["id"])
             for m in r["metrics"]:
                 self.assertTrue(m["read"], r["id"])
+
+    def test_trtllm_a100_rows_above_tp1_are_read_per_gpu(self):
+        rows = [r for r in self.doc["references"]
+                if r["id"].startswith("trt-a100") and r["setup"]["tp"] > 1
+                and r["metrics"][0]["metric"] == "output_throughput"]
+        self.assertEqual(len(rows), 5)
+        for r in rows:
+            self.assertEqual(r["metrics"][0]["unit"], "tok/s/GPU", r["id"])
+            self.assertIn("not from servesim", r["caveat"])
 
     def test_check_reports_malformed_entries(self):
         bad = {"sources": {}, "workloads": {},
@@ -91,21 +100,91 @@ class BuildRun(unittest.TestCase):
         self.assertEqual(len(stdin.splitlines()) - 1, nonzero)
         self.assertEqual(cfg["cluster"]["tp"], 2)
 
+    def test_dtype_becomes_the_run_precision(self):
+        cfg, _ = v.build_run(ref_by_id(self.doc, "trt-h100x2-l2-70b-bs1024-128-128-fp8"),
+                             self.doc["workloads"])
+        self.assertEqual(cfg["precision"], {"weights": "fp8", "activations": "fp8",
+                                            "kv_cache": "fp8"})
+        cfg, _ = v.build_run(ref_by_id(self.doc, "trt-a100-l2-7b-bs384-128-128"),
+                             self.doc["workloads"])
+        self.assertEqual(cfg["precision"]["weights"], "fp16")
+        cfg, _ = v.build_run(ref_by_id(self.doc, "sgl-a100-l31-8b-rps8"), self.doc["workloads"])
+        self.assertNotIn("precision", cfg)   # bf16: the model file's default
+        ref = ref_by_id(self.doc, "nim180-h100x2-l33-70b-fp8-c1")
+        self.assertEqual(v.ENGINE_PROFILE_OF[ref["engine"]["generation"]], "trtllm")
+
     def test_engine_overrides_are_applied_by_dotted_path(self):
         ref = ref_by_id(self.doc, "vllm-v1-h100-qwen3-30b-a3b-c10")
-        self.assertEqual(v.engine_overrides(ref["engine"]["generation"]), {})
+        # Every reference runs under its engine's profile.
+        self.assertEqual(v.engine_overrides(ref), {"engine.name": "vllm-v1"})
+        cfg, _ = v.build_run(ref, self.doc["workloads"])
+        self.assertEqual(cfg["engine"], {"name": "vllm-v1"})
         saved = v.engine_overrides
         try:
-            v.engine_overrides = lambda gen: {"cost.iteration_overhead_us": 1234, "x.y": gen}
+            v.engine_overrides = lambda r: {"cost.iteration_overhead_us": 1234,
+                                            "x.y": r["engine"]["generation"]}
             cfg, _ = v.build_run(ref, self.doc["workloads"])
         finally:
             v.engine_overrides = saved
         self.assertEqual(cfg["cost"]["iteration_overhead_us"], 1234)
         self.assertEqual(cfg["x"]["y"], "vllm-v1")
 
+    def test_each_engine_version_runs_under_its_profile(self):
+        want = {"vllm054-h100-l3-8b-burst320": "vllm-v0.5",
+                "mlenergy-v2-h100-l31-8b-bs64": "vllm-v0.5",
+                "vllm060-a100-l31-8b-rps8": "vllm-v0.6",
+                "vllmci-h200-l3-8b-latency-bs8": "vllm-v0.6",
+                "trt-a100-l2-7b-bs384-128-128": "trtllm-v0.6",
+                "trt-a100-l2-7b-ttft-128": "trtllm-v0.6",
+                "sgl-a100-l31-8b-rps8": "sglang",
+                "mlenergy-v3-h100-l31-8b-bs64": "vllm-v1",
+                "nim180-h100x2-l33-70b-fp8-c1": "trtllm"}
+        for rid, profile in want.items():
+            self.assertEqual(v.engine_profile_of(ref_by_id(self.doc, rid)), profile, rid)
+        for r in self.doc["references"]:   # every profile named exists
+            path = os.path.join(v.ENGINES_DIR, v.engine_profile_of(r) + ".json")
+            self.assertTrue(os.path.exists(path), path)
+
+    def test_multi_step_divides_the_blocking_cpu_time(self):
+        ref = ref_by_id(self.doc, "vllm060-h100x4-l31-70b-rps8")
+        self.assertEqual(ref["setup"]["engine_settings"]["num_scheduler_steps"], 10)
+        cpu = v._profile_cpu("vllm-v0.6", v.ENGINES_DIR)
+        over = v.engine_overrides(ref)
+        self.assertEqual(over["engine.name"], "vllm-v0.6")
+        self.assertAlmostEqual(over["engine.cpu_overhead.base_us"], cpu["base_us"] / 10)
+        self.assertAlmostEqual(over["engine.cpu_overhead.per_seq_us"], cpu["per_seq_us"] / 10)
+        cfg, _ = v.build_run(ref, self.doc["workloads"])
+        self.assertNotIn("num_scheduler_steps", cfg["instance"])
+        self.assertFalse(cpu["overlap"])
+        # single-step v0.6 (vLLM CI) keeps the profile's constants
+        self.assertNotIn("engine.cpu_overhead.base_us",
+                         v.engine_overrides(ref_by_id(self.doc, "vllmci-h200-l3-8b-latency-bs8")))
+
+    def test_offline_benchmarks_have_no_request_path(self):
+        cfg, _ = v.build_run(ref_by_id(self.doc, "vllmci-h200-l3-8b-throughput-sharegpt200"),
+                             self.doc["workloads"])
+        self.assertEqual(cfg["engine"]["request_path"],
+                         {"frontend_us": 0, "tokenize_us_per_token": 0, "stream_us": 0})
+        cfg, _ = v.build_run(ref_by_id(self.doc, "vllm054-h100-l3-8b-burst320"),
+                             self.doc["workloads"])
+        self.assertNotIn("request_path", cfg["engine"])   # through the API server
+        cfg, _ = v.build_run(ref_by_id(self.doc, "sgl-a100-l31-8b-rps8"), self.doc["workloads"])
+        self.assertIs(cfg["instance"]["prefix_caching"], False)   # --disable-radix-cache
+
+    def test_check_reports_unknown_interface_and_profile(self):
+        doc = v.load(v.DEFAULT_REFS)
+        ref = ref_by_id(doc, "vllm054-h100-l3-8b-burst10")
+        ref["setup"]["interface"] = "carrier-pigeon"
+        ref["engine"]["generation"] = "tgi"
+        errors = "\n".join(v.check(doc))
+        self.assertIn("interface: expected one of server, offline", errors)
+        self.assertIn("no engine profile for 'tgi'", errors)
+
     def test_not_runnable_reasons(self):
         fp8 = ref_by_id(self.doc, "trt-h100-l2-7b-ttft-128-fp8")
-        self.assertIn("FP8", v.not_runnable_reason(fp8))
+        self.assertIsNone(v.not_runnable_reason(fp8))
+        for rid in ("trt-a100-gptj-6b-bs512-128-128", "trt-a100x8-falcon-180b-bs1024-128-128"):
+            self.assertIsNone(v.not_runnable_reason(ref_by_id(self.doc, rid)), rid)
         ref = dict(ref_by_id(self.doc, "trt-a100-l2-7b-ttft-128"))
         self.assertIsNone(v.not_runnable_reason(ref))
         ref["setup"] = dict(ref["setup"], model="No-Such-Model")

@@ -13,9 +13,11 @@ These results are for validation only. No constant of servesim may be fitted to 
 come from operator-level and engine-overhead measurements (see validate/README.md).
 
 Design:
-- `engine_overrides(generation)` is the one place that maps a reference's engine generation
-  ("vllm-v1", "vllm-v0", "sglang", "trtllm", ...) to config overrides. servesim has one engine
-  model today, so it returns nothing; when engine profiles land it returns the profile's key.
+- `engine_profile_of(ref)` maps a reference's engine (generation and version as stated) to an
+  engine profile of models/engines/ (`VERSION_PROFILES`, else the generation's profile), and
+  `engine_overrides(ref)` is the one place that turns it into config overrides: the profile,
+  the stated engine options that change its CPU model (`num_scheduler_steps`), and no request
+  path for offline benchmarks (`interface` "offline": no API server, tokenizer or streaming).
 - The setup's own stated settings (TP, gpu_memory_utilization, max_num_seqs, max_model_len,
   a static batch) are applied by `build_run`; engine defaults (scheduler rules, CPU overhead)
   are not: they belong to the engine profile.
@@ -41,8 +43,15 @@ DEFAULT_SERVESIM = os.path.join(ROOT, "servesim")
 MODELS_DIR = os.environ.get("SERVESIM_MODELS_DIR", os.path.join(ROOT, "models"))
 SEED = 1
 
-# Precisions servesim can price today (bf16/fp16 weights, activations and KV).
-RUNNABLE_DTYPES = ("bf16", "fp16")
+# A setup's stated `dtype` -> the run config's `precision` (weights, activations, KV cache).
+# "fp8" is FP8 weights, activations and KV cache (TensorRT-LLM's and NIM's FP8 engines quantise
+# all three); a setup may give `precision` itself where it differs. bf16 is the models' default.
+PRECISION_OF = {
+    "bf16": None,
+    "fp16": {"weights": "fp16", "activations": "fp16", "kv_cache": "fp16"},
+    "fp8": {"weights": "fp8", "activations": "fp8", "kv_cache": "fp8"},
+}
+RUNNABLE_DTYPES = tuple(PRECISION_OF)
 STATS = ("mean", "p50", "p90", "p99")
 # metric -> the units it may be stated in
 METRIC_UNITS = {
@@ -59,7 +68,13 @@ METRIC_UNITS = {
 LATENCY_COLUMNS = {"ttft": "ttft", "tpot": "tpot", "itl": "tbt", "e2e": "e2e"}
 WORKLOAD_KINDS = ("batch", "closed_loop", "poisson", "burst")
 # engine settings a source may state, each an instance.* key of the run config
-ENGINE_SETTINGS = ("gpu_memory_utilization", "max_seqs", "max_context_tokens", "max_batched_tokens")
+ENGINE_SETTINGS = ("gpu_memory_utilization", "max_seqs", "max_context_tokens", "max_batched_tokens",
+                   "prefix_caching")
+# engine options a source may state that change the engine profile, not an instance key
+PROFILE_SETTINGS = ("num_scheduler_steps",)
+# how the benchmark reached the engine: through its API server, or in-process (offline)
+INTERFACES = ("server", "offline")
+ENGINES_DIR = os.path.join(MODELS_DIR, "engines")
 
 
 class RefError(Exception):
@@ -67,14 +82,60 @@ class RefError(Exception):
 
 
 # Each generation's engine profile (models/engines/<name>.json).
+# "nim": NVIDIA NIM does not state its backend; its optimised profiles for Llama models on
+# H100 are TensorRT-LLM engines, so it runs under trtllm (an assumption, said in the reference).
 ENGINE_PROFILE_OF = {"vllm-v1": "vllm-v1", "vllm-v0": "vllm-v0", "sglang": "sglang",
-                     "trtllm": "trtllm"}
+                     "trtllm": "trtllm", "nim": "trtllm"}
+
+# Engine versions with a profile of their own: (generation, start of the stated version,
+# profile). The first match wins; a reference matching none runs under its generation's.
+# The profiles' constants come from engine-overhead measurements and source defaults only
+# (each file's "source"), never from these references.
+VERSION_PROFILES = (
+    ("vllm-v0", "0.5.4", "vllm-v0.5"),           # API server in its own process from 0.5.4
+    ("vllm-v0", "0.5.5", "vllm-v0.5"),
+    ("vllm-v0", "0.6", "vllm-v0.6"),             # async output processing from 0.6.0
+    ("vllm-v0", "main, late October 2024 (v0.6.3", "vllm-v0.6"),
+    ("trtllm", "v0.5", "trtllm-v0.6"),           # 2023 C++ GptSession engines
+    ("trtllm", "v0.6", "trtllm-v0.6"),
+)
 
 
-def engine_overrides(generation):
-    """Config overrides (dotted path -> value) for an engine generation: its engine profile,
-    which brings its scheduler rules, CPU overhead and request path."""
-    return {"engine": ENGINE_PROFILE_OF[generation]}
+def engine_profile_of(ref):
+    """The engine profile (models/engines/<name>.json) a reference runs under."""
+    eng = ref["engine"]
+    for gen, version, profile in VERSION_PROFILES:
+        if eng["generation"] == gen and eng["version"].startswith(version):
+            return profile
+    return ENGINE_PROFILE_OF[eng["generation"]]
+
+
+def _profile_cpu(profile, engines_dir):
+    with open(os.path.join(engines_dir, profile + ".json"), encoding="utf-8") as f:
+        return json.load(f)["cpu_overhead"]
+
+
+def engine_overrides(ref, engines_dir=ENGINES_DIR):
+    """Config overrides (dotted path -> value) for a reference's engine: its engine profile
+    (scheduler rules, CUDA graphs, CPU overhead, request path), adjusted for what the setup
+    states about the engine:
+    - num_scheduler_steps n (vLLM 0.6's multi-step scheduling): scheduling and input
+      preparation run once per n steps, so the profile's blocking CPU time per iteration
+      (base_us, per_seq_us) is divided by n (models/engines/vllm-v0.6.json, cpu_overhead);
+    - interface "offline" (gptSessionBenchmark, vLLM's benchmark_latency/_throughput): the
+      benchmark calls the engine in-process, so there is no request path."""
+    profile = engine_profile_of(ref)
+    out = {"engine.name": profile}
+    setup = ref["setup"]
+    steps = setup.get("engine_settings", {}).get("num_scheduler_steps", 1)
+    if steps > 1:
+        cpu = _profile_cpu(profile, engines_dir)
+        out["engine.cpu_overhead.base_us"] = cpu["base_us"] / steps
+        out["engine.cpu_overhead.per_seq_us"] = cpu["per_seq_us"] / steps
+    if setup.get("interface", "server") == "offline":
+        for key in ("frontend_us", "tokenize_us_per_token", "stream_us"):
+            out["engine.request_path." + key] = 0
+    return out
 
 
 # ---- loading and checking ------------------------------------------------------------------
@@ -147,9 +208,20 @@ def check(doc):
             errors.append(f"{where}.setup.workload: needs 'lengths', or 'input_tokens' and "
                           "'output_tokens'")
         for key in setup.get("engine_settings", {}):
-            if key not in ENGINE_SETTINGS:
+            if key not in ENGINE_SETTINGS + PROFILE_SETTINGS:
                 errors.append(f"{where}.setup.engine_settings.{key}: unknown; expected one of "
-                              f"{', '.join(ENGINE_SETTINGS)}")
+                              f"{', '.join(ENGINE_SETTINGS + PROFILE_SETTINGS)}")
+        if setup.get("interface", "server") not in INTERFACES:
+            errors.append(f"{where}.setup.interface: expected one of {', '.join(INTERFACES)}")
+        if eng.get("generation") is not None and eng.get("version") is not None:
+            try:
+                profile = engine_profile_of(r)
+            except KeyError:
+                errors.append(f"{where}.engine.generation: no engine profile for "
+                              f"{eng['generation']!r}")
+            else:
+                if not os.path.exists(os.path.join(ENGINES_DIR, profile + ".json")):
+                    errors.append(f"{where}.engine: profile {profile!r} missing in models/engines")
         mets = _need(r, "metrics", list, where, errors) or []
         if not mets:
             errors.append(f"{where}.metrics: empty")
@@ -222,6 +294,9 @@ def build_run(ref, workloads):
         "instance": {},
         "metrics": {"timeseries_interval_ms": 0},
     }
+    precision = setup.get("precision", PRECISION_OF[setup["dtype"]])
+    if precision:
+        cfg["precision"] = dict(precision)
     inst = cfg["instance"]
     settings = setup.get("engine_settings", {})
     for key in ENGINE_SETTINGS:
@@ -261,7 +336,7 @@ def build_run(ref, workloads):
             inst["max_context_tokens"] = length
             inst["max_batched_tokens"] = max(wl["batch"] * wl["input_tokens"], length,
                                              inst["max_seqs"])
-    for path, value in engine_overrides(ref["engine"]["generation"]).items():
+    for path, value in engine_overrides(ref).items():
         _set_path(cfg, path, value)
     return cfg, stdin
 
@@ -369,6 +444,7 @@ def evaluate(doc, servesim, jobs, only=None):
             error = signed_error(sim, m["value"]) if math.isfinite(sim) else None
             rows.append({"id": ref["id"], "source": ref["source"],
                          "generation": ref["engine"]["generation"],
+                         "profile": engine_profile_of(ref),
                          "setup": describe_setup(ref),
                          "metric": f"{m['metric']} {m['stat']} ({m['unit']})",
                          "kind": m["metric"],
@@ -432,10 +508,11 @@ def print_report(rows, skipped, failures, markdown, out=sys.stdout):
     caveats = {r["id"]: r["caveat"] for r in rows if r.get("caveat")}
     if caveats:
         print(file=out)
-        print("* compared as stated, with a caveat:", file=out)
+        print("* with a caveat:", file=out)
         for rid, text in caveats.items():
             print(f"{'- ' if markdown else '  '}{rid}: {text}", file=out)
-    for key, title in (("generation", "engine generation"), ("kind", "metric")):
+    for key, title in (("generation", "engine generation"), ("profile", "engine profile"),
+                       ("kind", "metric")):
         print(file=out)
         _print_summary(summarize(rows, key), title, markdown, out)
     if skipped:

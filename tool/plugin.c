@@ -1,0 +1,532 @@
+/* Plugin loading (see plugin.h; the ABI is api/plugin.h).
+ *
+ * Design. A name without ':' goes to the built-in registry unchanged, so
+ * configs that name no plugin read exactly as before. "lib:policy" resolves
+ * lib to a file, loads it once (dlopen RTLD_NOW | RTLD_LOCAL: every symbol
+ * resolved now, none leaked into other plugins), and checks, in this order,
+ * before trusting anything the library says: the exported ABI version word
+ * (read, not called), then the entry point, then the descriptor it returns
+ * (same version as the word, a size at least version 1's), then every ops
+ * struct (its size per family at least version 1's and at most this host's,
+ * a name, init and the family's hook). The ops are copied into host-sized
+ * structs, zero-filled past what the plugin was built with, so that a plugin
+ * built against an older minor reads as NULL whatever it did not know.
+ *
+ * A plugin policy may not take a built-in's name within its family: results
+ * files and messages name policies by their ops name, which would then be
+ * ambiguous. Cost: loading is a dlopen, a few dlsym and a SHA-256 of the
+ * file, once per library per process; a lookup is a scan of the loaded
+ * libraries and their policies (a handful). Nothing here is on the
+ * simulation's path: the core calls the ops pointers as it calls the
+ * built-ins'. */
+#define _GNU_SOURCE   /* realpath */
+#include "tool/plugin.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policies/registry.h"
+#include "sim/engine.h"
+#include "sim/jsoncfg.h"
+#include "version.h"
+
+#ifndef SERVESIM_PLUGIN_DIR
+#define SERVESIM_PLUGIN_DIR "build/plugins"
+#endif
+
+/* ---- the host table ------------------------------------------------------------ */
+
+static char *host_json_text(const cJSON *item)
+{
+    char *s = cJSON_PrintUnformatted(item);
+    SIM_ASSERT(s != NULL);
+    return s;
+}
+
+static void host_free_text(char *text) { cJSON_free(text); }
+
+static double host_uniform(uint64_t seed, uint64_t counter)
+{
+    uint64_t h = sim_stream_seed(seed, counter);
+    return ((double)(h >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static void host_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("servesim: plugin: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static const servesim_host_api plugin_host = {
+    .abi_major = SERVESIM_ABI_MAJOR,
+    .abi_minor = SERVESIM_ABI_MINOR,
+    .size = sizeof(servesim_host_api),
+    .host_version = SERVESIM_VERSION,
+    .errf = sim_errf,
+    .check_keys = jcfg_check_keys,
+    .num = jcfg_num,
+    .integer = jcfg_int,
+    .boolean = jcfg_bool,
+    .str = jcfg_str,
+    .obj = jcfg_obj,
+    .json_text = host_json_text,
+    .free_text = host_free_text,
+    .stream_seed = sim_stream_seed,
+    .uniform = host_uniform,
+    .log = host_log,
+};
+
+const servesim_host_api *plugin_host_api(void) { return &plugin_host; }
+
+/* ---- SHA-256 (FIPS 180-4), for the results file's record of each plugin -------- */
+
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define ROR(x, n) ((x) >> (n) | (x) << (32 - (n)))
+
+static void sha_block(uint32_t h[8], const unsigned char *p)
+{
+    uint32_t w[64], a[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(a, h, sizeof a);
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = a[7] + (ROR(a[4], 6) ^ ROR(a[4], 11) ^ ROR(a[4], 25)) +
+                      ((a[4] & a[5]) ^ (~a[4] & a[6])) + sha_k[i] + w[i];
+        uint32_t t2 = (ROR(a[0], 2) ^ ROR(a[0], 13) ^ ROR(a[0], 22)) +
+                      ((a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]));
+        memmove(a + 1, a, 7 * sizeof a[0]);
+        a[4] += t1;
+        a[0] = t1 + t2;
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] += a[i];
+}
+
+/* The file's SHA-256 as 64 hex digits into hex[65]. */
+static int sha256_file(const char *path, char hex[65], sim_err *err)
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    unsigned char buf[64];
+    uint64_t total = 0;
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sim_errf(err, "%s: cannot read: %s", path, strerror(errno));
+    while ((n = fread(buf, 1, sizeof buf, f)) == sizeof buf) {
+        sha_block(h, buf);
+        total += n;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return sim_errf(err, "%s: read error", path);
+    total += n;
+    buf[n++] = 0x80;
+    if (n > 56) {
+        memset(buf + n, 0, 64 - n);
+        sha_block(h, buf);
+        n = 0;
+    }
+    memset(buf + n, 0, 56 - n);
+    for (int i = 0; i < 8; i++)
+        buf[56 + i] = (unsigned char)((total * 8) >> (56 - 8 * i));
+    sha_block(h, buf);
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 8 * i, 9, "%08x", h[i]);
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+static plugin_lib **plugin_libs;   /* process state: see plugin.h */
+static size_t plugin_n, plugin_cap;
+
+int32_t plugin_count(void) { return (int32_t)plugin_n; }
+const plugin_lib *plugin_get(int32_t i)
+{
+    return i >= 0 && (size_t)i < plugin_n ? plugin_libs[i] : NULL;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* The file `lib` names, into out (PATH_MAX). */
+static int plugin_resolve(const char *lib, char *out, sim_err *err)
+{
+    char file[PATH_MAX], tried[1024] = "";
+    if (strchr(lib, '/') || ends_with(lib, ".so")) {
+        if (!realpath(lib, out))
+            return sim_errf(err, "plugin \"%s\": cannot open: %s", lib, strerror(errno));
+        return 0;
+    }
+    if (!*lib)
+        return sim_errf(err, "expected \"lib:policy\" with a library name before the ':'");
+    snprintf(file, sizeof file, "lib%s.so", lib);
+    /* $SERVESIM_PLUGIN_PATH, ./plugins, the build's folder, then the
+     * installed one (lib/servesim/plugins beside the program's bin/). */
+    const char *env = getenv("SERVESIM_PLUGIN_PATH");
+    char dirs[3 * PATH_MAX + 64], exe[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(dirs, sizeof dirs, "%.*s%splugins:%.*s%s%s", PATH_MAX, env ? env : "",
+             env && *env ? ":" : "", PATH_MAX, SERVESIM_PLUGIN_DIR, *exe ? ":" : "",
+             *exe ? exe : "");
+    if (*exe)
+        snprintf(dirs + strlen(dirs), sizeof dirs - strlen(dirs), "/../lib/servesim/plugins");
+    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char cand[sizeof dirs + sizeof file + 2];
+        snprintf(cand, sizeof cand, "%s/%s", d, file);
+        if (realpath(cand, out))
+            return 0;
+        size_t t = strlen(tried);
+        snprintf(tried + t, sizeof tried - t, "%s%s", t ? ", " : "", d);
+    }
+    return sim_errf(err, "plugin \"%s\": no %s in the plugin search path ($SERVESIM_PLUGIN_PATH, "
+                    "./plugins, the build's, the installed one): searched %s", lib, file, tried);
+}
+
+/* Checks one family's ops array and copies it into host-sized structs. `min`
+ * is version 1's size (up to the hook), `hook_off` the hook's offset. */
+static int copy_ops(const void *const *src, uint32_t size, size_t host_size, size_t min,
+                    size_t hook_off, const char *family, const char *path, void **dst,
+                    int32_t *n, sim_err *err)
+{
+    *n = 0;
+    *dst = NULL;
+    if (!src)
+        return 0;
+    if (size < min || size > host_size)
+        return sim_errf(err, "%s: its %s ops struct is %u bytes; this servesim expects %zu "
+                        "to %zu (ABI %d.%d): rebuild it against this servesim's api/ headers",
+                        path, family, size, min, host_size, SERVESIM_ABI_MAJOR,
+                        SERVESIM_ABI_MINOR);
+    int32_t count = 0;
+    while (src[count])
+        count++;
+    char *out = sim_xcalloc(count ? (size_t)count : 1, host_size);
+    for (int32_t i = 0; i < count; i++) {
+        char *o = out + (size_t)i * host_size;
+        memcpy(o, src[i], size);
+        const char *name = *(const char *const *)o;   /* every ops struct starts with name */
+        void *init = *(void *const *)(o + sizeof(char *));
+        void *hook = *(void *const *)(o + hook_off);
+        if (!name || !*name || !init || !hook) {
+            free(out);
+            return sim_errf(err, "%s: %s policy %d (\"%s\") lacks its %s", path, family, i,
+                            name ? name : "(null)",
+                            !name || !*name ? "name" : !init ? "init" : "decision hook");
+        }
+    }
+    *dst = out;
+    *n = count;
+    return 0;
+}
+
+static void lib_free(plugin_lib *l)
+{
+    if (!l)
+        return;
+    free(l->batch);
+    free(l->order);
+    free(l->route);
+    free(l->control);
+    free(l->path);
+    free(l);
+}
+
+/* Checks and copies what the library's entry point returned. */
+static int lib_adopt(plugin_lib *l, const servesim_plugin *d, uint32_t abi, sim_err *err)
+{
+    const char *p = l->path;
+    if (!d)
+        return sim_errf(err, "%s: %s returned NULL", p, SERVESIM_PLUGIN_ENTRY_SYMBOL);
+    if (((uint32_t)d->abi_major << 16 | d->abi_minor) != abi)
+        return sim_errf(err, "%s: its descriptor says ABI %u.%u but %s says %u.%u", p,
+                        d->abi_major, d->abi_minor, SERVESIM_PLUGIN_ABI_SYMBOL, abi >> 16,
+                        abi & 0xffff);
+    /* Version 1's descriptor ends with `control`; later minors append. */
+    size_t v1 = offsetof(servesim_plugin, control) + sizeof d->control;
+    if (d->size < v1 || d->size > sizeof(servesim_plugin))
+        return sim_errf(err, "%s: its descriptor is %u bytes; ABI %d.%d expects %zu to %zu",
+                        p, d->size, SERVESIM_ABI_MAJOR, SERVESIM_ABI_MINOR, v1,
+                        sizeof(servesim_plugin));
+    memcpy(&l->desc, d, d->size);
+    d = &l->desc;
+    if (!d->name || !d->version)
+        return sim_errf(err, "%s: its descriptor lacks a name or version", p);
+#define COPY(fam, label, hook)                                                             \
+    copy_ops((const void *const *)d->fam, d->fam##_ops_size, sizeof(fam##_policy_ops),     \
+             offsetof(fam##_policy_ops, hook) + sizeof(void *), offsetof(fam##_policy_ops, \
+             hook), label, p, (void **)&l->fam, &l->n_##fam, err)
+    if (COPY(batch, "batch", form) || COPY(order, "ordering", key) ||
+        COPY(route, "routing", route) || COPY(control, "controller", tick))
+        return -1;
+#undef COPY
+    if (l->n_batch + l->n_order + l->n_route + l->n_control == 0)
+        return sim_errf(err, "%s: the plugin provides no policies", p);
+    return 0;
+}
+
+int plugin_load(const char *lib, const plugin_lib **out, sim_err *err)
+{
+    char path[PATH_MAX];
+    if (plugin_resolve(lib, path, err))
+        return -1;
+    for (size_t i = 0; i < plugin_n; i++) {
+        if (strcmp(plugin_libs[i]->path, path) == 0) {
+            *out = plugin_libs[i];
+            return 0;
+        }
+    }
+    /* The ABI word first: servesim calls nothing of the plugin before it
+     * matches (dlopen runs only the ELF constructors a plugin may have). */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return sim_errf(err, "%s: cannot load the plugin: %s", path, dlerror());
+    const uint32_t *abi = dlsym(h, SERVESIM_PLUGIN_ABI_SYMBOL);
+    if (!abi) {
+        dlclose(h);
+        return sim_errf(err, "%s: not a servesim plugin: no symbol %s (expected "
+                        "SERVESIM_PLUGIN_ABI; from api/plugin.h, ABI %d.%d)", path,
+                        SERVESIM_PLUGIN_ABI_SYMBOL, SERVESIM_ABI_MAJOR, SERVESIM_ABI_MINOR);
+    }
+    uint32_t major = *abi >> 16, minor = *abi & 0xffff;
+    if (major != SERVESIM_ABI_MAJOR || minor > SERVESIM_ABI_MINOR) {
+        dlclose(h);
+        return sim_errf(err, "%s: plugin built for ABI %u.%u; this servesim (%s) loads ABI "
+                        "%d.0 to %d.%d: rebuild it against this servesim's api/ headers",
+                        path, major, minor, SERVESIM_VERSION, SERVESIM_ABI_MAJOR,
+                        SERVESIM_ABI_MAJOR, SERVESIM_ABI_MINOR);
+    }
+    servesim_plugin_entry_fn entry;
+    *(void **)&entry = dlsym(h, SERVESIM_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        dlclose(h);
+        return sim_errf(err, "%s: not a servesim plugin: no symbol %s (expected the entry "
+                        "point of api/plugin.h, exported with SERVESIM_EXPORT)", path,
+                        SERVESIM_PLUGIN_ENTRY_SYMBOL);
+    }
+    plugin_lib *l = sim_xcalloc(1, sizeof *l);
+    l->path = sim_xstrdup(path);
+    if (sha256_file(path, l->sha256, err) || lib_adopt(l, entry(&plugin_host), *abi, err)) {
+        lib_free(l);
+        /* Its code has run: keep it mapped (its destructors, if any, could
+         * touch state the failed adoption left). */
+        return -1;
+    }
+    sim_grow((void **)&plugin_libs, &plugin_cap, plugin_n + 1, sizeof *plugin_libs);
+    plugin_libs[plugin_n++] = l;
+    *out = l;
+    return 0;
+}
+
+/* ---- lookup -------------------------------------------------------------------- */
+
+/* Writes "batch a, b; ordering c" for the families the library has. */
+static void lib_contents(const plugin_lib *l, char *buf, size_t size)
+{
+    const struct {
+        const char *label;
+        const char *base;
+        size_t stride;
+        int32_t n;
+    } fam[] = {
+        {"batch", (const char *)l->batch, sizeof *l->batch, l->n_batch},
+        {"ordering", (const char *)l->order, sizeof *l->order, l->n_order},
+        {"routing", (const char *)l->route, sizeof *l->route, l->n_route},
+        {"controller", (const char *)l->control, sizeof *l->control, l->n_control},
+    };
+    size_t t = 0;
+    buf[0] = '\0';
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        for (int32_t i = 0; i < fam[f].n && t < size; i++) {
+            const char *name = *(const char *const *)(fam[f].base + (size_t)i * fam[f].stride);
+            if (i == 0)
+                t += (size_t)snprintf(buf + t, size - t, "%s%s %s", t ? "; " : "",
+                                      fam[f].label, name);
+            else
+                t += (size_t)snprintf(buf + t, size - t, ", %s", name);
+        }
+    }
+}
+
+/* The ops named by "lib:policy" in family `family` (0 batch, 1 order, 2
+ * route, 3 control); `builtin` is the built-in of the policy's name, if any
+ * (a clash). */
+static const void *plugin_find(const char *name, const char *path, const char *label,
+                               const void *builtin, int family, sim_err *err)
+{
+    const char *colon = strrchr(name, ':');
+    char lib[PATH_MAX];
+    size_t n = (size_t)(colon - name);
+    if (n >= sizeof lib) {
+        sim_errf(err, "%s: library name too long", path);
+        return NULL;
+    }
+    memcpy(lib, name, n);
+    lib[n] = '\0';
+    const char *pol = colon + 1;
+    if (builtin) {
+        sim_errf(err, "%s: \"%s\": a plugin policy may not take the built-in %s policy's "
+                 "name \"%s\"; rename it in the plugin", path, name, label, pol);
+        return NULL;
+    }
+    const plugin_lib *l;
+    if (plugin_load(lib, &l, err)) {
+        sim_err_prefix(err, "%s", path);
+        return NULL;
+    }
+    const char *base;
+    size_t stride;
+    int32_t count;
+    switch (family) {
+    case 0: base = (const char *)l->batch; stride = sizeof *l->batch; count = l->n_batch; break;
+    case 1: base = (const char *)l->order; stride = sizeof *l->order; count = l->n_order; break;
+    case 2: base = (const char *)l->route; stride = sizeof *l->route; count = l->n_route; break;
+    default:
+        base = (const char *)l->control;
+        stride = sizeof *l->control;
+        count = l->n_control;
+        break;
+    }
+    for (int32_t i = 0; i < count; i++) {
+        const void *ops = base + (size_t)i * stride;
+        if (strcmp(*(const char *const *)ops, pol) == 0)
+            return ops;
+    }
+    char has[512] = "";
+    lib_contents(l, has, sizeof has);
+    sim_errf(err, "%s: plugin %s (\"%s\" %s) has no %s policy \"%s\"; it has: %s", path,
+             l->path, l->desc.name, l->desc.version, label, pol, has);
+    return NULL;
+}
+
+/* Built-in lookup first: a name without ':' reads exactly as before. A name
+ * with one checks the built-ins quietly for a clash. */
+#define PLUGIN_FIND(fam, label, idx)                                                        \
+    const fam##_policy_ops *plugin_##fam##_find(const char *name, const char *path,          \
+                                                 sim_err *err)                               \
+    {                                                                                       \
+        if (!strchr(name, ':'))                                                             \
+            return fam##_policy_find(name, path, err);                                      \
+        const fam##_policy_ops *builtin = fam##_policy_find(strrchr(name, ':') + 1, path,   \
+                                                            NULL);                          \
+        return plugin_find(name, path, label, builtin, idx, err);                           \
+    }
+PLUGIN_FIND(batch, "batch", 0)
+PLUGIN_FIND(order, "ordering", 1)
+PLUGIN_FIND(route, "routing", 2)
+PLUGIN_FIND(control, "controller", 3)
+#undef PLUGIN_FIND
+
+static cJSON *lib_json(const plugin_lib *l)
+{
+    cJSON *o = cJSON_CreateObject();
+    char abi[32];
+    snprintf(abi, sizeof abi, "%u.%u", l->desc.abi_major, l->desc.abi_minor);
+    SIM_ASSERT(o && cJSON_AddStringToObject(o, "path", l->path) &&
+               cJSON_AddStringToObject(o, "name", l->desc.name) &&
+               cJSON_AddStringToObject(o, "version", l->desc.version) &&
+               cJSON_AddStringToObject(o, "abi", abi) &&
+               cJSON_AddStringToObject(o, "sha256", l->sha256));
+    return o;
+}
+
+/* Marks in used[] the loaded libraries that a "name": "lib:policy" anywhere
+ * in the tree names. */
+static void mark_used(const cJSON *item, bool *used)
+{
+    for (const cJSON *it = item ? item->child : NULL; it; it = it->next) {
+        if (cJSON_IsString(it) && it->string && !strcmp(it->string, "name") &&
+            strchr(it->valuestring, ':')) {
+            char lib[PATH_MAX], path[PATH_MAX];
+            size_t n = (size_t)(strrchr(it->valuestring, ':') - it->valuestring);
+            if (n >= sizeof lib)
+                continue;
+            memcpy(lib, it->valuestring, n);
+            lib[n] = '\0';
+            if (plugin_resolve(lib, path, NULL))
+                continue;
+            for (size_t i = 0; i < plugin_n; i++)
+                if (!strcmp(plugin_libs[i]->path, path))
+                    used[i] = true;
+        }
+        mark_used(it, used);
+    }
+}
+
+char *plugin_used_json(const char *config_json)
+{
+    cJSON *root = cJSON_Parse(config_json);
+    if (!root || !plugin_n) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    bool *used = sim_xcalloc(plugin_n, sizeof *used);
+    mark_used(root, used);
+    cJSON_Delete(root);
+    cJSON *arr = cJSON_CreateArray();
+    SIM_ASSERT(arr != NULL);
+    for (size_t i = 0; i < plugin_n; i++)
+        if (used[i])
+            cJSON_AddItemToArray(arr, lib_json(plugin_libs[i]));
+    free(used);
+    char *out = NULL;
+    if (cJSON_GetArraySize(arr) > 0) {
+        char *s = cJSON_PrintUnformatted(arr);
+        SIM_ASSERT(s != NULL);
+        out = sim_xstrdup(s);
+        cJSON_free(s);
+    }
+    cJSON_Delete(arr);
+    return out;
+}
+
+char *plugin_loaded_json(void)
+{
+    cJSON *arr = cJSON_CreateArray();
+    SIM_ASSERT(arr != NULL);
+    for (size_t i = 0; i < plugin_n; i++)
+        cJSON_AddItemToArray(arr, lib_json(plugin_libs[i]));
+    char *s = cJSON_PrintUnformatted(arr);
+    SIM_ASSERT(s != NULL);
+    cJSON_Delete(arr);
+    char *copy = sim_xstrdup(s);
+    cJSON_free(s);
+    return copy;
+}
