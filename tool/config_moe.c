@@ -15,7 +15,7 @@
 #include "policies/registry.h"
 #include "sim/jsoncfg.h"
 
-static int parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
+int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
 {
     static const char *const keys[] = {"routing", "placement", "offload", NULL};
     static const char *const okeys[] = {"prefetch_accuracy", "low_precision_gate",
@@ -64,7 +64,14 @@ static int parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
                         opath, repl);
     p->moe.offload.prefetch_accuracy = acc;
     p->moe.offload.low_precision_gate = gate;
-    if (given && !p->model.experts)
+    /* A dense model refuses a moe section that asks for anything; one that
+     * holds only the defaults is what the parser itself writes into the
+     * effective config (which sweeps and results files read back). */
+    bool asks = sample != true || skew != 0 || spread != 0.2 || locality != 0 ||
+                groups != MOE_GROUPS_MAX || trace[0] || strcmp(select, "split") ||
+                strcmp(name, "static") || cJSON_GetArraySize(p->moe.placement.params) > 0 ||
+                acc != 0.85 || gate != 0.2 || strcmp(repl, "hobbit");
+    if (given && asks && !p->model.experts)
         return sim_errf(err, "%s: %s has no experts; the moe section needs an MoE model",
                         mpath, p->model.name);
     if (strcmp(select, "split") && strcmp(select, "janus"))
@@ -86,18 +93,3 @@ static int parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
     return 0;
 }
 
-int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
-{
-    /* A dense model without a moe section takes the defaults from a scratch
-     * object: writing them into the pool's config would make the effective
-     * config (reread by sweeps and results files) name a moe section that a
-     * dense model refuses. */
-    if (!p->model.experts && !cJSON_GetObjectItemCaseSensitive(pj, "moe")) {
-        cJSON *scratch = cJSON_CreateObject();
-        SIM_ASSERT(scratch != NULL);
-        int rc = parse_moe(scratch, path, p, err);
-        cJSON_Delete(scratch);
-        return rc;
-    }
-    return parse_moe(pj, path, p, err);
-}
