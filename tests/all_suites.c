@@ -41,5 +41,6 @@ const suite_fn test_suites[] = {
     moe_suite,
     disagg_suite,
     plugin_suite,
+    slo_sched_suite,
     NULL,
 };

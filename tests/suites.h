@@ -49,5 +49,6 @@ Suite *net_suite(void);
 Suite *moe_suite(void);
 Suite *disagg_suite(void);
 Suite *plugin_suite(void);
+Suite *slo_sched_suite(void);
 
 #endif

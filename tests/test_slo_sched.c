@@ -1,0 +1,245 @@
+/* SLO-aware scheduling (issue 13): layered prefill with layer-boundary
+ * preemption (policies/batch_layered_preempt.c) on a hand-built case, a
+ * long batch prompt (8,000 tokens, TTFT target 10 s) at t = 0 and an urgent
+ * one (100 tokens, TTFT target 60 ms) at t = 10 ms (tests/data/slo_preempt.csv),
+ * on Llama-3-8B (32 layers) on one H100. */
+#include <string.h>
+
+#include "serve/cluster.h"
+#include "tests/suites.h"
+#include "tests/testutil.h"
+
+#define LAYERS 32
+
+typedef struct slo_trace {
+    /* Request 0 (the long prompt): iterations it ran in, layers it ran
+     * through in all, whether it was ever given other than its whole
+     * prompt; iterations that ran without it while it was unfinished. */
+    int32_t long_iters, long_layers, long_parked, long_bad_tokens;
+    int32_t long_last_done;    /* layers_done before its latest iteration */
+    int long_regressed;        /* layers_done went back: recompute */
+    sim_time_ns urgent_start_ns;   /* first iteration with request 1 */
+    sim_time_ns iter_before_ns, iter_len_before_ns;   /* the one in flight at 10 ms */
+    sim_time_ns prev_start_ns;
+    int long_done;
+} slo_trace;
+
+typedef struct slo_records {
+    int64_t ttft_ns[2], e2e_ns[2];
+    int32_t preemptions[2];
+} slo_records;
+
+static void observe(void *ctx, const iter_info *it)
+{
+    slo_trace *t = ctx;
+    int long_in = 0;
+    for (int32_t i = 0; i < it->n_items; i++) {
+        const batch_item *item = &it->items[i];
+        const serve_req *r = item->req;
+        if (r->id == 0 && r->generated_tokens == 0) {
+            long_in = 1;
+            t->long_iters++;
+            t->long_layers += item->layers ? item->layers : LAYERS;
+            t->long_bad_tokens += item->tokens != r->input_tokens;
+            if (r->layers_done < t->long_last_done)
+                t->long_regressed = 1;
+            t->long_last_done = r->layers_done;
+            if (r->layers_done + (item->layers ? item->layers : LAYERS) == LAYERS)
+                t->long_done = 1;
+        }
+        if (r->id == 1 && t->urgent_start_ns < 0)
+            t->urgent_start_ns = it->start_ns;
+    }
+    if (!long_in && !t->long_done && t->long_iters > 0)
+        t->long_parked++;
+    /* The iteration in flight when the urgent request arrived (10 ms). */
+    if (it->start_ns <= 10000000)
+        t->iter_before_ns = it->start_ns;
+    else if (t->iter_len_before_ns == 0)
+        t->iter_len_before_ns = it->start_ns - t->iter_before_ns;
+    t->prev_start_ns = it->start_ns;
+}
+
+static int record(void *ctx, const req_record *rec)
+{
+    slo_records *s = ctx;
+    if (rec->id < 2) {
+        s->ttft_ns[rec->id] = rec->ttft_ns;
+        s->e2e_ns[rec->id] = rec->e2e_ns;
+        s->preemptions[rec->id] = rec->preemptions;
+    }
+    return 0;
+}
+
+static void run_hand_on(const char *engine, const char *batch, const char *params,
+                        slo_trace *t, slo_records *recs, run_summary *sum)
+{
+    char set_batch[128], set_params[256], set_engine[128];
+    snprintf(set_engine, sizeof set_engine, "engine.name=\"%s\"", engine);
+    snprintf(set_batch, sizeof set_batch, "policies.batch.name=\"%s\"", batch);
+    snprintf(set_params, sizeof set_params, "policies.batch.params=%s", params);
+    const char *const sets[] = {
+        "workload={\"source\": \"native\", \"path\": \"tests/data/slo_preempt.csv\"}",
+        "instance.max_context_tokens=8192", set_batch, set_params, set_engine, NULL};
+    memset(t, 0, sizeof *t);
+    t->urgent_start_ns = -1;
+    memset(recs, 0, sizeof *recs);
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_record = record, .record_ctx = recs,
+                           .on_iteration = observe, .iteration_ctx = t};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    cluster_summarize(c, sum);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+}
+
+static void run_hand(const char *batch, const char *params, slo_trace *t, slo_records *recs,
+                     run_summary *sum)
+{
+    run_hand_on("vllm-v1", batch, params, t, recs, sum);
+}
+
+START_TEST(test_urgent_request_preempts_long_prefill_at_a_layer_boundary)
+{
+    slo_trace t;
+    slo_records recs;
+    run_summary s;
+    run_hand("layered_preempt", "{\"groups\": 32}", &t, &recs, &s);
+    ck_assert_uint_eq(s.completed, 2);
+    /* vLLM V1 plans one iteration ahead (overlap): an arrival is seen by
+     * the plan after the next boundary, so the urgent request starts within
+     * two iterations (layers of the long prompt) of arriving. */
+    ck_assert_int_ge(t.urgent_start_ns, 10000000);
+    ck_assert_int_gt(t.iter_len_before_ns, 0);
+    ck_assert_int_le(t.urgent_start_ns - 10000000, 2 * t.iter_len_before_ns);
+    ck_assert_msg(recs.ttft_ns[1] <= 60000000, "urgent TTFT %lld ns",
+                  (long long)recs.ttft_ns[1]);
+    /* The long prompt was parked while the urgent one ran, then resumed
+     * where it stopped: exactly its 32 layers, its whole prompt each time,
+     * progress never going back, no KV preemption. */
+    ck_assert_int_gt(t.long_parked, 0);
+    ck_assert_int_eq(t.long_layers, LAYERS);
+    ck_assert_int_eq(t.long_iters, LAYERS);
+    ck_assert_int_eq(t.long_bad_tokens, 0);
+    ck_assert(!t.long_regressed);
+    ck_assert_uint_eq(s.preemptions, 0);
+    ck_assert_int_eq(recs.preemptions[0], 0);
+    ck_assert(recs.ttft_ns[0] <= 10000000000LL);
+}
+END_TEST
+
+START_TEST(test_without_overlap_the_urgent_request_starts_within_one_layer)
+{
+    /* An engine that plans at each boundary (legacy: no overlap): the
+     * urgent request starts at the first layer boundary after it arrives. */
+    slo_trace t;
+    slo_records recs;
+    run_summary s;
+    run_hand_on("legacy", "layered_preempt", "{\"groups\": 32}", &t, &recs, &s);
+    ck_assert_uint_eq(s.completed, 2);
+    ck_assert_int_ge(t.urgent_start_ns, 10000000);
+    ck_assert_int_gt(t.iter_len_before_ns, 0);
+    ck_assert_int_le(t.urgent_start_ns - 10000000, t.iter_len_before_ns);
+    ck_assert_int_eq(t.long_layers, LAYERS);
+    ck_assert(!t.long_regressed);
+    ck_assert_int_le(recs.ttft_ns[1], 60000000);
+}
+END_TEST
+
+START_TEST(test_without_preemption_the_urgent_request_misses)
+{
+    /* The same case under layered prefill (no preemption), vLLM's
+     * prefill-first and chunked prefill, all FCFS: the urgent request
+     * waits for the long prompt and misses its 60 ms. */
+    const char *const policies[][2] = {{"layered_prefill", "{\"groups\": 32}"},
+                                       {"vllm_prefill_first", "{}"},
+                                       {"chunked_prefill", "{}"}};
+    slo_records preempt_recs;
+    slo_trace t;
+    run_summary s;
+    run_hand("layered_preempt", "{\"groups\": 32}", &t, &preempt_recs, &s);
+    for (int k = 0; k < 3; k++) {
+        slo_records recs;
+        run_hand(policies[k][0], policies[k][1], &t, &recs, &s);
+        ck_assert_uint_eq(s.completed, 2);
+        ck_assert_msg(recs.ttft_ns[1] > 60000000, "%s: urgent TTFT %lld ns", policies[k][0],
+                      (long long)recs.ttft_ns[1]);
+        ck_assert_int_lt(preempt_recs.ttft_ns[1], recs.ttft_ns[1]);
+    }
+}
+END_TEST
+
+START_TEST(test_layered_preempt_is_deterministic_and_completes_a_busy_run)
+{
+    const char *const sets[] = {"policies.batch.name=\"layered_preempt\"",
+                                "policies.order.name=\"edf\"",
+                                "workload.ttft_slo_ms={\"dist\": \"uniform\", \"min\": 50, "
+                                "\"max\": 3000}",
+                                "workload.arrival.rate_per_s=20", NULL};
+    tu_run a, b;
+    tu_run_sets(sets, &a);
+    tu_run_sets(sets, &b);
+    ck_assert_uint_eq(a.summary.completed, a.summary.arrived);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert_uint_eq(a.iterations, b.iterations);
+    ck_assert(!a.time_went_back && !a.kv_over_capacity);
+    ck_assert_uint_eq(a.output_mismatches, 0);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_layered_preempt_without_urgency_is_layered_prefill)
+{
+    /* With no TTFT targets tighter than another's (one run-wide target,
+     * FCFS), nothing is ever urgent: the same records as layered_prefill. */
+    const char *const sets[2][3] = {{"policies.batch.name=\"layered_preempt\"",
+                                     "policies.batch.params.groups=4", NULL},
+                                    {"policies.batch.name=\"layered_prefill\"",
+                                     "policies.batch.params.groups=4", NULL}};
+    tu_run r[2];
+    for (int k = 0; k < 2; k++)
+        tu_run_sets(sets[k], &r[k]);
+    ck_assert_uint_eq(r[0].record_hash, r[1].record_hash);
+    ck_assert_uint_eq(r[0].iterations, r[1].iterations);
+    tu_run_fini(&r[0]);
+    tu_run_fini(&r[1]);
+}
+END_TEST
+
+START_TEST(test_layered_preempt_rejects_bad_params)
+{
+    cJSON *root = tu_base_config();
+    const char *const sets[] = {"policies.batch.name=\"layered_preempt\"",
+                                "instance.max_context_tokens=4096",
+                                "policies.batch.params.lookahead=0", NULL};
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    ck_assert_ptr_null(cluster_create(&cfg.sys, NULL, &err));
+    ck_assert_msg(strstr(err.msg, "lookahead"), "%s", err.msg);
+    run_config_fini(&cfg);
+}
+END_TEST
+
+Suite *slo_sched_suite(void)
+{
+    Suite *s = suite_create("slo_sched");
+    TCase *tc = tcase_create("preempt");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_urgent_request_preempts_long_prefill_at_a_layer_boundary);
+    tcase_add_test(tc, test_without_overlap_the_urgent_request_starts_within_one_layer);
+    tcase_add_test(tc, test_without_preemption_the_urgent_request_misses);
+    tcase_add_test(tc, test_layered_preempt_is_deterministic_and_completes_a_busy_run);
+    tcase_add_test(tc, test_layered_preempt_without_urgency_is_layered_prefill);
+    tcase_add_test(tc, test_layered_preempt_rejects_bad_params);
+    suite_add_tcase(s, tc);
+    return s;
+}
