@@ -63,7 +63,7 @@ static int preempt_init(const batch_setup *setup, cJSON *params, const char *pat
                  setup->max_seqs, &max_prompts, err) ||
         jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
                  &watermark, err) ||
-        jcfg_int(params, path, "lookahead", 32, 1, 1 << 20, &lookahead, err) ||
+        jcfg_int(params, path, "lookahead", 32, 1, 1 << 16, &lookahead, err) ||
         jcfg_num(params, path, "margin_ms", 0, 0, 1e6, &margin_ms, err))
         return -1;
     if (setup->max_batched_tokens < setup->max_context_tokens)

@@ -229,6 +229,79 @@ START_TEST(test_layered_preempt_rejects_bad_params)
 }
 END_TEST
 
+START_TEST(test_slo_chunked_gives_the_urgent_prompt_its_chunk_first)
+{
+    /* Budget 512: the long prompt needs 16 chunks. Chunked prefill gives
+     * the budget to the partly prefilled prompt first, so the urgent one
+     * waits for all of them; slo_chunked gives it its 100 tokens at once
+     * and the long prompt still gets exactly its tokens. */
+    slo_trace t[2];
+    slo_records recs[2];
+    run_summary s[2];
+    run_hand("slo_chunked", "{\"token_budget\": 512}", &t[0], &recs[0], &s[0]);
+    run_hand("chunked_prefill", "{\"token_budget\": 512}", &t[1], &recs[1], &s[1]);
+    ck_assert_uint_eq(s[0].completed, 2);
+    ck_assert_msg(recs[0].ttft_ns[1] <= 60000000, "slo_chunked: urgent TTFT %lld ns",
+                  (long long)recs[0].ttft_ns[1]);
+    ck_assert_msg(recs[1].ttft_ns[1] > 60000000, "chunked: urgent TTFT %lld ns",
+                  (long long)recs[1].ttft_ns[1]);
+    ck_assert_uint_eq(s[0].preemptions, 0);
+    ck_assert_uint_eq(s[0].output_tokens, s[1].output_tokens);
+    ck_assert(recs[0].ttft_ns[0] <= 10000000000LL);
+}
+END_TEST
+
+START_TEST(test_slo_chunked_without_targets_is_chunked_prefill)
+{
+    /* No TTFT targets: every deadline is the same, and the plans are
+     * chunked prefill's, including under KV pressure (preemptions). */
+    const char *const variants[][5] = {{"workload.arrival.rate_per_s=30", NULL},
+                                       {"instance.gpu_memory_utilization=0.245",
+                                        "instance.max_context_tokens=4096",
+                                        "workload.arrival.rate_per_s=60",
+                                        "workload.output_tokens.mean=600", NULL}};
+    for (int v = 0; v < 2; v++) {
+        tu_run r[2];
+        const char *names[2] = {"policies.batch.name=\"slo_chunked\"",
+                                "policies.batch.name=\"chunked_prefill\""};
+        for (int k = 0; k < 2; k++) {
+            const char *const sets[] = {names[k], "policies.batch.params.token_budget=256",
+                                        variants[v][0], variants[v][1], variants[v][2],
+                                        variants[v][3], NULL};
+            tu_run_sets(sets, &r[k]);
+        }
+        ck_assert_uint_eq(r[0].summary.completed, r[0].summary.arrived);
+        ck_assert_uint_eq(r[0].record_hash, r[1].record_hash);
+        ck_assert_uint_eq(r[0].iterations, r[1].iterations);
+        ck_assert_uint_eq(r[0].summary.preemptions, r[1].summary.preemptions);
+        if (v == 1)
+            ck_assert_uint_gt(r[0].summary.preemptions, 0);
+        tu_run_fini(&r[0]);
+        tu_run_fini(&r[1]);
+    }
+}
+END_TEST
+
+START_TEST(test_slo_chunked_is_deterministic_under_mixed_targets)
+{
+    const char *const sets[] = {"policies.batch.name=\"slo_chunked\"",
+                                "policies.batch.params.token_budget=512",
+                                "workload.ttft_slo_ms={\"dist\": \"uniform\", \"min\": 50, "
+                                "\"max\": 3000}",
+                                "workload.arrival.rate_per_s=20", NULL};
+    tu_run a, b;
+    tu_run_sets(sets, &a);
+    tu_run_sets(sets, &b);
+    ck_assert_uint_eq(a.summary.completed, a.summary.arrived);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert(!a.time_went_back && !a.kv_over_capacity);
+    ck_assert_int_le(a.max_batch_tokens, 512);
+    ck_assert_uint_eq(a.output_mismatches, 0);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
 Suite *slo_sched_suite(void)
 {
     Suite *s = suite_create("slo_sched");
@@ -240,6 +313,9 @@ Suite *slo_sched_suite(void)
     tcase_add_test(tc, test_layered_preempt_is_deterministic_and_completes_a_busy_run);
     tcase_add_test(tc, test_layered_preempt_without_urgency_is_layered_prefill);
     tcase_add_test(tc, test_layered_preempt_rejects_bad_params);
+    tcase_add_test(tc, test_slo_chunked_gives_the_urgent_prompt_its_chunk_first);
+    tcase_add_test(tc, test_slo_chunked_without_targets_is_chunked_prefill);
+    tcase_add_test(tc, test_slo_chunked_is_deterministic_under_mixed_targets);
     suite_add_tcase(s, tc);
     return s;
 }
