@@ -71,16 +71,19 @@ static int record(void *ctx, const req_record *rec)
     return 0;
 }
 
+static const char *hand_trace = "tests/data/slo_preempt.csv";
+
 static void run_hand_on(const char *engine, const char *batch, const char *params,
                         slo_trace *t, slo_records *recs, run_summary *sum)
 {
-    char set_batch[128], set_params[256], set_engine[128];
+    char set_batch[128], set_params[256], set_engine[128], set_trace[256];
+    snprintf(set_trace, sizeof set_trace,
+             "workload={\"source\": \"native\", \"path\": \"%s\"}", hand_trace);
     snprintf(set_engine, sizeof set_engine, "engine.name=\"%s\"", engine);
     snprintf(set_batch, sizeof set_batch, "policies.batch.name=\"%s\"", batch);
     snprintf(set_params, sizeof set_params, "policies.batch.params=%s", params);
     const char *const sets[] = {
-        "workload={\"source\": \"native\", \"path\": \"tests/data/slo_preempt.csv\"}",
-        "instance.max_context_tokens=8192", set_batch, set_params, set_engine, NULL};
+        set_trace, "instance.max_context_tokens=8192", set_batch, set_params, set_engine, NULL};
     memset(t, 0, sizeof *t);
     t->urgent_start_ns = -1;
     memset(recs, 0, sizeof *recs);
@@ -149,6 +152,27 @@ START_TEST(test_without_overlap_the_urgent_request_starts_within_one_layer)
     ck_assert_int_eq(t.long_layers, LAYERS);
     ck_assert(!t.long_regressed);
     ck_assert_int_le(recs.ttft_ns[1], 60000000);
+}
+END_TEST
+
+START_TEST(test_no_preemption_when_waiting_still_meets_the_deadline)
+{
+    /* The same case with a 2 s target for the short request: its deadline
+     * is still earlier than the long prompt's, but the long prompt's 32
+     * layers (about 0.3 s) end well before it, so the slack rule does not
+     * preempt: the plans are layered prefill's. */
+    slo_trace t[2];
+    slo_records recs[2];
+    run_summary s[2];
+    hand_trace = "tests/data/slo_preempt_loose.csv";
+    run_hand("layered_preempt", "{\"groups\": 32}", &t[0], &recs[0], &s[0]);
+    run_hand("layered_prefill", "{\"groups\": 32}", &t[1], &recs[1], &s[1]);
+    hand_trace = "tests/data/slo_preempt.csv";
+    ck_assert_int_eq(t[0].long_parked, 0);
+    ck_assert_int_eq(t[0].urgent_start_ns, t[1].urgent_start_ns);
+    ck_assert_int_eq(recs[0].ttft_ns[1], recs[1].ttft_ns[1]);
+    ck_assert_int_eq(recs[0].ttft_ns[0], recs[1].ttft_ns[0]);
+    ck_assert_int_le(recs[0].ttft_ns[1], 2000000000LL);
 }
 END_TEST
 
@@ -309,6 +333,7 @@ Suite *slo_sched_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_urgent_request_preempts_long_prefill_at_a_layer_boundary);
     tcase_add_test(tc, test_without_overlap_the_urgent_request_starts_within_one_layer);
+    tcase_add_test(tc, test_no_preemption_when_waiting_still_meets_the_deadline);
     tcase_add_test(tc, test_without_preemption_the_urgent_request_misses);
     tcase_add_test(tc, test_layered_preempt_is_deterministic_and_completes_a_busy_run);
     tcase_add_test(tc, test_layered_preempt_without_urgency_is_layered_prefill);
