@@ -8,7 +8,10 @@
  * stay running, keep the KV of the layers they finished and their
  * layers_done progress, and simply take no tokens) and admit an urgent
  * cohort instead. The parked cohort resumes at the layer where it stopped
- * once the urgent one has produced its first tokens. Granularity is one
+ * once the urgent one has produced its first tokens. The urgent cohort runs
+ * its prompts whole, through every layer in one iteration (`urgent_whole`,
+ * the default: FlowPrefill runs the urgent request's prefill at once), or
+ * like any cohort, one group per iteration. Granularity is one
  * group: with groups = the model's layers, one layer (FlowPrefill stops at
  * any operator; servesim's granularity is the group, the reading of the
  * issue's "operator or layer boundary" that needs no new core machinery).
@@ -27,7 +30,7 @@
  * the newer). Decodes run every iteration, as in layered prefill.
  *
  * Params: {"groups": 4, "max_prompts": 4, "watermark_fraction": <engine's>,
- *          "lookahead": 32, "margin_ms": 0}. As in layered prefill,
+ *          "lookahead": 32, "margin_ms": 0, "urgent_whole": true}. As in layered prefill,
  * instance.max_batched_tokens must hold the longest prompt. Cost per plan:
  * O(running + lookahead). */
 #include <stdlib.h>
@@ -41,6 +44,7 @@ typedef struct preempt_state {
     int32_t groups, max_prompts, layers, lookahead;
     int64_t watermark_blocks;
     sim_time_ns margin_ns;
+    bool urgent_whole;
     sim_time_ns last_plan_ns, last_iter_ns;   /* measured iteration length */
     /* Preemption points: the cohort in flight is the running prefills
      * admitted after the top point (admit_seq > it); when none are, the
@@ -53,9 +57,10 @@ static int preempt_init(const batch_setup *setup, cJSON *params, const char *pat
                         void **state, sim_err *err)
 {
     static const char *const keys[] = {"groups", "max_prompts", "watermark_fraction",
-                                       "lookahead", "margin_ms", NULL};
+                                       "lookahead", "margin_ms", "urgent_whole", NULL};
     int64_t groups, max_prompts, lookahead;
     double watermark, margin_ms;
+    bool urgent_whole;
     if (jcfg_check_keys(params, path, keys, err) ||
         jcfg_int(params, path, "groups", 4 < setup->model_layers ? 4 : setup->model_layers,
                  1, setup->model_layers, &groups, err) ||
@@ -64,7 +69,8 @@ static int preempt_init(const batch_setup *setup, cJSON *params, const char *pat
         jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
                  &watermark, err) ||
         jcfg_int(params, path, "lookahead", 32, 1, 1 << 16, &lookahead, err) ||
-        jcfg_num(params, path, "margin_ms", 0, 0, 1e6, &margin_ms, err))
+        jcfg_num(params, path, "margin_ms", 0, 0, 1e6, &margin_ms, err) ||
+        jcfg_bool(params, path, "urgent_whole", true, &urgent_whole, err))
         return -1;
     if (setup->max_batched_tokens < setup->max_context_tokens)
         return sim_errf(err, "%s: layered_preempt needs max_batched_tokens (%d) >= "
@@ -74,7 +80,8 @@ static int preempt_init(const batch_setup *setup, cJSON *params, const char *pat
     *s = (preempt_state){.groups = (int32_t)groups, .max_prompts = (int32_t)max_prompts,
                          .layers = setup->model_layers, .lookahead = (int32_t)lookahead,
                          .watermark_blocks = batch_watermark_blocks(setup, watermark),
-                         .margin_ns = (sim_time_ns)(margin_ms * 1e6), .last_plan_ns = -1};
+                         .margin_ns = (sim_time_ns)(margin_ms * 1e6), .last_plan_ns = -1,
+                         .urgent_whole = urgent_whole};
     *state = s;
     return 0;
 }
@@ -163,7 +170,8 @@ static void preempt_form(void *state, const batch_view *v, batch_plan *plan)
                 continue;
             int32_t tokens = batch_todo_tokens(v, w);
             if (tokens > budget ||
-                !batch_try_admit(v, plan, last, w, tokens, group_layers(s, 0),
+                !batch_try_admit(v, plan, last, w, tokens,
+                                 s->urgent_whole ? 0 : group_layers(s, 0),
                                  s->watermark_blocks))
                 continue;
             budget -= tokens;

@@ -110,10 +110,12 @@ static void run_hand(const char *batch, const char *params, slo_trace *t, slo_re
 
 START_TEST(test_urgent_request_preempts_long_prefill_at_a_layer_boundary)
 {
+    /* The urgent cohort runs whole (the default) or one group at a time. */
+    const char *params = _i ? "{\"groups\": 32, \"urgent_whole\": false}" : "{\"groups\": 32}";
     slo_trace t;
     slo_records recs;
     run_summary s;
-    run_hand("layered_preempt", "{\"groups\": 32}", &t, &recs, &s);
+    run_hand("layered_preempt", params, &t, &recs, &s);
     ck_assert_uint_eq(s.completed, 2);
     /* vLLM V1 plans one iteration ahead (overlap): an arrival is seen by
      * the plan after the next boundary, so the urgent request starts within
@@ -331,7 +333,7 @@ Suite *slo_sched_suite(void)
     Suite *s = suite_create("slo_sched");
     TCase *tc = tcase_create("preempt");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_urgent_request_preempts_long_prefill_at_a_layer_boundary);
+    tcase_add_loop_test(tc, test_urgent_request_preempts_long_prefill_at_a_layer_boundary, 0, 2);
     tcase_add_test(tc, test_without_overlap_the_urgent_request_starts_within_one_layer);
     tcase_add_test(tc, test_no_preemption_when_waiting_still_meets_the_deadline);
     tcase_add_test(tc, test_without_preemption_the_urgent_request_misses);
