@@ -178,6 +178,71 @@ START_TEST(test_no_preemption_when_waiting_still_meets_the_deadline)
 }
 END_TEST
 
+/* Per request (ids 0..2): layers run in all, iterations, and the first and
+ * last iteration start with it in a prefill. */
+typedef struct nest_trace {
+    int32_t layers[3], iters[3];
+    sim_time_ns first_ns[3], last_ns[3];
+} nest_trace;
+
+static void observe_nest(void *ctx, const iter_info *it)
+{
+    nest_trace *t = ctx;
+    for (int32_t i = 0; i < it->n_items; i++) {
+        const serve_req *r = it->items[i].req;
+        if (r->id > 2 || r->generated_tokens > 0)
+            continue;
+        t->layers[r->id] += it->items[i].layers ? it->items[i].layers : LAYERS;
+        t->iters[r->id]++;
+        if (t->first_ns[r->id] < 0)
+            t->first_ns[r->id] = it->start_ns;
+        t->last_ns[r->id] = it->start_ns;
+    }
+}
+
+START_TEST(test_preemptions_nest_and_every_prompt_runs_its_layers_once)
+{
+    /* A long prompt (10 s target), a 3,000-token one (250 ms) at 10 ms and
+     * a 100-token one (60 ms) at 50 ms, urgent cohorts one group at a time:
+     * the second parks the first, the third parks the second, then each
+     * resumes in turn; every prompt runs exactly its 32 layers. */
+    const char *const sets[] = {
+        "workload={\"source\": \"native\", \"path\": \"tests/data/slo_preempt_nested.csv\"}",
+        "instance.max_context_tokens=8192", "policies.batch.name=\"layered_preempt\"",
+        "policies.batch.params={\"groups\": 32, \"urgent_whole\": false}", NULL};
+    nest_trace t;
+    memset(&t, 0, sizeof t);
+    for (int k = 0; k < 3; k++)
+        t.first_ns[k] = -1;
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_iteration = observe_nest, .iteration_ctx = &t};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    run_summary s;
+    cluster_summarize(c, &s);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    ck_assert_uint_eq(s.completed, 3);
+    ck_assert_uint_eq(s.preemptions, 0);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(t.layers[k], LAYERS);
+        ck_assert_int_eq(t.iters[k], LAYERS);
+    }
+    /* Nested: 2 starts inside 1's prefill and finishes before it; 1 starts
+     * inside 0's and finishes before it. */
+    ck_assert_int_gt(t.first_ns[1], t.first_ns[0]);
+    ck_assert_int_gt(t.first_ns[2], t.first_ns[1]);
+    ck_assert_int_lt(t.first_ns[2], t.last_ns[1]);
+    ck_assert_int_lt(t.last_ns[2], t.last_ns[1]);
+    ck_assert_int_lt(t.last_ns[1], t.last_ns[0]);
+}
+END_TEST
+
 START_TEST(test_without_preemption_the_urgent_request_misses)
 {
     /* The same case under layered prefill (no preemption), vLLM's
@@ -336,6 +401,7 @@ Suite *slo_sched_suite(void)
     tcase_add_loop_test(tc, test_urgent_request_preempts_long_prefill_at_a_layer_boundary, 0, 2);
     tcase_add_test(tc, test_without_overlap_the_urgent_request_starts_within_one_layer);
     tcase_add_test(tc, test_no_preemption_when_waiting_still_meets_the_deadline);
+    tcase_add_test(tc, test_preemptions_nest_and_every_prompt_runs_its_layers_once);
     tcase_add_test(tc, test_without_preemption_the_urgent_request_misses);
     tcase_add_test(tc, test_layered_preempt_is_deterministic_and_completes_a_busy_run);
     tcase_add_test(tc, test_layered_preempt_without_urgency_is_layered_prefill);
