@@ -393,6 +393,51 @@ START_TEST(test_slo_chunked_is_deterministic_under_mixed_targets)
 }
 END_TEST
 
+/* Busy runs with mixed TTFT targets under EDF: KV pressure (recompute and
+ * swap), several instances, a prefill pool; every request completes with
+ * its tokens, and the same config gives the same records. */
+static const char *const busy_variants[][6] = {
+    {"instance.gpu_memory_utilization=0.245", "instance.max_context_tokens=4096",
+     "workload.arrival.rate_per_s=60", "workload.output_tokens.mean=600", NULL},
+    {"instance.preemption=\"swap\"", "instance.gpu_memory_utilization=0.245",
+     "instance.max_context_tokens=4096", "workload.arrival.rate_per_s=60",
+     "workload.output_tokens.mean=600", NULL},
+    {"cluster.instances=3", "workload.arrival.rate_per_s=40", NULL},
+    {"cluster={\"pools\": [{\"name\": \"P\", \"role\": \"prefill\"}, "
+     "{\"name\": \"D\", \"role\": \"decode\"}], \"disagg\": {\"transfer\": "
+     "\"after_prefill\"}}", "workload.arrival.rate_per_s=20", NULL},
+};
+
+START_TEST(test_slo_policies_complete_busy_runs_deterministically)
+{
+    const char *const batch[] = {"policies.batch.name=\"layered_preempt\"",
+                                 "policies.batch.name=\"slo_chunked\""};
+    for (int b = 0; b < 2; b++) {
+        tu_run r[2];
+        for (int k = 0; k < 2; k++) {
+            cJSON *root = tu_base_config();
+            const char *const sets[] = {
+                batch[b], "policies.order.name=\"edf\"",
+                "workload.ttft_slo_ms={\"dist\": \"uniform\", \"min\": 50, \"max\": 3000}",
+                NULL};
+            tu_set(root, sets);
+            tu_set(root, busy_variants[_i]);
+            run_config cfg;
+            tu_parse(root, &cfg);
+            tu_run_config(&cfg, &r[k]);
+            run_config_fini(&cfg);
+        }
+        ck_assert_msg(r[0].summary.completed == r[0].summary.arrived, "%s, variant %d",
+                      batch[b], _i);
+        ck_assert_uint_eq(r[0].output_mismatches, 0);
+        ck_assert(!r[0].time_went_back && !r[0].kv_over_capacity);
+        ck_assert_uint_eq(r[0].record_hash, r[1].record_hash);
+        tu_run_fini(&r[0]);
+        tu_run_fini(&r[1]);
+    }
+}
+END_TEST
+
 Suite *slo_sched_suite(void)
 {
     Suite *s = suite_create("slo_sched");
@@ -409,6 +454,8 @@ Suite *slo_sched_suite(void)
     tcase_add_test(tc, test_slo_chunked_gives_the_urgent_prompt_its_chunk_first);
     tcase_add_test(tc, test_slo_chunked_without_targets_is_chunked_prefill);
     tcase_add_test(tc, test_slo_chunked_is_deterministic_under_mixed_targets);
+    tcase_add_loop_test(tc, test_slo_policies_complete_busy_runs_deterministically, 0,
+                        (int)(sizeof busy_variants / sizeof busy_variants[0]));
     suite_add_tcase(s, tc);
     return s;
 }
