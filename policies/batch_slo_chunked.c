@@ -12,9 +12,12 @@
  * TTFT deadline first (then running before waiting, then the order they
  * had), so an urgent prompt takes its chunk from the next iteration on and
  * the long prompt keeps its progress (its KV stays; it only gets fewer
- * tokens): chunk-level preemption without recompute. Requests without a
- * target (deadline at the end of time) keep chunked prefill's order, so
- * with no TTFT targets this policy plans exactly as chunked_prefill does.
+ * tokens): chunk-level preemption without recompute. A request's deadline
+ * is its arrival plus its TTFT target (the run's slo.ttft_ms, or 0, when
+ * it has none of its own), so with no per-request targets the order is
+ * arrival order: chunked prefill's, except that a request preempted back to
+ * the queue ranks by its arrival among the partly prefilled prompts (the
+ * tests find the same plans as chunked_prefill on busy and KV-pressed runs).
  * Decodes first, the engine's victim rule, reservation, watermark and
  * vLLM V1's no-admission-after-preemption rule as in chunked prefill.
  *

@@ -288,15 +288,31 @@ END_TEST
 
 START_TEST(test_layered_preempt_without_urgency_is_layered_prefill)
 {
-    /* With no TTFT targets tighter than another's (one run-wide target,
-     * FCFS), nothing is ever urgent: the same records as layered_prefill. */
-    const char *const sets[2][3] = {{"policies.batch.name=\"layered_preempt\"",
-                                     "policies.batch.params.groups=4", NULL},
-                                    {"policies.batch.name=\"layered_prefill\"",
-                                     "policies.batch.params.groups=4", NULL}};
+    /* With no TTFT targets every deadline is the arrival, already past when
+     * planned, so nothing is ever urgent: the same records as
+     * layered_prefill, also under KV pressure (preempted requests back in
+     * the queue). */
+    const char *const pressure[] = {"instance.gpu_memory_utilization=0.245",
+                                    "instance.max_context_tokens=4096",
+                                    "workload.arrival.rate_per_s=60",
+                                    "workload.output_tokens.mean=600", NULL};
+    const char *const names[2] = {"policies.batch.name=\"layered_preempt\"",
+                                  "policies.batch.name=\"layered_prefill\""};
     tu_run r[2];
-    for (int k = 0; k < 2; k++)
-        tu_run_sets(sets[k], &r[k]);
+    for (int k = 0; k < 2; k++) {
+        const char *const sets[] = {names[k], "policies.batch.params.groups=4", NULL};
+        cJSON *root = tu_base_config();
+        tu_set(root, sets);
+        if (_i)
+            tu_set(root, pressure);
+        run_config cfg;
+        tu_parse(root, &cfg);
+        tu_run_config(&cfg, &r[k]);
+        run_config_fini(&cfg);
+    }
+    ck_assert_uint_eq(r[0].summary.completed, r[0].summary.arrived);
+    if (_i)
+        ck_assert_uint_gt(r[0].summary.preemptions, 0);
     ck_assert_uint_eq(r[0].record_hash, r[1].record_hash);
     ck_assert_uint_eq(r[0].iterations, r[1].iterations);
     tu_run_fini(&r[0]);
@@ -344,8 +360,9 @@ END_TEST
 
 START_TEST(test_slo_chunked_without_targets_is_chunked_prefill)
 {
-    /* No TTFT targets: every deadline is the same, and the plans are
-     * chunked prefill's, including under KV pressure (preemptions). */
+    /* No TTFT targets: every deadline is the arrival, and on these runs the
+     * plans are chunked prefill's, including under KV pressure
+     * (preemptions). */
     const char *const variants[][5] = {{"workload.arrival.rate_per_s=30", NULL},
                                        {"instance.gpu_memory_utilization=0.245",
                                         "instance.max_context_tokens=4096",
@@ -449,7 +466,7 @@ Suite *slo_sched_suite(void)
     tcase_add_test(tc, test_preemptions_nest_and_every_prompt_runs_its_layers_once);
     tcase_add_test(tc, test_without_preemption_the_urgent_request_misses);
     tcase_add_test(tc, test_layered_preempt_is_deterministic_and_completes_a_busy_run);
-    tcase_add_test(tc, test_layered_preempt_without_urgency_is_layered_prefill);
+    tcase_add_loop_test(tc, test_layered_preempt_without_urgency_is_layered_prefill, 0, 2);
     tcase_add_test(tc, test_layered_preempt_rejects_bad_params);
     tcase_add_test(tc, test_slo_chunked_gives_the_urgent_prompt_its_chunk_first);
     tcase_add_test(tc, test_slo_chunked_without_targets_is_chunked_prefill);
