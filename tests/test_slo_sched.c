@@ -288,10 +288,11 @@ END_TEST
 
 START_TEST(test_layered_preempt_without_urgency_is_layered_prefill)
 {
-    /* With no TTFT targets every deadline is the arrival, already past when
-     * planned, so nothing is ever urgent: the same records as
-     * layered_prefill, also under KV pressure (preempted requests back in
-     * the queue). */
+    /* With no per-request TTFT targets every deadline is the arrival plus
+     * the run's 2 s: cohorts are admitted in arrival order, and a waiting
+     * request has an earlier deadline than the cohort only if it was
+     * preempted back to the queue. On these runs, also under KV pressure,
+     * the records are layered_prefill's. */
     const char *const pressure[] = {"instance.gpu_memory_utilization=0.245",
                                     "instance.max_context_tokens=4096",
                                     "workload.arrival.rate_per_s=60",
@@ -360,9 +361,11 @@ END_TEST
 
 START_TEST(test_slo_chunked_without_targets_is_chunked_prefill)
 {
-    /* No TTFT targets: every deadline is the arrival, and on these runs the
-     * plans are chunked prefill's, including under KV pressure
-     * (preemptions). */
+    /* No per-request TTFT targets: every deadline is the arrival plus the
+     * run's target (slo.ttft_ms, 2 s by default), the order is arrival
+     * order, and without late_last (late requests last, which changes the
+     * plans once requests miss 2 s under KV pressure) the plans on these
+     * runs are chunked prefill's, including under KV pressure. */
     const char *const variants[][5] = {{"workload.arrival.rate_per_s=30", NULL},
                                        {"instance.gpu_memory_utilization=0.245",
                                         "instance.max_context_tokens=4096",
@@ -370,10 +373,13 @@ START_TEST(test_slo_chunked_without_targets_is_chunked_prefill)
                                         "workload.output_tokens.mean=600", NULL}};
     for (int v = 0; v < 2; v++) {
         tu_run r[2];
-        const char *names[2] = {"policies.batch.name=\"slo_chunked\"",
-                                "policies.batch.name=\"chunked_prefill\""};
+        const char *names[2][2] = {{"policies.batch.name=\"slo_chunked\"",
+                                    "policies.batch.params.late_last=false"},
+                                   {"policies.batch.name=\"chunked_prefill\"",
+                                    "policies.batch.params.token_budget=256"}};
         for (int k = 0; k < 2; k++) {
-            const char *const sets[] = {names[k], "policies.batch.params.token_budget=256",
+            const char *const sets[] = {names[k][0], names[k][1],
+                                        "policies.batch.params.token_budget=256",
                                         variants[v][0], variants[v][1], variants[v][2],
                                         variants[v][3], NULL};
             tu_run_sets(sets, &r[k]);
