@@ -25,8 +25,8 @@ typedef struct slo_trace {
 } slo_trace;
 
 typedef struct slo_records {
-    int64_t ttft_ns[2], e2e_ns[2];
-    int32_t preemptions[2];
+    int64_t ttft_ns[3], e2e_ns[3];
+    int32_t preemptions[3];
 } slo_records;
 
 static void observe(void *ctx, const iter_info *it)
@@ -63,7 +63,7 @@ static void observe(void *ctx, const iter_info *it)
 static int record(void *ctx, const req_record *rec)
 {
     slo_records *s = ctx;
-    if (rec->id < 2) {
+    if (rec->id < 3) {
         s->ttft_ns[rec->id] = rec->ttft_ns;
         s->e2e_ns[rec->id] = rec->e2e_ns;
         s->preemptions[rec->id] = rec->preemptions;
@@ -359,6 +359,29 @@ START_TEST(test_slo_chunked_gives_the_urgent_prompt_its_chunk_first)
 }
 END_TEST
 
+START_TEST(test_slo_chunked_serves_a_late_prompt_after_an_on_time_one)
+{
+    /* Two 100-token prompts at 10 ms during the long prefill: request 1
+     * (60 ms target) and request 2 (1 us target: late when first planned,
+     * with the earlier deadline). Budget 128: with late_last, request 1
+     * takes its 100 tokens first and gets its first token an iteration
+     * sooner than when EDF alone lets the late one go first. */
+    slo_trace t;
+    slo_records recs[2];
+    run_summary s;
+    hand_trace = "tests/data/slo_late.csv";
+    run_hand("slo_chunked", "{\"token_budget\": 128}", &t, &recs[0], &s);
+    ck_assert_uint_eq(s.completed, 3);
+    run_hand("slo_chunked", "{\"token_budget\": 128, \"late_last\": false}", &t, &recs[1],
+             &s);
+    hand_trace = "tests/data/slo_preempt.csv";
+    ck_assert_uint_eq(s.completed, 3);
+    ck_assert_int_lt(recs[0].ttft_ns[1], recs[1].ttft_ns[1]);
+    ck_assert_int_gt(recs[0].ttft_ns[2], recs[1].ttft_ns[2]);
+    ck_assert_int_le(recs[0].ttft_ns[1], 60000000);
+}
+END_TEST
+
 START_TEST(test_slo_chunked_without_targets_is_chunked_prefill)
 {
     /* No per-request TTFT targets: every deadline is the arrival plus the
@@ -475,6 +498,7 @@ Suite *slo_sched_suite(void)
     tcase_add_loop_test(tc, test_layered_preempt_without_urgency_is_layered_prefill, 0, 2);
     tcase_add_test(tc, test_layered_preempt_rejects_bad_params);
     tcase_add_test(tc, test_slo_chunked_gives_the_urgent_prompt_its_chunk_first);
+    tcase_add_test(tc, test_slo_chunked_serves_a_late_prompt_after_an_on_time_one);
     tcase_add_test(tc, test_slo_chunked_without_targets_is_chunked_prefill);
     tcase_add_test(tc, test_slo_chunked_is_deterministic_under_mixed_targets);
     tcase_add_loop_test(tc, test_slo_policies_complete_busy_runs_deterministically, 0,
