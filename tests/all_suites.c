@@ -43,5 +43,6 @@ const suite_fn test_suites[] = {
     plugin_suite,
     spec_suite,
     lora_suite,
+    slo_sched_suite,
     NULL,
 };
