@@ -347,8 +347,10 @@ def read_summary(path):
     import h5py  # Debian's python3-h5py; imported here so that --help works without it
     with h5py.File(path, "r") as f:
         row = f["summary"][0]
-        return {name: row[name].item() if hasattr(row[name], "item") else row[name]
-                for name in row.dtype.names if name not in ("term_s", "source_terms")}
+        # Scalars as Python numbers; array columns (per-operator terms, per-position
+        # rates, ...) are not compared and are left out.
+        return {name: row[name].item() for name in row.dtype.names
+                if getattr(row[name], "size", 1) == 1 and hasattr(row[name], "item")}
 
 
 def run_one(servesim, ref, workloads):
