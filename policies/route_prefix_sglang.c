@@ -8,7 +8,10 @@
  * tree. The chosen worker's tree then holds the prompt. SGLang's trees are
  * of prompt text, here of block hashes (the router's approximate index,
  * trimmed least recently routed first to index_blocks; SGLang trims to 2^24
- * nodes every 60 s). Ties: the lowest index. Params: those, and index
+ * nodes every 60 s). Trees of equal size (all full, here, where they are
+ * trimmed to index_blocks at once) go to the least loaded, then the lowest
+ * index: without that every new prompt would herd onto the first worker
+ * once every tree is full. Other ties: the lowest index. Params: those, and index
  * ("approximate" by default; "precise" asks the instances), index_blocks,
  * staleness_ms. */
 #include <stdlib.h>
@@ -67,7 +70,9 @@ static int32_t sgl_route(void *state, const route_view *v, const serve_req *req)
                 best_m = m;
                 best = i;
             }
-            if (rp_index_size(&s->c, i) < rp_index_size(&s->c, smallest))
+            int64_t si = rp_index_size(&s->c, i), ss = rp_index_size(&s->c, smallest);
+            if (si < ss || (si == ss && load[i].n_waiting + load[i].n_running <
+                                            load[smallest].n_waiting + load[smallest].n_running))
                 smallest = i;
         }
         pick = best_m > s->cache_thr * rp_request_blocks(&s->c, req) ? best : smallest;

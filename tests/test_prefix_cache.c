@@ -691,6 +691,13 @@ START_TEST(test_route_prefix_sglang_balances_then_follows_its_trees)
     r.inst[1].n_running = 30;
     ck_assert_int_eq(ops->route(st, &r.v, &a), 0);
     ops->destroy(st);
+    /* Trees of equal size: the least loaded of them, not always the first
+     * (once every tree is full, that would herd every new prompt there). */
+    st = route_make("prefix_sglang", NULL, &ops);
+    r.inst[0].n_running = 9, r.inst[1].n_running = 7, r.inst[2].n_running = 5;
+    r.inst[3].n_running = 6;
+    ck_assert_int_eq(ops->route(st, &r.v, &b), 2);
+    ops->destroy(st);
 }
 END_TEST
 
