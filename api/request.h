@@ -68,6 +68,11 @@ typedef struct serve_req {
      * tokens each (0: none); read-only, valid while the request lives. */
     const uint64_t *prefix_ids;
     int32_t n_prefix_ids, prefix_id_block_tokens;
+    /* Sessions (agents, chat): the session's id (0: none), this call's turn
+     * (from 0), 1 on its last turn, and when its first turn arrived. */
+    uint64_t session_id;
+    int32_t turn, session_last;
+    sim_time_ns session_start_ns;
     sim_rb_node wait_node;      /* its place in the waiting queue (the core's) */
 } serve_req;
 
