@@ -7,6 +7,7 @@
 #include "models/cost.h"
 #include "api/request.h"
 #include "sim/hist.h"
+#include "serve/session_metrics.h"
 
 /* One finished request. Times are simulated ns from the run's start. */
 typedef struct req_record {
@@ -32,6 +33,9 @@ typedef struct req_record {
     int64_t tbt_max_ns;
     double tpot_ns;          /* (e2e - ttft) / (output_tokens - 1) */
     double energy_j;
+    uint64_t session_id;     /* 0: none (serve/session_metrics.h) */
+    int32_t turn;            /* from 0 */
+    int32_t session_last;    /* 1: the session's last turn */
 } req_record;
 
 typedef struct pctl {
@@ -98,6 +102,7 @@ typedef struct run_summary {
      * precision, and bytes loaded per GPU in full and low precision. */
     uint64_t offload_hits, offload_misses, offload_low_loads;
     double offload_bytes_high, offload_bytes_low;
+    sess_summary sessions;     /* sessions (serve/session_metrics.h); 0 without */
     double wall_s;
     double peak_rss_mb;
 } run_summary;
@@ -149,6 +154,7 @@ typedef struct metrics {
     bool sink_failed;              /* on_record failed: the run must stop */
     group_stats *groups[METRICS_GROUP_KINDS];   /* indexed by the attribute */
     int32_t n_groups[METRICS_GROUP_KINDS];      /* ids 0 .. n-1 may be in use */
+    sess_metrics sessions;
 } metrics;
 
 void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
