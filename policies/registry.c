@@ -13,6 +13,7 @@
 #define PLACE(name) extern const place_policy_ops place_##name;
 #define EVICT(name) extern const evict_policy_ops evict_##name;
 #define SCALE(name) extern const scale_policy_ops scale_##name;
+#define RETAIN(name) extern const retain_policy_ops retain_##name;
 #include "policies/list.def"
 #undef BATCH
 #undef ORDER
@@ -21,6 +22,7 @@
 #undef PLACE
 #undef EVICT
 #undef SCALE
+#undef RETAIN
 
 /* One table per family: its own entries, the others' lines expand to
  * nothing (every family starts as NONE; each table switches its own on). */
@@ -31,6 +33,7 @@
 #define PLACE NONE
 #define EVICT NONE
 #define SCALE NONE
+#define RETAIN NONE
 
 #undef BATCH
 #define BATCH(name) &batch_##name,
@@ -88,6 +91,14 @@ const scale_policy_ops *const scale_policies[] = {
 #undef SCALE
 #define SCALE NONE
 
+#undef RETAIN
+#define RETAIN(name) &retain_##name,
+const retain_policy_ops *const retain_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef RETAIN
+#define RETAIN NONE
+
 #undef BATCH
 #undef ORDER
 #undef ROUTE
@@ -95,6 +106,7 @@ const scale_policy_ops *const scale_policies[] = {
 #undef PLACE
 #undef EVICT
 #undef SCALE
+#undef RETAIN
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path, sim_err *err)
 {
@@ -129,4 +141,9 @@ const evict_policy_ops *evict_policy_find(const char *name, const char *path, si
 const scale_policy_ops *scale_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(scale_policies, name, "autoscaler", path, err);
+}
+
+const retain_policy_ops *retain_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(retain_policies, name, "retention policy", path, err);
 }

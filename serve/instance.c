@@ -40,6 +40,7 @@
 
 #include "serve/ep.h"
 #include "serve/offload.h"
+#include "serve/retain.h"
 #include "serve/req.h"
 
 struct instance {
@@ -54,6 +55,7 @@ struct instance {
     cost_model *cost;
     ep_state *ep;            /* expert parallelism (par.ep > 1), else NULL */
     offload_state *offload;  /* expert offloading (par.gpu_experts > 0), else NULL */
+    retain_store *retain;    /* session KV pins (serve/retain.h), else NULL */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -228,7 +230,10 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
-                          &inst->order_state, err)) {
+                          &inst->order_state, err) ||
+        (ps->prefix_caching && inst->owns_kv && inst->metrics &&
+         retain_create(&ps->retain_policy, s->index, &inst->metrics->sessions, &inst->retain,
+                       err))) {
         instance_destroy(inst);
         return NULL;
     }
@@ -258,6 +263,7 @@ void instance_destroy(instance *inst)
         kv_destroy(inst->kv);
     ep_destroy(inst->ep);
     offload_destroy(inst->offload);
+    retain_destroy(inst->retain);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -442,6 +448,8 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         waiting_remove(inst, r);
         swap_in(inst, r);
         inst->view->outstanding_tokens -= kv_admit(inst->kv, r, &req_of(r)->kv, now);
+        if (inst->retain && r->session_id)
+            retain_turn_admitted(inst->retain, inst->kv, r, now);
         r->state = REQ_RUNNING;
         r->admit_seq = ++inst->admit_seq;
         if (r->first_scheduled_ns < 0)
@@ -614,6 +622,8 @@ static bool drop_waiting_kv(instance *inst, sim_time_ns now)
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
+    if (inst->retain)
+        retain_expire(inst->retain, inst->kv, now);
     if (!has_work(inst)) {
         go_idle(inst, now);
         update_view(inst);
@@ -767,7 +777,12 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
     r->last_token_ns = now;
     if (r->generated_tokens == r->output_tokens) {
         r->state = REQ_FINISHED;
-        kv_release(inst->kv, r, &req_of(r)->kv, now);
+        sim_time_ns pin_until = inst->retain ? retain_turn_end(inst->retain, inst->kv, r,
+                                                               &req_of(r)->kv, now) : 0;
+        if (pin_until > 0)   /* pinned: wake then to end the pin */
+            sim_schedule(inst->eng, pin_until, PHASE_WAKE, EV_WAKE, inst, 0);
+        else
+            kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
         inst->stats.completed++;
         metrics_finish(inst->metrics, r, now, inst->stream_ns);

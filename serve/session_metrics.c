@@ -115,6 +115,10 @@ void sess_metrics_summarize(const sess_metrics *m, sess_summary *out)
         .first_turn_hit_ratio = m->turns > m->later_turns
                                     ? m->first_hit_sum / (m->turns - m->later_turns) : 0,
         .session_hit_ratio = m->sessions ? m->session_hit_sum / m->sessions : 0,
+        .pins = m->pins,
+        .pin_reuses = m->pin_reuses,
+        .pin_expiries = m->pin_expiries,
+        .pinned_block_s = m->pinned_block_ns * s,
     };
     if (m->sessions) {
         out->session_s_mean = sim_hist_mean(&m->session_ns) * s;

@@ -26,6 +26,10 @@ typedef struct sess_metrics {
     sim_hist session_ns, resume_ns;
     uint64_t turns, later_turns, sessions, affinity_breaks;
     double later_hit_sum, first_hit_sum, session_hit_sum;
+    /* KV retention (serve/retain.h): pins made, ended by the session's next
+     * turn, ended by their TTL; block x ns pinned */
+    uint64_t pins, pin_reuses, pin_expiries;
+    double pinned_block_ns;
     sess_entry *slots;
     uint32_t cap, used;
 } sess_metrics;
@@ -40,6 +44,8 @@ typedef struct sess_summary {
     double first_turn_hit_ratio;   /* mean over first turns */
     double session_hit_ratio;      /* mean over completed sessions */
     uint64_t affinity_breaks;
+    uint64_t pins, pin_reuses, pin_expiries;   /* KV retention */
+    double pinned_block_s;         /* KV blocks x seconds pinned */
 } sess_summary;
 
 void sess_metrics_init(sess_metrics *m);

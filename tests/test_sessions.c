@@ -8,6 +8,8 @@
 
 #include "policies/registry.h"
 #include "serve/cluster.h"
+#include "serve/req.h"
+#include "serve/retain.h"
 #include "sim/engine.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -295,6 +297,191 @@ START_TEST(test_route_session_affinity_ttl_and_load_threshold)
 }
 END_TEST
 
+/* ---- KV retention (serve/retain.c, policies/retain_*.c) ------------------------ */
+
+typedef struct rharness {
+    kv_cache *kv;
+    req r[6];
+    uint64_t ids[6][8];
+    sess_metrics m;
+    retain_store *st;
+    cJSON *params;
+} rharness;
+
+static void rh_init(rharness *h, const char *policy, const char *params)
+{
+    memset(h, 0, sizeof *h);
+    h->kv = kv_create(16, 4, true, 0);   /* 16 blocks of 4 tokens */
+    sess_metrics_init(&h->m);
+    sim_err err = {{0}};
+    retain_choice c = {.ops = retain_policy_find(policy, "$.r.name", &err)};
+    ck_assert_msg(c.ops, "%s", err.msg);
+    h->params = cJSON_Parse(params);
+    c.params = h->params;
+    snprintf(c.path, sizeof c.path, "$.r.params");
+    ck_assert_msg(retain_create(&c, 0, &h->m, &h->st, &err) == 0, "%s", err.msg);
+}
+
+static void rh_fini(rharness *h)
+{
+    retain_destroy(h->st);
+    for (int i = 0; i < 6; i++)
+        kv_req_fini(&h->r[i].kv);
+    kv_destroy(h->kv);
+    sess_metrics_fini(&h->m);
+    cJSON_Delete(h->params);
+}
+
+/* Request i: `input` tokens, the first 32 with ids base.., of session sid. */
+static serve_req *rh_req(rharness *h, int i, int32_t input, uint64_t base, uint64_t sid,
+                         int32_t turn)
+{
+    req *q = &h->r[i];
+    for (int j = 0; j < 4; j++)
+        h->ids[i][j] = base + (uint64_t)j;
+    q->pub = (serve_req){.id = (uint64_t)i, .input_tokens = input, .output_tokens = 8,
+                         .state = REQ_WAITING, .session_id = sid, .turn = turn,
+                         .session_gap_ns = SIM_NS_PER_S};
+    kv_req_init(&q->kv, h->ids[i], 32 < input ? 32 : input, 8, 1000 + (uint64_t)i);
+    return &q->pub;
+}
+
+static int32_t rh_prefill(rharness *h, serve_req *r, sim_time_ns now)
+{
+    kv_req *k = &req_of(r)->kv;
+    kv_admit(h->kv, r, k, now);
+    if (r->session_id)
+        retain_turn_admitted(h->st, h->kv, r, now);
+    r->state = REQ_RUNNING;
+    int32_t todo = req_pending_tokens(r);
+    kv_grow(h->kv, r, k, todo, now);
+    r->computed_tokens += todo;
+    kv_commit(h->kv, r, k);
+    return todo;
+}
+
+static int32_t rh_cached(rharness *h, uint64_t base)
+{
+    serve_req *probe = rh_req(h, 5, 40, base, 0, 0);
+    return kv_peek_cached_tokens(h->kv, probe, &req_of(probe)->kv);
+}
+
+/* A pinned turn's blocks stay (unevictable, counted used) however much the
+ * cache is asked for, until the TTL; then they fall to eviction. */
+START_TEST(test_retain_pinned_blocks_are_never_evicted_before_the_ttl)
+{
+    rharness h;
+    rh_init(&h, "pin_ttl", "{\"ttl_s\": 10}");
+    serve_req *a = rh_req(&h, 0, 32, 7, 9, 0);
+    ck_assert_int_eq(rh_prefill(&h, a, 0), 32);
+    sim_time_ns until = retain_turn_end(h.st, h.kv, a, &req_of(a)->kv, SIM_NS_PER_S);
+    ck_assert_int_eq(until, 11 * SIM_NS_PER_S);
+    ck_assert_int_eq(a->kv_blocks, 0);   /* the pin holds them now */
+    ck_assert_int_eq(kv_used_blocks(h.kv), 8);
+    for (int k = 0; k < 3; k++) {   /* other prompts fill the rest, again and again */
+        serve_req *b = rh_req(&h, 1 + k, 32, 100 + 10 * (uint64_t)k, 0, 0);
+        ck_assert_int_eq(rh_prefill(&h, b, (2 + k) * SIM_NS_PER_S), 32);
+        kv_release(h.kv, b, &req_of(b)->kv, (2 + k) * SIM_NS_PER_S);
+        ck_assert_int_eq(rh_cached(&h, 7), 32);   /* the pinned prompt is all there */
+    }
+    retain_expire(h.st, h.kv, 10 * SIM_NS_PER_S);   /* not yet */
+    ck_assert_int_eq(kv_used_blocks(h.kv), 8);
+    retain_expire(h.st, h.kv, 11 * SIM_NS_PER_S);
+    ck_assert_int_eq(kv_used_blocks(h.kv), 0);
+    ck_assert_int_eq(rh_cached(&h, 7), 32);   /* released, still cached ... */
+    serve_req *d = rh_req(&h, 4, 64, 500, 0, 0);
+    ck_assert_int_eq(rh_prefill(&h, d, 12 * SIM_NS_PER_S), 64);
+    ck_assert_int_eq(rh_cached(&h, 7), 0);   /* ... until evicted */
+    kv_release(h.kv, d, &req_of(d)->kv, 13 * SIM_NS_PER_S);
+    ck_assert_uint_eq(h.m.pins, 1);
+    ck_assert_uint_eq(h.m.pin_expiries, 1);
+    ck_assert_double_eq_tol(h.m.pinned_block_ns, 8.0 * 10 * SIM_NS_PER_S, 1);
+    rh_fini(&h);
+}
+END_TEST
+
+/* The next turn takes the pinned blocks over: it prefills only its new
+ * tokens and the pin ends. */
+START_TEST(test_retain_next_turn_takes_the_pin)
+{
+    rharness h;
+    rh_init(&h, "pin_ttl", "{\"ttl_s\": 10}");
+    serve_req *a = rh_req(&h, 0, 32, 7, 9, 0);
+    rh_prefill(&h, a, 0);
+    ck_assert_int_gt(retain_turn_end(h.st, h.kv, a, &req_of(a)->kv, 0), 0);
+    serve_req *a2 = rh_req(&h, 1, 40, 7, 9, 1);   /* the same 32, then 8 new */
+    ck_assert_int_eq(rh_prefill(&h, a2, SIM_NS_PER_S), 8);
+    ck_assert_uint_eq(h.m.pin_reuses, 1);
+    ck_assert_int_eq(kv_used_blocks(h.kv), a2->kv_blocks);   /* the pin's are a2's now */
+    kv_release(h.kv, a2, &req_of(a2)->kv, 2 * SIM_NS_PER_S);
+    ck_assert_int_eq(kv_used_blocks(h.kv), 0);
+    /* A session's last turn, and requests without a session, are never pinned. */
+    serve_req *l = rh_req(&h, 2, 32, 300, 11, 1);
+    l->session_last = 1;
+    rh_prefill(&h, l, 3 * SIM_NS_PER_S);
+    ck_assert_int_eq(retain_turn_end(h.st, h.kv, l, &req_of(l)->kv, 3 * SIM_NS_PER_S), 0);
+    serve_req *n = rh_req(&h, 3, 32, 400, 0, 0);
+    ck_assert_int_eq(retain_turn_end(h.st, h.kv, n, &req_of(n)->kv, 3 * SIM_NS_PER_S), 0);
+    kv_release(h.kv, l, &req_of(l)->kv, 4 * SIM_NS_PER_S);
+    rh_fini(&h);
+}
+END_TEST
+
+/* pin_ttl (Continuum): pins while the learned mean gap is at most the TTL
+ * (or none is known) and the pinned share stays under its cap; release never. */
+START_TEST(test_retain_pin_ttl_decides_by_learned_gap)
+{
+    sim_err err = {{0}};
+    const retain_policy_ops *ops = retain_policy_find("pin_ttl", "$.r", &err);
+    cJSON *p = cJSON_Parse("{\"ttl_s\": 2, \"max_pinned_fraction\": 0.5}");
+    void *st;
+    ck_assert_int_eq(ops->init(p, "$.r.params", &st, &err), 0);
+    cJSON_Delete(p);
+    retain_view v = {.kv_total_blocks = 100};
+    serve_req r = {.session_id = 1, .kv_blocks = 10};
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 2 * SIM_NS_PER_S);   /* unseen: pin */
+    v.pinned_blocks = 45;
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 0);   /* 55 > half the cache */
+    v.pinned_blocks = 0;
+    r.session_gap_ns = 1 * SIM_NS_PER_S;
+    ops->on_turn_arrival(st, &v, &r);
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 2 * SIM_NS_PER_S);   /* mean 1 s */
+    r.session_gap_ns = 5 * SIM_NS_PER_S;
+    ops->on_turn_arrival(st, &v, &r);
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 0);   /* mean 3 s > 2 s */
+    ops->destroy(st);
+    const retain_policy_ops *rel = retain_policy_find("release", "$.r", &err);
+    ck_assert_int_eq(rel->on_turn_end(NULL, &v, &r), 0);
+    ck_assert_ptr_null(retain_policy_find("keep", "$.r.name", &err));
+    ck_assert_msg(strstr(err.msg, "$.r.name") && strstr(err.msg, "pin_ttl"), "%s", err.msg);
+}
+END_TEST
+
+/* A run with pins: sessions resume on their pins, and every pin ends. */
+START_TEST(test_retain_pin_ttl_run_reuses_pins)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, session_sets);
+    const char *const more[] = {"policies.routing={\"name\": \"session_affinity\"}",
+                                "policies.retention={\"name\": \"pin_ttl\", \"params\": "
+                                "{\"ttl_s\": 5}}", NULL};
+    tu_set(root, more);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    tu_run r;
+    tu_run_config(&cfg, &r);
+    run_config_fini(&cfg);
+    ck_assert_uint_eq(r.n_records, 240);
+    ck_assert_int_eq(r.kv_over_capacity, 0);
+    const sess_summary *x = &r.summary.sessions;
+    ck_assert_uint_gt(x->pins, 150);   /* every later turn's predecessor, think 0.5 s < 5 s */
+    ck_assert_uint_le(x->pins - x->pin_reuses - x->pin_expiries, 8);   /* alive at the end */
+    ck_assert_uint_gt(x->pin_reuses, 150);
+    ck_assert_double_gt(x->pinned_block_s, 0);
+    tu_run_fini(&r);
+}
+END_TEST
+
 Suite *sessions_suite(void)
 {
     Suite *s = suite_create("sessions");
@@ -307,6 +494,10 @@ Suite *sessions_suite(void)
     tcase_add_test(t, test_sessions_runs_are_deterministic);
     tcase_add_test(t, test_sessions_defaults_have_none);
     tcase_add_test(t, test_route_session_affinity_ttl_and_load_threshold);
+    tcase_add_test(t, test_retain_pinned_blocks_are_never_evicted_before_the_ttl);
+    tcase_add_test(t, test_retain_next_turn_takes_the_pin);
+    tcase_add_test(t, test_retain_pin_ttl_decides_by_learned_gap);
+    tcase_add_test(t, test_retain_pin_ttl_run_reuses_pins);
     suite_add_tcase(s, t);
     return s;
 }

@@ -140,6 +140,11 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                "session; %llu affinity breaks\n", 100 * x->turn_hit_ratio,
                100 * x->first_turn_hit_ratio, 100 * x->session_hit_ratio,
                (unsigned long long)x->affinity_breaks);
+        if (x->pins)
+            printf("  KV retention           %llu pins: %llu taken by the next turn, %llu "
+                   "expired; %.0f block-seconds pinned\n", (unsigned long long)x->pins,
+                   (unsigned long long)x->pin_reuses, (unsigned long long)x->pin_expiries,
+                   x->pinned_block_s);
     }
     if (s->kv_tier_load_bytes > 0 || s->kv_tier_write_bytes > 0)
         printf("  KV tiers               %.1f%% of prompt tokens loaded from tiers; %.2f GB "

@@ -282,6 +282,10 @@ static const out_field out_sum_fields[] = {
     OUT_SESS(first_turn_hit_ratio, OUT_F64),
     OUT_SESS(session_hit_ratio, OUT_F64),
     OUT_SESS(affinity_breaks, OUT_U64),
+    OUT_SESS(pins, OUT_U64),
+    OUT_SESS(pin_reuses, OUT_U64),
+    OUT_SESS(pin_expiries, OUT_U64),
+    OUT_SESS(pinned_block_s, OUT_F64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };

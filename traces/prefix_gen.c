@@ -48,7 +48,7 @@ struct prefix_gen {
     struct lane {
         uint64_t session_id;
         int32_t turn, turns_left;
-        sim_time_ns start_ns;
+        sim_time_ns start_ns, done_ns;   /* done: its last turn's completion */
     } *lanes;
     int32_t n_lanes;
     uint64_t sessions_started;
@@ -348,6 +348,12 @@ int32_t prefix_gen_lane_of(const prefix_gen *g, uint64_t session_id)
     return (int32_t)((session_id - 1) % (uint64_t)g->n_lanes);
 }
 
+void prefix_gen_lane_done(prefix_gen *g, int32_t lane, sim_time_ns now)
+{
+    SIM_ASSERT(lane >= 0 && lane < g->n_lanes);
+    g->lanes[lane].done_ns = now;
+}
+
 void prefix_gen_next_lane(prefix_gen *g, int32_t lane, sim_time_ns now, wl_request *out,
                           gsl_rng *rng)
 {
@@ -372,6 +378,7 @@ void prefix_gen_next_lane(prefix_gen *g, int32_t lane, sim_time_ns now, wl_reque
     out->session_id = l->session_id;
     out->turn = l->turn++;
     out->session_start_ns = l->start_ns;
+    out->session_gap_ns = out->turn > 0 && now > l->done_ns ? now - l->done_ns : 0;
     out->session_last = --l->turns_left == 0;
 }
 

@@ -83,5 +83,7 @@ void prefix_gen_next_lane(prefix_gen *g, int32_t lane, sim_time_ns now, wl_reque
                           gsl_rng *rng);
 /* The lane a session id belongs to; -1 for 0 or without sessions. */
 int32_t prefix_gen_lane_of(const prefix_gen *g, uint64_t session_id);
+/* Lane's turn completed at `now` (for the next turn's session_gap_ns). */
+void prefix_gen_lane_done(prefix_gen *g, int32_t lane, sim_time_ns now);
 
 #endif

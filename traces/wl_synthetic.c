@@ -134,6 +134,7 @@ static int synthetic_complete_session(void *state, sim_time_ns now, uint64_t ses
     int32_t lane = s->prefix ? prefix_gen_lane_of(s->prefix, session_id) : -1;
     if (lane < 0)
         return arrival_gen_complete(&s->gen, now);
+    prefix_gen_lane_done(s->prefix, lane, now);
     return arrival_gen_complete_client(&s->gen, now, lane);
 }
 

@@ -42,11 +42,13 @@ typedef struct wl_request {
     int32_t prefix_id_tokens;
     /* Sessions (traces/prefix_gen.h, kind "session"): the session's id
      * (0: none), this call's turn (from 0), whether it is the session's last,
-     * and when the session's first turn arrived. */
+     * when the session's first turn arrived, and the gap before this turn
+     * (its arrival less the previous turn's completion at the client). */
     uint64_t session_id;
     int32_t turn;
     int32_t session_last;
     sim_time_ns session_start_ns;
+    sim_time_ns session_gap_ns;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
