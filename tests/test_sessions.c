@@ -457,6 +457,34 @@ START_TEST(test_retain_pin_ttl_decides_by_learned_gap)
 }
 END_TEST
 
+/* min_waste (InferCept): preserve waste C x T against discard waste
+ * T_fwd(X) x M, on hand-built numbers. */
+START_TEST(test_retain_min_waste_picks_the_smaller_waste)
+{
+    sim_err err = {{0}};
+    const retain_policy_ops *ops = retain_policy_find("min_waste", "$.r", &err);
+    ck_assert_msg(ops, "%s", err.msg);
+    cJSON *p = cJSON_Parse("{\"fwd_ms_per_token\": 0.05, \"fwd_ms\": 20, \"gap_s\": 2, "
+                           "\"ttl_factor\": 1.5}");
+    void *st;
+    ck_assert_int_eq(ops->init(p, "$.r.params", &st, &err), 0);
+    cJSON_Delete(p);
+    /* C = 100 blocks, X = 1600 tokens: T_fwd = 0.05 x 1600 + 20 = 100 ms; M = 1000
+     * blocks in use: discard 0.1 x 1000 = 100 block-s; preserve 100 x 2 s = 200. */
+    retain_view v = {.kv_total_blocks = 4000, .kv_free_blocks = 3000};
+    serve_req r = {.session_id = 1, .kv_blocks = 100, .input_tokens = 1500,
+                   .output_tokens = 100};
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 0);   /* 200 > 100: discard */
+    v.kv_free_blocks = 1000;   /* M = 3000: discard 300 > preserve 200: pin 1.5 x 2 s */
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 3 * SIM_NS_PER_S);
+    v.kv_free_blocks = 3000;   /* M = 1000 again, but the gaps seen are 0.5 s: */
+    r.session_gap_ns = SIM_NS_PER_S / 2;   /* preserve 50 < discard 100: pin 0.75 s */
+    ops->on_turn_arrival(st, &v, &r);
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 3 * SIM_NS_PER_S / 4);
+    ops->destroy(st);
+}
+END_TEST
+
 /* A run with pins: sessions resume on their pins, and every pin ends. */
 START_TEST(test_retain_pin_ttl_run_reuses_pins)
 {
@@ -497,6 +525,7 @@ Suite *sessions_suite(void)
     tcase_add_test(t, test_retain_pinned_blocks_are_never_evicted_before_the_ttl);
     tcase_add_test(t, test_retain_next_turn_takes_the_pin);
     tcase_add_test(t, test_retain_pin_ttl_decides_by_learned_gap);
+    tcase_add_test(t, test_retain_min_waste_picks_the_smaller_waste);
     tcase_add_test(t, test_retain_pin_ttl_run_reuses_pins);
     suite_add_tcase(s, t);
     return s;
