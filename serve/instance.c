@@ -352,6 +352,10 @@ void instance_set_state(instance *inst, inst_state s, sim_time_ns now)
         accrue_idle(inst, now);
     inst->state = s;
     inst->view->state = s;
+    if (inst->retain && (s == INST_DRAINING || s == INST_STOPPED)) {
+        retain_release_all(inst->retain, inst->kv, now);   /* no turn comes back */
+        update_view(inst);
+    }
     if (s == INST_DRAINING && !has_work(inst) && !inst->busy && inst->hooks.emptied)
         inst->hooks.emptied(inst->hooks.ctx, inst);
 }
@@ -779,8 +783,8 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
         r->state = REQ_FINISHED;
         sim_time_ns pin_until = inst->retain ? retain_turn_end(inst->retain, inst->kv, r,
                                                                &req_of(r)->kv, now) : 0;
-        if (pin_until > 0)   /* pinned: wake then to end the pin */
-            sim_schedule(inst->eng, pin_until, PHASE_WAKE, EV_WAKE, inst, 0);
+        if (pin_until > 0)   /* pinned: end the pin then */
+            sim_schedule(inst->eng, pin_until, PHASE_TRANSFER, EV_PIN_EXPIRY, inst, 0);
         else
             kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
@@ -882,6 +886,18 @@ void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev)
         return;
     accrue_idle(inst, sim_now(eng));
     step(inst);
+}
+
+static void wake(instance *inst);
+
+void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ctx;
+    instance *inst = ev->data;
+    retain_expire(inst->retain, inst->kv, sim_now(eng));
+    update_view(inst);
+    if (has_work(inst))
+        wake(inst);   /* it may have waited for these blocks */
 }
 
 static void wake(instance *inst)

@@ -145,3 +145,10 @@ void retain_expire(retain_store *s, kv_cache *kv, sim_time_ns now)
         i++;
     }
 }
+
+void retain_release_all(retain_store *s, kv_cache *kv, sim_time_ns now)
+{
+    while (s->n > 0)
+        unpin(s, kv, s->n - 1, now);
+    s->next_expiry_ns = SIM_TIME_NEVER;
+}

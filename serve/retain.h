@@ -31,5 +31,7 @@ sim_time_ns retain_turn_end(retain_store *s, kv_cache *kv, serve_req *r, kv_req 
 void retain_turn_admitted(retain_store *s, kv_cache *kv, const serve_req *r, sim_time_ns now);
 /* Ends the pins whose TTL ran out by now. */
 void retain_expire(retain_store *s, kv_cache *kv, sim_time_ns now);
+/* Ends every pin (the instance drains or stops: no turn comes back). */
+void retain_release_all(retain_store *s, kv_cache *kv, sim_time_ns now);
 
 #endif

@@ -423,6 +423,13 @@ START_TEST(test_retain_next_turn_takes_the_pin)
     serve_req *n = rh_req(&h, 3, 32, 400, 0, 0);
     ck_assert_int_eq(retain_turn_end(h.st, h.kv, n, &req_of(n)->kv, 3 * SIM_NS_PER_S), 0);
     kv_release(h.kv, l, &req_of(l)->kv, 4 * SIM_NS_PER_S);
+    /* An instance that drains lets every pin go. */
+    serve_req *b = rh_req(&h, 4, 32, 600, 12, 0);
+    rh_prefill(&h, b, 5 * SIM_NS_PER_S);
+    ck_assert_int_gt(retain_turn_end(h.st, h.kv, b, &req_of(b)->kv, 5 * SIM_NS_PER_S), 0);
+    ck_assert_int_eq(kv_used_blocks(h.kv), 8);
+    retain_release_all(h.st, h.kv, 6 * SIM_NS_PER_S);
+    ck_assert_int_eq(kv_used_blocks(h.kv), 0);
     rh_fini(&h);
 }
 END_TEST
