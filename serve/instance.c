@@ -658,7 +658,8 @@ static void step(instance *inst)
          * blocks are held for requests on their way out (hand-offs waiting
          * for decode room, serve/disagg.h): wait for them to be released
          * (instance_release_kv wakes the instance). */
-        if (drop_waiting_kv(inst, now)) {
+        if ((inst->retain && retain_release_one(inst->retain, inst->kv, now)) ||
+            drop_waiting_kv(inst, now)) {   /* pins give way first */
             step(inst);
             return;
         }

@@ -152,3 +152,16 @@ void retain_release_all(retain_store *s, kv_cache *kv, sim_time_ns now)
         unpin(s, kv, s->n - 1, now);
     s->next_expiry_ns = SIM_TIME_NEVER;
 }
+
+bool retain_release_one(retain_store *s, kv_cache *kv, sim_time_ns now)
+{
+    if (s->n == 0)
+        return false;
+    int32_t first = 0;
+    for (int32_t i = 1; i < s->n; i++)
+        if (s->pins[i].expiry_ns < s->pins[first].expiry_ns)
+            first = i;
+    s->m->pin_expiries++;
+    unpin(s, kv, first, now);
+    return true;
+}

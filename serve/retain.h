@@ -4,7 +4,9 @@
  * referenced, so unevictable, and counted as used) until the session's next
  * turn is admitted on this instance (its cached prefix taken first, so the
  * shared blocks pass to it) or the TTL runs out; then the blocks are
- * released as a finished request's are and fall to the prefix cache.
+ * released as a finished request's are and fall to the prefix cache. When
+ * an instance can run nothing at all for want of blocks, pins give way, the
+ * one nearest its expiry first (serve/instance.c), so pins never stall it.
  *
  * Cost: a turn's end and its session's next admission scan the instance's
  * pins (O(pins): at most the sessions pinned here); expiry is checked in
@@ -31,6 +33,9 @@ sim_time_ns retain_turn_end(retain_store *s, kv_cache *kv, serve_req *r, kv_req 
 void retain_turn_admitted(retain_store *s, kv_cache *kv, const serve_req *r, sim_time_ns now);
 /* Ends the pins whose TTL ran out by now. */
 void retain_expire(retain_store *s, kv_cache *kv, sim_time_ns now);
+/* Ends the pin nearest its expiry, counted as expired (the instance could
+ * run nothing for want of blocks: pins never stall it); false if none. */
+bool retain_release_one(retain_store *s, kv_cache *kv, sim_time_ns now);
 /* Ends every pin (the instance drains or stops: no turn comes back). */
 void retain_release_all(retain_store *s, kv_cache *kv, sim_time_ns now);
 
