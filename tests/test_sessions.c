@@ -517,6 +517,30 @@ START_TEST(test_retain_pin_ttl_run_reuses_pins)
 }
 END_TEST
 
+/* Under HBM pressure, long pins fill the cache: they give way when the
+ * instance could run nothing else, and every request still completes. */
+START_TEST(test_retain_pins_give_way_under_pressure)
+{
+    const char *const sets[] = {
+        "cluster.instances=1", "instance.prefix_caching=true", "workload.requests=300",
+        "instance.gpu_memory_utilization=0.25", "instance.max_context_tokens=4096",
+        "workload.arrival={\"process\": \"closed_loop\", \"clients\": 48, \"think_s\": 0.5}",
+        "workload.input_tokens={\"dist\": \"uniform\", \"min\": 400, \"max\": 800}",
+        "workload.output_tokens={\"dist\": \"uniform\", \"min\": 50, \"max\": 150}",
+        "workload.prefix={\"kind\": \"session\", \"turns\": 4, \"turn_dist\": \"fixed\"}",
+        "policies.retention={\"name\": \"pin_ttl\", \"params\": {\"ttl_s\": 600}}", NULL};
+    tu_run r;
+    tu_run_sets(sets, &r);
+    ck_assert_uint_eq(r.n_records, 300);
+    ck_assert_int_eq(r.kv_over_capacity, 0);
+    const sess_summary *x = &r.summary.sessions;
+    ck_assert_uint_gt(x->pins, 0);
+    ck_assert_uint_gt(x->pin_expiries, 0);   /* none could run out its 600 s */
+    ck_assert_double_lt(r.summary.duration_s, 600);
+    tu_run_fini(&r);
+}
+END_TEST
+
 Suite *sessions_suite(void)
 {
     Suite *s = suite_create("sessions");
@@ -534,6 +558,7 @@ Suite *sessions_suite(void)
     tcase_add_test(t, test_retain_pin_ttl_decides_by_learned_gap);
     tcase_add_test(t, test_retain_min_waste_picks_the_smaller_waste);
     tcase_add_test(t, test_retain_pin_ttl_run_reuses_pins);
+    tcase_add_test(t, test_retain_pins_give_way_under_pressure);
     suite_add_tcase(s, t);
     return s;
 }
