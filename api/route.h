@@ -38,6 +38,11 @@ struct route_view {
     int32_t (*prompt_hashes)(const route_view *v, const serve_req *req,
                              int32_t block_size_tokens, const uint64_t **out);
     void *core;                  /* the core's, for cached_tokens and prompt_hashes */
+    /* Multi-LoRA: how ready instance i is to serve req's adapter, as
+     * llm-d's LoRA-affinity scorer grades it: 1 the adapter is in a GPU
+     * slot, 0.8 a slot is free (it loads without evicting), 0 it would
+     * evict another; 0 for every instance without LoRA. */
+    double (*lora_affinity)(const route_view *v, int32_t i, const serve_req *req);
 };
 
 typedef struct route_policy_ops {

@@ -582,7 +582,8 @@ void ops_decompose(const llm_model *m, const par_layout *par, const batch_shape 
     /* Only sequences that emit a token need logits; each GPU computes its
      * vocabulary shard (gathering the shards is small and left out). */
     if (b->n_sampled > 0) {
-        double ns = par->ep > 1 ? (b->n_sampled + par->dp - 1) / par->dp : b->n_sampled;
+        int64_t sampled = (int64_t)b->n_sampled + b->spec_sampled;   /* + verify logits */
+        double ns = par->ep > 1 ? (double)((sampled + par->dp - 1) / par->dp) : (double)sampled;
         push_gemm(out, OP_GEMM_LM_HEAD, 1, ns, (m->vocab + tp - 1) / tp, H, half_fmt(m));
         op = push(out, OP_SAMPLE, 1, (int64_t)ns, m->vocab, 0);
         op->flops = 5.0 * ns * m->vocab;   /* softmax, top-p/k, draw */

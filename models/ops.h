@@ -124,6 +124,9 @@ typedef struct batch_shape {
     const moe_iter *moe;
     /* Expert offloading: the loads; NULL: none. */
     const offload_iter *offload;
+    /* Speculative decoding: logits the verification chunks need beyond one
+     * per sequence (a chunk of 1 + d tokens samples at all of them). */
+    int32_t spec_sampled;
 } batch_shape;
 
 /* Per-layer operators appear once per stretch of identical layers: up to

@@ -68,6 +68,7 @@ def main():
         axes[r][2].set_yscale("log")
     axes[0][0].legend(fontsize=8, ncol=2)
     fig.suptitle(f"prefix caching: eviction policy x cache size, routing {a.routing}")
+    fig.subplots_adjust(wspace=0.35)
     save(fig, a.out, "prefix_cache.png")
     if a.table:
         print("workload\trouting\ttier\tutil\teviction\thit%\tttft_p50_ms\tttft_p99_ms\t"

@@ -14,6 +14,7 @@
 #define EVICT(name) extern const evict_policy_ops evict_##name;
 #define SCALE(name) extern const scale_policy_ops scale_##name;
 #define RETAIN(name) extern const retain_policy_ops retain_##name;
+#define SPEC(name) extern const spec_policy_ops spec_##name;
 #include "policies/list.def"
 #undef BATCH
 #undef ORDER
@@ -23,6 +24,7 @@
 #undef EVICT
 #undef SCALE
 #undef RETAIN
+#undef SPEC
 
 /* One table per family: its own entries, the others' lines expand to
  * nothing (every family starts as NONE; each table switches its own on). */
@@ -34,6 +36,7 @@
 #define EVICT NONE
 #define SCALE NONE
 #define RETAIN NONE
+#define SPEC NONE
 
 #undef BATCH
 #define BATCH(name) &batch_##name,
@@ -98,6 +101,13 @@ const retain_policy_ops *const retain_policies[] = {
     NULL};
 #undef RETAIN
 #define RETAIN NONE
+#undef SPEC
+#define SPEC(name) &spec_##name,
+const spec_policy_ops *const spec_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef SPEC
+#define SPEC NONE
 
 #undef BATCH
 #undef ORDER
@@ -107,6 +117,7 @@ const retain_policy_ops *const retain_policies[] = {
 #undef EVICT
 #undef SCALE
 #undef RETAIN
+#undef SPEC
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path, sim_err *err)
 {
@@ -146,4 +157,9 @@ const scale_policy_ops *scale_policy_find(const char *name, const char *path, si
 const retain_policy_ops *retain_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(retain_policies, name, "retention policy", path, err);
+}
+
+const spec_policy_ops *spec_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(spec_policies, name, "speculative-decoding policy", path, err);
 }

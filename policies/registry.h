@@ -12,6 +12,7 @@
 #include "api/evict.h"
 #include "api/retain.h"
 #include "api/scale.h"
+#include "api/spec.h"
 
 /* NULL-terminated tables, in policies/list.def order. */
 extern const batch_policy_ops *const batch_policies[];
@@ -22,6 +23,7 @@ extern const place_policy_ops *const place_policies[];
 extern const evict_policy_ops *const evict_policies[];
 extern const scale_policy_ops *const scale_policies[];
 extern const retain_policy_ops *const retain_policies[];
+extern const spec_policy_ops *const spec_policies[];
 
 /* The policy named `name`, or NULL with "<path>: unknown <family> policy
  * "<name>"; expected one of: ..." in err. */
@@ -41,5 +43,6 @@ const evict_policy_ops *evict_policy_find(const char *name, const char *path, si
 const scale_policy_ops *scale_policy_find(const char *name, const char *path,
                                           sim_err *err);
 const retain_policy_ops *retain_policy_find(const char *name, const char *path, sim_err *err);
+const spec_policy_ops *spec_policy_find(const char *name, const char *path, sim_err *err);
 
 #endif

@@ -51,6 +51,8 @@ typedef struct pool {
     const pool_setup *ps;
     cost_setup cost_in;
     cost_model *cost;          /* one for all its instances: they price alike */
+    cost_setup draft_in;       /* speculative decoding's drafter (serve/spec.h) */
+    cost_model *draft_cost;    /* NULL unless the pool drafts with a model */
     void *route_state;
     int32_t *members;          /* every instance it has had, in creation order */
     int32_t n_members;
@@ -275,6 +277,7 @@ static int32_t pick_pool(const cluster *c)
 static int32_t route_cached_tokens(const route_view *v, int32_t i, const serve_req *r);
 static int32_t route_prompt_hashes(const route_view *v, const serve_req *r, int32_t block,
                                    const uint64_t **out);
+static double route_lora_affinity(const route_view *v, int32_t i, const serve_req *r);
 
 static void route_to_instance(cluster *c, serve_req *r, int32_t k)
 {
@@ -282,7 +285,8 @@ static void route_to_instance(cluster *c, serve_req *r, int32_t k)
     route_view view = {.now = sim_now(c->eng), .inst = c->views, .n_instances = c->n_inst,
                        .candidates = p->active, .n_candidates = p->n_active,
                        .cached_tokens = route_cached_tokens,
-                       .prompt_hashes = route_prompt_hashes, .core = c};
+                       .prompt_hashes = route_prompt_hashes, .core = c,
+                       .lora_affinity = route_lora_affinity};
     int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
     bool ok = false;
     for (int32_t j = 0; j < p->n_active && !ok; j++)
@@ -633,6 +637,7 @@ static int add_instance(cluster *c, int32_t k, inst_state state, sim_err *err)
         .pool = k,
         .ps = p->ps,
         .cost = p->cost,
+        .draft_cost = p->draft_cost,
         .order_seed = sim_stream_seed(c->cs->seed, STREAM_ORDER_BASE + (uint64_t)i),
         .metrics = &c->metrics,
         .view = &c->views[i],
@@ -1137,6 +1142,13 @@ static int32_t route_prompt_hashes(const route_view *v, const serve_req *r, int3
     return kv_req_prompt_hashes(&req_of(r)->kv, block, req_seq_tokens(r), out);
 }
 
+static double route_lora_affinity(const route_view *v, int32_t i, const serve_req *r)
+{
+    const cluster *c = v->core;
+    const lora *l = instance_lora(c->slots[i].inst);
+    return l ? lora_affinity(l, r->id) : 0;
+}
+
 int32_t cluster_setup_max_context(const cluster_setup *cs)
 {
     int32_t ctx = INT32_MAX;
@@ -1209,7 +1221,9 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
                                   .iteration_overhead_ns = ps->iteration_overhead_ns};
         p->cost = cost_model_create(ps->cost_name, &p->cost_in, ps->cost_params, ps->cost_path,
                                     err);
-        if (!p->cost)
+        if (!p->cost || spec_draft_cost_create(&ps->spec, ps->cost_name, ps->cost_params,
+                                               ps->cost_path, &p->cost_in, &p->draft_in,
+                                               &p->draft_cost, err))
             goto fail;
         p->members = sim_xcalloc((size_t)ps->max_instances, sizeof *p->members);
         p->active = sim_xcalloc((size_t)ps->max_instances, sizeof *p->active);
@@ -1254,6 +1268,7 @@ void cluster_destroy(cluster *c)
         free(p->members);
         free(p->active);
         cost_model_destroy(p->cost);
+        cost_model_destroy(p->draft_cost);
     }
     free(c->pools);
     free(c->pool_views);
@@ -1440,9 +1455,13 @@ void cluster_summarize(const cluster *c, run_summary *s)
     s->clamped = wl_source_clamped(c->wl);
     s->events = sim_events_run(c->eng) - c->housekeeping_events;   /* the run's own */
     double busy_ns = 0, up_ns = 0, kv_mean = 0, processed_tokens = 0;
+    spec_stats spec = {0};
+    lora_stats lora = {0};
     for (int32_t i = 0; i < c->n_inst; i++) {
         instance_stats st;
         instance_get_stats(c->slots[i].inst, &st);
+        spec_stats_add(&spec, &st.spec);
+        lora_stats_add(&lora, &st.lora);
         const kv_cache *kv = instance_kv(c->slots[i].inst);
         int32_t gpus = par_gpus(&c->pools[c->views[i].pool].ps->par);
         s->iterations += st.iterations;
@@ -1493,6 +1512,8 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->energy_per_out_token_j = s->energy_j / (double)s->output_tokens;
     if (processed_tokens > 0)
         s->energy_per_token_j = s->energy_j / processed_tokens;
+    spec_summarize(&spec, busy_ns, s);
+    lora_summarize(&lora, s);
 }
 
 void cluster_workload_note(const cluster *c, char *buf, size_t size)

@@ -42,6 +42,8 @@
 #include "serve/offload.h"
 #include "serve/retain.h"
 #include "serve/req.h"
+#include "serve/lora.h"
+#include "serve/spec.h"
 
 struct instance {
     int32_t index, pool;
@@ -56,6 +58,9 @@ struct instance {
     ep_state *ep;            /* expert parallelism (par.ep > 1), else NULL */
     offload_state *offload;  /* expert offloading (par.gpu_experts > 0), else NULL */
     retain_store *retain;    /* session KV pins (serve/retain.h), else NULL */
+    spec *spec;              /* speculative decoding; NULL when off */
+    lora *lora;              /* multi-LoRA; NULL when off */
+    sim_time_ns lora_load_ns;   /* this iteration's adapter loads */
     double idle_w;
     kv_cache *kv;
     metrics *metrics;
@@ -248,6 +253,14 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         return NULL;
     }
     inst->idle_w = s->no_idle_power ? 0 : cost_idle_power_w(inst->cost);
+    if (ps->spec.method != SPEC_OFF &&
+        !(inst->spec = spec_create(&ps->spec, cost_model_setup(inst->cost), inst->cost,
+                                   s->draft_cost, sim_engine_seed(eng), err))) {
+        instance_destroy(inst);
+        return NULL;
+    }
+    if (ps->lora.on)
+        inst->lora = lora_create(&ps->lora, &ps->gpu, inst->cost, sim_engine_seed(eng));
     return inst;
 }
 
@@ -264,6 +277,8 @@ void instance_destroy(instance *inst)
     ep_destroy(inst->ep);
     offload_destroy(inst->offload);
     retain_destroy(inst->retain);
+    spec_destroy(inst->spec);
+    lora_destroy(inst->lora);
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
@@ -479,7 +494,13 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
                 shape->prefill_layers = layers;
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
-        if (req_is_decode(r) && !layers)
+        int32_t d = inst->spec ? spec_item_verify_extra(inst->spec, i) : 0;
+        if (d > 0) {   /* speculative verification: 1 + d query tokens */
+            inst->prefill[shape->n_prefill++] =
+                (batch_seq){q + d, (int32_t)kv_attended_tokens(inst->kv, r->computed_tokens)};
+            shape->spec_sampled += d;
+            tokens += d;
+        } else if (req_is_decode(r) && !layers)
             shape->decode_ctx_sum += kv_attended_tokens(inst->kv, r->computed_tokens),
                 shape->n_decode++;
         else
@@ -681,6 +702,10 @@ static void step(instance *inst)
     /* A policy must make progress when there is work: an empty plan here
      * would leave the requests waiting forever. */
     SIM_ASSERT_AT(now, inst->plan.n_items > 0);
+    if (inst->lora)
+        inst->lora_load_ns = lora_plan(inst->lora, &view, &inst->plan);
+    if (inst->spec)
+        spec_plan(inst->spec, &view, &inst->plan);
 
     apply_preemptions(inst, now);
     batch_shape shape;
@@ -696,6 +721,13 @@ static void step(instance *inst)
     cost_iteration(inst->cost, &shape, &inst->cost_now);
     if (inst->gpu_time_scale != 1 || inst->energy_scale != 1 || inst->sm_share > 0)
         scale_cost(inst, &inst->cost_now);
+    if (inst->spec)
+        spec_add_cost(inst->spec, &shape, &inst->cost_now);
+    if (inst->lora) {   /* the LoRA operators, and the loads the iteration waits for */
+        lora_add_cost(inst->lora, inst->iter_tokens, &inst->cost_now);
+        inst->cost_now.latency_ns += inst->lora_load_ns;
+        inst->cost_now.energy_j += inst->idle_w * (double)inst->lora_load_ns / 1e9;
+    }
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
@@ -790,6 +822,8 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
             kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
         inst->stats.completed++;
+        if (inst->lora)
+            lora_finish(inst->lora, r);
         metrics_finish(inst->metrics, r, now, inst->stream_ns);
     }
 }
@@ -814,6 +848,16 @@ static void finish_iteration(instance *inst, sim_time_ns now)
             if (r->layers_done < inst->setup.model_layers)
                 continue;
             r->layers_done = 0;
+        }
+        if (inst->spec && spec_item_drafts(inst->spec, i)) {
+            /* Verified: the pending token and the accepted drafts are
+             * computed, and the accepted drafts emitted with the bonus
+             * token (emit_token below adds that one). */
+            int32_t d = spec_item_drafts(inst->spec, i);
+            int32_t a = spec_accept_drafts(inst->spec, r, d);
+            r->energy_j += energy_per_token * spec_item_verify_extra(inst->spec, i);
+            r->generated_tokens += a;
+            q += a;
         }
         r->computed_tokens += q;
         /* Only a block that filled up is new to the cache: most decodes
@@ -1087,7 +1131,13 @@ void instance_get_stats(const instance *inst, instance_stats *out)
     *out = inst->stats;
     out->n_waiting = n_queued(inst);
     out->n_running = inst->n_running;
+    if (inst->spec)
+        spec_get_stats(inst->spec, &out->spec);
+    if (inst->lora)
+        lora_get_stats(inst->lora, &out->lora);
 }
+
+const lora *instance_lora(const instance *inst) { return inst->lora; }
 
 const kv_cache *instance_kv(const instance *inst) { return inst->kv; }
 double instance_idle_power_w(const instance *inst) { return inst->idle_w; }

@@ -63,6 +63,7 @@ typedef struct instance_setup {
     int32_t pool;
     const pool_setup *ps;
     cost_model *cost;             /* the pool's, shared by its instances (borrowed) */
+    cost_model *draft_cost;       /* the pool's drafter's (serve/spec.h), or NULL */
     uint64_t order_seed;
     metrics *metrics;
     inst_view *view;              /* kept current for policies; must not move */
@@ -159,11 +160,15 @@ typedef struct instance_stats {
     sim_time_ns state_ns[INST_STATE_COUNT];   /* time in each state */
     uint64_t completed;              /* requests that finished here */
     uint64_t moved_in;               /* requests moved here from elsewhere */
+    spec_stats spec;                 /* speculative decoding (zero when off) */
+    lora_stats lora;                 /* multi-LoRA (zero when off) */
     int32_t n_waiting, n_running;
 } instance_stats;
 
 void instance_get_stats(const instance *inst, instance_stats *out);
 const kv_cache *instance_kv(const instance *inst);
+/* Its multi-LoRA runtime, or NULL when off. */
+const struct lora *instance_lora(const instance *inst);
 /* Power of the instance's GPUs with no work, from its cost model. */
 double instance_idle_power_w(const instance *inst);
 /* Its waiting queue (front first) and running set (admission order). */

@@ -6,6 +6,7 @@
 
 #include "models/cost.h"
 #include "api/request.h"
+#include "serve/spec.h"
 #include "sim/hist.h"
 #include "serve/session_metrics.h"
 
@@ -86,6 +87,27 @@ typedef struct run_summary {
     uint64_t kv_tier_hit_tokens;
     double kv_tier_load_bytes, kv_tier_write_bytes, kv_load_stall_s;
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
+    /* Speculative decoding (serve/spec.h; zero when off), vLLM's names:
+     * drafts are verification steps that drafted, acceptance rate is
+     * accepted / draft tokens, mean acceptance length 1 + accepted / drafts,
+     * position rates accepted-at-position-i / drafts; wasted tokens are
+     * rejected drafts the target verified; time shares are of busy time. */
+    uint64_t spec_drafts, spec_draft_tokens, spec_accepted_tokens, spec_wasted_tokens;
+    double spec_acceptance_rate, spec_mean_acceptance_length;
+    double spec_position_rate[SPEC_POS_METRICS];
+    double spec_draft_time_s, spec_verify_time_s, spec_draft_share, spec_verify_share;
+    uint64_t spec_lookahead_blocks;   /* lookahead blocks reserved, summed over steps */
+    /* Multi-LoRA (serve/lora.h; zero when off): adapter loads into GPU
+     * slots (of those, from storage), GPU slot evictions, waiting requests
+     * left out of a plan by max_loras, batch adapters found in a GPU slot,
+     * mean distinct adapters per batch, iteration time added by loads and
+     * by the LoRA operators. */
+    uint64_t lora_loads, lora_storage_loads, lora_evictions, lora_skipped;
+    double lora_gpu_hit_ratio, lora_adapters_per_batch, lora_load_time_s, lora_op_time_s;
+    /* Requests whose first iteration waited for their adapter's load
+     * (cold), and the mean TTFT at the engine of cold and warm ones. */
+    uint64_t lora_cold_requests;
+    double lora_ttft_cold_s, lora_ttft_warm_s;
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
      * tokens per EP GPU, mean over iterations and layer groups weighted by

@@ -17,6 +17,7 @@ typedef struct req {
     int8_t move_mode;           /* that move's move_mode, or MOVE_PD_HANDOFF */
     void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
     void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
+    int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */

@@ -18,6 +18,8 @@
 #include "models/cost.h"
 #include "models/moe.h"
 #include "serve/kv_tier.h"
+#include "serve/lora.h"
+#include "serve/spec.h"
 
 /* What happens to a preempted request's KV. */
 typedef enum preempt_mode { PREEMPT_RECOMPUTE, PREEMPT_SWAP } preempt_mode;
@@ -155,6 +157,8 @@ typedef struct pool_setup {
     double kv_keep_fraction;
     lifecycle_setup lifecycle;
     moe_setup moe;                /* with par.ep > 1 */
+    spec_setup spec;              /* speculative decoding (serve/spec.h); off: SPEC_OFF */
+    lora_setup lora;              /* multi-LoRA (serve/lora.h); off: !lora.on */
 } pool_setup;
 
 /* Where instances sit and how they are linked (serve/net.h): instances fill

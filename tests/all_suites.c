@@ -42,5 +42,8 @@ const suite_fn test_suites[] = {
     moe_suite,
     disagg_suite,
     plugin_suite,
+    spec_suite,
+    lora_suite,
+    slo_sched_suite,
     NULL,
 };

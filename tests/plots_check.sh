@@ -22,6 +22,13 @@ export MPLBACKEND=Agg MPLCONFIGDIR="$dir/mpl"
 for png in autoscale_cost_slo autoscale_replicas; do
     test -s "$dir/scale/$png.png" || { echo "plots: FAILED: $dir/scale/$png.png missing"; exit 1; }
 done
+# The speculative-decoding figure needs its own sweep (105 small points, a few seconds).
+./servesim sweep experiments/spec_decode.json --out "$dir/spec.h5" --quiet || exit 1
+"$PYTHON" plots/spec_decode.py "$dir/spec.h5" --out "$dir/spec" >/dev/null
+check_png "$dir/spec/spec_decode_speedup.png"
+./servesim sweep experiments/lora_sweep.json --out "$dir/lora.h5" --quiet || exit 1
+"$PYTHON" plots/lora_sweep.py "$dir/lora.h5" --out "$dir/lora" >/dev/null
+check_png "$dir/lora/lora_sweep.png"
 ./servesim run experiments/quickstart.json --set workload.requests=500 --out "$dir/run.h5" --quiet || exit 1
 "$PYTHON" plots/timeline.py "$dir/run.h5" --out "$dir/run" >/dev/null || exit 1
 # The capacity figure: a short search's probes (exit 1 would be no bracket).

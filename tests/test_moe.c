@@ -119,8 +119,13 @@ START_TEST(test_moe_config_rejects_bad_layouts_with_path)
                      0);
     ck_assert_has(err.msg, "$.cluster.pools[0].moe.placement.name");
     ck_assert_has(err.msg, "eplb");
-    ck_assert_int_lt(parse_pool("Llama-3-8B", "{}", "{\"routing\": {}}", &cfg, &err), 0);
+    ck_assert_int_lt(parse_pool("Llama-3-8B", "{}", "{\"routing\": {\"skew\": 1}}", &cfg, &err),
+                     0);
     ck_assert_has(err.msg, "has no experts");
+    /* a section of defaults only (what the effective config carries) is no request */
+    ck_assert_msg(parse_pool("Llama-3-8B", "{}", "{\"routing\": {}}", &cfg, &err) == 0, "%s",
+                  err.msg);
+    run_config_fini(&cfg);
     /* across nodes: the all-to-all takes the NIC */
     ck_assert_msg(parse_pool(Q, "{\"dp\": 16, \"ep\": 16}", "{}", &cfg, &err) == 0, "%s",
                   err.msg);

@@ -424,7 +424,7 @@ START_TEST(test_prefix_gen_multiturn_turns_extend_the_previous_context)
 {
     gsl_rng *rng;
     prefix_gen *g = gen_make("{\"kind\": \"multiturn\", \"turns\": 1000000, "
-                             "\"max_sessions\": 1}", &rng, NULL);
+                             "\"sessions\": 1}", &rng, NULL);
     uint64_t prev[4096];
     int32_t prev_n = 0, prev_ctx = 0;
     for (int i = 0; i < 20; i++) {
@@ -509,11 +509,11 @@ START_TEST(test_prefix_multiturn_run_hits_and_is_faster_than_without_caching)
 {
     const char *const on[] = {
         "instance.prefix_caching=true", "workload.requests=300",
-        "workload.prefix={\"kind\": \"multiturn\", \"turns\": 6, \"max_sessions\": 16}",
+        "workload.prefix={\"kind\": \"multiturn\", \"turns\": 6, \"sessions\": 16}",
         NULL};
     const char *const off[] = {
         "instance.prefix_caching=false", "workload.requests=300",
-        "workload.prefix={\"kind\": \"multiturn\", \"turns\": 6, \"max_sessions\": 16}",
+        "workload.prefix={\"kind\": \"multiturn\", \"turns\": 6, \"sessions\": 16}",
         NULL};
     tu_run a, b;
     tu_run_sets(on, &a);

@@ -151,6 +151,25 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                "loaded, %.2f GB written; loads stalled iterations %.3f s\n",
                s->kv_lookup_tokens ? 100.0 * s->kv_tier_hit_tokens / s->kv_lookup_tokens : 0,
                s->kv_tier_load_bytes / 1e9, s->kv_tier_write_bytes / 1e9, s->kv_load_stall_s);
+    if (s->lora_adapters_per_batch > 0)
+        printf("  multi-LoRA             %.2f adapters per batch, GPU hit ratio %.3f, %llu loads "
+               "(%llu from storage), %.3f s of loads, %.3f s of LoRA operators, %llu "
+               "requests held back by max_loras\n", s->lora_adapters_per_batch,
+               s->lora_gpu_hit_ratio, (unsigned long long)s->lora_loads,
+               (unsigned long long)s->lora_storage_loads, s->lora_load_time_s,
+               s->lora_op_time_s, (unsigned long long)s->lora_skipped);
+    if (s->lora_adapters_per_batch > 0)
+        printf("  LoRA cold starts       %llu requests waited for their adapter: TTFT %.2f ms "
+               "mean, warm %.2f ms (at the engine)\n",
+               (unsigned long long)s->lora_cold_requests, s->lora_ttft_cold_s * 1e3,
+               s->lora_ttft_warm_s * 1e3);
+    if (s->spec_drafts)
+        printf("  speculative decoding   %llu drafts, %llu draft tokens, acceptance rate "
+               "%.3f, mean acceptance length %.2f; draft %.1f%%, verify %.1f%% of busy "
+               "time\n", (unsigned long long)s->spec_drafts,
+               (unsigned long long)s->spec_draft_tokens, s->spec_acceptance_rate,
+               s->spec_mean_acceptance_length, 100 * s->spec_draft_share,
+               100 * s->spec_verify_share);
     printf("  GPU busy               %.1f%%; KV use peak %.1f%%, mean %.1f%%\n",
            100 * s->gpu_busy_fraction, 100 * s->kv_peak_fraction,
            100 * s->kv_mean_fraction);

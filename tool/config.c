@@ -112,6 +112,33 @@ static int parse_engine(cJSON *o, const char *path, pool_setup *p, sim_err *err)
     return 0;
 }
 
+/* `instance.speculative` (absent: off, and nothing is written back). The
+ * drafter's weights and KV come out of the KV budget. */
+static int parse_speculative(cJSON *o, const char *path, pool_setup *p, double util,
+                             int32_t block, sim_err *err)
+{
+    cJSON *so = cJSON_GetObjectItemCaseSensitive(o, "speculative");
+    char spath[256];
+    const char *policy;
+    p->spec = (spec_setup){.method = SPEC_OFF};
+    if (!so)
+        return 0;
+    snprintf(spath, sizeof spath, "%s.speculative", path);
+    if (spec_setup_parse(so, spath, models_dir(), &p->model, &p->par, &p->spec, &policy,
+                         err))
+        return -1;
+    if (p->spec.method == SPEC_OFF)
+        return 0;
+    char name_path[300];
+    snprintf(name_path, sizeof name_path, "%s.policy.name", spath);
+    if (!(p->spec.policy = spec_policy_find(policy, name_path, err)))
+        return -1;
+    if (spec_kv_blocks(&p->spec, &p->model, &p->gpu, &p->par, util,
+                       p->activation_reserve_bytes, block, &p->batch.kv_total_blocks, err))
+        return sim_err_prefix(err, "%s", spath);
+    return 0;
+}
+
 /* `instance`: limits, KV and preemption. Needs the pool's model, GPU and
  * layout. */
 static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *err)
@@ -119,7 +146,8 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     static const char *const keys[] = {
         "max_batched_tokens", "max_seqs", "block_size_tokens", "gpu_memory_utilization",
         "activation_reserve_gib", "max_context_tokens", "preemption", "swap_overlap",
-        "host_swap_gib", "prefix_caching", "kv_tiers", "kv_load", "kv_budget", NULL};
+        "host_swap_gib", "prefix_caching", "kv_tiers", "kv_load", "kv_budget", "speculative",
+        "lora", NULL};
     int64_t tokens, seqs, block, ctx;
     double util, reserve_gib, host_gib;
     const char *preemption;
@@ -200,6 +228,14 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     if (kv_capacity_blocks(m, &p->gpu, &p->par, util, p->activation_reserve_bytes,
                            (int32_t)block, &p->batch.kv_total_blocks, err))
         return sim_err_prefix(err, "%s", path);
+    if (parse_speculative(o, path, p, util, (int32_t)block, err))
+        return -1;
+    cJSON *lo = cJSON_GetObjectItemCaseSensitive(o, "lora");
+    char lpath[300];
+    snprintf(lpath, sizeof lpath, "%s.lora", path);
+    p->lora = (lora_setup){.on = false};
+    if (lo && lora_setup_parse(lo, lpath, m, &p->par, &p->lora, err))
+        return -1;
     int64_t kv_tokens = p->batch.kv_total_blocks * block;
     if (kv_tokens < ctx)
         return sim_errf(err, "%s.max_context_tokens: the KV cache holds %lld tokens per "

@@ -64,7 +64,14 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
                         opath, repl);
     p->moe.offload.prefetch_accuracy = acc;
     p->moe.offload.low_precision_gate = gate;
-    if (given && !p->model.experts)
+    /* A dense model refuses a moe section that asks for anything; one that
+     * holds only the defaults is what the parser itself writes into the
+     * effective config (which sweeps and results files read back). */
+    bool asks = sample != true || skew != 0 || spread != 0.2 || locality != 0 ||
+                groups != MOE_GROUPS_MAX || trace[0] || strcmp(select, "split") ||
+                strcmp(name, "static") || cJSON_GetArraySize(p->moe.placement.params) > 0 ||
+                acc != 0.85 || gate != 0.2 || strcmp(repl, "hobbit");
+    if (given && asks && !p->model.experts)
         return sim_errf(err, "%s: %s has no experts; the moe section needs an MoE model",
                         mpath, p->model.name);
     if (strcmp(select, "split") && strcmp(select, "janus"))
@@ -85,3 +92,4 @@ int config_parse_moe(cJSON *pj, const char *path, pool_setup *p, sim_err *err)
         return -1;
     return 0;
 }
+

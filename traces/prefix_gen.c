@@ -40,7 +40,7 @@ struct prefix_gen {
     double *tcdf;
     /* multi-turn */
     id_list *open;
-    int32_t n_open, max_sessions;
+    int32_t sessions;
     double p_new;
     int32_t system_prompts;
     id_list out;
@@ -143,10 +143,10 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
 {
     static const char *const keys[] = {"kind", "block_tokens", "prompts", "tokens", "zipf",
                                        "templates", "template_tokens", "turns",
-                                       "max_sessions", "system_prompts", "system_tokens",
+                                       "sessions", "system_prompts", "system_tokens",
                                        "turn_dist", NULL};
     const char *kind;
-    int64_t block, prompts, templates, max_sessions, system_prompts;
+    int64_t block, prompts, templates, sessions, system_prompts;
     double zipf, turns;
     len_dist tokens = {0}, tmpl_tokens = {0};
     *out = NULL;
@@ -178,7 +178,7 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
         jcfg_num(obj, path, "zipf", k == PG_POOL ? 0 : 1, 0, 10, &zipf, err) ||
         jcfg_int(obj, path, "templates", 32, 1, 1 << 24, &templates, err) ||
         jcfg_num(obj, path, "turns", 4, 1, 1e6, &turns, err) ||
-        jcfg_int(obj, path, "max_sessions", 1024, 1, 1 << 24, &max_sessions, err) ||
+        jcfg_int(obj, path, "sessions", 1024, 1, 1 << 24, &sessions, err) ||
         jcfg_int(obj, path, "system_prompts", 0, 0, 1 << 24, &system_prompts, err))
         return -1;
     bool conv = k == PG_MULTITURN || k == PG_SESSION;
@@ -226,8 +226,8 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
         break;
     case PG_MULTITURN:
         g->p_new = 1.0 / turns;
-        g->max_sessions = (int32_t)max_sessions;
-        g->open = sim_xcalloc((size_t)max_sessions, sizeof *g->open);
+        g->sessions = (int32_t)sessions;
+        g->open = sim_xcalloc((size_t)sessions, sizeof *g->open);
         g->system_prompts = (int32_t)system_prompts;
         if (system_prompts > 0) {
             make_prompts(g, (int32_t)system_prompts, &tokens, rng);
@@ -249,7 +249,7 @@ void prefix_gen_destroy(prefix_gen *g)
         free(g->prompts[i].v);
     for (int32_t i = 0; i < g->n_templates; i++)
         free(g->templates[i].v);
-    for (int32_t i = 0; i < g->max_sessions && g->open; i++)
+    for (int32_t i = 0; i < g->sessions && g->open; i++)
         free(g->open[i].v);
     for (int32_t i = 0; i < g->n_lanes && g->open; i++)
         free(g->open[i].v);
@@ -303,32 +303,40 @@ static void start_context(prefix_gen *g, id_list *ses, gsl_rng *rng)
     }
 }
 
-/* A multi-turn request: continue an open session or start one. */
+/* A multi-turn request: one of the users (sessions) speaks, continuing its
+ * conversation or, with probability 1/turns (or when it has none, or the
+ * next prompt would not fit), starting a new one. */
 static void next_turn(prefix_gen *g, wl_request *out, gsl_rng *rng)
 {
     int64_t user = out->input_tokens, answer = out->output_tokens;
-    int32_t s = -1;
-    if (g->n_open > 0 && gsl_rng_uniform(rng) >= g->p_new)
-        s = (int32_t)gsl_rng_uniform_int(rng, (unsigned long)g->n_open);
-    if (s >= 0 && g->open[s].tokens + user + answer > g->max_context)
-        s = -1;   /* would not fit: that session ends, a new one starts */
-    id_list *ses;
-    if (s < 0) {
-        if (g->n_open == g->max_sessions)   /* full: replace one at random */
-            s = (int32_t)gsl_rng_uniform_int(rng, (unsigned long)g->n_open);
-        else
-            s = g->n_open++;
-        ses = &g->open[s];
-        start_context(g, ses, rng);
-    } else {
-        ses = &g->open[s];
+    id_list *ses = &g->open[gsl_rng_uniform_int(rng, (unsigned long)g->sessions)];
+    bool restart = gsl_rng_uniform(rng) < g->p_new;
+    if (restart || ses->tokens == 0 || ses->tokens + user + answer > g->max_context) {
+        ses->n = 0;
+        ses->tokens = 0;
+        if (g->n_prompts) {
+            const id_list *sys = &g->prompts[draw(g->cdf, g->n_prompts, rng)];
+            ids_share(g, ses, sys);
+            ses->tokens = sys->tokens;
+        }
     }
-    extend(g, ses, out, user, answer);
-    if (gsl_rng_uniform(rng) < g->p_new) {   /* it ends after this turn */
-        id_list tmp = *ses;
-        *ses = g->open[--g->n_open];
-        g->open[g->n_open] = tmp;
-    }
+    /* The prompt: the context so far (its whole blocks shared), then the
+     * new user tokens; the ids also cover the answer, which the next turn
+     * will hold. */
+    g->out.n = 0;
+    ids_share(g, &g->out, ses);
+    int64_t prompt = ses->tokens + user;
+    if (prompt > INT32_MAX / 2)
+        prompt = INT32_MAX / 2;
+    ids_fill(g, &g->out, prompt + answer);
+    out->input_tokens = (int32_t)prompt;
+    emit(g, out, (int32_t)(prompt + answer));
+    /* The conversation's context is now this whole exchange. */
+    ids_reserve(ses, g->out.n);
+    if (g->out.n > 0)
+        memcpy(ses->v, g->out.v, (size_t)g->out.n * sizeof *ses->v);
+    ses->n = g->out.n;
+    ses->tokens = (int32_t)(prompt + answer);
 }
 
 bool prefix_gen_sessions(const prefix_gen *g) { return g->kind == PG_SESSION; }

@@ -12,19 +12,19 @@
  *    templates of `template_tokens` tokens (default fixed 2048) that belong
  *    to the system prompt drawn (template t to prompt t mod prompts),
  *    drawn with the same Zipf law; then the request's own input.
- *  - "multiturn": conversations. Each arrival starts a new session with
- *    probability 1/`turns` (default 4; always when none is open or
- *    `max_sessions` (default 1024) are open and it would add one),
- *    otherwise continues a session drawn uniformly among the open ones: its
- *    prompt is the session's whole previous context (previous prompt and
- *    answer) followed by the new input_tokens. A session whose next prompt
- *    would not fit `max_context_tokens` (the run's) ends and a new one
- *    starts. A session ends after its turn with probability 1/`turns`
- *    (turns per session are geometric with mean `turns`). Arrivals stay
- *    open-loop: a turn may arrive before the previous one finished, and
- *    then finds less of its context cached. The first prompt of a session
- *    may start with a shared system prompt (`system_prompts`, default 0:
- *    none, of `system_tokens`, default 512).
+ *  - "multiturn": conversations of a fixed number of users (`sessions`,
+ *    default 1024). Each arrival is a turn of a user drawn uniformly: with
+ *    probability 1/`turns` (default 4), or when the user has no
+ *    conversation yet or its next prompt would not fit `max_context_tokens`
+ *    (the run's), it starts a new conversation; otherwise its prompt is the
+ *    conversation's whole previous context (previous prompt and answer)
+ *    followed by the new input_tokens. Conversations last `turns` turns on
+ *    average (geometric); a user speaks again after `sessions` arrivals on
+ *    average, which sets how far apart reuse is. Arrivals stay open-loop: a
+ *    turn may arrive before the previous one finished, and then finds less
+ *    of its context cached. A conversation may start with a shared system
+ *    prompt (`system_prompts`, default 0: none, of `system_tokens`, default
+ *    512).
  *  - "session": closed-loop sessions (agents, chat). Needs a closed_loop
  *    arrival process: each of its `clients` is a lane that runs one session
  *    after another. A session has `turns` turns (`turn_dist` "geometric",
@@ -49,7 +49,7 @@
  * Every kind takes `block_tokens` (default 16): the tokens one id
  * describes; only whole blocks are shared.
  *
- * Memory: O(prompts + templates + open sessions x their context / block
+ * Memory: O(prompts + templates + sessions x their context / block
  * tokens), independent of the request count. Draws come from the caller's
  * generator after the request's lengths. */
 #ifndef TRACES_PREFIX_GEN_H
