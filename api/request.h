@@ -69,6 +69,15 @@ typedef struct serve_req {
     const uint64_t *prefix_ids;
     int32_t n_prefix_ids, prefix_id_block_tokens;
     sim_rb_node wait_node;      /* its place in the waiting queue (the core's) */
+    /* Sessions (agents, chat): the session's id (0: none), this call's turn
+     * (from 0), 1 on its last turn, when its first turn arrived, and the gap
+     * (tool or think time) between the previous turn's last token at the
+     * client and this turn's arrival (0 on the first turn). Appended after
+     * the plugin ABI 1 layout (api/plugin.h). */
+    uint64_t session_id;
+    int32_t turn, session_last;
+    sim_time_ns session_start_ns;
+    sim_time_ns session_gap_ns;
 } serve_req;
 
 /* The request after r in its instance's waiting queue, or NULL. */

@@ -13,6 +13,7 @@
 #define PLACE(name) extern const place_policy_ops place_##name;
 #define EVICT(name) extern const evict_policy_ops evict_##name;
 #define SCALE(name) extern const scale_policy_ops scale_##name;
+#define RETAIN(name) extern const retain_policy_ops retain_##name;
 #define SPEC(name) extern const spec_policy_ops spec_##name;
 #include "policies/list.def"
 #undef BATCH
@@ -22,6 +23,7 @@
 #undef PLACE
 #undef EVICT
 #undef SCALE
+#undef RETAIN
 #undef SPEC
 
 /* One table per family: its own entries, the others' lines expand to
@@ -33,6 +35,7 @@
 #define PLACE NONE
 #define EVICT NONE
 #define SCALE NONE
+#define RETAIN NONE
 #define SPEC NONE
 
 #undef BATCH
@@ -91,6 +94,13 @@ const scale_policy_ops *const scale_policies[] = {
 #undef SCALE
 #define SCALE NONE
 
+#undef RETAIN
+#define RETAIN(name) &retain_##name,
+const retain_policy_ops *const retain_policies[] = {
+#include "policies/list.def"
+    NULL};
+#undef RETAIN
+#define RETAIN NONE
 #undef SPEC
 #define SPEC(name) &spec_##name,
 const spec_policy_ops *const spec_policies[] = {
@@ -106,6 +116,7 @@ const spec_policy_ops *const spec_policies[] = {
 #undef PLACE
 #undef EVICT
 #undef SCALE
+#undef RETAIN
 #undef SPEC
 
 const batch_policy_ops *batch_policy_find(const char *name, const char *path, sim_err *err)
@@ -141,6 +152,11 @@ const evict_policy_ops *evict_policy_find(const char *name, const char *path, si
 const scale_policy_ops *scale_policy_find(const char *name, const char *path, sim_err *err)
 {
     return SIM_REGISTRY_FIND(scale_policies, name, "autoscaler", path, err);
+}
+
+const retain_policy_ops *retain_policy_find(const char *name, const char *path, sim_err *err)
+{
+    return SIM_REGISTRY_FIND(retain_policies, name, "retention policy", path, err);
 }
 
 const spec_policy_ops *spec_policy_find(const char *name, const char *path, sim_err *err)

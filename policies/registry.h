@@ -10,6 +10,7 @@
 #include "api/placement.h"
 #include "api/route.h"
 #include "api/evict.h"
+#include "api/retain.h"
 #include "api/scale.h"
 #include "api/spec.h"
 
@@ -21,6 +22,7 @@ extern const control_policy_ops *const control_policies[];
 extern const place_policy_ops *const place_policies[];
 extern const evict_policy_ops *const evict_policies[];
 extern const scale_policy_ops *const scale_policies[];
+extern const retain_policy_ops *const retain_policies[];
 extern const spec_policy_ops *const spec_policies[];
 
 /* The policy named `name`, or NULL with "<path>: unknown <family> policy
@@ -40,6 +42,7 @@ const evict_policy_ops *evict_policy_find(const char *name, const char *path, si
 
 const scale_policy_ops *scale_policy_find(const char *name, const char *path,
                                           sim_err *err);
+const retain_policy_ops *retain_policy_find(const char *name, const char *path, sim_err *err);
 const spec_policy_ops *spec_policy_find(const char *name, const char *path, sim_err *err);
 
 #endif

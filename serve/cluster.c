@@ -194,7 +194,7 @@ static void on_finished(void *ctx, instance *inst, serve_req *r)
     c->pools[c->views[instance_index(inst)].pool].finished++;
     const pool_setup *ps = c->pools[c->views[instance_index(inst)].pool].ps;
     sim_time_ns received = sim_now(c->eng) + (sim_time_ns)llround(engine_stream_ns(&ps->engine));
-    if (wl_source_complete(c->wl, received) && c->wl_waiting)
+    if (wl_source_complete_session(c->wl, received, r->session_id) && c->wl_waiting)
         schedule_next_arrival(c);
 }
 
@@ -409,6 +409,11 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .first_scheduled_ns = -1,
         .first_token_ns = -1,
         .prefix_group = c->next.n_prefix_blocks ? c->next.prefix_blocks[0] : 0,
+        .session_id = c->next.session_id,
+        .turn = c->next.turn,
+        .session_last = c->next.session_last,
+        .session_start_ns = c->next.session_start_ns,
+        .session_gap_ns = c->next.session_gap_ns,
     };
     q->move_to = -1;
     set_identity(c, q);

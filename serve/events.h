@@ -7,7 +7,8 @@
  *   ITER_END   iterations end: their tokens are credited, finished requests
  *              free their KV, and the next iteration is planned at once;
  *   TRANSFER   link transfers finish (KV arriving, weights loaded), so what
- *              they bring is usable by everything after them;
+ *              they bring is usable by everything after them; session KV
+ *              pins run out (serve/retain.h), freeing their blocks alike;
  *   LIFECYCLE  instances change state (active, draining, stopped), so that
  *              arrivals see the instances that can take work now;
  *   ARRIVAL    arrivals are routed (after the engine's front end, if it
@@ -45,7 +46,8 @@ enum {
     X(EV_CONTROL, "control", cluster_on_control)               \
     X(EV_SAMPLE, "sample", cluster_on_sample)                  \
     X(EV_FRONTEND, "frontend", cluster_on_frontend)            \
-    X(EV_SCALE, "scale", cluster_on_scale)
+    X(EV_SCALE, "scale", cluster_on_scale)                     \
+    X(EV_PIN_EXPIRY, "pin_expiry", instance_on_pin_expiry)
 
 #define SERVE_EVENT_ENUM(kind, name, handler) kind,
 enum { SERVE_EVENT_KINDS(SERVE_EVENT_ENUM) EV_KIND_COUNT };

@@ -40,6 +40,7 @@
 
 #include "serve/ep.h"
 #include "serve/offload.h"
+#include "serve/retain.h"
 #include "serve/req.h"
 #include "serve/lora.h"
 #include "serve/spec.h"
@@ -56,6 +57,7 @@ struct instance {
     cost_model *cost;
     ep_state *ep;            /* expert parallelism (par.ep > 1), else NULL */
     offload_state *offload;  /* expert offloading (par.gpu_experts > 0), else NULL */
+    retain_store *retain;    /* session KV pins (serve/retain.h), else NULL */
     spec *spec;              /* speculative decoding; NULL when off */
     lora *lora;              /* multi-LoRA; NULL when off */
     sim_time_ns lora_load_ns;   /* this iteration's adapter loads */
@@ -233,7 +235,10 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         inst->policy->init(&inst->setup, ps->batch_policy.params, ps->batch_policy.path,
                            &inst->policy_state, err) ||
         inst->order->init(s->order_seed, ps->order_policy.params, ps->order_policy.path,
-                          &inst->order_state, err)) {
+                          &inst->order_state, err) ||
+        (ps->prefix_caching && inst->owns_kv && inst->metrics &&
+         retain_create(&ps->retain_policy, s->index, &inst->metrics->sessions, &inst->retain,
+                       err))) {
         instance_destroy(inst);
         return NULL;
     }
@@ -271,6 +276,7 @@ void instance_destroy(instance *inst)
         kv_destroy(inst->kv);
     ep_destroy(inst->ep);
     offload_destroy(inst->offload);
+    retain_destroy(inst->retain);
     spec_destroy(inst->spec);
     lora_destroy(inst->lora);
     free(inst->running);
@@ -361,6 +367,10 @@ void instance_set_state(instance *inst, inst_state s, sim_time_ns now)
         accrue_idle(inst, now);
     inst->state = s;
     inst->view->state = s;
+    if (inst->retain && (s == INST_DRAINING || s == INST_STOPPED)) {
+        retain_release_all(inst->retain, inst->kv, now);   /* no turn comes back */
+        update_view(inst);
+    }
     if (s == INST_DRAINING && !has_work(inst) && !inst->busy && inst->hooks.emptied)
         inst->hooks.emptied(inst->hooks.ctx, inst);
 }
@@ -457,6 +467,8 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         waiting_remove(inst, r);
         swap_in(inst, r);
         inst->view->outstanding_tokens -= kv_admit(inst->kv, r, &req_of(r)->kv, now);
+        if (inst->retain && r->session_id)
+            retain_turn_admitted(inst->retain, inst->kv, r, now);
         r->state = REQ_RUNNING;
         r->admit_seq = ++inst->admit_seq;
         if (r->first_scheduled_ns < 0)
@@ -635,6 +647,8 @@ static bool drop_waiting_kv(instance *inst, sim_time_ns now)
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
+    if (inst->retain)
+        retain_expire(inst->retain, inst->kv, now);
     if (!has_work(inst)) {
         go_idle(inst, now);
         update_view(inst);
@@ -665,7 +679,8 @@ static void step(instance *inst)
          * blocks are held for requests on their way out (hand-offs waiting
          * for decode room, serve/disagg.h): wait for them to be released
          * (instance_release_kv wakes the instance). */
-        if (drop_waiting_kv(inst, now)) {
+        if ((inst->retain && retain_release_one(inst->retain, inst->kv, now)) ||
+            drop_waiting_kv(inst, now)) {   /* pins give way first */
             step(inst);
             return;
         }
@@ -799,7 +814,12 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
     r->last_token_ns = now;
     if (r->generated_tokens == r->output_tokens) {
         r->state = REQ_FINISHED;
-        kv_release(inst->kv, r, &req_of(r)->kv, now);
+        sim_time_ns pin_until = inst->retain ? retain_turn_end(inst->retain, inst->kv, r,
+                                                               &req_of(r)->kv, now) : 0;
+        if (pin_until > 0)   /* pinned: end the pin then */
+            sim_schedule(inst->eng, pin_until, PHASE_TRANSFER, EV_PIN_EXPIRY, inst, 0);
+        else
+            kv_release(inst->kv, r, &req_of(r)->kv, now);
         inst->view->outstanding_tokens -= 1;   /* the last token is never fed back */
         inst->stats.completed++;
         if (inst->lora)
@@ -911,6 +931,18 @@ void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev)
         return;
     accrue_idle(inst, sim_now(eng));
     step(inst);
+}
+
+static void wake(instance *inst);
+
+void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev)
+{
+    (void)ctx;
+    instance *inst = ev->data;
+    retain_expire(inst->retain, inst->kv, sim_now(eng));
+    update_view(inst);
+    if (has_work(inst))
+        wake(inst);   /* it may have waited for these blocks */
 }
 
 static void wake(instance *inst)

@@ -132,6 +132,8 @@ void instance_attach(instance *inst, serve_req *r);
 /* Event handlers (ctx unused; the event's data is the instance). */
 void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev);
 void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev);
+/* A session KV pin may have run out (serve/retain.h). */
+void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev);
 
 /* Starts the instance's clocks (energy, time per state) at `now`. Static
  * instances open at the run's first arrival; started ones at creation. */

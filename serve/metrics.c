@@ -17,6 +17,7 @@ void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,
     sim_hist_init(&m->tpot);
     sim_hist_init(&m->e2e);
     sim_hist_init(&m->queue);
+    sess_metrics_init(&m->sessions);
     m->slo_ttft_ns = slo_ttft_ns;
     m->slo_tpot_ns = slo_tpot_ns;
     m->on_record = on_record;
@@ -42,6 +43,7 @@ void metrics_fini(metrics *m)
     sim_hist_fini(&m->tpot);
     sim_hist_fini(&m->e2e);
     sim_hist_fini(&m->queue);
+    sess_metrics_fini(&m->sessions);
     free(m->pending);
 }
 
@@ -160,7 +162,11 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now,
         .e2e_ns = now - r->arrival_ns,
         .tbt_max_ns = r->tbt_max_ns,
         .energy_j = r->energy_j,
+        .session_id = r->session_id,
+        .turn = r->turn,
+        .session_last = r->session_last,
     };
+    sess_metrics_finish(&m->sessions, r, first_token_ns, now);
     /* Mean gap and TPOT coincide per request: (last token - first token) /
      * (tokens - 1). Both are kept since papers name them differently. */
     if (r->output_tokens > 1) {
@@ -255,6 +261,7 @@ void metrics_summarize(const metrics *m, run_summary *s)
     s->tpot_s = pctl_of(&m->tpot);
     s->e2e_s = pctl_of(&m->e2e);
     s->queue_s = pctl_of(&m->queue);
+    sess_metrics_summarize(&m->sessions, &s->sessions);
     s->slo_ttft_s = m->slo_ttft_ns / 1e9;
     s->slo_tpot_s = m->slo_tpot_ns / 1e9;
     if (m->measured) {

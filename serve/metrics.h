@@ -8,6 +8,7 @@
 #include "api/request.h"
 #include "serve/spec.h"
 #include "sim/hist.h"
+#include "serve/session_metrics.h"
 
 /* One finished request. Times are simulated ns from the run's start. */
 typedef struct req_record {
@@ -33,6 +34,9 @@ typedef struct req_record {
     int64_t tbt_max_ns;
     double tpot_ns;          /* (e2e - ttft) / (output_tokens - 1) */
     double energy_j;
+    uint64_t session_id;     /* 0: none (serve/session_metrics.h) */
+    int32_t turn;            /* from 0 */
+    int32_t session_last;    /* 1: the session's last turn */
 } req_record;
 
 typedef struct pctl {
@@ -120,6 +124,7 @@ typedef struct run_summary {
      * precision, and bytes loaded per GPU in full and low precision. */
     uint64_t offload_hits, offload_misses, offload_low_loads;
     double offload_bytes_high, offload_bytes_low;
+    sess_summary sessions;     /* sessions (serve/session_metrics.h); 0 without */
     double wall_s;
     double peak_rss_mb;
 } run_summary;
@@ -171,6 +176,7 @@ typedef struct metrics {
     bool sink_failed;              /* on_record failed: the run must stop */
     group_stats *groups[METRICS_GROUP_KINDS];   /* indexed by the attribute */
     int32_t n_groups[METRICS_GROUP_KINDS];      /* ids 0 .. n-1 may be in use */
+    sess_metrics sessions;
 } metrics;
 
 void metrics_init(metrics *m, sim_time_ns slo_ttft_ns, sim_time_ns slo_tpot_ns,

@@ -10,6 +10,7 @@
 #include "api/batch.h"
 #include "api/control.h"
 #include "api/evict.h"
+#include "api/retain.h"
 #include "api/order.h"
 #include "api/placement.h"
 #include "api/route.h"
@@ -73,6 +74,11 @@ typedef struct evict_choice {
     cJSON *params;
     char path[SETUP_PATH_MAX];
 } evict_choice;
+typedef struct retain_choice {
+    const retain_policy_ops *ops;    /* NULL: release (as "release") */
+    cJSON *params;
+    char path[SETUP_PATH_MAX];
+} retain_choice;
 typedef struct control_choice {
     const control_policy_ops *ops;   /* NULL: no controller */
     cJSON *params;
@@ -143,6 +149,7 @@ typedef struct pool_setup {
     swap_setup swap;              /* host_blocks and the byte figures derived */
     bool prefix_caching;          /* automatic prefix caching (serve/kv.h) */
     evict_choice evict_policy;    /* which cached block goes (api/evict.h) */
+    retain_choice retain_policy;  /* a finished session turn's KV (api/retain.h) */
     kv_tiers_setup kv_tiers;      /* lower KV tiers (serve/kv_tier.h); n 0: none */
     /* Token-level KV compression (kv_set_budget): sink + window tokens kept
      * at least, and the share of the sequence kept; keep_tokens 0: none. */

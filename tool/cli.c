@@ -129,6 +129,23 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                (unsigned long long)s->kv_hit_tokens,
                s->kv_lookup_blocks ? 100.0 * s->kv_hit_blocks / s->kv_lookup_blocks : 0,
                (unsigned long long)s->kv_evictions);
+    if (s->sessions.session_turns) {
+        const sess_summary *x = &s->sessions;
+        printf("  sessions               %llu completed (%llu turns); time mean %.2f s, p50 "
+               "%.2f, p99 %.2f; resume delay mean %.1f ms, p99 %.1f\n",
+               (unsigned long long)x->sessions_completed, (unsigned long long)x->session_turns,
+               x->session_s_mean, x->session_s_p50, x->session_s_p99, x->resume_s_mean * 1e3,
+               x->resume_s_p99 * 1e3);
+        printf("  session KV hits        %.1f%% per later turn, %.1f%% first turns, %.1f%% per "
+               "session; %llu affinity breaks\n", 100 * x->turn_hit_ratio,
+               100 * x->first_turn_hit_ratio, 100 * x->session_hit_ratio,
+               (unsigned long long)x->affinity_breaks);
+        if (x->pins)
+            printf("  KV retention           %llu pins: %llu taken by the next turn, %llu "
+                   "expired; %.0f block-seconds pinned\n", (unsigned long long)x->pins,
+                   (unsigned long long)x->pin_reuses, (unsigned long long)x->pin_expiries,
+                   x->pinned_block_s);
+    }
     if (s->kv_tier_load_bytes > 0 || s->kv_tier_write_bytes > 0)
         printf("  KV tiers               %.1f%% of prompt tokens loaded from tiers; %.2f GB "
                "loaded, %.2f GB written; loads stalled iterations %.3f s\n",

@@ -271,7 +271,7 @@ static int parse_cost(cJSON *o, const char *path, pool_setup *p, sim_err *err)
  * instances. */
 static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_err *err)
 {
-    const char *batch, *order, *route, *evict;
+    const char *batch, *order, *route, *evict, *retain;
     char name_path[256];
     if (parse_named(o, path, "batch", p->engine.batch_policy, &batch, &p->batch_policy.params,
                     p->batch_policy.path, err) ||
@@ -280,7 +280,12 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
         parse_named(o, path, "routing", "round_robin", &route, &p->route_policy.params,
                     p->route_policy.path, err) ||
         parse_named(o, path, "eviction", "lru", &evict, &p->evict_policy.params,
-                    p->evict_policy.path, err))
+                    p->evict_policy.path, err) ||
+        parse_named(o, path, "retention", "release", &retain, &p->retain_policy.params,
+                    p->retain_policy.path, err))
+        return -1;
+    snprintf(name_path, sizeof name_path, "%s.retention.name", path);
+    if (!(p->retain_policy.ops = retain_policy_find(retain, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.eviction.name", path);
     if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
@@ -346,7 +351,7 @@ static int parse_single_pool(run_config *rc, int64_t instances, int64_t tp,
         return -1;
     cJSON *pol;
     static const char *const pol_keys[] = {"batch", "order", "routing", "control",
-                                           "eviction", "scale", NULL};
+                                           "eviction", "scale", "retention", NULL};
     if (jcfg_obj(rc->root, "$", "policies", &pol, path, err) ||
         jcfg_check_keys(pol, path, pol_keys, err) ||
         parse_pool_policies(pol, path, p, err))
@@ -563,7 +568,7 @@ static int parse_pool(run_config *rc, cJSON *pj, int32_t k, cJSON *const top[N_S
         return -1;
     snprintf(spath, sizeof spath, "%s.policies", path);
     static const char *const pol_keys[] = {"batch", "order", "routing", "eviction",
-                                           NULL};
+                                           "retention", NULL};
     if (jcfg_check_keys(sec[2], spath, pol_keys, err) ||
         parse_pool_policies(sec[2], spath, p, err))
         return -1;

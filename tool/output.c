@@ -190,11 +190,15 @@ static const out_field out_req_fields[] = {
     OUT_REQ(tbt_max_ns, OUT_I64),
     OUT_REQ(tpot_ns, OUT_F64),
     OUT_REQ(energy_j, OUT_F64),
+    OUT_REQ(session_id, OUT_U64),
+    OUT_REQ(turn, OUT_I32),
+    OUT_REQ(session_last, OUT_I32),
 };
 
 /* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
  * column names are easier to use from h5py and pandas than nested types. */
 #define OUT_SUM(f, k) { #f, offsetof(run_summary, f), k, 1 }
+#define OUT_SESS(f, k) { #f, offsetof(run_summary, sessions.f), k, 1 }
 #define OUT_SUM_ARRAY(f, k, n) { #f, offsetof(run_summary, f), k, n }
 #define OUT_SUM_PCTL(p)                                                  \
     { #p "_mean", offsetof(run_summary, p.mean), OUT_F64, 1 },           \
@@ -264,6 +268,24 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(offload_low_loads, OUT_U64),
     OUT_SUM(offload_bytes_high, OUT_F64),
     OUT_SUM(offload_bytes_low, OUT_F64),
+    OUT_SESS(session_turns, OUT_U64),
+    OUT_SESS(sessions_completed, OUT_U64),
+    OUT_SESS(session_s_mean, OUT_F64),
+    OUT_SESS(session_s_p50, OUT_F64),
+    OUT_SESS(session_s_p90, OUT_F64),
+    OUT_SESS(session_s_p99, OUT_F64),
+    OUT_SESS(resume_s_mean, OUT_F64),
+    OUT_SESS(resume_s_p50, OUT_F64),
+    OUT_SESS(resume_s_p90, OUT_F64),
+    OUT_SESS(resume_s_p99, OUT_F64),
+    OUT_SESS(turn_hit_ratio, OUT_F64),
+    OUT_SESS(first_turn_hit_ratio, OUT_F64),
+    OUT_SESS(session_hit_ratio, OUT_F64),
+    OUT_SESS(affinity_breaks, OUT_U64),
+    OUT_SESS(pins, OUT_U64),
+    OUT_SESS(pin_reuses, OUT_U64),
+    OUT_SESS(pin_expiries, OUT_U64),
+    OUT_SESS(pinned_block_s, OUT_F64),
     OUT_SUM(spec_drafts, OUT_U64),
     OUT_SUM(spec_draft_tokens, OUT_U64),
     OUT_SUM(spec_accepted_tokens, OUT_U64),

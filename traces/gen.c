@@ -493,20 +493,26 @@ sim_time_ns arrival_gap_ns(const arrival_proc *a, gsl_rng *r)
 
 /* ---- running a process ---------------------------------------------------- */
 
-static void heap_push(arrival_gen *g, sim_time_ns t)
+/* Each ready time carries its client (ready_client[i] goes with
+ * ready_ns[i]); the times popped do not depend on the clients. */
+static void heap_push(arrival_gen *g, sim_time_ns t, int32_t client)
 {
     SIM_ASSERT(g->n_ready < g->p->clients);
     int32_t i = g->n_ready++;
     while (i > 0 && g->ready_ns[(i - 1) / 2] > t) {
         g->ready_ns[i] = g->ready_ns[(i - 1) / 2];
+        g->ready_client[i] = g->ready_client[(i - 1) / 2];
         i = (i - 1) / 2;
     }
     g->ready_ns[i] = t;
+    g->ready_client[i] = client;
 }
 
 static void heap_pop(arrival_gen *g)
 {
+    g->client = g->ready_client[0];
     sim_time_ns last = g->ready_ns[--g->n_ready];
+    int32_t last_client = g->ready_client[g->n_ready];
     int32_t i = 0, n = g->n_ready;
     for (;;) {
         int32_t c = 2 * i + 1;
@@ -517,10 +523,13 @@ static void heap_pop(arrival_gen *g)
         if (g->ready_ns[c] >= last)
             break;
         g->ready_ns[i] = g->ready_ns[c];
+        g->ready_client[i] = g->ready_client[c];
         i = c;
     }
-    if (n)
+    if (n) {
         g->ready_ns[i] = last;
+        g->ready_client[i] = last_client;
+    }
 }
 
 void arrival_gen_init(arrival_gen *g, const arrival_proc *p, gsl_rng *r)
@@ -530,15 +539,18 @@ void arrival_gen_init(arrival_gen *g, const arrival_proc *p, gsl_rng *r)
     g->rng = r;
     if (p->kind == ARRIVAL_CLOSED_LOOP) {
         g->ready_ns = sim_xmalloc((size_t)p->clients * sizeof *g->ready_ns);
+        g->ready_client = sim_xmalloc((size_t)p->clients * sizeof *g->ready_client);
         for (int32_t i = 0; i < p->clients; i++)
-            heap_push(g, 0);
+            heap_push(g, 0, i);
     }
 }
 
 void arrival_gen_fini(arrival_gen *g)
 {
     free(g->ready_ns);
+    free(g->ready_client);
     g->ready_ns = NULL;
+    g->ready_client = NULL;
 }
 
 /* Spends one exponential draw across the rate segments. */
@@ -642,12 +654,17 @@ int arrival_gen_next(arrival_gen *g, sim_time_ns now, sim_time_ns *t_ns)
 
 int arrival_gen_complete(arrival_gen *g, sim_time_ns now)
 {
+    return arrival_gen_complete_client(g, now, 0);
+}
+
+int arrival_gen_complete_client(arrival_gen *g, sim_time_ns now, int32_t client)
+{
     const arrival_proc *p = g->p;
     if (p->kind != ARRIVAL_CLOSED_LOOP)
         return 0;
     double think_s = p->think_fixed || p->think_s == 0
                          ? p->think_s
                          : gsl_ran_exponential(g->rng, p->think_s);
-    heap_push(g, sim_time_add(now, think_s * 1e9));
+    heap_push(g, sim_time_add(now, think_s * 1e9), client);
     return 1;
 }

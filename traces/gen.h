@@ -99,7 +99,9 @@ typedef struct arrival_gen {
     int32_t seg;             /* piecewise: current segment and period start; */
     sim_time_ns seg_base_ns; /* bursty: 1 in a burst, and when the state ends */
     sim_time_ns *ready_ns;   /* closed loop: a min-heap of client ready times */
+    int32_t *ready_client;   /* and the client (0 .. clients - 1) of each */
     int32_t n_ready;
+    int32_t client;          /* closed loop: the client of the last ARRIVAL_AT */
 } arrival_gen;
 
 enum { ARRIVAL_END = 0, ARRIVAL_AT = 1, ARRIVAL_WAIT = 2 };
@@ -114,5 +116,9 @@ int arrival_gen_next(arrival_gen *g, sim_time_ns now, sim_time_ns *t_ns);
 /* Closed loop: a request finished at `now`, its client thinks and sends
  * again. Returns 1 for a closed loop, 0 (and does nothing) otherwise. */
 int arrival_gen_complete(arrival_gen *g, sim_time_ns now);
+/* The same for a named client (a session's lane, traces/prefix_gen.h): it
+ * is ready again a think time after `now`. arrival_gen_complete names none
+ * (client 0); clients matter only to sources that track them. */
+int arrival_gen_complete_client(arrival_gen *g, sim_time_ns now, int32_t client);
 
 #endif

@@ -12,11 +12,12 @@
 #include "traces/prefix_gen.h"
 
 #include <math.h>
+#include <gsl/gsl_randist.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sim/jsoncfg.h"
 
-typedef enum { PG_SYSTEM, PG_FEWSHOT, PG_MULTITURN, PG_POOL } pg_kind;
+typedef enum { PG_SYSTEM, PG_FEWSHOT, PG_MULTITURN, PG_POOL, PG_SESSION } pg_kind;
 
 typedef struct id_list {
     uint64_t *v;
@@ -43,6 +44,16 @@ struct prefix_gen {
     double p_new;
     int32_t system_prompts;
     id_list out;
+    /* sessions: one per closed-loop client (lane); open[] holds contexts */
+    struct lane {
+        uint64_t session_id;
+        int32_t turn, turns_left;
+        sim_time_ns start_ns, done_ns;   /* done: its last turn's completion */
+    } *lanes;
+    int32_t n_lanes;
+    uint64_t sessions_started;
+    double turns_mean;
+    bool turns_fixed;
 };
 
 static void ids_reserve(id_list *l, int32_t n)
@@ -133,7 +144,7 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
     static const char *const keys[] = {"kind", "block_tokens", "prompts", "tokens", "zipf",
                                        "templates", "template_tokens", "turns",
                                        "sessions", "system_prompts", "system_tokens",
-                                       NULL};
+                                       "turn_dist", NULL};
     const char *kind;
     int64_t block, prompts, templates, sessions, system_prompts;
     double zipf, turns;
@@ -152,9 +163,17 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
         k = PG_MULTITURN;
     else if (!strcmp(kind, "pool"))
         k = PG_POOL;
+    else if (!strcmp(kind, "session"))
+        k = PG_SESSION;
     else
-        return sim_errf(err, "%s.kind: expected one of: system, fewshot, multiturn, pool; "
-                        "got \"%s\"", path, kind);
+        return sim_errf(err, "%s.kind: expected one of: system, fewshot, multiturn, pool, "
+                        "session; got \"%s\"", path, kind);
+    const char *turn_dist;
+    if (jcfg_str(obj, path, "turn_dist", "geometric", &turn_dist, err))
+        return -1;
+    if (strcmp(turn_dist, "geometric") && strcmp(turn_dist, "fixed"))
+        return sim_errf(err, "%s.turn_dist: expected \"geometric\" or \"fixed\", got \"%s\"",
+                        path, turn_dist);
     if (jcfg_int(obj, path, "prompts", k == PG_POOL ? 1000 : 8, 1, 1 << 24, &prompts, err) ||
         jcfg_num(obj, path, "zipf", k == PG_POOL ? 0 : 1, 0, 10, &zipf, err) ||
         jcfg_int(obj, path, "templates", 32, 1, 1 << 24, &templates, err) ||
@@ -162,8 +181,9 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
         jcfg_int(obj, path, "sessions", 1024, 1, 1 << 24, &sessions, err) ||
         jcfg_int(obj, path, "system_prompts", 0, 0, 1 << 24, &system_prompts, err))
         return -1;
-    int32_t sys_def = k == PG_MULTITURN ? 512 : 1024;
-    if (len_or_fixed(obj, path, k == PG_MULTITURN ? "system_tokens" : "tokens", sys_def,
+    bool conv = k == PG_MULTITURN || k == PG_SESSION;
+    int32_t sys_def = conv ? 512 : 1024;
+    if (len_or_fixed(obj, path, conv ? "system_tokens" : "tokens", sys_def,
                      &tokens, err) ||
         len_or_fixed(obj, path, "template_tokens", 2048, &tmpl_tokens, err)) {
         len_dist_fini(&tokens);
@@ -195,6 +215,15 @@ int prefix_gen_create(cJSON *obj, const char *path, const len_dist *input,
         make_prompts(g, (int32_t)prompts, input, rng);
         g->cdf = zipf_cdf(g->n_prompts, zipf);
         break;
+    case PG_SESSION:
+        g->turns_mean = turns;
+        g->turns_fixed = !strcmp(turn_dist, "fixed");
+        g->system_prompts = (int32_t)system_prompts;
+        if (system_prompts > 0) {
+            make_prompts(g, (int32_t)system_prompts, &tokens, rng);
+            g->cdf = zipf_cdf(g->n_prompts, zipf);
+        }
+        break;
     case PG_MULTITURN:
         g->p_new = 1.0 / turns;
         g->sessions = (int32_t)sessions;
@@ -222,6 +251,9 @@ void prefix_gen_destroy(prefix_gen *g)
         free(g->templates[i].v);
     for (int32_t i = 0; i < g->sessions && g->open; i++)
         free(g->open[i].v);
+    for (int32_t i = 0; i < g->n_lanes && g->open; i++)
+        free(g->open[i].v);
+    free(g->lanes);
     free(g->prompts);
     free(g->templates);
     free(g->open);
@@ -237,6 +269,38 @@ static void emit(prefix_gen *g, wl_request *out, int32_t id_tokens)
     out->n_prefix_blocks = g->out.n;
     out->prefix_block_tokens = g->block;
     out->prefix_id_tokens = id_tokens;
+}
+
+/* out's prompt: the context so far in ses (its whole blocks shared), then
+ * `user` new tokens; the ids also cover the answer, which the next turn
+ * will hold. ses becomes this whole exchange. */
+static void extend(prefix_gen *g, id_list *ses, wl_request *out, int64_t user, int64_t answer)
+{
+    g->out.n = 0;
+    ids_share(g, &g->out, ses);
+    int64_t prompt = ses->tokens + user;
+    if (prompt > INT32_MAX / 2)
+        prompt = INT32_MAX / 2;
+    ids_fill(g, &g->out, prompt + answer);
+    out->input_tokens = (int32_t)prompt;
+    emit(g, out, (int32_t)(prompt + answer));
+    ids_reserve(ses, g->out.n);
+    if (g->out.n > 0)
+        memcpy(ses->v, g->out.v, (size_t)g->out.n * sizeof *ses->v);
+    ses->n = g->out.n;
+    ses->tokens = (int32_t)(prompt + answer);
+}
+
+/* Starts ses's context: empty, or a shared system prompt. */
+static void start_context(prefix_gen *g, id_list *ses, gsl_rng *rng)
+{
+    ses->n = 0;
+    ses->tokens = 0;
+    if (g->n_prompts) {
+        const id_list *sys = &g->prompts[draw(g->cdf, g->n_prompts, rng)];
+        ids_share(g, ses, sys);
+        ses->tokens = sys->tokens;
+    }
 }
 
 /* A multi-turn request: one of the users (sessions) speaks, continuing its
@@ -275,10 +339,64 @@ static void next_turn(prefix_gen *g, wl_request *out, gsl_rng *rng)
     ses->tokens = (int32_t)(prompt + answer);
 }
 
+bool prefix_gen_sessions(const prefix_gen *g) { return g->kind == PG_SESSION; }
+
+void prefix_gen_set_lanes(prefix_gen *g, int32_t lanes)
+{
+    SIM_ASSERT(g->kind == PG_SESSION && !g->lanes && lanes > 0);
+    g->n_lanes = lanes;
+    g->lanes = sim_xcalloc((size_t)lanes, sizeof *g->lanes);
+    g->open = sim_xcalloc((size_t)lanes, sizeof *g->open);
+}
+
+int32_t prefix_gen_lane_of(const prefix_gen *g, uint64_t session_id)
+{
+    if (g->kind != PG_SESSION || session_id == 0)
+        return -1;
+    return (int32_t)((session_id - 1) % (uint64_t)g->n_lanes);
+}
+
+void prefix_gen_lane_done(prefix_gen *g, int32_t lane, sim_time_ns now)
+{
+    SIM_ASSERT(lane >= 0 && lane < g->n_lanes);
+    g->lanes[lane].done_ns = now;
+}
+
+void prefix_gen_next_lane(prefix_gen *g, int32_t lane, sim_time_ns now, wl_request *out,
+                          gsl_rng *rng)
+{
+    SIM_ASSERT(lane >= 0 && lane < g->n_lanes);
+    struct lane *l = &g->lanes[lane];
+    id_list *ses = &g->open[lane];
+    if (l->turns_left == 0) {   /* the lane's next session */
+        l->session_id = g->sessions_started++ * (uint64_t)g->n_lanes + (uint64_t)lane + 1;
+        l->turn = 0;
+        l->start_ns = now;
+        l->turns_left = g->turns_fixed
+                            ? (int32_t)llround(g->turns_mean)
+                            : (int32_t)gsl_ran_geometric(rng, 1.0 / g->turns_mean);
+        if (l->turns_left < 1)
+            l->turns_left = 1;
+        start_context(g, ses, rng);
+    }
+    int64_t user = out->input_tokens, answer = out->output_tokens;
+    if (ses->tokens + user + answer > g->max_context)
+        l->turns_left = 1;   /* the context is full: this turn (cut to fit) ends it */
+    extend(g, ses, out, user, answer);
+    out->session_id = l->session_id;
+    out->turn = l->turn++;
+    out->session_start_ns = l->start_ns;
+    out->session_gap_ns = out->turn > 0 && now > l->done_ns ? now - l->done_ns : 0;
+    out->session_last = --l->turns_left == 0;
+}
+
 void prefix_gen_next(prefix_gen *g, wl_request *out, gsl_rng *rng)
 {
     const id_list *shared;
     switch (g->kind) {
+    case PG_SESSION:
+        SIM_ASSERT(!"sessions come from prefix_gen_next_lane");
+        return;
     case PG_MULTITURN:
         next_turn(g, out, rng);
         return;

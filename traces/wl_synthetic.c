@@ -10,7 +10,8 @@
  * the plain workload exactly.
  *
  * With a closed-loop arrival process the source answers WL_WAIT while no
- * client is ready and hears of completions through on_complete. */
+ * client is ready and hears of completions through on_complete (with the
+ * session, for prefix kind "session": traces/prefix_gen.h). */
 #include <stdlib.h>
 
 #include "sim/jsoncfg.h"
@@ -80,6 +81,15 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
             return -1;
         }
     }
+    if (s->prefix && prefix_gen_sessions(s->prefix)) {
+        if (s->arrival.kind != ARRIVAL_CLOSED_LOOP) {
+            sim_errf(err, "%s.prefix.kind: \"session\" needs a closed_loop arrival process "
+                     "(its clients are the session lanes)", path);
+            synthetic_destroy(s);
+            return -1;
+        }
+        prefix_gen_set_lanes(s->prefix, s->arrival.clients);
+    }
     arrival_gen_init(&s->gen, &s->arrival, setup->arrival_rng);
     s->arrival_rng = setup->arrival_rng;
     s->length_rng = setup->length_rng;
@@ -103,7 +113,9 @@ static int synthetic_next(void *state, sim_time_ns now, wl_request *out, sim_err
     if (s->priority_classes > 1)
         out->priority = (int32_t)gsl_rng_uniform_int(s->length_rng,
                                                      (unsigned long)s->priority_classes);
-    if (s->prefix)
+    if (s->prefix && prefix_gen_sessions(s->prefix))
+        prefix_gen_next_lane(s->prefix, s->gen.client, out->arrival_ns, out, s->length_rng);
+    else if (s->prefix)
         prefix_gen_next(s->prefix, out, s->length_rng);
     s->emitted++;
     return WL_REQUEST;
@@ -115,10 +127,22 @@ static int synthetic_complete(void *state, sim_time_ns now)
     return arrival_gen_complete(&s->gen, now);
 }
 
+/* Sessions: the finished turn's lane is ready again after a gap. */
+static int synthetic_complete_session(void *state, sim_time_ns now, uint64_t session_id)
+{
+    synthetic *s = state;
+    int32_t lane = s->prefix ? prefix_gen_lane_of(s->prefix, session_id) : -1;
+    if (lane < 0)
+        return arrival_gen_complete(&s->gen, now);
+    prefix_gen_lane_done(s->prefix, lane, now);
+    return arrival_gen_complete_client(&s->gen, now, lane);
+}
+
 const wl_source_ops wl_synthetic = {
     .name = "synthetic",
     .init = synthetic_init,
     .next = synthetic_next,
     .destroy = synthetic_destroy,
     .on_complete = synthetic_complete,
+    .on_complete_session = synthetic_complete_session,
 };

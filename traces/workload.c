@@ -112,9 +112,20 @@ int wl_source_next(wl_source *s, sim_time_ns now, wl_request *out, sim_err *err)
             return WL_REQUEST;
         }
         s->counts.ctx_dropped++;
-        if (s->ops->on_complete)
+        if (s->ops->on_complete_session)
+            s->ops->on_complete_session(s->state, out->arrival_ns, out->session_id);
+        else if (s->ops->on_complete)
             s->ops->on_complete(s->state, out->arrival_ns);
     }
+}
+
+int wl_source_complete_session(wl_source *s, sim_time_ns now, uint64_t session_id)
+{
+    if (s->ended)
+        return 0;
+    if (s->ops->on_complete_session)
+        return s->ops->on_complete_session(s->state, now, session_id);
+    return wl_source_complete(s, now);
 }
 
 int wl_source_complete(wl_source *s, sim_time_ns now)

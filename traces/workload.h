@@ -40,6 +40,15 @@ typedef struct wl_request {
      * input_tokens). May reach into the output (a conversation's next turn
      * holds this turn's answer: traces/prefix_gen.h). */
     int32_t prefix_id_tokens;
+    /* Sessions (traces/prefix_gen.h, kind "session"): the session's id
+     * (0: none), this call's turn (from 0), whether it is the session's last,
+     * when the session's first turn arrived, and the gap before this turn
+     * (its arrival less the previous turn's completion at the client). */
+    uint64_t session_id;
+    int32_t turn;
+    int32_t session_last;
+    sim_time_ns session_start_ns;
+    sim_time_ns session_gap_ns;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
@@ -88,6 +97,10 @@ typedef struct wl_source_ops {
      * `now`. Returns 1 if the source may now have a request due (the core
      * then calls next if it was waiting), else 0. */
     int (*on_complete)(void *state, sim_time_ns now);
+    /* Optional, for sources with sessions: as on_complete, naming the
+     * finished request's session (0: none); called instead of on_complete
+     * when set. */
+    int (*on_complete_session)(void *state, sim_time_ns now, uint64_t session_id);
     /* Optional: adds the source's counts. */
     void (*counts)(const void *state, wl_counts *out);
 } wl_source_ops;
@@ -106,6 +119,8 @@ int wl_source_next(wl_source *s, sim_time_ns now, wl_request *out, sim_err *err)
 /* A request from this source finished at `now`. Returns 1 if the core should
  * call wl_source_next again when it is waiting on a WL_WAIT. */
 int wl_source_complete(wl_source *s, sim_time_ns now);
+/* The same, naming the finished request's session (wl_request.session_id). */
+int wl_source_complete_session(wl_source *s, sim_time_ns now, uint64_t session_id);
 /* Requests whose lengths were cut to fit the model's context. */
 uint64_t wl_source_clamped(const wl_source *s);
 void wl_source_counts(const wl_source *s, wl_counts *out);
