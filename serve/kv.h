@@ -58,6 +58,13 @@ typedef struct kv_req {
     int32_t tier_from, tier_raw, tier_use;
     uint64_t tier_epoch;
     const kv_cache *tier_kv;
+    /* Private blocks (past its prefix ids: hashes only this request can make,
+     * tagged by their low bit) stay out of the cache's hash table; held[i]
+     * is the block of held_kv that block i was registered in (or -1), which
+     * still holds it while that block's hash is unchanged. */
+    int32_t *held;
+    int32_t n_held, held_cap;
+    const kv_cache *held_kv;
 } kv_req;
 
 /* What the cache did, for the run's results. */
