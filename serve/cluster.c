@@ -501,6 +501,7 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
     move *m = move_alloc(c);
     *m = (move){.c = c, .r = q, .from = from, .to = to};
     m->holder.kv_blocks = r->kv_blocks;
+    kv_settle(instance_kv_mut(src_inst), &q->kv);
     m->hold.table = q->kv.table;
     m->hold.table_cap = q->kv.table_cap;
     q->kv.table = NULL;
