@@ -416,6 +416,7 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .session_gap_ns = c->next.session_gap_ns,
     };
     q->move_to = -1;
+    q->load_stall_ns = 0;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
     c->arrival_in_tokens += (uint64_t)r->input_tokens;

@@ -765,6 +765,18 @@ static void add_copy_delay(instance *inst, sim_time_ns delay)
 
 static void finish_iteration(instance *inst, sim_time_ns now);
 
+/* The iteration waited `delay` for tier loads: each of its requests still
+ * before its first token waited with it (TTFT's loading part). */
+static void charge_load_stall(instance *inst, sim_time_ns delay)
+{
+    inst->stats.kv_load_ns += delay;
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        const serve_req *r = inst->plan.items[i].req;
+        if (r->generated_tokens == 0)
+            req_of(r)->load_stall_ns += delay;
+    }
+}
+
 static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
 {
     (void)x, (void)tag;
@@ -774,7 +786,7 @@ static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
         return;
     if (inst->compute_waits) {
         if (inst->loads_now)
-            inst->stats.kv_load_ns += now - inst->iter_start_ns;
+            charge_load_stall(inst, now - inst->iter_start_ns);
         add_copy_delay(inst, now - inst->iter_start_ns);
         sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
     } else if (inst->compute_done) {

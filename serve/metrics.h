@@ -37,6 +37,12 @@ typedef struct req_record {
     uint64_t session_id;     /* 0: none (serve/session_metrics.h) */
     int32_t turn;            /* from 0 */
     int32_t session_last;    /* 1: the session's last turn */
+    /* TTFT = queue_ns + ttft_load_ns + ttft_compute_ns exactly: the time
+     * the iterations it was in waited for lower-tier KV loads before its
+     * first token, and the rest (its prefill iterations, the waits between
+     * them, the streaming delay). */
+    int64_t ttft_load_ns;
+    int64_t ttft_compute_ns;
 } req_record;
 
 typedef struct pctl {
@@ -64,6 +70,7 @@ typedef struct run_summary {
     double throughput_req_s;
     double throughput_tok_s;   /* output tokens */
     pctl ttft_s, tbt_s, tpot_s, e2e_s, queue_s;   /* TBT over all token gaps */
+    pctl ttft_load_s, ttft_compute_s;             /* TTFT's other parts (req_record) */
     double slo_ttft_s, slo_tpot_s;                 /* targets */
     double slo_attain_ttft, slo_attain_tpot, slo_attain;  /* fractions */
     double energy_j;           /* busy + idle, all GPUs */
@@ -157,6 +164,7 @@ typedef struct group_summary {
 
 typedef struct metrics {
     sim_hist ttft, tbt, tpot, e2e, queue;
+    sim_hist ttft_load, ttft_compute;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     uint64_t met_ttft, met_tpot, met_both;
     uint64_t with_tpot;            /* measured requests that have a TPOT */

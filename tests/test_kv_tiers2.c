@@ -1,0 +1,165 @@
+/* KV cache as content, second part (issue 16): TTFT split into queueing,
+ * loading and compute; router hit ratio against an oracle; an eviction
+ * policy per lower tier; layer-by-layer tier loads. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/testutil.h"
+#include "serve/cluster.h"
+#include "serve/kv_tier.h"
+#include "policies/registry.h"
+
+/* ---- a run that keeps its records ------------------------------------------------- */
+
+#define MAX_RECS 512
+
+typedef struct recs {
+    req_record rec[MAX_RECS];
+    int n;
+} recs;
+
+static int keep_record(void *ctx, const req_record *rec)
+{
+    recs *r = ctx;
+    ck_assert_int_lt(r->n, MAX_RECS);
+    r->rec[r->n++] = *rec;
+    return 0;
+}
+
+static const req_record *rec_by_id(const recs *r, uint64_t id)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->rec[i].id == id)
+            return &r->rec[i];
+    ck_abort_msg("no record of request %llu", (unsigned long long)id);
+    return NULL;
+}
+
+static void run_keep(const char *const *sets, recs *out, run_summary *sum)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    memset(out, 0, sizeof *out);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_record = keep_record, .record_ctx = out};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    if (!c)
+        ck_abort_msg("cluster_create: %s", err.msg);
+    if (cluster_run(c, &err))
+        ck_abort_msg("cluster_run: %s", err.msg);
+    cluster_summarize(c, sum);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+}
+
+/* Every record's TTFT is its three parts, exactly, none negative. */
+static void check_split(const recs *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        const req_record *x = &r->rec[i];
+        ck_assert_int_ge(x->queue_ns, 0);
+        ck_assert_int_ge(x->ttft_load_ns, 0);
+        ck_assert_int_gt(x->ttft_compute_ns, 0);
+        ck_assert_int_eq(x->queue_ns + x->ttft_load_ns + x->ttft_compute_ns, x->ttft_ns);
+    }
+}
+
+/* A trace (written to a temporary file; path in `wl`, a workload setting):
+ * A's 4096-token prompt is cached, pushed out of HBM by two long strangers
+ * (it stays in the tiers, written through), then B (id 3) repeats it. */
+static void tier_trace(char *wl, size_t size, char *file, size_t fsize)
+{
+    char *dir = tu_tempdir();
+    snprintf(file, fsize, "%s/tier.csv", dir);
+    free(dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "arrival_s,input_tokens,output_tokens,prefix_block_tokens,prefix_blocks\n");
+    const struct { double t; int input, first_id, n_ids; } rows[] = {
+        {0, 4096, 1, 64}, {10, 12000, 1001, 188}, {20, 12000, 2001, 188}, {30, 4096, 1, 64}};
+    for (int i = 0; i < 4; i++) {
+        fprintf(f, "%g,%d,1,64,", rows[i].t, rows[i].input);
+        for (int j = 0; j < rows[i].n_ids; j++)
+            fprintf(f, "%s%d", j ? " " : "", rows[i].first_id + j);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    snprintf(wl, size, "workload={\"source\": \"native\", \"path\": \"%s\"}", file);
+}
+
+static void tier_run(const char *tier_json, recs *out, run_summary *sum)
+{
+    char wl[512], file[300], tiers[512];
+    tier_trace(wl, sizeof wl, file, sizeof file);
+    snprintf(tiers, sizeof tiers, "instance.kv_tiers=[%s]", tier_json);
+    const char *const sets[] = {"model=\"Llama-3.1-8B\"", "instance.gpu_memory_utilization=0.245",
+                                "instance.max_context_tokens=16384",
+                                "instance.prefix_caching=true", "cost.model=\"roofline\"",
+                                tiers, wl, NULL};
+    run_keep(sets, out, sum);
+    unlink(file);
+}
+
+/* ---- 1. TTFT split ---------------------------------------------------------------- */
+
+/* B waits for its 255 blocks from DRAM: 16 chunks x 100 us + bytes / 10
+ * GB/s, all of it TTFT's loading part; nobody else loads. */
+START_TEST(test_ttft_split_charges_the_tier_load_to_the_loading_request)
+{
+    recs r;
+    run_summary s;
+    tier_run("{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 10, "
+             "\"latency_us\": 100, \"chunk_tokens\": 256}", &r, &s);
+    ck_assert_int_eq(r.n, 4);
+    check_split(&r);
+    double bytes = 255 * 16 * 131072.0;   /* Llama-3.1-8B: 128 KiB a token */
+    double expect_ns = 16 * 100e3 + bytes / 10e9 * 1e9;
+    const req_record *b = rec_by_id(&r, 3);
+    ck_assert_msg(fabs((double)b->ttft_load_ns - expect_ns) <= 2, "load %lld ns, expected %.0f",
+                  (long long)b->ttft_load_ns, expect_ns);
+    ck_assert_int_eq(b->ttft_load_ns, (int64_t)llround(s.kv_load_stall_s * 1e9));
+    for (uint64_t id = 0; id < 3; id++)
+        ck_assert_int_eq(rec_by_id(&r, id)->ttft_load_ns, 0);
+    /* The summary: 1 of 4 requests loaded, so the p50 is 0 and the max
+     * (p99) is B's. */
+    ck_assert_double_eq(s.ttft_load_s.p50, 0);
+    ck_assert_double_gt(s.ttft_load_s.p99, 0.9 * expect_ns / 1e9);
+    ck_assert_double_gt(s.ttft_compute_s.p50, 0);
+}
+END_TEST
+
+/* Without tiers nothing is loaded: TTFT is queueing plus compute, on a
+ * busy run with preemptions and prefix hits. */
+START_TEST(test_ttft_split_sums_exactly_without_tiers)
+{
+    recs r;
+    run_summary s;
+    const char *const sets[] = {
+        "instance.prefix_caching=true", "cluster.instances=2",
+        "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\"}", NULL};
+    run_keep(sets, &r, &s);
+    ck_assert_int_eq(r.n, 200);
+    check_split(&r);
+    for (int i = 0; i < r.n; i++)
+        ck_assert_int_eq(r.rec[i].ttft_load_ns, 0);
+    ck_assert_double_eq(s.ttft_load_s.p99, 0);
+    ck_assert_double_gt(s.ttft_compute_s.mean, 0);
+}
+END_TEST
+
+Suite *kv_tiers2_suite(void)
+{
+    Suite *s = suite_create("kv_tiers2");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_ttft_split_charges_the_tier_load_to_the_loading_request);
+    tcase_add_test(tc, test_ttft_split_sums_exactly_without_tiers);
+    suite_add_tcase(s, tc);
+    return s;
+}
