@@ -40,6 +40,7 @@
 #include "serve/disagg.h"
 #include "serve/migrate.h"
 #include "serve/req.h"
+#include "serve/route_oracle.h"
 #include "traces/workload.h"
 
 #define SLAB_REQS 1024
@@ -149,6 +150,7 @@ struct cluster {
         uint64_t arrived, in_tokens, out_tokens, completed, met_ttft, met_both;
         uint64_t *routed, *finished, *busy_ns;   /* per pool */
     } mark;
+    route_oracle oracle;          /* metrics.router_oracle */
 };
 
 /* ---- requests --------------------------------------------------------------- */
@@ -288,6 +290,8 @@ static void route_to_instance(cluster *c, serve_req *r, int32_t k)
                        .prompt_hashes = route_prompt_hashes, .core = c,
                        .lora_affinity = route_lora_affinity};
     int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
+    if (c->cs->router_oracle)
+        route_oracle_observe(&c->oracle, &view, r, pick);
     bool ok = false;
     for (int32_t j = 0; j < p->n_active && !ok; j++)
         ok = p->active[j] == pick;
@@ -1507,6 +1511,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
     ep_summarize(c, s);
+    route_oracle_summarize(&c->oracle, s);
     if (up_ns > 0)
         s->gpu_busy_fraction = busy_ns / up_ns;
     if (s->output_tokens)

@@ -93,6 +93,12 @@ typedef struct run_summary {
      * bytes loaded and written through (all GPUs), iterations' waits. */
     uint64_t kv_tier_hit_tokens;
     double kv_tier_load_bytes, kv_tier_write_bytes, kv_load_stall_s;
+    /* Router against an oracle (metrics.router_oracle, serve/route_oracle.h;
+     * 0 when off): requests observed, prompt tokens cached on the instance
+     * chosen and on the best candidate at routing time, each over the
+     * prompt tokens, and router / oracle (0 when the oracle found none). */
+    uint64_t router_oracle_requests, router_hit_tokens, oracle_hit_tokens;
+    double router_hit_ratio, oracle_hit_ratio, router_oracle_ratio;
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
     /* Speculative decoding (serve/spec.h; zero when off), vLLM's names:
      * drafts are verification steps that drafted, acceptance rate is

@@ -153,6 +153,74 @@ START_TEST(test_ttft_split_sums_exactly_without_tiers)
 }
 END_TEST
 
+/* ---- 2. router against an oracle -------------------------------------------------- */
+
+/* Four requests 10 s apart on two instances: P, P, Q, P (P a 1024-token
+ * prompt of 16 chained ids, Q a stranger). Round robin sends the second P
+ * to instance 1, whose cache is empty while instance 0 holds P (an oracle
+ * hit of 63 blocks, 1008 tokens); the last P goes to instance 1 again,
+ * which now holds it: router 1008 tokens, oracle 2016. */
+static void oracle_run(const char *route, bool oracle, tu_run *out)
+{
+    char *dir = tu_tempdir();
+    char file[300], wl[400], rt[96];
+    snprintf(file, sizeof file, "%s/oracle.csv", dir);
+    free(dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "arrival_s,input_tokens,output_tokens,prefix_block_tokens,prefix_blocks\n");
+    const int first[4] = {1, 1, 101, 1};
+    for (int i = 0; i < 4; i++) {
+        fprintf(f, "%d,1024,1,64,", 10 * i);
+        for (int j = 0; j < 16; j++)
+            fprintf(f, "%s%d", j ? " " : "", first[i] + j);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    snprintf(wl, sizeof wl, "workload={\"source\": \"native\", \"path\": \"%s\"}", file);
+    snprintf(rt, sizeof rt, "policies.routing.name=\"%s\"", route);
+    const char *const sets[] = {"instance.prefix_caching=true", "cluster.instances=2", rt, wl,
+                                oracle ? "metrics.router_oracle=true" : NULL, NULL};
+    tu_run_sets(sets, out);
+    unlink(file);
+}
+
+START_TEST(test_router_oracle_round_robin_misses_half_the_best_hits)
+{
+    tu_run r, off;
+    oracle_run("round_robin", true, &r);
+    ck_assert_int_eq(r.n_records, 4);
+    ck_assert_uint_eq(r.summary.router_oracle_requests, 4);
+    ck_assert_uint_eq(r.summary.router_hit_tokens, 1008);
+    ck_assert_uint_eq(r.summary.oracle_hit_tokens, 2016);
+    ck_assert_double_eq_tol(r.summary.router_hit_ratio, 1008.0 / 4096, 1e-12);
+    ck_assert_double_eq_tol(r.summary.oracle_hit_ratio, 2016.0 / 4096, 1e-12);
+    ck_assert_double_eq_tol(r.summary.router_oracle_ratio, 0.5, 1e-12);
+    /* The router's hits at routing time are the caches' hits at admission
+     * here (nothing changes in between). */
+    ck_assert_uint_eq(r.summary.kv_hit_tokens, r.summary.router_hit_tokens);
+    /* Off (the default): nothing counted, the run itself unchanged. */
+    oracle_run("round_robin", false, &off);
+    ck_assert_uint_eq(off.summary.router_oracle_requests, 0);
+    ck_assert_double_eq(off.summary.router_oracle_ratio, 0);
+    ck_assert_uint_eq(off.record_hash, r.record_hash);
+    tu_run_fini(&r);
+    tu_run_fini(&off);
+}
+END_TEST
+
+/* A precise prefix router finds the best cache every time. */
+START_TEST(test_router_oracle_prefix_match_equals_the_oracle)
+{
+    tu_run r;
+    oracle_run("prefix_match", true, &r);
+    ck_assert_uint_eq(r.summary.router_hit_tokens, 2 * 1008);   /* both repeats of P */
+    ck_assert_uint_eq(r.summary.oracle_hit_tokens, 2 * 1008);
+    ck_assert_double_eq(r.summary.router_oracle_ratio, 1);
+    tu_run_fini(&r);
+}
+END_TEST
+
 Suite *kv_tiers2_suite(void)
 {
     Suite *s = suite_create("kv_tiers2");
@@ -160,6 +228,8 @@ Suite *kv_tiers2_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_ttft_split_charges_the_tier_load_to_the_loading_request);
     tcase_add_test(tc, test_ttft_split_sums_exactly_without_tiers);
+    tcase_add_test(tc, test_router_oracle_round_robin_misses_half_the_best_hits);
+    tcase_add_test(tc, test_router_oracle_prefix_match_equals_the_oracle);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -779,7 +779,8 @@ static int parse_slo(run_config *rc, sim_err *err)
 static int parse_metrics(run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s", NULL};
+    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s",
+                                       "router_oracle", NULL};
     char path[256];
     cJSON *o;
     double interval_ms, warmup_s, cooldown_s;
@@ -787,7 +788,8 @@ static int parse_metrics(run_config *rc, sim_err *err)
         jcfg_check_keys(o, path, keys, err) ||
         jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err) ||
         jcfg_num(o, path, "warmup_s", 0, 0, 1e9, &warmup_s, err) ||
-        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err))
+        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err) ||
+        jcfg_bool(o, path, "router_oracle", 0, &c->router_oracle, err))
         return -1;
     c->warmup_ns = (sim_time_ns)(warmup_s * 1e9);
     c->cooldown_ns = (sim_time_ns)(cooldown_s * 1e9);
