@@ -221,6 +221,130 @@ START_TEST(test_router_oracle_prefix_match_equals_the_oracle)
 }
 END_TEST
 
+/* ---- 3. an eviction policy per tier ------------------------------------------------ */
+
+/* Three blocks in a tier of three: A, B, C written; A hit twice, then B,
+ * then C. A fourth block D comes: LRU evicts A (touched longest ago), LFU
+ * B (fewest hits, 1, tied with C, and B less recently used). */
+static uint64_t tier_victim_of(const char *policy)
+{
+    kv_tier_setup ts = {.name = "dram", .capacity_blocks = 3};
+    sim_err err = {{0}};
+    if (policy) {
+        ts.evict = evict_policy_find(policy, "test", &err);
+        ck_assert_msg(ts.evict != NULL, "%s", err.msg);
+    }
+    kv_tier *t = kv_tier_create_for(&ts, 16);
+    const uint64_t a = 0x10, b = 0x20, c = 0x30, d = 0x40;
+    ck_assert(kv_tier_write(t, a, 0, 1));
+    ck_assert(kv_tier_write(t, b, 1, 2));
+    ck_assert(kv_tier_write(t, c, 2, 3));
+    ck_assert(!kv_tier_write(t, c, 2, 4));   /* already there: a touch */
+    kv_tier_use(t, a, 0, 5);
+    kv_tier_use(t, a, 0, 6);
+    kv_tier_use(t, b, 1, 7);
+    kv_tier_use(t, c, 2, 8);
+    ck_assert(kv_tier_write(t, d, 0, 9));
+    ck_assert_int_eq(kv_tier_size(t), 3);
+    ck_assert_uint_eq(kv_tier_evictions(t), 1);
+    ck_assert(kv_tier_has(t, d));
+    uint64_t gone = 0;
+    for (uint64_t h = a; h <= c; h += 0x10)
+        if (!kv_tier_has(t, h)) {
+            ck_assert_uint_eq(gone, 0);
+            gone = h;
+        }
+    kv_tier_destroy(t);
+    return gone;
+}
+
+START_TEST(test_tier_lfu_evicts_the_least_hit_block)
+{
+    ck_assert_uint_eq(tier_victim_of(NULL), 0x10);    /* built-in LRU: A */
+    ck_assert_uint_eq(tier_victim_of("lru"), 0x10);   /* the policy: the same */
+    ck_assert_uint_eq(tier_victim_of("lfu"), 0x20);   /* B */
+}
+END_TEST
+
+/* Every policy of the family runs a tier: a stream of writes and hits
+ * over a tier of 8 keeps 8 blocks, and the most recent write is there. */
+START_TEST(test_tier_every_eviction_policy_keeps_capacity)
+{
+    for (int p = 0; evict_policies[p]; p++) {
+        kv_tier_setup ts = {.name = "ssd", .capacity_blocks = 8, .evict = evict_policies[p]};
+        kv_tier *t = kv_tier_create_for(&ts, 16);
+        uint64_t x = 7;
+        for (int i = 0; i < 500; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint64_t h = ((x >> 33) % 24) + 1;
+            if (kv_tier_has(t, h) && (x & 1))
+                kv_tier_use(t, h, (int32_t)(h % 5), i);
+            else
+                kv_tier_write(t, h, (int32_t)(h % 5), i);
+            ck_assert(kv_tier_has(t, h));
+            ck_assert_int_le(kv_tier_size(t), 8);
+        }
+        ck_assert_int_eq(kv_tier_size(t), 8);
+        ck_assert_uint_gt(kv_tier_evictions(t), 0);
+        kv_tier_destroy(t);
+    }
+}
+END_TEST
+
+/* In a run: "eviction": "lru" on the tier is the default, bit for bit;
+ * unknown names and bad params are errors naming the path. */
+START_TEST(test_tier_eviction_config)
+{
+    recs a, b;
+    run_summary sa, sb;
+    const char *dram = "{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 10";
+    char t1[256], t2[256];
+    snprintf(t1, sizeof t1, "%s}", dram);
+    snprintf(t2, sizeof t2, "%s, \"eviction\": \"lru\"}", dram);
+    tier_run(t1, &a, &sa);
+    tier_run(t2, &b, &sb);
+    ck_assert_int_eq(a.n, b.n);
+    ck_assert(memcmp(a.rec, b.rec, (size_t)a.n * sizeof a.rec[0]) == 0);
+    ck_assert_uint_eq(sa.kv_tier_hit_tokens, sb.kv_tier_hit_tokens);
+    ck_assert_uint_gt(sb.kv_tier_hit_tokens, 0);
+
+    static const struct { const char *tier, *want; } bad[] = {
+        {"{\"name\": \"dram\", \"capacity_gib\": 1, \"eviction\": \"mru\"}",
+         "$.instance.kv_tiers[0].eviction"},
+        {"{\"name\": \"dram\", \"capacity_gib\": 1, \"eviction\": 3}",
+         "$.instance.kv_tiers[0].eviction: expected a policy name"},
+        {"{\"name\": \"dram\", \"capacity_gib\": 1, \"eviction\": {\"name\": \"lfu\", "
+         "\"params\": {\"leaf_onl\": true}}}", "leaf_onl"},
+        {"{\"name\": \"dram\", \"capacity_gib\": 1, \"load_mode\": \"async\"}",
+         "$.instance.kv_tiers[0].load_mode: expected one of: blocking, layerwise"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char set[400];
+        snprintf(set, sizeof set, "instance.kv_tiers=[%s]", bad[i].tier);
+        const char *const sets[] = {"instance.prefix_caching=true", set, NULL};
+        cJSON *root = tu_base_config();
+        tu_set(root, sets);
+        run_config cfg;
+        sim_err err = {{0}};
+        ck_assert_int_ne(run_config_parse(root, &cfg, &err), 0);
+        ck_assert_msg(strstr(err.msg, bad[i].want), "got: %s", err.msg);
+    }
+    /* And a good one parses to the policy. */
+    const char *const ok[] = {"instance.prefix_caching=true",
+                              "instance.kv_tiers=[{\"name\": \"ssd\", \"capacity_gib\": 1, "
+                              "\"eviction\": {\"name\": \"lfu\", \"params\": "
+                              "{\"leaf_only\": false}}, \"load_mode\": \"layerwise\"}]", NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, ok);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    const kv_tier_setup *ts = &cfg.sys.pools[0].kv_tiers.tier[0];
+    ck_assert_str_eq(ts->evict->name, "lfu");
+    ck_assert(ts->layerwise);
+    run_config_fini(&cfg);
+}
+END_TEST
+
 Suite *kv_tiers2_suite(void)
 {
     Suite *s = suite_create("kv_tiers2");
@@ -230,6 +354,9 @@ Suite *kv_tiers2_suite(void)
     tcase_add_test(tc, test_ttft_split_sums_exactly_without_tiers);
     tcase_add_test(tc, test_router_oracle_round_robin_misses_half_the_best_hits);
     tcase_add_test(tc, test_router_oracle_prefix_match_equals_the_oracle);
+    tcase_add_test(tc, test_tier_lfu_evicts_the_least_hit_block);
+    tcase_add_test(tc, test_tier_every_eviction_policy_keeps_capacity);
+    tcase_add_test(tc, test_tier_eviction_config);
     suite_add_tcase(s, tc);
     return s;
 }
