@@ -73,7 +73,8 @@ static void check_split(const recs *r)
 /* A trace (written to a temporary file; path in `wl`, a workload setting):
  * A's 4096-token prompt is cached, pushed out of HBM by two long strangers
  * (it stays in the tiers, written through), then B (id 3) repeats it. */
-static void tier_trace(char *wl, size_t size, char *file, size_t fsize)
+/* b_extra: tokens B adds after A's prompt (its own, computed). */
+static void tier_trace_b(char *wl, size_t size, char *file, size_t fsize, int b_extra)
 {
     char *dir = tu_tempdir();
     snprintf(file, fsize, "%s/tier.csv", dir);
@@ -84,19 +85,29 @@ static void tier_trace(char *wl, size_t size, char *file, size_t fsize)
     const struct { double t; int input, first_id, n_ids; } rows[] = {
         {0, 4096, 1, 64}, {10, 12000, 1001, 188}, {20, 12000, 2001, 188}, {30, 4096, 1, 64}};
     for (int i = 0; i < 4; i++) {
-        fprintf(f, "%g,%d,1,64,", rows[i].t, rows[i].input);
+        int extra = i == 3 ? b_extra : 0;
+        fprintf(f, "%g,%d,1,64,", rows[i].t, rows[i].input + extra);
         for (int j = 0; j < rows[i].n_ids; j++)
             fprintf(f, "%s%d", j ? " " : "", rows[i].first_id + j);
+        for (int j = 0; j < extra / 64; j++)
+            fprintf(f, " %d", 3001 + j);
         fprintf(f, "\n");
     }
     fclose(f);
     snprintf(wl, size, "workload={\"source\": \"native\", \"path\": \"%s\"}", file);
 }
 
+static void tier_run_b(const char *tier_json, int b_extra, recs *out, run_summary *sum);
+
 static void tier_run(const char *tier_json, recs *out, run_summary *sum)
 {
+    tier_run_b(tier_json, 0, out, sum);
+}
+
+static void tier_run_b(const char *tier_json, int b_extra, recs *out, run_summary *sum)
+{
     char wl[512], file[300], tiers[512];
-    tier_trace(wl, sizeof wl, file, sizeof file);
+    tier_trace_b(wl, sizeof wl, file, sizeof file, b_extra);
     snprintf(tiers, sizeof tiers, "instance.kv_tiers=[%s]", tier_json);
     const char *const sets[] = {"model=\"Llama-3.1-8B\"", "instance.gpu_memory_utilization=0.245",
                                 "instance.max_context_tokens=16384",
@@ -345,6 +356,58 @@ START_TEST(test_tier_eviction_config)
 }
 END_TEST
 
+/* ---- 4. layer-by-layer loads ------------------------------------------------------ */
+
+#define DRAM10 "{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 10, " \
+               "\"latency_us\": 100, \"chunk_tokens\": 256, \"load_mode\": "
+
+/* B adds 7,904 tokens of its own to A's prompt: its iteration computes
+ * them (well over 100 ms) while loading A's 256 blocks (about 55 ms):
+ * layer by layer, it waits only for the first of the 32 layers' loads;
+ * blocking, for all of it. */
+START_TEST(test_layerwise_load_under_compute_stalls_one_layer)
+{
+    recs blk, lay;
+    run_summary sb, sl;
+    tier_run_b(DRAM10 "\"blocking\"}", 7904, &blk, &sb);
+    tier_run_b(DRAM10 "\"layerwise\"}", 7904, &lay, &sl);
+    check_split(&blk);
+    check_split(&lay);
+    ck_assert_uint_eq(sb.kv_tier_hit_tokens, 4096);   /* all of A's 256 blocks */
+    ck_assert_uint_eq(sl.kv_tier_hit_tokens, 4096);
+    const req_record *b = rec_by_id(&blk, 3), *l = rec_by_id(&lay, 3);
+    double bytes = 256 * 16 * 131072.0;
+    double load_ns = 16 * 100e3 + bytes / 10e9 * 1e9;
+    ck_assert_msg(fabs((double)b->ttft_load_ns - load_ns) <= 2, "blocking stall %lld ns",
+                  (long long)b->ttft_load_ns);
+    /* Compute is longer than the load: the stall is the first layer's. */
+    ck_assert_int_gt(b->ttft_compute_ns, b->ttft_load_ns);
+    ck_assert_int_eq(l->ttft_load_ns, (b->ttft_load_ns + 31) / 32);   /* Llama-3.1-8B: 32 layers */
+    ck_assert_int_eq(l->ttft_load_ns, (int64_t)llround(sl.kv_load_stall_s * 1e9));
+    /* The rest of B's TTFT is the same computation. */
+    ck_assert_int_eq(l->ttft_compute_ns, b->ttft_compute_ns);
+    ck_assert_int_eq(b->ttft_ns - l->ttft_ns, b->ttft_load_ns - l->ttft_load_ns);
+}
+END_TEST
+
+/* B repeats A's prompt alone: 16 tokens to compute, the load is longer.
+ * Layer by layer, the stall is the load less what compute hid: less than
+ * blocking's by under one iteration's compute. */
+START_TEST(test_layerwise_load_over_compute_stalls_the_difference)
+{
+    recs blk, lay;
+    run_summary sb, sl;
+    tier_run(DRAM10 "\"blocking\"}", &blk, &sb);
+    tier_run(DRAM10 "\"layerwise\"}", &lay, &sl);
+    const req_record *b = rec_by_id(&blk, 3), *l = rec_by_id(&lay, 3);
+    int64_t hidden = b->ttft_load_ns - l->ttft_load_ns;
+    ck_assert_int_gt(hidden, 0);
+    ck_assert_int_lt(hidden, b->ttft_compute_ns);
+    ck_assert_int_gt(l->ttft_load_ns, b->ttft_load_ns / 2);
+    ck_assert_int_eq(l->ttft_compute_ns, b->ttft_compute_ns);
+}
+END_TEST
+
 Suite *kv_tiers2_suite(void)
 {
     Suite *s = suite_create("kv_tiers2");
@@ -357,6 +420,8 @@ Suite *kv_tiers2_suite(void)
     tcase_add_test(tc, test_tier_lfu_evicts_the_least_hit_block);
     tcase_add_test(tc, test_tier_every_eviction_policy_keeps_capacity);
     tcase_add_test(tc, test_tier_eviction_config);
+    tcase_add_test(tc, test_layerwise_load_under_compute_stalls_one_layer);
+    tcase_add_test(tc, test_layerwise_load_over_compute_stalls_the_difference);
     suite_add_tcase(s, tc);
     return s;
 }
