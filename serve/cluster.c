@@ -81,6 +81,7 @@ typedef struct move {
     int32_t from, to;
     serve_req holder;          /* the source's blocks while the KV travels */
     kv_req hold;
+    sim_time_ns start_ns;      /* when the KV set off */
 } move;
 
 struct cluster {
@@ -458,9 +459,11 @@ static int move_path(const cluster *c, int32_t a, int32_t b, net_link path[2])
 
 static void on_move_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
 {
-    (void)x, (void)tag, (void)now;
+    (void)x, (void)tag;
     move *m = ctx;
     cluster *c = m->c;
+    if (m->r->pub.generated_tokens == 0)   /* TTFT's loading part: its KV travelled */
+        m->r->load_stall_ns += now - m->start_ns;
     instance_release_kv(c->slots[m->from].inst, &m->holder, &m->hold);
     kv_req_fini(&m->hold);   /* its block table: the slot is reused */
     c->counts.moves_done++;
@@ -504,7 +507,7 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
     /* With its KV: the move holds the source's blocks, the request gets
      * the destination's. */
     move *m = move_alloc(c);
-    *m = (move){.c = c, .r = q, .from = from, .to = to};
+    *m = (move){.c = c, .r = q, .from = from, .to = to, .start_ns = sim_now(c->eng)};
     m->holder.kv_blocks = r->kv_blocks;
     m->hold.table = q->kv.table;
     m->hold.table_cap = q->kv.table_cap;

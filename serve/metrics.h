@@ -39,7 +39,7 @@ typedef struct req_record {
     int32_t session_last;    /* 1: the session's last turn */
     /* TTFT = queue_ns + ttft_load_ns + ttft_compute_ns exactly: the time
      * the iterations it was in waited for lower-tier KV loads before its
-     * first token, and the rest (its prefill iterations, the waits between
+     * first token (and its KV's transfers, moved with it), and the rest (its prefill iterations, the waits between
      * them, the streaming delay). */
     int64_t ttft_load_ns;
     int64_t ttft_compute_ns;

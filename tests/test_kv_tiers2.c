@@ -11,6 +11,7 @@
 #include "tests/testutil.h"
 #include "serve/cluster.h"
 #include "serve/kv_tier.h"
+#include "api/control.h"
 #include "policies/registry.h"
 
 /* ---- a run that keeps its records ------------------------------------------------- */
@@ -161,6 +162,80 @@ START_TEST(test_ttft_split_sums_exactly_without_tiers)
         ck_assert_int_eq(r.rec[i].ttft_load_ns, 0);
     ck_assert_double_eq(s.ttft_load_s.p99, 0);
     ck_assert_double_gt(s.ttft_compute_s.mean, 0);
+}
+END_TEST
+
+/* A request moved with its KV halfway through its prefill waits for the
+ * KV to travel: that is loading too. */
+static int ctl_init(const control_setup *s, cJSON *params, const char *path, void **state,
+                    sim_err *err)
+{
+    (void)s, (void)params, (void)path, (void)err;
+    *state = NULL;
+    return 0;
+}
+
+static int mid_prefill_moved;   /* one run at a time */
+
+static void mover_tick(void *state, const control_view *v, control_plan *plan)
+{
+    (void)state;
+    for (int32_t i = 0; i < v->n_instances && !mid_prefill_moved; i++) {
+        int32_t n;
+        const serve_req *const *run = v->running(v, i, &n);
+        for (int32_t k = 0; k < n; k++)
+            if (run[k]->id == 0 && run[k]->computed_tokens > 0 && run[k]->generated_tokens == 0) {
+                mid_prefill_moved = 1;
+                control_add(plan, (control_action){.kind = CTRL_MOVE, .req = run[k],
+                                                   .to = 1 - i, .mode = MOVE_WITH_KV});
+                break;
+            }
+    }
+}
+
+static const control_policy_ops ctl_mid_prefill = {"test_mid_prefill", ctl_init, mover_tick,
+                                                   NULL};
+
+START_TEST(test_ttft_split_counts_a_kv_move_before_the_first_token)
+{
+    mid_prefill_moved = 0;
+    const char *const sets[] = {"cluster.instances=2", "workload.requests=4",
+                                "workload.input_tokens={\"dist\": \"fixed\", \"value\": 6000}",
+                                "workload.output_tokens={\"dist\": \"fixed\", \"value\": 4}",
+                                "instance.max_batched_tokens=512", NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    cfg.sys.control.ops = &ctl_mid_prefill;
+    cfg.sys.control.params = NULL;
+    cfg.sys.control.period_ns = 1000000;
+    recs r;
+    memset(&r, 0, sizeof r);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_record = keep_record, .record_ctx = &r};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_msg(cluster_run(c, &err) == 0, "%s", err.msg);
+    cluster_counts counts;
+    cluster_get_counts(c, &counts);
+    ck_assert_int_eq(mid_prefill_moved, 1);
+    ck_assert_uint_eq(counts.moves_done, 1);
+    ck_assert_uint_gt(counts.move_bytes, 512 * 131072);   /* at least a chunk's KV */
+    ck_assert_int_eq(r.n, 4);
+    check_split(&r);
+    /* Its KV (computed tokens x 128 KiB) over NVLink: at least the bytes
+     * at the link's rate, plus its latency. */
+    const req_record *x = rec_by_id(&r, 0);
+    double bw = cfg.sys.pools[0].gpu.nvlink_bw_bytes_per_s;
+    double min_ns = (double)counts.move_bytes / bw * 1e9;
+    ck_assert_msg(x->ttft_load_ns >= (int64_t)min_ns && x->ttft_load_ns < min_ns + 1e5,
+                  "load %lld ns for %llu bytes", (long long)x->ttft_load_ns,
+                  (unsigned long long)counts.move_bytes);
+    for (uint64_t id = 1; id < 4; id++)
+        ck_assert_int_eq(rec_by_id(&r, id)->ttft_load_ns, 0);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
 }
 END_TEST
 
@@ -415,6 +490,7 @@ Suite *kv_tiers2_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_ttft_split_charges_the_tier_load_to_the_loading_request);
     tcase_add_test(tc, test_ttft_split_sums_exactly_without_tiers);
+    tcase_add_test(tc, test_ttft_split_counts_a_kv_move_before_the_first_token);
     tcase_add_test(tc, test_router_oracle_round_robin_misses_half_the_best_hits);
     tcase_add_test(tc, test_router_oracle_prefix_match_equals_the_oracle);
     tcase_add_test(tc, test_tier_lfu_evicts_the_least_hit_block);
