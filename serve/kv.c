@@ -492,7 +492,7 @@ void kv_set_tiers(kv_cache *kv, const kv_tiers_setup *tiers, double block_bytes_
         return;
     for (int32_t t = 0; t < tiers->n; t++) {
         kv->tier_setup[t] = tiers->tier[t];
-        kv->tier[t] = kv_tier_create(tiers->tier[t].capacity_blocks);
+        kv->tier[t] = kv_tier_create_for(&tiers->tier[t], kv->block_tokens);
     }
     kv->n_tiers = tiers->n;
     kv->tier_cost_aware = tiers->cost_aware;
@@ -512,11 +512,11 @@ int32_t kv_take_tier_io(kv_cache *kv, double load_blocks[KV_TIERS_MAX],
 
 /* Block i of k, just cached in HBM, is written through to every tier that
  * lacks it. */
-static void write_through(kv_cache *kv, uint64_t h)
+static void write_through(kv_cache *kv, uint64_t h, int32_t depth)
 {
     for (int32_t t = 0; t < kv->n_tiers; t++) {
         uint64_t ev = kv_tier_evictions(kv->tier[t]);
-        if (kv_tier_put(kv->tier[t], h)) {
+        if (kv_tier_write(kv->tier[t], h, depth, kv->last_change_ns)) {
             kv->pending_write[t]++;
             kv->tier_write_blocks[t]++;
         }
@@ -914,7 +914,7 @@ static void register_block(kv_cache *kv, kv_req *k, int32_t i)
         evict_block *x = &kv->blk[b];
         x->hash = h;
         if (kv->n_tiers)
-            write_through(kv, x->hash);
+            write_through(kv, x->hash, i);
         x->depth = i;
         if (kv->tree && i > 0 && (x->parent = lookup_hash(kv, k, i - 1, k->hash[i - 1])) != NIL) {
             kv->parent_hash[b] = k->hash[i - 1];
@@ -982,7 +982,7 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
     for (int32_t i = m; i < m + t; i++) {
         int32_t tr = tier_of(kv, k->hash[i]);
         SIM_ASSERT_AT(now, tr >= 0);
-        kv_tier_put(kv->tier[tr], k->hash[i]);   /* a use: most recent */
+        kv_tier_use(kv->tier[tr], k->hash[i], i, now);   /* a use: most recent */
         kv->pending_load[tr]++;
         kv->tier_hit_blocks[tr]++;
     }
