@@ -201,7 +201,7 @@ static void table_rebuild(kv_cache *kv)
     if ((size_t)kv->table_live * 4 > n)
         n *= 2;
     kv_slot *old = kv->slots;
-    kv->slots = sim_xcalloc(n, sizeof *kv->slots);
+    kv->slots = sim_xcalloc_huge(n, sizeof *kv->slots);
     kv->mask = n - 1;
     kv->table_used = 0;
     for (size_t j = 0; j < old_n; j++) {
@@ -268,7 +268,7 @@ static void ring_make_room(kv_cache *kv)
         kv->ring_tail = w;
         return;
     }
-    kv_qent *bigger = sim_xmalloc(2 * cap * sizeof *bigger);
+    kv_qent *bigger = sim_xcalloc_huge(2 * cap, sizeof *bigger);
     size_t n = 0;
     for (uint64_t i = kv->ring_head; i < kv->ring_tail; i++)
         bigger[n++] = kv->ring[i & kv->ring_mask];
@@ -582,11 +582,11 @@ kv_cache *kv_create(int64_t total_blocks, int32_t block_size_tokens, bool prefix
     kv->led.kv = kv;
     if (!prefix_caching)
         return kv;
-    kv->blk = sim_xmalloc((size_t)total_blocks * sizeof *kv->blk);
+    kv->blk = sim_xcalloc_huge((size_t)total_blocks, sizeof *kv->blk);
     size_t ring = 16;
     while (ring < 2 * (size_t)total_blocks)
         ring *= 2;
-    kv->ring = sim_xmalloc(ring * sizeof *kv->ring);
+    kv->ring = sim_xcalloc_huge(ring, sizeof *kv->ring);
     kv->ring_mask = ring - 1;
     for (int32_t b = 0; b < (int32_t)total_blocks; b++) {
         kv->blk[b] = (evict_block){.parent = NIL, .last_access_ns = now};
