@@ -154,6 +154,7 @@ static void slot_remove(kv_tier *t, uint64_t h)
     t->keys[i] = 0;
 }
 
+static void slot_insert(kv_tier *t, uint64_t hash, int32_t n);
 static bool policy_put(kv_tier *t, uint64_t hash, int32_t depth, sim_time_ns now, bool use);
 
 bool kv_tier_put(kv_tier *t, uint64_t hash)
@@ -175,12 +176,7 @@ bool kv_tier_put(kv_tier *t, uint64_t hash)
     } else {
         n = (int32_t)t->n++;
     }
-    t->node_key[n] = hash;
-    size_t i = home(t, hash);
-    while (t->keys[i])
-        i = (i + 1) & t->mask;
-    t->keys[i] = hash;
-    t->slot_node[i] = n;
+    slot_insert(t, hash, n);
     push_node(t, n);
     return true;
 }
