@@ -450,18 +450,32 @@ int32_t kv_req_prompt_hashes(kv_req *k, int32_t block_tokens, int32_t seq_tokens
 
 /* Blocks of waiting r's sequence that the cache holds, from its first, at
  * most one token short of the sequence. */
+static void table_append(kv_req *k, int32_t n, int32_t b);
+
 static int32_t match(kv_cache *kv, const serve_req *r, kv_req *k)
 {
     int32_t most = (req_seq_tokens(r) - 1) / kv->block_tokens;
     int32_t m = k->match_kv == kv && k->match_epoch == kv->evict_epoch ? k->match_blocks : 0;
     if (m > most)
         m = most;
-    while (m < most && lookup(kv, k, m) != NIL)
-        m++;
+    for (int32_t b; m < most && (b = lookup(kv, k, m)) != NIL; m++)
+        table_append(k, m, b);   /* k waits: its table is free to remember them */
     k->match_blocks = m;
     k->match_epoch = kv->evict_epoch;
     k->match_kv = kv;
     return m;
+}
+
+/* Block i < k->match_blocks of kv's cache: the one match remembered in k's
+ * table, looked up again should the table have been reused since. */
+static int32_t matched_block(const kv_cache *kv, const kv_req *k, int32_t i)
+{
+    if (i < k->table_cap) {
+        int32_t b = k->table[i];
+        if (b >= 0 && b < kv->total && kv->blk[b].hash == k->hash[i])
+            return b;
+    }
+    return lookup_hash(kv, k, i, k->hash[i]);
 }
 
 /* ---- lower tiers ---------------------------------------------------------------- */
@@ -820,7 +834,7 @@ static int64_t led_need(batch_kv *bk, const serve_req *r, int32_t tokens)
         int32_t m = match(kv, r, k), touch = 0;
         int32_t t = tier_match(kv, r, k, m);   /* loaded into new blocks */
         for (int32_t i = 0; i < m; i++)
-            touch += eff_ref(kv, lookup_hash(kv, k, i, k->hash[i])) == 0;
+            touch += eff_ref(kv, matched_block(kv, k, i)) == 0;
         return kv_blocks_for(kv, (int64_t)(m + t) * kv->block_tokens + tokens) - m + touch;
     }
     int64_t need = kv_blocks_for(kv, (int64_t)r->computed_tokens + tokens) - r->kv_blocks;
@@ -835,7 +849,7 @@ static void led_take(batch_kv *bk, const serve_req *r, int32_t tokens)
     if (kv->identity && fresh(r)) {
         kv_req *k = kreq(r);
         for (int32_t i = 0; i < k->match_blocks; i++)
-            plan_add_ref(kv, lookup_hash(kv, k, i, k->hash[i]), 1);
+            plan_add_ref(kv, matched_block(kv, k, i), 1);
     }
 }
 
@@ -996,7 +1010,7 @@ int32_t kv_admit(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
     SIM_ASSERT_AT(now, r->kv_blocks == 0);
     int64_t touched = 0;
     for (int32_t i = 0; i < m; i++) {
-        int32_t b = lookup_hash(kv, k, i, k->hash[i]);
+        int32_t b = matched_block(kv, k, i);
         SIM_ASSERT_AT(now, b != NIL);
         if (kv->blk[b].ref++ == 0) {
             queue_remove(kv, b);
