@@ -24,6 +24,7 @@ typedef struct sess_entry {
 
 typedef struct sess_metrics {
     sim_hist session_ns, resume_ns;
+    sim_hist session_hit_ppm;   /* per completed session: hit ratio x 1e6 */
     uint64_t turns, later_turns, sessions, affinity_breaks;
     double later_hit_sum, first_hit_sum, session_hit_sum;
     /* KV retention (serve/retain.h): pins made, ended by the session's next
@@ -46,6 +47,7 @@ typedef struct sess_summary {
     uint64_t affinity_breaks;
     uint64_t pins, pin_reuses, pin_expiries;   /* KV retention */
     double pinned_block_s;         /* KV blocks x seconds pinned */
+    double session_hit_p50;        /* median over completed sessions (0.1% resolution) */
 } sess_summary;
 
 void sess_metrics_init(sess_metrics *m);

@@ -137,8 +137,9 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                x->session_s_mean, x->session_s_p50, x->session_s_p99, x->resume_s_mean * 1e3,
                x->resume_s_p99 * 1e3);
         printf("  session KV hits        %.1f%% per later turn, %.1f%% first turns, %.1f%% per "
-               "session; %llu affinity breaks\n", 100 * x->turn_hit_ratio,
+               "session (median %.1f%%); %llu affinity breaks\n", 100 * x->turn_hit_ratio,
                100 * x->first_turn_hit_ratio, 100 * x->session_hit_ratio,
+               100 * x->session_hit_p50,
                (unsigned long long)x->affinity_breaks);
         if (x->pins)
             printf("  KV retention           %llu pins: %llu taken by the next turn, %llu "
