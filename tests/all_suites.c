@@ -26,6 +26,7 @@ const suite_fn test_suites[] = {
     kv_suite,
     prefix_cache_suite,
     sessions_suite,
+    sessions2_suite,
     policies_suite,
     cluster_suite,
     autoscale_suite,

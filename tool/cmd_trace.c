@@ -225,8 +225,12 @@ static int session_stats_cmd(const trace_args *a)
     printf("  %-22s %llu (%llu subagents)\n", "sessions", (unsigned long long)n,
            (unsigned long long)st.subagents);
     printf("  %-22s %llu (subagents' included)\n", "calls", (unsigned long long)st.calls);
-    printf("  %-22s mean %.1f, p50 %.0f, p99 %.0f, max %.0f\n", "calls per session",
-           (double)st.calls / (double)n, weka_quantile(st.calls_per_session, n, 0.5),
+    double per = 0;
+    for (uint64_t i = 0; i < n; i++)
+        per += st.calls_per_session[i];
+    printf("  %-22s mean %.1f, p50 %.0f, p99 %.0f, max %.0f (the session's own, not its "
+           "subagents')\n", "calls per session", per / (double)n,
+           weka_quantile(st.calls_per_session, n, 0.5),
            weka_quantile(st.calls_per_session, n, 0.99),
            weka_quantile(st.calls_per_session, n, 1));
     double minutes = 0;
