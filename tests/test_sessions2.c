@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim/engine.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 #include "traces/session_play.h"
@@ -440,6 +441,164 @@ START_TEST(test_weka_replay_open_session_arrivals_deterministic)
 }
 END_TEST
 
+
+/* ---- the agentic generator (inference-perf conversation_replay + subagents) ------------- */
+
+static wl_source *agentic_source(sim_engine **eng, const char *json)
+{
+    *eng = sim_engine_create(3);
+    wl_setup setup = {sim_rng(*eng, 1), sim_rng(*eng, 2), 1 << 20};
+    cJSON *cfg = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(cfg);
+    sim_err err = {{0}};
+    wl_source *src = wl_source_create(&setup, cfg, "$.workload", &err);
+    ck_assert_msg(src != NULL, "%s", err.msg);
+    cJSON_Delete(cfg);
+    return src;
+}
+
+/* Turn k's prompt is the system prompt and every earlier prompt and answer,
+ * then its new tokens, with the same ids; a subagent's first prompt shares
+ * the parent's blocks up to the spawn; the parent's next turn waits for its
+ * subagents and holds their answers. */
+START_TEST(test_agentic_turns_accumulate_and_subagents_share_the_parent_prefix)
+{
+    sim_engine *eng;
+    wl_source *src = agentic_source(&eng,
+        "{\"source\": \"agentic\", \"clients\": 1, \"num_conversations\": 1,"
+        " \"shared_system_prompt_len\": 64, \"block_tokens\": 16,"
+        " \"turns_per_conversation\": {\"type\": \"fixed\", \"mean\": 3},"
+        " \"input_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 100},"
+        " \"output_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 20},"
+        " \"tool_call_latency_sec\": {\"type\": \"fixed\", \"mean\": 2},"
+        " \"subagents\": {\"probability\": 1, \"count\": {\"type\": \"fixed\", \"mean\": 2},"
+        "   \"turns\": {\"type\": \"fixed\", \"mean\": 1},"
+        "   \"task_tokens\": {\"type\": \"fixed\", \"mean\": 30},"
+        "   \"output_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 7}}}");
+    sim_err err = {{0}};
+    wl_request w;
+    uint64_t parent_ids[64];
+    ck_assert_int_eq(wl_source_next(src, 0, &w, &err), WL_REQUEST);
+    ck_assert_int_eq(w.input_tokens, 64 + 100);
+    ck_assert_int_eq(w.prefix_id_tokens, 64 + 100 + 20);   /* ids cover the answer */
+    uint64_t parent = w.session_id;
+    memcpy(parent_ids, w.prefix_blocks, (size_t)w.n_prefix_blocks * sizeof *parent_ids);
+    ck_assert_int_eq(wl_source_complete_session(src, 10, parent), 1);
+    for (int c = 0; c < 2; c++) {   /* subagents start when the turn finished */
+        ck_assert_int_eq(wl_source_next(src, 10, &w, &err), WL_REQUEST);
+        ck_assert_uint_ne(w.session_id, parent);
+        ck_assert_int_eq(w.input_tokens, 184 + 30);
+        for (int j = 0; j < 184 / 16; j++)
+            ck_assert_uint_eq(w.prefix_blocks[j], parent_ids[j]);
+        ck_assert_uint_ne(w.prefix_blocks[184 / 16], parent_ids[184 / 16]);
+        ck_assert_int_eq(w.session_last, 1);
+        ck_assert_int_eq(wl_source_complete_session(src, 20 + c, w.session_id), 1);
+    }
+    ck_assert_int_eq(wl_source_next(src, 21, &w, &err), WL_WAIT);
+    ck_assert_int_eq(w.arrival_ns, 21 + 2 * SIM_NS_PER_S);   /* the tool latency */
+    ck_assert_int_eq(wl_source_next(src, w.arrival_ns, &w, &err), WL_REQUEST);
+    ck_assert_uint_eq(w.session_id, parent);
+    ck_assert_int_eq(w.turn, 1);
+    ck_assert_int_eq(w.input_tokens, 184 + 100 + 2 * 7);   /* + the subagents' answers */
+    for (int j = 0; j < 184 / 16; j++)
+        ck_assert_uint_eq(w.prefix_blocks[j], parent_ids[j]);
+    wl_source_destroy(src);
+    sim_engine_destroy(eng);
+}
+END_TEST
+
+/* A blueprint replays the same tokens and blocks every time it is played
+ * (inference-perf's recycled slots); another blueprint shares only the
+ * shared system prompt. */
+START_TEST(test_agentic_blueprints_replay_the_same_conversation)
+{
+    sim_engine *eng;
+    wl_source *src = agentic_source(&eng,
+        "{\"source\": \"agentic\", \"clients\": 1, \"num_conversations\": 2, \"max_sessions\": 3,"
+        " \"shared_system_prompt_len\": 32, \"block_tokens\": 16,"
+        " \"dynamic_system_prompt_len\": {\"type\": \"uniform\", \"min\": 10, \"max\": 900},"
+        " \"turns_per_conversation\": {\"type\": \"fixed\", \"mean\": 1},"
+        " \"input_tokens_per_turn\": {\"type\": \"lognormal\", \"mean\": 300, \"std_dev\": 200,"
+        "   \"min\": 10, \"max\": 5000}}");
+    sim_err err = {{0}};
+    wl_request w[3];
+    uint64_t first[3], sys0 = 0;
+    sim_time_ns t = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(wl_source_next(src, t, &w[i], &err), WL_REQUEST);
+        first[i] = w[i].prefix_blocks[2];
+        if (!i)
+            sys0 = w[i].prefix_blocks[0];
+        ck_assert_uint_eq(w[i].prefix_blocks[0], sys0);   /* the shared system prompt */
+        t += 100;
+        ck_assert_int_eq(wl_source_complete_session(src, t, w[i].session_id), 1);
+    }
+    ck_assert_int_eq(w[2].input_tokens, w[0].input_tokens);
+    ck_assert_uint_eq(first[2], first[0]);
+    ck_assert_uint_ne(first[1], first[0]);
+    ck_assert_uint_ne(w[2].session_id, w[0].session_id);
+    ck_assert_int_eq(wl_source_next(src, t, &w[0], &err), WL_END);
+    wl_source_destroy(src);
+    sim_engine_destroy(eng);
+}
+END_TEST
+
+START_TEST(test_agentic_bad_keys_are_named)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"source\": \"agentic\", \"clients\": 1}", "$.workload.turns_per_conversation: missing"},
+        {"{\"source\": \"agentic\", \"clients\": 1, \"turns_per_conversation\": {\"type\": "
+         "\"skew_normal\", \"mean\": 3}, \"input_tokens_per_turn\": {\"type\": \"fixed\", "
+         "\"mean\": 5}}", "$.workload.turns_per_conversation.type: expected one of: fixed"},
+        {"{\"source\": \"agentic\", \"clients\": 1, \"turns_per_conversation\": {\"type\": "
+         "\"uniform\", \"min\": 5, \"max\": 2}, \"input_tokens_per_turn\": {\"type\": \"fixed\", "
+         "\"mean\": 5}}", "$.workload.turns_per_conversation.max: expected at least min"},
+        {"{\"source\": \"agentic\", \"clients\": 1, \"turns_per_conversation\": {\"type\": "
+         "\"fixed\", \"mean\": 3}, \"input_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 5},"
+         " \"subagents\": {\"probability\": 2}}", "$.workload.subagents.probability"},
+        {"{\"source\": \"agentic\", \"turns_per_conversation\": {\"type\": \"fixed\", \"mean\": 3},"
+         " \"input_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 5}}",
+         "$.workload: expected one of \"clients\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sim_engine *eng = sim_engine_create(1);
+        wl_setup setup = {sim_rng(eng, 1), sim_rng(eng, 2), 8192};
+        cJSON *cfg = cJSON_Parse(cases[i].json);
+        sim_err err = {{0}};
+        ck_assert_ptr_null(wl_source_create(&setup, cfg, "$.workload", &err));
+        ck_assert_msg(strstr(err.msg, cases[i].want) != NULL, "case %zu: %s", i, err.msg);
+        cJSON_Delete(cfg);
+        sim_engine_destroy(eng);
+    }
+}
+END_TEST
+
+/* Through the core: every turn runs, the run is deterministic, and a
+ * session's later turns hit their context with affinity routing. */
+START_TEST(test_agentic_replay_runs_every_turn_deterministically)
+{
+    static const char *const sets[] = {
+        "workload={\"source\": \"agentic\", \"clients\": 4, \"num_conversations\": 4,"
+        " \"turns_per_conversation\": {\"type\": \"fixed\", \"mean\": 5},"
+        " \"input_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 200},"
+        " \"output_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 30},"
+        " \"tool_call_latency_sec\": {\"type\": \"fixed\", \"mean\": 0.5},"
+        " \"subagents\": {\"probability\": 0.5}}",
+        "instance.prefix_caching=true", "policies.routing.name=session_affinity", NULL};
+    tu_run a, b;
+    tu_run_sets(sets, &a);
+    tu_run_sets(sets, &b);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert_uint_ge(a.n_records, 20);
+    ck_assert_uint_eq(a.summary.sessions.session_turns, a.n_records);
+    ck_assert_double_gt(a.summary.sessions.turn_hit_ratio, 0.5);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
 Suite *sessions2_suite(void)
 {
     Suite *s = suite_create("sessions2");
@@ -456,6 +615,10 @@ Suite *sessions2_suite(void)
     tcase_add_test(tc, test_player_options_are_checked);
     tcase_add_test(tc, test_weka_replay_unbounded_cache_hits_equal_trace_hits);
     tcase_add_test(tc, test_weka_replay_open_session_arrivals_deterministic);
+    tcase_add_test(tc, test_agentic_turns_accumulate_and_subagents_share_the_parent_prefix);
+    tcase_add_test(tc, test_agentic_blueprints_replay_the_same_conversation);
+    tcase_add_test(tc, test_agentic_bad_keys_are_named);
+    tcase_add_test(tc, test_agentic_replay_runs_every_turn_deterministically);
     suite_add_tcase(s, tc);
     return s;
 }
