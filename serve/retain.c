@@ -82,6 +82,11 @@ sim_time_ns retain_turn_end(retain_store *s, kv_cache *kv, serve_req *r, kv_req 
         return 0;
     retain_view v = view_of(s, kv, now);
     sim_time_ns ttl = s->ops->on_turn_end(s->state, &v, r);
+    if (ttl == RETAIN_OFFLOAD && s->ops->needs_tier) {
+        s->m->offloads++;
+        s->m->offload_blocks += (uint64_t)kv_release_offload(kv, r, k, now);
+        return 0;   /* released: the caller's release finds nothing left */
+    }
     if (ttl <= 0)
         return 0;
     for (int32_t i = 0; i < s->n; i++)   /* one pin a session: the older one goes */

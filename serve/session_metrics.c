@@ -124,6 +124,8 @@ void sess_metrics_summarize(const sess_metrics *m, sess_summary *out)
         .pin_reuses = m->pin_reuses,
         .pin_expiries = m->pin_expiries,
         .pinned_block_s = m->pinned_block_ns * s,
+        .offloads = m->offloads,
+        .offload_blocks = m->offload_blocks,
     };
     if (m->sessions) {
         out->session_s_mean = sim_hist_mean(&m->session_ns) * s;

@@ -31,6 +31,7 @@ typedef struct sess_metrics {
      * turn, ended by their TTL; block x ns pinned */
     uint64_t pins, pin_reuses, pin_expiries;
     double pinned_block_ns;
+    uint64_t offloads, offload_blocks;   /* turns offloaded, HBM blocks they dropped */
     sess_entry *slots;
     uint32_t cap, used;
 } sess_metrics;
@@ -48,6 +49,7 @@ typedef struct sess_summary {
     uint64_t pins, pin_reuses, pin_expiries;   /* KV retention */
     double pinned_block_s;         /* KV blocks x seconds pinned */
     double session_hit_p50;        /* median over completed sessions (0.1% resolution) */
+    uint64_t offloads, offload_blocks;   /* KV retention "offload" */
 } sess_summary;
 
 void sess_metrics_init(sess_metrics *m);

@@ -4,6 +4,7 @@
  * fixture tests/data/weka_sessions.jsonl is hand-written in the real
  * format (block_size 4 to keep the arithmetic small). */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +600,73 @@ START_TEST(test_agentic_replay_runs_every_turn_deterministically)
 }
 END_TEST
 
+/* ---- KV retention "offload" ---------------------------------------------------------------- */
+
+#define OFFLOAD_WORKLOAD \
+    "workload={\"source\": \"agentic\", \"clients\": 1, \"num_conversations\": 1," \
+    " \"turns_per_conversation\": {\"type\": \"fixed\", \"mean\": 2}," \
+    " \"input_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 1024}," \
+    " \"output_tokens_per_turn\": {\"type\": \"fixed\", \"mean\": 16}," \
+    " \"tool_call_latency_sec\": {\"type\": \"fixed\", \"mean\": 1}}"
+#define OFFLOAD_TIER \
+    "instance.kv_tiers=[{\"name\": \"dram\", \"capacity_gib\": 64, \"read_gb_per_s\": 1," \
+    " \"write_gb_per_s\": 1000, \"latency_us\": 500, \"chunk_tokens\": 256}]"
+
+/* A session's second turn: under "release" its context is still in HBM
+ * (plenty of room); under "offload" it left HBM at the turn end (freed, not
+ * cached there) and comes back from the host tier, the iteration waiting
+ * chunks x latency + bytes / read rate. */
+START_TEST(test_offload_reload_time_is_latency_plus_bytes_over_bandwidth)
+{
+    static const char *const rel[] = {OFFLOAD_WORKLOAD, OFFLOAD_TIER,
+                                      "instance.prefix_caching=true",
+                                      "instance.block_size_tokens=16",
+                                      "policies.retention.name=release", NULL};
+    static const char *const off[] = {OFFLOAD_WORKLOAD, OFFLOAD_TIER,
+                                      "instance.prefix_caching=true",
+                                      "instance.block_size_tokens=16",
+                                      "policies.retention.name=offload", NULL};
+    tu_run a, b;
+    tu_run_sets(rel, &a);
+    tu_run_sets(off, &b);
+    ck_assert_uint_eq(a.n_records, 2);
+    ck_assert_uint_eq(b.n_records, 2);
+    /* release: the second turn hits HBM */
+    ck_assert_uint_ge(a.summary.kv_hit_tokens, 1024);
+    ck_assert_uint_eq(a.summary.kv_tier_hit_tokens, 0);
+    ck_assert_double_eq(a.summary.kv_load_stall_s, 0);
+    /* offload: nothing left in HBM, all of it from the tier */
+    ck_assert_uint_eq(b.summary.kv_hit_tokens, 0);
+    ck_assert_uint_eq(b.summary.kv_tier_hit_tokens, a.summary.kv_hit_tokens);
+    ck_assert_uint_eq(b.summary.sessions.offloads, 1);   /* the last turn is not offloaded */
+    uint64_t n = b.summary.kv_tier_hit_tokens / 16;
+    ck_assert_uint_ge(b.summary.sessions.offload_blocks, n);
+    double chunks = ceil((double)n * 16 / 256);
+    double bytes = (double)n * 16 * 131072;   /* Llama-3-8B bf16: 128 KiB a token */
+    double want = chunks * 500e-6 + bytes / 1e9;
+    ck_assert_msg(fabs(b.summary.kv_load_stall_s - want) < 1e-6, "load %.9f s, want %.9f s",
+                  b.summary.kv_load_stall_s, want);
+    /* the reload is on the second turn's time to first token */
+    ck_assert_double_gt(b.summary.ttft_s.mean - a.summary.ttft_s.mean, want / 2 * 0.99);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_offload_needs_a_tier)
+{
+    cJSON *root = tu_base_config();
+    static const char *const sets[] = {"instance.prefix_caching=true",
+                                       "policies.retention.name=offload", NULL};
+    tu_set(root, sets);
+    run_config cfg;
+    sim_err err = {{0}};
+    ck_assert_int_ne(run_config_parse(root, &cfg, &err), 0);
+    ck_assert_msg(strstr(err.msg, "$.policies.retention.name: \"offload\" offloads to a lower "
+                                  "KV tier") != NULL, "%s", err.msg);
+}
+END_TEST
+
 Suite *sessions2_suite(void)
 {
     Suite *s = suite_create("sessions2");
@@ -619,6 +687,8 @@ Suite *sessions2_suite(void)
     tcase_add_test(tc, test_agentic_blueprints_replay_the_same_conversation);
     tcase_add_test(tc, test_agentic_bad_keys_are_named);
     tcase_add_test(tc, test_agentic_replay_runs_every_turn_deterministically);
+    tcase_add_test(tc, test_offload_reload_time_is_latency_plus_bytes_over_bandwidth);
+    tcase_add_test(tc, test_offload_needs_a_tier);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -146,6 +146,10 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                    "expired; %.0f block-seconds pinned\n", (unsigned long long)x->pins,
                    (unsigned long long)x->pin_reuses, (unsigned long long)x->pin_expiries,
                    x->pinned_block_s);
+        if (x->offloads)
+            printf("  KV retention           %llu turns offloaded to the host tier, %llu HBM "
+                   "blocks dropped\n", (unsigned long long)x->offloads,
+                   (unsigned long long)x->offload_blocks);
     }
     if (s->kv_tier_load_bytes > 0 || s->kv_tier_write_bytes > 0)
         printf("  KV tiers               %.1f%% of prompt tokens loaded from tiers; %.2f GB "

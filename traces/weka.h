@@ -49,8 +49,9 @@ int weka_rewind(weka_reader *r, sim_err *err);
 uint64_t weka_bad_skipped(const weka_reader *r, const char **first_bad);
 uint64_t weka_zero_raised(const weka_reader *r);
 
-/* Whether path holds this format: a folder, or a file whose first line is a
- * JSON object with "requests" and "hash_ids" (or "block_size"). */
+/* Whether path holds this format: a file whose first line is a JSON object
+ * with "requests" and "hash_ids" (or "block_size"), or a folder whose first
+ * *.json or *.jsonl file (in name order) is one. */
 bool weka_sniff(const char *path);
 
 /* Statistics of a whole trace (servesim trace stats). Cache hits are the

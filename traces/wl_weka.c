@@ -436,8 +436,13 @@ bool weka_sniff(const char *path)
     struct stat sb;
     if (stat(path, &sb) != 0)
         return false;
-    if (S_ISDIR(sb.st_mode))
-        return true;
+    if (S_ISDIR(sb.st_mode)) {   /* its first *.json or *.jsonl file is one */
+        sim_err err;
+        weka_reader *r = weka_open(path, false, false, &err);
+        bool yes = r && weka_sniff(r->files[0]);
+        weka_close(r);
+        return yes;
+    }
     FILE *f = fopen(path, "r");
     if (!f)
         return false;
