@@ -97,6 +97,12 @@ void sess_metrics_finish(sess_metrics *m, const serve_req *r, sim_time_ns first_
         m->affinity_breaks++;
         e->instance = r->instance;
     }
+    if (r->turn > 0 && e->last_seq_tokens > 0) {
+        int64_t ctx = r->input_tokens < e->last_seq_tokens ? r->input_tokens : e->last_seq_tokens;
+        if (ctx > r->cached_tokens)
+            m->context_recomputed_tokens += (uint64_t)(ctx - r->cached_tokens);
+    }
+    e->last_seq_tokens = (int64_t)r->input_tokens + r->output_tokens;
     e->cached_tokens += r->cached_tokens;
     e->input_tokens += r->input_tokens;
     if (r->session_last) {
@@ -126,6 +132,8 @@ void sess_metrics_summarize(const sess_metrics *m, sess_summary *out)
         .pinned_block_s = m->pinned_block_ns * s,
         .offloads = m->offloads,
         .offload_blocks = m->offload_blocks,
+        .pinned_gib_s = m->pinned_byte_ns * 1e-9 / (1024.0 * 1024.0 * 1024.0),
+        .context_recomputed_tokens = m->context_recomputed_tokens,
     };
     if (m->sessions) {
         out->session_s_mean = sim_hist_mean(&m->session_ns) * s;

@@ -20,6 +20,7 @@ typedef struct sess_entry {
     uint64_t session;   /* 0: empty */
     int32_t instance;
     int64_t cached_tokens, input_tokens;
+    int64_t last_seq_tokens;   /* the previous turn's prompt and answer */
 } sess_entry;
 
 typedef struct sess_metrics {
@@ -32,6 +33,8 @@ typedef struct sess_metrics {
     uint64_t pins, pin_reuses, pin_expiries;
     double pinned_block_ns;
     uint64_t offloads, offload_blocks;   /* turns offloaded, HBM blocks they dropped */
+    double pinned_byte_ns;               /* KV bytes (all GPUs) x ns pinned */
+    uint64_t context_recomputed_tokens;  /* later turns: previous context not cached */
     sess_entry *slots;
     uint32_t cap, used;
 } sess_metrics;
@@ -50,6 +53,11 @@ typedef struct sess_summary {
     double pinned_block_s;         /* KV blocks x seconds pinned */
     double session_hit_p50;        /* median over completed sessions (0.1% resolution) */
     uint64_t offloads, offload_blocks;   /* KV retention "offload" */
+    double pinned_gib_s;           /* GiB (all GPUs) x seconds pinned */
+    /* tokens of a later turn's prompt that held the session's previous
+     * context (its previous prompt and answer) yet were computed again,
+     * not served from a cache: min(prompt, previous context) - cached */
+    uint64_t context_recomputed_tokens;
 } sess_summary;
 
 void sess_metrics_init(sess_metrics *m);

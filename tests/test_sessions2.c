@@ -667,6 +667,39 @@ START_TEST(test_offload_needs_a_tier)
 }
 END_TEST
 
+/* A later turn's recomputed context: without a prefix cache all of the
+ * previous prompt and answer; with one, what its blocks did not cover (the
+ * answer's partial last block). Pinned GiB x s are the pinned block-seconds
+ * at the block's bytes. */
+START_TEST(test_session_metrics_recomputed_context_and_pinned_gib_s)
+{
+    static const char *const off[] = {OFFLOAD_WORKLOAD, "instance.prefix_caching=false", NULL};
+    static const char *const on[] = {OFFLOAD_WORKLOAD, "instance.prefix_caching=true",
+                                     "instance.block_size_tokens=16", NULL};
+    static const char *const pin[] = {OFFLOAD_WORKLOAD, "instance.prefix_caching=true",
+                                      "instance.block_size_tokens=16",
+                                      "policies.retention.name=pin_ttl",
+                                      "policies.retention.params={\"ttl_s\": 10}", NULL};
+    tu_run a, b, c;
+    tu_run_sets(off, &a);
+    tu_run_sets(on, &b);
+    tu_run_sets(pin, &c);
+    ck_assert_uint_eq(a.summary.sessions.session_turns, 2);
+    ck_assert_uint_eq(a.summary.sessions.context_recomputed_tokens, 1024 + 16);
+    ck_assert_uint_eq(b.summary.sessions.context_recomputed_tokens, 16);
+    ck_assert_double_eq(b.summary.sessions.pinned_gib_s, 0);
+    const sess_summary *x = &c.summary.sessions;
+    ck_assert_uint_eq(x->pins, 1);
+    ck_assert_uint_eq(x->pin_reuses, 1);
+    ck_assert_double_gt(x->pinned_block_s, 1);   /* the 1 s gap, at least, per block */
+    ck_assert_double_eq_tol(x->pinned_gib_s, x->pinned_block_s * 16 * 131072 / (1 << 30),
+                            1e-9 * x->pinned_gib_s);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+}
+END_TEST
+
 Suite *sessions2_suite(void)
 {
     Suite *s = suite_create("sessions2");
@@ -689,6 +722,7 @@ Suite *sessions2_suite(void)
     tcase_add_test(tc, test_agentic_replay_runs_every_turn_deterministically);
     tcase_add_test(tc, test_offload_reload_time_is_latency_plus_bytes_over_bandwidth);
     tcase_add_test(tc, test_offload_needs_a_tier);
+    tcase_add_test(tc, test_session_metrics_recomputed_context_and_pinned_gib_s);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -289,6 +289,8 @@ static const out_field out_sum_fields[] = {
     OUT_SESS(session_hit_p50, OUT_F64),
     OUT_SESS(offloads, OUT_U64),
     OUT_SESS(offload_blocks, OUT_U64),
+    OUT_SESS(pinned_gib_s, OUT_F64),
+    OUT_SESS(context_recomputed_tokens, OUT_U64),
     OUT_SUM(spec_drafts, OUT_U64),
     OUT_SUM(spec_draft_tokens, OUT_U64),
     OUT_SUM(spec_accepted_tokens, OUT_U64),
