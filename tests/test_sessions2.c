@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policies/registry.h"
 #include "sim/engine.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -348,6 +349,7 @@ START_TEST(test_player_subagents_share_prefix_and_parent_waits_for_them)
         ck_assert_int_eq(sp_player_next(pl, 100, &w, &err), WL_REQUEST);
         kid[c] = w.session_id;
         ck_assert_uint_ne(kid[c], parent);
+        ck_assert_uint_eq(w.session_root, parent);   /* routed with the tree */
         ck_assert_int_eq(w.turn, 0);
         ck_assert_uint_eq(w.prefix_blocks[0], 1);   /* the parent's prefix (global ids) */
         ck_assert_uint_eq(w.prefix_blocks[1], 2);
@@ -700,6 +702,46 @@ START_TEST(test_session_metrics_recomputed_context_and_pinned_gib_s)
 }
 END_TEST
 
+/* session_affinity binds a session tree as one (by "tree", the default): a
+ * subagent (its own session id, its root's session_root) goes where its
+ * parent is bound, not to the least loaded; by "session" it does not. */
+START_TEST(test_route_affinity_binds_subagents_with_their_parent)
+{
+    static const struct {
+        const char *params;
+        int32_t want;
+    } cases[] = {{"{}", 1}, {"{\"by\": \"tree\"}", 1}, {"{\"by\": \"session\"}", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sim_err err = {{0}};
+        const route_policy_ops *ops = route_policy_find("session_affinity", "$.r", &err);
+        ck_assert_msg(ops, "%s", err.msg);
+        cJSON *p = cJSON_Parse(cases[i].params);
+        void *st;
+        route_setup setup = {.pool = 0, .block_size_tokens = 16};
+        ck_assert_int_eq(ops->init(&setup, p, "$.r.params", &st, &err), 0);
+        cJSON_Delete(p);
+        inst_view inst[2] = {{.state = INST_ACTIVE}, {.state = INST_ACTIVE}};
+        int32_t cand[2] = {0, 1};
+        route_view v = {.inst = inst, .n_instances = 2, .candidates = cand, .n_candidates = 2};
+        inst[0].outstanding_tokens = 100;
+        serve_req parent = {.session_id = 5, .session_root = 5};
+        ck_assert_int_eq(ops->route(st, &v, &parent), 1);   /* the least loaded */
+        inst[1].outstanding_tokens = 200;   /* now 1 is the busier */
+        serve_req kid = {.session_id = 9, .session_root = 5};
+        ck_assert_int_eq(ops->route(st, &v, &kid), cases[i].want);
+        ops->destroy(st);
+    }
+    cJSON *p = cJSON_Parse("{\"by\": \"user\"}");
+    sim_err err = {{0}};
+    void *st;
+    route_setup setup = {.pool = 0, .block_size_tokens = 16};
+    const route_policy_ops *ops = route_policy_find("session_affinity", "$.r", &err);
+    ck_assert_int_ne(ops->init(&setup, p, "$.r.params", &st, &err), 0);
+    ck_assert(strstr(err.msg, "$.r.params.by: expected \"tree\" or \"session\"") != NULL);
+    cJSON_Delete(p);
+}
+END_TEST
+
 Suite *sessions2_suite(void)
 {
     Suite *s = suite_create("sessions2");
@@ -723,6 +765,7 @@ Suite *sessions2_suite(void)
     tcase_add_test(tc, test_offload_reload_time_is_latency_plus_bytes_over_bandwidth);
     tcase_add_test(tc, test_offload_needs_a_tier);
     tcase_add_test(tc, test_session_metrics_recomputed_context_and_pinned_gib_s);
+    tcase_add_test(tc, test_route_affinity_binds_subagents_with_their_parent);
     suite_add_tcase(s, tc);
     return s;
 }

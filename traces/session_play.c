@@ -219,6 +219,7 @@ typedef struct play {
 
 typedef struct rthread {
     uint64_t session_id;    /* 0: a free slot */
+    uint64_t root;          /* the tree's root thread's session id */
     uint32_t gen;
     int32_t play, thread, item, parent, pending, turn;
     bool in_flight, started;   /* started: an item is behind it (gaps apply) */
@@ -366,6 +367,7 @@ static int32_t new_thread(sp_player *pl, int32_t p, int32_t thread, int32_t pare
     t->in_flight = t->started = false;
     t->start_ns = t->done_ns = now;
     t->cur.n = 0;
+    t->root = parent >= 0 ? pl->th[parent].root : t->session_id;
     pl->live++;
     pl->threads++;
     return s;
@@ -500,6 +502,7 @@ static void emit(sp_player *pl, int32_t s, sim_time_ns now, wl_request *out)
     out->prefix_block_tokens = n ? prog->block_tokens : 0;
     out->prefix_id_tokens = n ? it->id_tokens : 0;
     out->session_id = t->session_id;
+    out->session_root = t->root;
     out->turn = t->turn++;
     out->session_last = it->last_call;
     out->session_start_ns = t->start_ns;
