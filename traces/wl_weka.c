@@ -548,7 +548,8 @@ int weka_stats_read(const char *path, bool skip_bad, weka_stats *st, sim_err *er
     while ((rc = weka_next(r, &p, err)) == 1) {
         c.hit = c.in = 0;
         c.main_calls = 0;
-        memset(c.set.key, 0, c.set.cap * sizeof *c.set.key);
+        if (c.set.key)
+            memset(c.set.key, 0, c.set.cap * sizeof *c.set.key);
         c.set.n = 0;
         sp_program_visit(&p, stats_call, &c);
         size_t i = (size_t)st->sessions++;
