@@ -468,7 +468,9 @@ static int start_play(sp_player *pl, sim_time_ns now, int32_t lane, sim_err *err
             pl->exhausted = true;
             return 0;
         }
-        return 1;   /* an empty program: nothing to play */
+        if (lane >= 0)   /* an empty program: the lane goes on to the next */
+            heap_push(pl, now, -1 - lane);
+        return 1;
     }
     pl->trees++;
     y->salt = y->prog.global_ids ? 0 : sim_hash_mix(UINT64_C(0x5e5510ce), pl->trees);
