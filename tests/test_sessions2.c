@@ -742,6 +742,46 @@ START_TEST(test_route_affinity_binds_subagents_with_their_parent)
 }
 END_TEST
 
+static int weka_fn(void *ctx, sp_program *p, sim_err *err) { return weka_next(ctx, p, err); }
+
+/* warm_prefix: the first fraction x (tool + system tokens) of every session
+ * is one prefix common to all sessions; the rest stays per session. */
+START_TEST(test_weka_warm_prefix_is_shared_by_every_session)
+{
+    char *dir = tu_tempdir();
+    const char *line = "{\"block_size\":4,\"tool_tokens\":6,\"system_tokens\":3,\"requests\":["
+                       "{\"t\":0,\"in\":16,\"out\":1,\"hash_ids\":[1,2,3,4]},"
+                       "{\"t\":1,\"in\":20,\"out\":1,\"hash_ids\":[1,2,3,4,5]}]}\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", line, line);
+    char *path = write_temp(dir, "two.jsonl", text);
+    sim_err err = {{0}};
+    weka_reader *r = weka_open(path, false, false, &err);
+    ck_assert_ptr_nonnull(r);
+    weka_set_warm_prefix(r, 0.5);   /* 0.5 x 9 tokens: 1 whole block */
+    cJSON *o = cJSON_Parse("{\"clients\": 2}");
+    sp_opts so;
+    ck_assert_int_eq(sp_opts_parse(o, "$.workload", &so, &err), 0);
+    cJSON_Delete(o);
+    sp_player *pl = sp_player_create(&so, NULL, weka_fn, r);
+    wl_request a, b;
+    ck_assert_int_eq(sp_player_next(pl, 0, &a, &err), WL_REQUEST);
+    uint64_t a0 = a.prefix_blocks[0], a1 = a.prefix_blocks[1];
+    ck_assert_int_eq(sp_player_next(pl, 0, &b, &err), WL_REQUEST);
+    ck_assert_uint_eq(b.prefix_blocks[0], a0);   /* the warm block: shared */
+    ck_assert_uint_eq(a0, SP_SHARED_ID);
+    ck_assert_uint_ne(b.prefix_blocks[1], a1);   /* the session's own */
+    ck_assert_int_eq(sp_player_complete(pl, 10, a.session_id), 1);
+    ck_assert_int_eq(sp_player_next(pl, 10 + SIM_NS_PER_S, &a, &err), WL_REQUEST);   /* a's turn 1, its 1 s gap after */
+    ck_assert_uint_eq(a.prefix_blocks[0], SP_SHARED_ID);
+    ck_assert_uint_eq(a.prefix_blocks[1], a1);
+    sp_player_destroy(pl);
+    weka_close(r);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 Suite *sessions2_suite(void)
 {
     Suite *s = suite_create("sessions2");
@@ -766,6 +806,7 @@ Suite *sessions2_suite(void)
     tcase_add_test(tc, test_offload_needs_a_tier);
     tcase_add_test(tc, test_session_metrics_recomputed_context_and_pinned_gib_s);
     tcase_add_test(tc, test_route_affinity_binds_subagents_with_their_parent);
+    tcase_add_test(tc, test_weka_warm_prefix_is_shared_by_every_session);
     suite_add_tcase(s, tc);
     return s;
 }

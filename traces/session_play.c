@@ -492,8 +492,10 @@ static void emit(sp_player *pl, int32_t s, sim_time_ns now, wl_request *out)
     const uint64_t *ids = t->cur.v;
     if (y->salt && n) {
         sim_grow((void **)&pl->out_ids, &pl->out_cap, n, sizeof *pl->out_ids);
-        for (size_t i = 0; i < n; i++)
-            pl->out_ids[i] = sim_hash_mix(y->salt, t->cur.v[i]);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = t->cur.v[i];
+            pl->out_ids[i] = v & SP_SHARED_ID ? v : sim_hash_mix(y->salt, v);
+        }
         ids = pl->out_ids;
     }
     out->arrival_ns = now;

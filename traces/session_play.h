@@ -49,6 +49,10 @@
 
 /* ---- programs ----------------------------------------------------------- */
 
+/* Ids with this bit are shared by every session as they are (never mixed
+ * with a play's number), even in the local scope. */
+#define SP_SHARED_ID (UINT64_C(1) << 63)
+
 typedef struct sp_item {
     bool spawn;                   /* spawns threads [child, child + n_children) */
     bool last_call;               /* the thread's last call */

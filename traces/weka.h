@@ -42,6 +42,11 @@ typedef struct weka_reader weka_reader;
  * blocks finds them; off, the ids are the trace's (prompts only). */
 weka_reader *weka_open(const char *path, bool skip_bad, bool output_ids, sim_err *err);
 void weka_close(weka_reader *r);   /* NULL is a no-op */
+/* kv-cache-tester's warm prefix: the first fraction x (tool_tokens +
+ * system_tokens) tokens of every session (whole blocks, as its first call
+ * has them) are one prefix common to all sessions (SP_SHARED_ID ids), as
+ * Claude Code's tool definitions and system prompt are. Default 0. */
+void weka_set_warm_prefix(weka_reader *r, double fraction);
 /* The next session into p (cleared first): 1, 0 at the end, -1 on error. */
 int weka_next(weka_reader *r, sp_program *p, sim_err *err);
 /* Back to the first session. */

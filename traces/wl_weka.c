@@ -31,7 +31,31 @@ struct weka_reader {
     char first_bad[1024];
     uint64_t *ids, *next_ids;
     size_t ids_cap, next_cap;
+    /* warm prefix: the session's first warm_n blocks, as its first call has them */
+    double warm_frac;
+    int32_t warm_n, n_first;
+    bool have_first;
+    uint64_t *first;
+    size_t first_cap;
 };
+
+void weka_set_warm_prefix(weka_reader *r, double fraction) { r->warm_frac = fraction; }
+
+/* The call's leading blocks that are the session's warm prefix (the same
+ * as its first call's, up to warm_n) become ids shared by every session. */
+static void apply_warm(weka_reader *r, int32_t n)
+{
+    int32_t k = n < r->warm_n ? n : r->warm_n;
+    if (!r->have_first) {
+        sim_grow((void **)&r->first, &r->first_cap, (size_t)k + 1, sizeof *r->first);
+        if (k > 0)
+            memcpy(r->first, r->ids, (size_t)k * sizeof *r->first);
+        r->n_first = k;
+        r->have_first = true;
+    }
+    for (int32_t j = 0; j < k && j < r->n_first && r->ids[j] == r->first[j]; j++)
+        r->ids[j] = SP_SHARED_ID | (uint64_t)j;
+}
 
 /* ---- files ---------------------------------------------------------------------- */
 
@@ -106,6 +130,7 @@ void weka_close(weka_reader *r)
     free(r->buf);
     free(r->ids);
     free(r->next_ids);
+    free(r->first);
     free(r);
 }
 
@@ -339,6 +364,8 @@ static int read_thread(weka_reader *r, const cJSON *reqs, const char *where, boo
                 }
             }
         }
+        if (r->warm_n)
+            apply_warm(r, c.n_ids);
         sp_add_call(p, c.in ? c.in : 1, c.out ? c.out : 1, llround(c.t_s * 1e9),
                     llround((gap_s > 0 ? gap_s : 0) * 1e9), r->ids, c.n_ids, id_tokens);
     }
@@ -364,6 +391,12 @@ static int read_session(weka_reader *r, const cJSON *root, sp_program *p, sim_er
         return bad(err, "", "requests", "an array of requests", reqs);
     p->block_tokens = (int32_t)block;
     p->global_ids = scope && !strcmp(scope->valuestring, "global");
+    double tool, sys;
+    if (num(root, "", "tool_tokens", 0, 0, 1e9, "tokens >= 0", &tool, err) ||
+        num(root, "", "system_tokens", 0, 0, 1e9, "tokens >= 0", &sys, err))
+        return -1;
+    r->warm_n = (int32_t)floor(r->warm_frac * (tool + sys) / block);
+    r->have_first = false;
     sp_add_thread(p);
     if (read_thread(r, reqs, "", false, p->block_tokens, 0, p, err))
         return -1;
@@ -641,11 +674,13 @@ static int weka_init(const wl_setup *setup, cJSON *params, const char *path, voi
                      sim_err *err)
 {
     static const char *const keys[] = {WL_COMMON_KEYS, "path", "skip_bad", "output_ids",
-                                       "cycle", SP_OPT_KEYS, NULL};
+                                       "cycle", "warm_prefix", SP_OPT_KEYS, NULL};
     const char *file;
     bool skip_bad, output_ids, cycle;
+    double warm;
     sp_opts o;
     if (jcfg_check_keys(params, path, keys, err) ||
+        jcfg_num(params, path, "warm_prefix", 0, 0, 1, &warm, err) ||
         jcfg_str(params, path, "path", JCFG_REQUIRED_STR, &file, err) ||
         jcfg_bool(params, path, "skip_bad", 0, &skip_bad, err) ||
         jcfg_bool(params, path, "output_ids", 0, &output_ids, err) ||
@@ -665,6 +700,7 @@ static int weka_init(const wl_setup *setup, cJSON *params, const char *path, voi
         free(s);
         return -1;
     }
+    weka_set_warm_prefix(s->r, warm);
     s->pl = sp_player_create(&o, setup->arrival_rng, weka_program, s);
     *state = s;
     return 0;
