@@ -165,6 +165,7 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now,
         .session_id = r->session_id,
         .turn = r->turn,
         .session_last = r->session_last,
+        .session_root = r->session_root,
     };
     sess_metrics_finish(&m->sessions, r, first_token_ns, now);
     /* Mean gap and TPOT coincide per request: (last token - first token) /

@@ -37,6 +37,7 @@ typedef struct req_record {
     uint64_t session_id;     /* 0: none (serve/session_metrics.h) */
     int32_t turn;            /* from 0 */
     int32_t session_last;    /* 1: the session's last turn */
+    uint64_t session_root;   /* its session tree's root session (0: none) */
 } req_record;
 
 typedef struct pctl {

@@ -193,6 +193,7 @@ static const out_field out_req_fields[] = {
     OUT_REQ(session_id, OUT_U64),
     OUT_REQ(turn, OUT_I32),
     OUT_REQ(session_last, OUT_I32),
+    OUT_REQ(session_root, OUT_U64),
 };
 
 /* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
