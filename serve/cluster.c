@@ -419,6 +419,7 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .session_last = c->next.session_last,
         .session_start_ns = c->next.session_start_ns,
         .session_gap_ns = c->next.session_gap_ns,
+        .session_root = c->next.session_root,
     };
     q->move_to = -1;
     q->load_stall_ns = 0;

@@ -244,6 +244,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
+    if (inst->retain)
+        retain_set_block_bytes(inst->retain, ps->swap.block_bytes_per_gpu * par_gpus(&ps->par));
     if (ps->par.ep > 1 && ps->moe.sample &&
         !(inst->ep = ep_create(ps, sim_stream_seed(s->order_seed, 0xE9E9), err))) {
         instance_destroy(inst);

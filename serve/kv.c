@@ -1128,3 +1128,28 @@ void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k)
     }
     k->n_registered = full;
 }
+
+int64_t kv_release_offload(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now)
+{
+    int32_t n = r->kv_blocks;
+    kv_release(kv, r, k, now);
+    if (!kv->identity)
+        return 0;
+    int64_t dropped = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t b = k->table[i];
+        evict_block *x = &kv->blk[b];
+        if (x->ref || !x->hash)
+            continue;   /* held by another request, or without contents */
+        queue_remove(kv, b);
+        kv->table_live -= !is_private(x->hash);   /* its slot is void now */
+        if (kv->tree && x->parent != NIL && kv->blk[x->parent].hash == kv->parent_hash[b])
+            child_count(kv, x->parent, -1);
+        *x = (evict_block){.last_access_ns = now, .parent = NIL, .queue_stamp = x->queue_stamp};
+        queue_push_tail(kv, b);   /* free, without contents */
+        dropped++;
+    }
+    if (dropped)
+        kv->evict_epoch++;   /* matches memoised since may have changed */
+    return dropped;
+}

@@ -163,6 +163,11 @@ static inline void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens
 }
 /* Gives back all of r's blocks (finished, preempted, moved). */
 void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
+/* kv_release, then the request's blocks that nobody else holds leave HBM's
+ * prefix cache (freed without contents; copies stay in the lower tiers):
+ * KV retention "offload" (api/retain.h). Returns the blocks dropped. Not on
+ * any hot path: once per offloaded session turn, O(its blocks). */
+int64_t kv_release_offload(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
 /* After r's computed_tokens grew: offers its newly full blocks to the cache. */
 void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k);
 /* Registers what kv_commit left for kv_release (k's private blocks; see

@@ -171,6 +171,7 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now,
         .session_id = r->session_id,
         .turn = r->turn,
         .session_last = r->session_last,
+        .session_root = r->session_root,
     };
     rec.ttft_compute_ns = rec.ttft_ns - rec.queue_ns - rec.ttft_load_ns;
     SIM_ASSERT_AT(now, rec.ttft_load_ns >= 0 && rec.ttft_compute_ns >= 0);

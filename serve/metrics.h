@@ -43,6 +43,7 @@ typedef struct req_record {
      * them, the streaming delay). */
     int64_t ttft_load_ns;
     int64_t ttft_compute_ns;
+    uint64_t session_root;   /* its session tree's root session (0: none) */
 } req_record;
 
 typedef struct pctl {

@@ -27,6 +27,7 @@ const suite_fn test_suites[] = {
     prefix_cache_suite,
     kv_tiers2_suite,
     sessions_suite,
+    sessions2_suite,
     policies_suite,
     cluster_suite,
     autoscale_suite,

@@ -35,6 +35,7 @@ Suite *kv_suite(void);
 Suite *prefix_cache_suite(void);
 Suite *kv_tiers2_suite(void);
 Suite *sessions_suite(void);
+Suite *sessions2_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);
 Suite *autoscale_suite(void);

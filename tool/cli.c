@@ -136,15 +136,23 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                (unsigned long long)x->sessions_completed, (unsigned long long)x->session_turns,
                x->session_s_mean, x->session_s_p50, x->session_s_p99, x->resume_s_mean * 1e3,
                x->resume_s_p99 * 1e3);
+        if (x->context_recomputed_tokens)
+            printf("  session context        %llu tokens of earlier turns computed again\n",
+                   (unsigned long long)x->context_recomputed_tokens);
         printf("  session KV hits        %.1f%% per later turn, %.1f%% first turns, %.1f%% per "
-               "session; %llu affinity breaks\n", 100 * x->turn_hit_ratio,
+               "session (median %.1f%%); %llu affinity breaks\n", 100 * x->turn_hit_ratio,
                100 * x->first_turn_hit_ratio, 100 * x->session_hit_ratio,
+               100 * x->session_hit_p50,
                (unsigned long long)x->affinity_breaks);
         if (x->pins)
             printf("  KV retention           %llu pins: %llu taken by the next turn, %llu "
-                   "expired; %.0f block-seconds pinned\n", (unsigned long long)x->pins,
-                   (unsigned long long)x->pin_reuses, (unsigned long long)x->pin_expiries,
-                   x->pinned_block_s);
+                   "expired; %.0f block-seconds (%.1f GiB-s) pinned\n",
+                   (unsigned long long)x->pins, (unsigned long long)x->pin_reuses,
+                   (unsigned long long)x->pin_expiries, x->pinned_block_s, x->pinned_gib_s);
+        if (x->offloads)
+            printf("  KV retention           %llu turns offloaded to the host tier, %llu HBM "
+                   "blocks dropped\n", (unsigned long long)x->offloads,
+                   (unsigned long long)x->offload_blocks);
     }
     if (s->kv_tier_load_bytes > 0 || s->kv_tier_write_bytes > 0)
         printf("  KV tiers               %.1f%% of prompt tokens loaded from tiers; %.2f GB "

@@ -314,6 +314,10 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
     snprintf(name_path, sizeof name_path, "%s.retention.name", path);
     if (!(p->retain_policy.ops = retain_policy_find(retain, name_path, err)))
         return -1;
+    if (p->retain_policy.ops->needs_tier && (!p->kv_tiers.n || !p->prefix_caching))
+        return sim_errf(err, "%s: \"%s\" offloads to a lower KV tier; give "
+                        "instance.kv_tiers (e.g. [{\"name\": \"dram\", \"capacity_gib\": 512}]) "
+                        "and instance.prefix_caching true", name_path, retain);
     snprintf(name_path, sizeof name_path, "%s.eviction.name", path);
     if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
         return -1;

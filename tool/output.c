@@ -195,6 +195,7 @@ static const out_field out_req_fields[] = {
     OUT_REQ(session_last, OUT_I32),
     OUT_REQ(ttft_load_ns, OUT_I64),
     OUT_REQ(ttft_compute_ns, OUT_I64),
+    OUT_REQ(session_root, OUT_U64),
 };
 
 /* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
@@ -296,6 +297,11 @@ static const out_field out_sum_fields[] = {
     OUT_SESS(pin_reuses, OUT_U64),
     OUT_SESS(pin_expiries, OUT_U64),
     OUT_SESS(pinned_block_s, OUT_F64),
+    OUT_SESS(session_hit_p50, OUT_F64),
+    OUT_SESS(offloads, OUT_U64),
+    OUT_SESS(offload_blocks, OUT_U64),
+    OUT_SESS(pinned_gib_s, OUT_F64),
+    OUT_SESS(context_recomputed_tokens, OUT_U64),
     OUT_SUM(spec_drafts, OUT_U64),
     OUT_SUM(spec_draft_tokens, OUT_U64),
     OUT_SUM(spec_accepted_tokens, OUT_U64),

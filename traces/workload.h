@@ -49,6 +49,7 @@ typedef struct wl_request {
     int32_t session_last;
     sim_time_ns session_start_ns;
     sim_time_ns session_gap_ns;
+    uint64_t session_root;    /* session trees: the root's session id (0: none) */
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
