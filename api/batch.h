@@ -104,6 +104,49 @@ typedef struct batch_plan {
     int32_t n_preempt;
 } batch_plan;
 
+/* ---- Cutting the iteration in flight (operator-level preemption) -----------
+ * A policy with a `cut` hook is also asked when a request joins the waiting
+ * queue while an iteration runs (an arrival, a move or a hand-off: the
+ * scheduler runs on arrival events, not only between iterations). Only an
+ * iteration whose every item is a prefill tracked by layers (item.layers >
+ * 0, all its items through the same layers) with no swap copies or tier
+ * loads in progress can be cut, once. The core gives the earliest points
+ * where it could stop: the next boundary between two layers, and the next
+ * between two operators (inside a layer). Cut at a point, the iteration ends
+ * there: its items keep the KV of the layers they finished (layers_done
+ * grows by those layers; nothing is recomputed), an item that finished no
+ * layer is dropped from it (it stays running, with nothing lost), and the
+ * next plan is made at the point. At an operator boundary the operators the
+ * stopped items finished inside their unfinished layer are kept too: the
+ * core takes their time (as the cut iteration ran them) off the iteration
+ * that resumes them ([assume]: FlowPrefill keeps the boundary hidden state
+ * and resumes at the operator; servesim keeps the time, not the state).
+ * The operators of a layer run in the order of enum op_kind, each taking
+ * its per-layer share of the iteration's term; the engine's CPU time and the
+ * embedding come first, the logits last ([assume]: a uniform per-layer
+ * split of the cost model's per-kind terms, models/cost.h). */
+typedef enum batch_cut {
+    BATCH_CUT_NONE = 0,
+    BATCH_CUT_LAYER,     /* at the next layer boundary */
+    BATCH_CUT_OP,        /* at the next operator boundary */
+} batch_cut;
+
+typedef struct batch_cut_point {
+    sim_time_ns at_ns;        /* when the iteration would end (>= now) */
+    int32_t layers_kept;      /* layers the items finish by then (of this run) */
+    sim_time_ns credit_ns;    /* operator time kept inside the next layer */
+    bool possible;            /* false: no boundary before the layers end */
+} batch_cut_point;
+
+typedef struct batch_flight {
+    sim_time_ns start_ns, end_ns;   /* the iteration in flight */
+    const batch_item *items;        /* its plan */
+    int32_t n_items;
+    int32_t layers_run;             /* layers each item runs in it */
+    int64_t tokens;                 /* its tokens */
+    batch_cut_point layer, op;      /* the next boundaries of each kind */
+} batch_flight;
+
 typedef struct batch_policy_ops {
     const char *name;
     /* Reads the policy's parameters (params may be an empty object; the
@@ -112,6 +155,11 @@ typedef struct batch_policy_ops {
                 void **state, sim_err *err);
     void (*form)(void *state, const batch_view *view, batch_plan *plan);
     void (*destroy)(void *state);   /* optional */
+    /* Optional (appended in ABI 1.1): whether to cut the iteration in
+     * flight now that `arrived` joined the queue (see above). The view's
+     * KV ledger is NULL: a cut decides nothing about KV. */
+    batch_cut (*cut)(void *state, const batch_view *view, const batch_flight *flight,
+                     const serve_req *arrived);
 } batch_policy_ops;
 
 /* The front of the waiting queue, or NULL. */

@@ -416,6 +416,7 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .session_gap_ns = c->next.session_gap_ns,
     };
     q->move_to = -1;
+    q->op_credit_ns = 0;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
     c->arrival_in_tokens += (uint64_t)r->input_tokens;
@@ -1470,6 +1471,9 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->swap_out_bytes += st.swap_out_bytes * gpus;
         s->swap_in_bytes += st.swap_in_bytes * gpus;
         s->swap_time_s += st.swap_ns / 1e9;
+        s->cuts_layer += st.cuts_layer;
+        s->cuts_op += st.cuts_op;
+        s->cut_saved_s += st.cut_saved_ns / 1e9;
         s->weight_bytes += st.weight_bytes * gpus;
         s->kv_bytes += st.kv_bytes * gpus;
         processed_tokens += st.tokens;

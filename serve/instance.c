@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "serve/ep.h"
+#include "serve/opcut.h"
 #include "serve/offload.h"
 #include "serve/retain.h"
 #include "serve/req.h"
@@ -92,6 +93,10 @@ struct instance {
     bool compute_waits;      /* blocking: compute starts after the copies */
     bool compute_done;       /* overlapped: compute ended, copies still going */
     sim_time_ns iter_start_ns, compute_ns;
+    /* Operator-level preemption (a batch policy with a cut hook): the
+     * iteration end event, and whether this iteration was cut already. */
+    sim_event_handle iter_end_ev;
+    bool cut_done;
 
     /* Overlapping engines: arrivals during the iteration in flight, not yet
      * visible to the plan (see the top). */
@@ -404,6 +409,7 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
     SIM_ASSERT_AT(now, r->state == REQ_RUNNING && r->instance == inst->index);
     /* A layered prefill in flight has computed nothing yet: it restarts. */
     r->layers_done = 0;
+    req_of(r)->op_credit_ns = 0;
     int64_t keep = kv_blocks_for(inst->kv, r->computed_tokens);
     const swap_setup *sw = &inst->ps->swap;
     if (sw->mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
@@ -644,6 +650,30 @@ static bool drop_waiting_kv(instance *inst, sim_time_ns now)
     return false;
 }
 
+/* Operator-level preemption: the operators that stopped items finished
+ * inside their unfinished layer when their iteration was cut are not run
+ * again: their time (the largest among the plan's items, at most one layer
+ * of this iteration) comes off this iteration's. */
+static void take_op_credit(instance *inst)
+{
+    sim_time_ns credit = 0;
+    int32_t layers = 0;
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        req *q = req_of(inst->plan.items[i].req);
+        if (q->op_credit_ns > credit)
+            credit = q->op_credit_ns, layers = inst->plan.items[i].layers;
+        q->op_credit_ns = 0;
+    }
+    if (credit <= 0 || layers <= 0)
+        return;
+    double layer_ns = opcut_layer_ns(&inst->cost_now, layers);
+    if ((double)credit > layer_ns)
+        credit = (sim_time_ns)layer_ns;
+    if (credit >= inst->cost_now.latency_ns)
+        credit = inst->cost_now.latency_ns - 1;
+    opcut_scale(&inst->cost_now, inst->cost_now.latency_ns - credit);
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
@@ -728,12 +758,15 @@ static void step(instance *inst)
         inst->cost_now.latency_ns += inst->lora_load_ns;
         inst->cost_now.energy_j += inst->idle_w * (double)inst->lora_load_ns / 1e9;
     }
+    if (inst->policy->cut)
+        take_op_credit(inst);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
     inst->iter_start_ns = now;
     inst->compute_ns = inst->cost_now.latency_ns;
     inst->compute_waits = inst->compute_done = false;
+    inst->cut_done = false;
     cost_result seen = inst->cost_now;
     if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
         seen.latency_ns += (sim_time_ns)start_copies(inst, &inst->cost_now);
@@ -747,7 +780,8 @@ static void step(instance *inst)
         inst->compute_waits = true;   /* the end is scheduled when they finish */
         return;
     }
-    sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+    inst->iter_end_ev =
+        sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
 }
 
 /* The delay the copies added to the iteration: the GPUs idle through it. */
@@ -832,7 +866,8 @@ static void do_detach(instance *inst, serve_req *r);
 
 static void finish_iteration(instance *inst, sim_time_ns now)
 {
-    double energy_per_token = inst->cost_now.energy_j / (double)inst->iter_tokens;
+    double energy_per_token =
+        inst->iter_tokens ? inst->cost_now.energy_j / (double)inst->iter_tokens : 0;
     int32_t finished = 0, first_tokens = 0;
     gap_run run = {0, 0};
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
@@ -953,17 +988,93 @@ static void wake(instance *inst)
     }
 }
 
+/* Operator-level preemption (api/batch.h): asks the policy whether the
+ * iteration in flight should end early for r, which just joined the queue,
+ * and if so ends it at the boundary the policy chose. */
+static void try_cut(instance *inst, serve_req *r)
+{
+    sim_time_ns now = sim_now(inst->eng);
+    if (inst->cut_done || inst->spec || inst->copies_pending || inst->compute_waits ||
+        inst->compute_done || inst->loads_now || inst->plan.n_items == 0)
+        return;
+    int32_t layers = inst->plan.items[0].layers;
+    for (int32_t i = 0; i < inst->plan.n_items; i++)
+        if (inst->plan.items[i].layers != layers || layers <= 0)
+            return;
+    batch_flight f = {.start_ns = inst->iter_start_ns,
+                      .end_ns = inst->iter_start_ns + inst->compute_ns,
+                      .items = inst->plan.items, .n_items = inst->plan.n_items,
+                      .layers_run = layers, .tokens = inst->iter_tokens};
+    opcut_points(&inst->cost_now, inst->iter_start_ns, layers, now, &f.layer, &f.op);
+    batch_view view = {
+        .now = now,
+        .setup = &inst->setup,
+        .waiting = &inst->waiting,
+        .n_waiting = n_waiting(inst),
+        .running = (const serve_req *const *)inst->running,
+        .n_running = inst->n_running,
+        .kv = NULL,
+    };
+    batch_cut how = inst->policy->cut(inst->policy_state, &view, &f, r);
+    const batch_cut_point *p = how == BATCH_CUT_OP ? &f.op : how == BATCH_CUT_LAYER ? &f.layer
+                                                                                  : NULL;
+    if (!p || !p->possible || p->at_ns >= f.end_ns)
+        return;
+    SIM_ASSERT_AT(now, p->at_ns >= now && p->layers_kept < layers);
+    sim_cancel(inst->eng, inst->iter_end_ev);
+    inst->cut_done = true;
+    /* The iteration ends at the point: its time, energy and terms shrink
+     * alike (the stats took the whole iteration when it started). */
+    cost_result before = inst->cost_now;
+    opcut_scale(&inst->cost_now, p->at_ns - inst->iter_start_ns);
+    instance_stats *st = &inst->stats;
+    st->busy_ns -= before.latency_ns - inst->cost_now.latency_ns;
+    st->energy_j -= before.energy_j - inst->cost_now.energy_j;
+    st->weight_bytes -= before.weight_bytes - inst->cost_now.weight_bytes;
+    st->kv_bytes -= before.kv_bytes - inst->cost_now.kv_bytes;
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        st->term_ns[k] -= before.term_ns[k] - inst->cost_now.term_ns[k];
+    inst->compute_ns = inst->cost_now.latency_ns;
+    if (how == BATCH_CUT_OP)
+        st->cuts_op++;
+    else
+        st->cuts_layer++;
+    st->cut_saved_ns += f.end_ns - p->at_ns;
+    /* Items keep the layers they finished; one that finished none leaves
+     * the iteration (it stays running, holding its KV). */
+    int32_t kept = 0;
+    int64_t tokens = 0;
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        batch_item it = inst->plan.items[i];
+        req_of(it.req)->op_credit_ns = p->credit_ns;
+        if (p->layers_kept == 0)
+            continue;
+        it.layers = p->layers_kept;
+        tokens += it.tokens;
+        inst->plan.items[kept++] = it;
+    }
+    inst->plan.n_items = kept;
+    inst->iter_tokens = tokens;
+    inst->iter_end_ev =
+        sim_schedule(inst->eng, p->at_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+}
+
 void instance_enqueue(instance *inst, serve_req *r)
 {
     SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
     r->pool = inst->pool;
     inst->view->outstanding_tokens += outstanding_of(r);
-    if (inst->plan_ahead && inst->busy) {   /* the next plan is already made */
+    /* A policy that cuts iterations schedules on arrivals (FlowPrefill's
+     * event-driven scheduler): it sees them at once, even on an engine that
+     * plans ahead. */
+    if (inst->plan_ahead && inst->busy && !inst->policy->cut) {   /* the next plan is made */
         sim_grow((void **)&inst->incoming, &inst->incoming_cap, (size_t)inst->n_incoming + 1,
                  sizeof *inst->incoming);
         inst->incoming[inst->n_incoming++] = r;
     } else {
         waiting_insert(inst, r);
+        if (inst->busy && inst->policy->cut)
+            try_cut(inst, r);
     }
     update_view(inst);
     wake(inst);
@@ -989,6 +1100,7 @@ static void do_detach(instance *inst, serve_req *r)
         r->computed_tokens = 0;
     }
     r->layers_done = 0;
+    req_of(r)->op_credit_ns = 0;
     inst->view->outstanding_tokens -= outstanding_of(r);
     r->state = REQ_MOVING;
     update_view(inst);

@@ -162,6 +162,11 @@ typedef struct instance_stats {
     uint64_t moved_in;               /* requests moved here from elsewhere */
     spec_stats spec;                 /* speculative decoding (zero when off) */
     lora_stats lora;                 /* multi-LoRA (zero when off) */
+    /* Operator-level preemption (batch policies with a cut hook): iterations
+     * cut at a layer or an operator boundary, and the time the cuts took
+     * off the iterations' ends (the blocking time they removed). */
+    uint64_t cuts_layer, cuts_op;
+    sim_time_ns cut_saved_ns;
     int32_t n_waiting, n_running;
 } instance_stats;
 

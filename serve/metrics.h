@@ -125,6 +125,12 @@ typedef struct run_summary {
     uint64_t offload_hits, offload_misses, offload_low_loads;
     double offload_bytes_high, offload_bytes_low;
     sess_summary sessions;     /* sessions (serve/session_metrics.h); 0 without */
+    /* Operator-level preemption (api/batch.h, cut; 0 without it): iterations
+     * cut at a layer or an operator boundary, and the seconds the cuts took
+     * off those iterations' ends (blocking time removed for the requests
+     * that arrived). */
+    uint64_t cuts_layer, cuts_op;
+    double cut_saved_s;
     double wall_s;
     double peak_rss_mb;
 } run_summary;

@@ -18,6 +18,9 @@ typedef struct req {
     void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
     void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
     int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
+    /* Operator-level preemption: operator time it finished inside its
+     * unfinished layer when its iteration was cut (serve/opcut.h); 0. */
+    sim_time_ns op_credit_ns;
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */
