@@ -62,6 +62,10 @@ typedef struct batch_setup {
     int32_t max_context_tokens;   /* the model's */
     int32_t model_layers;         /* for policies that split the layers */
     batch_rules rules;            /* the engine's */
+    /* The run's seed (appended in ABI 1.1), for policies that draw random
+     * numbers: keyed by (seed, request id), a draw is the same wherever the
+     * request runs. */
+    uint64_t seed;
 } batch_setup;
 
 /* The instance as the policy sees it, read-only. */

@@ -78,6 +78,11 @@ typedef struct serve_req {
     int32_t turn, session_last;
     sim_time_ns session_start_ns;
     sim_time_ns session_gap_ns;
+    /* SLO scheduling (appended in ABI 1.1): its multi-call request group
+     * (0: none; JITServe ranks a group's calls together) and its absolute
+     * end-to-end deadline (arrival + the trace's deadline_ms; 0: none). */
+    uint64_t call_group;
+    sim_time_ns deadline_ns;
 } serve_req;
 
 /* The request after r in its instance's waiting queue, or NULL. */

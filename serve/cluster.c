@@ -414,6 +414,8 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .session_last = c->next.session_last,
         .session_start_ns = c->next.session_start_ns,
         .session_gap_ns = c->next.session_gap_ns,
+        .call_group = c->next.call_group,
+        .deadline_ns = c->next.deadline_ns ? now + c->next.deadline_ns : 0,
     };
     q->move_to = -1;
     q->op_credit_ns = 0;

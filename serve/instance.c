@@ -193,6 +193,7 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->eng = eng;
     inst->ps = ps;
     inst->setup = ps->batch;
+    inst->setup.seed = sim_engine_seed(eng);
     inst->policy = ps->batch_policy.ops;
     inst->order = ps->order_policy.ops;
     inst->metrics = s->metrics;

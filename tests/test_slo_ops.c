@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "serve/cluster.h"
+#include "policies/jitserve.h"
 #include "serve/opcut.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -303,6 +304,93 @@ START_TEST(test_bad_op_preempt_params_are_errors)
 }
 END_TEST
 
+/* ---- JITServe -------------------------------------------------------------------- */
+
+START_TEST(test_jitserve_prediction_is_a_refined_quantile)
+{
+    /* Median 100 x e^(0.4 x 0.5) = 122.14; its 0.95 quantile with log sd
+     * 0.4: x e^(0.4 x 1.6449) = 235.83. */
+    ck_assert_double_eq_tol(jit_predict_tokens(100, 0.5, 0.4, 0.95, 0), 235.8301, 1e-3);
+    /* 300 tokens out: F(300) = 0.98766; the quantile 0.95 of what is left,
+     * u = 0.99938: 444.78. */
+    ck_assert_double_eq_tol(jit_predict_tokens(100, 0.5, 0.4, 0.95, 300), 444.7789, 1e-3);
+    /* Never below generated + 1; error 0 is the oracle. */
+    ck_assert(jit_predict_tokens(100, -3, 0.4, 0.5, 90) >= 91);
+    ck_assert_double_eq(jit_predict_tokens(100, 2, 0, 0.95, 10), 100);
+    ck_assert_double_eq(jit_predict_tokens(100, 2, 0, 0.95, 100), 101);
+}
+END_TEST
+
+START_TEST(test_jitserve_priority_matches_a_hand_computed_case)
+{
+    /* Latency class: 1,000 prompt tokens, L-hat 200, 50 generated, in the
+     * system 1 s, t_iter 20 ms: remain = 20 ms x 150 = 3 s; TTFT target
+     * 0.5 s, budget D 10 s, p = 1, output weight 8:
+     * 1000 x 0.5 / 1.02 + 8 x 200 x min(1, 10 / 4) = 490.196 + 1600. */
+    jit_req_terms t = {.kind = JIT_LATENCY, .input_tokens = 1000, .predicted_tokens = 200,
+                       .served_ns = 1e9, .iter_ns = 20e6, .remain_ns = 20e6 * 150,
+                       .ttft_slo_ns = 0.5e9, .deadline_ns = 10e9};
+    double reward = jit_reward(&t, 1, 8, 1);
+    ck_assert_double_eq_tol(reward, 2090.19608, 1e-4);
+    ck_assert_double_eq_tol(reward / t.remain_ns, 6.9673203e-07, 1e-12);
+    /* Deadline class, budget 3 s: (1000 + 200) x 3 / (1 + 3). */
+    t.kind = JIT_DEADLINE;
+    t.deadline_ns = 3e9;
+    ck_assert_double_eq_tol(jit_reward(&t, 1, 8, 1), 900, 1e-9);
+    /* p = 2 squares the on-time factor: 1200 x 0.5625. */
+    ck_assert_double_eq_tol(jit_reward(&t, 2, 8, 1), 675, 1e-9);
+}
+END_TEST
+
+typedef struct first_tokens {
+    int64_t first_ns[2];
+} first_tokens;
+
+static int record_first(void *ctx, const req_record *rec)
+{
+    first_tokens *f = ctx;
+    if (rec->id < 2)
+        f->first_ns[rec->id] = rec->first_token_ns;
+    return 0;
+}
+
+static void run_order(const char *batch, const char *params, first_tokens *f)
+{
+    char set_batch[96], set_params[256];
+    snprintf(set_batch, sizeof set_batch, "policies.batch.name=\"%s\"", batch);
+    snprintf(set_params, sizeof set_params, "policies.batch.params=%s", params);
+    const char *const sets[] = {
+        "workload={\"source\": \"native\", \"path\": \"tests/data/jit_order.csv\"}",
+        "engine.request_path={\"frontend_us\": 0, \"tokenize_us_per_token\": 0}",
+        set_batch, set_params, NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_record = record_first, .record_ctx = f};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+}
+
+START_TEST(test_jitserve_runs_the_higher_reward_per_remaining_time_first)
+{
+    /* Two requests at t = 0, one sequence at a time: a long one (2,000
+     * prompt tokens, 400 outputs) first in the queue, a short one (100, 8)
+     * behind it. Chunked prefill (FCFS) runs the long one first; JITServe
+     * (oracle lengths) the short one, whose reward over its remaining time
+     * (0.2 s vs 8 s at 20 ms per iteration) is far higher. */
+    first_tokens fcfs = {{0}}, jit = {{0}};
+    run_order("chunked_prefill", "{\"max_seqs\": 1}", &fcfs);
+    run_order("jitserve", "{\"max_seqs\": 1, \"error\": 0}", &jit);
+    ck_assert_int_lt(fcfs.first_ns[0], fcfs.first_ns[1]);
+    ck_assert_int_lt(jit.first_ns[1], jit.first_ns[0]);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -316,5 +404,11 @@ Suite *slo_ops_suite(void)
     tcase_add_test(tc, test_op_preempt_runs_are_deterministic);
     tcase_add_test(tc, test_bad_op_preempt_params_are_errors);
     suite_add_tcase(s, tc);
+    TCase *jit = tcase_create("jitserve");
+    tcase_set_timeout(jit, 60);
+    tcase_add_test(jit, test_jitserve_prediction_is_a_refined_quantile);
+    tcase_add_test(jit, test_jitserve_priority_matches_a_hand_computed_case);
+    tcase_add_test(jit, test_jitserve_runs_the_higher_reward_per_remaining_time_first);
+    suite_add_tcase(s, jit);
     return s;
 }

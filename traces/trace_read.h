@@ -40,6 +40,8 @@ typedef struct trace_row {
     int32_t n_prefix_blocks;
     int32_t prefix_block_tokens;
     bool failed;                        /* a failed request (BurstGPT: no response) */
+    uint64_t call_group;                /* multi-call group (0: none) */
+    sim_time_ns deadline_ns;            /* end-to-end deadline after arrival; 0: none */
     uint64_t line;                      /* line number in the file, from 1 */
 } trace_row;
 

@@ -3,7 +3,10 @@
  * request: arrival_s (seconds, decimal, exact to the ns), input_tokens and
  * output_tokens, and optionally priority, slo_class, tenant, ttft_slo_ms
  * (this request's TTFT target), prefix_block_tokens and prefix_blocks
- * (chained prefix block ids; space-separated in CSV, an array in JSONL).
+ * (chained prefix block ids; space-separated in CSV, an array in JSONL),
+ * group (a multi-call request group's id, 0: none) and deadline_ms (its
+ * end-to-end deadline after its arrival, 0: none; JITServe). Conversion
+ * to native (trace convert) writes neither: other formats have none.
  * CSV: a header naming the columns, in any order; an empty optional cell is
  * the default. JSONL: one object per line with those keys. Unknown columns
  * and keys are errors: the format is ours, so a typo should not pass. The
@@ -27,12 +30,14 @@ enum {
     NV_TENANT,
     NV_TTFT,
     NV_BLOCK_TOKENS,
+    NV_GROUP,
+    NV_DEADLINE,
     NV_BLOCKS,
     NV_COLUMNS
 };
 static const char *const native_names[] = {
     "arrival_s", "input_tokens", "output_tokens", "priority", "slo_class", "tenant",
-    "ttft_slo_ms", "prefix_block_tokens", "prefix_blocks", NULL};
+    "ttft_slo_ms", "prefix_block_tokens", "group", "deadline_ms", "prefix_blocks", NULL};
 
 typedef struct native_state {
     int col[NV_COLUMNS];
@@ -82,6 +87,16 @@ static int native_field(trace_reader *r, int k, trace_span v, char json, trace_r
             return trace_field_error(err, name, "an integer in [1, 1048576]", v);
         out->prefix_block_tokens = (int32_t)x;
         return 0;
+    case NV_GROUP:
+        if (trace_parse_int(v, 0, INT64_MAX, &x))
+            return trace_field_error(err, name, "an integer >= 0", v);
+        out->call_group = (uint64_t)x;
+        return 0;
+    case NV_DEADLINE:
+        if (trace_parse_scaled(v, SIM_NS_PER_MS, 0, (int64_t)1e9 * SIM_NS_PER_MS, &x))
+            return trace_field_error(err, name, "milliseconds >= 0", v);
+        out->deadline_ns = x;
+        return 0;
     default:
         if ((json && json != '[') ||
             trace_parse_ids(r, v, json != 0, &out->prefix_blocks, &out->n_prefix_blocks))
@@ -119,7 +134,8 @@ static int native_csv_header(trace_reader *r, char *line, size_t len, sim_err *e
         if (st->col[k] < 0)
             return sim_errf(err, "header: expected the columns arrival_s, input_tokens, "
                             "output_tokens (then any of priority, slo_class, tenant, "
-                            "ttft_slo_ms, prefix_block_tokens, prefix_blocks); %s is missing",
+                            "ttft_slo_ms, prefix_block_tokens, group, deadline_ms, "
+                            "prefix_blocks); %s is missing",
                             native_names[k]);
     return 1;
 }

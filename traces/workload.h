@@ -49,6 +49,11 @@ typedef struct wl_request {
     int32_t session_last;
     sim_time_ns session_start_ns;
     sim_time_ns session_gap_ns;
+    /* SLO scheduling (JITServe): the multi-call request group it belongs to
+     * (0: none; the calls of one group share one deadline) and its
+     * end-to-end deadline after its arrival (0: none). */
+    uint64_t call_group;
+    sim_time_ns deadline_ns;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
