@@ -164,6 +164,12 @@ typedef struct batch_policy_ops {
      * KV ledger is NULL: a cut decides nothing about KV. */
     batch_cut (*cut)(void *state, const batch_view *view, const batch_flight *flight,
                      const serve_req *arrived);
+    /* Appended in ABI 1.1: the policy handles streamed prompts (requests
+     * with unarrived_tokens > 0: it computes at most batch_todo_tokens of
+     * them, skips those with none, and may leave the plan empty while
+     * every request waits for its next chunk, which idles the instance). A
+     * run with streamed prompts refuses a policy without it. */
+    bool streams;
 } batch_policy_ops;
 
 /* The front of the waiting queue, or NULL. */
@@ -245,9 +251,16 @@ static inline int64_t kv_room(const batch_view *v, const serve_req *r)
 }
 
 /* Tokens a waiting or running request still has to compute if it runs now:
- * its pending tokens less what the cache already holds. */
+ * its pending tokens less what the cache already holds; for a streamed
+ * prompt still arriving, only the tokens that have arrived (0 while it
+ * waits for its next chunk). */
 static inline int32_t batch_todo_tokens(const batch_view *v, const serve_req *r)
 {
+    if (r->unarrived_tokens) {   /* a streamed prompt: only what has arrived */
+        int32_t t = r->input_tokens - r->unarrived_tokens - r->computed_tokens -
+                    kv_cached_tokens(v, r);
+        return t > 0 ? t : 0;
+    }
     return req_pending_tokens(r) - kv_cached_tokens(v, r);
 }
 

@@ -40,6 +40,7 @@
 #include "serve/disagg.h"
 #include "serve/migrate.h"
 #include "serve/req.h"
+#include "serve/stream.h"
 #include "traces/workload.h"
 
 #define SLAB_REQS 1024
@@ -100,6 +101,7 @@ struct cluster {
     size_t node_cap;
 
     wl_request next;
+    stream_metrics stream;   /* streamed prompts (serve/stream.h) */
     uint64_t arrived;
     uint64_t identity_salt;  /* makes content ids unique to the run */
     sim_err run_err;
@@ -183,6 +185,7 @@ static void on_finished(void *ctx, instance *inst, serve_req *r)
     cluster *c = ctx;
     if (c->metrics.sink_failed)
         sink_failed(c, "request record");
+    stream_finished(&c->stream, req_of(r));
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
     if (req_of(r)->mig)
@@ -384,6 +387,26 @@ static void open_static_instances(cluster *c, sim_time_ns now)
         instance_open(c->slots[i].inst, now);
 }
 
+/* Streamed prompts need batch policies that handle them (api/batch.h,
+ * streams) in every pool that takes arrivals; otherwise the run stops. */
+static bool streams_ok(cluster *c, sim_time_ns now)
+{
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool_setup *ps = c->pools[k].ps;
+        if (ps->role != POOL_DECODE && !ps->batch_policy.ops->streams) {
+            if (!c->failed)
+                sim_errf(&c->run_err, "workload: a streamed prompt (trace column chunks) "
+                         "arrived at %.3f s, but pool %s's batch policy %s does not stream "
+                         "prompts (use stream2llm)", now / 1e9, ps->name,
+                         ps->batch_policy.ops->name);
+            c->failed = 1;
+            sim_stop(c->eng);
+            return false;
+        }
+    }
+    return true;
+}
+
 void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev);
 void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
 {
@@ -420,6 +443,9 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     q->move_to = -1;
     q->op_credit_ns = 0;
     set_identity(c, q);
+    stream_begin(c->eng, q, &c->next, now);
+    if (q->n_chunks > 1 && !streams_ok(c, now))
+        return;
     metrics_arrival(&c->metrics, r);
     c->arrival_in_tokens += (uint64_t)r->input_tokens;
     c->arrival_out_tokens += (uint64_t)r->output_tokens;
@@ -1184,6 +1210,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
     metrics_set_window(&c->metrics, cs->warmup_ns, cs->cooldown_ns);
+    stream_metrics_init(&c->stream);
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {
@@ -1288,12 +1315,14 @@ void cluster_destroy(cluster *c)
     free(c->parked);
     wl_source_destroy(c->wl);
     metrics_fini(&c->metrics);
+    stream_metrics_fini(&c->stream);
     net_destroy(c->net);
     sim_engine_destroy(c->eng);
     for (size_t i = 0; i < c->n_slabs; i++) {
         for (int j = 0; j < SLAB_REQS; j++) {
             kv_req_fini(&c->slabs[i][j].kv);
             free(c->slabs[i][j].ids);
+            stream_req_fini(&c->slabs[i][j]);
         }
         free(c->slabs[i]);
     }
@@ -1453,6 +1482,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
 {
     memset(s, 0, sizeof *s);
     metrics_summarize(&c->metrics, s);
+    stream_summarize(&c->stream, s);
     s->seed = c->cs->seed;
     s->arrived = c->arrived;
     s->clamped = wl_source_clamped(c->wl);

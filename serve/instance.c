@@ -488,6 +488,9 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens, hold = inst->plan.items[i].reserve;
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
+        /* A streamed prompt's prefill never runs ahead of what has arrived. */
+        SIM_ASSERT_AT(now, !r->unarrived_tokens ||
+                      r->computed_tokens + q <= r->input_tokens - r->unarrived_tokens);
         /* The engine's reservation: room for later chunks or the output. */
         SIM_ASSERT_AT(now, hold <= req_pending_tokens(r) + r->output_tokens -
                            r->generated_tokens);
@@ -701,6 +704,12 @@ static void step(instance *inst)
     };
     inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
+    if (inst->plan.n_items == 0 && inst->policy->streams && inst->plan.n_preempt == 0) {
+        /* Every request waits for its next chunk (api/batch.h, streams). */
+        go_idle(inst, now);
+        update_view(inst);
+        return;
+    }
     if (inst->plan.n_items == 0 && kv_used_blocks(inst->kv) > 0) {
         /* Nothing can run for want of blocks (the queue's head does not fit,
          * or the only running request cannot grow). Waiting requests
@@ -979,6 +988,12 @@ void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev)
     update_view(inst);
     if (has_work(inst))
         wake(inst);   /* it may have waited for these blocks */
+}
+
+void instance_notify(instance *inst)
+{
+    if (has_work(inst))
+        wake(inst);
 }
 
 static void wake(instance *inst)

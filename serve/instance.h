@@ -134,6 +134,9 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev);
 void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev);
 /* A session KV pin may have run out (serve/retain.h). */
 void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev);
+/* Something changed for one of its requests (a streamed prompt's chunk
+ * arrived): an idle instance with work plans again. */
+void instance_notify(instance *inst);
 
 /* Starts the instance's clocks (energy, time per state) at `now`. Static
  * instances open at the run's first arrival; started ones at creation. */

@@ -131,6 +131,10 @@ typedef struct run_summary {
      * that arrived). */
     uint64_t cuts_layer, cuts_op;
     double cut_saved_s;
+    /* Streamed prompts (serve/stream.h; 0 without): how many finished, and
+     * their TTFT from the first chunk (arrival) and from the last. */
+    uint64_t stream_requests;
+    pctl stream_ttft_first_s, stream_ttft_last_s;
     double wall_s;
     double peak_rss_mb;
 } run_summary;

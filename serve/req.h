@@ -21,6 +21,11 @@ typedef struct req {
     /* Operator-level preemption: operator time it finished inside its
      * unfinished layer when its iteration was cut (serve/opcut.h); 0. */
     sim_time_ns op_credit_ns;
+    /* A streamed prompt (serve/stream.h): its chunks (tokens, offsets after
+     * its arrival), how many, and the next to arrive; kept for reuse. */
+    int32_t *chunk_tokens;
+    sim_time_ns *chunk_ns;
+    int32_t chunk_cap, n_chunks, next_chunk;
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */

@@ -4,7 +4,10 @@
  * at t = 0 and an urgent one (100 tokens, 60 ms) at t = 10 ms
  * (tests/data/slo_preempt.csv), Llama-3-8B (32 layers) on one H100. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "serve/cluster.h"
 #include "policies/jitserve.h"
@@ -391,6 +394,125 @@ START_TEST(test_jitserve_runs_the_higher_reward_per_remaining_time_first)
 }
 END_TEST
 
+/* ---- streamed prompts (Stream2LLM) ------------------------------------------------- */
+
+typedef struct stream_trace {
+    int32_t ahead;              /* items that ran past the arrived context */
+    int32_t while_streaming;    /* iterations of request 0 before its last chunk */
+    int32_t iters;
+    int64_t computed_at_last;   /* request 0's tokens planned before its last chunk */
+} stream_trace;
+
+static void observe_stream(void *ctx, const iter_info *it)
+{
+    stream_trace *t = ctx;
+    for (int32_t i = 0; i < it->n_items; i++) {
+        const serve_req *r = it->items[i].req;
+        if (r->id != 0 || r->generated_tokens)
+            continue;
+        t->iters++;
+        int32_t arrived = r->input_tokens - r->unarrived_tokens;
+        t->ahead += r->computed_tokens + it->items[i].tokens > arrived;
+        if (r->unarrived_tokens) {
+            t->while_streaming++;
+            t->computed_at_last = r->computed_tokens + it->items[i].tokens;
+        }
+    }
+}
+
+static int run_stream(const char *batch, const char *params, stream_trace *t, run_summary *sum,
+                      sim_err *err)
+{
+    char set_batch[96], set_params[256];
+    snprintf(set_batch, sizeof set_batch, "policies.batch.name=\"%s\"", batch);
+    snprintf(set_params, sizeof set_params, "policies.batch.params=%s", params);
+    const char *const sets[] = {
+        "workload={\"source\": \"native\", \"path\": \"tests/data/stream_prompt.csv\"}",
+        "engine.request_path={\"frontend_us\": 0, \"tokenize_us_per_token\": 0}",
+        set_batch, set_params, NULL};
+    memset(t, 0, sizeof *t);
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    cluster_hooks hooks = {.on_iteration = observe_stream, .iteration_ctx = t};
+    cluster *c = cluster_create(&cfg.sys, &hooks, err);
+    ck_assert_msg(c, "%s", err->msg);
+    int rc = cluster_run(c, err);
+    if (rc == 0)
+        cluster_summarize(c, sum);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    return rc;
+}
+
+START_TEST(test_streamed_prefill_never_runs_ahead_of_its_context)
+{
+    /* Request 0: 3,000 prompt tokens in three chunks of 1,000 at 0, 200
+     * and 400 ms (tests/data/stream_prompt.csv); request 1, whole, at
+     * 100 ms. Every order prefills what has arrived as it arrives, never
+     * more, and the first token comes after the last chunk. */
+    static const char *const orders[] = {"{\"order\": \"fcfs\"}", "{\"order\": \"lcas\"}",
+                                         "{\"order\": \"mcps\"}"};
+    stream_trace t;
+    run_summary s;
+    sim_err err = {{0}};
+    ck_assert_int_eq(run_stream("stream2llm", orders[_i], &t, &s, &err), 0);
+    ck_assert_uint_eq(s.completed, 2);
+    ck_assert_int_eq(t.ahead, 0);
+    /* It started before its context was complete: the first two chunks
+     * (2,000 tokens) were computed while the third was on its way. */
+    ck_assert_int_gt(t.while_streaming, 0);
+    ck_assert_int_eq(t.computed_at_last, 2000);
+    ck_assert_uint_eq(s.recomputed_tokens, 0);
+    /* TTFT from the first chunk is 400 ms later than from the last. */
+    ck_assert_uint_eq(s.stream_requests, 1);
+    ck_assert_double_eq_tol(s.stream_ttft_first_s.mean - s.stream_ttft_last_s.mean, 0.4, 1e-6);
+    ck_assert(s.stream_ttft_last_s.mean > 0 && s.stream_ttft_last_s.mean < 0.1);
+}
+END_TEST
+
+START_TEST(test_streamed_prompts_need_a_streaming_policy)
+{
+    stream_trace t;
+    run_summary s;
+    sim_err err = {{0}};
+    ck_assert_int_ne(run_stream("chunked_prefill", "{}", &t, &s, &err), 0);
+    ck_assert_msg(strstr(err.msg, "chunked_prefill") && strstr(err.msg, "stream2llm"), "%s",
+                  err.msg);
+}
+END_TEST
+
+START_TEST(test_bad_chunks_are_errors_naming_the_column)
+{
+    /* The first chunk must arrive with the request (offset 0). */
+    char *dir = tu_tempdir(), path[512], set_trace[600];
+    snprintf(path, sizeof path, "%s/bad.csv", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("arrival_s,input_tokens,output_tokens,chunks\n0,300,4,5:100 10:200\n", f);
+    fclose(f);
+    snprintf(set_trace, sizeof set_trace,
+             "workload={\"source\": \"native\", \"path\": \"%s\"}", path);
+    const char *const sets[] = {set_trace, "policies.batch.name=\"stream2llm\"", NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster *c = cluster_create(&cfg.sys, NULL, &err);
+    int rc = c ? cluster_run(c, &err) : -1;
+    ck_assert_int_ne(rc, 0);
+    ck_assert_msg(strstr(err.msg, "chunks") && strstr(err.msg, "offset_ms:tokens"), "%s",
+                  err.msg);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    remove(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -410,5 +532,11 @@ Suite *slo_ops_suite(void)
     tcase_add_test(jit, test_jitserve_priority_matches_a_hand_computed_case);
     tcase_add_test(jit, test_jitserve_runs_the_higher_reward_per_remaining_time_first);
     suite_add_tcase(s, jit);
+    TCase *st = tcase_create("stream");
+    tcase_set_timeout(st, 60);
+    tcase_add_loop_test(st, test_streamed_prefill_never_runs_ahead_of_its_context, 0, 3);
+    tcase_add_test(st, test_streamed_prompts_need_a_streaming_policy);
+    tcase_add_test(st, test_bad_chunks_are_errors_naming_the_column);
+    suite_add_tcase(s, st);
     return s;
 }

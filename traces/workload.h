@@ -54,6 +54,13 @@ typedef struct wl_request {
      * end-to-end deadline after its arrival (0: none). */
     uint64_t call_group;
     sim_time_ns deadline_ns;
+    /* A streamed prompt (Stream2LLM; 0 chunks: it arrives whole): its parts
+     * in order, the k-th arriving chunk_offset_ns[k] after the request (the
+     * first at 0) with chunk_tokens[k] tokens, summing to input_tokens.
+     * Owned by the source, valid until its next `next`. */
+    const int32_t *chunk_tokens;
+    const sim_time_ns *chunk_offset_ns;
+    int32_t n_chunks;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
