@@ -1506,6 +1506,8 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->cuts_layer += st.cuts_layer;
         s->cuts_op += st.cuts_op;
         s->cut_saved_s += st.cut_saved_ns / 1e9;
+        s->hol_arrivals += st.hol_arrivals;
+        s->hol_block_s_mean += st.hol_block_ns / 1e9;   /* a sum until the end */
         s->weight_bytes += st.weight_bytes * gpus;
         s->kv_bytes += st.kv_bytes * gpus;
         processed_tokens += st.tokens;
@@ -1541,6 +1543,8 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->kv_load_stall_s += st.kv_load_ns / 1e9;
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
+    if (s->hol_arrivals)
+        s->hol_block_s_mean /= (double)s->hol_arrivals;
     ep_summarize(c, s);
     if (up_ns > 0)
         s->gpu_busy_fraction = busy_ns / up_ns;

@@ -97,6 +97,10 @@ struct instance {
      * iteration end event, and whether this iteration was cut already. */
     sim_event_handle iter_end_ev;
     bool cut_done;
+    /* Head-of-line blocking (stats.hol_*): arrivals during the iteration
+     * in flight, and the sum of their arrival times. */
+    uint64_t hol_n;
+    sim_time_ns hol_sum_ns;
 
     /* Overlapping engines: arrivals during the iteration in flight, not yet
      * visible to the plan (see the top). */
@@ -681,6 +685,12 @@ static void take_op_credit(instance *inst)
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
+    if (inst->hol_n) {
+        inst->stats.hol_arrivals += inst->hol_n;
+        inst->stats.hol_block_ns += (sim_time_ns)inst->hol_n * now - inst->hol_sum_ns;
+        inst->hol_n = 0;
+        inst->hol_sum_ns = 0;
+    }
     if (inst->retain)
         retain_expire(inst->retain, inst->kv, now);
     if (!has_work(inst)) {
@@ -1080,6 +1090,10 @@ void instance_enqueue(instance *inst, serve_req *r)
     SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
     r->pool = inst->pool;
     inst->view->outstanding_tokens += outstanding_of(r);
+    if (inst->busy) {
+        inst->hol_n++;
+        inst->hol_sum_ns += sim_now(inst->eng);
+    }
     /* A policy that cuts iterations schedules on arrivals (FlowPrefill's
      * event-driven scheduler): it sees them at once, even on an engine that
      * plans ahead. */

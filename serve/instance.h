@@ -170,6 +170,11 @@ typedef struct instance_stats {
      * off the iterations' ends (the blocking time they removed). */
     uint64_t cuts_layer, cuts_op;
     sim_time_ns cut_saved_ns;
+    /* Head-of-line blocking: requests that joined the queue while an
+     * iteration ran, and their waits from then to the next plan (the
+     * earliest any scheduler could start them without cutting). */
+    uint64_t hol_arrivals;
+    sim_time_ns hol_block_ns;
     int32_t n_waiting, n_running;
 } instance_stats;
 

@@ -133,6 +133,10 @@ typedef struct run_summary {
     double cut_saved_s;
     /* Streamed prompts (serve/stream.h; 0 without): how many finished, and
      * their TTFT from the first chunk (arrival) and from the last. */
+    /* Head-of-line blocking: requests that arrived at a busy instance, and
+     * their mean wait for its next plan (an iteration end or a cut). */
+    uint64_t hol_arrivals;
+    double hol_block_s_mean;
     uint64_t stream_requests;
     pctl stream_ttft_first_s, stream_ttft_last_s;
     double wall_s;

@@ -312,6 +312,8 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(cuts_layer, OUT_U64),
     OUT_SUM(cuts_op, OUT_U64),
     OUT_SUM(cut_saved_s, OUT_F64),
+    OUT_SUM(hol_arrivals, OUT_U64),
+    OUT_SUM(hol_block_s_mean, OUT_F64),
     OUT_SUM(stream_requests, OUT_U64),
     OUT_SUM_PCTL(stream_ttft_first_s),
     OUT_SUM_PCTL(stream_ttft_last_s),
