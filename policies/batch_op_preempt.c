@@ -22,6 +22,8 @@
  *    more urgent than every request in flight and would be late waiting
  *    for the iteration's end (rule "slack", the default), or whenever its
  *    deadline is earlier than every in-flight one (rule "deadline").
+ *    Granularity "none" never cuts (the same planning without preemption:
+ *    an ablation).
  *
  * Slack ([assume]: the design reference's reading, FlowPrefill's exact rule
  * not read): slack(r) = deadline(r) - now - predicted remaining prefill(r);
@@ -45,6 +47,7 @@
  *          O(in-flight items). */
 #include <stdio.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,8 +90,11 @@ static int opp_enum(cJSON *params, const char *path, const char *key,
             *out = i;
             return 0;
         }
-    return sim_errf(err, "%s.%s: expected \"%s\" or \"%s\", got \"%s\"", path, key,
-                    names[0], names[1], v);
+    char list[128] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", i ? ", " : "",
+                 names[i]);
+    return sim_errf(err, "%s.%s: expected one of %s, got \"%s\"", path, key, list, v);
 }
 
 static int opp_init(const batch_setup *setup, cJSON *params, const char *path, void **state,
@@ -96,14 +102,14 @@ static int opp_init(const batch_setup *setup, cJSON *params, const char *path, v
 {
     static const char *const keys[] = {"granularity", "rule", "max_prompts", "lookahead",
                                        "margin_ms", "late_last", "watermark_fraction", NULL};
-    static const char *const grans[] = {"layer", "op", NULL};
+    static const char *const grans[] = {"none", "layer", "op", NULL};
     static const char *const rules[] = {"slack", "deadline", NULL};
     int gran, rule;
     int64_t max_prompts, lookahead;
     double margin_ms, watermark;
     bool late_last;
     if (jcfg_check_keys(params, path, keys, err) ||
-        opp_enum(params, path, "granularity", grans, 1, &gran, err) ||
+        opp_enum(params, path, "granularity", grans, 2, &gran, err) ||
         opp_enum(params, path, "rule", rules, 0, &rule, err) ||
         jcfg_int(params, path, "max_prompts", 8 < setup->max_seqs ? 8 : setup->max_seqs, 1,
                  setup->max_seqs, &max_prompts, err) ||
@@ -118,7 +124,7 @@ static int opp_init(const batch_setup *setup, cJSON *params, const char *path, v
                         "max_context_tokens (%d), since a prompt runs whole",
                         path, setup->max_batched_tokens, setup->max_context_tokens);
     opp_state *s = sim_xcalloc(1, sizeof *s);
-    s->granularity = gran == 1 ? BATCH_CUT_OP : BATCH_CUT_LAYER;
+    s->granularity = gran == 2 ? BATCH_CUT_OP : gran == 1 ? BATCH_CUT_LAYER : BATCH_CUT_NONE;
     s->rule_slack = rule == 0;
     s->late_last = late_last;
     s->max_prompts = (int32_t)max_prompts;
@@ -266,7 +272,7 @@ static batch_cut opp_cut(void *state, const batch_view *v, const batch_flight *f
     if (f->tokens > 0 && f->end_ns > f->start_ns)
         s->ns_per_token = (double)(f->end_ns - f->start_ns) / (double)f->tokens *
                           s->layers / f->layers_run;
-    if (req_is_decode(arrived))
+    if (req_is_decode(arrived) || s->granularity == BATCH_CUT_NONE)
         return BATCH_CUT_NONE;
     const batch_cut_point *p = s->granularity == BATCH_CUT_OP ? &f->op : &f->layer;
     if (!p->possible)

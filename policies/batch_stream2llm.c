@@ -21,10 +21,14 @@
  * victim choice between recompute and swap by fitted cost is left to the
  * engine's preemption mode (cluster swap settings), not per victim.
  *
+ * With `whole` (the baseline Stream2LLM compares with) a streamed prompt
+ * is not started until all of it has arrived, as if the client sent it
+ * whole after its last chunk; its TTFT still counts from its first chunk.
+ *
  * The one built-in policy with `streams` (api/batch.h): a run with
  * streamed prompts needs it. Params: {"order": "fcfs", "token_budget":
  * <engine's; Stream2LLM's 8192>, "max_seqs": <instance.max_seqs>,
- * "lookahead": 256, "watermark_fraction": <engine's>}. Cost per plan:
+ * "lookahead": 256, "watermark_fraction": <engine's>, "whole": false}. Cost per plan:
  * O((r + k) log(r + k)) for r running and k = lookahead. */
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,7 @@ typedef struct s2l_cand {
 
 typedef struct s2l_state {
     int order;
+    bool whole;         /* the baseline: a prompt starts once all of it is in */
     int32_t budget, max_seqs, lookahead;
     int64_t watermark_blocks;
     s2l_cand *cands;
@@ -53,11 +58,12 @@ static int s2l_init(const batch_setup *setup, cJSON *params, const char *path, v
                     sim_err *err)
 {
     static const char *const keys[] = {"order", "token_budget", "max_seqs", "lookahead",
-                                       "watermark_fraction", NULL};
+                                       "watermark_fraction", "whole", NULL};
     static const char *const orders[] = {"fcfs", "lcas", "mcps", NULL};
     const char *order;
     int64_t budget, max_seqs, lookahead;
     double watermark;
+    bool whole;
     int32_t def_budget = setup->rules.token_budget;
     if (def_budget > setup->max_batched_tokens)
         def_budget = setup->max_batched_tokens;
@@ -69,7 +75,8 @@ static int s2l_init(const batch_setup *setup, cJSON *params, const char *path, v
                  1, setup->max_seqs, &max_seqs, err) ||
         jcfg_int(params, path, "lookahead", 256, 1, 1 << 16, &lookahead, err) ||
         jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
-                 &watermark, err))
+                 &watermark, err) ||
+        jcfg_bool(params, path, "whole", false, &whole, err))
         return -1;
     int k = 0;
     while (orders[k] && strcmp(orders[k], order))
@@ -79,6 +86,7 @@ static int s2l_init(const batch_setup *setup, cJSON *params, const char *path, v
                         path, order);
     s2l_state *s = sim_xcalloc(1, sizeof *s);
     s->order = k;
+    s->whole = whole;
     s->budget = (int32_t)budget;
     s->max_seqs = (int32_t)max_seqs;
     s->lookahead = (int32_t)lookahead;
@@ -140,7 +148,7 @@ static void s2l_form(void *state, const batch_view *v, batch_plan *plan)
         const serve_req *r = s->cands[c].r;
         if (s->cands[c].running >= 0 && batch_is_preempted(plan, r))
             continue;
-        int32_t want = s2l_want(v, r, budget);
+        int32_t want = s->whole && r->unarrived_tokens ? 0 : s2l_want(v, r, budget);
         if (want <= 0)
             continue;   /* waiting for its next chunk */
         if (s->cands[c].running >= 0) {
