@@ -78,6 +78,14 @@ typedef struct batch_view {
     const serve_req *const *running;  /* admission order, oldest first */
     int32_t n_running;
     struct batch_kv *kv;              /* the plan's KV ledger (below) */
+    /* Appended in ABI 1.1, for policies that choose how each victim gives
+     * up its KV (batch_plan.preempt_how): the time to prefill q tokens after
+     * c computed ones in one iteration (the cost model's; NULL in a cut
+     * call), and the time to copy one token's KV to host memory and back
+     * over the instance's PCIe links (0: no host memory for swapping). */
+    double (*prefill_ns)(void *ctx, int32_t q_tokens, int32_t ctx_tokens);
+    void *prefill_ctx;
+    double swap_ns_per_token;
 } batch_view;
 
 typedef struct batch_item {
@@ -100,12 +108,25 @@ typedef struct batch_item {
     int32_t reserve;
 } batch_item;
 
+/* How a preempted request gives up its KV: the engine's mode (instance
+ * .preemption), recompute, or swap to host memory (recompute when the
+ * host has no room). */
+typedef enum batch_preempt_how {
+    BATCH_PREEMPT_DEFAULT = 0,
+    BATCH_PREEMPT_RECOMPUTE,
+    BATCH_PREEMPT_SWAP,
+} batch_preempt_how;
+
 /* Arrays are owned by the core and sized for n_waiting + n_running. */
 typedef struct batch_plan {
     batch_item *items;
     int32_t n_items;
     const serve_req **preempt;  /* running requests, in preemption order */
     int32_t n_preempt;
+    /* Appended in ABI 1.1: beside preempt, how each victim gives up its KV
+     * (batch_preempt_how); every entry is BATCH_PREEMPT_DEFAULT when form
+     * is called, and a policy may set those of its victims. */
+    int8_t *preempt_how;
 } batch_plan;
 
 /* ---- Cutting the iteration in flight (operator-level preemption) -----------

@@ -9,17 +9,18 @@
  * (batch_todo_tokens: a streamed prompt never runs ahead of its context),
  * up to the budget. A request whose prompt waits for its next chunk takes
  * nothing and keeps its KV. When a granted request needs blocks that are
- * not free, running requests are preempted from the low end of the order
- * (the engine's preemption mode: recompute or swap). Orders (`order`):
+ * not free, running requests are preempted from the low end of the order.
+ * Orders (`order`):
  *   "fcfs": complete prompts first, by arrival; then partial ones (still
  *           streaming) by arrival (Stream2LLM's FCFS serves partial prompts
  *           opportunistically);
  *   "lcas": complete then partial, each by its last chunk's arrival
  *           (last-chunk-arrival scheduling);
  *   "mcps": the most computed tokens first (then arrival).
- * [assume]: decodes rank as complete requests in every order; Stream2LLM's
- * victim choice between recompute and swap by fitted cost is left to the
- * engine's preemption mode (cluster swap settings), not per victim.
+ * Each victim recomputes if that is cheaper than swapping its KV to host
+ * memory and back (`victim` "cost", Stream2LLM's rule; s2l_victim), or
+ * follows the engine's preemption mode ("engine").
+ * [assume]: decodes rank as complete requests in every order.
  *
  * With `whole` (the baseline Stream2LLM compares with) a streamed prompt
  * is not started until all of it has arrived, as if the client sent it
@@ -28,7 +29,8 @@
  * The one built-in policy with `streams` (api/batch.h): a run with
  * streamed prompts needs it. Params: {"order": "fcfs", "token_budget":
  * <engine's; Stream2LLM's 8192>, "max_seqs": <instance.max_seqs>,
- * "lookahead": 256, "watermark_fraction": <engine's>, "whole": false}. Cost per plan:
+ * "lookahead": 256, "watermark_fraction": <engine's>, "whole": false,
+ * "victim": "cost"}. Cost per plan:
  * O((r + k) log(r + k)) for r running and k = lookahead. */
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,7 @@ typedef struct s2l_cand {
 typedef struct s2l_state {
     int order;
     bool whole;         /* the baseline: a prompt starts once all of it is in */
+    bool victim_cost;   /* victims recompute or swap, whichever costs less */
     int32_t budget, max_seqs, lookahead;
     int64_t watermark_blocks;
     s2l_cand *cands;
@@ -58,9 +61,9 @@ static int s2l_init(const batch_setup *setup, cJSON *params, const char *path, v
                     sim_err *err)
 {
     static const char *const keys[] = {"order", "token_budget", "max_seqs", "lookahead",
-                                       "watermark_fraction", "whole", NULL};
+                                       "watermark_fraction", "whole", "victim", NULL};
     static const char *const orders[] = {"fcfs", "lcas", "mcps", NULL};
-    const char *order;
+    const char *order, *victim;
     int64_t budget, max_seqs, lookahead;
     double watermark;
     bool whole;
@@ -76,8 +79,12 @@ static int s2l_init(const batch_setup *setup, cJSON *params, const char *path, v
         jcfg_int(params, path, "lookahead", 256, 1, 1 << 16, &lookahead, err) ||
         jcfg_num(params, path, "watermark_fraction", setup->rules.watermark_fraction, 0, 0.5,
                  &watermark, err) ||
-        jcfg_bool(params, path, "whole", false, &whole, err))
+        jcfg_bool(params, path, "whole", false, &whole, err) ||
+        jcfg_str(params, path, "victim", "cost", &victim, err))
         return -1;
+    if (strcmp(victim, "cost") && strcmp(victim, "engine"))
+        return sim_errf(err, "%s.victim: expected \"cost\" or \"engine\", got \"%s\"", path,
+                        victim);
     int k = 0;
     while (orders[k] && strcmp(orders[k], order))
         k++;
@@ -87,6 +94,7 @@ static int s2l_init(const batch_setup *setup, cJSON *params, const char *path, v
     s2l_state *s = sim_xcalloc(1, sizeof *s);
     s->order = k;
     s->whole = whole;
+    s->victim_cost = !strcmp(victim, "cost");
     s->budget = (int32_t)budget;
     s->max_seqs = (int32_t)max_seqs;
     s->lookahead = (int32_t)lookahead;
@@ -130,6 +138,18 @@ static int32_t s2l_want(const batch_view *v, const serve_req *r, int64_t budget)
     return t < budget ? t : (int32_t)budget;
 }
 
+/* Stream2LLM's victim rule: recompute if T_recomp(n) < T_swap(n) for its
+ * n computed tokens ([assume]: its fitted polynomials replaced by the cost
+ * model's prefill time and the PCIe links' copy time, out and back). */
+static int s2l_victim(const batch_view *v, const serve_req *r)
+{
+    int32_t n = r->computed_tokens;
+    if (!v->prefill_ns || v->swap_ns_per_token <= 0 || n <= 0)
+        return BATCH_PREEMPT_DEFAULT;
+    double recompute = v->prefill_ns(v->prefill_ctx, n, 0), swap = v->swap_ns_per_token * n;
+    return recompute < swap ? BATCH_PREEMPT_RECOMPUTE : BATCH_PREEMPT_SWAP;
+}
+
 static void s2l_form(void *state, const batch_view *v, batch_plan *plan)
 {
     s2l_state *s = state;
@@ -156,6 +176,8 @@ static void s2l_form(void *state, const batch_view *v, batch_plan *plan)
             for (int32_t j = n - 1; j > c && kv_need(v, r, want) > kv_free(v); j--)
                 if (s->cands[j].running >= 0 && !batch_is_preempted(plan, s->cands[j].r)) {
                     batch_add_preempt(v, plan, s->cands[j].r);
+                    if (s->victim_cost)
+                        plan->preempt_how[plan->n_preempt - 1] = (int8_t)s2l_victim(v, s->cands[j].r);
                     kept--, seqs--;
                 }
             if (kv_need(v, r, want) > kv_free(v)) {

@@ -80,6 +80,7 @@ struct instance {
 
     batch_item *items;       /* the plan, then the iteration in flight */
     const serve_req **preempt;
+    int8_t *preempt_how;     /* beside preempt (batch_plan.preempt_how), kept 0 */
     batch_seq *prefill;
     size_t plan_cap;
     batch_plan plan;
@@ -292,6 +293,7 @@ void instance_destroy(instance *inst)
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
+    free(inst->preempt_how);
     free(inst->prefill);
     free(inst->incoming);
     free(inst->detach_later);
@@ -312,6 +314,9 @@ static void plan_reserve(instance *inst)
     sim_grow((void **)&inst->preempt, &cap, need, sizeof *inst->preempt);
     cap = inst->plan_cap;
     sim_grow((void **)&inst->prefill, &cap, need, sizeof *inst->prefill);
+    size_t how_cap = inst->plan_cap;
+    sim_grow((void **)&inst->preempt_how, &how_cap, need, sizeof *inst->preempt_how);
+    memset(inst->preempt_how + inst->plan_cap, 0, how_cap - inst->plan_cap);
     inst->plan_cap = cap;
 }
 
@@ -409,7 +414,7 @@ static void go_idle(instance *inst, sim_time_ns now)
 
 /* Drops r's KV (recompute) or moves it to host memory (swap), and puts r
  * back in the waiting queue. */
-static void preempt(instance *inst, serve_req *r, sim_time_ns now)
+static void preempt(instance *inst, serve_req *r, sim_time_ns now, int how)
 {
     SIM_ASSERT_AT(now, r->state == REQ_RUNNING && r->instance == inst->index);
     /* A layered prefill in flight has computed nothing yet: it restarts. */
@@ -417,8 +422,9 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
     req_of(r)->op_credit_ns = 0;
     int64_t keep = kv_blocks_for(inst->kv, r->computed_tokens);
     const swap_setup *sw = &inst->ps->swap;
-    if (sw->mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
-        inst->host_blocks_used + keep <= sw->host_blocks) {
+    bool swap = how == BATCH_PREEMPT_DEFAULT ? sw->mode == PREEMPT_SWAP
+                                             : how == BATCH_PREEMPT_SWAP;
+    if (swap && r->computed_tokens > 0 && inst->host_blocks_used + keep <= sw->host_blocks) {
         r->swapped_blocks = (int32_t)keep;
         inst->host_blocks_used += keep;
         inst->swap_out_now += (double)keep * sw->block_bytes_per_gpu;
@@ -436,8 +442,10 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
 
 static void apply_preemptions(instance *inst, sim_time_ns now)
 {
-    for (int32_t i = 0; i < inst->plan.n_preempt; i++)
-        preempt(inst, (serve_req *)inst->plan.preempt[i], now);
+    for (int32_t i = 0; i < inst->plan.n_preempt; i++) {
+        preempt(inst, (serve_req *)inst->plan.preempt[i], now, inst->plan.preempt_how[i]);
+        inst->plan.preempt_how[i] = BATCH_PREEMPT_DEFAULT;
+    }
     if (inst->plan.n_preempt) {
         int32_t kept = 0;
         for (int32_t i = 0; i < inst->n_running; i++)
@@ -682,6 +690,19 @@ static void take_op_credit(instance *inst)
     opcut_scale(&inst->cost_now, inst->cost_now.latency_ns - credit);
 }
 
+/* Copying one token's KV to host memory and back over the PCIe links, if
+ * the host has room for swapped KV (for policies that choose per victim). */
+static double swap_ns_per_token(const instance *inst)
+{
+    const swap_setup *sw = &inst->ps->swap;
+    if (sw->host_blocks <= 0)
+        return 0;
+    double bytes = sw->block_bytes_per_gpu * par_gpus(&inst->ps->par) /
+                   inst->setup.block_size_tokens;
+    return 1e9 * (bytes / net_link_bytes_per_s(inst->net, inst->pcie_d2h) +
+                  bytes / net_link_bytes_per_s(inst->net, inst->pcie_h2d));
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
@@ -711,8 +732,14 @@ static void step(instance *inst)
         .running = (const serve_req *const *)inst->running,
         .n_running = inst->n_running,
         .kv = kv_ledger_begin(inst->kv),
+        .prefill_ns = recompute_ns,
+        .prefill_ctx = inst,
+        .swap_ns_per_token = swap_ns_per_token(inst),
     };
-    inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
+    if (inst->plan.n_preempt)   /* a plan left unapplied may have set some */
+        memset(inst->preempt_how, 0, (size_t)inst->plan.n_preempt);
+    inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt,
+                              .preempt_how = inst->preempt_how};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
     if (inst->plan.n_items == 0 && inst->policy->streams && inst->plan.n_preempt == 0) {
         /* Every request waits for its next chunk (api/batch.h, streams). */

@@ -513,6 +513,44 @@ START_TEST(test_bad_chunks_are_errors_naming_the_column)
 }
 END_TEST
 
+START_TEST(test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap)
+{
+    /* KV pressure (a quarter of the GPU's memory) under streamed prompts:
+     * victims preempted for KV. Copying a victim's KV over PCIe and back
+     * costs less than prefilling it again on an H100 (Llama-3-8B: 128 KiB
+     * per token), so Stream2LLM's rule swaps every victim though the
+     * engine's mode is recompute; with victim "engine" they recompute. */
+    run_summary s[2];
+    for (int k = 0; k < 2; k++) {
+        char set_params[128];
+        snprintf(set_params, sizeof set_params, "policies.batch.params={\"victim\": \"%s\"}",
+                 k ? "engine" : "cost");
+        const char *const sets[] = {
+            "workload={\"source\": \"native\", \"path\": \"experiments/data/slo_streamed.csv\", "
+            "\"max_requests\": 150, \"rate_scale\": 20}",
+            "instance.gpu_memory_utilization=0.25", "instance.max_context_tokens=8192",
+            "policies.batch.name=\"stream2llm\"", set_params, NULL};
+        cJSON *root = tu_base_config();
+        tu_set(root, sets);
+        run_config cfg;
+        tu_parse(root, &cfg);
+        sim_err err = {{0}};
+        cluster *c = cluster_create(&cfg.sys, NULL, &err);
+        ck_assert_msg(c, "%s", err.msg);
+        ck_assert_int_eq(cluster_run(c, &err), 0);
+        cluster_summarize(c, &s[k]);
+        cluster_destroy(c);
+        run_config_fini(&cfg);
+        ck_assert_uint_eq(s[k].completed, 150);
+        ck_assert_uint_gt(s[k].preemptions, 0);
+    }
+    ck_assert_uint_eq(s[0].recomputed_tokens, 0);
+    ck_assert(s[0].swap_out_bytes > 0 && s[0].swap_in_bytes > 0);
+    ck_assert_uint_gt(s[1].recomputed_tokens, 0);
+    ck_assert(s[1].swap_out_bytes == 0);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -537,6 +575,7 @@ Suite *slo_ops_suite(void)
     tcase_add_loop_test(st, test_streamed_prefill_never_runs_ahead_of_its_context, 0, 3);
     tcase_add_test(st, test_streamed_prompts_need_a_streaming_policy);
     tcase_add_test(st, test_bad_chunks_are_errors_naming_the_column);
+    tcase_add_test(st, test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap);
     suite_add_tcase(s, st);
     return s;
 }
