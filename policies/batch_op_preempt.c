@@ -201,7 +201,8 @@ static void opp_form(void *state, const batch_view *v, batch_plan *plan)
                        predict_ns(s, w, batch_todo_tokens(v, w));
         add_cand(s, &n, w, slack, 0, (uint64_t)seen);
     }
-    qsort(s->cands, (size_t)n, sizeof *s->cands, cand_cmp);
+    if (n > 1)
+        qsort(s->cands, (size_t)n, sizeof *s->cands, cand_cmp);
 
     /* The most urgent candidate that can run sets the cohort's progress. */
     int64_t budget = setup->max_batched_tokens;
