@@ -102,6 +102,7 @@ struct instance {
      * in flight, and the sum of their arrival times. */
     uint64_t hol_n;
     sim_time_ns hol_sum_ns;
+    int32_t rewinds_pending;   /* requests in flight whose context was updated */
 
     /* Overlapping engines: arrivals during the iteration in flight, not yet
      * visible to the plan (see the top). */
@@ -910,6 +911,7 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
 }
 
 static void do_detach(instance *inst, serve_req *r);
+static void rewind_to(instance *inst, serve_req *r, int32_t keep);
 
 static void finish_iteration(instance *inst, sim_time_ns now)
 {
@@ -925,6 +927,14 @@ static void finish_iteration(instance *inst, sim_time_ns now)
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens, layers = inst->plan.items[i].layers;
         r->energy_j += energy_per_token * q;
+        if (inst->rewinds_pending && req_of(r)->rewind_to >= 0) {
+            /* Its context was updated meanwhile: this work is on replaced
+             * tokens (serve/stream.h). */
+            inst->rewinds_pending--;
+            inst->stats.stream_invalidated_tokens += (uint64_t)q;
+            rewind_to(inst, r, req_of(r)->rewind_to);
+            continue;
+        }
         if (layers) {   /* layered prefill: credited after the last group */
             r->layers_done += layers;
             if (r->layers_done < inst->setup.model_layers)
@@ -1025,6 +1035,40 @@ void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev)
     update_view(inst);
     if (has_work(inst))
         wake(inst);   /* it may have waited for these blocks */
+}
+
+static bool in_flight(const instance *inst, const serve_req *r);
+
+/* Cuts r's computed tokens back to `keep` (their KV blocks stay held for
+ * the tokens to come; swapped-out blocks past them are given back). */
+static void rewind_to(instance *inst, serve_req *r, int32_t keep)
+{
+    req_of(r)->rewind_to = -1;
+    if (r->computed_tokens <= keep)
+        return;
+    int32_t drop = r->computed_tokens - keep;
+    r->computed_tokens = keep;
+    r->layers_done = 0;
+    inst->view->outstanding_tokens += drop;
+    inst->stats.stream_invalidated_tokens += (uint64_t)drop;
+    if (r->swapped_blocks) {
+        int32_t blocks = (int32_t)kv_blocks_for(inst->kv, keep);
+        inst->host_blocks_used -= r->swapped_blocks - blocks;
+        r->swapped_blocks = blocks;
+    }
+}
+
+void instance_rewind(instance *inst, serve_req *r, int32_t keep)
+{
+    if (in_flight(inst, r)) {   /* dropped at the iteration's end */
+        if (req_of(r)->rewind_to < 0)
+            inst->rewinds_pending++;
+        req_of(r)->rewind_to = keep;
+        return;
+    }
+    rewind_to(inst, r, keep);
+    update_view(inst);
+    instance_notify(inst);
 }
 
 void instance_notify(instance *inst)
@@ -1238,6 +1282,8 @@ void instance_attach(instance *inst, serve_req *r)
     req_of(r)->kv.n_registered = 0;
     kv_commit(inst->kv, r, &req_of(r)->kv);
     inst->view->outstanding_tokens += outstanding_of(r);
+    if (req_of(r)->rewind_to >= 0)   /* its context was updated on the way */
+        rewind_to(inst, r, req_of(r)->rewind_to);
     waiting_insert(inst, r);
     update_view(inst);
     wake(inst);

@@ -137,6 +137,11 @@ void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev);
 /* Something changed for one of its requests (a streamed prompt's chunk
  * arrived): an idle instance with work plans again. */
 void instance_notify(instance *inst);
+/* A streamed prompt's context was replaced past its first `keep` tokens
+ * (serve/stream.h): r keeps the KV of at most `keep` computed tokens; if r
+ * is in the iteration in flight, its tokens there are dropped when it ends.
+ * Wakes the instance. */
+void instance_rewind(instance *inst, serve_req *r, int32_t keep);
 
 /* Starts the instance's clocks (energy, time per state) at `now`. Static
  * instances open at the run's first arrival; started ones at creation. */
@@ -175,6 +180,7 @@ typedef struct instance_stats {
      * earliest any scheduler could start them without cutting). */
     uint64_t hol_arrivals;
     sim_time_ns hol_block_ns;
+    uint64_t stream_invalidated_tokens;   /* computed KV dropped by context updates */
     int32_t n_waiting, n_running;
 } instance_stats;
 

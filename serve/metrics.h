@@ -139,6 +139,7 @@ typedef struct run_summary {
     double hol_block_s_mean;
     uint64_t stream_requests;
     pctl stream_ttft_first_s, stream_ttft_last_s;
+    uint64_t stream_invalidated_tokens;   /* computed KV dropped by context updates */
     double wall_s;
     double peak_rss_mb;
 } run_summary;

@@ -23,9 +23,11 @@ typedef struct req {
     sim_time_ns op_credit_ns;
     /* A streamed prompt (serve/stream.h): its chunks (tokens, offsets after
      * its arrival), how many, and the next to arrive; kept for reuse. */
-    int32_t *chunk_tokens;
+    int32_t *chunk_tokens, *chunk_keep;   /* keep: -1 an append, else an update */
     sim_time_ns *chunk_ns;
     int32_t chunk_cap, n_chunks, next_chunk;
+    int32_t arrived_tokens;     /* its context now (an update may shorten it) */
+    int32_t rewind_to;          /* an update during its iteration: KV kept; -1 */
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */

@@ -51,30 +51,42 @@ void stream_begin(sim_engine *eng, req *q, const wl_request *w, sim_time_ns now)
 {
     serve_req *r = &q->pub;
     q->n_chunks = q->next_chunk = 0;
+    q->rewind_to = -1;
+    q->arrived_tokens = r->input_tokens;
     r->unarrived_tokens = 0;
     r->last_chunk_ns = now;
     if (w->n_chunks < 2)
         return;
     if (w->n_chunks > q->chunk_cap) {
-        q->chunk_tokens = sim_xrealloc(q->chunk_tokens, (size_t)w->n_chunks * sizeof *q->chunk_tokens);
-        q->chunk_ns = sim_xrealloc(q->chunk_ns, (size_t)w->n_chunks * sizeof *q->chunk_ns);
+        size_t n = (size_t)w->n_chunks;
+        q->chunk_tokens = sim_xrealloc(q->chunk_tokens, n * sizeof *q->chunk_tokens);
+        q->chunk_keep = sim_xrealloc(q->chunk_keep, n * sizeof *q->chunk_keep);
+        q->chunk_ns = sim_xrealloc(q->chunk_ns, n * sizeof *q->chunk_ns);
         q->chunk_cap = w->n_chunks;
     }
-    /* The chunks, cut or extended at the end to sum to the prompt. */
-    int32_t sum = 0, n = 0;
-    for (int32_t k = 0; k < w->n_chunks && sum < r->input_tokens; k++) {
-        int32_t t = w->chunk_tokens[k];
-        if (sum + t > r->input_tokens)
-            t = r->input_tokens - sum;
-        q->chunk_tokens[n] = t;
-        q->chunk_ns[n++] = w->chunk_offset_ns[k];
-        sum += t;
+    /* The chunks as given, except that the context stays shorter than the
+     * prompt until the last chunk, which leaves it exactly the prompt (the
+     * workload may have clamped the prompt; [assume]: a context longer
+     * before an update than the final prompt is cut to one token less). */
+    int32_t len = 0, n = w->n_chunks;
+    for (int32_t k = 0; k < n; k++) {
+        int32_t keep = w->chunk_keep && k > 0 ? w->chunk_keep[k] : -1;
+        if (keep > len)
+            keep = len;   /* keeps at most what has arrived */
+        int32_t base = keep >= 0 ? keep : len, t = w->chunk_tokens[k];
+        int32_t most = k == n - 1 ? r->input_tokens : r->input_tokens - 1;
+        if (base > most)
+            base = keep = most;
+        if (base + t > most || k == n - 1)
+            t = most - base;
+        q->chunk_tokens[k] = t;
+        q->chunk_keep[k] = keep;
+        q->chunk_ns[k] = w->chunk_offset_ns[k];
+        len = base + t;
     }
-    q->chunk_tokens[n - 1] += r->input_tokens - sum;
     q->n_chunks = n;
-    if (n < 2)
-        return;
-    r->unarrived_tokens = r->input_tokens - q->chunk_tokens[0];
+    q->arrived_tokens = q->chunk_tokens[0];
+    r->unarrived_tokens = r->input_tokens - q->arrived_tokens;
     q->next_chunk = 1;
     sim_schedule(eng, now + q->chunk_ns[1], PHASE_ARRIVAL, EV_CHUNK, q, 0);
 }
@@ -82,6 +94,7 @@ void stream_begin(sim_engine *eng, req *q, const wl_request *w, sim_time_ns now)
 void stream_req_fini(req *q)
 {
     free(q->chunk_tokens);
+    free(q->chunk_keep);
     free(q->chunk_ns);
 }
 
@@ -93,7 +106,16 @@ void stream_on_chunk(sim_engine *eng, void *ctx, const sim_event *ev)
     sim_time_ns now = sim_now(eng);
     /* A request cannot finish before its whole prompt is in. */
     SIM_ASSERT_AT(now, r->state != REQ_FINISHED && q->next_chunk < q->n_chunks);
-    r->unarrived_tokens -= q->chunk_tokens[q->next_chunk];
+    int32_t keep = q->chunk_keep[q->next_chunk];
+    if (keep >= 0) {   /* an update: the context past `keep` is replaced */
+        q->arrived_tokens = keep;
+        if (r->state == REQ_WAITING || r->state == REQ_RUNNING)
+            instance_rewind(cluster_instance(c, r->instance), r, keep);
+        else if (r->computed_tokens > keep)   /* moving: its KV is cut on landing */
+            q->rewind_to = keep;
+    }
+    q->arrived_tokens += q->chunk_tokens[q->next_chunk];
+    r->unarrived_tokens = r->input_tokens - q->arrived_tokens;
     r->last_chunk_ns = now;
     SIM_ASSERT_AT(now, r->unarrived_tokens >= 0);
     if (++q->next_chunk < q->n_chunks)

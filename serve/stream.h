@@ -4,10 +4,13 @@
  * wakes its instance. Its prefill computes only what has arrived
  * (batch_todo_tokens, api/batch.h), so it never runs ahead of its context,
  * and its first token comes once the whole prompt is in (the sequence
- * counts every prompt token from the start, api/request.h). Only append
- * mode is modelled: a chunk adds tokens after the ones before ([assume];
- * Stream2LLM's update mode, which replaces the context and keeps KV up to
- * the common prefix, is not).
+ * counts every prompt token from the start, api/request.h). A chunk
+ * appends tokens (append mode) or replaces the context past its first
+ * `keep` tokens (update mode): the request keeps the KV of at most `keep`
+ * computed tokens (instance_rewind; work in flight on the replaced tokens
+ * is dropped when its iteration ends) and recomputes the rest
+ * (stream_invalidated_tokens counts them). The prompt's length
+ * (input_tokens) is its final context's.
  *
  * Metrics: for streamed requests, TTFT from the first chunk (the request's
  * arrival) and from the last chunk. */

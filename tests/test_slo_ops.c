@@ -551,6 +551,42 @@ START_TEST(test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap)
 }
 END_TEST
 
+START_TEST(test_a_context_update_keeps_kv_only_up_to_the_common_prefix)
+{
+    /* 1,000 tokens at 0, 900 more at 100 ms (all computed by about 130 ms),
+     * then at 300 ms an update: the context becomes its first 500 tokens
+     * and 1,500 new ones (tests/data/stream_update.csv). The KV of the
+     * 1,400 computed tokens past the common prefix is dropped and those
+     * positions are computed again from the new context; the first token
+     * comes after the update, never from the old context. */
+    const char *const sets[] = {
+        "workload={\"source\": \"native\", \"path\": \"tests/data/stream_update.csv\"}",
+        "engine.request_path={\"frontend_us\": 0, \"tokenize_us_per_token\": 0}",
+        "policies.batch.name=\"stream2llm\"", NULL};
+    stream_trace t = {0};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_iteration = observe_stream, .iteration_ctx = &t};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    run_summary s;
+    cluster_summarize(c, &s);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    ck_assert_uint_eq(s.completed, 1);
+    ck_assert_int_eq(t.ahead, 0);
+    ck_assert_uint_eq(s.stream_invalidated_tokens, 1400);
+    ck_assert_int_eq(t.computed_at_last, 1900);
+    /* TTFT from the first chunk: after the update at 300 ms. */
+    ck_assert(s.stream_ttft_first_s.mean > 0.3);
+    ck_assert_double_eq_tol(s.stream_ttft_first_s.mean - s.stream_ttft_last_s.mean, 0.3, 1e-6);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -575,6 +611,7 @@ Suite *slo_ops_suite(void)
     tcase_add_loop_test(st, test_streamed_prefill_never_runs_ahead_of_its_context, 0, 3);
     tcase_add_test(st, test_streamed_prompts_need_a_streaming_policy);
     tcase_add_test(st, test_bad_chunks_are_errors_naming_the_column);
+    tcase_add_test(st, test_a_context_update_keeps_kv_only_up_to_the_common_prefix);
     tcase_add_test(st, test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap);
     suite_add_tcase(s, st);
     return s;

@@ -47,6 +47,7 @@ typedef struct trace_row {
      * the prompt arrives whole. */
     const int32_t *chunk_tokens;
     const sim_time_ns *chunk_offset_ns;
+    const int32_t *chunk_keep;          /* -1: an append; k: an update keeping k */
     int32_t n_chunks;
     sim_time_ns deadline_ns;            /* end-to-end deadline after arrival; 0: none */
     uint64_t line;                      /* line number in the file, from 1 */

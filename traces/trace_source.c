@@ -416,6 +416,7 @@ int trace_src_next(void *state, sim_time_ns now, wl_request *out, sim_err *err)
     out->deadline_ns = row.deadline_ns;
     out->chunk_tokens = row.chunk_tokens;
     out->chunk_offset_ns = row.chunk_offset_ns;
+    out->chunk_keep = row.chunk_keep;
     out->n_chunks = row.n_chunks;
     out->prefix_blocks = row.prefix_blocks;
     out->n_prefix_blocks = row.n_prefix_blocks;

@@ -6,9 +6,11 @@
  * (chained prefix block ids; space-separated in CSV, an array in JSONL),
  * group (a multi-call request group's id, 0: none) and deadline_ms (its
  * end-to-end deadline after its arrival, 0: none; JITServe), and chunks (a
- * streamed prompt, Stream2LLM: "offset_ms:tokens" pairs separated by
- * spaces, a string in JSONL; the tokens should sum to input_tokens: the
- * serving side cuts or extends the last chunk to match). Conversion to
+ * streamed prompt, Stream2LLM: "offset_ms:tokens" appends or
+ * "offset_ms:tokens@keep" updates (the context becomes its first keep
+ * tokens and tokens new ones) separated by spaces, a string in JSONL; the
+ * prompt they leave should be input_tokens long: the serving side cuts or
+ * extends the last chunk to match). Conversion to
  * native (trace convert) writes none of these: other formats have none.
  * CSV: a header naming the columns, in any order; an empty optional cell is
  * the default. JSONL: one object per line with those keys. Unknown columns
@@ -49,11 +51,14 @@ typedef struct native_state {
     int col[NV_COLUMNS];
     int n_columns;
     int32_t chunk_tokens[NATIVE_MAX_CHUNKS];   /* the current row's chunks */
+    int32_t chunk_keep[NATIVE_MAX_CHUNKS];
     sim_time_ns chunk_ns[NATIVE_MAX_CHUNKS];
 } native_state;
 
-/* A streamed prompt's chunks: "offset_ms:tokens" pairs separated by white
- * space, offsets from 0 and never going back, tokens >= 1. */
+/* A streamed prompt's chunks: "offset_ms:tokens" (an append) or
+ * "offset_ms:tokens@keep" (an update: the context becomes its first keep
+ * tokens and tokens new ones) separated by white space, offsets from 0 and
+ * never going back, tokens >= 1; the first an append. */
 static int native_chunks(trace_reader *r, trace_span v, trace_row *out)
 {
     native_state *st = trace_reader_state(r);
@@ -64,27 +69,34 @@ static int native_chunks(trace_reader *r, trace_span v, trace_row *out)
             i++;
         if (i == v.len)
             break;
-        size_t start = i, colon = 0;
+        size_t start = i, colon = 0, atsign = 0;
         while (i < v.len && v.p[i] != ' ' && v.p[i] != '\t') {
             if (v.p[i] == ':' && !colon)
                 colon = i;
+            if (v.p[i] == '@' && colon && !atsign)
+                atsign = i;
             i++;
         }
-        int64_t at, tokens;
+        size_t tok_end = atsign ? atsign : i;
+        int64_t at, tokens, keep = -1;
         if (!colon || n == NATIVE_MAX_CHUNKS ||
             trace_parse_scaled((trace_span){v.p + start, colon - start}, SIM_NS_PER_MS, 0,
                                (int64_t)1e9 * SIM_NS_PER_MS, &at) ||
-            trace_parse_int((trace_span){v.p + colon + 1, i - colon - 1}, 1, TRACE_MAX_TOKENS,
-                            &tokens) ||
-            (n == 0 && at != 0) || (n > 0 && at < st->chunk_ns[n - 1]))
+            trace_parse_int((trace_span){v.p + colon + 1, tok_end - colon - 1}, 1,
+                            TRACE_MAX_TOKENS, &tokens) ||
+            (atsign && trace_parse_int((trace_span){v.p + atsign + 1, i - atsign - 1}, 0,
+                                       TRACE_MAX_TOKENS, &keep)) ||
+            (n == 0 && (at != 0 || keep >= 0)) || (n > 0 && at < st->chunk_ns[n - 1]))
             return -1;
         st->chunk_ns[n] = at;
+        st->chunk_keep[n] = (int32_t)keep;
         st->chunk_tokens[n++] = (int32_t)tokens;
     }
     if (n == 0)
         return -1;
     out->chunk_tokens = st->chunk_tokens;
     out->chunk_offset_ns = st->chunk_ns;
+    out->chunk_keep = st->chunk_keep;
     out->n_chunks = n;
     return 0;
 }
@@ -140,8 +152,9 @@ static int native_field(trace_reader *r, int k, trace_span v, char json, trace_r
     case NV_CHUNKS:
         if ((json && json != 's') || native_chunks(r, v, out))
             return trace_field_error(err, name,
-                                     "\"offset_ms:tokens ...\" (offsets from 0, never going "
-                                     "back; tokens >= 1; at most 256 chunks)", v);
+                                     "\"offset_ms:tokens[@keep] ...\" (offsets from 0, never "
+                                     "going back; tokens >= 1; at most 256 chunks; the first "
+                                     "no update)", v);
         return 0;
     case NV_DEADLINE:
         if (trace_parse_scaled(v, SIM_NS_PER_MS, 0, (int64_t)1e9 * SIM_NS_PER_MS, &x))

@@ -60,6 +60,10 @@ typedef struct wl_request {
      * Owned by the source, valid until its next `next`. */
     const int32_t *chunk_tokens;
     const sim_time_ns *chunk_offset_ns;
+    /* Per chunk: -1 for an append (Stream2LLM's append mode); k >= 0 for an
+     * update that replaces the context by its first k tokens followed by
+     * the chunk's tokens (update mode). NULL: all appends. */
+    const int32_t *chunk_keep;
     int32_t n_chunks;
 } wl_request;
 
