@@ -346,25 +346,28 @@ START_TEST(test_jitserve_priority_matches_a_hand_computed_case)
 END_TEST
 
 typedef struct first_tokens {
-    int64_t first_ns[2];
+    int64_t first_ns[3];
 } first_tokens;
 
 static int record_first(void *ctx, const req_record *rec)
 {
     first_tokens *f = ctx;
-    if (rec->id < 2)
+    if (rec->id < 3)
         f->first_ns[rec->id] = rec->first_token_ns;
     return 0;
 }
 
-static void run_order(const char *batch, const char *params, first_tokens *f)
+static void run_order_on(const char *trace, const char *batch, const char *params,
+                         first_tokens *f)
 {
     char set_batch[96], set_params[256];
     snprintf(set_batch, sizeof set_batch, "policies.batch.name=\"%s\"", batch);
     snprintf(set_params, sizeof set_params, "policies.batch.params=%s", params);
+    char set_trace[160];
+    snprintf(set_trace, sizeof set_trace,
+             "workload={\"source\": \"native\", \"path\": \"%s\"}", trace);
     const char *const sets[] = {
-        "workload={\"source\": \"native\", \"path\": \"tests/data/jit_order.csv\"}",
-        "engine.request_path={\"frontend_us\": 0, \"tokenize_us_per_token\": 0}",
+        set_trace, "engine.request_path={\"frontend_us\": 0, \"tokenize_us_per_token\": 0}",
         set_batch, set_params, NULL};
     cJSON *root = tu_base_config();
     tu_set(root, sets);
@@ -377,6 +380,11 @@ static void run_order(const char *batch, const char *params, first_tokens *f)
     ck_assert_int_eq(cluster_run(c, &err), 0);
     cluster_destroy(c);
     run_config_fini(&cfg);
+}
+
+static void run_order(const char *batch, const char *params, first_tokens *f)
+{
+    run_order_on("tests/data/jit_order.csv", batch, params, f);
 }
 
 START_TEST(test_jitserve_runs_the_higher_reward_per_remaining_time_first)
@@ -587,6 +595,25 @@ START_TEST(test_a_context_update_keeps_kv_only_up_to_the_common_prefix)
 }
 END_TEST
 
+START_TEST(test_jitserve_ranks_a_call_group_together)
+{
+    /* Three requests at t = 0, one sequence at a time, oracle lengths,
+     * t_iter 20 ms, TTFT 500 ms, TPOT 100 ms: X (100 prompt tokens, 20
+     * outputs), Y (100, 400), Z (100, 20). Alone, X and Z have reward
+     * 100 + 8 x 20 = 260 over 0.4 s (650/s), Y 100 + 8 x 400 = 3,300 over
+     * 8 s (412.5/s). With X and Y one group (tests/data/jit_group.csv)
+     * both rank at (260 + 3,300) / 8 s = 445/s, below Z: Z goes first.
+     * With X and Y in different groups (jit_nogroup.csv) X ties Z and goes
+     * first (queue order). */
+    const char *params = "{\"max_seqs\": 1, \"error\": 0, \"every\": 1}";
+    first_tokens grouped = {{0}}, apart = {{0}};
+    run_order_on("tests/data/jit_group.csv", "jitserve", params, &grouped);
+    run_order_on("tests/data/jit_nogroup.csv", "jitserve", params, &apart);
+    ck_assert_int_lt(grouped.first_ns[2], grouped.first_ns[0]);
+    ck_assert_int_lt(apart.first_ns[0], apart.first_ns[2]);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -605,6 +632,7 @@ Suite *slo_ops_suite(void)
     tcase_add_test(jit, test_jitserve_prediction_is_a_refined_quantile);
     tcase_add_test(jit, test_jitserve_priority_matches_a_hand_computed_case);
     tcase_add_test(jit, test_jitserve_runs_the_higher_reward_per_remaining_time_first);
+    tcase_add_test(jit, test_jitserve_ranks_a_call_group_together);
     suite_add_tcase(s, jit);
     TCase *st = tcase_create("stream");
     tcase_set_timeout(st, 60);
