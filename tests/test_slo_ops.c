@@ -614,6 +614,41 @@ START_TEST(test_jitserve_ranks_a_call_group_together)
 }
 END_TEST
 
+START_TEST(test_chunks_read_from_jsonl_too)
+{
+    /* JSONL carries the chunks as a string; group and deadline_ms as
+     * numbers. Two chunks 150 ms apart: TTFT from the first chunk is 150 ms
+     * more than from the last. */
+    char *dir = tu_tempdir(), path[512], set_trace[600];
+    snprintf(path, sizeof path, "%s/s.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"arrival_s\": 0, \"input_tokens\": 600, \"output_tokens\": 3, \"group\": 4, "
+          "\"deadline_ms\": 5000, \"chunks\": \"0:300 150:300\"}\n", f);
+    fclose(f);
+    snprintf(set_trace, sizeof set_trace,
+             "workload={\"source\": \"native\", \"path\": \"%s\"}", path);
+    const char *const sets[] = {set_trace, "policies.batch.name=\"stream2llm\"", NULL};
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster *c = cluster_create(&cfg.sys, NULL, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_msg(cluster_run(c, &err) == 0, "%s", err.msg);
+    run_summary s;
+    cluster_summarize(c, &s);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    remove(path);
+    rmdir(dir);
+    free(dir);
+    ck_assert_uint_eq(s.stream_requests, 1);
+    ck_assert_double_eq_tol(s.stream_ttft_first_s.mean - s.stream_ttft_last_s.mean, 0.15, 1e-6);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -639,6 +674,7 @@ Suite *slo_ops_suite(void)
     tcase_add_loop_test(st, test_streamed_prefill_never_runs_ahead_of_its_context, 0, 3);
     tcase_add_test(st, test_streamed_prompts_need_a_streaming_policy);
     tcase_add_test(st, test_bad_chunks_are_errors_naming_the_column);
+    tcase_add_test(st, test_chunks_read_from_jsonl_too);
     tcase_add_test(st, test_a_context_update_keeps_kv_only_up_to_the_common_prefix);
     tcase_add_test(st, test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap);
     suite_add_tcase(s, st);
