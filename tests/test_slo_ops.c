@@ -649,6 +649,50 @@ START_TEST(test_chunks_read_from_jsonl_too)
 }
 END_TEST
 
+static void observe_ahead(void *ctx, const iter_info *it)
+{
+    int64_t *ahead = ctx;
+    for (int32_t i = 0; i < it->n_items; i++) {
+        const serve_req *r = it->items[i].req;
+        *ahead += r->computed_tokens + it->items[i].tokens >
+                  r->input_tokens - r->unarrived_tokens + r->generated_tokens;
+    }
+}
+
+START_TEST(test_the_synthetic_source_streams_prompts)
+{
+    /* workload.stream: 300 prompts (lognormal, mean 1,500 tokens) in
+     * 512-token chunks 50-150 ms apart, at 8 requests/s: every prompt of
+     * more than one chunk is streamed, none ever computed ahead of what
+     * has arrived. */
+    const char *const sets[] = {
+        "workload={\"source\": \"synthetic\", \"requests\": 300, \"arrival\": {\"process\": "
+        "\"poisson\", \"rate_per_s\": 8}, \"input_tokens\": {\"dist\": \"lognormal\", "
+        "\"mean\": 1500, \"sigma\": 0.5}, \"output_tokens\": {\"dist\": \"fixed\", "
+        "\"value\": 40}, \"stream\": {\"chunk_tokens\": 512, \"gap_ms\": {\"dist\": "
+        "\"uniform\", \"min\": 50, \"max\": 150}}}",
+        "policies.batch.name=\"stream2llm\"", NULL};
+    int64_t ahead = 0;
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_iteration = observe_ahead, .iteration_ctx = &ahead};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    run_summary s;
+    cluster_summarize(c, &s);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    ck_assert_uint_eq(s.completed, 300);
+    ck_assert_uint_gt(s.stream_requests, 250);
+    ck_assert_int_eq(ahead, 0);
+    ck_assert(s.stream_ttft_first_s.mean > s.stream_ttft_last_s.mean + 0.05);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -675,6 +719,7 @@ Suite *slo_ops_suite(void)
     tcase_add_test(st, test_streamed_prompts_need_a_streaming_policy);
     tcase_add_test(st, test_bad_chunks_are_errors_naming_the_column);
     tcase_add_test(st, test_chunks_read_from_jsonl_too);
+    tcase_add_test(st, test_the_synthetic_source_streams_prompts);
     tcase_add_test(st, test_a_context_update_keeps_kv_only_up_to_the_common_prefix);
     tcase_add_test(st, test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap);
     suite_add_tcase(s, st);

@@ -7,7 +7,11 @@
  * length-style distribution of per-request TTFT targets in ms, and
  * "priority_classes": N, a priority drawn uniformly from 0..N-1. Both draw
  * from the length stream after the lengths, so leaving them out reproduces
- * the plain workload exactly.
+ * the plain workload exactly. "stream": {"chunk_tokens": 512, "gap_ms":
+ * <length-style distribution>} streams every prompt (Stream2LLM): it
+ * arrives in ceil(input / chunk_tokens) chunks (at most 256), the first
+ * with the request, each next one a gap_ms draw later (drawn last from the
+ * length stream, so the rest of the workload is unchanged).
  *
  * With a closed-loop arrival process the source answers WL_WAIT while no
  * client is ready and hears of completions through on_complete (with the
@@ -28,6 +32,11 @@ typedef struct synthetic {
     arrival_gen gen;
     gsl_rng *arrival_rng, *length_rng;
     prefix_gen *prefix;   /* NULL: no shared prefixes */
+    /* Streamed prompts ("stream"): chunk size, gaps, the current request's chunks. */
+    int64_t chunk_tokens;   /* 0: prompts arrive whole */
+    len_dist gap_ms;
+    int32_t chunk_tok[256];
+    sim_time_ns chunk_at[256];
 } synthetic;
 
 static void synthetic_destroy(void *state)
@@ -39,6 +48,7 @@ static void synthetic_destroy(void *state)
     len_dist_fini(&s->input);
     len_dist_fini(&s->output);
     len_dist_fini(&s->ttft_slo_ms);
+    len_dist_fini(&s->gap_ms);
     free(s);
 }
 
@@ -47,7 +57,7 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
 {
     static const char *const keys[] = {WL_COMMON_KEYS, "requests", "arrival", "input_tokens",
                                        "output_tokens", "ttft_slo_ms", "priority_classes",
-                                       "prefix", NULL};
+                                       "prefix", "stream", NULL};
     synthetic *s = sim_xcalloc(1, sizeof *s);
     char sub[256];
     cJSON *o;
@@ -69,6 +79,19 @@ static int synthetic_init(const wl_setup *setup, cJSON *params, const char *path
         s->has_ttft_slo = 1;
         if (jcfg_obj(params, path, "ttft_slo_ms", &o, sub, err) ||
             len_dist_parse(o, sub, &s->ttft_slo_ms, err)) {
+            synthetic_destroy(s);
+            return -1;
+        }
+    }
+    if (cJSON_GetObjectItemCaseSensitive(params, "stream")) {
+        static const char *const skeys[] = {"chunk_tokens", "gap_ms", NULL};
+        cJSON *so, *g;
+        char gpath[256];
+        if (jcfg_obj(params, path, "stream", &so, sub, err) ||
+            jcfg_check_keys(so, sub, skeys, err) ||
+            jcfg_int(so, sub, "chunk_tokens", 512, 1, 1 << 24, &s->chunk_tokens, err) ||
+            jcfg_obj(so, sub, "gap_ms", &g, gpath, err) ||
+            len_dist_parse(g, gpath, &s->gap_ms, err)) {
             synthetic_destroy(s);
             return -1;
         }
@@ -117,6 +140,21 @@ static int synthetic_next(void *state, sim_time_ns now, wl_request *out, sim_err
         prefix_gen_next_lane(s->prefix, s->gen.client, out->arrival_ns, out, s->length_rng);
     else if (s->prefix)
         prefix_gen_next(s->prefix, out, s->length_rng);
+    if (s->chunk_tokens > 0) {
+        int64_t k = (out->input_tokens + s->chunk_tokens - 1) / s->chunk_tokens;
+        if (k > 256)
+            k = 256;
+        sim_time_ns at = 0;
+        for (int32_t i = 0; i < (int32_t)k; i++) {
+            s->chunk_tok[i] = (int32_t)(out->input_tokens / k + (i < out->input_tokens % k));
+            if (i > 0)
+                at += (sim_time_ns)len_dist_sample(&s->gap_ms, s->length_rng) * SIM_NS_PER_MS;
+            s->chunk_at[i] = at;
+        }
+        out->chunk_tokens = s->chunk_tok;
+        out->chunk_offset_ns = s->chunk_at;
+        out->n_chunks = (int32_t)k;
+    }
     s->emitted++;
     return WL_REQUEST;
 }
