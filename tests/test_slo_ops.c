@@ -693,6 +693,73 @@ START_TEST(test_the_synthetic_source_streams_prompts)
 }
 END_TEST
 
+typedef struct group_seen {
+    uint64_t group[400];
+    sim_time_ns deadline[400], arrival[400];
+} group_seen;
+
+static void observe_groups(void *ctx, const iter_info *it)
+{
+    group_seen *g = ctx;
+    for (int32_t i = 0; i < it->n_items; i++) {
+        const serve_req *r = it->items[i].req;
+        if (r->id < 400) {
+            g->group[r->id] = r->call_group;
+            g->deadline[r->id] = r->deadline_ns;
+            g->arrival[r->id] = r->arrival_ns;
+        }
+    }
+}
+
+START_TEST(test_the_synthetic_source_makes_call_groups_sharing_a_deadline)
+{
+    /* 300 requests, a fifth of arrivals starting a 3-call group (calls 1-2 s
+     * apart) with a 10 s deadline: every group has at most 3 calls, all
+     * with one absolute deadline 10 s after the first call's arrival. */
+    const char *const sets[] = {
+        "workload.requests=300",
+        "workload.call_groups={\"fraction\": 0.2, \"calls\": 3, \"deadline_ms\": 10000, "
+        "\"gap_ms\": {\"dist\": \"uniform\", \"min\": 1000, \"max\": 2000}}",
+        "policies.batch.name=\"jitserve\"", NULL};
+    static group_seen g;
+    memset(&g, 0, sizeof g);
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    sim_err err = {{0}};
+    cluster_hooks hooks = {.on_iteration = observe_groups, .iteration_ctx = &g};
+    cluster *c = cluster_create(&cfg.sys, &hooks, &err);
+    ck_assert_msg(c, "%s", err.msg);
+    ck_assert_int_eq(cluster_run(c, &err), 0);
+    run_summary s;
+    cluster_summarize(c, &s);
+    cluster_destroy(c);
+    run_config_fini(&cfg);
+    ck_assert_uint_eq(s.completed, 300);
+    int grouped = 0, groups = 0;
+    for (int i = 0; i < 300; i++) {
+        if (!g.group[i])
+            continue;
+        grouped++;
+        int members = 0;
+        sim_time_ns first = -1;
+        for (int j = 0; j < 300; j++)
+            if (g.group[j] == g.group[i]) {
+                members++;
+                if (first < 0)
+                    first = g.arrival[j];
+                ck_assert_int_eq(g.deadline[j], g.deadline[i]);
+            }
+        ck_assert_int_le(members, 3);
+        groups += g.arrival[i] == first;
+        ck_assert_int_eq(g.deadline[i], first + 10 * SIM_NS_PER_S);
+    }
+    ck_assert_int_gt(groups, 20);
+    ck_assert_int_gt(grouped, 2 * groups);
+}
+END_TEST
+
 Suite *slo_ops_suite(void)
 {
     Suite *s = suite_create("slo_ops");
@@ -712,6 +779,7 @@ Suite *slo_ops_suite(void)
     tcase_add_test(jit, test_jitserve_priority_matches_a_hand_computed_case);
     tcase_add_test(jit, test_jitserve_runs_the_higher_reward_per_remaining_time_first);
     tcase_add_test(jit, test_jitserve_ranks_a_call_group_together);
+    tcase_add_test(jit, test_the_synthetic_source_makes_call_groups_sharing_a_deadline);
     suite_add_tcase(s, jit);
     TCase *st = tcase_create("stream");
     tcase_set_timeout(st, 60);
