@@ -32,7 +32,7 @@ def main():
     sw = Sweep(a.results)
     ix = sw.index
     fig, axes = figure(a.style, ncols=2, nrows=2, aspect=0.75)
-    print(f"{'variant':16s} {'max goodput/s':>13s} {'at x':>5s} {'svc tok/s':>9s} "
+    print(f"{'variant':20s} {'max goodput/s':>13s} {'at x':>5s} {'svc tok/s':>9s} "
           f"{'max x>=' + str(int(a.attain * 100)) + '%':>9s} {'p99 TTFT ms':>11s} "
           f"{'c0 p99':>8s} {'c1 p99':>8s} {'stream first/last p99 ms':>25s}")
     panels = {"good": axes[0][0], "svc": axes[0][1], "p99": axes[1][0], "stream": axes[1][1]}
@@ -63,7 +63,7 @@ def main():
             tail = f"{'-':>9s} {'-':>11s} {'-':>8s} {'-':>8s}"
         streamed = int(np.max(ix["stream_requests"][mask])) > 0
         st = (f"{first[i]:12.0f}/{last[i]:<12.0f}" if streamed else f"{'':25s}")
-        print(f"{label:16s} {good[i]:13.3f} {xs[i]:5g} {svc[i]:9.0f} {tail} {st}")
+        print(f"{label:20s} {good[i]:13.3f} {xs[i]:5g} {svc[i]:9.0f} {tail} {st}")
         panels["good"].plot(xs, good, marker="o", label=label)
         panels["svc"].plot(xs, svc, marker="o", label=label)
         panels["p99"].plot(xs, p99c0, marker="o", label=label)
