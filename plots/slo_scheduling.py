@@ -8,6 +8,7 @@ and from the last chunk. Prints, per variant, the max goodput over load, the
 highest load whose attainment is at least --attain (90%), and the p99 TTFT
 (overall and per class) at that load; writes slo_scheduling.png."""
 import h5py
+import matplotlib.pyplot as plt
 import numpy as np
 
 from common import Sweep, arguments, figure, save, text
@@ -36,7 +37,12 @@ def main():
           f"{'max x>=' + str(int(a.attain * 100)) + '%':>9s} {'p99 TTFT ms':>11s} "
           f"{'c0 p99':>8s} {'c1 p99':>8s} {'stream first/last p99 ms':>25s}")
     panels = {"good": axes[0][0], "svc": axes[0][1], "p99": axes[1][0], "stream": axes[1][1]}
-    for label, mask in sw.groups([VARIANT]):
+    colours = plt.get_cmap("tab20").colors
+    for n, (label, mask) in enumerate(sw.groups([VARIANT])):
+        # colocated solid, prefill pool (P/D) dashed, streamed prompts dotted
+        style = {"color": colours[n % len(colours)], "marker": "o", "markersize": 3,
+                 "linestyle": "--" if label.startswith("pd_") else
+                 ":" if label.startswith("stream") else "-"}
         xs = np.unique(ix[RATE][mask])
         good, svc, p99c0, best = [], [], [], None
         first, last = [], []
@@ -64,12 +70,13 @@ def main():
         streamed = int(np.max(ix["stream_requests"][mask])) > 0
         st = (f"{first[i]:12.0f}/{last[i]:<12.0f}" if streamed else f"{'':25s}")
         print(f"{label:20s} {good[i]:13.3f} {xs[i]:5g} {svc[i]:9.0f} {tail} {st}")
-        panels["good"].plot(xs, good, marker="o", label=label)
-        panels["svc"].plot(xs, svc, marker="o", label=label)
-        panels["p99"].plot(xs, p99c0, marker="o", label=label)
+        panels["good"].plot(xs, good, label=label, **style)
+        panels["svc"].plot(xs, svc, label=label, **style)
+        panels["p99"].plot(xs, p99c0, label=label, **style)
         if streamed:
-            panels["stream"].plot(xs, first, marker="o", label=f"{label} (first chunk)")
-            panels["stream"].plot(xs, last, marker="x", linestyle="--",
+            panels["stream"].plot(xs, first, color=style["color"], marker="o", markersize=3,
+                                  label=f"{label} (first chunk)")
+            panels["stream"].plot(xs, last, color=style["color"], marker="x", linestyle="--",
                                   label=f"{label} (last chunk)")
     titles = {"good": "goodput (req/s meeting both SLOs)",
               "svc": "service goodput (output tok/s meeting both SLOs)",
