@@ -1508,6 +1508,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->cut_saved_s += st.cut_saved_ns / 1e9;
         s->hol_arrivals += st.hol_arrivals;
         s->stream_invalidated_tokens += st.stream_invalidated_tokens;
+        s->preemptions_swap += st.preemptions_swap;
         s->hol_block_s_mean += st.hol_block_ns / 1e9;   /* a sum until the end */
         s->weight_bytes += st.weight_bytes * gpus;
         s->kv_bytes += st.kv_bytes * gpus;

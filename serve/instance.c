@@ -428,6 +428,7 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now, int how)
     if (swap && r->computed_tokens > 0 && inst->host_blocks_used + keep <= sw->host_blocks) {
         r->swapped_blocks = (int32_t)keep;
         inst->host_blocks_used += keep;
+        inst->stats.preemptions_swap++;
         inst->swap_out_now += (double)keep * sw->block_bytes_per_gpu;
     } else {
         inst->view->outstanding_tokens += r->computed_tokens;

@@ -181,6 +181,7 @@ typedef struct instance_stats {
     uint64_t hol_arrivals;
     sim_time_ns hol_block_ns;
     uint64_t stream_invalidated_tokens;   /* computed KV dropped by context updates */
+    uint64_t preemptions_swap;       /* of preemptions, those that swapped (the rest recompute) */
     int32_t n_waiting, n_running;
 } instance_stats;
 

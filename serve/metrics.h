@@ -140,6 +140,7 @@ typedef struct run_summary {
     uint64_t stream_requests;
     pctl stream_ttft_first_s, stream_ttft_last_s;
     uint64_t stream_invalidated_tokens;   /* computed KV dropped by context updates */
+    uint64_t preemptions_swap;   /* of `preemptions`, those that swapped KV to host memory */
     double wall_s;
     double peak_rss_mb;
 } run_summary;

@@ -554,6 +554,8 @@ START_TEST(test_stream2llm_victims_take_the_cheaper_of_recompute_and_swap)
     }
     ck_assert_uint_eq(s[0].recomputed_tokens, 0);
     ck_assert(s[0].swap_out_bytes > 0 && s[0].swap_in_bytes > 0);
+    ck_assert_uint_eq(s[0].preemptions_swap, s[0].preemptions);
+    ck_assert_uint_eq(s[1].preemptions_swap, 0);
     ck_assert_uint_gt(s[1].recomputed_tokens, 0);
     ck_assert(s[1].swap_out_bytes == 0);
 }

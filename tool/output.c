@@ -318,6 +318,7 @@ static const out_field out_sum_fields[] = {
     OUT_SUM_PCTL(stream_ttft_first_s),
     OUT_SUM_PCTL(stream_ttft_last_s),
     OUT_SUM(stream_invalidated_tokens, OUT_U64),
+    OUT_SUM(preemptions_swap, OUT_U64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };
