@@ -41,6 +41,7 @@
 #include "serve/migrate.h"
 #include "serve/req.h"
 #include "serve/stream.h"
+#include "serve/route_oracle.h"
 #include "traces/workload.h"
 
 #define SLAB_REQS 1024
@@ -81,6 +82,7 @@ typedef struct move {
     int32_t from, to;
     serve_req holder;          /* the source's blocks while the KV travels */
     kv_req hold;
+    sim_time_ns start_ns;      /* when the KV set off */
 } move;
 
 struct cluster {
@@ -151,6 +153,7 @@ struct cluster {
         uint64_t arrived, in_tokens, out_tokens, completed, met_ttft, met_both;
         uint64_t *routed, *finished, *busy_ns;   /* per pool */
     } mark;
+    route_oracle oracle;          /* metrics.router_oracle */
 };
 
 /* ---- requests --------------------------------------------------------------- */
@@ -291,6 +294,8 @@ static void route_to_instance(cluster *c, serve_req *r, int32_t k)
                        .prompt_hashes = route_prompt_hashes, .core = c,
                        .lora_affinity = route_lora_affinity};
     int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
+    if (c->cs->router_oracle)
+        route_oracle_observe(&c->oracle, &view, r, pick);
     bool ok = false;
     for (int32_t j = 0; j < p->n_active && !ok; j++)
         ok = p->active[j] == pick;
@@ -442,6 +447,7 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
     };
     q->move_to = -1;
     q->op_credit_ns = 0;
+    q->load_stall_ns = 0;
     set_identity(c, q);
     stream_begin(c->eng, q, &c->next, now);
     if (q->n_chunks > 1 && !streams_ok(c, now))
@@ -482,9 +488,11 @@ static int move_path(const cluster *c, int32_t a, int32_t b, net_link path[2])
 
 static void on_move_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
 {
-    (void)x, (void)tag, (void)now;
+    (void)x, (void)tag;
     move *m = ctx;
     cluster *c = m->c;
+    if (m->r->pub.generated_tokens == 0)   /* TTFT's loading part: its KV travelled */
+        m->r->load_stall_ns += now - m->start_ns;
     instance_release_kv(c->slots[m->from].inst, &m->holder, &m->hold);
     kv_req_fini(&m->hold);   /* its block table: the slot is reused */
     c->counts.moves_done++;
@@ -528,8 +536,9 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
     /* With its KV: the move holds the source's blocks, the request gets
      * the destination's. */
     move *m = move_alloc(c);
-    *m = (move){.c = c, .r = q, .from = from, .to = to};
+    *m = (move){.c = c, .r = q, .from = from, .to = to, .start_ns = sim_now(c->eng)};
     m->holder.kv_blocks = r->kv_blocks;
+    kv_settle(instance_kv_mut(src_inst), &q->kv);
     m->hold.table = q->kv.table;
     m->hold.table_cap = q->kv.table_cap;
     q->kv.table = NULL;
@@ -1548,6 +1557,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
     if (s->hol_arrivals)
         s->hol_block_s_mean /= (double)s->hol_arrivals;
     ep_summarize(c, s);
+    route_oracle_summarize(&c->oracle, s);
     if (up_ns > 0)
         s->gpu_busy_fraction = busy_ns / up_ns;
     if (s->output_tokens)

@@ -28,6 +28,10 @@ typedef struct req {
     int32_t chunk_cap, n_chunks, next_chunk;
     int32_t arrived_tokens;     /* its context now (an update may shorten it) */
     int32_t rewind_to;          /* an update during its iteration: KV kept; -1 */
+    /* Time the iterations it was in waited for lower-tier KV loads before
+     * its first token, and its KV's transfers when it moved with it before
+     * then (TTFT's loading part, serve/metrics.h). */
+    sim_time_ns load_stall_ns;
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */

@@ -25,6 +25,7 @@ const suite_fn test_suites[] = {
     traces_suite,
     kv_suite,
     prefix_cache_suite,
+    kv_tiers2_suite,
     sessions_suite,
     policies_suite,
     cluster_suite,

@@ -33,6 +33,7 @@ Suite *workload_suite(void);
 Suite *traces_suite(void);
 Suite *kv_suite(void);
 Suite *prefix_cache_suite(void);
+Suite *kv_tiers2_suite(void);
 Suite *sessions_suite(void);
 Suite *policies_suite(void);
 Suite *cluster_suite(void);

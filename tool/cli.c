@@ -151,6 +151,15 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                "loaded, %.2f GB written; loads stalled iterations %.3f s\n",
                s->kv_lookup_tokens ? 100.0 * s->kv_tier_hit_tokens / s->kv_lookup_tokens : 0,
                s->kv_tier_load_bytes / 1e9, s->kv_tier_write_bytes / 1e9, s->kv_load_stall_s);
+    if (s->router_oracle_requests)
+        printf("  router vs oracle       prefix hit %.1f%% of prompt tokens at routing, an "
+               "oracle %.1f%% (ratio %.3f)\n", 100 * s->router_hit_ratio,
+               100 * s->oracle_hit_ratio, s->router_oracle_ratio);
+    if (s->kv_tier_load_bytes > 0)
+        printf("  TTFT split             p50 queue %.1f ms, load %.1f ms, compute %.1f ms; "
+               "p99 %.1f / %.1f / %.1f ms\n", s->queue_s.p50 * 1e3, s->ttft_load_s.p50 * 1e3,
+               s->ttft_compute_s.p50 * 1e3, s->queue_s.p99 * 1e3, s->ttft_load_s.p99 * 1e3,
+               s->ttft_compute_s.p99 * 1e3);
     if (s->lora_adapters_per_batch > 0)
         printf("  multi-LoRA             %.2f adapters per batch, GPU hit ratio %.3f, %llu loads "
                "(%llu from storage), %.3f s of loads, %.3f s of LoRA operators, %llu "

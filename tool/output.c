@@ -193,6 +193,8 @@ static const out_field out_req_fields[] = {
     OUT_REQ(session_id, OUT_U64),
     OUT_REQ(turn, OUT_I32),
     OUT_REQ(session_last, OUT_I32),
+    OUT_REQ(ttft_load_ns, OUT_I64),
+    OUT_REQ(ttft_compute_ns, OUT_I64),
 };
 
 /* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
@@ -255,6 +257,14 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(kv_tier_load_bytes, OUT_F64),
     OUT_SUM(kv_tier_write_bytes, OUT_F64),
     OUT_SUM(kv_load_stall_s, OUT_F64),
+    OUT_SUM_PCTL(ttft_load_s),
+    OUT_SUM_PCTL(ttft_compute_s),
+    OUT_SUM(router_oracle_requests, OUT_U64),
+    OUT_SUM(router_hit_tokens, OUT_U64),
+    OUT_SUM(oracle_hit_tokens, OUT_U64),
+    OUT_SUM(router_hit_ratio, OUT_F64),
+    OUT_SUM(oracle_hit_ratio, OUT_F64),
+    OUT_SUM(router_oracle_ratio, OUT_F64),
     OUT_SUM_ARRAY(term_s, OUT_F64, OP_KIND_COUNT),
     OUT_SUM_ARRAY(source_terms, OUT_U64, COST_SRC_COUNT),
     OUT_SUM(ep_imbalance, OUT_F64),
