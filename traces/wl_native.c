@@ -282,6 +282,7 @@ const trace_format trace_fmt_native_jsonl = {
     .what = "servesim native JSONL: {\"arrival_s\", \"input_tokens\", \"output_tokens\", ...}",
     .timed = true,
     .time_column = "arrival_s",
+    .state_size = sizeof(native_state),   /* its chunk buffers */
     .sniff = native_jsonl_sniff,
     .header = native_jsonl_header,
     .row = native_jsonl_row,
