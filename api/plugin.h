@@ -49,7 +49,7 @@
 #include "api/route.h"
 
 #define SERVESIM_ABI_MAJOR 1
-#define SERVESIM_ABI_MINOR 0
+#define SERVESIM_ABI_MINOR 1   /* 1: batch_policy_ops.cut */
 /* Major in the high 16 bits, minor in the low 16. */
 #define SERVESIM_ABI_VERSION ((uint32_t)SERVESIM_ABI_MAJOR << 16 | SERVESIM_ABI_MINOR)
 

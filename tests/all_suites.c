@@ -47,5 +47,6 @@ const suite_fn test_suites[] = {
     spec_suite,
     lora_suite,
     slo_sched_suite,
+    slo_ops_suite,
     NULL,
 };

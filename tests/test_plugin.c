@@ -387,7 +387,7 @@ START_TEST(test_plugin_loaded_once_and_recorded_with_checksum)
     ck_assert_str_eq(a->sha256, want);
     char *json = plugin_loaded_json();
     ck_assert_msg(strstr(json, "\"name\":\"example\"") && strstr(json, want) &&
-                  strstr(json, "\"abi\":\"1.0\"") && strstr(json, "\"version\":\"1.0\""),
+                  strstr(json, "\"abi\":\"1.1\"") && strstr(json, "\"version\":\"1.0\""),
                   "%s", json);
     free(json);
     /* A results file records the plugins its config names, and only those. */
