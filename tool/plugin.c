@@ -7,10 +7,13 @@
  * before trusting anything the library says: the exported ABI version word
  * (read, not called), then the entry point, then the descriptor it returns
  * (same version as the word, a size at least version 1's), then every ops
- * struct (its size per family at least version 1's and at most this host's,
- * a name, init and the family's hook). The ops are copied into host-sized
- * structs, zero-filled past what the plugin was built with, so that a plugin
- * built against an older minor reads as NULL whatever it did not know.
+ * struct (its size per family at least the family's first and at most this
+ * host's, a name, init and the family's required hooks: fam_descs; an
+ * eviction policy's `builtin` false). The descriptor and the ops are copied
+ * into host-sized structs, zero-filled past what the plugin was built with,
+ * so that a plugin built against an older minor reads as NULL whatever it
+ * did not know: a 1.0 plugin has no eviction, autoscaling or retention
+ * families (ABI 1.1).
  *
  * A plugin policy may not take a built-in's name within its family: results
  * files and messages name policies by their ops name, which would then be
