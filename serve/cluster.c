@@ -373,6 +373,17 @@ static void set_identity(cluster *c, req *q)
     q->pub.prefix_ids = n > 0 ? q->ids : NULL;
     q->pub.n_prefix_ids = n > 0 ? n : 0;
     q->pub.prefix_id_block_tokens = n > 0 ? w->prefix_block_tokens : 0;
+    /* Speculative decoding's acceptance from the trace (serve/spec.c). */
+    q->spec_alpha_set = w->spec_alpha_set;
+    q->spec_alpha = w->spec_alpha;
+    q->n_spec_acc = w->n_spec_accepted;
+    q->spec_steps = 0;
+    if (w->n_spec_accepted > q->spec_acc_cap) {
+        q->spec_acc = sim_xrealloc(q->spec_acc, (size_t)w->n_spec_accepted);
+        q->spec_acc_cap = w->n_spec_accepted;
+    }
+    if (w->n_spec_accepted)
+        memcpy(q->spec_acc, w->spec_accepted, (size_t)w->n_spec_accepted);
 }
 
 /* The instances the run starts with begin at its first arrival; those a
@@ -1291,6 +1302,7 @@ void cluster_destroy(cluster *c)
         for (int j = 0; j < SLAB_REQS; j++) {
             kv_req_fini(&c->slabs[i][j].kv);
             free(c->slabs[i][j].ids);
+            free(c->slabs[i][j].spec_acc);
         }
         free(c->slabs[i]);
     }

@@ -457,6 +457,7 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
     const batch_setup *s = &inst->setup;
     int64_t tokens = 0;
     *shape = (batch_shape){.prefill = inst->prefill};
+    const int32_t *extras = inst->spec ? spec_plan_extras(inst->spec, inst->plan.n_items) : NULL;
     SIM_ASSERT_AT(now, inst->plan.n_items <= s->max_seqs);
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
@@ -494,7 +495,7 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
                 shape->prefill_layers = layers;
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
-        int32_t d = inst->spec ? spec_item_verify_extra(inst->spec, i) : 0;
+        int32_t d = extras ? extras[i] : 0;
         if (d > 0) {   /* speculative verification: 1 + d query tokens */
             inst->prefill[shape->n_prefill++] =
                 (batch_seq){q + d, (int32_t)kv_attended_tokens(inst->kv, r->computed_tokens)};
@@ -833,6 +834,7 @@ static void do_detach(instance *inst, serve_req *r);
 static void finish_iteration(instance *inst, sim_time_ns now)
 {
     double energy_per_token = inst->cost_now.energy_j / (double)inst->iter_tokens;
+    const int32_t *extras = inst->spec ? spec_plan_extras(inst->spec, inst->plan.n_items) : NULL;
     int32_t finished = 0, first_tokens = 0;
     gap_run run = {0, 0};
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
@@ -849,13 +851,12 @@ static void finish_iteration(instance *inst, sim_time_ns now)
                 continue;
             r->layers_done = 0;
         }
-        if (inst->spec && spec_item_drafts(inst->spec, i)) {
+        if (extras && extras[i]) {
             /* Verified: the pending token and the accepted drafts are
              * computed, and the accepted drafts emitted with the bonus
              * token (emit_token below adds that one). */
-            int32_t d = spec_item_drafts(inst->spec, i);
-            int32_t a = spec_accept_drafts(inst->spec, r, d);
-            r->energy_j += energy_per_token * spec_item_verify_extra(inst->spec, i);
+            int32_t a = spec_accept_item(inst->spec, i, r);
+            r->energy_j += energy_per_token * extras[i];
             r->generated_tokens += a;
             q += a;
         }

@@ -18,6 +18,15 @@ typedef struct req {
     void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
     void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
     int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
+    /* Speculative decoding's acceptance from the trace (serve/spec.h models
+     * "request" and "trace"): its rate when spec_alpha_set; its recorded
+     * accepted drafts per step (owned copy, kept for reuse like ids), and
+     * the verification steps it has completed. */
+    int8_t spec_alpha_set;
+    double spec_alpha;
+    uint8_t *spec_acc;
+    int32_t n_spec_acc, spec_acc_cap;
+    int32_t spec_steps;
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */

@@ -35,6 +35,7 @@
  * the batch does. */
 #include "serve/spec.h"
 #include "serve/metrics.h"
+#include "serve/req.h"
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -93,7 +94,8 @@ static int parse_acceptance(cJSON *o, const char *path, spec_setup *s, sim_err *
     }
     if (a && !cJSON_IsObject(a))
         return sim_errf(err, "%s: expected a rate in [0, 1] or an object {\"model\": "
-                        "\"bernoulli\" | \"per_position\" | \"beta\", ...}", apath);
+                        "\"bernoulli\" | \"per_position\" | \"beta\" | \"request\" | "
+                        "\"trace\", ...}", apath);
     cJSON *empty = NULL;
     if (!a)
         a = empty = cJSON_CreateObject();
@@ -109,6 +111,10 @@ static int parse_acceptance(cJSON *o, const char *path, spec_setup *s, sim_err *
         s->accept = SPEC_ACCEPT_BERNOULLI;
     } else if (!strcmp(model, "beta")) {
         s->accept = SPEC_ACCEPT_BETA;
+    } else if (!strcmp(model, "request")) {
+        s->accept = SPEC_ACCEPT_REQUEST;
+    } else if (!strcmp(model, "trace")) {
+        s->accept = SPEC_ACCEPT_TRACE;
     } else if (!strcmp(model, "per_position")) {
         s->accept = SPEC_ACCEPT_PER_POSITION;
         cJSON *t = cJSON_GetObjectItemCaseSensitive(a, "per_position");
@@ -136,8 +142,8 @@ static int parse_acceptance(cJSON *o, const char *path, spec_setup *s, sim_err *
             s->per_position[i] = prev = p;
         }
     } else {
-        sim_errf(err, "%s.model: expected one of: bernoulli, per_position, beta; got \"%s\"",
-                 apath, model);
+        sim_errf(err, "%s.model: expected one of: bernoulli, per_position, beta, request, "
+                 "trace; got \"%s\"", apath, model);
         goto out;
     }
     rc = 0;
@@ -321,6 +327,12 @@ struct spec {
     /* The plan of the iteration being formed, then in flight. */
     size_t cap;                /* of every array below */
     int32_t *drafts;           /* per item */
+    int32_t *extra;            /* per item: verify_extra(drafts) */
+    /* Per item: the accepted drafts, drawn when the drafts are chosen (the
+     * draw's key is known then), and the generated count they were drawn
+     * at (spec_accept_item draws again if it has changed). */
+    int32_t *acc, *acc_gen;
+    int block_shift;           /* log2 of the block size, or -1 */
     const serve_req **cand;    /* candidates: request, item, cap */
     int32_t *cand_item, *cand_cap;
     int32_t n_cand, n_items;
@@ -362,6 +374,7 @@ spec *spec_create(const spec_setup *s, const cost_setup *target_cost, cost_model
     sp->idle_w = cost_idle_power_w(target);
     sp->seed = sim_stream_seed(seed, SPEC_STREAM);
     sp->rng = gsl_rng_alloc(gsl_rng_taus2);
+    sp->block_shift = -1;
     SIM_ASSERT(sp->rng);   /* out of memory */
     for (int i = 0; i < s->k; i++)
         sp->reach[i] = s->accept == SPEC_ACCEPT_PER_POSITION
@@ -384,6 +397,9 @@ void spec_destroy(spec *sp)
         sp->s->policy->destroy(sp->policy_state);
     gsl_rng_free(sp->rng);
     free(sp->drafts);
+    free(sp->extra);
+    free(sp->acc);
+    free(sp->acc_gen);
     free(sp->cand);
     free(sp->cand_item);
     free(sp->cand_cap);
@@ -451,10 +467,39 @@ int32_t spec_draw(spec *sp, uint64_t id, int32_t generated, int32_t d)
         while (a < d && p > u)
             a++, p *= alpha;
     } else {
-        while (a < d && sp->reach[a] > u)
-            a++;
+        /* reach is non-increasing, so the positions above u are a prefix:
+         * counting them needs no data-dependent branch (a mispredicted
+         * one per draw was most of this function's time). */
+        for (int32_t i = 0; i < d; i++)
+            a += sp->reach[i] > u;
     }
     return a;
+}
+
+/* The accepted drafts of request r's next verification step with d
+ * drafts: spec_draw's, or from r's trace columns (serve/req.h) under the
+ * models "request" (r's spec_alpha as a Bernoulli rate, on the same
+ * uniform as spec_draw: a request whose rate is the configured one draws
+ * what "bernoulli" draws) and "trace" (r's recorded accepted drafts, one
+ * per step in order, cut to d, cycling when they run out) [assume: a
+ * recorded request usually takes as many steps as it recorded; at another
+ * K or length it may take more]. A request without the column uses rate. */
+static int32_t draw_req(spec *sp, const serve_req *r, int32_t d)
+{
+    const req *q = req_of(r);
+    if (sp->s->accept == SPEC_ACCEPT_TRACE && q->n_spec_acc > 0) {
+        int32_t a = q->spec_acc[q->spec_steps % q->n_spec_acc];
+        return a < d ? a : d;
+    }
+    if (sp->s->accept == SPEC_ACCEPT_REQUEST && q->spec_alpha_set) {
+        double u = uniform_at(stream_key(sp, r->id, r->generated_tokens, DRAW_ACCEPT), 0);
+        double alpha = q->spec_alpha, p = alpha;
+        int32_t a = 0;
+        while (a < d && p > u)
+            a++, p *= alpha;
+        return a;
+    }
+    return spec_draw(sp, r->id, r->generated_tokens, d);
 }
 
 /* ngram: whether the prompt lookup finds a proposal this step. */
@@ -466,13 +511,32 @@ static bool ngram_match(spec *sp, const serve_req *r)
            sp->s->match_rate;
 }
 
+static int32_t account(spec *sp, int32_t d, int32_t a);
+
 int32_t spec_accept_drafts(spec *sp, const serve_req *r, int32_t d)
 {
-    int32_t a = spec_draw(sp, r->id, r->generated_tokens, d);
+    int32_t a = draw_req(sp, r, d);
+    req_of(r)->spec_steps++;
+    return account(sp, d, a);
+}
+
+int32_t spec_accept_item(spec *sp, int32_t i, const serve_req *r)
+{
+    SIM_ASSERT(i >= 0 && i < sp->n_items && sp->drafts[i] > 0);
+    int32_t d = sp->drafts[i], a = sp->acc[i];
+    if (r->generated_tokens != sp->acc_gen[i])   /* not what it was drawn at */
+        a = draw_req(sp, r, d);
+    req_of(r)->spec_steps++;
+    return account(sp, d, a);
+}
+
+/* Adds a verification step of d drafts, a accepted, to the stats. */
+static int32_t account(spec *sp, int32_t d, int32_t a)
+{
     spec_stats *st = &sp->st;
     st->drafts++;
     st->draft_tokens += (uint64_t)d;
-    st->verified_tokens += (uint64_t)verify_extra(sp->s, d);
+    st->verified_tokens += (uint64_t)(sp->s->verify_tokens ? verify_extra(sp->s, d) : d);
     st->accepted_tokens += (uint64_t)a;
     st->emitted_tokens += (uint64_t)a + 1;
     st->positions_reached += (uint64_t)(a < d ? a + 1 : d);
@@ -640,6 +704,12 @@ static void plan_reserve(spec *sp, size_t n)
     size_t c = sp->cap;
     sim_grow((void **)&sp->drafts, &c, n, sizeof *sp->drafts);
     c = sp->cap;
+    sim_grow((void **)&sp->extra, &c, n, sizeof *sp->extra);
+    c = sp->cap;
+    sim_grow((void **)&sp->acc, &c, n, sizeof *sp->acc);
+    c = sp->cap;
+    sim_grow((void **)&sp->acc_gen, &c, n, sizeof *sp->acc_gen);
+    c = sp->cap;
     sim_grow((void **)&sp->chunks, &c, n, sizeof *sp->chunks);
     c = sp->cap;
     sim_grow((void **)&sp->cand, &c, n, sizeof *sp->cand);
@@ -675,6 +745,22 @@ static void base_shape(spec *sp, const batch_view *v, const batch_plan *plan)
     }
 }
 
+/* Blocks holding `tokens` tokens: a shift for the usual power-of-two block
+ * sizes (a 64-bit division per drafting sequence was a quarter of
+ * spec_plan's time). */
+static int64_t blocks_of(spec *sp, const batch_view *v, int64_t tokens)
+{
+    int64_t b = v->setup->block_size_tokens;
+    if (sp->block_shift < 0 || b != (int64_t)1 << sp->block_shift) {
+        sp->block_shift = -1;
+        if (b > 0 && (b & (b - 1)) == 0)
+            sp->block_shift = __builtin_ctzll((unsigned long long)b);
+        else
+            return (tokens + b - 1) / b;
+    }
+    return (tokens + b - 1) >> sp->block_shift;
+}
+
 void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
 {
     const spec_setup *s = sp->s;
@@ -685,7 +771,7 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < plan->n_items; i++) {
         const batch_item *it = &plan->items[i];
         const serve_req *r = it->req;
-        sp->drafts[i] = 0;
+        sp->drafts[i] = sp->extra[i] = 0;
         tokens += it->tokens;
         if (r->state != REQ_RUNNING || !req_is_decode(r) || it->layers || it->tokens != 1)
             continue;
@@ -741,12 +827,15 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
         if (want > hold)
             it->reserve = want;
         int32_t e = verify_extra(s, d);
-        if (s->lookahead && want > 1 + e) {   /* the blocks the lookahead adds */
-            int64_t b = v->setup->block_size_tokens, c = r->computed_tokens;
-            sp->st.lookahead_blocks += (uint64_t)((c + want + b - 1) / b - (c + 1 + e + b - 1) / b);
-        }
+        if (s->lookahead && want > 1 + e)   /* the blocks the lookahead adds */
+            sp->st.lookahead_blocks += (uint64_t)(blocks_of(sp, v, r->computed_tokens + want) -
+                                                  blocks_of(sp, v, r->computed_tokens + 1 + e));
         budget -= e;
-        sp->drafts[sp->cand_item[c]] = d;
+        int32_t i = sp->cand_item[c];
+        sp->drafts[i] = d;
+        sp->extra[i] = e;
+        sp->acc[i] = draw_req(sp, r, d);
+        sp->acc_gen[i] = r->generated_tokens;
         sp->cnt[d]++;
         sp->ctx[d] += r->computed_tokens;
     }
@@ -760,7 +849,14 @@ int32_t spec_item_drafts(const spec *sp, int32_t i)
 
 int32_t spec_item_verify_extra(const spec *sp, int32_t i)
 {
-    return verify_extra(sp->s, spec_item_drafts(sp, i));
+    SIM_ASSERT(i >= 0 && i < sp->n_items);
+    return sp->extra[i];
+}
+
+const int32_t *spec_plan_extras(const spec *sp, int32_t n_items)
+{
+    SIM_ASSERT(n_items == sp->n_items);
+    return sp->extra;
 }
 
 void spec_get_stats(const spec *sp, spec_stats *out) { *out = sp->st; }

@@ -54,5 +54,6 @@ Suite *slo_sched_suite(void);
 
 Suite *spec_suite(void);
 Suite *lora_suite(void);
+Suite *spec2_suite(void);
 
 #endif

@@ -127,7 +127,9 @@ static const cfgdoc_text texts[] = {
     {"instance.speculative.method", "the drafter: draft_model, eagle, mtp, medusa, ngram or off"},
     {"instance.speculative.k", "draft tokens per step (the most; the policy may pick fewer)"},
     {"instance.speculative.acceptance", "accepted drafts: a Bernoulli rate, or {\"model\": "
-                                        "bernoulli | per_position | beta, ...}"},
+                                        "bernoulli | per_position | beta | request | trace, "
+                                        "...} (request, trace: the trace's spec_alpha, "
+                                        "spec_accepted columns)"},
     {"instance.speculative.draft_model", "draft_model: the draft LLM (a name in models/llm/ or a file)"},
     {"instance.speculative.draft_layers", "eagle, mtp: the drafter's decoder layers"},
     {"instance.speculative.lookahead", "reserve k lookahead KV slots per drafting sequence "

@@ -1,0 +1,380 @@
+/* Speculative decoding, second slice (issue 18): acceptance from the trace
+ * (native columns spec_alpha and spec_accepted; acceptance models
+ * "request" and "trace" in serve/spec.c), and the plan-time draws that
+ * keep results identical. Runs use the shared base config
+ * (tests/testutil.c) over small native traces written here. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/suites.h"
+#include "tests/testutil.h"
+#include "traces/trace_read.h"
+
+/* A native trace of n requests, 0.5 s apart (light load: nothing clamps a
+ * request's drafts but its own output), input 200 + 10 i, output
+ * out[i % n_out], and per request the cell `col` (may be empty), written
+ * under a fresh folder; caller frees. */
+static char *write_trace(int n, const int *out, int n_out, const char *header,
+                         const char *(*cell)(int i))
+{
+    char *dir = tu_tempdir();
+    char *path = sim_xmalloc(strlen(dir) + 16);
+    sprintf(path, "%s/t.csv", dir);
+    free(dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "arrival_s,input_tokens,output_tokens%s%s\n", header ? "," : "",
+            header ? header : "");
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d.5,%d,%d", i / 2, 200 + 10 * i, out[i % n_out]);
+        if (header)
+            fprintf(f, ",%s", cell(i));
+        fputc('\n', f);
+    }
+    fclose(f);
+    return path;
+}
+
+/* Runs the base config over trace `path` with `spec` as
+ * instance.speculative (NULL: off). */
+static void run_trace(const char *path, const char *spec, tu_run *r)
+{
+    char wl[1024], sp[1024];
+    snprintf(wl, sizeof wl, "workload={\"source\": \"native\", \"path\": \"%s\"}", path);
+    snprintf(sp, sizeof sp, "instance.speculative=%s", spec ? spec : "{\"method\": \"off\"}");
+    const char *sets[] = {wl, sp, NULL};
+    tu_run_sets(sets, r);
+    ck_assert_int_eq(r->kv_over_capacity, 0);
+    ck_assert_uint_eq(r->output_mismatches, 0);
+}
+
+static void remove_trace(char *path)
+{
+    remove(path);
+    char *slash = strrchr(path, '/');
+    *slash = 0;
+    remove(path);
+    free(path);
+}
+
+/* ---- recorded accepted lengths ("trace") ------------------------------------------ */
+
+#define N_REQ 24
+static const int outs[] = {40, 7, 1, 64, 23};
+#define N_OUTS 5
+/* Request i's recorded steps: a pattern of its own, some past K = 3
+ * (cut to the step's drafts), request 5 with none (the rate applies). */
+static const char *const patterns[] = {"3 0 2 1", "0", "3", "1 1 4 0 2", "2 3"};
+static const char *accepted_cell(int i) { return i == 5 ? "" : patterns[i % 5]; }
+
+/* What the steps of a request of `out` output tokens accept under the
+ * recorded list (cycled, cut to d = min(K, left - 1)): adds its drafts
+ * and accepted drafts. */
+static void expect_steps(int out, const int *list, int n, int k, uint64_t *drafts,
+                         uint64_t *accepted, uint64_t *steps)
+{
+    int generated = 1, step = 0;   /* the prefill emits the first token */
+    while (generated < out) {
+        int d = out - generated - 1 < k ? out - generated - 1 : k;
+        if (d <= 0) {   /* a plain decode step */
+            generated++;
+            continue;
+        }
+        int a = list[step % n] < d ? list[step % n] : d;
+        step++;
+        *drafts += (uint64_t)d;
+        *accepted += (uint64_t)a;
+        *steps += 1;
+        generated += a + 1;
+    }
+}
+
+static int parse_list(const char *s, int *out)
+{
+    int n = 0;
+    for (char *end; *s; s = end) {
+        long v = strtol(s, &end, 10);
+        if (end == s)
+            break;
+        out[n++] = (int)v;
+    }
+    return n;
+}
+
+/* Each request's recorded accepted drafts are used one per verification
+ * step, in order, cut to the step's drafts and cycled: the run's drafts,
+ * accepted tokens and steps equal those the lists give, step for step. A
+ * request without the column draws at the rate (0 here: accepts none). */
+START_TEST(test_spec2_trace_accepted_lengths_consumed_in_order)
+{
+    char *path = write_trace(N_REQ, outs, N_OUTS, "spec_accepted", accepted_cell);
+    tu_run r;
+    run_trace(path,
+              "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": "
+              "{\"model\": \"trace\", \"rate\": 0}}",
+              &r);
+    uint64_t drafts = 0, accepted = 0, steps = 0;
+    for (int i = 0; i < N_REQ; i++) {
+        int list[16], n = 1;
+        list[0] = 0;   /* the rate-0 fallback accepts nothing */
+        if (i != 5)
+            n = parse_list(patterns[i % 5], list);
+        expect_steps(outs[i % N_OUTS], list, n, 3, &drafts, &accepted, &steps);
+    }
+    ck_assert_uint_eq(r.summary.completed, N_REQ);
+    ck_assert_uint_eq(r.summary.spec_drafts, steps);
+    ck_assert_uint_eq(r.summary.spec_draft_tokens, drafts);
+    ck_assert_uint_eq(r.summary.spec_accepted_tokens, accepted);
+    tu_run_fini(&r);
+    remove_trace(path);
+}
+END_TEST
+
+/* A list of K's throughout accepts everything: K + 1 tokens a full step,
+ * the same run as a Bernoulli rate of 1. */
+static const char *all_cell(int i) { (void)i; return "3"; }
+
+START_TEST(test_spec2_trace_all_accepted_matches_rate_one)
+{
+    char *path = write_trace(N_REQ, outs, N_OUTS, "spec_accepted", all_cell);
+    tu_run a, b;
+    run_trace(path, "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": {\"model\": \"trace\"}}",
+              &a);
+    run_trace(path, "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": 1}", &b);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert_uint_eq(a.summary.spec_accepted_tokens, a.summary.spec_draft_tokens);
+    ck_assert_uint_eq(a.summary.spec_accepted_tokens, b.summary.spec_accepted_tokens);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    remove_trace(path);
+}
+END_TEST
+
+/* ---- per-request rates ("request") ------------------------------------------------ */
+
+static const char *alpha_08(int i) { (void)i; return "0.8"; }
+static const char *alpha_mixed(int i) { return i % 2 ? "1" : "0"; }
+static const char *alpha_some(int i) { return i % 3 ? "0.25" : ""; }
+
+/* Every request at the configured rate draws what "bernoulli" draws: the
+ * same run, bit for bit. */
+START_TEST(test_spec2_request_rate_equal_to_bernoulli_is_identical)
+{
+    char *path = write_trace(N_REQ, outs, N_OUTS, "spec_alpha", alpha_08);
+    tu_run a, b;
+    run_trace(path,
+              "{\"method\": \"eagle\", \"k\": 4, \"acceptance\": "
+              "{\"model\": \"request\", \"rate\": 0.3}}",
+              &a);
+    run_trace(path, "{\"method\": \"eagle\", \"k\": 4, \"acceptance\": 0.8}", &b);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert_uint_eq(a.summary.spec_accepted_tokens, b.summary.spec_accepted_tokens);
+    ck_assert_uint_gt(a.summary.spec_accepted_tokens, 0);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    remove_trace(path);
+}
+END_TEST
+
+/* Rates 1 and 0 alternating by request: the rate-1 requests accept every
+ * draft, the rate-0 ones none, so the run accepts exactly the drafts of
+ * the odd requests (each request's steps follow from its output alone). */
+START_TEST(test_spec2_request_rates_per_request)
+{
+    char *path = write_trace(N_REQ, outs, N_OUTS, "spec_alpha", alpha_mixed);
+    tu_run r;
+    run_trace(path, "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": {\"model\": \"request\"}}",
+              &r);
+    uint64_t drafts = 0, accepted = 0, steps = 0;
+    for (int i = 0; i < N_REQ; i++) {
+        int list[1] = {i % 2 ? 3 : 0};
+        expect_steps(outs[i % N_OUTS], list, 1, 3, &drafts, &accepted, &steps);
+    }
+    ck_assert_uint_eq(r.summary.spec_drafts, steps);
+    ck_assert_uint_eq(r.summary.spec_draft_tokens, drafts);
+    ck_assert_uint_eq(r.summary.spec_accepted_tokens, accepted);
+    tu_run_fini(&r);
+    remove_trace(path);
+}
+END_TEST
+
+/* Requests without the column use `rate`: with rate 1, those accept all,
+ * the others (0.25) fewer; the run lies strictly between all-0.25 and
+ * all-1. */
+START_TEST(test_spec2_request_rate_falls_back_to_rate)
+{
+    char *path = write_trace(N_REQ, outs, N_OUTS, "spec_alpha", alpha_some);
+    tu_run mixed, low, high;
+    run_trace(path,
+              "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": "
+              "{\"model\": \"request\", \"rate\": 1}}",
+              &mixed);
+    run_trace(path, "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": 0.25}", &low);
+    run_trace(path, "{\"method\": \"eagle\", \"k\": 3, \"acceptance\": 1}", &high);
+    double m = mixed.summary.spec_mean_acceptance_length;
+    ck_assert_double_gt(m, low.summary.spec_mean_acceptance_length);
+    ck_assert_double_lt(m, high.summary.spec_mean_acceptance_length);
+    tu_run_fini(&mixed);
+    tu_run_fini(&low);
+    tu_run_fini(&high);
+    remove_trace(path);
+}
+END_TEST
+
+/* ---- the columns ------------------------------------------------------------------- */
+
+/* Both columns read from CSV and JSONL, with their values. */
+START_TEST(test_spec2_native_columns_read)
+{
+    char *dir = tu_tempdir();
+    char csv[512], jsonl[512];
+    snprintf(csv, sizeof csv, "%s/a.csv", dir);
+    snprintf(jsonl, sizeof jsonl, "%s/a.jsonl", dir);
+    FILE *f = fopen(csv, "w");
+    fputs("arrival_s,input_tokens,output_tokens,spec_alpha,spec_accepted\n"
+          "0,10,5,0.625,3 0  2\n1,10,5,,\n", f);
+    fclose(f);
+    f = fopen(jsonl, "w");
+    fputs("{\"arrival_s\": 0, \"input_tokens\": 10, \"output_tokens\": 5, "
+          "\"spec_alpha\": 0.625, \"spec_accepted\": [3, 0, 2]}\n"
+          "{\"arrival_s\": 1, \"input_tokens\": 10, \"output_tokens\": 5}\n", f);
+    fclose(f);
+    const char *files[] = {csv, jsonl};
+    for (int k = 0; k < 2; k++) {
+        sim_err err = {{0}};
+        trace_reader *rd = trace_reader_open(files[k], NULL, false, &err);
+        ck_assert_msg(rd, "%s", err.msg);
+        trace_row row;
+        ck_assert_int_eq(trace_reader_next(rd, &row, &err), 1);
+        ck_assert(row.spec_alpha_set);
+        ck_assert_double_eq(row.spec_alpha, 0.625);
+        ck_assert_int_eq(row.n_spec_accepted, 3);
+        ck_assert_int_eq(row.spec_accepted[0], 3);
+        ck_assert_int_eq(row.spec_accepted[1], 0);
+        ck_assert_int_eq(row.spec_accepted[2], 2);
+        ck_assert_int_eq(trace_reader_next(rd, &row, &err), 1);
+        ck_assert(!row.spec_alpha_set);
+        ck_assert_int_eq(row.n_spec_accepted, 0);
+        ck_assert_int_eq(trace_reader_next(rd, &row, &err), 0);
+        trace_reader_close(rd);
+    }
+    remove(csv);
+    remove(jsonl);
+    remove(dir);
+    free(dir);
+}
+END_TEST
+
+/* Bad cells name the file, line, column and text. */
+START_TEST(test_spec2_native_columns_errors)
+{
+    static const struct {
+        const char *text, *expect[2];
+    } cases[] = {
+        {"arrival_s,input_tokens,output_tokens,spec_alpha\n0,10,5,1.5\n",
+         {"column spec_alpha", "a rate in [0, 1]"}},
+        {"arrival_s,input_tokens,output_tokens,spec_alpha\n0,10,5,-0.1\n",
+         {"column spec_alpha", "\"-0.1\""}},
+        {"arrival_s,input_tokens,output_tokens,spec_accepted\n0,10,5,1 x 3\n",
+         {"column spec_accepted", "integers in [0, 255]"}},
+        {"arrival_s,input_tokens,output_tokens,spec_accepted\n0,10,5,300\n",
+         {"column spec_accepted", "\"300\""}},
+        {"{\"arrival_s\": 0, \"input_tokens\": 5, \"output_tokens\": 5, "
+         "\"spec_accepted\": [1, 2,]}\n",
+         {"column spec_accepted", "an array of"}},
+        {"{\"arrival_s\": 0, \"input_tokens\": 5, \"output_tokens\": 5, "
+         "\"spec_accepted\": 3}\n",
+         {"column spec_accepted", "an array of"}},
+    };
+    char *dir = tu_tempdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.txt", dir);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        FILE *f = fopen(path, "w");
+        fputs(cases[c].text, f);
+        fclose(f);
+        sim_err err = {{0}};
+        trace_reader *rd = trace_reader_open(path, NULL, false, &err);
+        ck_assert_msg(rd, "%s", err.msg);
+        trace_row row;
+        int rc;
+        while ((rc = trace_reader_next(rd, &row, &err)) == 1)
+            ;
+        ck_assert_int_eq(rc, -1);
+        ck_assert_msg(strstr(err.msg, "bad.txt:"), "%s", err.msg);
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(strstr(err.msg, cases[c].expect[k]), "case %zu: \"%s\" lacks \"%s\"",
+                          c, err.msg, cases[c].expect[k]);
+        trace_reader_close(rd);
+    }
+    remove(path);
+    remove(dir);
+    free(dir);
+}
+END_TEST
+
+/* The columns survive spreading equal timestamps (the source's buffers):
+ * a trace whose rows share times, spread, gives the same accepted tokens
+ * as the lists predict. */
+static const char *accepted_all_equal_time(int i) { return patterns[i % 5]; }
+
+START_TEST(test_spec2_columns_survive_spreading)
+{
+    char *path = write_trace(N_REQ, outs, N_OUTS, "spec_accepted", accepted_all_equal_time);
+    char wl[1024];
+    snprintf(wl, sizeof wl,
+             "workload={\"source\": \"native\", \"path\": \"%s\", \"spread_ms\": 400}", path);
+    const char *sets[] = {wl,
+                          "instance.speculative={\"method\": \"eagle\", \"k\": 3, "
+                          "\"acceptance\": {\"model\": \"trace\"}}",
+                          NULL};
+    tu_run r;
+    tu_run_sets(sets, &r);
+    uint64_t drafts = 0, accepted = 0, steps = 0;
+    for (int i = 0; i < N_REQ; i++) {
+        int list[16];
+        int n = parse_list(patterns[i % 5], list);
+        expect_steps(outs[i % N_OUTS], list, n, 3, &drafts, &accepted, &steps);
+    }
+    ck_assert_uint_eq(r.summary.spec_accepted_tokens, accepted);
+    ck_assert_uint_eq(r.summary.spec_drafts, steps);
+    tu_run_fini(&r);
+    remove_trace(path);
+}
+END_TEST
+
+START_TEST(test_spec2_config_errors)
+{
+    cJSON *root = tu_base_config();
+    const char *sets[] = {"instance.speculative={\"method\": \"eagle\", \"acceptance\": "
+                          "{\"model\": \"recorded\"}}",
+                          NULL};
+    tu_set(root, sets);
+    run_config cfg;
+    sim_err err = {{0}};
+    ck_assert_int_ne(run_config_parse(root, &cfg, &err), 0);
+    ck_assert_msg(strstr(err.msg, "acceptance.model: expected one of: bernoulli, "
+                                  "per_position, beta, request, trace"),
+                  "%s", err.msg);   /* run_config_parse took root */
+}
+END_TEST
+
+Suite *spec2_suite(void)
+{
+    Suite *s = suite_create("spec2");
+    TCase *t = tcase_create("trace_acceptance");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, test_spec2_trace_accepted_lengths_consumed_in_order);
+    tcase_add_test(t, test_spec2_trace_all_accepted_matches_rate_one);
+    tcase_add_test(t, test_spec2_request_rate_equal_to_bernoulli_is_identical);
+    tcase_add_test(t, test_spec2_request_rates_per_request);
+    tcase_add_test(t, test_spec2_request_rate_falls_back_to_rate);
+    tcase_add_test(t, test_spec2_native_columns_read);
+    tcase_add_test(t, test_spec2_native_columns_errors);
+    tcase_add_test(t, test_spec2_columns_survive_spreading);
+    tcase_add_test(t, test_spec2_config_errors);
+    suite_add_tcase(s, t);
+    return s;
+}
