@@ -69,6 +69,9 @@ struct instance {
     net_link pcie_d2h, pcie_h2d;
     net_link tier_rd[KV_TIERS_MAX], tier_wr[KV_TIERS_MAX];   /* lower KV tiers */
     bool loads_now;          /* this iteration waits for tier loads */
+    bool lora_loads_now;     /* and for adapter loads over the links (serve/lora.h) */
+    bool swaps_now;          /* it started swap copies */
+    net_link lora_storage;   /* load_over_links: adapters from storage */
     instance_hooks hooks;
     inst_state state;
 
@@ -261,6 +264,12 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     }
     if (ps->lora.on)
         inst->lora = lora_create(&ps->lora, &ps->gpu, inst->cost, sim_engine_seed(eng));
+    if (ps->lora.on && ps->lora.over_links) {
+        char name[64];
+        snprintf(name, sizeof name, "inst%d.lora_storage", s->index);
+        inst->lora_storage = net_add_link(inst->net, name, ps->lora.storage_bytes_per_s,
+                                          (sim_time_ns)llround(ps->lora.storage_latency_ns));
+    }
     return inst;
 }
 
@@ -595,6 +604,40 @@ static bool start_tier_io(instance *inst)
     return loads;
 }
 
+/* A LoRA load's storage leg is through: its PCIe leg starts (the copy
+ * stays pending). */
+static void on_lora_storage_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
+{
+    (void)x, (void)now;
+    instance *inst = ctx;
+    const lora_load *loads;
+    int32_t n = lora_take_loads(inst->lora, &loads);
+    SIM_ASSERT_AT(now, tag >= 0 && tag < n);
+    net_start(inst->net, &inst->pcie_h2d, 1,
+              loads[tag].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done, inst, 4);
+}
+
+/* load_over_links: starts the iteration's adapter loads, which it waits
+ * for: host -> GPU over the instance's PCIe link, from storage first over
+ * its LoRA storage link (store and forward: the PCIe leg starts when the
+ * adapter is in host memory). Returns whether it started any. */
+static bool start_lora_loads(instance *inst)
+{
+    const lora_load *loads;
+    int32_t n = lora_take_loads(inst->lora, &loads);
+    for (int32_t i = 0; i < n; i++) {
+        if (loads[i].storage_bytes > 0)
+            net_start(inst->net, &inst->lora_storage, 1, loads[i].storage_bytes,
+                      on_lora_storage_done, inst, i);
+        else
+            net_start(inst->net, &inst->pcie_h2d, 1,
+                      loads[i].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done,
+                      inst, 4);
+        inst->copies_pending++;
+    }
+    return n > 0;
+}
+
 /* semi-PD: the operators run on a share of the SMs (gpu_time_scale), the
  * engine's CPU time is unchanged; energy scales with the share. */
 static void scale_cost(instance *inst, cost_result *c)
@@ -736,15 +779,18 @@ static void step(instance *inst)
     inst->compute_ns = inst->cost_now.latency_ns;
     inst->compute_waits = inst->compute_done = false;
     cost_result seen = inst->cost_now;
-    if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
+    inst->swaps_now = inst->swap_out_now > 0 || inst->swap_in_now > 0;
+    if (inst->swaps_now)
         seen.latency_ns += (sim_time_ns)start_copies(inst, &inst->cost_now);
     inst->loads_now = inst->ps->kv_tiers.n && start_tier_io(inst);
+    inst->lora_loads_now = inst->lora && inst->ps->lora.over_links && start_lora_loads(inst);
     if (inst->hooks.observer) {
         iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
                         &seen, inst->kv, &inst->waiting, n_waiting(inst)};
         inst->hooks.observer(inst->hooks.observer_ctx, &it);
     }
-    if (inst->copies_pending && (!inst->ps->swap.overlap || inst->loads_now)) {
+    if (inst->copies_pending &&
+        (!inst->ps->swap.overlap || inst->loads_now || inst->lora_loads_now)) {
         inst->compute_waits = true;   /* the end is scheduled when they finish */
         return;
     }
@@ -756,7 +802,8 @@ static void add_copy_delay(instance *inst, sim_time_ns delay)
 {
     if (delay <= 0)
         return;
-    inst->stats.swap_ns += delay;
+    if (!inst->lora_loads_now || inst->swaps_now || inst->loads_now)
+        inst->stats.swap_ns += delay;   /* (as before: a wait for adapters alone is not a swap) */
     inst->stats.busy_ns += delay;
     inst->cost_now.latency_ns += delay;
     double j = inst->idle_w * (double)delay / 1e9;
@@ -776,6 +823,8 @@ static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
     if (inst->compute_waits) {
         if (inst->loads_now)
             inst->stats.kv_load_ns += now - inst->iter_start_ns;
+        if (inst->lora_loads_now)
+            lora_add_stall(inst->lora, now - inst->iter_start_ns);
         add_copy_delay(inst, now - inst->iter_start_ns);
         sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
     } else if (inst->compute_done) {

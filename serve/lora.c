@@ -38,7 +38,7 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
     static const char *const keys[] = {"adapters", "popularity_zipf", "rank", "ranks",
                                        "padded", "modules",
                                        "max_loras", "max_cpu_loras", "storage_gbps",
-                                       "storage_latency_ms", NULL};
+                                       "storage_latency_ms", "load_over_links", NULL};
     int64_t n, rank = 0, slots, cpu;
     double gbps, lat_ms;
     const char *modules;
@@ -55,7 +55,8 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
         jcfg_int(o, path, "max_cpu_loras", slots, slots, 1 << 20, &cpu, err) ||
         jcfg_num(o, path, "storage_gbps", 28, 1e-3, 1e6, &gbps, err) ||
         jcfg_num(o, path, "storage_latency_ms", 0.1, 0, 1e6, &lat_ms, err) ||
-        jcfg_bool(o, path, "padded", 1, &s->padded, err))
+        jcfg_bool(o, path, "padded", 1, &s->padded, err) ||
+        jcfg_bool(o, path, "load_over_links", 0, &s->over_links, err))
         return -1;
     cJSON *ranks = cJSON_GetObjectItemCaseSensitive(o, "ranks");
     if (!ranks) {
@@ -162,6 +163,8 @@ struct lora {
     int32_t n_batch, max_batch;
     double token_rank;          /* rank each token runs at this iteration */
     double weight_ranks;        /* sum of the batch adapters' ranks as stored */
+    lora_load *loads;           /* over_links: this iteration's, one per batch adapter at most */
+    int32_t n_loads;
     lora_stats st;
 };
 
@@ -187,6 +190,8 @@ lora *lora_create(const lora_setup *s, const gpu_spec *g, cost_model *cost, uint
     l->mark = sim_xcalloc(n, sizeof *l->mark);
     l->loaded = sim_xcalloc(n, sizeof *l->loaded);
     l->batch = sim_xcalloc(n, sizeof *l->batch);
+    if (s->over_links)
+        l->loads = sim_xcalloc((size_t)s->max_loras, sizeof *l->loads);
     return l;
 }
 
@@ -200,6 +205,7 @@ void lora_destroy(lora *l)
     free(l->mark);
     free(l->loaded);
     free(l->batch);
+    free(l->loads);
     free(l);
 }
 
@@ -260,7 +266,7 @@ static int32_t lru_victim(const lora *l, const uint64_t *used)
 static double load(lora *l, int32_t a)
 {
     const lora_setup *s = l->s;
-    double ns = 0;
+    double ns = 0, storage_bytes = 0;
     if (!l->host_used[a]) {   /* from storage into the host cache first */
         if (l->n_host == s->max_cpu_loras) {
             int32_t v = lru_victim(l, l->host_used);
@@ -269,8 +275,8 @@ static double load(lora *l, int32_t a)
             l->n_host--;
         }
         l->n_host++;
-        ns += s->storage_latency_ns +
-              rank_of(s, a) * s->bytes_per_rank_gpu * l->tp / s->storage_bytes_per_s * 1e9;
+        storage_bytes = rank_of(s, a) * s->bytes_per_rank_gpu * l->tp;
+        ns += s->storage_latency_ns + storage_bytes / s->storage_bytes_per_s * 1e9;
         l->st.storage_loads++;
     }
     l->host_used[a] = l->clock;
@@ -283,6 +289,11 @@ static double load(lora *l, int32_t a)
     }
     l->n_gpu++;
     l->st.loads++;
+    if (s->over_links) {   /* timed by the links (the instance starts them) */
+        SIM_ASSERT(l->n_loads < s->max_loras);
+        l->loads[l->n_loads++] = (lora_load){storage_bytes, rank_of(s, a) * s->bytes_per_rank_gpu};
+        return 0;
+    }
     return ns + rank_of(s, a) * s->bytes_per_rank_gpu / l->pcie_bytes_per_s * 1e9;
 }
 
@@ -294,7 +305,7 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
         memset(l->loaded, 0, (size_t)s->adapters * sizeof *l->loaded);
         l->epoch = 1;
     }
-    l->n_batch = 0;
+    l->n_batch = l->n_loads = 0;
     l->clock++;
     /* Running requests keep their adapters (admissions kept them within
      * the limit). */
@@ -373,6 +384,14 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
     l->st.load_ns += (double)load_ns;
     return load_ns;
 }
+
+int32_t lora_take_loads(const lora *l, const lora_load **out)
+{
+    *out = l->loads;
+    return l->n_loads;
+}
+
+void lora_add_stall(lora *l, sim_time_ns ns) { l->st.load_ns += (double)ns; }
 
 /* A GEMM of m x k by k x n whose weights are `weights` bytes. */
 static void push_gemm(op_list *ops, op_kind kind, int32_t repeat, double m, double n, double k,

@@ -1,8 +1,9 @@
-/* Speculative decoding, second slice (issue 18): acceptance from the trace
- * (native columns spec_alpha and spec_accepted; acceptance models
- * "request" and "trace" in serve/spec.c), and the plan-time draws that
- * keep results identical. Runs use the shared base config
- * (tests/testutil.c) over small native traces written here. */
+/* Engine features of 2026 serving, second slice (issue 18): speculative
+ * decoding's acceptance from the trace (native columns spec_alpha and
+ * spec_accepted; acceptance models "request" and "trace" in serve/spec.c),
+ * and multi-LoRA adapter loads over the link model (serve/lora.h
+ * load_over_links). Runs use the shared base config (tests/testutil.c),
+ * some over small native traces written here. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,6 +362,112 @@ START_TEST(test_spec2_config_errors)
 }
 END_TEST
 
+/* ---- LoRA loads over the link model ----------------------------------------------- */
+
+/* The constants a load's time is made of, from the parsed config. */
+typedef struct load_consts {
+    double pcie_lat_ns, pcie_bps, storage_lat_ns, storage_bps, pcie_bytes, storage_bytes;
+} load_consts;
+
+static void load_consts_of(const char *const *sets, load_consts *k)
+{
+    cJSON *root = tu_base_config();
+    tu_set(root, sets);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    const pool_setup *p = &cfg.sys.pools[0];
+    ck_assert_int_eq(p->par.tp, 1);
+    k->pcie_lat_ns = (double)cfg.sys.topology.pcie_latency_ns;
+    k->pcie_bps = p->gpu.pcie_bw_bytes_per_s;
+    k->storage_lat_ns = p->lora.storage_latency_ns;
+    k->storage_bps = p->lora.storage_bytes_per_s;
+    k->pcie_bytes = p->lora.bytes_per_gpu;   /* one rank: every adapter the same */
+    k->storage_bytes = p->lora.bytes_per_gpu;
+    run_config_fini(&cfg);
+}
+
+#define LORA_LINKS(slots, adapters, links)                                                \
+    "instance.lora={\"adapters\": " #adapters ", \"max_loras\": " #slots                  \
+    ", \"max_cpu_loras\": 64, \"storage_latency_ms\": 20, \"load_over_links\": " #links "}"
+
+/* One GPU slot: an iteration loads at most one adapter, alone on its
+ * links, so every load takes its links' latency plus bytes / bandwidth:
+ * from storage, the storage leg then the PCIe leg. The run's stall time is
+ * the sum of those, to a ns per leg; the same run without the links
+ * model, which leaves out PCIe's latency, waits less per load. */
+START_TEST(test_spec2_lora_load_alone_takes_latency_plus_bytes_over_bandwidth)
+{
+    const char *sets[] = {LORA_LINKS(1, 6, true), "workload.arrival.rate_per_s=4", NULL};
+    load_consts k;
+    load_consts_of(sets, &k);
+    tu_run r, plain;
+    tu_run_sets(sets, &r);
+    const char *psets[] = {LORA_LINKS(1, 6, false), "workload.arrival.rate_per_s=4", NULL};
+    tu_run_sets(psets, &plain);
+    const run_summary *s = &r.summary;
+    ck_assert_uint_eq(s->completed, 200);
+    ck_assert_uint_gt(s->lora_loads, 10);
+    ck_assert_uint_gt(s->lora_storage_loads, 0);
+    double pcie = k.pcie_lat_ns + k.pcie_bytes / k.pcie_bps * 1e9;
+    double storage = k.storage_lat_ns + k.storage_bytes / k.storage_bps * 1e9;
+    double want = (double)s->lora_loads * pcie + (double)s->lora_storage_loads * storage;
+    double got = s->lora_load_time_s * 1e9;
+    ck_assert_msg(fabs(got - want) <= 2.0 * (double)(s->lora_loads + s->lora_storage_loads),
+                  "stall %.0f ns, want %.0f ns", got, want);
+    double per_load = got / (double)s->lora_loads;
+    double plain_per_load = plain.summary.lora_load_time_s * 1e9 /
+                            (double)plain.summary.lora_loads;
+    ck_assert_double_lt(plain_per_load, per_load);
+    tu_run_fini(&r);
+    tu_run_fini(&plain);
+}
+END_TEST
+
+/* Eight slots, a burst of arrivals: iterations load several adapters at
+ * once; they share the storage and PCIe links (max-min fair), so the
+ * iteration pays each link's latency once, not once per load: the stall is
+ * below the serial sum by at least one storage latency, and at least the
+ * longest single load. */
+START_TEST(test_spec2_lora_concurrent_loads_share_the_links)
+{
+    const char *sets[] = {LORA_LINKS(8, 8, true), "workload.arrival.rate_per_s=400", NULL};
+    load_consts k;
+    load_consts_of(sets, &k);
+    tu_run r;
+    tu_run_sets(sets, &r);
+    const run_summary *s = &r.summary;
+    ck_assert_uint_eq(s->completed, 200);
+    ck_assert_uint_eq(s->lora_storage_loads, 8);   /* the host cache holds all eight */
+    double pcie = k.pcie_lat_ns + k.pcie_bytes / k.pcie_bps * 1e9;
+    double storage = k.storage_lat_ns + k.storage_bytes / k.storage_bps * 1e9;
+    double serial = (double)s->lora_loads * pcie + (double)s->lora_storage_loads * storage;
+    double got = s->lora_load_time_s * 1e9;
+    ck_assert_msg(got <= serial - k.storage_lat_ns, "stall %.0f ns, serial %.0f ns", got,
+                  serial);
+    ck_assert_double_ge(got, storage + pcie - 2);
+    ck_assert_double_gt(s->lora_adapters_per_batch, 1.5);
+    tu_run_fini(&r);
+}
+END_TEST
+
+/* Off by default: the same results with load_over_links false as without
+ * the key. */
+START_TEST(test_spec2_lora_links_off_by_default)
+{
+    tu_run a, b;
+    const char *sa[] = {"instance.lora={\"adapters\": 6, \"max_loras\": 2}", NULL};
+    const char *sb[] = {"instance.lora={\"adapters\": 6, \"max_loras\": 2, "
+                        "\"load_over_links\": false}",
+                        NULL};
+    tu_run_sets(sa, &a);
+    tu_run_sets(sb, &b);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert_double_eq(a.summary.lora_load_time_s, b.summary.lora_load_time_s);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
 Suite *spec2_suite(void)
 {
     Suite *s = suite_create("spec2");
@@ -376,5 +483,11 @@ Suite *spec2_suite(void)
     tcase_add_test(t, test_spec2_columns_survive_spreading);
     tcase_add_test(t, test_spec2_config_errors);
     suite_add_tcase(s, t);
+    TCase *l = tcase_create("lora_links");
+    tcase_set_timeout(l, 120);
+    tcase_add_test(l, test_spec2_lora_load_alone_takes_latency_plus_bytes_over_bandwidth);
+    tcase_add_test(l, test_spec2_lora_concurrent_loads_share_the_links);
+    tcase_add_test(l, test_spec2_lora_links_off_by_default);
+    suite_add_tcase(s, l);
     return s;
 }

@@ -153,6 +153,7 @@ static const cfgdoc_text texts[] = {
     {"instance.lora.max_cpu_loras", "adapters the host cache holds"},
     {"instance.lora.storage_gbps", "loads from storage into the host cache, Gbit/s"},
     {"instance.lora.storage_latency_ms", "latency of a load from storage"},
+    {"instance.lora.load_over_links", "loads are transfers over the link model (PCIe shared, max-min fair; storage link per instance)"},
     {"policies", "the scheduling policies (policies/README.md)"},
     {"policies.batch", "batch formation: which requests run in the next iteration"},
     {"policies.batch.name", "the batch policy (default from the engine profile)"},
