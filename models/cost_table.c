@@ -956,6 +956,7 @@ typedef struct price_memo {
 
 typedef struct table_state {
     ctab *t;            /* NULL: no table for the GPU, every term on the roofline */
+    int32_t *refs;      /* states sharing t (table_share), t freed by the last */
     double idle_w;
     ctab_hint hint[OP_KIND_COUNT];
     price_memo *memo;
@@ -989,9 +990,8 @@ static bool same_op(const op_desc *a, const op_desc *b)
 
 /* ctab_price_op through the memo: the same answer, bit for bit. */
 static void price_op(table_state *st, const cost_setup *setup, const op_desc *op,
-                     ctab_price *out)
+                     price_memo *e, ctab_price *out)
 {
-    price_memo *e = &st->memo[memo_slot(op)];
     if (same_op(&e->op, op)) {
         *out = e->price;
         return;
@@ -1044,9 +1044,12 @@ static int table_init(const cost_setup *setup, const cJSON *params, const char *
     for (int i = 0; i < PRICE_MEMO; i++)
         st->memo[i].op.kind = OP_KIND_COUNT;   /* matches no op */
     st->idle_w = setup->gpu->idle_w;
+    st->refs = sim_xmalloc(sizeof *st->refs);
+    *st->refs = 1;
     if (named || have_default) {
         st->t = ctab_load(file, setup->gpu->name, err);
         if (!st->t) {
+            free(st->refs);
             free(st->memo);
             free(st);
             return -1;
@@ -1065,16 +1068,17 @@ static void table_iteration(void *state, const cost_setup *setup, const op_list 
     memset(out, 0, sizeof *out);
     /* The memo's entries are mostly out of cache by the next iteration of
      * the same size: fetch them all at once rather than one miss at a time. */
+    price_memo *slot[OPS_MAX];
     for (int i = 0; i < ops->n; i++) {
-        const char *e = (const char *)&st->memo[memo_slot(&ops->op[i])];
-        __builtin_prefetch(e);
-        __builtin_prefetch(e + sizeof(price_memo) - 1);
+        slot[i] = &st->memo[memo_slot(&ops->op[i])];
+        __builtin_prefetch(slot[i]);
+        __builtin_prefetch((const char *)slot[i] + sizeof(price_memo) - 1);
     }
     double busy_ns = 0, busy_j = 0;
     for (int i = 0; i < ops->n; i++) {
         const op_desc *op = &ops->op[i];
         ctab_price pr;
-        price_op(st, setup, op, &pr);
+        price_op(st, setup, op, slot[i], &pr);
         double all_ns = pr.ns * op->repeat;
         busy_ns += all_ns;
         busy_j += all_ns * 1e-9 * pr.power_w;
@@ -1101,9 +1105,28 @@ static void table_destroy(void *state)
     table_state *st = state;
     if (!st)
         return;
-    ctab_destroy(st->t);
+    if (--*st->refs == 0) {
+        ctab_destroy(st->t);
+        free(st->refs);
+    }
     free(st->memo);
     free(st);
+}
+
+/* Another model on the same GPU: the same table (read-only once loaded),
+ * its own memo and search hints. */
+static void *table_share(void *state)
+{
+    const table_state *like = state;
+    table_state *st = sim_xcalloc(1, sizeof *st);
+    st->t = like->t;
+    st->refs = like->refs;
+    ++*st->refs;
+    st->idle_w = like->idle_w;
+    st->memo = sim_xmalloc(PRICE_MEMO * sizeof *st->memo);
+    for (int i = 0; i < PRICE_MEMO; i++)
+        st->memo[i].op.kind = OP_KIND_COUNT;   /* matches no op */
+    return st;
 }
 
 static void table_price_each(void *state, const cost_setup *setup, const op_list *ops,
@@ -1136,4 +1159,5 @@ const cost_model_ops cost_table = {
     .destroy = table_destroy,
     .price_each = table_price_each,
     .describe = table_describe,
+    .share = table_share,
 };

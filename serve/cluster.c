@@ -1232,7 +1232,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
                                   .iteration_overhead_ns = ps->iteration_overhead_ns};
         p->cost = cost_model_create(ps->cost_name, &p->cost_in, ps->cost_params, ps->cost_path,
                                     err);
-        if (!p->cost || spec_draft_cost_create(&ps->spec, ps->cost_name, ps->cost_params,
+        if (!p->cost || spec_draft_cost_create(&ps->spec, p->cost, ps->cost_params,
                                                ps->cost_path, &p->cost_in, &p->draft_in,
                                                &p->draft_cost, err))
             goto fail;

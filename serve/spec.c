@@ -322,7 +322,8 @@ struct spec {
     gsl_rng *rng;
     double reach[SPEC_MAX_K];  /* P(a >= i + 1): the table's, or alpha^(i+1) */
     void *policy_state;
-    spec_stats st;
+    spec_stats st;             /* pos_accepted: from acc_hist, by spec_get_stats */
+    uint64_t acc_hist[SPEC_MAX_K + 1];   /* verification steps by accepted drafts */
 
     /* The plan of the iteration being formed, then in flight. */
     size_t cap;                /* of every array below */
@@ -332,7 +333,6 @@ struct spec {
      * draw's key is known then), and the generated count they were drawn
      * at (spec_accept_item draws again if it has changed). */
     int32_t *acc, *acc_gen;
-    int block_shift;           /* log2 of the block size, or -1 */
     const serve_req **cand;    /* candidates: request, item, cap */
     int32_t *cand_item, *cand_cap;
     int32_t n_cand, n_items;
@@ -347,7 +347,8 @@ struct spec {
     bool base_ready;
 };
 
-int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
+int spec_draft_cost_create(const spec_setup *s, const cost_model *target,
+                           const cJSON *cost_params,
                            const char *cost_path, const cost_setup *target_cost,
                            cost_setup *draft_setup, cost_model **out, sim_err *err)
 {
@@ -359,7 +360,7 @@ int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJS
         draft_setup->model = &s->draft;
     draft_setup->engine = NULL;   /* drafts run in the engine's step: no CPU model of their own */
     draft_setup->iteration_overhead_ns = 0;
-    *out = cost_model_create(cost_name, draft_setup, cost_params, cost_path, err);
+    *out = cost_model_create_like(target, draft_setup, cost_params, cost_path, err);
     return *out ? 0 : -1;
 }
 
@@ -374,7 +375,6 @@ spec *spec_create(const spec_setup *s, const cost_setup *target_cost, cost_model
     sp->idle_w = cost_idle_power_w(target);
     sp->seed = sim_stream_seed(seed, SPEC_STREAM);
     sp->rng = gsl_rng_alloc(gsl_rng_taus2);
-    sp->block_shift = -1;
     SIM_ASSERT(sp->rng);   /* out of memory */
     for (int i = 0; i < s->k; i++)
         sp->reach[i] = s->accept == SPEC_ACCEPT_PER_POSITION
@@ -418,7 +418,7 @@ static int32_t verify_extra(const spec_setup *s, int32_t d)
 
 /* ---- draws ------------------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
+static inline uint64_t mix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -438,12 +438,13 @@ enum { DRAW_ACCEPT = 1, DRAW_ALPHA = 2, DRAW_MATCH = 3 };
 /* The key of a counter-based stream (hashed like reseed's seed), and its
  * i-th uniform in [0, 1): the per-position draws of the common models need
  * no generator state. */
-static uint64_t stream_key(const spec *sp, uint64_t id, int64_t generated, uint64_t purpose)
+static inline uint64_t stream_key(const spec *sp, uint64_t id, int64_t generated,
+                                  uint64_t purpose)
 {
     return mix64(sp->seed ^ mix64(id ^ mix64((uint64_t)generated ^ (purpose << 56))));
 }
 
-static double uniform_at(uint64_t key, uint64_t i)
+static inline double uniform_at(uint64_t key, uint64_t i)
 {
     return (double)(mix64(key + i) >> 11) * 0x1.0p-53;
 }
@@ -487,6 +488,14 @@ int32_t spec_draw(spec *sp, uint64_t id, int32_t generated, int32_t d)
 static int32_t draw_req(spec *sp, const serve_req *r, int32_t d)
 {
     const req *q = req_of(r);
+    spec_accept m = sp->s->accept;
+    if (m == SPEC_ACCEPT_BERNOULLI || m == SPEC_ACCEPT_PER_POSITION) {   /* spec_draw's, inline */
+        double u = uniform_at(stream_key(sp, r->id, r->generated_tokens, DRAW_ACCEPT), 0);
+        int32_t a = 0;
+        for (int32_t i = 0; i < d; i++)
+            a += sp->reach[i] > u;
+        return a;
+    }
     if (sp->s->accept == SPEC_ACCEPT_TRACE && q->n_spec_acc > 0) {
         int32_t a = q->spec_acc[q->spec_steps % q->n_spec_acc];
         return a < d ? a : d;
@@ -511,37 +520,38 @@ static bool ngram_match(spec *sp, const serve_req *r)
            sp->s->match_rate;
 }
 
-static int32_t account(spec *sp, int32_t d, int32_t a);
+static int32_t account(spec *sp, int32_t d, int32_t e, int32_t a);
 
 int32_t spec_accept_drafts(spec *sp, const serve_req *r, int32_t d)
 {
     int32_t a = draw_req(sp, r, d);
     req_of(r)->spec_steps++;
-    return account(sp, d, a);
+    return account(sp, d, verify_extra(sp->s, d), a);
 }
 
 int32_t spec_accept_item(spec *sp, int32_t i, const serve_req *r)
 {
-    SIM_ASSERT(i >= 0 && i < sp->n_items && sp->drafts[i] > 0);
+    SIM_ASSERT(i >= 0 && i < sp->n_items);
     int32_t d = sp->drafts[i], a = sp->acc[i];
+    SIM_ASSERT(d > 0);
     if (r->generated_tokens != sp->acc_gen[i])   /* not what it was drawn at */
         a = draw_req(sp, r, d);
     req_of(r)->spec_steps++;
-    return account(sp, d, a);
+    return account(sp, d, sp->extra[i], a);
 }
 
-/* Adds a verification step of d drafts, a accepted, to the stats. */
-static int32_t account(spec *sp, int32_t d, int32_t a)
+/* Adds a verification step of d drafts (e verified), a accepted, to the
+ * stats. */
+static int32_t account(spec *sp, int32_t d, int32_t e, int32_t a)
 {
     spec_stats *st = &sp->st;
     st->drafts++;
     st->draft_tokens += (uint64_t)d;
-    st->verified_tokens += (uint64_t)(sp->s->verify_tokens ? verify_extra(sp->s, d) : d);
+    st->verified_tokens += (uint64_t)e;
     st->accepted_tokens += (uint64_t)a;
     st->emitted_tokens += (uint64_t)a + 1;
     st->positions_reached += (uint64_t)(a < d ? a + 1 : d);
-    for (int32_t i = 0; i < a && i < SPEC_POS_METRICS; i++)
-        st->pos_accepted[i]++;
+    sp->acc_hist[a]++;
     return a;
 }
 
@@ -745,20 +755,12 @@ static void base_shape(spec *sp, const batch_view *v, const batch_plan *plan)
     }
 }
 
-/* Blocks holding `tokens` tokens: a shift for the usual power-of-two block
- * sizes (a 64-bit division per drafting sequence was a quarter of
- * spec_plan's time). */
-static int64_t blocks_of(spec *sp, const batch_view *v, int64_t tokens)
+/* Blocks of b tokens holding `tokens` tokens; shift: log2(b) when b is a
+ * power of two (the usual case: a 64-bit division per drafting sequence
+ * was a quarter of spec_plan's time), else -1. */
+static inline int64_t blocks_of(int64_t tokens, int64_t b, int shift)
 {
-    int64_t b = v->setup->block_size_tokens;
-    if (sp->block_shift < 0 || b != (int64_t)1 << sp->block_shift) {
-        sp->block_shift = -1;
-        if (b > 0 && (b & (b - 1)) == 0)
-            sp->block_shift = __builtin_ctzll((unsigned long long)b);
-        else
-            return (tokens + b - 1) / b;
-    }
-    return (tokens + b - 1) >> sp->block_shift;
+    return shift >= 0 ? (tokens + b - 1) >> shift : (tokens + b - 1) / b;
 }
 
 void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
@@ -799,6 +801,9 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
     memset(sp->cnt, 0, sizeof sp->cnt);
     memset(sp->ctx, 0, sizeof sp->ctx);
     int64_t budget = v->setup->max_batched_tokens - tokens;
+    const int64_t block = v->setup->block_size_tokens;
+    const int shift = block > 0 && (block & (block - 1)) == 0
+                          ? __builtin_ctzll((unsigned long long)block) : -1;
     for (int32_t c = 0; c < sp->n_cand && k > 0 && budget > 0; c++) {
         batch_item *it = &plan->items[sp->cand_item[c]];
         const serve_req *r = it->req;
@@ -828,8 +833,9 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
             it->reserve = want;
         int32_t e = verify_extra(s, d);
         if (s->lookahead && want > 1 + e)   /* the blocks the lookahead adds */
-            sp->st.lookahead_blocks += (uint64_t)(blocks_of(sp, v, r->computed_tokens + want) -
-                                                  blocks_of(sp, v, r->computed_tokens + 1 + e));
+            sp->st.lookahead_blocks +=
+                (uint64_t)(blocks_of(r->computed_tokens + want, block, shift) -
+                           blocks_of(r->computed_tokens + 1 + e, block, shift));
         budget -= e;
         int32_t i = sp->cand_item[c];
         sp->drafts[i] = d;
@@ -859,4 +865,14 @@ const int32_t *spec_plan_extras(const spec *sp, int32_t n_items)
     return sp->extra;
 }
 
-void spec_get_stats(const spec *sp, spec_stats *out) { *out = sp->st; }
+void spec_get_stats(const spec *sp, spec_stats *out)
+{
+    *out = sp->st;
+    /* Steps that accepted position i + 1: those that accepted more than i. */
+    uint64_t more = 0;
+    for (int32_t a = SPEC_MAX_K; a >= 1; a--) {
+        more += sp->acc_hist[a];
+        if (a - 1 < SPEC_POS_METRICS)
+            out->pos_accepted[a - 1] = more;
+    }
+}

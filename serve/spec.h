@@ -126,10 +126,12 @@ void spec_summarize(const spec_stats *st, double busy_ns, struct run_summary *ou
 typedef struct spec spec;
 
 /* The drafter's cost model, one per pool (its instances share it, as they
- * share the target's): priced like the target (cost_name, params), on the
- * drafter as a model (medusa: the target's). *out is NULL for ngram and
- * speculation off. draft_setup must outlive *out (it is borrowed). */
-int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
+ * share the target's): priced like the target (its member and params,
+ * sharing its loaded table: cost_model_create_like), on the drafter as a
+ * model (medusa: the target's). *out is NULL for ngram and speculation
+ * off. draft_setup must outlive *out (it is borrowed). */
+int spec_draft_cost_create(const spec_setup *s, const cost_model *target,
+                           const cJSON *cost_params,
                            const char *cost_path, const cost_setup *target_cost,
                            cost_setup *draft_setup, cost_model **out, sim_err *err);
 /* The runtime of one instance: target and drafter cost models borrowed
