@@ -21,6 +21,7 @@
  * Invariants: entries of a family have distinct params; every entry has at
  * least one measured point; t[i] > 0 where have[i]; subst[i] is measured;
  * pw[] is all finite or all NAN per entry. */
+#define _DEFAULT_SOURCE   /* madvise(MADV_HUGEPAGE) for the price memo */
 #include "models/cost_table.h"
 
 #include <math.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "sim/jsoncfg.h"
 
@@ -1003,6 +1005,25 @@ static void price_op(table_state *st, const cost_setup *setup, const op_desc *op
     e->price = *out;
 }
 
+/* A memo of empty slots. Its lookups land anywhere in its 2 MB, so on 4 KiB
+ * pages most of them also missed the TLB: it asks for a huge page (Linux's
+ * transparent huge pages in madvise mode; elsewhere plain pages). */
+#define MEMO_ALIGN ((size_t)2 << 20)
+static price_memo *memo_create(void)
+{
+    size_t size = (PRICE_MEMO * sizeof(price_memo) + MEMO_ALIGN - 1) / MEMO_ALIGN * MEMO_ALIGN;
+    void *p = NULL;
+    if (posix_memalign(&p, MEMO_ALIGN, size))
+        SIM_ASSERT(!"out of memory for the price memo");
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);   /* a hint: failure leaves small pages */
+#endif
+    price_memo *m = p;
+    for (int i = 0; i < PRICE_MEMO; i++)
+        m[i].op.kind = OP_KIND_COUNT;   /* matches no op */
+    return m;
+}
+
 int ctab_default_path(const char *gpu, char *out, size_t n)
 {
     const char *where[] = {"%s/%s.json", "%s/vidur/%s.json"};
@@ -1040,9 +1061,7 @@ static int table_init(const cost_setup *setup, const cJSON *params, const char *
         fclose(f);
     }
     table_state *st = sim_xcalloc(1, sizeof *st);
-    st->memo = sim_xmalloc(PRICE_MEMO * sizeof *st->memo);
-    for (int i = 0; i < PRICE_MEMO; i++)
-        st->memo[i].op.kind = OP_KIND_COUNT;   /* matches no op */
+    st->memo = memo_create();
     st->idle_w = setup->gpu->idle_w;
     st->refs = sim_xmalloc(sizeof *st->refs);
     *st->refs = 1;
@@ -1123,9 +1142,7 @@ static void *table_share(void *state)
     st->refs = like->refs;
     ++*st->refs;
     st->idle_w = like->idle_w;
-    st->memo = sim_xmalloc(PRICE_MEMO * sizeof *st->memo);
-    for (int i = 0; i < PRICE_MEMO; i++)
-        st->memo[i].op.kind = OP_KIND_COUNT;   /* matches no op */
+    st->memo = memo_create();
     return st;
 }
 
