@@ -120,6 +120,8 @@ void lora_stats_add(lora_stats *sum, const lora_stats *s)
     sum->evictions += s->evictions;
     sum->skipped += s->skipped;
     sum->load_ns += s->load_ns;
+    if (s->max_batch > sum->max_batch)
+        sum->max_batch = s->max_batch;
     sum->cold += s->cold;
     sum->warm += s->warm;
     sum->cold_ttft_ns += s->cold_ttft_ns;
@@ -141,6 +143,9 @@ void lora_summarize(const lora_stats *st, run_summary *out)
     out->lora_cold_requests = st->cold;
     out->lora_ttft_cold_s = st->cold ? st->cold_ttft_ns / (double)st->cold / 1e9 : 0;
     out->lora_ttft_warm_s = st->warm ? st->warm_ttft_ns / (double)st->warm / 1e9 : 0;
+    out->lora_host_hit_ratio =
+        st->loads ? (double)(st->loads - st->storage_loads) / (double)st->loads : 0;
+    out->lora_max_adapters_per_batch = (uint64_t)st->max_batch;
 }
 
 /* ---- the runtime ------------------------------------------------------------------ */
@@ -377,7 +382,7 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
             req_of(r)->lora_cold = l->loaded[lora_adapter(l, r->id)] == l->epoch;
     }
     if (l->n_batch > l->max_batch)
-        l->max_batch = l->n_batch;
+        l->max_batch = l->st.max_batch = l->n_batch;
     l->st.batches++;
     l->st.batch_adapters += (uint64_t)l->n_batch;
     sim_time_ns load_ns = (sim_time_ns)llround(ns);

@@ -72,6 +72,7 @@ typedef struct lora_stats {
     uint64_t skipped;            /* waiting requests left out of a plan by max_loras */
     double load_ns;              /* iteration time added by loads */
     uint64_t cold, warm;         /* finished requests whose first iteration loaded their adapter, or not */
+    int32_t max_batch;           /* the most distinct adapters one batch held (max over instances) */
     double cold_ttft_ns, warm_ttft_ns;   /* their TTFTs at the engine, summed */
     double op_ns;                /* LoRA shrink/expand time */
 } lora_stats;

@@ -108,6 +108,11 @@ typedef struct run_summary {
      * (cold), and the mean TTFT at the engine of cold and warm ones. */
     uint64_t lora_cold_requests;
     double lora_ttft_cold_s, lora_ttft_warm_s;
+    /* Adapter loads served from the host cache / loads (the host tier's hit
+     * ratio; lora_gpu_hit_ratio is the GPU tier's), and the most distinct
+     * adapters one batch held. */
+    double lora_host_hit_ratio;
+    uint64_t lora_max_adapters_per_batch;
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
      * tokens per EP GPU, mean over iterations and layer groups weighted by

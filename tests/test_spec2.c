@@ -450,6 +450,35 @@ START_TEST(test_spec2_lora_concurrent_loads_share_the_links)
 }
 END_TEST
 
+/* The tiers' hit ratios and the batch's adapters: the host tier's ratio
+ * is the loads the host cache served; no batch held more than max_loras
+ * adapters, the busiest held more than the mean. */
+START_TEST(test_spec2_lora_tier_metrics)
+{
+    const char *sets[] = {"instance.lora={\"adapters\": 40, \"max_loras\": 3, "
+                          "\"max_cpu_loras\": 40}",
+                          "workload.arrival.rate_per_s=20", NULL};
+    tu_run r;
+    tu_run_sets(sets, &r);
+    const run_summary *s = &r.summary;
+    ck_assert_uint_gt(s->lora_loads, s->lora_storage_loads);
+    ck_assert_uint_le(s->lora_storage_loads, 40);
+    ck_assert_double_eq_tol(s->lora_host_hit_ratio,
+                            (double)(s->lora_loads - s->lora_storage_loads) / (double)s->lora_loads,
+                            1e-12);
+    ck_assert_double_gt(s->lora_host_hit_ratio, 0);
+    ck_assert_double_lt(s->lora_gpu_hit_ratio, 1);
+    ck_assert_uint_eq(s->lora_max_adapters_per_batch, 3);
+    ck_assert_double_lt(s->lora_adapters_per_batch, 3);
+    tu_run_fini(&r);
+    tu_run off;
+    tu_run_sets(NULL, &off);
+    ck_assert_uint_eq(off.summary.lora_max_adapters_per_batch, 0);
+    ck_assert_double_eq(off.summary.lora_host_hit_ratio, 0);
+    tu_run_fini(&off);
+}
+END_TEST
+
 /* Off by default: the same results with load_over_links false as without
  * the key. */
 START_TEST(test_spec2_lora_links_off_by_default)
@@ -488,6 +517,7 @@ Suite *spec2_suite(void)
     tcase_add_test(l, test_spec2_lora_load_alone_takes_latency_plus_bytes_over_bandwidth);
     tcase_add_test(l, test_spec2_lora_concurrent_loads_share_the_links);
     tcase_add_test(l, test_spec2_lora_links_off_by_default);
+    tcase_add_test(l, test_spec2_lora_tier_metrics);
     suite_add_tcase(s, l);
     return s;
 }
