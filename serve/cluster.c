@@ -373,6 +373,7 @@ static void set_identity(cluster *c, req *q)
     q->pub.prefix_ids = n > 0 ? q->ids : NULL;
     q->pub.n_prefix_ids = n > 0 ? n : 0;
     q->pub.prefix_id_block_tokens = n > 0 ? w->prefix_block_tokens : 0;
+    q->lora_adapter = -1;
     /* Speculative decoding's acceptance from the trace (serve/spec.c). */
     q->spec_alpha_set = w->spec_alpha_set;
     q->spec_alpha = w->spec_alpha;

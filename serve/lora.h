@@ -25,7 +25,12 @@
  * iteration waits for all of them (lora_take_loads; the instance starts
  * them).
  *
- * Not in this slice: trace columns, POLAR. */
+ * Adapter selection (`select`, serve/polar.h): requests bring a context
+ * instead of an adapter and a cache-aware contextual bandit picks one, the
+ * first time a plan sees the request; eviction then spares the adapters
+ * its epoch controller keeps.
+ *
+ * Not in this slice: trace columns. */
 #ifndef SERVE_LORA_H
 #define SERVE_LORA_H
 
@@ -33,6 +38,7 @@
 #include <cjson/cJSON.h>
 #include "api/batch.h"
 #include "models/cost.h"
+#include "serve/polar.h"
 
 #define LORA_STREAM 0x10a0001u
 #define LORA_MAX_RANKS 8
@@ -51,6 +57,7 @@ typedef struct lora_setup {
     double storage_bytes_per_s;  /* loads into the host cache */
     double storage_latency_ns;
     bool over_links;             /* loads are transfers over serve/net.h links */
+    polar_setup polar;           /* `select`: adapters picked by POLAR (serve/polar.h) */
     /* Derived from the model and layout. */
     double bytes_per_rank_gpu;   /* weights per unit of rank on one GPU */
     double bytes_per_gpu;        /* an adapter of the largest rank */
@@ -73,6 +80,7 @@ typedef struct lora_stats {
     double load_ns;              /* iteration time added by loads */
     uint64_t cold, warm;         /* finished requests whose first iteration loaded their adapter, or not */
     int32_t max_batch;           /* the most distinct adapters one batch held (max over instances) */
+    polar_stats polar;           /* adapter selection (summed) */
     double cold_ttft_ns, warm_ttft_ns;   /* their TTFTs at the engine, summed */
     double op_ns;                /* LoRA shrink/expand time */
 } lora_stats;

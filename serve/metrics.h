@@ -113,6 +113,12 @@ typedef struct run_summary {
      * adapters one batch held. */
     double lora_host_hit_ratio;
     uint64_t lora_max_adapters_per_batch;
+    /* Adapter selection (instance.lora.select, serve/polar.h): requests
+     * whose adapter the bandit picked, its summed expected regret against
+     * the best adapter for each request's context, and the share of picks
+     * that were a best one. */
+    uint64_t lora_polar_selections;
+    double lora_polar_regret, lora_polar_optimal_ratio;
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
      * tokens per EP GPU, mean over iterations and layer groups weighted by

@@ -18,6 +18,7 @@ typedef struct req {
     void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
     void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
     int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
+    int32_t lora_adapter;       /* multi-LoRA with adapter selection (polar): its pick; -1: none yet */
     /* Speculative decoding's acceptance from the trace (serve/spec.h models
      * "request" and "trace"): its rate when spec_alpha_set; its recorded
      * accepted drafts per step (owned copy, kept for reuse like ids), and

@@ -1,14 +1,16 @@
 /* Engine features of 2026 serving, second slice (issue 18): speculative
  * decoding's acceptance from the trace (native columns spec_alpha and
  * spec_accepted; acceptance models "request" and "trace" in serve/spec.c),
- * and multi-LoRA adapter loads over the link model (serve/lora.h
- * load_over_links). Runs use the shared base config (tests/testutil.c),
+ * multi-LoRA adapter loads over the link model (serve/lora.h
+ * load_over_links), tier metrics, and POLAR adapter selection
+ * (serve/polar.h). Runs use the shared base config (tests/testutil.c),
  * some over small native traces written here. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/polar.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
 #include "traces/trace_read.h"
@@ -497,6 +499,137 @@ START_TEST(test_spec2_lora_links_off_by_default)
 }
 END_TEST
 
+/* ---- POLAR adapter selection -------------------------------------------------------- */
+
+static polar_setup polar_of(int32_t dim, double lambda, int32_t epoch, bool doubling)
+{
+    return (polar_setup){.on = true, .dim = dim, .beta = 0.5, .lambda = lambda, .noise = 0.05,
+                         .epoch = epoch, .doubling = doubling};
+}
+
+/* A stationary instance, rewards right after each pick: after the forced
+ * exploration the bandit settles on the best adapter for each context:
+ * the mean regret of the last 1000 picks is under a fifth of the first
+ * 1000's, and 90% of the late picks are a best adapter. */
+START_TEST(test_spec2_polar_learns_the_best_adapter)
+{
+    polar_setup s = polar_of(4, 0, 64, true);
+    polar *p = polar_create(&s, 5, 2, 11);
+    polar_stats a, b, c;
+    for (uint64_t id = 0; id < 6000; id++) {
+        if (id == 1000)
+            polar_get_stats(p, &a);
+        if (id == 5000)
+            polar_get_stats(p, &b);
+        int32_t k = polar_select(p, id, NULL, NULL);
+        ck_assert(k >= 0 && k < 5);
+        polar_reward(p, id, k);
+    }
+    polar_get_stats(p, &c);
+    ck_assert_uint_eq(c.selections, 6000);
+    double early = a.regret / 1000, late = (c.regret - b.regret) / 1000;
+    double late_opt = (double)(c.optimal - b.optimal) / 1000;
+    ck_assert_msg(early > 0 && late < early / 5, "regret per pick: early %g, late %g", early,
+                  late);
+    ck_assert_msg(late_opt > 0.9, "late optimal share %g", late_opt);
+    ck_assert_double_ge(c.regret, b.regret);   /* regret never decreases */
+    polar_destroy(p);
+}
+END_TEST
+
+/* Cache awareness: with a large penalty on loads, and only adapter 2
+ * resident, the bandit picks adapter 2 once the exploration round is over. */
+static double only_two_resident(void *ctx, int32_t a)
+{
+    (void)ctx;
+    return a == 2 ? 0 : 10;
+}
+
+START_TEST(test_spec2_polar_penalty_prefers_resident)
+{
+    polar_setup s = polar_of(4, 100, 1000, false);
+    polar *p = polar_create(&s, 6, 2, 5);
+    int picks2 = 0;
+    for (uint64_t id = 0; id < 500; id++) {
+        int32_t k = polar_select(p, id, only_two_resident, NULL);
+        if (id >= 6)
+            picks2 += k == 2;
+        polar_reward(p, id, k);
+    }
+    ck_assert_int_eq(picks2, 494);
+    /* Without the penalty it does not stick to one adapter. */
+    polar_setup s0 = polar_of(4, 0, 1000, false);
+    polar *q = polar_create(&s0, 6, 2, 5);
+    int other = 0;
+    for (uint64_t id = 0; id < 500; id++) {
+        int32_t k = polar_select(q, id, only_two_resident, NULL);
+        other += k != 2;
+        polar_reward(q, id, k);
+    }
+    ck_assert_int_gt(other, 50);
+    polar_destroy(p);
+    polar_destroy(q);
+}
+END_TEST
+
+/* The epoch controller: epochs of E, 2E, 4E (POLAR+) or all E; each ends
+ * with a kept set of `keep` adapters. */
+START_TEST(test_spec2_polar_epochs_and_kept_set)
+{
+    for (int dbl = 0; dbl < 2; dbl++) {
+        polar_setup s = polar_of(3, 0, 16, dbl);
+        polar *p = polar_create(&s, 4, 2, 3);
+        for (uint64_t id = 0; id < 112; id++)
+            polar_reward(p, id, polar_select(p, id, NULL, NULL));
+        polar_stats st;
+        polar_get_stats(p, &st);
+        ck_assert_uint_eq(st.epochs, dbl ? 3 : 7);   /* 16+32+64 = 112 = 7 x 16 */
+        int kept = 0;
+        for (int32_t a = 0; a < 4; a++)
+            kept += polar_keep(p, a);
+        ck_assert_int_eq(kept, 2);
+        polar_destroy(p);
+    }
+}
+END_TEST
+
+/* In a run: every request's adapter is picked once, the regret is
+ * counted, runs are deterministic, and the selection is off by default. */
+START_TEST(test_spec2_polar_in_a_run)
+{
+    const char *sets[] = {"instance.lora={\"adapters\": 6, \"max_loras\": 3, \"select\": "
+                          "{\"policy\": \"polar\", \"dim\": 4, \"lambda\": 1, "
+                          "\"epoch\": 32}}",
+                          NULL};
+    tu_run a, b, off;
+    tu_run_sets(sets, &a);
+    tu_run_sets(sets, &b);
+    const char *plain[] = {"instance.lora={\"adapters\": 6, \"max_loras\": 3}", NULL};
+    tu_run_sets(plain, &off);
+    ck_assert_uint_eq(a.summary.completed, 200);
+    ck_assert_uint_eq(a.summary.lora_polar_selections, 200);
+    ck_assert_double_gt(a.summary.lora_polar_regret, 0);
+    ck_assert_double_gt(a.summary.lora_polar_optimal_ratio, 0.3);
+    ck_assert_double_le(a.summary.lora_polar_optimal_ratio, 1);
+    ck_assert_uint_eq(a.record_hash, b.record_hash);
+    ck_assert_double_eq(a.summary.lora_polar_regret, b.summary.lora_polar_regret);
+    ck_assert_uint_eq(off.summary.lora_polar_selections, 0);
+    ck_assert_int_le(a.summary.lora_max_adapters_per_batch, 3);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&off);
+    cJSON *root = tu_base_config();
+    const char *bad[] = {"instance.lora={\"adapters\": 6, \"select\": {\"policy\": \"greedy\"}}",
+                         NULL};
+    tu_set(root, bad);
+    run_config cfg;
+    sim_err err = {{0}};
+    ck_assert_int_ne(run_config_parse(root, &cfg, &err), 0);
+    ck_assert_msg(strstr(err.msg, "instance.lora.select.policy: expected one of: polar"), "%s",
+                  err.msg);
+}
+END_TEST
+
 Suite *spec2_suite(void)
 {
     Suite *s = suite_create("spec2");
@@ -518,6 +651,10 @@ Suite *spec2_suite(void)
     tcase_add_test(l, test_spec2_lora_concurrent_loads_share_the_links);
     tcase_add_test(l, test_spec2_lora_links_off_by_default);
     tcase_add_test(l, test_spec2_lora_tier_metrics);
+    tcase_add_test(l, test_spec2_polar_learns_the_best_adapter);
+    tcase_add_test(l, test_spec2_polar_penalty_prefers_resident);
+    tcase_add_test(l, test_spec2_polar_epochs_and_kept_set);
+    tcase_add_test(l, test_spec2_polar_in_a_run);
     suite_add_tcase(s, l);
     return s;
 }

@@ -311,6 +311,9 @@ static const out_field out_sum_fields[] = {
     OUT_SUM(lora_ttft_warm_s, OUT_F64),
     OUT_SUM(lora_host_hit_ratio, OUT_F64),
     OUT_SUM(lora_max_adapters_per_batch, OUT_U64),
+    OUT_SUM(lora_polar_selections, OUT_U64),
+    OUT_SUM(lora_polar_regret, OUT_F64),
+    OUT_SUM(lora_polar_optimal_ratio, OUT_F64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };
