@@ -222,7 +222,8 @@ static int check_setup(const cost_setup *setup, const cJSON *params, const char 
 }
 
 cost_model *cost_model_create_like(const cost_model *like, const cost_setup *setup,
-                                   const cJSON *params, const char *path, sim_err *err)
+                                   const cJSON *params, const char *path, bool same_prices,
+                                   sim_err *err)
 {
     if (!like->ops->share || setup->gpu != like->setup.gpu)
         return cost_model_create(like->ops->name, setup, params, path, err);
@@ -230,7 +231,9 @@ cost_model *cost_model_create_like(const cost_model *like, const cost_setup *set
     if (check_setup(setup, params, path, &node, err) < 0)
         return NULL;
     cost_model *cm = sim_xmalloc(sizeof *cm);
-    *cm = (cost_model){.ops = like->ops, .setup = *setup, .state = like->ops->share(like->state),
+    *cm = (cost_model){.ops = like->ops, .setup = *setup,
+                       .state = like->ops->share(like->state,
+                                                 same_prices && setup->par.tp == like->setup.par.tp),
                        .node_energy = node};
     return cm;
 }

@@ -959,6 +959,7 @@ typedef struct price_memo {
 typedef struct table_state {
     ctab *t;            /* NULL: no table for the GPU, every term on the roofline */
     int32_t *refs;      /* states sharing t (table_share), t freed by the last */
+    int32_t *memo_refs; /* and those sharing memo (same prices) */
     double idle_w;
     ctab_hint hint[OP_KIND_COUNT];
     price_memo *memo;
@@ -1065,10 +1066,13 @@ static int table_init(const cost_setup *setup, const cJSON *params, const char *
     st->idle_w = setup->gpu->idle_w;
     st->refs = sim_xmalloc(sizeof *st->refs);
     *st->refs = 1;
+    st->memo_refs = sim_xmalloc(sizeof *st->memo_refs);
+    *st->memo_refs = 1;
     if (named || have_default) {
         st->t = ctab_load(file, setup->gpu->name, err);
         if (!st->t) {
             free(st->refs);
+            free(st->memo_refs);
             free(st->memo);
             free(st);
             return -1;
@@ -1128,13 +1132,17 @@ static void table_destroy(void *state)
         ctab_destroy(st->t);
         free(st->refs);
     }
-    free(st->memo);
+    if (--*st->memo_refs == 0) {
+        free(st->memo);
+        free(st->memo_refs);
+    }
     free(st);
 }
 
 /* Another model on the same GPU: the same table (read-only once loaded),
- * its own memo and search hints. */
-static void *table_share(void *state)
+ * its own search hints (a hint only speeds up finding an entry: prices
+ * do not depend on it), and its own memo unless it prices alike. */
+static void *table_share(void *state, bool same_prices)
 {
     const table_state *like = state;
     table_state *st = sim_xcalloc(1, sizeof *st);
@@ -1142,7 +1150,15 @@ static void *table_share(void *state)
     st->refs = like->refs;
     ++*st->refs;
     st->idle_w = like->idle_w;
-    st->memo = memo_create();
+    if (same_prices) {
+        st->memo = like->memo;
+        st->memo_refs = like->memo_refs;
+        ++*st->memo_refs;
+    } else {
+        st->memo = memo_create();
+        st->memo_refs = sim_xmalloc(sizeof *st->memo_refs);
+        *st->memo_refs = 1;
+    }
     return st;
 }
 

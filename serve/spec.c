@@ -360,7 +360,11 @@ int spec_draft_cost_create(const spec_setup *s, const cost_model *target,
         draft_setup->model = &s->draft;
     draft_setup->engine = NULL;   /* drafts run in the engine's step: no CPU model of their own */
     draft_setup->iteration_overhead_ns = 0;
-    *out = cost_model_create_like(target, draft_setup, cost_params, cost_path, err);
+    /* EAGLE and MTP drafters are the target cut to fewer layers, medusa's
+     * is the target: they price every op as the target does (the table's
+     * keys never read the layer count), so they share its memo of prices. */
+    *out = cost_model_create_like(target, draft_setup, cost_params, cost_path,
+                                  s->method != SPEC_DRAFT_MODEL, err);
     return *out ? 0 : -1;
 }
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/cost.h"
+#include "models/model.h"
 #include "serve/polar.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -499,6 +501,63 @@ START_TEST(test_spec2_lora_links_off_by_default)
 }
 END_TEST
 
+/* ---- the drafter's cost model --------------------------------------------------------- */
+
+/* A drafter made like the target (one loaded table; with same_prices, one
+ * memo of prices shared with the target) prices every iteration exactly as
+ * one made on its own, with the target's iterations interleaved (so shared
+ * memo entries are hit both ways): decodes, prefill chunks and verify
+ * chunks, on the measured A100 table. */
+START_TEST(test_spec2_drafter_cost_model_shared_prices_identical)
+{
+    llm_model target, cut;
+    gpu_spec g;
+    sim_err err = {{0}};
+    ck_assert_msg(llm_model_load(models_dir(), "Llama-2-70B", &target, &err) == 0, "%s", err.msg);
+    ck_assert_msg(gpu_spec_load(models_dir(), "A100-SXM-80GB", &g, &err) == 0, "%s", err.msg);
+    cut = target;
+    cut.layers = 1;   /* an EAGLE drafter (serve/spec.c cut_model) */
+    par_layout par = {.tp = 2, .pp = 1, .dp = 1, .ep = 1};
+    cost_setup ts = {.model = &target, .gpu = &g, .par = par};
+    cost_setup ds = ts;
+    ds.model = &cut;
+    cost_model *tm = cost_model_create("table", &ts, NULL, "$.cost", &err);
+    ck_assert_msg(tm, "%s", err.msg);
+    cost_model *alone = cost_model_create("table", &ds, NULL, "$.cost", &err);
+    cost_model *like = cost_model_create_like(tm, &ds, NULL, "$.cost", false, &err);
+    cost_model *same = cost_model_create_like(tm, &ds, NULL, "$.cost", true, &err);
+    ck_assert(alone && like && same);
+    batch_seq chunks[64];
+    for (int it = 0; it < 400; it++) {
+        int n = 1 + it % 40;
+        for (int i = 0; i < n; i++)
+            chunks[i] = (batch_seq){1 + (it + i) % 4, 300 + 37 * i + it};
+        if (it % 7 == 0)
+            chunks[0] = (batch_seq){256 + it, 0};   /* a prefill chunk */
+        batch_shape shapes[2] = {
+            {.prefill = chunks, .n_prefill = n, .n_sampled = n},
+            {.n_decode = n, .decode_ctx_sum = 1000 * n + it, .n_sampled = n},
+        };
+        for (int k = 0; k < 2; k++) {
+            cost_result t, a, b, c;
+            cost_iteration(tm, &shapes[k], &t);
+            cost_iteration(alone, &shapes[k], &a);
+            cost_iteration(like, &shapes[k], &b);
+            cost_iteration(same, &shapes[k], &c);
+            ck_assert_int_eq(a.latency_ns, b.latency_ns);
+            ck_assert_int_eq(a.latency_ns, c.latency_ns);
+            ck_assert(a.energy_j == b.energy_j && a.energy_j == c.energy_j);
+            ck_assert(a.weight_bytes == c.weight_bytes && a.kv_bytes == c.kv_bytes);
+            ck_assert_int_lt(a.latency_ns, t.latency_ns);   /* 1 layer of 80 */
+        }
+    }
+    cost_model_destroy(tm);   /* before its sharers: the table is reference-counted */
+    cost_model_destroy(alone);
+    cost_model_destroy(like);
+    cost_model_destroy(same);
+}
+END_TEST
+
 /* ---- POLAR adapter selection -------------------------------------------------------- */
 
 static polar_setup polar_of(int32_t dim, double lambda, int32_t epoch, bool doubling)
@@ -644,6 +703,7 @@ Suite *spec2_suite(void)
     tcase_add_test(t, test_spec2_native_columns_errors);
     tcase_add_test(t, test_spec2_columns_survive_spreading);
     tcase_add_test(t, test_spec2_config_errors);
+    tcase_add_test(t, test_spec2_drafter_cost_model_shared_prices_identical);
     suite_add_tcase(s, t);
     TCase *l = tcase_create("lora_links");
     tcase_set_timeout(l, 120);
