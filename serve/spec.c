@@ -333,11 +333,6 @@ struct spec {
      * draw's key is known then), and the generated count they were drawn
      * at (spec_accept_item draws again if it has changed). */
     int32_t *acc, *acc_gen;
-    /* accept_key[g] = the innermost hash of an acceptance draw's key at g
-     * tokens generated (stream_key), for g < n_accept_key: one multiply
-     * chain less per draw. */
-    uint64_t *accept_key;
-    size_t n_accept_key;
     const serve_req **cand;    /* candidates: request, item, cap */
     int32_t *cand_item, *cand_cap;
     int32_t n_cand, n_items;
@@ -409,7 +404,6 @@ void spec_destroy(spec *sp)
     free(sp->extra);
     free(sp->acc);
     free(sp->acc_gen);
-    free(sp->accept_key);
     free(sp->cand);
     free(sp->cand_item);
     free(sp->cand_cap);
@@ -452,23 +446,6 @@ static inline uint64_t stream_key(const spec *sp, uint64_t id, int64_t generated
                                   uint64_t purpose)
 {
     return mix64(sp->seed ^ mix64(id ^ mix64((uint64_t)generated ^ (purpose << 56))));
-}
-
-/* stream_key(sp, id, generated, DRAW_ACCEPT), its innermost hash from a
- * table grown on demand (to the longest output seen, doubling). */
-static inline uint64_t accept_key(spec *sp, uint64_t id, int32_t generated)
-{
-    size_t g = (size_t)generated;
-    if (g >= sp->n_accept_key) {
-        size_t n = sp->n_accept_key ? sp->n_accept_key : 256;
-        while (n <= g)
-            n *= 2;
-        sp->accept_key = sim_xrealloc(sp->accept_key, n * sizeof *sp->accept_key);
-        for (size_t i = sp->n_accept_key; i < n; i++)
-            sp->accept_key[i] = mix64((uint64_t)i ^ ((uint64_t)DRAW_ACCEPT << 56));
-        sp->n_accept_key = n;
-    }
-    return mix64(sp->seed ^ mix64(id ^ sp->accept_key[g]));
 }
 
 static inline double uniform_at(uint64_t key, uint64_t i)
@@ -517,7 +494,7 @@ static int32_t draw_req(spec *sp, const serve_req *r, int32_t d)
     const req *q = req_of(r);
     spec_accept m = sp->s->accept;
     if (m == SPEC_ACCEPT_BERNOULLI || m == SPEC_ACCEPT_PER_POSITION) {   /* spec_draw's, inline */
-        double u = uniform_at(accept_key(sp, r->id, r->generated_tokens), 0);
+        double u = uniform_at(stream_key(sp, r->id, r->generated_tokens, DRAW_ACCEPT), 0);
         int32_t a = 0;
         for (int32_t i = 0; i < d; i++)
             a += sp->reach[i] > u;
