@@ -505,6 +505,7 @@ void lora_finish(lora *l, const serve_req *r)
     double ttft = (double)(r->first_token_ns - r->arrival_ns);
     if (l->pol && req_of(r)->lora_adapter >= 0)
         polar_reward(l->pol, r->id, req_of(r)->lora_adapter);
+    req_of(r)->lora_adapter = adapter_of(l, r);   /* its row of /adapters */
     if (req_of(r)->lora_cold)
         l->st.cold++, l->st.cold_ttft_ns += ttft;
     else

@@ -37,6 +37,8 @@ typedef struct req_record {
     uint64_t session_id;     /* 0: none (serve/session_metrics.h) */
     int32_t turn;            /* from 0 */
     int32_t session_last;    /* 1: the session's last turn */
+    int32_t adapter;         /* multi-LoRA: its adapter; -1: none */
+    int32_t spec_steps;      /* speculative decoding: its verification steps */
 } req_record;
 
 typedef struct pctl {
@@ -144,8 +146,14 @@ typedef struct run_summary {
  * failed (a results file that cannot be written): the run then stops. */
 typedef int (*metrics_record_fn)(void *ctx, const req_record *rec);
 
-/* Requests grouped by an attribute: per SLO class and per tenant. */
-typedef enum metrics_group_kind { METRICS_BY_CLASS, METRICS_BY_TENANT, METRICS_GROUP_KINDS } metrics_group_kind;
+/* Requests grouped by an attribute: per SLO class, per tenant and (multi-LoRA)
+ * per adapter. */
+typedef enum metrics_group_kind {
+    METRICS_BY_CLASS,
+    METRICS_BY_TENANT,
+    METRICS_BY_ADAPTER,   /* only the requests that had an adapter */
+    METRICS_GROUP_KINDS
+} metrics_group_kind;
 
 typedef struct group_stats {
     uint64_t completed, output_tokens;

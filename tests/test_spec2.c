@@ -12,6 +12,7 @@
 
 #include "models/cost.h"
 #include "models/model.h"
+#include "serve/cluster.h"
 #include "serve/polar.h"
 #include "tests/suites.h"
 #include "tests/testutil.h"
@@ -483,6 +484,48 @@ START_TEST(test_spec2_lora_tier_metrics)
 }
 END_TEST
 
+/* Per-adapter latency: the /adapters groups hold every finished request
+ * once, under its adapter (Zipf: adapter 0 the most popular), with its
+ * TTFT; a run without LoRA has none. */
+START_TEST(test_spec2_lora_per_adapter_groups)
+{
+    const char *sets[] = {"instance.lora={\"adapters\": 5, \"max_loras\": 2}", NULL};
+    for (int on = 0; on < 2; on++) {
+        cJSON *root = tu_base_config();
+        tu_set(root, on ? sets : NULL);
+        run_config cfg;
+        tu_parse(root, &cfg);
+        sim_err err = {{0}};
+        cluster *c = cluster_create(&cfg.sys, NULL, &err);
+        ck_assert_msg(c, "%s", err.msg);
+        ck_assert_msg(cluster_run(c, &err) == 0, "%s", err.msg);
+        int32_t n = cluster_n_groups(c, METRICS_BY_ADAPTER);
+        if (!on) {
+            ck_assert_int_eq(n, 0);
+        } else {
+            ck_assert_int_eq(n, 5);
+            uint64_t total = 0, first = 0, last = 0;
+            for (int32_t k = 0; k < n; k++) {
+                group_summary g;
+                cluster_group_summary(c, METRICS_BY_ADAPTER, k, &g);
+                ck_assert_int_eq(g.id, k);
+                ck_assert_uint_gt(g.completed, 0);
+                ck_assert_double_gt(g.ttft_s.mean, 0);
+                ck_assert_double_le(g.ttft_s.p50, g.ttft_s.p99);
+                total += g.completed;
+                if (k == 0)
+                    first = g.completed;
+                last = g.completed;
+            }
+            ck_assert_uint_eq(total, 200);
+            ck_assert_uint_gt(first, last);   /* Zipf: adapter 0 the most requested */
+        }
+        cluster_destroy(c);
+        run_config_fini(&cfg);
+    }
+}
+END_TEST
+
 /* Off by default: the same results with load_over_links false as without
  * the key. */
 START_TEST(test_spec2_lora_links_off_by_default)
@@ -711,6 +754,7 @@ Suite *spec2_suite(void)
     tcase_add_test(l, test_spec2_lora_concurrent_loads_share_the_links);
     tcase_add_test(l, test_spec2_lora_links_off_by_default);
     tcase_add_test(l, test_spec2_lora_tier_metrics);
+    tcase_add_test(l, test_spec2_lora_per_adapter_groups);
     tcase_add_test(l, test_spec2_polar_learns_the_best_adapter);
     tcase_add_test(l, test_spec2_polar_penalty_prefers_resident);
     tcase_add_test(l, test_spec2_polar_epochs_and_kept_set);

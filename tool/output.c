@@ -193,6 +193,8 @@ static const out_field out_req_fields[] = {
     OUT_REQ(session_id, OUT_U64),
     OUT_REQ(turn, OUT_I32),
     OUT_REQ(session_last, OUT_I32),
+    OUT_REQ(adapter, OUT_I32),
+    OUT_REQ(spec_steps, OUT_I32),
 };
 
 /* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
@@ -1004,6 +1006,8 @@ int out_cluster_tables(out_file *f, const cluster *c, sim_err *err)
         rc = out_write_groups(f, c, METRICS_BY_CLASS, "classes", err);
     if (!rc)
         rc = out_write_groups(f, c, METRICS_BY_TENANT, "tenants", err);
+    if (!rc && cluster_n_groups(c, METRICS_BY_ADAPTER) > 0)   /* multi-LoRA runs only */
+        rc = out_write_groups(f, c, METRICS_BY_ADAPTER, "adapters", err);
     free(pools);
     free(insts);
     return rc;
