@@ -29,6 +29,7 @@
 #ifndef API_EVICT_H
 #define API_EVICT_H
 
+#include <stdbool.h>
 #include <cjson/cJSON.h>
 #include "sim/base.h"
 
@@ -43,6 +44,7 @@ typedef struct evict_block {
     int32_t n_children;         /* cached blocks whose parent it is */
     int32_t parent;             /* EVICT_NONE for a first block or when unknown */
     uint32_t hits;              /* times a later request matched it since cached */
+    uint32_t queue_stamp;       /* the core's (its built-in queue); policies ignore it */
 } evict_block;
 
 typedef struct evict_view evict_view;
@@ -68,6 +70,11 @@ typedef struct evict_setup {
 
 typedef struct evict_policy_ops {
     const char *name;
+    /* True for the policy the core's built-in free queue implements (LRU):
+     * the core then keeps the order itself, on its hot path, and does not
+     * call the policy. tests/test_prefix_cache.c checks that both orders
+     * agree. */
+    bool builtin;
     /* params: the policy's JSON object (may be NULL), at `path`. Every
      * block starts free: the core inserts blocks 0 .. n_blocks-1 in order
      * right after init. */

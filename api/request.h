@@ -78,6 +78,10 @@ typedef struct serve_req {
     int32_t turn, session_last;
     sim_time_ns session_start_ns;
     sim_time_ns session_gap_ns;
+    /* The session tree's root session (traces/session_play.h: a subagent's
+     * top-level session; its own id for a top-level session; 0 without
+     * sessions), for routing a tree together. */
+    uint64_t session_root;
 } serve_req;
 
 /* The request after r in its instance's waiting queue, or NULL. */

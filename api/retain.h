@@ -25,17 +25,26 @@ typedef struct retain_view {
     int32_t pins;            /* sessions pinned on this instance now */
 } retain_view;
 
+/* on_turn_end's answer "offload": the turn's blocks leave HBM now (freed,
+ * no longer cached there); their contents stay in the instance's lower KV
+ * tiers, which hold every cached block (written through over the host link
+ * as the blocks were cached, serve/kv_tier.h), and the session's next turn
+ * loads them back from there at the tier's cost. Only for policies with
+ * needs_tier (the config requires instance.kv_tiers). */
+#define RETAIN_OFFLOAD ((sim_time_ns)-1)
+
 typedef struct retain_policy_ops {
     const char *name;
     int (*init)(cJSON *params, const char *path, void **state, sim_err *err);
     /* Turn r finished on v->instance holding r->kv_blocks blocks: how long
-     * to pin them (> 0), or 0 to release them now. */
+     * to pin them (> 0), 0 to release them now, or RETAIN_OFFLOAD. */
     sim_time_ns (*on_turn_end)(void *state, const retain_view *v, const serve_req *r);
     /* A later turn r of a session was admitted on this instance;
      * r->session_gap_ns is the gap (tool or think time) before it. For
      * policies that learn gaps; optional. */
     void (*on_turn_arrival)(void *state, const retain_view *v, const serve_req *r);
     void (*destroy)(void *state);   /* optional */
+    bool needs_tier;                /* may answer RETAIN_OFFLOAD */
 } retain_policy_ops;
 
 #endif

@@ -5,7 +5,8 @@ per-turn KV hit ratio (mean over turns after the first) and affinity breaks
 (turns served elsewhere than their session's previous turn, share of later
 turns) against session concurrency, one line per routing policy, solid with
 0.9 and dashed with 0.3 of the HBM (gpu_memory_utilization), circles for
-KV retention "release", crosses for "pin_ttl", triangles for "min_waste". With --table, also prints
+KV retention "release", crosses for "pin_ttl", triangles for "min_waste", squares for
+"offload". With --table, also prints
 every point's figures."""
 import numpy as np
 
@@ -38,7 +39,8 @@ def main():
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, pol in enumerate(dict.fromkeys(route.tolist())):
         for u, style in ((0.9, "-"), (0.3, "--")):
-            for ret, mk in (("release", "o"), ("pin_ttl", "x"), ("min_waste", "^")):
+            for ret, mk in (("release", "o"), ("pin_ttl", "x"), ("min_waste", "^"),
+                            ("offload", "s")):
                 m = (route == pol) & np.isclose(util, u) & (retain == ret)
                 if not m.any():
                     continue

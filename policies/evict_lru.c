@@ -5,7 +5,11 @@
  * preference for uncached blocks, no regard for the block tree. The same
  * order as the core's built-in queue (serve/kv.c), so runs are bit for bit
  * those without a policy. O(1) per call: a doubly linked list through block
- * ids. No params. */
+ * ids. No params.
+ *
+ * The core keeps this order itself (.builtin: a ring in serve/kv.c that knows
+ * its next victims in advance and fetches them ahead), so a run never calls
+ * these functions; they are the reference its queue is tested against. */
 #include "api/evict.h"
 
 #include <stdlib.h>
@@ -79,6 +83,7 @@ static void lru_destroy(void *state)
 
 const evict_policy_ops evict_lru = {
     .name = "lru",
+    .builtin = true,
     .init = lru_init,
     .insert = lru_insert,
     .remove = lru_remove,

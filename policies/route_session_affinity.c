@@ -7,7 +7,11 @@
  * `max_extra_tokens` (default 32768; 0: kept only while it is as lightly
  * loaded as the least loaded). Requests without a session, new sessions and
  * broken bindings go to the least-outstanding-tokens candidate (ties: the
- * lowest index), and the session is bound there.
+ * lowest index), and the session is bound there. A session tree (an agent
+ * and its subagents, traces/session_play.h) is bound as one: the binding's
+ * key is the request's session_root when it has one (`by` "tree", the
+ * default; "session": each subagent bound on its own), so subagents go
+ * where their parent's prefix is.
  *
  * State: an open-addressing table session id -> (instance, last routed),
  * linear probing. When it is half full it is rebuilt without the expired
@@ -18,6 +22,7 @@
  * predecessor). */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/route.h"
 #include "sim/jsoncfg.h"
@@ -29,6 +34,7 @@ typedef struct binding {
 } binding;
 
 typedef struct affinity {
+    bool by_session;
     sim_time_ns ttl_ns;
     int64_t max_extra_tokens;
     binding *slots;
@@ -83,15 +89,20 @@ static int affinity_init(const route_setup *setup, cJSON *params, const char *pa
                          void **state, sim_err *err)
 {
     (void)setup;
-    static const char *const keys[] = {"ttl_s", "max_extra_tokens", NULL};
+    static const char *const keys[] = {"ttl_s", "max_extra_tokens", "by", NULL};
     double ttl_s;
     int64_t extra;
+    const char *by;
     *state = NULL;
     if (jcfg_check_keys(params, path, keys, err) ||
         jcfg_num(params, path, "ttl_s", 3600, 0, 1e9, &ttl_s, err) ||
-        jcfg_int(params, path, "max_extra_tokens", 32768, 0, INT64_MAX / 4, &extra, err))
+        jcfg_int(params, path, "max_extra_tokens", 32768, 0, INT64_MAX / 4, &extra, err) ||
+        jcfg_str(params, path, "by", "tree", &by, err))
         return -1;
+    if (strcmp(by, "tree") && strcmp(by, "session"))
+        return sim_errf(err, "%s.by: expected \"tree\" or \"session\", got \"%s\"", path, by);
     affinity *a = sim_xcalloc(1, sizeof *a);
+    a->by_session = !strcmp(by, "session");
     a->ttl_ns = sim_time_add(0, ttl_s * 1e9);
     a->max_extra_tokens = extra;
     a->cap = 64;
@@ -109,9 +120,10 @@ static int32_t affinity_route(void *state, const route_view *v, const serve_req 
         if (v->inst[i].outstanding_tokens < v->inst[best].outstanding_tokens)
             best = i;
     }
-    if (req->session_id == 0)
+    uint64_t key = !a->by_session && req->session_root ? req->session_root : req->session_id;
+    if (key == 0)
         return best;
-    binding *b = find(a, req->session_id);
+    binding *b = find(a, key);
     if (b->session && v->now - b->last_ns <= a->ttl_ns) {
         int32_t i = b->instance;
         bool candidate = false;
@@ -124,11 +136,11 @@ static int32_t affinity_route(void *state, const route_view *v, const serve_req 
     if (!b->session) {
         if ((a->used + 1) * 2 > a->cap) {
             rebuild(a, v->now);
-            b = find(a, req->session_id);
+            b = find(a, key);
         }
         a->used++;
     }
-    *b = (binding){.session = req->session_id, .instance = best, .last_ns = v->now};
+    *b = (binding){.session = key, .instance = best, .last_ns = v->now};
     return best;
 }
 

@@ -40,6 +40,7 @@
 #include "serve/disagg.h"
 #include "serve/migrate.h"
 #include "serve/req.h"
+#include "serve/route_oracle.h"
 #include "traces/workload.h"
 
 #define SLAB_REQS 1024
@@ -80,6 +81,7 @@ typedef struct move {
     int32_t from, to;
     serve_req holder;          /* the source's blocks while the KV travels */
     kv_req hold;
+    sim_time_ns start_ns;      /* when the KV set off */
 } move;
 
 struct cluster {
@@ -149,6 +151,7 @@ struct cluster {
         uint64_t arrived, in_tokens, out_tokens, completed, met_ttft, met_both;
         uint64_t *routed, *finished, *busy_ns;   /* per pool */
     } mark;
+    route_oracle oracle;          /* metrics.router_oracle */
 };
 
 /* ---- requests --------------------------------------------------------------- */
@@ -288,6 +291,8 @@ static void route_to_instance(cluster *c, serve_req *r, int32_t k)
                        .prompt_hashes = route_prompt_hashes, .core = c,
                        .lora_affinity = route_lora_affinity};
     int32_t pick = p->ps->route_policy.ops->route(p->route_state, &view, r);
+    if (c->cs->router_oracle)
+        route_oracle_observe(&c->oracle, &view, r, pick);
     bool ok = false;
     for (int32_t j = 0; j < p->n_active && !ok; j++)
         ok = p->active[j] == pick;
@@ -426,8 +431,10 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .session_last = c->next.session_last,
         .session_start_ns = c->next.session_start_ns,
         .session_gap_ns = c->next.session_gap_ns,
+        .session_root = c->next.session_root,
     };
     q->move_to = -1;
+    q->load_stall_ns = 0;
     set_identity(c, q);
     metrics_arrival(&c->metrics, r);
     c->arrival_in_tokens += (uint64_t)r->input_tokens;
@@ -465,9 +472,11 @@ static int move_path(const cluster *c, int32_t a, int32_t b, net_link path[2])
 
 static void on_move_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
 {
-    (void)x, (void)tag, (void)now;
+    (void)x, (void)tag;
     move *m = ctx;
     cluster *c = m->c;
+    if (m->r->pub.generated_tokens == 0)   /* TTFT's loading part: its KV travelled */
+        m->r->load_stall_ns += now - m->start_ns;
     instance_release_kv(c->slots[m->from].inst, &m->holder, &m->hold);
     kv_req_fini(&m->hold);   /* its block table: the slot is reused */
     c->counts.moves_done++;
@@ -511,8 +520,9 @@ static void on_detached(void *ctx, instance *src_inst, serve_req *r)
     /* With its KV: the move holds the source's blocks, the request gets
      * the destination's. */
     move *m = move_alloc(c);
-    *m = (move){.c = c, .r = q, .from = from, .to = to};
+    *m = (move){.c = c, .r = q, .from = from, .to = to, .start_ns = sim_now(c->eng)};
     m->holder.kv_blocks = r->kv_blocks;
+    kv_settle(instance_kv_mut(src_inst), &q->kv);
     m->hold.table = q->kv.table;
     m->hold.table_cap = q->kv.table_cap;
     q->kv.table = NULL;
@@ -1519,6 +1529,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
     ep_summarize(c, s);
+    route_oracle_summarize(&c->oracle, s);
     if (up_ns > 0)
         s->gpu_busy_fraction = busy_ns / up_ns;
     if (s->output_tokens)

@@ -247,6 +247,7 @@ static void take_src_blocks(disagg *d, pd_xfer *x, serve_req *r)
 {
     req *q = req_of(r);
     x->src_holder.kv_blocks = r->kv_blocks;
+    kv_settle(instance_kv_mut(cluster_instance(d->c, x->from)), &q->kv);
     x->src_hold.table = q->kv.table;
     x->src_hold.table_cap = q->kv.table_cap;
     q->kv.table = NULL;

@@ -69,6 +69,8 @@ struct instance {
     net_link pcie_d2h, pcie_h2d;
     net_link tier_rd[KV_TIERS_MAX], tier_wr[KV_TIERS_MAX];   /* lower KV tiers */
     bool loads_now;          /* this iteration waits for tier loads */
+    bool layer_loads_now;    /* of them, some layer by layer (load_mode layerwise) */
+    sim_time_ns block_done_ns, layer_done_ns;   /* when the last of each kind of copy ended */
     bool lora_loads_now;     /* and for adapter loads over the links (serve/lora.h) */
     bool swaps_now;          /* it started swap copies */
     net_link lora_storage;   /* load_over_links: adapters from storage */
@@ -245,6 +247,8 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
         instance_destroy(inst);
         return NULL;
     }
+    if (inst->retain)
+        retain_set_block_bytes(inst->retain, ps->swap.block_bytes_per_gpu * par_gpus(&ps->par));
     if (ps->par.ep > 1 && ps->moe.sample &&
         !(inst->ep = ep_create(ps, sim_stream_seed(s->order_seed, 0xE9E9), err))) {
         instance_destroy(inst);
@@ -590,7 +594,9 @@ static bool start_tier_io(instance *inst)
             double bytes = load[t] * block;
             double extra = (chunks - 1) * (double)ts->latency_ns / 1e9 * ts->read_bytes_per_s * g;
             const net_link path[2] = {inst->tier_rd[t], inst->pcie_h2d};
-            net_start(inst->net, path, 2, bytes + extra, on_copy_done, inst, 2);
+            net_start(inst->net, path, 2, bytes + extra, on_copy_done, inst,
+                      ts->layerwise ? 4 : 2);
+            inst->layer_loads_now |= ts->layerwise;
             inst->copies_pending++;
             inst->stats.kv_load_bytes += bytes;
             loads = true;
@@ -614,7 +620,7 @@ static void on_lora_storage_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns
     int32_t n = lora_take_loads(inst->lora, &loads);
     SIM_ASSERT_AT(now, tag >= 0 && tag < n);
     net_start(inst->net, &inst->pcie_h2d, 1,
-              loads[tag].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done, inst, 4);
+              loads[tag].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done, inst, 5);
 }
 
 /* load_over_links: starts the iteration's adapter loads, which it waits
@@ -632,7 +638,7 @@ static bool start_lora_loads(instance *inst)
         else
             net_start(inst->net, &inst->pcie_h2d, 1,
                       loads[i].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done,
-                      inst, 4);
+                      inst, 5);
         inst->copies_pending++;
     }
     return n > 0;
@@ -778,6 +784,8 @@ static void step(instance *inst)
     inst->iter_start_ns = now;
     inst->compute_ns = inst->cost_now.latency_ns;
     inst->compute_waits = inst->compute_done = false;
+    inst->block_done_ns = inst->layer_done_ns = now;
+    inst->layer_loads_now = false;
     cost_result seen = inst->cost_now;
     inst->swaps_now = inst->swap_out_now > 0 || inst->swap_in_now > 0;
     if (inst->swaps_now)
@@ -813,20 +821,60 @@ static void add_copy_delay(instance *inst, sim_time_ns delay)
 
 static void finish_iteration(instance *inst, sim_time_ns now);
 
+/* The iteration waited `delay` for tier loads: each of its requests still
+ * before its first token waited with it (TTFT's loading part). */
+static void charge_load_stall(instance *inst, sim_time_ns delay)
+{
+    inst->stats.kv_load_ns += delay;
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        const serve_req *r = inst->plan.items[i].req;
+        if (r->generated_tokens == 0)
+            req_of(r)->load_stall_ns += delay;
+    }
+}
+
+/* Layer-by-layer loads (a tier's load_mode layerwise, as LMCache and
+ * Mooncake overlap them): layer l computes once its KV is in and layer l-1
+ * is done. With the loads spread evenly over the model's L layers, the
+ * blocking copies (swaps, blocking tiers) done Tb after the start, the
+ * layerwise loads Tl and compute c, the last layer ends at
+ * max(max(Tb, Tl / L) + c, Tl + c / L): the stall is that less c, about
+ * one layer's load when loading is faster than computing, Tl - c (L-1) / L
+ * when slower. Layered prefill (a layer group per iteration) is not
+ * modelled: every iteration is taken to run all L layers. */
+static sim_time_ns layerwise_stall(const instance *inst)
+{
+    int64_t layers = inst->setup.model_layers > 0 ? inst->setup.model_layers : 1;
+    sim_time_ns tb = inst->block_done_ns - inst->iter_start_ns;
+    sim_time_ns tl = inst->layer_done_ns - inst->iter_start_ns;
+    sim_time_ns c = inst->compute_ns;
+    sim_time_ns first = (tl + layers - 1) / layers;
+    sim_time_ns a = tb > first ? tb : first;
+    sim_time_ns b = tl + (c + layers - 1) / layers - c;
+    return a > b ? a : b;
+}
+
 static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
 {
-    (void)x, (void)tag;
+    (void)x;
     instance *inst = ctx;
     SIM_ASSERT_AT(now, inst->copies_pending > 0);
+    if (tag == 4)
+        inst->layer_done_ns = now;
+    else
+        inst->block_done_ns = now;
     if (--inst->copies_pending)
         return;
     if (inst->compute_waits) {
+        sim_time_ns delay = inst->layer_loads_now ? layerwise_stall(inst)
+                                                  : now - inst->iter_start_ns;
         if (inst->loads_now)
-            inst->stats.kv_load_ns += now - inst->iter_start_ns;
+            charge_load_stall(inst, delay);
         if (inst->lora_loads_now)
-            lora_add_stall(inst->lora, now - inst->iter_start_ns);
-        add_copy_delay(inst, now - inst->iter_start_ns);
-        sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+            lora_add_stall(inst->lora, delay);
+        add_copy_delay(inst, delay);
+        sim_schedule(inst->eng, inst->iter_start_ns + delay + inst->compute_ns, PHASE_ITER_END,
+                     EV_ITER_END, inst, 0);
     } else if (inst->compute_done) {
         add_copy_delay(inst, now - (inst->iter_start_ns + inst->compute_ns));
         finish_iteration(inst, now);

@@ -65,6 +65,10 @@ typedef struct kv_req {
     int32_t *held;
     int32_t n_held, held_cap;
     const kv_cache *held_kv;
+    /* Full private blocks lazy_from .. n_registered-1 are registered when
+     * the request frees them (see serve/kv.c) */
+    bool lazy;
+    int32_t lazy_from;
 } kv_req;
 
 /* What the cache did, for the run's results. */
@@ -159,8 +163,16 @@ static inline void kv_grow(kv_cache *kv, serve_req *r, kv_req *k, int32_t tokens
 }
 /* Gives back all of r's blocks (finished, preempted, moved). */
 void kv_release(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
+/* kv_release, then the request's blocks that nobody else holds leave HBM's
+ * prefix cache (freed without contents; copies stay in the lower tiers):
+ * KV retention "offload" (api/retain.h). Returns the blocks dropped. Not on
+ * any hot path: once per offloaded session turn, O(its blocks). */
+int64_t kv_release_offload(kv_cache *kv, serve_req *r, kv_req *k, sim_time_ns now);
 /* After r's computed_tokens grew: offers its newly full blocks to the cache. */
 void kv_commit(kv_cache *kv, const serve_req *r, kv_req *k);
+/* Registers what kv_commit left for kv_release (k's private blocks; see
+ * serve/kv.c). Call before k's block table is handed to another holder. */
+void kv_settle(kv_cache *kv, kv_req *k);
 /* Tokens of r's sequence this cache holds (for a router asking every
  * instance; changes nothing). */
 int32_t kv_peek_cached_tokens(const kv_cache *kv, const serve_req *r, kv_req *k);

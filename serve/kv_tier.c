@@ -1,5 +1,18 @@
 /* A bounded LRU set of block hashes (kv_tier.h). Hashes are never 0 (the
- * cache's rule), so 0 marks an empty slot. */
+ * cache's rule), so 0 marks an empty slot.
+ *
+ * With an eviction policy (api/evict.h) the tier keeps, per node, the block
+ * as policies see it (hash, last access, hits, depth; never a parent or
+ * children: a tier keeps no prefix tree, so every block is a leaf) and the
+ * policy keeps the order: every node holding a block is in its free set (a
+ * tier's blocks are all evictable), a touch is a remove and an insert, and
+ * a full tier asks it for a victim. GDSF's recompute cost is a shape
+ * (block tokens x (1 + depth / 2), the HBM cache's own fallback): the tier
+ * has no cost model, and only the ratio between depths matters to it. The
+ * policy's seed is fixed (the tier's name hashed): runs are deterministic.
+ * Times: a write is stamped with the HBM cache's last allocation or release
+ * (close to the iteration that filled the block), a hit with its
+ * admission. */
 #include "serve/kv_tier.h"
 
 #include <stdio.h>
@@ -18,6 +31,11 @@ struct kv_tier {
     int64_t n, cap;
     uint64_t evictions;
     size_t mask;
+    /* eviction policy (NULL: the LRU list above) */
+    const evict_policy_ops *ev;
+    void *ev_state;
+    evict_block *blk;   /* by node */
+    evict_view view;
 };
 
 kv_tier *kv_tier_create(int64_t capacity_blocks)
@@ -38,10 +56,43 @@ kv_tier *kv_tier_create(int64_t capacity_blocks)
     return t;
 }
 
+static double tier_recompute_ns(const evict_view *v, int32_t depth)
+{
+    return (double)v->block_size_tokens * (1.0 + (double)(depth > 0 ? depth : 0) / 2);
+}
+
+kv_tier *kv_tier_create_for(const kv_tier_setup *setup, int32_t block_size_tokens)
+{
+    kv_tier *t = kv_tier_create(setup->capacity_blocks);
+    if (!setup->evict)
+        return t;
+    uint64_t seed = UINT64_C(0x74696572);
+    for (const char *c = setup->name; *c; c++)
+        seed = sim_hash_mix(seed, (uint64_t)(unsigned char)*c);
+    evict_setup es = {.n_blocks = (int32_t)t->cap, .block_size_tokens = block_size_tokens,
+                      .seed = seed};
+    sim_err err = {{0}};
+    /* Policies read an object: an empty one when the config gave none. */
+    cJSON *none = setup->evict_params ? NULL : cJSON_CreateObject();
+    int rc = setup->evict->init(&es, none ? none : setup->evict_params, setup->evict_path,
+                                &t->ev_state, &err);
+    cJSON_Delete(none);
+    SIM_ASSERT(rc == 0);   /* the params were checked when the config was read */
+    t->ev = setup->evict;
+    t->blk = sim_xcalloc((size_t)t->cap, sizeof *t->blk);
+    t->view = (evict_view){.blocks = t->blk, .n_blocks = (int32_t)t->cap,
+                           .block_size_tokens = block_size_tokens,
+                           .recompute_ns = tier_recompute_ns, .core = t};
+    return t;
+}
+
 void kv_tier_destroy(kv_tier *t)
 {
     if (!t)
         return;
+    if (t->ev_state && t->ev->destroy)
+        t->ev->destroy(t->ev_state);
+    free(t->blk);
     free(t->keys);
     free(t->slot_node);
     free(t->node_key);
@@ -103,9 +154,14 @@ static void slot_remove(kv_tier *t, uint64_t h)
     t->keys[i] = 0;
 }
 
+static void slot_insert(kv_tier *t, uint64_t hash, int32_t n);
+static bool policy_put(kv_tier *t, uint64_t hash, int32_t depth, sim_time_ns now, bool use);
+
 bool kv_tier_put(kv_tier *t, uint64_t hash)
 {
     SIM_ASSERT(hash != 0);
+    if (t->ev)
+        return policy_put(t, hash, 0, t->view.now, false);
     int32_t n = find(t, hash);
     if (n != NIL) {
         unlink_node(t, n);
@@ -120,14 +176,61 @@ bool kv_tier_put(kv_tier *t, uint64_t hash)
     } else {
         n = (int32_t)t->n++;
     }
+    slot_insert(t, hash, n);
+    push_node(t, n);
+    return true;
+}
+
+static void slot_insert(kv_tier *t, uint64_t hash, int32_t n)
+{
     t->node_key[n] = hash;
     size_t i = home(t, hash);
     while (t->keys[i])
         i = (i + 1) & t->mask;
     t->keys[i] = hash;
     t->slot_node[i] = n;
-    push_node(t, n);
+}
+
+/* The policy's path: touch (remove, refresh, insert) or write. */
+static bool policy_put(kv_tier *t, uint64_t hash, int32_t depth, sim_time_ns now, bool use)
+{
+    t->view.now = now;
+    int32_t n = find(t, hash);
+    if (n != NIL) {
+        t->ev->remove(t->ev_state, &t->view, n);
+        t->blk[n].last_access_ns = now;
+        t->blk[n].hits += use;
+        t->ev->insert(t->ev_state, &t->view, n);
+        return false;
+    }
+    SIM_ASSERT_AT(now, !use);
+    if (t->n == t->cap) {
+        n = t->ev->victim(t->ev_state, &t->view);
+        SIM_ASSERT_AT(now, n >= 0 && n < t->cap && t->blk[n].hash == t->node_key[n]);
+        slot_remove(t, t->node_key[n]);
+        t->evictions++;
+    } else {
+        n = (int32_t)t->n++;
+    }
+    slot_insert(t, hash, n);
+    t->blk[n] = (evict_block){.hash = hash, .last_access_ns = now, .depth = depth,
+                              .parent = EVICT_NONE};
+    t->ev->insert(t->ev_state, &t->view, n);
     return true;
+}
+
+bool kv_tier_write(kv_tier *t, uint64_t hash, int32_t depth, sim_time_ns now)
+{
+    SIM_ASSERT(hash != 0);
+    return t->ev ? policy_put(t, hash, depth, now, false) : kv_tier_put(t, hash);
+}
+
+void kv_tier_use(kv_tier *t, uint64_t hash, int32_t depth, sim_time_ns now)
+{
+    if (t->ev)
+        policy_put(t, hash, depth, now, true);
+    else
+        kv_tier_put(t, hash);
 }
 
 int64_t kv_tier_size(const kv_tier *t) { return t->n; }
@@ -148,11 +251,44 @@ static const struct {
     {"remote", 25, 25, 50},
 };
 
+/* A tier's `eviction`: a policy name, or {"name": ..., "params": {...}}
+ * (as policies.eviction); absent: the built-in LRU. */
+static int parse_eviction(cJSON *o, const char *tp, kv_tier_setup *t, sim_err *err)
+{
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "eviction");
+    const char *name = NULL;
+    snprintf(t->evict_path, sizeof t->evict_path, "%s.eviction.params", tp);
+    if (!e)
+        return 0;
+    if (cJSON_IsString(e)) {
+        name = e->valuestring;
+    } else if (cJSON_IsObject(e)) {
+        static const char *const ekeys[] = {"name", "params", NULL};
+        char ep[200];
+        snprintf(ep, sizeof ep, "%s.eviction", tp);
+        if (jcfg_check_keys(e, ep, ekeys, err) ||
+            jcfg_str(e, ep, "name", JCFG_REQUIRED_STR, &name, err))
+            return -1;
+        t->evict_params = cJSON_GetObjectItemCaseSensitive(e, "params");
+        if (t->evict_params && !cJSON_IsObject(t->evict_params))
+            return sim_errf(err, "%s.params: expected an object", ep);
+    } else {
+        return sim_errf(err, "%s.eviction: expected a policy name (e.g. \"lfu\") or "
+                        "{\"name\": ..., \"params\": {...}}", tp);
+    }
+    if (!*name || strlen(name) >= sizeof t->evict_name)
+        return sim_errf(err, "%s.eviction: expected an eviction policy name, got \"%s\"", tp,
+                        name);
+    snprintf(t->evict_name, sizeof t->evict_name, "%s", name);
+    return 0;
+}
+
 int kv_tiers_parse(cJSON *arr, const char *path, const char *load, double block_bytes,
                    kv_tiers_setup *out, sim_err *err)
 {
     static const char *const keys[] = {"name", "capacity_gib", "read_gb_per_s",
-                                       "write_gb_per_s", "latency_us", "chunk_tokens", NULL};
+                                       "write_gb_per_s", "latency_us", "chunk_tokens",
+                                       "eviction", "load_mode", NULL};
     memset(out, 0, sizeof *out);
     if (strcmp(load, "blocking") && strcmp(load, "cost_aware"))
         return sim_errf(err, "%s.kv_load: expected one of: blocking, cost_aware; got \"%s\"",
@@ -198,6 +334,14 @@ int kv_tiers_parse(cJSON *arr, const char *path, const char *load, double block_
             return sim_errf(err, "%s.capacity_gib: holds %.0f KV blocks of %.0f bytes; "
                             "expected 1 to %d", tp, blocks, block_bytes, INT32_MAX - 1);
         kv_tier_setup *t = &out->tier[i];
+        const char *mode;
+        if (jcfg_str(o, tp, "load_mode", "blocking", &mode, err) ||
+            parse_eviction(o, tp, t, err))
+            return -1;
+        if (strcmp(mode, "blocking") && strcmp(mode, "layerwise"))
+            return sim_errf(err, "%s.load_mode: expected one of: blocking, layerwise; got \"%s\"",
+                            tp, mode);
+        t->layerwise = !strcmp(mode, "layerwise");
         snprintf(t->name, sizeof t->name, "%s", name);
         t->capacity_blocks = (int64_t)blocks;
         t->read_bytes_per_s = rd * 1e9;

@@ -37,6 +37,13 @@ typedef struct req_record {
     uint64_t session_id;     /* 0: none (serve/session_metrics.h) */
     int32_t turn;            /* from 0 */
     int32_t session_last;    /* 1: the session's last turn */
+    /* TTFT = queue_ns + ttft_load_ns + ttft_compute_ns exactly: the time
+     * the iterations it was in waited for lower-tier KV loads before its
+     * first token (and its KV's transfers, moved with it), and the rest (its prefill iterations, the waits between
+     * them, the streaming delay). */
+    int64_t ttft_load_ns;
+    int64_t ttft_compute_ns;
+    uint64_t session_root;   /* its session tree's root session (0: none) */
     int32_t adapter;         /* multi-LoRA: its adapter; -1: none */
     int32_t spec_steps;      /* speculative decoding: its verification steps */
 } req_record;
@@ -66,6 +73,7 @@ typedef struct run_summary {
     double throughput_req_s;
     double throughput_tok_s;   /* output tokens */
     pctl ttft_s, tbt_s, tpot_s, e2e_s, queue_s;   /* TBT over all token gaps */
+    pctl ttft_load_s, ttft_compute_s;             /* TTFT's other parts (req_record) */
     double slo_ttft_s, slo_tpot_s;                 /* targets */
     double slo_attain_ttft, slo_attain_tpot, slo_attain;  /* fractions */
     double energy_j;           /* busy + idle, all GPUs */
@@ -88,6 +96,12 @@ typedef struct run_summary {
      * bytes loaded and written through (all GPUs), iterations' waits. */
     uint64_t kv_tier_hit_tokens;
     double kv_tier_load_bytes, kv_tier_write_bytes, kv_load_stall_s;
+    /* Router against an oracle (metrics.router_oracle, serve/route_oracle.h;
+     * 0 when off): requests observed, prompt tokens cached on the instance
+     * chosen and on the best candidate at routing time, each over the
+     * prompt tokens, and router / oracle (0 when the oracle found none). */
+    uint64_t router_oracle_requests, router_hit_tokens, oracle_hit_tokens;
+    double router_hit_ratio, oracle_hit_ratio, router_oracle_ratio;
     double term_s[OP_KIND_COUNT];    /* simulated time per operator kind */
     /* Speculative decoding (serve/spec.h; zero when off), vLLM's names:
      * drafts are verification steps that drafted, acceptance rate is
@@ -176,6 +190,7 @@ typedef struct group_summary {
 
 typedef struct metrics {
     sim_hist ttft, tbt, tpot, e2e, queue;
+    sim_hist ttft_load, ttft_compute;
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     uint64_t met_ttft, met_tpot, met_both;
     uint64_t with_tpot;            /* measured requests that have a TPOT */

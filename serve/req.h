@@ -18,6 +18,10 @@ typedef struct req {
     void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
     void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
     int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
+    /* Time the iterations it was in waited for lower-tier KV loads before
+     * its first token, and its KV's transfers when it moved with it before
+     * then (TTFT's loading part, serve/metrics.h). */
+    sim_time_ns load_stall_ns;
     int32_t lora_adapter;       /* multi-LoRA with adapter selection (polar): its pick; -1: none yet */
     /* Speculative decoding's acceptance from the trace (serve/spec.h models
      * "request" and "trace"): its rate when spec_alpha_set; its recorded

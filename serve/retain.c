@@ -21,7 +21,10 @@ struct retain_store {
     int32_t n, cap;
     int64_t pinned_blocks;
     sim_time_ns next_expiry_ns;
+    double block_bytes;
 };
+
+void retain_set_block_bytes(retain_store *s, double bytes) { s->block_bytes = bytes; }
 
 int retain_create(const retain_choice *c, int32_t instance, sess_metrics *m,
                   retain_store **out, sim_err *err)
@@ -69,6 +72,8 @@ static void unpin(retain_store *s, kv_cache *kv, int32_t i, sim_time_ns now)
     pin *p = &s->pins[i];
     s->pinned_blocks -= p->holder.kv_blocks;
     s->m->pinned_block_ns += (double)p->holder.kv_blocks * (double)(now - p->since_ns);
+    s->m->pinned_byte_ns += (double)p->holder.kv_blocks * s->block_bytes *
+                            (double)(now - p->since_ns);
     kv_release(kv, &p->holder, &p->hold, now);
     pin tmp = *p;
     *p = s->pins[--s->n];
@@ -82,6 +87,11 @@ sim_time_ns retain_turn_end(retain_store *s, kv_cache *kv, serve_req *r, kv_req 
         return 0;
     retain_view v = view_of(s, kv, now);
     sim_time_ns ttl = s->ops->on_turn_end(s->state, &v, r);
+    if (ttl == RETAIN_OFFLOAD && s->ops->needs_tier) {
+        s->m->offloads++;
+        s->m->offload_blocks += (uint64_t)kv_release_offload(kv, r, k, now);
+        return 0;   /* released: the caller's release finds nothing left */
+    }
     if (ttl <= 0)
         return 0;
     for (int32_t i = 0; i < s->n; i++)   /* one pin a session: the older one goes */

@@ -24,6 +24,8 @@ typedef struct retain_store retain_store;
 int retain_create(const retain_choice *c, int32_t instance, sess_metrics *m,
                   retain_store **out, sim_err *err);
 void retain_destroy(retain_store *s);   /* NULL is a no-op */
+/* One KV block's bytes on the instance (all its GPUs), for pinned GiB x s. */
+void retain_set_block_bytes(retain_store *s, double bytes);
 /* Finished turn r (its blocks in k): returns when its pin expires, having
  * taken its blocks (r then holds none), or 0: the caller releases them. */
 sim_time_ns retain_turn_end(retain_store *s, kv_cache *kv, serve_req *r, kv_req *k,

@@ -1,6 +1,7 @@
 /* Session metrics (see session_metrics.h). */
 #include "serve/session_metrics.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,7 @@ void sess_metrics_init(sess_metrics *m)
     memset(m, 0, sizeof *m);
     sim_hist_init(&m->session_ns);
     sim_hist_init(&m->resume_ns);
+    sim_hist_init(&m->session_hit_ppm);
     m->cap = 64;
     m->slots = sim_xcalloc(m->cap, sizeof *m->slots);
 }
@@ -63,6 +65,7 @@ void sess_metrics_fini(sess_metrics *m)
 {
     sim_hist_fini(&m->session_ns);
     sim_hist_fini(&m->resume_ns);
+    sim_hist_fini(&m->session_hit_ppm);
     free(m->slots);
     m->slots = NULL;
 }
@@ -94,11 +97,19 @@ void sess_metrics_finish(sess_metrics *m, const serve_req *r, sim_time_ns first_
         m->affinity_breaks++;
         e->instance = r->instance;
     }
+    if (r->turn > 0 && e->last_seq_tokens > 0) {
+        int64_t ctx = r->input_tokens < e->last_seq_tokens ? r->input_tokens : e->last_seq_tokens;
+        if (ctx > r->cached_tokens)
+            m->context_recomputed_tokens += (uint64_t)(ctx - r->cached_tokens);
+    }
+    e->last_seq_tokens = (int64_t)r->input_tokens + r->output_tokens;
     e->cached_tokens += r->cached_tokens;
     e->input_tokens += r->input_tokens;
     if (r->session_last) {
         m->sessions++;
-        m->session_hit_sum += e->input_tokens ? (double)e->cached_tokens / e->input_tokens : 0;
+        double sh = e->input_tokens ? (double)e->cached_tokens / e->input_tokens : 0;
+        m->session_hit_sum += sh;
+        sim_hist_add(&m->session_hit_ppm, llround(sh * 1e6));
         sim_hist_add(&m->session_ns, now > r->session_start_ns ? now - r->session_start_ns : 0);
         erase(m, e);
     }
@@ -119,12 +130,17 @@ void sess_metrics_summarize(const sess_metrics *m, sess_summary *out)
         .pin_reuses = m->pin_reuses,
         .pin_expiries = m->pin_expiries,
         .pinned_block_s = m->pinned_block_ns * s,
+        .offloads = m->offloads,
+        .offload_blocks = m->offload_blocks,
+        .pinned_gib_s = m->pinned_byte_ns * 1e-9 / (1024.0 * 1024.0 * 1024.0),
+        .context_recomputed_tokens = m->context_recomputed_tokens,
     };
     if (m->sessions) {
         out->session_s_mean = sim_hist_mean(&m->session_ns) * s;
         out->session_s_p50 = sim_hist_quantile(&m->session_ns, 0.5) * s;
         out->session_s_p90 = sim_hist_quantile(&m->session_ns, 0.9) * s;
         out->session_s_p99 = sim_hist_quantile(&m->session_ns, 0.99) * s;
+        out->session_hit_p50 = sim_hist_quantile(&m->session_hit_ppm, 0.5) * 1e-6;
     }
     if (m->later_turns) {
         out->resume_s_mean = sim_hist_mean(&m->resume_ns) * s;

@@ -20,16 +20,21 @@ typedef struct sess_entry {
     uint64_t session;   /* 0: empty */
     int32_t instance;
     int64_t cached_tokens, input_tokens;
+    int64_t last_seq_tokens;   /* the previous turn's prompt and answer */
 } sess_entry;
 
 typedef struct sess_metrics {
     sim_hist session_ns, resume_ns;
+    sim_hist session_hit_ppm;   /* per completed session: hit ratio x 1e6 */
     uint64_t turns, later_turns, sessions, affinity_breaks;
     double later_hit_sum, first_hit_sum, session_hit_sum;
     /* KV retention (serve/retain.h): pins made, ended by the session's next
      * turn, ended by their TTL; block x ns pinned */
     uint64_t pins, pin_reuses, pin_expiries;
     double pinned_block_ns;
+    uint64_t offloads, offload_blocks;   /* turns offloaded, HBM blocks they dropped */
+    double pinned_byte_ns;               /* KV bytes (all GPUs) x ns pinned */
+    uint64_t context_recomputed_tokens;  /* later turns: previous context not cached */
     sess_entry *slots;
     uint32_t cap, used;
 } sess_metrics;
@@ -46,6 +51,13 @@ typedef struct sess_summary {
     uint64_t affinity_breaks;
     uint64_t pins, pin_reuses, pin_expiries;   /* KV retention */
     double pinned_block_s;         /* KV blocks x seconds pinned */
+    double session_hit_p50;        /* median over completed sessions (0.1% resolution) */
+    uint64_t offloads, offload_blocks;   /* KV retention "offload" */
+    double pinned_gib_s;           /* GiB (all GPUs) x seconds pinned */
+    /* tokens of a later turn's prompt that held the session's previous
+     * context (its previous prompt and answer) yet were computed again,
+     * not served from a cache: min(prompt, previous context) - cached */
+    uint64_t context_recomputed_tokens;
 } sess_summary;
 
 void sess_metrics_init(sess_metrics *m);

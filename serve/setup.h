@@ -193,6 +193,7 @@ typedef struct cluster_setup {
     sim_time_ns slo_ttft_ns, slo_tpot_ns;
     sim_time_ns timeseries_interval_ns;   /* 0: no time series */
     sim_time_ns warmup_ns, cooldown_ns;   /* the summary's window (metrics.h) */
+    bool router_oracle;   /* routers' hits against an oracle's (serve/route_oracle.h) */
     /* cluster.disagg (serve/disagg.h; NULL: off) and cluster.migration
      * (serve/migrate.h; NULL: defaults), read by those modules. */
     cJSON *disagg, *migration;

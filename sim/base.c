@@ -1,6 +1,8 @@
 /* Error formatting, assertion failure and aborting allocators (see base.h). */
+#define _DEFAULT_SOURCE   /* madvise (sim_xcalloc_huge) */
 #include "sim/base.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <stdarg.h>
@@ -104,4 +106,22 @@ const char *sim_path_where(const char *path, char *buf, size_t size)
         return buf;
     snprintf(buf, size, " (a relative path: looked for it in %s, the working directory)", cwd);
     return buf;
+}
+
+/* Large arrays read at random on the hot path (a KV cache's blocks and
+ * hash table) on huge pages where the kernel offers them (madvise mode of
+ * transparent huge pages): one TLB entry covers 2 MiB instead of 4 KiB. */
+void *sim_xcalloc_huge(size_t count, size_t size)
+{
+    size_t n = count * size;
+    const size_t huge = (size_t)2 << 20;
+    if (n < huge / 2)
+        return sim_xcalloc(count, size);
+    size_t rounded = (n + huge - 1) / huge * huge;
+    void *p = NULL;
+    if (posix_memalign(&p, huge, rounded) != 0)
+        return sim_xcalloc(count, size);
+    madvise(p, rounded, MADV_HUGEPAGE);
+    memset(p, 0, n);
+    return p;
 }

@@ -72,6 +72,7 @@ _Noreturn void sim_assert_fail(const char *expr, const char *file, int line,
 /* Allocation that aborts with a message on failure. */
 void *sim_xmalloc(size_t n);
 void *sim_xcalloc(size_t count, size_t size);
+void *sim_xcalloc_huge(size_t count, size_t size);   /* free() it; see base.c */
 void *sim_xrealloc(void *p, size_t n);
 char *sim_xstrdup(const char *s);
 

@@ -322,6 +322,104 @@ START_TEST(test_evict_sampled_scores_lru_candidates_with_a_model_file)
 }
 END_TEST
 
+/* The core's built-in queue (a ring, with private blocks registered when
+ * freed) against policies/evict_lru called as an ordinary policy (a linked
+ * list, every block registered as it fills): the same random run of
+ * admissions, growth, preemptions and completions on a small cache must
+ * give the same block tables and statistics at every step. */
+static uint64_t lru_run_digest(const evict_policy_ops *ops)
+{
+    enum { SLOTS = 6 };
+    kv_cache *kv = kv_create(24, 4, true, 0);
+    sim_err err = {{0}};
+    cJSON *params = cJSON_CreateObject();
+    ck_assert_msg(kv_set_eviction(kv, ops, params, "$.eviction", 1, &err) == 0, "%s", err.msg);
+    cJSON_Delete(params);
+    req q[SLOTS];
+    uint64_t ids[SLOTS][8];
+    memset(q, 0, sizeof q);
+    uint64_t rng = 88172645463325252u, digest = 1469598103934665603u;
+    int32_t next_id = 0;
+#define RND() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+#define MIX(v) (digest = (digest ^ (uint64_t)(v)) * 1099511628211u)
+    for (int step = 0; step < 4000; step++) {
+        sim_time_ns now = step;
+        req *x = &q[RND() % SLOTS];
+        serve_req *r = &x->pub;
+        if (r->state == REQ_RUNNING) {
+            uint64_t what = RND() % 10;
+            if (what < 7) {   /* decode or a prefill chunk */
+                int32_t t = 1 + (int32_t)(RND() % 6);
+                if (kv_blocks_for(kv, r->computed_tokens + t) - r->kv_blocks >
+                    kv_free_blocks_of(kv))
+                    continue;
+                kv_grow(kv, r, &x->kv, t, now);
+                r->computed_tokens += t;
+                r->input_tokens += t;   /* keeps the sequence covering what is computed */
+                kv_commit(kv, r, &x->kv);
+            } else if (what < 9) {   /* finished */
+                r->state = REQ_FINISHED;
+                kv_release(kv, r, &x->kv, now);
+            } else {   /* preempted: recomputed later, finding its own blocks */
+                kv_release(kv, r, &x->kv, now);
+                r->computed_tokens = 0;
+                r->state = REQ_WAITING;
+            }
+        } else {
+            if (r->state != REQ_WAITING || r->input_tokens == 0) {   /* a new request */
+                int32_t n_ids = (int32_t)(RND() % 5), input = 4 + (int32_t)(RND() % 36);
+                uint64_t base = 100 * (RND() % 3);
+                for (int j = 0; j < n_ids; j++)
+                    ids[x - q][j] = base + (uint64_t)j;
+                kv_req_fini(&x->kv);
+                *r = (serve_req){.id = (uint64_t)next_id++, .input_tokens = input,
+                                 .output_tokens = 1000, .state = REQ_WAITING};
+                int32_t covered = n_ids * 8 < input ? n_ids * 8 : input;
+                kv_req_init(&x->kv, n_ids ? ids[x - q] : NULL, covered, 8, 5000 + r->id);
+            }
+            batch_kv *led = kv_ledger_begin(kv);
+            int64_t need = led->ops->need(led, r, req_pending_tokens(r) -
+                                                  led->ops->cached_tokens(led, r));
+            if (need > led->free_blocks)
+                continue;
+            kv_admit(kv, r, &x->kv, now);
+            r->state = REQ_RUNNING;
+            int32_t todo = req_pending_tokens(r);
+            kv_grow(kv, r, &x->kv, todo, now);
+            r->computed_tokens += todo;
+            kv_commit(kv, r, &x->kv);
+        }
+        for (int i = 0; i < SLOTS; i++)
+            for (int32_t b = 0; q[i].pub.state == REQ_RUNNING && b < q[i].pub.kv_blocks; b++)
+                MIX(q[i].kv.table[b]);
+        kv_stats s;
+        kv_get_stats(kv, &s);
+        MIX(s.evictions);
+        MIX(s.hit_tokens);
+        MIX(s.cached_blocks);
+        MIX(s.used_blocks);
+    }
+#undef RND
+#undef MIX
+    kv_stats s;
+    kv_get_stats(kv, &s);
+    ck_assert_uint_gt(s.evictions, 100);   /* the run did exercise eviction */
+    ck_assert_uint_gt(s.hit_tokens, 100);  /* and hits */
+    for (int i = 0; i < SLOTS; i++)
+        kv_req_fini(&q[i].kv);
+    kv_destroy(kv);
+    return digest;
+}
+
+START_TEST(test_evict_lru_builtin_queue_matches_the_policy)
+{
+    ck_assert(evict_lru.builtin);
+    evict_policy_ops as_policy = evict_lru;
+    as_policy.builtin = false;
+    ck_assert_uint_eq(lru_run_digest(&evict_lru), lru_run_digest(&as_policy));
+}
+END_TEST
+
 START_TEST(test_evict_unknown_policy_lists_the_names)
 {
     sim_err err = {{0}};
@@ -934,6 +1032,7 @@ Suite *prefix_cache_suite(void)
     tcase_add_test(t, test_evict_gdsf_keeps_deep_blocks_and_inflates_its_clock);
     tcase_add_test(t, test_evict_radix_leaf_takes_leaves_before_their_parents);
     tcase_add_test(t, test_evict_sampled_scores_lru_candidates_with_a_model_file);
+    tcase_add_test(t, test_evict_lru_builtin_queue_matches_the_policy);
     tcase_add_test(t, test_evict_unknown_policy_lists_the_names);
     tcase_add_loop_test(t, test_evict_every_policy_keeps_the_run_invariants, 0, n);
     tcase_add_test(t, test_prefix_unbounded_cache_reaches_the_trace_stats_hit_ratio);

@@ -136,21 +136,38 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                (unsigned long long)x->sessions_completed, (unsigned long long)x->session_turns,
                x->session_s_mean, x->session_s_p50, x->session_s_p99, x->resume_s_mean * 1e3,
                x->resume_s_p99 * 1e3);
+        if (x->context_recomputed_tokens)
+            printf("  session context        %llu tokens of earlier turns computed again\n",
+                   (unsigned long long)x->context_recomputed_tokens);
         printf("  session KV hits        %.1f%% per later turn, %.1f%% first turns, %.1f%% per "
-               "session; %llu affinity breaks\n", 100 * x->turn_hit_ratio,
+               "session (median %.1f%%); %llu affinity breaks\n", 100 * x->turn_hit_ratio,
                100 * x->first_turn_hit_ratio, 100 * x->session_hit_ratio,
+               100 * x->session_hit_p50,
                (unsigned long long)x->affinity_breaks);
         if (x->pins)
             printf("  KV retention           %llu pins: %llu taken by the next turn, %llu "
-                   "expired; %.0f block-seconds pinned\n", (unsigned long long)x->pins,
-                   (unsigned long long)x->pin_reuses, (unsigned long long)x->pin_expiries,
-                   x->pinned_block_s);
+                   "expired; %.0f block-seconds (%.1f GiB-s) pinned\n",
+                   (unsigned long long)x->pins, (unsigned long long)x->pin_reuses,
+                   (unsigned long long)x->pin_expiries, x->pinned_block_s, x->pinned_gib_s);
+        if (x->offloads)
+            printf("  KV retention           %llu turns offloaded to the host tier, %llu HBM "
+                   "blocks dropped\n", (unsigned long long)x->offloads,
+                   (unsigned long long)x->offload_blocks);
     }
     if (s->kv_tier_load_bytes > 0 || s->kv_tier_write_bytes > 0)
         printf("  KV tiers               %.1f%% of prompt tokens loaded from tiers; %.2f GB "
                "loaded, %.2f GB written; loads stalled iterations %.3f s\n",
                s->kv_lookup_tokens ? 100.0 * s->kv_tier_hit_tokens / s->kv_lookup_tokens : 0,
                s->kv_tier_load_bytes / 1e9, s->kv_tier_write_bytes / 1e9, s->kv_load_stall_s);
+    if (s->router_oracle_requests)
+        printf("  router vs oracle       prefix hit %.1f%% of prompt tokens at routing, an "
+               "oracle %.1f%% (ratio %.3f)\n", 100 * s->router_hit_ratio,
+               100 * s->oracle_hit_ratio, s->router_oracle_ratio);
+    if (s->kv_tier_load_bytes > 0)
+        printf("  TTFT split             p50 queue %.1f ms, load %.1f ms, compute %.1f ms; "
+               "p99 %.1f / %.1f / %.1f ms\n", s->queue_s.p50 * 1e3, s->ttft_load_s.p50 * 1e3,
+               s->ttft_compute_s.p50 * 1e3, s->queue_s.p99 * 1e3, s->ttft_load_s.p99 * 1e3,
+               s->ttft_compute_s.p99 * 1e3);
     if (s->lora_adapters_per_batch > 0)
         printf("  multi-LoRA             %.2f adapters per batch, GPU hit ratio %.3f, %llu loads "
                "(%llu from storage), %.3f s of loads, %.3f s of LoRA operators, %llu "

@@ -33,12 +33,14 @@
 #include "traces/native.h"
 #include "traces/tokhist.h"
 #include "traces/trace_read.h"
+#include "traces/weka.h"
 
 static const char trace_usage[] =
     "usage: servesim trace stats FILE [--format F] [--skip-bad]\n"
     "       servesim trace convert FILE OUT.csv|OUT.jsonl [--format F] [--skip-bad]\n"
     "\n"
-    "  --format F   azure, mooncake, burstgpt, lengths, native_csv, native_jsonl\n"
+    "  --format F   azure, mooncake, burstgpt, lengths, native_csv, native_jsonl,\n"
+    "               weka (agentic sessions; stats only; a file or a folder)\n"
     "               (default: recognised from the first line)\n"
     "  --skip-bad   skip malformed rows and count them, instead of stopping\n";
 
@@ -206,11 +208,71 @@ static void print_stats(const trace_reader *rd, const trace_stats *st)
                (unsigned long long)c.bad_skipped, c.first_bad);
 }
 
+/* Agentic session traces (traces/weka.h): sessions, calls, and the
+ * trace's own cache hits (an unbounded prefix cache per session). */
+static int session_stats_cmd(const trace_args *a)
+{
+    sim_err err = {{0}};
+    weka_stats st;
+    if (weka_stats_read(a->files[0], a->skip_bad, &st, &err)) {
+        fprintf(stderr, "servesim: error: %s\n", err.msg);
+        weka_stats_fini(&st);
+        return 1;
+    }
+    uint64_t n = st.sessions;
+    printf("trace %s\n", a->files[0]);
+    printf("  %-22s weka (agentic sessions: kv-cache-tester / cc-traces-weka JSON)\n", "format");
+    printf("  %-22s %llu (%llu subagents)\n", "sessions", (unsigned long long)n,
+           (unsigned long long)st.subagents);
+    printf("  %-22s %llu (subagents' included)\n", "calls", (unsigned long long)st.calls);
+    double per = 0;
+    for (uint64_t i = 0; i < n; i++)
+        per += st.calls_per_session[i];
+    printf("  %-22s mean %.1f, p50 %.0f, p99 %.0f, max %.0f (the session's own, not its "
+           "subagents')\n", "calls per session", per / (double)n,
+           weka_quantile(st.calls_per_session, n, 0.5),
+           weka_quantile(st.calls_per_session, n, 0.99),
+           weka_quantile(st.calls_per_session, n, 1));
+    double minutes = 0;
+    for (uint64_t i = 0; i < n; i++)
+        minutes += st.session_minutes[i];
+    printf("  %-22s mean %.1f, p50 %.1f, max %.1f (first call to last, recorded)\n",
+           "session minutes", minutes / (double)n, weka_quantile(st.session_minutes, n, 0.5),
+           weka_quantile(st.session_minutes, n, 1));
+    printf("  %-22s first call mean %.0f, last call mean %.0f; all calls mean %.0f\n",
+           "input tokens", st.first_in_sum / (double)n, st.last_in_sum / (double)n,
+           st.input_tokens / (double)st.calls);
+    printf("  %-22s mean %.1f\n", "output tokens", st.output_tokens / (double)st.calls);
+    double turn_mean = 0;
+    for (uint64_t i = 0; i < st.calls; i++)
+        turn_mean += st.turn_hit[i];
+    printf("  %-22s %.1f%% of input tokens; per call mean %.1f%% (unbounded cache per "
+           "session, %d-token blocks)\n", "prefix hits",
+           st.input_tokens > 0 ? 100 * st.hit_tokens / st.input_tokens : 0,
+           100 * turn_mean / (double)st.calls, st.block_tokens);
+    double mean = 0;
+    for (uint64_t i = 0; i < n; i++)
+        mean += st.session_hit[i];
+    printf("  %-22s min %.1f%%, p25 %.1f%%, p50 %.1f%%, p75 %.1f%%, max %.1f%%, mean %.1f%%\n",
+           "hit ratio per session", 100 * weka_quantile(st.session_hit, n, 0),
+           100 * weka_quantile(st.session_hit, n, 0.25),
+           100 * weka_quantile(st.session_hit, n, 0.5),
+           100 * weka_quantile(st.session_hit, n, 0.75),
+           100 * weka_quantile(st.session_hit, n, 1), 100 * mean / (double)n);
+    if (st.bad_skipped)
+        printf("  %-22s %llu malformed sessions (first: %s)\n", "skipped",
+               (unsigned long long)st.bad_skipped, st.first_bad);
+    weka_stats_fini(&st);
+    return 0;
+}
+
 static int trace_stats_cmd(int argc, char **argv)
 {
     trace_args a;
     if (parse_args(argc, argv, 1, &a))
         return 2;
+    if (a.format ? !strcmp(a.format, "weka") : weka_sniff(a.files[0]))
+        return session_stats_cmd(&a);
     sim_err err = {{0}};
     trace_reader *rd = trace_reader_open(a.files[0], a.format, a.skip_bad, &err);
     if (!rd) {

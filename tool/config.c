@@ -139,6 +139,32 @@ static int parse_speculative(cJSON *o, const char *path, pool_setup *p, double u
     return 0;
 }
 
+/* Each KV tier's `eviction` name to its policy (api/evict.h), its params
+ * checked by a trial init. */
+static int resolve_tier_evictions(kv_tiers_setup *tiers, const char *path, int32_t block,
+                                  sim_err *err)
+{
+    for (int32_t i = 0; i < tiers->n; i++) {
+        kv_tier_setup *t = &tiers->tier[i];
+        if (!t->evict_name[0])
+            continue;
+        char np[300];
+        snprintf(np, sizeof np, "%s.kv_tiers[%d].eviction", path, (int)i);
+        if (!(t->evict = evict_policy_find(t->evict_name, np, err)))
+            return -1;
+        evict_setup es = {.n_blocks = 1, .block_size_tokens = block};
+        void *st = NULL;
+        cJSON *none = t->evict_params ? NULL : cJSON_CreateObject();
+        int rc = t->evict->init(&es, none ? none : t->evict_params, t->evict_path, &st, err);
+        cJSON_Delete(none);
+        if (rc)
+            return -1;
+        if (t->evict->destroy)
+            t->evict->destroy(st);
+    }
+    return 0;
+}
+
 /* `instance`: limits, KV and preemption. Needs the pool's model, GPU and
  * layout. */
 static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *err)
@@ -189,7 +215,8 @@ static int parse_instance(cJSON *o, const char *path, pool_setup *p, sim_err *er
     if (jcfg_str(o, path, "kv_load", "blocking", &load, err) ||
         kv_tiers_parse(cJSON_GetObjectItemCaseSensitive(o, "kv_tiers"), path, load,
                        llm_kv_bytes_per_token_per_gpu(m, &p->par) * (double)block *
-                           par_gpus(&p->par), &p->kv_tiers, err))
+                           par_gpus(&p->par), &p->kv_tiers, err) ||
+        resolve_tier_evictions(&p->kv_tiers, path, (int32_t)block, err))
         return -1;
     cJSON *kvb = cJSON_GetObjectItemCaseSensitive(o, "kv_budget");
     if (kvb) {   /* token-level KV compression (serve/kv.h, kv_set_budget) */
@@ -287,6 +314,10 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
     snprintf(name_path, sizeof name_path, "%s.retention.name", path);
     if (!(p->retain_policy.ops = retain_policy_find(retain, name_path, err)))
         return -1;
+    if (p->retain_policy.ops->needs_tier && (!p->kv_tiers.n || !p->prefix_caching))
+        return sim_errf(err, "%s: \"%s\" offloads to a lower KV tier; give "
+                        "instance.kv_tiers (e.g. [{\"name\": \"dram\", \"capacity_gib\": 512}]) "
+                        "and instance.prefix_caching true", name_path, retain);
     snprintf(name_path, sizeof name_path, "%s.eviction.name", path);
     if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
         return -1;
@@ -779,7 +810,8 @@ static int parse_slo(run_config *rc, sim_err *err)
 static int parse_metrics(run_config *rc, sim_err *err)
 {
     cluster_setup *c = &rc->sys;
-    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s", NULL};
+    static const char *const keys[] = {"timeseries_interval_ms", "warmup_s", "cooldown_s",
+                                       "router_oracle", NULL};
     char path[256];
     cJSON *o;
     double interval_ms, warmup_s, cooldown_s;
@@ -787,7 +819,8 @@ static int parse_metrics(run_config *rc, sim_err *err)
         jcfg_check_keys(o, path, keys, err) ||
         jcfg_num(o, path, "timeseries_interval_ms", 1000, 0, 1e12, &interval_ms, err) ||
         jcfg_num(o, path, "warmup_s", 0, 0, 1e9, &warmup_s, err) ||
-        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err))
+        jcfg_num(o, path, "cooldown_s", 0, 0, 1e9, &cooldown_s, err) ||
+        jcfg_bool(o, path, "router_oracle", 0, &c->router_oracle, err))
         return -1;
     c->warmup_ns = (sim_time_ns)(warmup_s * 1e9);
     c->cooldown_ns = (sim_time_ns)(cooldown_s * 1e9);

@@ -241,6 +241,9 @@ static const cfgdoc_text texts[] = {
                          "keeps them); see tool/OUTPUT.md on run length"},
     {"metrics.cooldown_s", "leave requests arriving in the last cooldown_s of arrivals out "
                            "of the summary's statistics, as warmup_s"},
+    {"metrics.router_oracle", "count each routed request's prefix hit on the instance chosen "
+                              "and on the best candidate (an oracle); costs a lookup per "
+                              "instance per request (serve/route_oracle.h)"},
     {NULL, NULL},
 };
 

@@ -44,7 +44,18 @@ void runinfo_workload(const cJSON *config, char *buf, size_t size)
     char arrival[160];
     describe_arrival(a, arrival, sizeof arrival);
     size_t used = 0;
-    if (!strcmp(source, "synthetic")) {
+    const cJSON *lanes = get(w, "clients");
+    if (!strcmp(source, "weka") || !strcmp(source, "agentic")) {   /* session players */
+        char starts[160];
+        if (cJSON_IsNumber(lanes) && lanes->valuedouble > 0)
+            snprintf(starts, sizeof starts, "%.0f lanes", lanes->valuedouble);
+        else
+            describe_arrival(get(w, "session_arrival"), starts, sizeof starts);
+        used = (size_t)snprintf(buf, size, "%s sessions%s%s, %s, %s timing", source,
+                                !strcmp(source, "weka") ? " from " : "",
+                                !strcmp(source, "weka") ? str_or(w, "path", "?") : "", starts,
+                                str_or(w, "timing", "think"));
+    } else if (!strcmp(source, "synthetic")) {
         used = (size_t)snprintf(buf, size, "synthetic: %.0f requests, %s",
                                 cJSON_IsNumber(n) ? n->valuedouble : 0, arrival);
     } else if (!is_trace(w)) {

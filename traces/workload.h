@@ -50,6 +50,7 @@ typedef struct wl_request {
     int32_t session_last;
     sim_time_ns session_start_ns;
     sim_time_ns session_gap_ns;
+    uint64_t session_root;    /* session trees: the root's session id (0: none) */
     /* Speculative decoding (serve/spec.h acceptance models "request" and
      * "trace"): this request's acceptance rate in [0, 1] when
      * spec_alpha_set, and the accepted drafts of its successive
