@@ -235,7 +235,9 @@ DEFS += -DSERVESIM_PLUGIN_DIR='"$(CURDIR)/$(PLUGIN_DIR)"' -DSERVESIM_SOURCE_DIR=
 PLUGIN_CFLAGS = $(WARN) -O2 -g -fPIC -shared -fvisibility=hidden -I. $(DEP_CFLAGS)
 PLUGIN_HDRS := $(wildcard api/*.h) sim/base.h sim/rbtree.h
 EXAMPLE_PLUGINS := $(PLUGIN_DIR)/libexample.so $(PLUGIN_DIR)/libprefill_first.so
-TEST_PLUGINS := $(foreach v,bad_major bad_minor no_abi no_entry no_hook old_minor nondet,\
+EXAMPLE_PLUGINS += $(PLUGIN_DIR)/libevict_example.so $(PLUGIN_DIR)/libscale_retain.so
+TEST_PLUGINS := $(foreach v,bad_major bad_minor no_abi no_entry no_hook old_minor nondet\
+                  v1_desc evict_builtin evict_no_victim,\
                   $(PLUGIN_DIR)/test/lib$(v).so)
 $(PLUGIN_DIR)/lib%.so: examples/plugins/%.c $(PLUGIN_HDRS) $(BUILD)/deps.mk
 	@mkdir -p $(dir $@)

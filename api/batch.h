@@ -62,6 +62,10 @@ typedef struct batch_setup {
     int32_t max_context_tokens;   /* the model's */
     int32_t model_layers;         /* for policies that split the layers */
     batch_rules rules;            /* the engine's */
+    /* The run's seed (appended in ABI 1.1), for policies that draw random
+     * numbers: keyed by (seed, request id), a draw is the same wherever the
+     * request runs. */
+    uint64_t seed;
 } batch_setup;
 
 /* The instance as the policy sees it, read-only. */
@@ -74,6 +78,14 @@ typedef struct batch_view {
     const serve_req *const *running;  /* admission order, oldest first */
     int32_t n_running;
     struct batch_kv *kv;              /* the plan's KV ledger (below) */
+    /* Appended in ABI 1.1, for policies that choose how each victim gives
+     * up its KV (batch_plan.preempt_how): the time to prefill q tokens after
+     * c computed ones in one iteration (the cost model's; NULL in a cut
+     * call), and the time to copy one token's KV to host memory and back
+     * over the instance's PCIe links (0: no host memory for swapping). */
+    double (*prefill_ns)(void *ctx, int32_t q_tokens, int32_t ctx_tokens);
+    void *prefill_ctx;
+    double swap_ns_per_token;
 } batch_view;
 
 typedef struct batch_item {
@@ -96,13 +108,69 @@ typedef struct batch_item {
     int32_t reserve;
 } batch_item;
 
+/* How a preempted request gives up its KV: the engine's mode (instance
+ * .preemption), recompute, or swap to host memory (recompute when the
+ * host has no room). */
+typedef enum batch_preempt_how {
+    BATCH_PREEMPT_DEFAULT = 0,
+    BATCH_PREEMPT_RECOMPUTE,
+    BATCH_PREEMPT_SWAP,
+} batch_preempt_how;
+
 /* Arrays are owned by the core and sized for n_waiting + n_running. */
 typedef struct batch_plan {
     batch_item *items;
     int32_t n_items;
     const serve_req **preempt;  /* running requests, in preemption order */
     int32_t n_preempt;
+    /* Appended in ABI 1.1: beside preempt, how each victim gives up its KV
+     * (batch_preempt_how); every entry is BATCH_PREEMPT_DEFAULT when form
+     * is called, and a policy may set those of its victims. */
+    int8_t *preempt_how;
 } batch_plan;
+
+/* ---- Cutting the iteration in flight (operator-level preemption) -----------
+ * A policy with a `cut` hook is also asked when a request joins the waiting
+ * queue while an iteration runs (an arrival, a move or a hand-off: the
+ * scheduler runs on arrival events, not only between iterations). Only an
+ * iteration whose every item is a prefill tracked by layers (item.layers >
+ * 0, all its items through the same layers) with no swap copies or tier
+ * loads in progress can be cut, once. The core gives the earliest points
+ * where it could stop: the next boundary between two layers, and the next
+ * between two operators (inside a layer). Cut at a point, the iteration ends
+ * there: its items keep the KV of the layers they finished (layers_done
+ * grows by those layers; nothing is recomputed), an item that finished no
+ * layer is dropped from it (it stays running, with nothing lost), and the
+ * next plan is made at the point. At an operator boundary the operators the
+ * stopped items finished inside their unfinished layer are kept too: the
+ * core takes their time (as the cut iteration ran them) off the iteration
+ * that resumes them ([assume]: FlowPrefill keeps the boundary hidden state
+ * and resumes at the operator; servesim keeps the time, not the state).
+ * The operators of a layer run in the order of enum op_kind, each taking
+ * its per-layer share of the iteration's term; the engine's CPU time and the
+ * embedding come first, the logits last ([assume]: a uniform per-layer
+ * split of the cost model's per-kind terms, models/cost.h). */
+typedef enum batch_cut {
+    BATCH_CUT_NONE = 0,
+    BATCH_CUT_LAYER,     /* at the next layer boundary */
+    BATCH_CUT_OP,        /* at the next operator boundary */
+} batch_cut;
+
+typedef struct batch_cut_point {
+    sim_time_ns at_ns;        /* when the iteration would end (>= now) */
+    int32_t layers_kept;      /* layers the items finish by then (of this run) */
+    sim_time_ns credit_ns;    /* operator time kept inside the next layer */
+    bool possible;            /* false: no boundary before the layers end */
+} batch_cut_point;
+
+typedef struct batch_flight {
+    sim_time_ns start_ns, end_ns;   /* the iteration in flight */
+    const batch_item *items;        /* its plan */
+    int32_t n_items;
+    int32_t layers_run;             /* layers each item runs in it */
+    int64_t tokens;                 /* its tokens */
+    batch_cut_point layer, op;      /* the next boundaries of each kind */
+} batch_flight;
 
 typedef struct batch_policy_ops {
     const char *name;
@@ -112,6 +180,17 @@ typedef struct batch_policy_ops {
                 void **state, sim_err *err);
     void (*form)(void *state, const batch_view *view, batch_plan *plan);
     void (*destroy)(void *state);   /* optional */
+    /* Optional (appended in ABI 1.1): whether to cut the iteration in
+     * flight now that `arrived` joined the queue (see above). The view's
+     * KV ledger is NULL: a cut decides nothing about KV. */
+    batch_cut (*cut)(void *state, const batch_view *view, const batch_flight *flight,
+                     const serve_req *arrived);
+    /* Appended in ABI 1.1: the policy handles streamed prompts (requests
+     * with unarrived_tokens > 0: it computes at most batch_todo_tokens of
+     * them, skips those with none, and may leave the plan empty while
+     * every request waits for its next chunk, which idles the instance). A
+     * run with streamed prompts refuses a policy without it. */
+    bool streams;
 } batch_policy_ops;
 
 /* The front of the waiting queue, or NULL. */
@@ -193,9 +272,16 @@ static inline int64_t kv_room(const batch_view *v, const serve_req *r)
 }
 
 /* Tokens a waiting or running request still has to compute if it runs now:
- * its pending tokens less what the cache already holds. */
+ * its pending tokens less what the cache already holds; for a streamed
+ * prompt still arriving, only the tokens that have arrived (0 while it
+ * waits for its next chunk). */
 static inline int32_t batch_todo_tokens(const batch_view *v, const serve_req *r)
 {
+    if (r->unarrived_tokens) {   /* a streamed prompt: only what has arrived */
+        int32_t t = r->input_tokens - r->unarrived_tokens - r->computed_tokens -
+                    kv_cached_tokens(v, r);
+        return t > 0 ? t : 0;
+    }
     return req_pending_tokens(r) - kv_cached_tokens(v, r);
 }
 

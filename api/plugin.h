@@ -1,7 +1,7 @@
 /* Plugins: policies built outside servesim, as shared objects it loads at
  * run time (tool/plugin.c). A plugin is one C file that includes this header
  * (and through it the family headers: api/batch.h, order.h, route.h,
- * control.h) and nothing else of servesim; it links nothing of servesim
+ * control.h, and since ABI 1.1 evict.h, scale.h, retain.h) and nothing else of servesim; it links nothing of servesim
  * either. What it needs of the host (the strict config readers, error
  * messages, random streams, logging) arrives in a table, servesim_host_api,
  * as SQLite's extensions get sqlite3_api_routines.
@@ -38,18 +38,31 @@
  * ever grow at the end). Structs passed as arrays (inst_view, batch_item)
  * cannot grow without a new major: a plugin indexes them with its own
  * stride. tests/test_plugin.c freezes the version-1 layouts; a change it
- * catches is either moved to the end of its struct or made a new major. */
+ * catches is either moved to the end of its struct or made a new major.
+ *
+ * ABI 1.1 appended the SLO-scheduling fields (batch_policy_ops.cut and
+ * .streams, batch_setup.seed, batch_view's prefill and swap prices,
+ * batch_plan.preempt_how, serve_req.call_group .. last_chunk_ns) and three
+ * families to the descriptor: eviction (api/evict.h),
+ * autoscaling (api/scale.h) and KV retention (api/retain.h), with their
+ * *_ops_size fields. A 1.0 plugin's descriptor ends at `control` (its size
+ * says so): the host reads the new families as NULL. A plugin that provides
+ * them says ABI 1.1 (SERVESIM_PLUGIN_ABI does) and is refused by a 1.0 host.
+ * tests/test_plugin.c freezes their layouts as of 1.1. */
 #ifndef API_PLUGIN_H
 #define API_PLUGIN_H
 
 #include <stdint.h>
 #include "api/batch.h"
 #include "api/control.h"
+#include "api/evict.h"
 #include "api/order.h"
+#include "api/retain.h"
 #include "api/route.h"
+#include "api/scale.h"
 
 #define SERVESIM_ABI_MAJOR 1
-#define SERVESIM_ABI_MINOR 0
+#define SERVESIM_ABI_MINOR 1   /* 1: SLO scheduling fields, three more families */
 /* Major in the high 16 bits, minor in the low 16. */
 #define SERVESIM_ABI_VERSION ((uint32_t)SERVESIM_ABI_MAJOR << 16 | SERVESIM_ABI_MINOR)
 
@@ -104,6 +117,12 @@ typedef struct servesim_plugin {
     const order_policy_ops *const *order;
     const route_policy_ops *const *route;
     const control_policy_ops *const *control;
+    /* ABI 1.1. An eviction policy's `builtin` must be false (only the core's
+     * own LRU sets it): the host refuses the plugin otherwise. */
+    uint32_t evict_ops_size, scale_ops_size, retain_ops_size;
+    const evict_policy_ops *const *evict;
+    const scale_policy_ops *const *scale;
+    const retain_policy_ops *const *retain;
 } servesim_plugin;
 
 #define SERVESIM_PLUGIN_HEADER                                                      \
@@ -111,7 +130,10 @@ typedef struct servesim_plugin {
     .size = sizeof(servesim_plugin), .batch_ops_size = sizeof(batch_policy_ops),    \
     .order_ops_size = sizeof(order_policy_ops),                                     \
     .route_ops_size = sizeof(route_policy_ops),                                     \
-    .control_ops_size = sizeof(control_policy_ops)
+    .control_ops_size = sizeof(control_policy_ops),                                 \
+    .evict_ops_size = sizeof(evict_policy_ops),                                     \
+    .scale_ops_size = sizeof(scale_policy_ops),                                     \
+    .retain_ops_size = sizeof(retain_policy_ops)
 
 /* Build plugins with -fvisibility=hidden: only these two are exported. */
 #define SERVESIM_EXPORT __attribute__((visibility("default")))

@@ -82,6 +82,19 @@ typedef struct serve_req {
      * top-level session; its own id for a top-level session; 0 without
      * sessions), for routing a tree together. */
     uint64_t session_root;
+    /* SLO scheduling (appended in ABI 1.1): its multi-call request group
+     * (0: none; JITServe ranks a group's calls together) and its absolute
+     * end-to-end deadline (arrival + the trace's deadline_ms; 0: none). */
+    uint64_t call_group;
+    sim_time_ns deadline_ns;
+    /* A streamed prompt (Stream2LLM, appended in ABI 1.1): prompt tokens
+     * that have not arrived yet (0: all have; only batch policies that
+     * stream, batch_policy_ops.streams, see requests with some), and when
+     * its latest chunk arrived (its arrival for a whole prompt). Its prefill
+     * may compute only the tokens that have arrived (batch_todo_tokens). */
+    int32_t unarrived_tokens;
+    int32_t reserved2_;         /* 0 */
+    sim_time_ns last_chunk_ns;
 } serve_req;
 
 /* The request after r in its instance's waiting queue, or NULL. */

@@ -40,6 +40,7 @@
 #include "serve/disagg.h"
 #include "serve/migrate.h"
 #include "serve/req.h"
+#include "serve/stream.h"
 #include "serve/route_oracle.h"
 #include "traces/workload.h"
 
@@ -102,6 +103,7 @@ struct cluster {
     size_t node_cap;
 
     wl_request next;
+    stream_metrics stream;   /* streamed prompts (serve/stream.h) */
     uint64_t arrived;
     uint64_t identity_salt;  /* makes content ids unique to the run */
     sim_err run_err;
@@ -186,6 +188,7 @@ static void on_finished(void *ctx, instance *inst, serve_req *r)
     cluster *c = ctx;
     if (c->metrics.sink_failed)
         sink_failed(c, "request record");
+    stream_finished(&c->stream, req_of(r));
     sim_grow((void **)&c->free_reqs, &c->free_cap, c->n_free + 1, sizeof *c->free_reqs);
     c->free_reqs[c->n_free++] = req_of(r);
     if (req_of(r)->mig)
@@ -401,6 +404,26 @@ static void open_static_instances(cluster *c, sim_time_ns now)
         instance_open(c->slots[i].inst, now);
 }
 
+/* Streamed prompts need batch policies that handle them (api/batch.h,
+ * streams) in every pool that takes arrivals; otherwise the run stops. */
+static bool streams_ok(cluster *c, sim_time_ns now)
+{
+    for (int32_t k = 0; k < c->n_pools; k++) {
+        const pool_setup *ps = c->pools[k].ps;
+        if (ps->role != POOL_DECODE && !ps->batch_policy.ops->streams) {
+            if (!c->failed)
+                sim_errf(&c->run_err, "workload: a streamed prompt (trace column chunks) "
+                         "arrived at %.3f s, but pool %s's batch policy %s does not stream "
+                         "prompts (use stream2llm)", now / 1e9, ps->name,
+                         ps->batch_policy.ops->name);
+            c->failed = 1;
+            sim_stop(c->eng);
+            return false;
+        }
+    }
+    return true;
+}
+
 void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev);
 void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
 {
@@ -432,10 +455,16 @@ void cluster_on_arrival(sim_engine *eng, void *ctx, const sim_event *ev)
         .session_start_ns = c->next.session_start_ns,
         .session_gap_ns = c->next.session_gap_ns,
         .session_root = c->next.session_root,
+        .call_group = c->next.call_group,
+        .deadline_ns = c->next.deadline_ns ? now + c->next.deadline_ns : 0,
     };
     q->move_to = -1;
+    q->op_credit_ns = 0;
     q->load_stall_ns = 0;
     set_identity(c, q);
+    stream_begin(c->eng, q, &c->next, now);
+    if (q->n_chunks > 1 && !streams_ok(c, now))
+        return;
     metrics_arrival(&c->metrics, r);
     c->arrival_in_tokens += (uint64_t)r->input_tokens;
     c->arrival_out_tokens += (uint64_t)r->output_tokens;
@@ -1203,6 +1232,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
     metrics_init(&c->metrics, cs->slo_ttft_ns, cs->slo_tpot_ns, hooks->on_record,
                  hooks->record_ctx);
     metrics_set_window(&c->metrics, cs->warmup_ns, cs->cooldown_ns);
+    stream_metrics_init(&c->stream);
     c->observer = hooks->on_iteration;
     c->observer_ctx = hooks->iteration_ctx;
     if (cs->timeseries_interval_ns > 0 && hooks->on_sample) {
@@ -1307,12 +1337,14 @@ void cluster_destroy(cluster *c)
     free(c->parked);
     wl_source_destroy(c->wl);
     metrics_fini(&c->metrics);
+    stream_metrics_fini(&c->stream);
     net_destroy(c->net);
     sim_engine_destroy(c->eng);
     for (size_t i = 0; i < c->n_slabs; i++) {
         for (int j = 0; j < SLAB_REQS; j++) {
             kv_req_fini(&c->slabs[i][j].kv);
             free(c->slabs[i][j].ids);
+            stream_req_fini(&c->slabs[i][j]);
             free(c->slabs[i][j].spec_acc);
         }
         free(c->slabs[i]);
@@ -1473,6 +1505,7 @@ void cluster_summarize(const cluster *c, run_summary *s)
 {
     memset(s, 0, sizeof *s);
     metrics_summarize(&c->metrics, s);
+    stream_summarize(&c->stream, s);
     s->seed = c->cs->seed;
     s->arrived = c->arrived;
     s->clamped = wl_source_clamped(c->wl);
@@ -1493,6 +1526,13 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->swap_out_bytes += st.swap_out_bytes * gpus;
         s->swap_in_bytes += st.swap_in_bytes * gpus;
         s->swap_time_s += st.swap_ns / 1e9;
+        s->cuts_layer += st.cuts_layer;
+        s->cuts_op += st.cuts_op;
+        s->cut_saved_s += st.cut_saved_ns / 1e9;
+        s->hol_arrivals += st.hol_arrivals;
+        s->stream_invalidated_tokens += st.stream_invalidated_tokens;
+        s->preemptions_swap += st.preemptions_swap;
+        s->hol_block_s_mean += st.hol_block_ns / 1e9;   /* a sum until the end */
         s->weight_bytes += st.weight_bytes * gpus;
         s->kv_bytes += st.kv_bytes * gpus;
         processed_tokens += st.tokens;
@@ -1528,6 +1568,8 @@ void cluster_summarize(const cluster *c, run_summary *s)
         s->kv_load_stall_s += st.kv_load_ns / 1e9;
     }
     s->kv_mean_fraction = kv_mean / c->n_inst;
+    if (s->hol_arrivals)
+        s->hol_block_s_mean /= (double)s->hol_arrivals;
     ep_summarize(c, s);
     route_oracle_summarize(&c->oracle, s);
     if (up_ns > 0)

@@ -12,7 +12,8 @@
  *   LIFECYCLE  instances change state (active, draining, stopped), so that
  *              arrivals see the instances that can take work now;
  *   ARRIVAL    arrivals are routed (after the engine's front end, if it
- *              delays them), seeing all of the above;
+ *              delays them), seeing all of the above; a streamed prompt's
+ *              later chunks arrive (serve/stream.h);
  *   CONTROL    cluster controllers tick, seeing that instant's arrivals, then
  *              the autoscaler (scheduled after them);
  *   WAKE       idle instances wake and plan, seeing every request that came
@@ -47,7 +48,8 @@ enum {
     X(EV_SAMPLE, "sample", cluster_on_sample)                  \
     X(EV_FRONTEND, "frontend", cluster_on_frontend)            \
     X(EV_SCALE, "scale", cluster_on_scale)                     \
-    X(EV_PIN_EXPIRY, "pin_expiry", instance_on_pin_expiry)
+    X(EV_PIN_EXPIRY, "pin_expiry", instance_on_pin_expiry)     \
+    X(EV_CHUNK, "prompt_chunk", stream_on_chunk)
 
 #define SERVE_EVENT_ENUM(kind, name, handler) kind,
 enum { SERVE_EVENT_KINDS(SERVE_EVENT_ENUM) EV_KIND_COUNT };

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "serve/ep.h"
+#include "serve/opcut.h"
 #include "serve/offload.h"
 #include "serve/retain.h"
 #include "serve/req.h"
@@ -84,6 +85,7 @@ struct instance {
 
     batch_item *items;       /* the plan, then the iteration in flight */
     const serve_req **preempt;
+    int8_t *preempt_how;     /* beside preempt (batch_plan.preempt_how), kept 0 */
     batch_seq *prefill;
     size_t plan_cap;
     batch_plan plan;
@@ -97,6 +99,15 @@ struct instance {
     bool compute_waits;      /* blocking: compute starts after the copies */
     bool compute_done;       /* overlapped: compute ended, copies still going */
     sim_time_ns iter_start_ns, compute_ns;
+    /* Operator-level preemption (a batch policy with a cut hook): the
+     * iteration end event, and whether this iteration was cut already. */
+    sim_event_handle iter_end_ev;
+    bool cut_done;
+    /* Head-of-line blocking (stats.hol_*): arrivals during the iteration
+     * in flight, and the sum of their arrival times. */
+    uint64_t hol_n;
+    sim_time_ns hol_sum_ns;
+    int32_t rewinds_pending;   /* requests in flight whose context was updated */
 
     /* Overlapping engines: arrivals during the iteration in flight, not yet
      * visible to the plan (see the top). */
@@ -193,6 +204,7 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     inst->eng = eng;
     inst->ps = ps;
     inst->setup = ps->batch;
+    inst->setup.seed = sim_engine_seed(eng);
     inst->policy = ps->batch_policy.ops;
     inst->order = ps->order_policy.ops;
     inst->metrics = s->metrics;
@@ -295,6 +307,7 @@ void instance_destroy(instance *inst)
     free(inst->running);
     free(inst->items);
     free(inst->preempt);
+    free(inst->preempt_how);
     free(inst->prefill);
     free(inst->incoming);
     free(inst->detach_later);
@@ -315,6 +328,9 @@ static void plan_reserve(instance *inst)
     sim_grow((void **)&inst->preempt, &cap, need, sizeof *inst->preempt);
     cap = inst->plan_cap;
     sim_grow((void **)&inst->prefill, &cap, need, sizeof *inst->prefill);
+    size_t how_cap = inst->plan_cap;
+    sim_grow((void **)&inst->preempt_how, &how_cap, need, sizeof *inst->preempt_how);
+    memset(inst->preempt_how + inst->plan_cap, 0, how_cap - inst->plan_cap);
     inst->plan_cap = cap;
 }
 
@@ -412,17 +428,20 @@ static void go_idle(instance *inst, sim_time_ns now)
 
 /* Drops r's KV (recompute) or moves it to host memory (swap), and puts r
  * back in the waiting queue. */
-static void preempt(instance *inst, serve_req *r, sim_time_ns now)
+static void preempt(instance *inst, serve_req *r, sim_time_ns now, int how)
 {
     SIM_ASSERT_AT(now, r->state == REQ_RUNNING && r->instance == inst->index);
     /* A layered prefill in flight has computed nothing yet: it restarts. */
     r->layers_done = 0;
+    req_of(r)->op_credit_ns = 0;
     int64_t keep = kv_blocks_for(inst->kv, r->computed_tokens);
     const swap_setup *sw = &inst->ps->swap;
-    if (sw->mode == PREEMPT_SWAP && r->computed_tokens > 0 &&
-        inst->host_blocks_used + keep <= sw->host_blocks) {
+    bool swap = how == BATCH_PREEMPT_DEFAULT ? sw->mode == PREEMPT_SWAP
+                                             : how == BATCH_PREEMPT_SWAP;
+    if (swap && r->computed_tokens > 0 && inst->host_blocks_used + keep <= sw->host_blocks) {
         r->swapped_blocks = (int32_t)keep;
         inst->host_blocks_used += keep;
+        inst->stats.preemptions_swap++;
         inst->swap_out_now += (double)keep * sw->block_bytes_per_gpu;
     } else {
         inst->view->outstanding_tokens += r->computed_tokens;
@@ -438,8 +457,10 @@ static void preempt(instance *inst, serve_req *r, sim_time_ns now)
 
 static void apply_preemptions(instance *inst, sim_time_ns now)
 {
-    for (int32_t i = 0; i < inst->plan.n_preempt; i++)
-        preempt(inst, (serve_req *)inst->plan.preempt[i], now);
+    for (int32_t i = 0; i < inst->plan.n_preempt; i++) {
+        preempt(inst, (serve_req *)inst->plan.preempt[i], now, inst->plan.preempt_how[i]);
+        inst->plan.preempt_how[i] = BATCH_PREEMPT_DEFAULT;
+    }
     if (inst->plan.n_preempt) {
         int32_t kept = 0;
         for (int32_t i = 0; i < inst->n_running; i++)
@@ -495,6 +516,9 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens, hold = inst->plan.items[i].reserve;
         SIM_ASSERT_AT(now, q >= 1 && q <= req_pending_tokens(r));
+        /* A streamed prompt's prefill never runs ahead of what has arrived. */
+        SIM_ASSERT_AT(now, !r->unarrived_tokens ||
+                      r->computed_tokens + q <= r->input_tokens - r->unarrived_tokens);
         /* The engine's reservation: room for later chunks or the output. */
         SIM_ASSERT_AT(now, hold <= req_pending_tokens(r) + r->output_tokens -
                            r->generated_tokens);
@@ -694,9 +718,52 @@ static bool drop_waiting_kv(instance *inst, sim_time_ns now)
     return false;
 }
 
+/* Operator-level preemption: the operators that stopped items finished
+ * inside their unfinished layer when their iteration was cut are not run
+ * again: their time (the largest among the plan's items, at most one layer
+ * of this iteration) comes off this iteration's. */
+static void take_op_credit(instance *inst)
+{
+    sim_time_ns credit = 0;
+    int32_t layers = 0;
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        req *q = req_of(inst->plan.items[i].req);
+        if (q->op_credit_ns > credit)
+            credit = q->op_credit_ns, layers = inst->plan.items[i].layers;
+        q->op_credit_ns = 0;
+    }
+    if (credit <= 0 || layers <= 0)
+        return;
+    double layer_ns = opcut_layer_ns(&inst->cost_now, layers);
+    if ((double)credit > layer_ns)
+        credit = (sim_time_ns)layer_ns;
+    if (credit >= inst->cost_now.latency_ns)
+        credit = inst->cost_now.latency_ns - 1;
+    opcut_scale(&inst->cost_now, inst->cost_now.latency_ns - credit);
+}
+
+/* Copying one token's KV to host memory and back over the PCIe links, if
+ * the host has room for swapped KV (for policies that choose per victim). */
+static double swap_ns_per_token(const instance *inst)
+{
+    const swap_setup *sw = &inst->ps->swap;
+    if (sw->host_blocks <= 0)
+        return 0;
+    double bytes = sw->block_bytes_per_gpu * par_gpus(&inst->ps->par) /
+                   inst->setup.block_size_tokens;
+    return 1e9 * (bytes / net_link_bytes_per_s(inst->net, inst->pcie_d2h) +
+                  bytes / net_link_bytes_per_s(inst->net, inst->pcie_h2d));
+}
+
 static void step(instance *inst)
 {
     sim_time_ns now = sim_now(inst->eng);
+    if (inst->hol_n) {
+        inst->stats.hol_arrivals += inst->hol_n;
+        inst->stats.hol_block_ns += (sim_time_ns)inst->hol_n * now - inst->hol_sum_ns;
+        inst->hol_n = 0;
+        inst->hol_sum_ns = 0;
+    }
     if (inst->retain)
         retain_expire(inst->retain, inst->kv, now);
     if (!has_work(inst)) {
@@ -717,9 +784,21 @@ static void step(instance *inst)
         .running = (const serve_req *const *)inst->running,
         .n_running = inst->n_running,
         .kv = kv_ledger_begin(inst->kv),
+        .prefill_ns = recompute_ns,
+        .prefill_ctx = inst,
+        .swap_ns_per_token = swap_ns_per_token(inst),
     };
-    inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt};
+    if (inst->plan.n_preempt)   /* a plan left unapplied may have set some */
+        memset(inst->preempt_how, 0, (size_t)inst->plan.n_preempt);
+    inst->plan = (batch_plan){.items = inst->items, .preempt = inst->preempt,
+                              .preempt_how = inst->preempt_how};
     inst->policy->form(inst->policy_state, &view, &inst->plan);
+    if (inst->plan.n_items == 0 && inst->policy->streams && inst->plan.n_preempt == 0) {
+        /* Every request waits for its next chunk (api/batch.h, streams). */
+        go_idle(inst, now);
+        update_view(inst);
+        return;
+    }
     if (inst->plan.n_items == 0 && kv_used_blocks(inst->kv) > 0) {
         /* Nothing can run for want of blocks (the queue's head does not fit,
          * or the only running request cannot grow). Waiting requests
@@ -778,12 +857,15 @@ static void step(instance *inst)
         inst->cost_now.latency_ns += inst->lora_load_ns;
         inst->cost_now.energy_j += inst->idle_w * (double)inst->lora_load_ns / 1e9;
     }
+    if (inst->policy->cut)
+        take_op_credit(inst);
     SIM_ASSERT_AT(now, inst->cost_now.latency_ns > 0);
     accumulate_cost(inst, &inst->cost_now);
     inst->busy = 1;
     inst->iter_start_ns = now;
     inst->compute_ns = inst->cost_now.latency_ns;
     inst->compute_waits = inst->compute_done = false;
+    inst->cut_done = false;
     inst->block_done_ns = inst->layer_done_ns = now;
     inst->layer_loads_now = false;
     cost_result seen = inst->cost_now;
@@ -802,7 +884,8 @@ static void step(instance *inst)
         inst->compute_waits = true;   /* the end is scheduled when they finish */
         return;
     }
-    sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+    inst->iter_end_ev =
+        sim_schedule(inst->eng, now + inst->compute_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
 }
 
 /* The delay the copies added to the iteration: the GPUs idle through it. */
@@ -927,10 +1010,12 @@ static void emit_token(instance *inst, serve_req *r, sim_time_ns now, gap_run *r
 }
 
 static void do_detach(instance *inst, serve_req *r);
+static void rewind_to(instance *inst, serve_req *r, int32_t keep);
 
 static void finish_iteration(instance *inst, sim_time_ns now)
 {
-    double energy_per_token = inst->cost_now.energy_j / (double)inst->iter_tokens;
+    double energy_per_token =
+        inst->iter_tokens ? inst->cost_now.energy_j / (double)inst->iter_tokens : 0;
     const int32_t *extras = inst->spec ? spec_plan_extras(inst->spec, inst->plan.n_items) : NULL;
     int32_t finished = 0, first_tokens = 0;
     gap_run run = {0, 0};
@@ -942,6 +1027,14 @@ static void finish_iteration(instance *inst, sim_time_ns now)
         serve_req *r = (serve_req *)inst->plan.items[i].req;
         int32_t q = inst->plan.items[i].tokens, layers = inst->plan.items[i].layers;
         r->energy_j += energy_per_token * q;
+        if (inst->rewinds_pending && req_of(r)->rewind_to >= 0) {
+            /* Its context was updated meanwhile: this work is on replaced
+             * tokens (serve/stream.h). */
+            inst->rewinds_pending--;
+            inst->stats.stream_invalidated_tokens += (uint64_t)q;
+            rewind_to(inst, r, req_of(r)->rewind_to);
+            continue;
+        }
         if (layers) {   /* layered prefill: credited after the last group */
             r->layers_done += layers;
             if (r->layers_done < inst->setup.model_layers)
@@ -1043,6 +1136,46 @@ void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev)
         wake(inst);   /* it may have waited for these blocks */
 }
 
+static bool in_flight(const instance *inst, const serve_req *r);
+
+/* Cuts r's computed tokens back to `keep` (their KV blocks stay held for
+ * the tokens to come; swapped-out blocks past them are given back). */
+static void rewind_to(instance *inst, serve_req *r, int32_t keep)
+{
+    req_of(r)->rewind_to = -1;
+    if (r->computed_tokens <= keep)
+        return;
+    int32_t drop = r->computed_tokens - keep;
+    r->computed_tokens = keep;
+    r->layers_done = 0;
+    inst->view->outstanding_tokens += drop;
+    inst->stats.stream_invalidated_tokens += (uint64_t)drop;
+    if (r->swapped_blocks) {
+        int32_t blocks = (int32_t)kv_blocks_for(inst->kv, keep);
+        inst->host_blocks_used -= r->swapped_blocks - blocks;
+        r->swapped_blocks = blocks;
+    }
+}
+
+void instance_rewind(instance *inst, serve_req *r, int32_t keep)
+{
+    if (in_flight(inst, r)) {   /* dropped at the iteration's end */
+        if (req_of(r)->rewind_to < 0)
+            inst->rewinds_pending++;
+        req_of(r)->rewind_to = keep;
+        return;
+    }
+    rewind_to(inst, r, keep);
+    update_view(inst);
+    instance_notify(inst);
+}
+
+void instance_notify(instance *inst)
+{
+    if (has_work(inst))
+        wake(inst);
+}
+
 static void wake(instance *inst)
 {
     if (!inst->busy && !inst->wake_pending) {
@@ -1051,17 +1184,97 @@ static void wake(instance *inst)
     }
 }
 
+/* Operator-level preemption (api/batch.h): asks the policy whether the
+ * iteration in flight should end early for r, which just joined the queue,
+ * and if so ends it at the boundary the policy chose. */
+static void try_cut(instance *inst, serve_req *r)
+{
+    sim_time_ns now = sim_now(inst->eng);
+    if (inst->cut_done || inst->spec || inst->copies_pending || inst->compute_waits ||
+        inst->compute_done || inst->loads_now || inst->plan.n_items == 0)
+        return;
+    int32_t layers = inst->plan.items[0].layers;
+    for (int32_t i = 0; i < inst->plan.n_items; i++)
+        if (inst->plan.items[i].layers != layers || layers <= 0)
+            return;
+    batch_flight f = {.start_ns = inst->iter_start_ns,
+                      .end_ns = inst->iter_start_ns + inst->compute_ns,
+                      .items = inst->plan.items, .n_items = inst->plan.n_items,
+                      .layers_run = layers, .tokens = inst->iter_tokens};
+    opcut_points(&inst->cost_now, inst->iter_start_ns, layers, now, &f.layer, &f.op);
+    batch_view view = {
+        .now = now,
+        .setup = &inst->setup,
+        .waiting = &inst->waiting,
+        .n_waiting = n_waiting(inst),
+        .running = (const serve_req *const *)inst->running,
+        .n_running = inst->n_running,
+        .kv = NULL,
+    };
+    batch_cut how = inst->policy->cut(inst->policy_state, &view, &f, r);
+    const batch_cut_point *p = how == BATCH_CUT_OP ? &f.op : how == BATCH_CUT_LAYER ? &f.layer
+                                                                                  : NULL;
+    if (!p || !p->possible || p->at_ns >= f.end_ns)
+        return;
+    SIM_ASSERT_AT(now, p->at_ns >= now && p->layers_kept < layers);
+    sim_cancel(inst->eng, inst->iter_end_ev);
+    inst->cut_done = true;
+    /* The iteration ends at the point: its time, energy and terms shrink
+     * alike (the stats took the whole iteration when it started). */
+    cost_result before = inst->cost_now;
+    opcut_scale(&inst->cost_now, p->at_ns - inst->iter_start_ns);
+    instance_stats *st = &inst->stats;
+    st->busy_ns -= before.latency_ns - inst->cost_now.latency_ns;
+    st->energy_j -= before.energy_j - inst->cost_now.energy_j;
+    st->weight_bytes -= before.weight_bytes - inst->cost_now.weight_bytes;
+    st->kv_bytes -= before.kv_bytes - inst->cost_now.kv_bytes;
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        st->term_ns[k] -= before.term_ns[k] - inst->cost_now.term_ns[k];
+    inst->compute_ns = inst->cost_now.latency_ns;
+    if (how == BATCH_CUT_OP)
+        st->cuts_op++;
+    else
+        st->cuts_layer++;
+    st->cut_saved_ns += f.end_ns - p->at_ns;
+    /* Items keep the layers they finished; one that finished none leaves
+     * the iteration (it stays running, holding its KV). */
+    int32_t kept = 0;
+    int64_t tokens = 0;
+    for (int32_t i = 0; i < inst->plan.n_items; i++) {
+        batch_item it = inst->plan.items[i];
+        req_of(it.req)->op_credit_ns = p->credit_ns;
+        if (p->layers_kept == 0)
+            continue;
+        it.layers = p->layers_kept;
+        tokens += it.tokens;
+        inst->plan.items[kept++] = it;
+    }
+    inst->plan.n_items = kept;
+    inst->iter_tokens = tokens;
+    inst->iter_end_ev =
+        sim_schedule(inst->eng, p->at_ns, PHASE_ITER_END, EV_ITER_END, inst, 0);
+}
+
 void instance_enqueue(instance *inst, serve_req *r)
 {
     SIM_ASSERT(r->state == REQ_WAITING && r->instance == inst->index);
     r->pool = inst->pool;
     inst->view->outstanding_tokens += outstanding_of(r);
-    if (inst->plan_ahead && inst->busy) {   /* the next plan is already made */
+    if (inst->busy) {
+        inst->hol_n++;
+        inst->hol_sum_ns += sim_now(inst->eng);
+    }
+    /* A policy that cuts iterations schedules on arrivals (FlowPrefill's
+     * event-driven scheduler): it sees them at once, even on an engine that
+     * plans ahead. */
+    if (inst->plan_ahead && inst->busy && !inst->policy->cut) {   /* the next plan is made */
         sim_grow((void **)&inst->incoming, &inst->incoming_cap, (size_t)inst->n_incoming + 1,
                  sizeof *inst->incoming);
         inst->incoming[inst->n_incoming++] = r;
     } else {
         waiting_insert(inst, r);
+        if (inst->busy && inst->policy->cut)
+            try_cut(inst, r);
     }
     update_view(inst);
     wake(inst);
@@ -1087,6 +1300,7 @@ static void do_detach(instance *inst, serve_req *r)
         r->computed_tokens = 0;
     }
     r->layers_done = 0;
+    req_of(r)->op_credit_ns = 0;
     inst->view->outstanding_tokens -= outstanding_of(r);
     r->state = REQ_MOVING;
     update_view(inst);
@@ -1167,6 +1381,8 @@ void instance_attach(instance *inst, serve_req *r)
     req_of(r)->kv.n_registered = 0;
     kv_commit(inst->kv, r, &req_of(r)->kv);
     inst->view->outstanding_tokens += outstanding_of(r);
+    if (req_of(r)->rewind_to >= 0)   /* its context was updated on the way */
+        rewind_to(inst, r, req_of(r)->rewind_to);
     waiting_insert(inst, r);
     update_view(inst);
     wake(inst);

@@ -134,6 +134,14 @@ void instance_on_iter_end(sim_engine *eng, void *ctx, const sim_event *ev);
 void instance_on_wake(sim_engine *eng, void *ctx, const sim_event *ev);
 /* A session KV pin may have run out (serve/retain.h). */
 void instance_on_pin_expiry(sim_engine *eng, void *ctx, const sim_event *ev);
+/* Something changed for one of its requests (a streamed prompt's chunk
+ * arrived): an idle instance with work plans again. */
+void instance_notify(instance *inst);
+/* A streamed prompt's context was replaced past its first `keep` tokens
+ * (serve/stream.h): r keeps the KV of at most `keep` computed tokens; if r
+ * is in the iteration in flight, its tokens there are dropped when it ends.
+ * Wakes the instance. */
+void instance_rewind(instance *inst, serve_req *r, int32_t keep);
 
 /* Starts the instance's clocks (energy, time per state) at `now`. Static
  * instances open at the run's first arrival; started ones at creation. */
@@ -162,6 +170,18 @@ typedef struct instance_stats {
     uint64_t moved_in;               /* requests moved here from elsewhere */
     spec_stats spec;                 /* speculative decoding (zero when off) */
     lora_stats lora;                 /* multi-LoRA (zero when off) */
+    /* Operator-level preemption (batch policies with a cut hook): iterations
+     * cut at a layer or an operator boundary, and the time the cuts took
+     * off the iterations' ends (the blocking time they removed). */
+    uint64_t cuts_layer, cuts_op;
+    sim_time_ns cut_saved_ns;
+    /* Head-of-line blocking: requests that joined the queue while an
+     * iteration ran, and their waits from then to the next plan (the
+     * earliest any scheduler could start them without cutting). */
+    uint64_t hol_arrivals;
+    sim_time_ns hol_block_ns;
+    uint64_t stream_invalidated_tokens;   /* computed KV dropped by context updates */
+    uint64_t preemptions_swap;       /* of preemptions, those that swapped (the rest recompute) */
     int32_t n_waiting, n_running;
 } instance_stats;
 

@@ -33,7 +33,7 @@ typedef struct kv_tier_setup {
      * which of the tier's blocks goes; evict_name "" (absent): the built-in
      * LRU list. kv_tiers_parse reads the name and params; whoever reads the
      * config resolves the name to evict (serve never includes policies/). */
-    char evict_name[32];
+    char evict_name[256];   /* a built-in name or "lib:policy" (a plugin) */
     const evict_policy_ops *evict;
     cJSON *evict_params;          /* borrowed from the config tree; may be NULL */
     char evict_path[192];

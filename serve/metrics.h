@@ -152,6 +152,22 @@ typedef struct run_summary {
     uint64_t offload_hits, offload_misses, offload_low_loads;
     double offload_bytes_high, offload_bytes_low;
     sess_summary sessions;     /* sessions (serve/session_metrics.h); 0 without */
+    /* Operator-level preemption (api/batch.h, cut; 0 without it): iterations
+     * cut at a layer or an operator boundary, and the seconds the cuts took
+     * off those iterations' ends (blocking time removed for the requests
+     * that arrived). */
+    uint64_t cuts_layer, cuts_op;
+    double cut_saved_s;
+    /* Streamed prompts (serve/stream.h; 0 without): how many finished, and
+     * their TTFT from the first chunk (arrival) and from the last. */
+    /* Head-of-line blocking: requests that arrived at a busy instance, and
+     * their mean wait for its next plan (an iteration end or a cut). */
+    uint64_t hol_arrivals;
+    double hol_block_s_mean;
+    uint64_t stream_requests;
+    pctl stream_ttft_first_s, stream_ttft_last_s;
+    uint64_t stream_invalidated_tokens;   /* computed KV dropped by context updates */
+    uint64_t preemptions_swap;   /* of `preemptions`, those that swapped KV to host memory */
     double wall_s;
     double peak_rss_mb;
 } run_summary;

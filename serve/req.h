@@ -18,6 +18,16 @@ typedef struct req {
     void *pd;                   /* its hand-off under way (serve/disagg.c); NULL */
     void *mig;                  /* its live migration under way (serve/migrate.c); NULL */
     int8_t lora_cold;           /* multi-LoRA: its adapter was loaded for its first iteration */
+    /* Operator-level preemption: operator time it finished inside its
+     * unfinished layer when its iteration was cut (serve/opcut.h); 0. */
+    sim_time_ns op_credit_ns;
+    /* A streamed prompt (serve/stream.h): its chunks (tokens, offsets after
+     * its arrival), how many, and the next to arrive; kept for reuse. */
+    int32_t *chunk_tokens, *chunk_keep;   /* keep: -1 an append, else an update */
+    sim_time_ns *chunk_ns;
+    int32_t chunk_cap, n_chunks, next_chunk;
+    int32_t arrived_tokens;     /* its context now (an update may shorten it) */
+    int32_t rewind_to;          /* an update during its iteration: KV kept; -1 */
     /* Time the iterations it was in waited for lower-tier KV loads before
      * its first token, and its KV's transfers when it moved with it before
      * then (TTFT's loading part, serve/metrics.h). */

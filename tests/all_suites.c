@@ -48,5 +48,6 @@ const suite_fn test_suites[] = {
     lora_suite,
     spec2_suite,
     slo_sched_suite,
+    slo_ops_suite,
     NULL,
 };

@@ -10,6 +10,11 @@
  *   nondet      loads, and adds a routing policy "spread" that counts calls
  *               in a global: a second run in the same process differs
  *               (`servesim plugin check` fails it)
+ *   v1_desc     ABI 1.0 with a descriptor of version 1's size (it ends at
+ *               `control`), as a plugin built before 1.1 has: loads; its
+ *               eviction policy "ev", past that size, is not seen
+ *   evict_builtin    an eviction policy "ev" that sets builtin: refused
+ *   evict_no_victim  an eviction policy "ev" without its victim hook: refused
  * Each provides one ordering policy, "fifo" (arrival order, as fcfs). */
 #include "api/plugin.h"
 
@@ -20,6 +25,8 @@
 #define ABI_WORD ((uint32_t)2 << 16)
 #elif defined(VARIANT_bad_minor)
 #define ABI_WORD (SERVESIM_ABI_VERSION + 1)
+#elif defined(VARIANT_v1_desc)
+#define ABI_WORD ((uint32_t)1 << 16)
 #else
 #define ABI_WORD SERVESIM_ABI_VERSION
 #endif
@@ -83,6 +90,41 @@ static const route_policy_ops spread = {.name = "spread", .init = spread_init,
 static const route_policy_ops *const routes[] = {&spread, NULL};
 #endif
 
+#if defined(VARIANT_v1_desc) || defined(VARIANT_evict_builtin) || \
+    defined(VARIANT_evict_no_victim)
+#define HAS_EVICT
+static int ev_init(const evict_setup *setup, cJSON *params, const char *path, void **state,
+                   sim_err *err)
+{
+    (void)setup;
+    static const char *const keys[] = {NULL};
+    *state = NULL;
+    return host->check_keys(params, path, keys, err);
+}
+static void ev_insert(void *state, const evict_view *v, int32_t b)
+{
+    (void)state, (void)v, (void)b;
+}
+static UNUSED int32_t ev_victim(void *state, const evict_view *v)
+{
+    (void)state, (void)v;
+    return 0;
+}
+static const evict_policy_ops ev = {
+    .name = "ev",
+#ifdef VARIANT_evict_builtin
+    .builtin = true,
+#endif
+    .init = ev_init,
+    .insert = ev_insert,
+    .remove = ev_insert,
+#ifndef VARIANT_evict_no_victim
+    .victim = ev_victim,
+#endif
+};
+static const evict_policy_ops *const evicts[] = {&ev, NULL};
+#endif
+
 #ifndef VARIANT_no_entry
 SERVESIM_EXPORT const servesim_plugin *servesim_plugin_entry(const servesim_host_api *h)
 {
@@ -102,6 +144,14 @@ SERVESIM_EXPORT const servesim_plugin *servesim_plugin_entry(const servesim_host
         .order = orders,
 #ifdef VARIANT_nondet
         .route = routes,
+#endif
+#ifdef VARIANT_v1_desc
+        /* Built against ABI 1.0: the descriptor ended at `control`. */
+        .abi_minor = 0,
+        .size = offsetof(servesim_plugin, control) + sizeof(void *),
+#endif
+#ifdef HAS_EVICT
+        .evict = evicts,
 #endif
     };
     host = h;

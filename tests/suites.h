@@ -53,6 +53,7 @@ Suite *moe_suite(void);
 Suite *disagg_suite(void);
 Suite *plugin_suite(void);
 Suite *slo_sched_suite(void);
+Suite *slo_ops_suite(void);
 
 Suite *spec_suite(void);
 Suite *lora_suite(void);

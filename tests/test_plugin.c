@@ -327,6 +327,10 @@ static const struct {
                 "SERVESIM_PLUGIN_ABI"}},
     {"no_entry", {"libno_entry.so", "no symbol servesim_plugin_entry", "SERVESIM_EXPORT"}},
     {"no_hook", {"libno_hook.so", "ordering policy 0 (\"fifo\")", "lacks its decision hook"}},
+    {"evict_builtin", {"libevict_builtin.so", "eviction policy 0 (\"ev\") sets builtin",
+                       "leave builtin false"}},
+    {"evict_no_victim", {"libevict_no_victim.so", "eviction policy 0 (\"ev\")",
+                         "lacks its decision hook (victim)"}},
 };
 
 START_TEST(test_plugin_broken_plugins_are_refused_with_a_message)
@@ -387,7 +391,7 @@ START_TEST(test_plugin_loaded_once_and_recorded_with_checksum)
     ck_assert_str_eq(a->sha256, want);
     char *json = plugin_loaded_json();
     ck_assert_msg(strstr(json, "\"name\":\"example\"") && strstr(json, want) &&
-                  strstr(json, "\"abi\":\"1.0\"") && strstr(json, "\"version\":\"1.0\""),
+                  strstr(json, "\"abi\":\"1.1\"") && strstr(json, "\"version\":\"1.0\""),
                   "%s", json);
     free(json);
     /* A results file records the plugins its config names, and only those. */
@@ -904,6 +908,302 @@ START_TEST(test_pipe_errors_are_reported)
 }
 END_TEST
 
+/* ---- ABI 1.1's families: eviction, autoscaling, KV retention --------------------- */
+
+#define EVICT_LIB SERVESIM_PLUGIN_DIR "/libevict_example.so"
+
+/* A hand-built cache of 6 blocks, driven as serve/kv.c drives a policy. */
+START_TEST(test_plugin_evict_deepest_first_picks_its_victims_on_a_hand_built_case)
+{
+    sim_err err = {{0}};
+    const evict_policy_ops *ops =
+        plugin_evict_find("evict_example:deepest_first", "$.policies.eviction.name", &err);
+    ck_assert_msg(ops, "%s", err.msg);
+    ck_assert(!ops->builtin);
+    evict_block blk[6] = {{0}};
+    evict_view v = {.blocks = blk, .n_blocks = 6, .block_size_tokens = 16};
+    evict_setup setup = {.n_blocks = 6, .block_size_tokens = 16};
+    cJSON *params = cJSON_CreateObject();
+    void *st = NULL;
+    ck_assert_msg(ops->init(&setup, params, "$.policies.eviction.params", &st, &err) == 0,
+                  "%s", err.msg);
+    for (int32_t b = 0; b < 6; b++)   /* the core inserts every block after init */
+        ops->insert(st, &v, b);
+    /* Nothing cached: oldest first. Blocks 0-3 become one request's chain
+     * (depths 0..3) and block 4 another's first block. */
+    for (int32_t b = 0; b < 5; b++) {
+        ck_assert_int_eq(ops->victim(st, &v), b);
+        blk[b].ref = 1;
+        blk[b].hash = 0x100 + (uint64_t)b;
+        blk[b].depth = b < 4 ? b : 0;
+    }
+    /* Released tail first, as the core frees a request's blocks. */
+    for (int32_t b = 4; b >= 0; b--) {
+        blk[b].ref = 0;
+        ops->insert(st, &v, b);
+    }
+    /* A later request hits block 1 (it leaves the free set). */
+    ops->remove(st, &v, 1);
+    /* Uncached block 5 first; then deepest first (3, 2); then the depth-0
+     * blocks 4 and 0 in the order they were freed (4 first). */
+    static const int32_t want[] = {5, 3, 2, 4, 0};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+        ck_assert_int_eq(ops->victim(st, &v), want[k]);
+    /* Block 1 back: the only free block. */
+    ops->insert(st, &v, 1);
+    ck_assert_int_eq(ops->victim(st, &v), 1);
+    ops->destroy(st);
+    /* Its params are read strictly through the host. */
+    cJSON_AddNumberToObject(params, "depth", 1);
+    ck_assert_int_ne(ops->init(&setup, params, "$.policies.eviction.params", &st, &err), 0);
+    ck_assert_msg(strstr(err.msg, "$.policies.eviction.params") && strstr(err.msg, "depth"),
+                  "%s", err.msg);
+    cJSON_Delete(params);
+}
+END_TEST
+
+/* The prefix trace under KV pressure (tests/test_prefix_cache.c's case). */
+#define EVICT_LOAD "instance.prefix_caching=true", "instance.gpu_memory_utilization=0.245", \
+    "instance.max_context_tokens=4096",                                                     \
+    "workload={\"source\": \"native\", \"path\": \"tests/data/prefix_trace.csv\", "         \
+    "\"rate_scale\": 6}"
+
+START_TEST(test_plugin_eviction_runs_through_the_core_by_lib_name)
+{
+    static const char *const lru[] = {EVICT_LOAD, NULL};
+    static const char *const list[] = {EVICT_LOAD,
+                                       "policies.eviction.name=evict_example:lru_list", NULL};
+    static const char *const deep[] = {
+        EVICT_LOAD, "policies.eviction={\"name\": \"evict_example:deepest_first\"}", NULL};
+    tu_run a, b, c, d;
+    tu_run_sets(lru, &a);
+    tu_run_sets(list, &b);
+    tu_run_sets(deep, &c);
+    tu_run_sets(deep, &d);
+    /* The plugin's linked list is the core's own LRU queue: bit for bit. */
+    ck_assert_uint_eq(a.n_records, 200);
+    ck_assert_uint_gt(a.summary.kv_evictions, 100);
+    assert_same_run(&a, &b);
+    /* deepest_first: its own victims, every request completes, deterministic. */
+    ck_assert_uint_eq(c.n_records, 200);
+    ck_assert_int_eq(c.kv_over_capacity, 0);
+    ck_assert(c.summary.kv_hit_tokens != a.summary.kv_hit_tokens);
+    ck_assert_uint_eq(c.summary.output_tokens, a.summary.output_tokens);
+    assert_same_run(&c, &d);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+    tu_run_fini(&d);
+    /* A lower KV tier's eviction takes "lib:policy" too. */
+    cJSON *root = tu_base_config();
+    static const char *const tier[] = {
+        "instance.prefix_caching=true",
+        "instance.kv_tiers=[{\"name\": \"dram\", \"capacity_gib\": 1, "
+        "\"eviction\": \"evict_example:deepest_first\"}]", NULL};
+    tu_set(root, tier);
+    run_config cfg;
+    tu_parse(root, &cfg);
+    ck_assert_str_eq(cfg.sys.pools[0].kv_tiers.tier[0].evict->name, "deepest_first");
+    run_config_fini(&cfg);
+    char *json = plugin_used_json("{\"instance\": {\"kv_tiers\": [{\"name\": \"dram\", "
+                                  "\"eviction\": \"evict_example:deepest_first\"}]}}");
+    ck_assert_msg(json && strstr(json, "\"name\":\"evict_example\""), "%s",
+                  json ? json : "(null)");
+    free(json);
+}
+END_TEST
+
+/* One pool of 1 to 4 instances, a step from 2 to 30 requests/s at 20 s. */
+#define SCALE_LOAD "workload.input_tokens.mean=2000", "workload.output_tokens.mean=300", \
+    "cluster.pools=[{\"name\": \"p\", \"instances\": 1, \"max_instances\": 4, "           \
+    "\"lifecycle\": {\"provision_s\": 2, \"init_s\": 3}}]",                               \
+    "workload.requests=900",                                                              \
+    "workload.arrival={\"process\": \"piecewise\", \"segments\": [[0, 2], [20, 30]]}"
+
+START_TEST(test_plugin_autoscaler_copy_reproduces_queue_and_decides_on_a_hand_built_view)
+{
+    static const char *const none[] = {SCALE_LOAD, NULL};
+    static const char *const builtin[] = {
+        SCALE_LOAD, "policies.scale={\"name\": \"queue\", \"period_ms\": 2000}", NULL};
+    static const char *const plugin[] = {
+        SCALE_LOAD, "policies.scale={\"name\": \"scale_retain:queue_copy\", \"period_ms\": 2000}",
+        NULL};
+    tu_run a, b, c;
+    tu_run_sets(none, &a);
+    tu_run_sets(builtin, &b);
+    tu_run_sets(plugin, &c);
+    ck_assert_uint_eq(b.n_records, 900);
+    ck_assert(a.record_hash != b.record_hash);   /* it scaled */
+    assert_same_run(&b, &c);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    tu_run_fini(&c);
+    /* Its decision on a hand-built view: 2 instances, 10 waiting (5 each,
+     * over 4): one more; an idle pool with little KV in use: one fewer. */
+    sim_err err = {{0}};
+    const scale_policy_ops *ops =
+        plugin_scale_find("scale_retain:queue_copy", "$.policies.scale.name", &err);
+    ck_assert_msg(ops, "%s", err.msg);
+    scale_setup setup = {.n_pools = 2, .period_ns = SIM_NS_PER_S};
+    cJSON *params = cJSON_CreateObject();
+    void *st = NULL;
+    ck_assert_msg(ops->init(&setup, params, "$.policies.scale.params", &st, &err) == 0, "%s",
+                  err.msg);
+    scale_pool_view pools[2] = {
+        {.name = "busy", .role = POOL_MIXED, .current = 2, .waiting = 10,
+         .kv_used_blocks = 90, .kv_total_blocks = 100},
+        {.name = "idle", .role = POOL_MIXED, .current = 3, .waiting = 0,
+         .kv_used_blocks = 10, .kv_total_blocks = 100}};
+    scale_view v = {.now = 10 * SIM_NS_PER_S, .pools = pools, .n_pools = 2};
+    int32_t desired[2] = {2, 3};
+    ops->decide(st, &v, desired);
+    ck_assert_int_eq(desired[0], 3);
+    ck_assert_int_eq(desired[1], 2);
+    ops->destroy(st);
+    cJSON_Delete(params);
+}
+END_TEST
+
+/* The closed-loop sessions of tests/test_sessions.c, affinity routed. */
+#define RETAIN_LOAD "cluster.instances=4", "instance.prefix_caching=true",                 \
+    "workload.requests=240",                                                              \
+    "workload.arrival={\"process\": \"closed_loop\", \"clients\": 8, \"think_s\": 0.5}",  \
+    "workload.input_tokens={\"dist\": \"uniform\", \"min\": 50, \"max\": 300}",           \
+    "workload.output_tokens={\"dist\": \"uniform\", \"min\": 10, \"max\": 80}",           \
+    "workload.prefix={\"kind\": \"session\", \"turns\": 6, \"turn_dist\": \"fixed\"}",    \
+    "policies.routing={\"name\": \"session_affinity\"}"
+
+START_TEST(test_plugin_retention_copy_reproduces_pin_ttl_and_decides_on_a_hand_built_turn)
+{
+    static const char *const builtin[] = {
+        RETAIN_LOAD, "policies.retention={\"name\": \"pin_ttl\", \"params\": {\"ttl_s\": 5}}",
+        NULL};
+    static const char *const plugin[] = {
+        RETAIN_LOAD,
+        "policies.retention={\"name\": \"scale_retain:pin_ttl_copy\", \"params\": "
+        "{\"ttl_s\": 5}}", NULL};
+    tu_run a, b;
+    tu_run_sets(builtin, &a);
+    tu_run_sets(plugin, &b);
+    ck_assert_uint_eq(a.n_records, 240);
+    ck_assert_uint_gt(b.summary.sessions.pins, 150);   /* it pinned */
+    ck_assert_uint_gt(b.summary.sessions.pin_reuses, 150);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+    /* A hand-built turn: pinned for the TTL; released once the learned
+     * mean gap (10 s) exceeds it; released when the pin would pass the
+     * share of the KV allowed. */
+    sim_err err = {{0}};
+    const retain_policy_ops *ops =
+        plugin_retain_find("scale_retain:pin_ttl_copy", "$.policies.retention.name", &err);
+    ck_assert_msg(ops, "%s", err.msg);
+    cJSON *params = cJSON_Parse("{\"ttl_s\": 5, \"max_pinned_fraction\": 0.5}");
+    void *st = NULL;
+    ck_assert_msg(ops->init(params, "$.policies.retention.params", &st, &err) == 0, "%s",
+                  err.msg);
+    retain_view v = {.now = SIM_NS_PER_S, .kv_free_blocks = 60, .kv_total_blocks = 100,
+                     .pinned_blocks = 30, .pins = 2};
+    serve_req r = {.kv_blocks = 10, .session_id = 7, .turn = 1};
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 5 * SIM_NS_PER_S);
+    r.kv_blocks = 30;   /* 30 + 30 > 50 */
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 0);
+    r.kv_blocks = 10;
+    r.session_gap_ns = 10 * SIM_NS_PER_S;
+    ops->on_turn_arrival(st, &v, &r);
+    ck_assert_int_eq(ops->on_turn_end(st, &v, &r), 0);
+    ops->destroy(st);
+    cJSON_Delete(params);
+}
+END_TEST
+
+START_TEST(test_plugin_new_families_errors_name_the_json_path)
+{
+    static const struct {
+        const char *set;
+        const char *want[3];
+    } cases[] = {
+        /* A policy the library does not have: the list of what it has. */
+        {"policies.eviction.name=evict_example:nope",
+         {"$.policies.eviction.name: ", "no eviction policy \"nope\"",
+          "eviction lru_list, deepest_first"}},
+        /* A family the library does not provide. */
+        {"policies.scale={\"name\": \"evict_example:queue_copy\"}",
+         {"$.policies.scale.name: ", "no autoscaler policy \"queue_copy\"",
+          "it provides no policy of this family"}},
+        {"policies.retention.name=example:pin", {"$.policies.retention.name: ",
+          "no retention policy \"pin\"", "ordering sjf_copy"}},
+        {"instance.kv_tiers=[{\"name\": \"dram\", \"capacity_gib\": 1, \"eviction\": "
+         "\"scale_retain:lru_list\"}]",
+         {"$.instance.kv_tiers[0].eviction: ", "no eviction policy \"lru_list\"",
+          "autoscaler queue_copy; retention pin_ttl_copy"}},
+        /* A built-in's name. */
+        {"policies.eviction.name=evict_example:lfu",
+         {"$.policies.eviction.name: ", "built-in eviction policy's name \"lfu\"", "rename"}},
+        /* A library that is not there. */
+        {"policies.retention.name=no_such_lib:x",
+         {"$.policies.retention.name: ", "libno_such_lib.so", "searched"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char msg[1024];
+        const char *sets[] = {"instance.prefix_caching=true", cases[i].set, NULL};
+        parse_error(sets, msg, sizeof msg);
+        for (int k = 0; k < 3; k++)
+            ck_assert_msg(strstr(msg, cases[i].want[k]), "%s: expected \"%s\" in: %s",
+                          cases[i].set, cases[i].want[k], msg);
+    }
+}
+END_TEST
+
+START_TEST(test_plugin_minor_0_descriptor_loads_without_the_new_families)
+{
+    /* Its descriptor is version 1's size: what lies past it (an eviction
+     * array, here) is never read; the new families read as NULL. */
+    const plugin_lib *l;
+    sim_err err = {{0}};
+    ck_assert_msg(plugin_load(TEST_PLUGINS "libv1_desc.so", &l, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(l->desc.abi_minor, 0);
+    ck_assert_uint_eq(l->desc.size, offsetof(servesim_plugin, control) + sizeof(void *));
+    ck_assert_int_eq(l->n_order, 1);
+    ck_assert_int_eq(l->n_evict + l->n_scale + l->n_retain, 0);
+    ck_assert_ptr_null(l->desc.evict);
+    ck_assert_ptr_null(l->evict);
+    ck_assert_ptr_null(plugin_evict_find(TEST_PLUGINS "libv1_desc.so:ev",
+                                         "$.policies.eviction.name", &err));
+    ck_assert_msg(strstr(err.msg, "$.policies.eviction.name") &&
+                  strstr(err.msg, "no eviction policy \"ev\"") &&
+                  strstr(err.msg, "built for ABI 1.0, before this family") &&
+                  strstr(err.msg, "ordering fifo"), "%s", err.msg);
+    /* Its ordering policy runs: arrival order, as fcfs. */
+    static const char *const fcfs[] = {"workload.arrival.rate_per_s=40", NULL};
+    static const char *const fifo[] = {"policies.order.name=" TEST_PLUGINS "libv1_desc.so:fifo",
+                                       "workload.arrival.rate_per_s=40", NULL};
+    tu_run a, b;
+    tu_run_sets(fcfs, &a);
+    tu_run_sets(fifo, &b);
+    assert_same_run(&a, &b);
+    tu_run_fini(&a);
+    tu_run_fini(&b);
+}
+END_TEST
+
+START_TEST(test_plugin_check_command_runs_the_new_families)
+{
+    char out[8192];
+    tu_cli_call ev = {{"servesim", "plugin", "check", "evict_example", NULL}};
+    ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &ev, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "ABI 1.1") && strstr(out, "ok   eviction   lru_list") &&
+                  strstr(out, "ok   eviction   deepest_first") &&
+                  strstr(out, "2 of 2 policies passed"), "%s", out);
+    tu_cli_call sr = {{"servesim", "plugin", "check", "scale_retain", "--family", "retention",
+                       NULL}};
+    ck_assert_int_eq(tu_capture(STDOUT_FILENO, tu_call_cli, &sr, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "autoscaler queue_copy") &&
+                  strstr(out, "ok   retention  pin_ttl_copy") &&
+                  strstr(out, "1 of 1 policies passed"), "%s", out);
+}
+END_TEST
+
 /* ---- the frozen version-1 layouts -------------------------------------------- */
 
 /* Every mismatch is listed at once, with the value found, so that a change
@@ -1033,6 +1333,106 @@ START_TEST(test_plugin_abi_v1_layouts_are_frozen)
 }
 END_TEST
 
+/* What ABI 1.1 appended (the eviction, autoscaling and retention families)
+ * and the structs it exposed, frozen as of 1.1. */
+START_TEST(test_plugin_abi_v1_1_layouts_are_frozen)
+{
+    ck_assert_int_ge(SERVESIM_ABI_MINOR, 1);
+    AT(servesim_plugin, evict_ops_size, 80);
+    AT(servesim_plugin, scale_ops_size, 84);
+    AT(servesim_plugin, retain_ops_size, 88);
+    AT(servesim_plugin, evict, 96);
+    AT(servesim_plugin, scale, 104);
+    AT(servesim_plugin, retain, 112);
+    MIN_SIZE(servesim_plugin, 120);
+    /* Eviction. */
+    AT(evict_policy_ops, name, 0);
+    AT(evict_policy_ops, builtin, 8);
+    AT(evict_policy_ops, init, 16);
+    AT(evict_policy_ops, insert, 24);
+    AT(evict_policy_ops, remove, 32);
+    AT(evict_policy_ops, update, 40);
+    AT(evict_policy_ops, victim, 48);
+    AT(evict_policy_ops, destroy, 56);
+    MIN_SIZE(evict_policy_ops, 64);
+    AT(evict_block, hash, 0);
+    AT(evict_block, last_access_ns, 8);
+    AT(evict_block, ref, 16);
+    AT(evict_block, depth, 20);
+    AT(evict_block, n_children, 24);
+    AT(evict_block, parent, 28);
+    AT(evict_block, hits, 32);
+    AT(evict_block, queue_stamp, 36);
+    SIZE(evict_block, 40);   /* evict_view.blocks is an array */
+    AT(evict_view, now, 0);
+    AT(evict_view, blocks, 8);
+    AT(evict_view, n_blocks, 16);
+    AT(evict_view, block_size_tokens, 20);
+    AT(evict_view, recompute_ns, 24);
+    AT(evict_view, core, 32);
+    AT(evict_setup, n_blocks, 0);
+    AT(evict_setup, block_size_tokens, 4);
+    AT(evict_setup, seed, 8);
+    /* Autoscaling. */
+    AT(scale_policy_ops, init, 8);
+    AT(scale_policy_ops, decide, 16);
+    AT(scale_policy_ops, destroy, 24);
+    MIN_SIZE(scale_policy_ops, 32);
+    AT(scale_setup, n_pools, 0);
+    AT(scale_setup, period_ns, 8);
+    AT(scale_pool_view, name, 0);
+    AT(scale_pool_view, role, 8);
+    AT(scale_pool_view, min_instances, 12);
+    AT(scale_pool_view, max_instances, 16);
+    AT(scale_pool_view, gpus_per_instance, 20);
+    AT(scale_pool_view, block_size_tokens, 24);
+    AT(scale_pool_view, current, 28);
+    AT(scale_pool_view, n_state, 32);
+    AT(scale_pool_view, waiting, 56);   /* n_state[INST_STATE_COUNT]: 6 states */
+    AT(scale_pool_view, running, 64);
+    AT(scale_pool_view, outstanding_tokens, 72);
+    AT(scale_pool_view, kv_used_blocks, 80);
+    AT(scale_pool_view, kv_total_blocks, 88);
+    AT(scale_pool_view, arrivals, 96);
+    AT(scale_pool_view, completed, 104);
+    AT(scale_pool_view, busy_ns, 112);
+    SIZE(scale_pool_view, 120);   /* scale_view.pools is an array */
+    AT(scale_view, now, 0);
+    AT(scale_view, window_ns, 8);
+    AT(scale_view, pools, 16);
+    AT(scale_view, n_pools, 24);
+    AT(scale_view, inst, 32);
+    AT(scale_view, n_instances, 40);
+    AT(scale_view, parked, 44);
+    AT(scale_view, arrivals, 48);
+    AT(scale_view, arrival_input_tokens, 56);
+    AT(scale_view, arrival_output_tokens, 64);
+    AT(scale_view, arrival_rate_per_s, 72);
+    AT(scale_view, completed, 80);
+    AT(scale_view, met_ttft, 88);
+    AT(scale_view, met_slo, 96);
+    AT(scale_view, slo_ttft_ns, 104);
+    AT(scale_view, slo_tpot_ns, 112);
+    /* KV retention, and the session fields of the request it reads. */
+    AT(retain_policy_ops, init, 8);
+    AT(retain_policy_ops, on_turn_end, 16);
+    AT(retain_policy_ops, on_turn_arrival, 24);
+    AT(retain_policy_ops, destroy, 32);
+    AT(retain_policy_ops, needs_tier, 40);
+    MIN_SIZE(retain_policy_ops, 48);
+    AT(retain_view, now, 0);
+    AT(retain_view, instance, 8);
+    AT(retain_view, kv_free_blocks, 16);
+    AT(retain_view, kv_total_blocks, 24);
+    AT(retain_view, pinned_blocks, 32);
+    AT(retain_view, pins, 40);
+    AT(serve_req, session_id, 208);
+    AT(serve_req, turn, 216);
+    AT(serve_req, session_gap_ns, 232);
+    ck_assert_msg(abi_bad_len == 0, "ABI 1.1 layouts changed:%s", abi_bad);
+}
+END_TEST
+
 Suite *plugin_suite(void)
 {
     Suite *s = suite_create("plugin");
@@ -1055,6 +1455,14 @@ Suite *plugin_suite(void)
     tcase_add_test(tc, test_plugin_results_file_records_the_plugins_it_used);
     tcase_add_test(tc, test_plugin_sweep_in_forked_workers_equals_builtin);
     tcase_add_test(tc, test_plugin_abi_v1_layouts_are_frozen);
+    tcase_add_test(tc, test_plugin_abi_v1_1_layouts_are_frozen);
+    tcase_add_test(tc, test_plugin_evict_deepest_first_picks_its_victims_on_a_hand_built_case);
+    tcase_add_test(tc, test_plugin_eviction_runs_through_the_core_by_lib_name);
+    tcase_add_test(tc, test_plugin_autoscaler_copy_reproduces_queue_and_decides_on_a_hand_built_view);
+    tcase_add_test(tc, test_plugin_retention_copy_reproduces_pin_ttl_and_decides_on_a_hand_built_turn);
+    tcase_add_test(tc, test_plugin_new_families_errors_name_the_json_path);
+    tcase_add_test(tc, test_plugin_minor_0_descriptor_loads_without_the_new_families);
+    tcase_add_test(tc, test_plugin_check_command_runs_the_new_families);
     tcase_add_test(tc, test_plugin_check_command_runs_the_invariants);
     tcase_add_test(tc, test_plugin_build_command_builds_the_readme_walkthrough);
     tcase_add_test(tc, test_python_sjf_reproduces_builtin_bit_for_bit);

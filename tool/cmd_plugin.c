@@ -15,11 +15,16 @@
  * the same config under the built-in defaults (the workload's lengths are
  * conserved), and the two runs' summaries are equal bit for bit (wall time
  * and peak memory aside). The core's own assertions (KV capacity, batch
- * limits, plans that fit) abort a run that breaks them. */
+ * limits, plans that fit) abort a run that breaks them. Without --config,
+ * eviction policies run with prefix caching on, autoscalers tick every
+ * second, and retention policies get a closed-loop workload of 4-turn
+ * sessions with prefix caching (the reference run too), so that each family
+ * is called. */
 #include "tool/cmd_plugin.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +51,8 @@ static const char plugin_usage[] =
     "       on $SERVESIM_PLUGIN_PATH, ./plugins, build/plugins (api/README.md)\n"
     "  check runs each of its policies twice in a small config: every request completes,\n"
     "  output tokens are conserved, the two runs are identical; --family checks one\n"
-    "  family only (batch, order, routing, control); --params gives each checked policy\n"
+    "  family only (batch, order, routing, control, eviction, scale, retention);\n"
+    "  --params gives each checked policy\n"
     "  its params (e.g. the Python bridge's module and class)\n";
 
 static const char check_base[] =
@@ -57,36 +63,57 @@ static const char check_base[] =
     "   \"input_tokens\": {\"dist\": \"lognormal\", \"mean\": 800, \"sigma\": 0.6},"
     "   \"output_tokens\": {\"dist\": \"lognormal\", \"mean\": 150, \"sigma\": 0.8}}}";
 
-/* One family's policies: the config key that names one, and their names. */
+/* One family's policies: the config key that names one, their names, and
+ * what the base config needs for the family to be called (none: NULL). */
 typedef struct fam_list {
     const char *label;
     const char *key;          /* policies.<key>.name */
+    const char *const *extra;
+    bool ref_extra;           /* the reference run takes extra too */
     const char *names[64];
     int n;
 } fam_list;
 
-static void list_families(const plugin_lib *l, fam_list fam[4])
+#define N_FAM 7
+
+static const char *const extra_evict[] = {"instance.prefix_caching=true", NULL};
+static const char *const extra_scale[] = {"policies.scale.period_ms=1000", NULL};
+static const char *const extra_retain[] = {
+    "instance.prefix_caching=true",
+    "workload.arrival={\"process\": \"closed_loop\", \"clients\": 8, \"think_s\": 0.5}",
+    "workload.prefix={\"kind\": \"session\", \"turns\": 4, \"turn_dist\": \"fixed\"}",
+    NULL};
+
+static void list_families(const plugin_lib *l, fam_list fam[N_FAM])
 {
     fam[0] = (fam_list){.label = "batch", .key = "batch"};
     fam[1] = (fam_list){.label = "ordering", .key = "order"};
     fam[2] = (fam_list){.label = "routing", .key = "routing"};
     fam[3] = (fam_list){.label = "controller", .key = "control"};
-    for (int i = 0; i < l->n_batch && i < 64; i++)
-        fam[0].names[fam[0].n++] = l->batch[i].name;
-    for (int i = 0; i < l->n_order && i < 64; i++)
-        fam[1].names[fam[1].n++] = l->order[i].name;
-    for (int i = 0; i < l->n_route && i < 64; i++)
-        fam[2].names[fam[2].n++] = l->route[i].name;
-    for (int i = 0; i < l->n_control && i < 64; i++)
-        fam[3].names[fam[3].n++] = l->control[i].name;
+    fam[4] = (fam_list){.label = "eviction", .key = "eviction", .extra = extra_evict,
+                        .ref_extra = true};
+    fam[5] = (fam_list){.label = "autoscaler", .key = "scale", .extra = extra_scale};
+    fam[6] = (fam_list){.label = "retention", .key = "retention", .extra = extra_retain,
+                        .ref_extra = true};
+#define NAMES(f, arr, cnt)                                 \
+    for (int i = 0; i < (cnt) && i < 64; i++)              \
+        fam[f].names[fam[f].n++] = (arr)[i].name
+    NAMES(0, l->batch, l->n_batch);
+    NAMES(1, l->order, l->n_order);
+    NAMES(2, l->route, l->n_route);
+    NAMES(3, l->control, l->n_control);
+    NAMES(4, l->evict, l->n_evict);
+    NAMES(5, l->scale, l->n_scale);
+    NAMES(6, l->retain, l->n_retain);
+#undef NAMES
 }
 
-static void print_info(const plugin_lib *l, const fam_list fam[4])
+static void print_info(const plugin_lib *l, const fam_list fam[N_FAM])
 {
     printf("%s\n  name %s, version %s, ABI %u.%u (this servesim: %d.%d)\n  sha256 %s\n",
            l->path, l->desc.name, l->desc.version, l->desc.abi_major, l->desc.abi_minor,
            SERVESIM_ABI_MAJOR, SERVESIM_ABI_MINOR, l->sha256);
-    for (int f = 0; f < 4; f++) {
+    for (int f = 0; f < N_FAM; f++) {
         if (!fam[f].n)
             continue;
         printf("  %-10s", fam[f].label);
@@ -107,13 +134,18 @@ typedef struct check_args {
     const char *family;   /* --family: the config key of the one family to check */
 } check_args;
 
-static int make_config(const check_args *a, const char *key, const char *name,
-                       run_config *cfg, sim_err *err)
+static int make_config(const check_args *a, const char *const *extra, const char *key,
+                       const char *name, run_config *cfg, sim_err *err)
 {
     cJSON *root;
     if (a->file ? jcfg_load_file(a->file, &root, err)
                 : jcfg_parse(check_base, "check config", &root, err))
         return -1;
+    for (int i = 0; !a->file && extra && extra[i]; i++)
+        if (jcfg_set(root, extra[i], err)) {
+            cJSON_Delete(root);
+            return -1;
+        }
     for (int i = 0; i < a->n_sets; i++)
         if (jcfg_set(root, a->sets[i], err)) {
             cJSON_Delete(root);
@@ -140,13 +172,13 @@ static int make_config(const check_args *a, const char *key, const char *name,
     return run_config_parse(root, cfg, err);
 }
 
-static int run_once(const check_args *a, const char *key, const char *name, run_summary *s,
-                    sim_err *err)
+static int run_once(const check_args *a, const char *const *extra, const char *key,
+                    const char *name, run_summary *s, sim_err *err)
 {
     run_config cfg;
     run_result r;
     memset(&cfg, 0, sizeof cfg);
-    if (make_config(a, key, name, &cfg, err))
+    if (make_config(a, extra, key, name, &cfg, err))
         return -1;
     int status = run_to_file(&cfg, NULL, NULL, &r, err);
     run_config_fini(&cfg);
@@ -157,25 +189,32 @@ static int run_once(const check_args *a, const char *key, const char *name, run_
     return 0;
 }
 
-static int check(const plugin_lib *l, const fam_list fam[4], const check_args *args)
+static int check(const plugin_lib *l, const fam_list fam[N_FAM], const check_args *args)
 {
     sim_err err = {{0}};
-    run_summary ref;
-    if (run_once(args, NULL, NULL, &ref, &err)) {
+    run_summary base, ref;
+    if (run_once(args, NULL, NULL, NULL, &base, &err)) {
         fprintf(stderr, "servesim: plugin check: the base config: %s\n", err.msg);
         return 2;
     }
     int failed = 0, checked = 0;
-    for (int f = 0; f < 4; f++) {
-        if (args->family && strcmp(args->family, fam[f].key))
+    for (int f = 0; f < N_FAM; f++) {
+        if ((args->family && strcmp(args->family, fam[f].key)) || !fam[f].n)
             continue;
+        ref = base;
+        if (fam[f].ref_extra && !args->file &&
+            run_once(args, fam[f].extra, NULL, NULL, &ref, &err)) {
+            fprintf(stderr, "servesim: plugin check: the base config for %s: %s\n",
+                    fam[f].label, err.msg);
+            return 2;
+        }
         for (int i = 0; i < fam[f].n; i++) {
             char name[1100];
             snprintf(name, sizeof name, "%s:%s", l->path, fam[f].names[i]);
             run_summary a, b;
             const char *why = NULL;
-            if (run_once(args, fam[f].key, name, &a, &err) ||
-                run_once(args, fam[f].key, name, &b, &err))
+            if (run_once(args, fam[f].extra, fam[f].key, name, &a, &err) ||
+                run_once(args, fam[f].extra, fam[f].key, name, &b, &err))
                 why = err.msg;
             else if (a.completed != a.arrived)
                 why = "not every request completed";
@@ -305,9 +344,12 @@ int cmd_plugin(int argc, char **argv)
         } else if (is_check && i + 1 < argc && !strcmp(argv[i], "--family")) {
             a.family = argv[++i];
             if (strcmp(a.family, "batch") && strcmp(a.family, "order") &&
-                strcmp(a.family, "routing") && strcmp(a.family, "control")) {
+                strcmp(a.family, "routing") && strcmp(a.family, "control") &&
+                strcmp(a.family, "eviction") && strcmp(a.family, "scale") &&
+                strcmp(a.family, "retention")) {
                 fprintf(stderr, "servesim: plugin check: --family: expected batch, order, "
-                                "routing or control, got '%s'\n", a.family);
+                                "routing, control, eviction, scale or retention, got '%s'\n",
+                        a.family);
                 free(a.sets);
                 return 2;
             }
@@ -329,7 +371,7 @@ int cmd_plugin(int argc, char **argv)
         free(a.sets);
         return 2;
     }
-    fam_list fam[4];
+    fam_list fam[N_FAM];
     list_families(l, fam);
     print_info(l, fam);
     int status = is_check ? check(l, fam, &a) : 0;

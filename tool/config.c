@@ -150,7 +150,7 @@ static int resolve_tier_evictions(kv_tiers_setup *tiers, const char *path, int32
             continue;
         char np[300];
         snprintf(np, sizeof np, "%s.kv_tiers[%d].eviction", path, (int)i);
-        if (!(t->evict = evict_policy_find(t->evict_name, np, err)))
+        if (!(t->evict = plugin_evict_find(t->evict_name, np, err)))
             return -1;
         evict_setup es = {.n_blocks = 1, .block_size_tokens = block};
         void *st = NULL;
@@ -312,14 +312,14 @@ static int parse_pool_policies(cJSON *o, const char *path, pool_setup *p, sim_er
                     p->retain_policy.path, err))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.retention.name", path);
-    if (!(p->retain_policy.ops = retain_policy_find(retain, name_path, err)))
+    if (!(p->retain_policy.ops = plugin_retain_find(retain, name_path, err)))
         return -1;
     if (p->retain_policy.ops->needs_tier && (!p->kv_tiers.n || !p->prefix_caching))
         return sim_errf(err, "%s: \"%s\" offloads to a lower KV tier; give "
                         "instance.kv_tiers (e.g. [{\"name\": \"dram\", \"capacity_gib\": 512}]) "
                         "and instance.prefix_caching true", name_path, retain);
     snprintf(name_path, sizeof name_path, "%s.eviction.name", path);
-    if (!(p->evict_policy.ops = evict_policy_find(evict, name_path, err)))
+    if (!(p->evict_policy.ops = plugin_evict_find(evict, name_path, err)))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.batch.name", path);
     if (!(p->batch_policy.ops = plugin_batch_find(batch, name_path, err)))
@@ -782,7 +782,7 @@ static int parse_scale(run_config *rc, sim_err *err)
         jcfg_obj(o, cpath, "params", &c->scale.params, c->scale.path, err))
         return -1;
     snprintf(name_path, sizeof name_path, "%s.name", cpath);
-    if (!(c->scale.ops = scale_policy_find(name, name_path, err)))
+    if (!(c->scale.ops = plugin_scale_find(name, name_path, err)))
         return -1;
     c->scale.period_ns = (sim_time_ns)(period_ms * 1e6);
     c->scale.up_cooldown_ns = (sim_time_ns)(up_s * 1e9);

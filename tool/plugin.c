@@ -7,10 +7,13 @@
  * before trusting anything the library says: the exported ABI version word
  * (read, not called), then the entry point, then the descriptor it returns
  * (same version as the word, a size at least version 1's), then every ops
- * struct (its size per family at least version 1's and at most this host's,
- * a name, init and the family's hook). The ops are copied into host-sized
- * structs, zero-filled past what the plugin was built with, so that a plugin
- * built against an older minor reads as NULL whatever it did not know.
+ * struct (its size per family at least the family's first and at most this
+ * host's, a name, init and the family's required hooks: fam_descs; an
+ * eviction policy's `builtin` false). The descriptor and the ops are copied
+ * into host-sized structs, zero-filled past what the plugin was built with,
+ * so that a plugin built against an older minor reads as NULL whatever it
+ * did not know: a 1.0 plugin has no eviction, autoscaling or retention
+ * families (ABI 1.1).
  *
  * A plugin policy may not take a built-in's name within its family: results
  * files and messages name policies by their ops name, which would then be
@@ -220,36 +223,75 @@ static int plugin_resolve(const char *lib, char *out, sim_err *err)
                     "./plugins, the build's, the installed one): searched %s", lib, file, tried);
 }
 
-/* Checks one family's ops array and copies it into host-sized structs. `min`
- * is version 1's size (up to the hook), `hook_off` the hook's offset. */
-static int copy_ops(const void *const *src, uint32_t size, size_t host_size, size_t min,
-                    size_t hook_off, const char *family, const char *path, void **dst,
-                    int32_t *n, sim_err *err)
+/* The families, in the descriptor's order. For each: its label in
+ * messages, the host's ops size, the smallest size the host accepts (the
+ * struct up to its last required field as it was when the family entered
+ * the ABI), where init sits and the hooks a policy must provide. */
+enum { FAM_BATCH, FAM_ORDER, FAM_ROUTE, FAM_CONTROL, FAM_EVICT, FAM_SCALE, FAM_RETAIN,
+       FAM_COUNT };
+
+typedef struct fam_desc {
+    const char *label;
+    size_t host_size, min, init_off;
+    size_t hook_off[3];           /* required hooks (0: none) */
+    const char *hook_name[3];
+} fam_desc;
+
+#define V1_FAM(fam, label, hook)                                                        \
+    {label, sizeof(fam##_policy_ops), offsetof(fam##_policy_ops, hook) + sizeof(void *), \
+     offsetof(fam##_policy_ops, init), {offsetof(fam##_policy_ops, hook)}, {#hook}}
+static const fam_desc fam_descs[FAM_COUNT] = {
+    V1_FAM(batch, "batch", form),
+    V1_FAM(order, "ordering", key),
+    V1_FAM(route, "routing", route),
+    V1_FAM(control, "controller", tick),
+    /* ABI 1.1: the whole struct as it was then. */
+    {"eviction", sizeof(evict_policy_ops),
+     offsetof(evict_policy_ops, destroy) + sizeof(void *), offsetof(evict_policy_ops, init),
+     {offsetof(evict_policy_ops, insert), offsetof(evict_policy_ops, remove),
+      offsetof(evict_policy_ops, victim)}, {"insert", "remove", "victim"}},
+    {"autoscaler", sizeof(scale_policy_ops),
+     offsetof(scale_policy_ops, destroy) + sizeof(void *), offsetof(scale_policy_ops, init),
+     {offsetof(scale_policy_ops, decide)}, {"decide"}},
+    {"retention", sizeof(retain_policy_ops),
+     offsetof(retain_policy_ops, needs_tier) + sizeof(bool), offsetof(retain_policy_ops, init),
+     {offsetof(retain_policy_ops, on_turn_end)}, {"on_turn_end"}},
+};
+#undef V1_FAM
+
+/* Checks one family's ops array (`size`: each struct's size as the plugin
+ * built it) and copies it into host-sized structs. */
+static int copy_ops(const void *const *src, uint32_t size, const fam_desc *f, const char *path,
+                    void **dst, int32_t *n, sim_err *err)
 {
     *n = 0;
     *dst = NULL;
     if (!src)
         return 0;
-    if (size < min || size > host_size)
+    if (size < f->min || size > f->host_size)
         return sim_errf(err, "%s: its %s ops struct is %u bytes; this servesim expects %zu "
                         "to %zu (ABI %d.%d): rebuild it against this servesim's api/ headers",
-                        path, family, size, min, host_size, SERVESIM_ABI_MAJOR,
+                        path, f->label, size, f->min, f->host_size, SERVESIM_ABI_MAJOR,
                         SERVESIM_ABI_MINOR);
     int32_t count = 0;
     while (src[count])
         count++;
-    char *out = sim_xcalloc(count ? (size_t)count : 1, host_size);
+    char *out = sim_xcalloc(count ? (size_t)count : 1, f->host_size);
     for (int32_t i = 0; i < count; i++) {
-        char *o = out + (size_t)i * host_size;
+        char *o = out + (size_t)i * f->host_size;
         memcpy(o, src[i], size);
         const char *name = *(const char *const *)o;   /* every ops struct starts with name */
-        void *init = *(void *const *)(o + sizeof(char *));
-        void *hook = *(void *const *)(o + hook_off);
-        if (!name || !*name || !init || !hook) {
+        void *init = *(void *const *)(o + f->init_off);
+        const char *lacks = !name || !*name ? "name" : !init ? "init" : NULL, *hook = NULL;
+        for (int h = 0; !lacks && !hook && h < 3 && f->hook_off[h]; h++)
+            if (!*(void *const *)(o + f->hook_off[h]))
+                hook = f->hook_name[h];
+        if (lacks || hook) {
+            sim_errf(err, "%s: %s policy %d (\"%s\") lacks its %s%s%s", path, f->label, i,
+                     name ? name : "(null)", lacks ? lacks : "decision hook (",
+                     lacks ? "" : hook, lacks ? "" : ")");
             free(out);
-            return sim_errf(err, "%s: %s policy %d (\"%s\") lacks its %s", path, family, i,
-                            name ? name : "(null)",
-                            !name || !*name ? "name" : !init ? "init" : "decision hook");
+            return -1;
         }
     }
     *dst = out;
@@ -265,6 +307,9 @@ static void lib_free(plugin_lib *l)
     free(l->order);
     free(l->route);
     free(l->control);
+    free(l->evict);
+    free(l->scale);
+    free(l->retain);
     free(l->path);
     free(l);
 }
@@ -289,15 +334,25 @@ static int lib_adopt(plugin_lib *l, const servesim_plugin *d, uint32_t abi, sim_
     d = &l->desc;
     if (!d->name || !d->version)
         return sim_errf(err, "%s: its descriptor lacks a name or version", p);
-#define COPY(fam, label, hook)                                                             \
-    copy_ops((const void *const *)d->fam, d->fam##_ops_size, sizeof(fam##_policy_ops),     \
-             offsetof(fam##_policy_ops, hook) + sizeof(void *), offsetof(fam##_policy_ops, \
-             hook), label, p, (void **)&l->fam, &l->n_##fam, err)
-    if (COPY(batch, "batch", form) || COPY(order, "ordering", key) ||
-        COPY(route, "routing", route) || COPY(control, "controller", tick))
+#define COPY(fam, idx)                                                                     \
+    copy_ops((const void *const *)d->fam, d->fam##_ops_size, &fam_descs[idx], p,          \
+             (void **)&l->fam, &l->n_##fam, err)
+    if (COPY(batch, FAM_BATCH) || COPY(order, FAM_ORDER) || COPY(route, FAM_ROUTE) ||
+        COPY(control, FAM_CONTROL))
+        return -1;
+    /* ABI 1.1's families: NULL (zero-filled) past a 1.0 descriptor's end. */
+    if (COPY(evict, FAM_EVICT) || COPY(scale, FAM_SCALE) || COPY(retain, FAM_RETAIN))
         return -1;
 #undef COPY
-    if (l->n_batch + l->n_order + l->n_route + l->n_control == 0)
+    /* `builtin` tells the core to keep its own LRU order and never call the
+     * policy: a plugin's policy would silently be LRU. */
+    for (int32_t i = 0; i < l->n_evict; i++)
+        if (l->evict[i].builtin)
+            return sim_errf(err, "%s: eviction policy %d (\"%s\") sets builtin, which only "
+                            "the core's own LRU may set (the core would then never call it): "
+                            "leave builtin false", p, (int)i, l->evict[i].name);
+    if (l->n_batch + l->n_order + l->n_route + l->n_control + l->n_evict + l->n_scale +
+        l->n_retain == 0)
         return sim_errf(err, "%s: the plugin provides no policies", p);
     return 0;
 }
@@ -357,40 +412,49 @@ int plugin_load(const char *lib, const plugin_lib **out, sim_err *err)
 
 /* ---- lookup -------------------------------------------------------------------- */
 
+/* Family `fam`'s host-sized ops of library l: base, stride and count. */
+static const char *lib_family(const plugin_lib *l, int fam, size_t *stride, int32_t *n)
+{
+    *stride = fam_descs[fam].host_size;
+    switch (fam) {
+    case FAM_BATCH: *n = l->n_batch; return (const char *)l->batch;
+    case FAM_ORDER: *n = l->n_order; return (const char *)l->order;
+    case FAM_ROUTE: *n = l->n_route; return (const char *)l->route;
+    case FAM_CONTROL: *n = l->n_control; return (const char *)l->control;
+    case FAM_EVICT: *n = l->n_evict; return (const char *)l->evict;
+    case FAM_SCALE: *n = l->n_scale; return (const char *)l->scale;
+    default: *n = l->n_retain; return (const char *)l->retain;
+    }
+}
+
 /* Writes "batch a, b; ordering c" for the families the library has. */
 static void lib_contents(const plugin_lib *l, char *buf, size_t size)
 {
-    const struct {
-        const char *label;
-        const char *base;
-        size_t stride;
-        int32_t n;
-    } fam[] = {
-        {"batch", (const char *)l->batch, sizeof *l->batch, l->n_batch},
-        {"ordering", (const char *)l->order, sizeof *l->order, l->n_order},
-        {"routing", (const char *)l->route, sizeof *l->route, l->n_route},
-        {"controller", (const char *)l->control, sizeof *l->control, l->n_control},
-    };
     size_t t = 0;
     buf[0] = '\0';
-    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
-        for (int32_t i = 0; i < fam[f].n && t < size; i++) {
-            const char *name = *(const char *const *)(fam[f].base + (size_t)i * fam[f].stride);
+    for (int f = 0; f < FAM_COUNT; f++) {
+        size_t stride;
+        int32_t n;
+        const char *base = lib_family(l, f, &stride, &n);
+        for (int32_t i = 0; i < n && t < size; i++) {
+            const char *name = *(const char *const *)(base + (size_t)i * stride);
             if (i == 0)
                 t += (size_t)snprintf(buf + t, size - t, "%s%s %s", t ? "; " : "",
-                                      fam[f].label, name);
+                                      fam_descs[f].label, name);
             else
                 t += (size_t)snprintf(buf + t, size - t, ", %s", name);
         }
     }
+    if (!buf[0])
+        snprintf(buf, size, "(no policies)");
 }
 
-/* The ops named by "lib:policy" in family `family` (0 batch, 1 order, 2
- * route, 3 control); `builtin` is the built-in of the policy's name, if any
- * (a clash). */
-static const void *plugin_find(const char *name, const char *path, const char *label,
-                               const void *builtin, int family, sim_err *err)
+/* The ops named by "lib:policy" in family `family` (FAM_*); `builtin` is the
+ * built-in of the policy's name, if any (a clash). */
+static const void *plugin_find(const char *name, const char *path, const void *builtin,
+                               int family, sim_err *err)
 {
+    const char *label = fam_descs[family].label;
     const char *colon = strrchr(name, ':');
     char lib[PATH_MAX];
     size_t n = (size_t)(colon - name);
@@ -411,19 +475,9 @@ static const void *plugin_find(const char *name, const char *path, const char *l
         sim_err_prefix(err, "%s", path);
         return NULL;
     }
-    const char *base;
     size_t stride;
     int32_t count;
-    switch (family) {
-    case 0: base = (const char *)l->batch; stride = sizeof *l->batch; count = l->n_batch; break;
-    case 1: base = (const char *)l->order; stride = sizeof *l->order; count = l->n_order; break;
-    case 2: base = (const char *)l->route; stride = sizeof *l->route; count = l->n_route; break;
-    default:
-        base = (const char *)l->control;
-        stride = sizeof *l->control;
-        count = l->n_control;
-        break;
-    }
+    const char *base = lib_family(l, family, &stride, &count);
     for (int32_t i = 0; i < count; i++) {
         const void *ops = base + (size_t)i * stride;
         if (strcmp(*(const char *const *)ops, pol) == 0)
@@ -431,14 +485,17 @@ static const void *plugin_find(const char *name, const char *path, const char *l
     }
     char has[512] = "";
     lib_contents(l, has, sizeof has);
-    sim_errf(err, "%s: plugin %s (\"%s\" %s) has no %s policy \"%s\"; it has: %s", path,
-             l->path, l->desc.name, l->desc.version, label, pol, has);
+    sim_errf(err, "%s: plugin %s (\"%s\" %s) has no %s policy \"%s\"%s; it has: %s", path,
+             l->path, l->desc.name, l->desc.version, label, pol,
+             count ? "" : family >= FAM_EVICT && l->desc.abi_minor < 1
+                              ? " (it was built for ABI 1.0, before this family)"
+                              : " (it provides no policy of this family)", has);
     return NULL;
 }
 
 /* Built-in lookup first: a name without ':' reads exactly as before. A name
  * with one checks the built-ins quietly for a clash. */
-#define PLUGIN_FIND(fam, label, idx)                                                        \
+#define PLUGIN_FIND(fam, idx)                                                               \
     const fam##_policy_ops *plugin_##fam##_find(const char *name, const char *path,          \
                                                  sim_err *err)                               \
     {                                                                                       \
@@ -446,12 +503,15 @@ static const void *plugin_find(const char *name, const char *path, const char *l
             return fam##_policy_find(name, path, err);                                      \
         const fam##_policy_ops *builtin = fam##_policy_find(strrchr(name, ':') + 1, path,   \
                                                             NULL);                          \
-        return plugin_find(name, path, label, builtin, idx, err);                           \
+        return plugin_find(name, path, builtin, idx, err);                                  \
     }
-PLUGIN_FIND(batch, "batch", 0)
-PLUGIN_FIND(order, "ordering", 1)
-PLUGIN_FIND(route, "routing", 2)
-PLUGIN_FIND(control, "controller", 3)
+PLUGIN_FIND(batch, FAM_BATCH)
+PLUGIN_FIND(order, FAM_ORDER)
+PLUGIN_FIND(route, FAM_ROUTE)
+PLUGIN_FIND(control, FAM_CONTROL)
+PLUGIN_FIND(evict, FAM_EVICT)
+PLUGIN_FIND(scale, FAM_SCALE)
+PLUGIN_FIND(retain, FAM_RETAIN)
 #undef PLUGIN_FIND
 
 static cJSON *lib_json(const plugin_lib *l)
@@ -468,11 +528,12 @@ static cJSON *lib_json(const plugin_lib *l)
 }
 
 /* Marks in used[] the loaded libraries that a "name": "lib:policy" anywhere
- * in the tree names. */
+ * in the tree names (or a KV tier's "eviction": "lib:policy"). */
 static void mark_used(const cJSON *item, bool *used)
 {
     for (const cJSON *it = item ? item->child : NULL; it; it = it->next) {
-        if (cJSON_IsString(it) && it->string && !strcmp(it->string, "name") &&
+        if (cJSON_IsString(it) && it->string &&
+            (!strcmp(it->string, "name") || !strcmp(it->string, "eviction")) &&
             strchr(it->valuestring, ':')) {
             char lib[PATH_MAX], path[PATH_MAX];
             size_t n = (size_t)(strrchr(it->valuestring, ':') - it->valuestring);

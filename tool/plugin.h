@@ -29,6 +29,13 @@ const order_policy_ops *plugin_order_find(const char *name, const char *path, si
 const route_policy_ops *plugin_route_find(const char *name, const char *path, sim_err *err);
 const control_policy_ops *plugin_control_find(const char *name, const char *path,
                                               sim_err *err);
+/* ABI 1.1's families: eviction (policies.eviction.name and a KV tier's
+ * `eviction`), autoscaling (policies.scale.name), KV retention
+ * (policies.retention.name). */
+const evict_policy_ops *plugin_evict_find(const char *name, const char *path, sim_err *err);
+const scale_policy_ops *plugin_scale_find(const char *name, const char *path, sim_err *err);
+const retain_policy_ops *plugin_retain_find(const char *name, const char *path,
+                                            sim_err *err);
 
 /* One loaded library. */
 typedef struct plugin_lib {
@@ -41,6 +48,11 @@ typedef struct plugin_lib {
     route_policy_ops *route;
     control_policy_ops *control;
     int32_t n_batch, n_order, n_route, n_control;
+    /* ABI 1.1 (none for a 1.0 plugin). */
+    evict_policy_ops *evict;
+    scale_policy_ops *scale;
+    retain_policy_ops *retain;
+    int32_t n_evict, n_scale, n_retain;
 } plugin_lib;
 
 /* Loads `lib` (a name or path, as above) or returns the one already loaded;

@@ -47,6 +47,16 @@ typedef struct trace_row {
     const uint8_t *spec_accepted;
     int32_t n_spec_accepted;
     bool failed;                        /* a failed request (BurstGPT: no response) */
+    uint64_t call_group;                /* multi-call group (0: none) */
+    /* A streamed prompt (Stream2LLM): n_chunks parts of the prompt, the k-th
+     * arriving chunk_offset_ns[k] after the request (the first at 0), of
+     * chunk_tokens[k] tokens; reader-owned, valid until the next row. 0:
+     * the prompt arrives whole. */
+    const int32_t *chunk_tokens;
+    const sim_time_ns *chunk_offset_ns;
+    const int32_t *chunk_keep;          /* -1: an append; k: an update keeping k */
+    int32_t n_chunks;
+    sim_time_ns deadline_ns;            /* end-to-end deadline after arrival; 0: none */
     uint64_t line;                      /* line number in the file, from 1 */
 } trace_row;
 

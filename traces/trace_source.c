@@ -429,6 +429,12 @@ int trace_src_next(void *state, sim_time_ns now, wl_request *out, sim_err *err)
     out->slo_class = row.slo_class;
     out->tenant = row.tenant;
     out->ttft_slo_ns = row.ttft_slo_ns;
+    out->call_group = row.call_group;
+    out->deadline_ns = row.deadline_ns;
+    out->chunk_tokens = row.chunk_tokens;
+    out->chunk_offset_ns = row.chunk_offset_ns;
+    out->chunk_keep = row.chunk_keep;
+    out->n_chunks = row.n_chunks;
     out->prefix_blocks = row.prefix_blocks;
     out->n_prefix_blocks = row.n_prefix_blocks;
     out->prefix_block_tokens = row.prefix_block_tokens;

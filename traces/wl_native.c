@@ -4,10 +4,17 @@
  * output_tokens, and optionally priority, slo_class, tenant, ttft_slo_ms
  * (this request's TTFT target), prefix_block_tokens and prefix_blocks
  * (chained prefix block ids; space-separated in CSV, an array in JSONL),
- * spec_alpha (the request's speculative-decoding acceptance rate) and
- * spec_accepted (its recorded accepted drafts per verification step, a
- * list like prefix_blocks; serve/spec.h's acceptance models "request" and
- * "trace").
+ * group (a multi-call request group's id, 0: none) and deadline_ms (its
+ * end-to-end deadline after its arrival, 0: none; JITServe), and chunks (a
+ * streamed prompt, Stream2LLM: "offset_ms:tokens" appends or
+ * "offset_ms:tokens@keep" updates (the context becomes its first keep
+ * tokens and tokens new ones) separated by spaces, a string in JSONL; the
+ * prompt they leave should be input_tokens long: the serving side cuts or
+ * extends the last chunk to match), spec_alpha (the request's
+ * speculative-decoding acceptance rate) and spec_accepted (its recorded
+ * accepted drafts per verification step, a list like prefix_blocks;
+ * serve/spec.h's acceptance models "request" and "trace"). Conversion to
+ * native (trace convert) writes none of these: other formats have none.
  * CSV: a header naming the columns, in any order; an empty optional cell is
  * the default. JSONL: one object per line with those keys. Unknown columns
  * and keys are errors: the format is ours, so a typo should not pass. The
@@ -33,6 +40,9 @@ enum {
     NV_TENANT,
     NV_TTFT,
     NV_BLOCK_TOKENS,
+    NV_GROUP,
+    NV_DEADLINE,
+    NV_CHUNKS,
     NV_BLOCKS,
     NV_SPEC_ALPHA,
     NV_SPEC_ACCEPTED,
@@ -40,8 +50,10 @@ enum {
 };
 static const char *const native_names[] = {
     "arrival_s", "input_tokens", "output_tokens", "priority", "slo_class", "tenant",
-    "ttft_slo_ms", "prefix_block_tokens", "prefix_blocks", "spec_alpha", "spec_accepted", NULL};
+    "ttft_slo_ms", "prefix_block_tokens", "group", "deadline_ms", "chunks", "prefix_blocks",
+    "spec_alpha", "spec_accepted", NULL};
 
+#define NATIVE_MAX_CHUNKS 256
 /* The most drafts one recorded step may accept, and the most steps a row
  * records (the reader's state holds them: formats have no destructor). */
 #define NATIVE_MAX_ACCEPTED 255
@@ -50,6 +62,9 @@ static const char *const native_names[] = {
 typedef struct native_state {
     int col[NV_COLUMNS];
     int n_columns;
+    int32_t chunk_tokens[NATIVE_MAX_CHUNKS];   /* the current row's chunks */
+    int32_t chunk_keep[NATIVE_MAX_CHUNKS];
+    sim_time_ns chunk_ns[NATIVE_MAX_CHUNKS];
     uint8_t accepted[NATIVE_MAX_STEPS];   /* the row's spec_accepted */
 } native_state;
 
@@ -104,6 +119,52 @@ static int parse_accepted(native_state *st, trace_span s, bool json, const uint8
 }
 
 
+/* A streamed prompt's chunks: "offset_ms:tokens" (an append) or
+ * "offset_ms:tokens@keep" (an update: the context becomes its first keep
+ * tokens and tokens new ones) separated by white space, offsets from 0 and
+ * never going back, tokens >= 1; the first an append. */
+static int native_chunks(trace_reader *r, trace_span v, trace_row *out)
+{
+    native_state *st = trace_reader_state(r);
+    int32_t n = 0;
+    size_t i = 0;
+    for (;;) {
+        while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t'))
+            i++;
+        if (i == v.len)
+            break;
+        size_t start = i, colon = 0, atsign = 0;
+        while (i < v.len && v.p[i] != ' ' && v.p[i] != '\t') {
+            if (v.p[i] == ':' && !colon)
+                colon = i;
+            if (v.p[i] == '@' && colon && !atsign)
+                atsign = i;
+            i++;
+        }
+        size_t tok_end = atsign ? atsign : i;
+        int64_t at, tokens, keep = -1;
+        if (!colon || n == NATIVE_MAX_CHUNKS ||
+            trace_parse_scaled((trace_span){v.p + start, colon - start}, SIM_NS_PER_MS, 0,
+                               (int64_t)1e9 * SIM_NS_PER_MS, &at) ||
+            trace_parse_int((trace_span){v.p + colon + 1, tok_end - colon - 1}, 1,
+                            TRACE_MAX_TOKENS, &tokens) ||
+            (atsign && trace_parse_int((trace_span){v.p + atsign + 1, i - atsign - 1}, 0,
+                                       TRACE_MAX_TOKENS, &keep)) ||
+            (n == 0 && (at != 0 || keep >= 0)) || (n > 0 && at < st->chunk_ns[n - 1]))
+            return -1;
+        st->chunk_ns[n] = at;
+        st->chunk_keep[n] = (int32_t)keep;
+        st->chunk_tokens[n++] = (int32_t)tokens;
+    }
+    if (n == 0)
+        return -1;
+    out->chunk_tokens = st->chunk_tokens;
+    out->chunk_offset_ns = st->chunk_ns;
+    out->chunk_keep = st->chunk_keep;
+    out->n_chunks = n;
+    return 0;
+}
+
 /* Parses column k's value into out; json: the value's JSON type, or 0 for
  * a CSV cell. */
 static int native_field(trace_reader *r, int k, trace_span v, char json, trace_row *out,
@@ -111,7 +172,7 @@ static int native_field(trace_reader *r, int k, trace_span v, char json, trace_r
 {
     const char *name = native_names[k];
     int64_t x;
-    if (json && k != NV_BLOCKS && k != NV_SPEC_ACCEPTED && json != 'n')
+    if (json && k != NV_BLOCKS && k != NV_CHUNKS && k != NV_SPEC_ACCEPTED && json != 'n')
         return trace_field_error(err, name, "a number", v);
     switch (k) {
     case NV_ARRIVAL:
@@ -146,6 +207,23 @@ static int native_field(trace_reader *r, int k, trace_span v, char json, trace_r
         if (trace_parse_int(v, 1, 1 << 20, &x))
             return trace_field_error(err, name, "an integer in [1, 1048576]", v);
         out->prefix_block_tokens = (int32_t)x;
+        return 0;
+    case NV_GROUP:
+        if (trace_parse_int(v, 0, INT64_MAX, &x))
+            return trace_field_error(err, name, "an integer >= 0", v);
+        out->call_group = (uint64_t)x;
+        return 0;
+    case NV_CHUNKS:
+        if ((json && json != 's') || native_chunks(r, v, out))
+            return trace_field_error(err, name,
+                                     "\"offset_ms:tokens[@keep] ...\" (offsets from 0, never "
+                                     "going back; tokens >= 1; at most 256 chunks; the first "
+                                     "no update)", v);
+        return 0;
+    case NV_DEADLINE:
+        if (trace_parse_scaled(v, SIM_NS_PER_MS, 0, (int64_t)1e9 * SIM_NS_PER_MS, &x))
+            return trace_field_error(err, name, "milliseconds >= 0", v);
+        out->deadline_ns = x;
         return 0;
     case NV_SPEC_ALPHA:   /* exact to 9 decimals, like arrival_s */
         if (trace_parse_scaled(v, 1000000000, 0, 1000000000, &x))
@@ -200,8 +278,8 @@ static int native_csv_header(trace_reader *r, char *line, size_t len, sim_err *e
         if (st->col[k] < 0)
             return sim_errf(err, "header: expected the columns arrival_s, input_tokens, "
                             "output_tokens (then any of priority, slo_class, tenant, "
-                            "ttft_slo_ms, prefix_block_tokens, prefix_blocks, spec_alpha, "
-                            "spec_accepted); %s is missing",
+                            "ttft_slo_ms, prefix_block_tokens, group, deadline_ms, "
+                            "chunks, prefix_blocks, spec_alpha, spec_accepted); %s is missing",
                             native_names[k]);
     return 1;
 }
@@ -284,7 +362,7 @@ const trace_format trace_fmt_native_jsonl = {
     .what = "servesim native JSONL: {\"arrival_s\", \"input_tokens\", \"output_tokens\", ...}",
     .timed = true,
     .time_column = "arrival_s",
-    .state_size = sizeof(native_state),
+    .state_size = sizeof(native_state),   /* its chunk and accepted-length buffers */
     .sniff = native_jsonl_sniff,
     .header = native_jsonl_header,
     .row = native_jsonl_row,

@@ -51,6 +51,22 @@ typedef struct wl_request {
     sim_time_ns session_start_ns;
     sim_time_ns session_gap_ns;
     uint64_t session_root;    /* session trees: the root's session id (0: none) */
+    /* SLO scheduling (JITServe): the multi-call request group it belongs to
+     * (0: none; the calls of one group share one deadline) and its
+     * end-to-end deadline after its arrival (0: none). */
+    uint64_t call_group;
+    sim_time_ns deadline_ns;
+    /* A streamed prompt (Stream2LLM; 0 chunks: it arrives whole): its parts
+     * in order, the k-th arriving chunk_offset_ns[k] after the request (the
+     * first at 0) with chunk_tokens[k] tokens, summing to input_tokens.
+     * Owned by the source, valid until its next `next`. */
+    const int32_t *chunk_tokens;
+    const sim_time_ns *chunk_offset_ns;
+    /* Per chunk: -1 for an append (Stream2LLM's append mode); k >= 0 for an
+     * update that replaces the context by its first k tokens followed by
+     * the chunk's tokens (update mode). NULL: all appends. */
+    const int32_t *chunk_keep;
+    int32_t n_chunks;
     /* Speculative decoding (serve/spec.h acceptance models "request" and
      * "trace"): this request's acceptance rate in [0, 1] when
      * spec_alpha_set, and the accepted drafts of its successive
