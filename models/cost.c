@@ -206,24 +206,46 @@ static int energy_scope(const cJSON *params, const char *path, bool *node, sim_e
                     COST_ENERGY_SCOPE_KEY);
 }
 
+/* What every cost model checks of its setup and params. */
+static int check_setup(const cost_setup *setup, const cJSON *params, const char *path,
+                       bool *node, sim_err *err)
+{
+    SIM_ASSERT(setup && setup->model && setup->gpu);
+    if (llm_check_layout(setup->model, &setup->par, err) < 0)
+        return -1;
+    if (setup->iteration_overhead_ns < 0)
+        return sim_errf(err, "iteration overhead: expected >= 0 ns, got %lld",
+                        (long long)setup->iteration_overhead_ns);
+    if (llm_check_gpu(setup->model, setup->gpu, err) < 0)
+        return -1;
+    return energy_scope(params, path ? path : "$", node, err) < 0 ? -1 : 0;
+}
+
+cost_model *cost_model_create_like(const cost_model *like, const cost_setup *setup,
+                                   const cJSON *params, const char *path, bool same_prices,
+                                   sim_err *err)
+{
+    if (!like->ops->share || setup->gpu != like->setup.gpu)
+        return cost_model_create(like->ops->name, setup, params, path, err);
+    bool node;
+    if (check_setup(setup, params, path, &node, err) < 0)
+        return NULL;
+    cost_model *cm = sim_xmalloc(sizeof *cm);
+    *cm = (cost_model){.ops = like->ops, .setup = *setup,
+                       .state = like->ops->share(like->state,
+                                                 same_prices && setup->par.tp == like->setup.par.tp),
+                       .node_energy = node};
+    return cm;
+}
+
 cost_model *cost_model_create(const char *name, const cost_setup *setup,
                               const cJSON *params, const char *path, sim_err *err)
 {
-    SIM_ASSERT(setup && setup->model && setup->gpu);
     const cost_model_ops *ops = cost_model_find(name, err);
     if (!ops)
         return NULL;
-    if (llm_check_layout(setup->model, &setup->par, err) < 0)
-        return NULL;
-    if (setup->iteration_overhead_ns < 0) {
-        sim_errf(err, "iteration overhead: expected >= 0 ns, got %lld",
-                 (long long)setup->iteration_overhead_ns);
-        return NULL;
-    }
-    if (llm_check_gpu(setup->model, setup->gpu, err) < 0)
-        return NULL;
     bool node;
-    if (energy_scope(params, path ? path : "$", &node, err) < 0)
+    if (check_setup(setup, params, path, &node, err) < 0)
         return NULL;
     void *state = NULL;
     if (ops->init(setup, params, path ? path : "$", &state, err) < 0)

@@ -77,6 +77,12 @@ typedef struct cost_model_ops {
     /* Optional: one line on what prices the ops (a table's file and where
      * its numbers come from). */
     void (*describe)(void *state, char *buf, size_t size);
+    /* Optional: a new state for another model on the same GPU and layout
+     * that shares this state's read-only data (a loaded table), for
+     * cost_model_create_like; same_prices: the other model prices every op
+     * as this one does, so remembered prices may be shared too. NULL: the
+     * member is initialised afresh. */
+    void *(*share)(void *state, bool same_prices);
 } cost_model_ops;
 
 /* Registry: NULL-terminated table of all cost models. */
@@ -86,6 +92,15 @@ const cost_model_ops *cost_model_find(const char *name, sim_err *err);
 /* A ready-to-use cost model; the setup's pointers are borrowed. */
 cost_model *cost_model_create(const char *name, const cost_setup *setup,
                               const cJSON *params, const char *path, sim_err *err);
+/* A cost model of `like`'s member and params for another setup on the
+ * same GPU (a speculative drafter): shares what the member can (a cost
+ * table is loaded once; with same_prices, its memo of prices: the setup's
+ * model must then price every op exactly as like's does, as a copy that
+ * differs only in its layer count does), prices as cost_model_create(like's
+ * name, setup, params) would. Either may be destroyed first. */
+cost_model *cost_model_create_like(const cost_model *like, const cost_setup *setup,
+                                   const cJSON *params, const char *path, bool same_prices,
+                                   sim_err *err);
 void cost_model_destroy(cost_model *cm);
 /* Decomposes the batch and costs it. */
 void cost_iteration(cost_model *cm, const batch_shape *b, cost_result *out);

@@ -21,6 +21,7 @@
  * Invariants: entries of a family have distinct params; every entry has at
  * least one measured point; t[i] > 0 where have[i]; subst[i] is measured;
  * pw[] is all finite or all NAN per entry. */
+#define _DEFAULT_SOURCE   /* madvise(MADV_HUGEPAGE) for the price memo */
 #include "models/cost_table.h"
 
 #include <math.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "sim/jsoncfg.h"
 
@@ -948,7 +950,7 @@ void ctab_loo(const ctab *t, ctab_family f, ctab_loo_stats *latency,
  * iterations repeat the shapes of earlier ones (a decode batch's GEMMs and
  * norms depend only on its size), so a small direct-mapped memo answers most
  * ops without interpolating. */
-#define PRICE_MEMO 4096
+#define PRICE_MEMO 16384   /* 512 groups of 32 slots, 2 MB */
 typedef struct price_memo {
     op_desc op;         /* repeat 0; kind OP_KIND_COUNT: empty */
     ctab_price price;
@@ -956,20 +958,28 @@ typedef struct price_memo {
 
 typedef struct table_state {
     ctab *t;            /* NULL: no table for the GPU, every term on the roofline */
+    int32_t *refs;      /* states sharing t (table_share), t freed by the last */
+    int32_t *memo_refs; /* and those sharing memo (same prices) */
     double idle_w;
     ctab_hint hint[OP_KIND_COUNT];
     price_memo *memo;
 } table_state;
 
 /* A cheap slot: within one pool an op's shape follows from its kind and
- * token count (m) for every op but attention (whose k, the context, varies),
- * so those three spread the slots well enough; same_op decides. */
+ * token count (m) for every op but attention (whose k, the context, varies);
+ * same_op decides. The slot is m's group of 32 with the kind inside it, so
+ * one iteration's ops (mostly one m) sit in a few adjacent cache lines:
+ * hashing kind and k as well scattered them over the whole memo, and the
+ * cache misses made this lookup the simulator's hottest line (17% of a
+ * speculative run's time, whose drafter has a memo of its own). An
+ * attention op shares its group's slot with the same-kind ops of other
+ * contexts, which rarely repeat anyway. */
 static size_t memo_slot(const op_desc *op)
 {
-    uint64_t h = (uint64_t)op->kind * 0x9e3779b1u + (uint64_t)op->m * 0x85ebca6bu +
-                 (uint64_t)op->k * 0xc2b2ae35u;
-    return (size_t)((h ^ (h >> 15)) & (PRICE_MEMO - 1));
+    uint64_t h = (uint64_t)op->m * 0x85ebca6bu;
+    return (size_t)((((h ^ (h >> 15)) << 5) | (uint64_t)op->kind) & (PRICE_MEMO - 1));
 }
+_Static_assert(OP_KIND_COUNT <= 32, "memo_slot keeps the kind in 5 bits");
 
 /* Every field a price is made from (all but repeat: a price is per run). */
 static bool same_op(const op_desc *a, const op_desc *b)
@@ -983,9 +993,8 @@ static bool same_op(const op_desc *a, const op_desc *b)
 
 /* ctab_price_op through the memo: the same answer, bit for bit. */
 static void price_op(table_state *st, const cost_setup *setup, const op_desc *op,
-                     ctab_price *out)
+                     price_memo *e, ctab_price *out)
 {
-    price_memo *e = &st->memo[memo_slot(op)];
     if (same_op(&e->op, op)) {
         *out = e->price;
         return;
@@ -995,6 +1004,25 @@ static void price_op(table_state *st, const cost_setup *setup, const op_desc *op
     e->op = *op;
     e->op.repeat = 0;
     e->price = *out;
+}
+
+/* A memo of empty slots. Its lookups land anywhere in its 2 MB, so on 4 KiB
+ * pages most of them also missed the TLB: it asks for a huge page (Linux's
+ * transparent huge pages in madvise mode; elsewhere plain pages). */
+#define MEMO_ALIGN ((size_t)2 << 20)
+static price_memo *memo_create(void)
+{
+    size_t size = (PRICE_MEMO * sizeof(price_memo) + MEMO_ALIGN - 1) / MEMO_ALIGN * MEMO_ALIGN;
+    void *p = NULL;
+    if (posix_memalign(&p, MEMO_ALIGN, size))
+        SIM_ASSERT(!"out of memory for the price memo");
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);   /* a hint: failure leaves small pages */
+#endif
+    price_memo *m = p;
+    for (int i = 0; i < PRICE_MEMO; i++)
+        m[i].op.kind = OP_KIND_COUNT;   /* matches no op */
+    return m;
 }
 
 int ctab_default_path(const char *gpu, char *out, size_t n)
@@ -1034,13 +1062,17 @@ static int table_init(const cost_setup *setup, const cJSON *params, const char *
         fclose(f);
     }
     table_state *st = sim_xcalloc(1, sizeof *st);
-    st->memo = sim_xmalloc(PRICE_MEMO * sizeof *st->memo);
-    for (int i = 0; i < PRICE_MEMO; i++)
-        st->memo[i].op.kind = OP_KIND_COUNT;   /* matches no op */
+    st->memo = memo_create();
     st->idle_w = setup->gpu->idle_w;
+    st->refs = sim_xmalloc(sizeof *st->refs);
+    *st->refs = 1;
+    st->memo_refs = sim_xmalloc(sizeof *st->memo_refs);
+    *st->memo_refs = 1;
     if (named || have_default) {
         st->t = ctab_load(file, setup->gpu->name, err);
         if (!st->t) {
+            free(st->refs);
+            free(st->memo_refs);
             free(st->memo);
             free(st);
             return -1;
@@ -1057,11 +1089,19 @@ static void table_iteration(void *state, const cost_setup *setup, const op_list 
 {
     table_state *st = state;
     memset(out, 0, sizeof *out);
+    /* The memo's entries are mostly out of cache by the next iteration of
+     * the same size: fetch them all at once rather than one miss at a time. */
+    price_memo *slot[OPS_MAX];
+    for (int i = 0; i < ops->n; i++) {
+        slot[i] = &st->memo[memo_slot(&ops->op[i])];
+        __builtin_prefetch(slot[i]);
+        __builtin_prefetch((const char *)slot[i] + sizeof(price_memo) - 1);
+    }
     double busy_ns = 0, busy_j = 0;
     for (int i = 0; i < ops->n; i++) {
         const op_desc *op = &ops->op[i];
         ctab_price pr;
-        price_op(st, setup, op, &pr);
+        price_op(st, setup, op, slot[i], &pr);
         double all_ns = pr.ns * op->repeat;
         busy_ns += all_ns;
         busy_j += all_ns * 1e-9 * pr.power_w;
@@ -1088,9 +1128,38 @@ static void table_destroy(void *state)
     table_state *st = state;
     if (!st)
         return;
-    ctab_destroy(st->t);
-    free(st->memo);
+    if (--*st->refs == 0) {
+        ctab_destroy(st->t);
+        free(st->refs);
+    }
+    if (--*st->memo_refs == 0) {
+        free(st->memo);
+        free(st->memo_refs);
+    }
     free(st);
+}
+
+/* Another model on the same GPU: the same table (read-only once loaded),
+ * its own search hints (a hint only speeds up finding an entry: prices
+ * do not depend on it), and its own memo unless it prices alike. */
+static void *table_share(void *state, bool same_prices)
+{
+    const table_state *like = state;
+    table_state *st = sim_xcalloc(1, sizeof *st);
+    st->t = like->t;
+    st->refs = like->refs;
+    ++*st->refs;
+    st->idle_w = like->idle_w;
+    if (same_prices) {
+        st->memo = like->memo;
+        st->memo_refs = like->memo_refs;
+        ++*st->memo_refs;
+    } else {
+        st->memo = memo_create();
+        st->memo_refs = sim_xmalloc(sizeof *st->memo_refs);
+        *st->memo_refs = 1;
+    }
+    return st;
 }
 
 static void table_price_each(void *state, const cost_setup *setup, const op_list *ops,
@@ -1123,4 +1192,5 @@ const cost_model_ops cost_table = {
     .destroy = table_destroy,
     .price_each = table_price_each,
     .describe = table_describe,
+    .share = table_share,
 };

@@ -381,6 +381,18 @@ static void set_identity(cluster *c, req *q)
     q->pub.prefix_ids = n > 0 ? q->ids : NULL;
     q->pub.n_prefix_ids = n > 0 ? n : 0;
     q->pub.prefix_id_block_tokens = n > 0 ? w->prefix_block_tokens : 0;
+    q->lora_adapter = -1;
+    /* Speculative decoding's acceptance from the trace (serve/spec.c). */
+    q->spec_alpha_set = w->spec_alpha_set;
+    q->spec_alpha = w->spec_alpha;
+    q->n_spec_acc = w->n_spec_accepted;
+    q->spec_steps = 0;
+    if (w->n_spec_accepted > q->spec_acc_cap) {
+        q->spec_acc = sim_xrealloc(q->spec_acc, (size_t)w->n_spec_accepted);
+        q->spec_acc_cap = w->n_spec_accepted;
+    }
+    if (w->n_spec_accepted)
+        memcpy(q->spec_acc, w->spec_accepted, (size_t)w->n_spec_accepted);
 }
 
 /* The instances the run starts with begin at its first arrival; those a
@@ -1261,7 +1273,7 @@ cluster *cluster_create(const cluster_setup *cs, const cluster_hooks *hooks, sim
                                   .iteration_overhead_ns = ps->iteration_overhead_ns};
         p->cost = cost_model_create(ps->cost_name, &p->cost_in, ps->cost_params, ps->cost_path,
                                     err);
-        if (!p->cost || spec_draft_cost_create(&ps->spec, ps->cost_name, ps->cost_params,
+        if (!p->cost || spec_draft_cost_create(&ps->spec, p->cost, ps->cost_params,
                                                ps->cost_path, &p->cost_in, &p->draft_in,
                                                &p->draft_cost, err))
             goto fail;
@@ -1333,6 +1345,7 @@ void cluster_destroy(cluster *c)
             kv_req_fini(&c->slabs[i][j].kv);
             free(c->slabs[i][j].ids);
             stream_req_fini(&c->slabs[i][j]);
+            free(c->slabs[i][j].spec_acc);
         }
         free(c->slabs[i]);
     }

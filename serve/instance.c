@@ -72,6 +72,9 @@ struct instance {
     bool loads_now;          /* this iteration waits for tier loads */
     bool layer_loads_now;    /* of them, some layer by layer (load_mode layerwise) */
     sim_time_ns block_done_ns, layer_done_ns;   /* when the last of each kind of copy ended */
+    bool lora_loads_now;     /* and for adapter loads over the links (serve/lora.h) */
+    bool swaps_now;          /* it started swap copies */
+    net_link lora_storage;   /* load_over_links: adapters from storage */
     instance_hooks hooks;
     inst_state state;
 
@@ -277,6 +280,12 @@ instance *instance_create(sim_engine *eng, const instance_setup *s, sim_err *err
     }
     if (ps->lora.on)
         inst->lora = lora_create(&ps->lora, &ps->gpu, inst->cost, sim_engine_seed(eng));
+    if (ps->lora.on && ps->lora.over_links) {
+        char name[64];
+        snprintf(name, sizeof name, "inst%d.lora_storage", s->index);
+        inst->lora_storage = net_add_link(inst->net, name, ps->lora.storage_bytes_per_s,
+                                          (sim_time_ns)llround(ps->lora.storage_latency_ns));
+    }
     return inst;
 }
 
@@ -482,6 +491,7 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
     const batch_setup *s = &inst->setup;
     int64_t tokens = 0;
     *shape = (batch_shape){.prefill = inst->prefill};
+    const int32_t *extras = inst->spec ? spec_plan_extras(inst->spec, inst->plan.n_items) : NULL;
     SIM_ASSERT_AT(now, inst->plan.n_items <= s->max_seqs);
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
         serve_req *r = (serve_req *)inst->plan.items[i].req;
@@ -522,7 +532,7 @@ static void apply_items(instance *inst, sim_time_ns now, batch_shape *shape)
                 shape->prefill_layers = layers;
         }
         int completes = !layers || r->layers_done + layers == s->model_layers;
-        int32_t d = inst->spec ? spec_item_verify_extra(inst->spec, i) : 0;
+        int32_t d = extras ? extras[i] : 0;
         if (d > 0) {   /* speculative verification: 1 + d query tokens */
             inst->prefill[shape->n_prefill++] =
                 (batch_seq){q + d, (int32_t)kv_attended_tokens(inst->kv, r->computed_tokens)};
@@ -622,6 +632,40 @@ static bool start_tier_io(instance *inst)
         }
     }
     return loads;
+}
+
+/* A LoRA load's storage leg is through: its PCIe leg starts (the copy
+ * stays pending). */
+static void on_lora_storage_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
+{
+    (void)x, (void)now;
+    instance *inst = ctx;
+    const lora_load *loads;
+    int32_t n = lora_take_loads(inst->lora, &loads);
+    SIM_ASSERT_AT(now, tag >= 0 && tag < n);
+    net_start(inst->net, &inst->pcie_h2d, 1,
+              loads[tag].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done, inst, 5);
+}
+
+/* load_over_links: starts the iteration's adapter loads, which it waits
+ * for: host -> GPU over the instance's PCIe link, from storage first over
+ * its LoRA storage link (store and forward: the PCIe leg starts when the
+ * adapter is in host memory). Returns whether it started any. */
+static bool start_lora_loads(instance *inst)
+{
+    const lora_load *loads;
+    int32_t n = lora_take_loads(inst->lora, &loads);
+    for (int32_t i = 0; i < n; i++) {
+        if (loads[i].storage_bytes > 0)
+            net_start(inst->net, &inst->lora_storage, 1, loads[i].storage_bytes,
+                      on_lora_storage_done, inst, i);
+        else
+            net_start(inst->net, &inst->pcie_h2d, 1,
+                      loads[i].pcie_bytes_per_gpu * par_gpus(&inst->ps->par), on_copy_done,
+                      inst, 5);
+        inst->copies_pending++;
+    }
+    return n > 0;
 }
 
 /* semi-PD: the operators run on a share of the SMs (gpu_time_scale), the
@@ -825,15 +869,18 @@ static void step(instance *inst)
     inst->block_done_ns = inst->layer_done_ns = now;
     inst->layer_loads_now = false;
     cost_result seen = inst->cost_now;
-    if (inst->swap_out_now > 0 || inst->swap_in_now > 0)
+    inst->swaps_now = inst->swap_out_now > 0 || inst->swap_in_now > 0;
+    if (inst->swaps_now)
         seen.latency_ns += (sim_time_ns)start_copies(inst, &inst->cost_now);
     inst->loads_now = inst->ps->kv_tiers.n && start_tier_io(inst);
+    inst->lora_loads_now = inst->lora && inst->ps->lora.over_links && start_lora_loads(inst);
     if (inst->hooks.observer) {
         iter_info it = {inst->index, now, inst->plan.items, inst->plan.n_items,
                         &seen, inst->kv, &inst->waiting, n_waiting(inst)};
         inst->hooks.observer(inst->hooks.observer_ctx, &it);
     }
-    if (inst->copies_pending && (!inst->ps->swap.overlap || inst->loads_now)) {
+    if (inst->copies_pending &&
+        (!inst->ps->swap.overlap || inst->loads_now || inst->lora_loads_now)) {
         inst->compute_waits = true;   /* the end is scheduled when they finish */
         return;
     }
@@ -846,7 +893,8 @@ static void add_copy_delay(instance *inst, sim_time_ns delay)
 {
     if (delay <= 0)
         return;
-    inst->stats.swap_ns += delay;
+    if (!inst->lora_loads_now || inst->swaps_now || inst->loads_now)
+        inst->stats.swap_ns += delay;   /* (as before: a wait for adapters alone is not a swap) */
     inst->stats.busy_ns += delay;
     inst->cost_now.latency_ns += delay;
     double j = inst->idle_w * (double)delay / 1e9;
@@ -905,6 +953,8 @@ static void on_copy_done(void *ctx, net_xfer x, int64_t tag, sim_time_ns now)
                                                   : now - inst->iter_start_ns;
         if (inst->loads_now)
             charge_load_stall(inst, delay);
+        if (inst->lora_loads_now)
+            lora_add_stall(inst->lora, delay);
         add_copy_delay(inst, delay);
         sim_schedule(inst->eng, inst->iter_start_ns + delay + inst->compute_ns, PHASE_ITER_END,
                      EV_ITER_END, inst, 0);
@@ -966,6 +1016,7 @@ static void finish_iteration(instance *inst, sim_time_ns now)
 {
     double energy_per_token =
         inst->iter_tokens ? inst->cost_now.energy_j / (double)inst->iter_tokens : 0;
+    const int32_t *extras = inst->spec ? spec_plan_extras(inst->spec, inst->plan.n_items) : NULL;
     int32_t finished = 0, first_tokens = 0;
     gap_run run = {0, 0};
     for (int32_t i = 0; i < inst->plan.n_items; i++) {
@@ -990,13 +1041,12 @@ static void finish_iteration(instance *inst, sim_time_ns now)
                 continue;
             r->layers_done = 0;
         }
-        if (inst->spec && spec_item_drafts(inst->spec, i)) {
+        if (extras && extras[i]) {
             /* Verified: the pending token and the accepted drafts are
              * computed, and the accepted drafts emitted with the bonus
              * token (emit_token below adds that one). */
-            int32_t d = spec_item_drafts(inst->spec, i);
-            int32_t a = spec_accept_drafts(inst->spec, r, d);
-            r->energy_j += energy_per_token * spec_item_verify_extra(inst->spec, i);
+            int32_t a = spec_accept_item(inst->spec, i, r);
+            r->energy_j += energy_per_token * extras[i];
             r->generated_tokens += a;
             q += a;
         }

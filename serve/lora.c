@@ -19,6 +19,7 @@
  * in the batch (O(adapters), only on a load). The batch's adapter set is a
  * mark array with an epoch (O(1) per request). */
 #include "serve/lora.h"
+#include "serve/req.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -38,7 +39,8 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
     static const char *const keys[] = {"adapters", "popularity_zipf", "rank", "ranks",
                                        "padded", "modules",
                                        "max_loras", "max_cpu_loras", "storage_gbps",
-                                       "storage_latency_ms", NULL};
+                                       "storage_latency_ms", "load_over_links", "select",
+                                       NULL};
     int64_t n, rank = 0, slots, cpu;
     double gbps, lat_ms;
     const char *modules;
@@ -55,7 +57,8 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
         jcfg_int(o, path, "max_cpu_loras", slots, slots, 1 << 20, &cpu, err) ||
         jcfg_num(o, path, "storage_gbps", 28, 1e-3, 1e6, &gbps, err) ||
         jcfg_num(o, path, "storage_latency_ms", 0.1, 0, 1e6, &lat_ms, err) ||
-        jcfg_bool(o, path, "padded", 1, &s->padded, err))
+        jcfg_bool(o, path, "padded", 1, &s->padded, err) ||
+        jcfg_bool(o, path, "load_over_links", 0, &s->over_links, err))
         return -1;
     cJSON *ranks = cJSON_GetObjectItemCaseSensitive(o, "ranks");
     if (!ranks) {
@@ -86,6 +89,11 @@ int lora_setup_parse(cJSON *o, const char *path, const llm_model *m, const par_l
     if (m->attention != LLM_ATTN_GQA || m->experts)
         return sim_errf(err, "%s: LoRA is modelled for dense GQA models only (%s is %s)", path,
                         m->name, m->experts ? "MoE" : "MLA");
+    cJSON *sel = cJSON_GetObjectItemCaseSensitive(o, "select");
+    char spath[256];
+    snprintf(spath, sizeof spath, "%s.select", path);
+    if (sel && polar_setup_parse(sel, spath, (int32_t)n, &s->polar, err))
+        return -1;
     s->on = true;
     s->adapters = (int32_t)n;
     s->rank = (int32_t)rank;
@@ -119,6 +127,12 @@ void lora_stats_add(lora_stats *sum, const lora_stats *s)
     sum->evictions += s->evictions;
     sum->skipped += s->skipped;
     sum->load_ns += s->load_ns;
+    if (s->max_batch > sum->max_batch)
+        sum->max_batch = s->max_batch;
+    sum->polar.selections += s->polar.selections;
+    sum->polar.optimal += s->polar.optimal;
+    sum->polar.regret += s->polar.regret;
+    sum->polar.epochs += s->polar.epochs;
     sum->cold += s->cold;
     sum->warm += s->warm;
     sum->cold_ttft_ns += s->cold_ttft_ns;
@@ -140,6 +154,13 @@ void lora_summarize(const lora_stats *st, run_summary *out)
     out->lora_cold_requests = st->cold;
     out->lora_ttft_cold_s = st->cold ? st->cold_ttft_ns / (double)st->cold / 1e9 : 0;
     out->lora_ttft_warm_s = st->warm ? st->warm_ttft_ns / (double)st->warm / 1e9 : 0;
+    out->lora_host_hit_ratio =
+        st->loads ? (double)(st->loads - st->storage_loads) / (double)st->loads : 0;
+    out->lora_max_adapters_per_batch = (uint64_t)st->max_batch;
+    out->lora_polar_selections = st->polar.selections;
+    out->lora_polar_regret = st->polar.regret;
+    out->lora_polar_optimal_ratio =
+        st->polar.selections ? (double)st->polar.optimal / (double)st->polar.selections : 0;
 }
 
 /* ---- the runtime ------------------------------------------------------------------ */
@@ -162,6 +183,9 @@ struct lora {
     int32_t n_batch, max_batch;
     double token_rank;          /* rank each token runs at this iteration */
     double weight_ranks;        /* sum of the batch adapters' ranks as stored */
+    polar *pol;                 /* adapter selection; NULL: Zipf by request id */
+    lora_load *loads;           /* over_links: this iteration's, one per batch adapter at most */
+    int32_t n_loads;
     lora_stats st;
 };
 
@@ -187,6 +211,11 @@ lora *lora_create(const lora_setup *s, const gpu_spec *g, cost_model *cost, uint
     l->mark = sim_xcalloc(n, sizeof *l->mark);
     l->loaded = sim_xcalloc(n, sizeof *l->loaded);
     l->batch = sim_xcalloc(n, sizeof *l->batch);
+    if (s->over_links)
+        l->loads = sim_xcalloc((size_t)s->max_loras, sizeof *l->loads);
+    if (s->polar.on)
+        l->pol = polar_create(&s->polar, s->adapters, s->max_loras,
+                              sim_stream_seed(seed, LORA_STREAM + 1));
     return l;
 }
 
@@ -200,6 +229,8 @@ void lora_destroy(lora *l)
     free(l->mark);
     free(l->loaded);
     free(l->batch);
+    free(l->loads);
+    polar_destroy(l->pol);
     free(l);
 }
 
@@ -222,12 +253,43 @@ int32_t lora_max_batch_adapters(const lora *l) { return l->max_batch; }
 
 double lora_affinity(const lora *l, uint64_t id)
 {
+    if (l->pol)   /* the adapter is picked at the instance: free slots alone */
+        return l->n_gpu < l->s->max_loras ? 0.8 : 0;
     if (l->gpu_used[lora_adapter(l, id)])
         return 1;
     return l->n_gpu < l->s->max_loras ? 0.8 : 0;
 }
 
 static bool in_batch(const lora *l, int32_t a) { return l->mark[a] == l->epoch; }
+
+static int32_t rank_of(const lora_setup *s, int32_t a);
+
+/* polar's penalty input: the seconds a's load would take now (0: resident),
+ * as `load` prices it without the links. */
+static double load_s(void *ctx, int32_t a)
+{
+    const lora *l = ctx;
+    const lora_setup *s = l->s;
+    if (l->gpu_used[a])
+        return 0;
+    double bytes = rank_of(s, a) * s->bytes_per_rank_gpu;
+    double t = bytes / l->pcie_bytes_per_s;
+    if (!l->host_used[a])
+        t += s->storage_latency_ns * 1e-9 + bytes * l->tp / s->storage_bytes_per_s;
+    return t;
+}
+
+/* Request r's adapter: by Zipf from its id, or picked by polar the first
+ * time a plan sees it (and kept with the request). */
+static int32_t adapter_of(lora *l, const serve_req *r)
+{
+    if (!l->pol)
+        return lora_adapter(l, r->id);
+    req *q = req_of(r);
+    if (q->lora_adapter < 0)
+        q->lora_adapter = polar_select(l->pol, r->id, load_s, l);
+    return q->lora_adapter;
+}
 
 static int32_t rank_of(const lora_setup *s, int32_t a) { return s->ranks[a % s->n_ranks]; }
 
@@ -251,8 +313,13 @@ static int32_t lru_victim(const lora *l, const uint64_t *used)
 {
     int32_t victim = -1;
     for (int32_t a = 0; a < l->s->adapters; a++)
-        if (used[a] && !in_batch(l, a) && (victim < 0 || used[a] < used[victim]))
+        if (used[a] && !in_batch(l, a) && (victim < 0 || used[a] < used[victim]) &&
+            !(l->pol && polar_keep(l->pol, a)))
             victim = a;
+    if (victim < 0 && l->pol)   /* only kept adapters left: the LRU of those */
+        for (int32_t a = 0; a < l->s->adapters; a++)
+            if (used[a] && !in_batch(l, a) && (victim < 0 || used[a] < used[victim]))
+                victim = a;
     return victim;
 }
 
@@ -260,7 +327,7 @@ static int32_t lru_victim(const lora *l, const uint64_t *used)
 static double load(lora *l, int32_t a)
 {
     const lora_setup *s = l->s;
-    double ns = 0;
+    double ns = 0, storage_bytes = 0;
     if (!l->host_used[a]) {   /* from storage into the host cache first */
         if (l->n_host == s->max_cpu_loras) {
             int32_t v = lru_victim(l, l->host_used);
@@ -269,8 +336,8 @@ static double load(lora *l, int32_t a)
             l->n_host--;
         }
         l->n_host++;
-        ns += s->storage_latency_ns +
-              rank_of(s, a) * s->bytes_per_rank_gpu * l->tp / s->storage_bytes_per_s * 1e9;
+        storage_bytes = rank_of(s, a) * s->bytes_per_rank_gpu * l->tp;
+        ns += s->storage_latency_ns + storage_bytes / s->storage_bytes_per_s * 1e9;
         l->st.storage_loads++;
     }
     l->host_used[a] = l->clock;
@@ -283,6 +350,11 @@ static double load(lora *l, int32_t a)
     }
     l->n_gpu++;
     l->st.loads++;
+    if (s->over_links) {   /* timed by the links (the instance starts them) */
+        SIM_ASSERT(l->n_loads < s->max_loras);
+        l->loads[l->n_loads++] = (lora_load){storage_bytes, rank_of(s, a) * s->bytes_per_rank_gpu};
+        return 0;
+    }
     return ns + rank_of(s, a) * s->bytes_per_rank_gpu / l->pcie_bytes_per_s * 1e9;
 }
 
@@ -294,13 +366,13 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
         memset(l->loaded, 0, (size_t)s->adapters * sizeof *l->loaded);
         l->epoch = 1;
     }
-    l->n_batch = 0;
+    l->n_batch = l->n_loads = 0;
     l->clock++;
     /* Running requests keep their adapters (admissions kept them within
      * the limit). */
     for (int32_t i = 0; i < v->n_running; i++) {
         const serve_req *r = v->running[i];
-        int32_t a = lora_adapter(l, r->id);
+        int32_t a = adapter_of(l, r);
         if (!in_batch(l, a) && !preempted(plan, r))
             add_to_batch(l, a);
     }
@@ -309,7 +381,7 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < plan->n_items; i++) {
         const serve_req *r = plan->items[i].req;
         if (r->state == REQ_WAITING) {
-            int32_t a = lora_adapter(l, r->id);
+            int32_t a = adapter_of(l, r);
             if (!in_batch(l, a)) {
                 if (l->n_batch == s->max_loras) {
                     l->st.skipped++;
@@ -342,7 +414,7 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < kept; i++) {
         tok += plan->items[i].tokens;
         rank_tok += (double)plan->items[i].tokens *
-                    rank_of(s, lora_adapter(l, plan->items[i].req->id));
+                    rank_of(s, adapter_of(l, plan->items[i].req));
     }
     l->token_rank = s->padded || tok == 0 ? s->rank : rank_tok / tok;
     double ns = 0;
@@ -363,16 +435,24 @@ sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < kept; i++) {
         const serve_req *r = plan->items[i].req;
         if (r->first_scheduled_ns < 0)
-            req_of(r)->lora_cold = l->loaded[lora_adapter(l, r->id)] == l->epoch;
+            req_of(r)->lora_cold = l->loaded[adapter_of(l, r)] == l->epoch;
     }
     if (l->n_batch > l->max_batch)
-        l->max_batch = l->n_batch;
+        l->max_batch = l->st.max_batch = l->n_batch;
     l->st.batches++;
     l->st.batch_adapters += (uint64_t)l->n_batch;
     sim_time_ns load_ns = (sim_time_ns)llround(ns);
     l->st.load_ns += (double)load_ns;
     return load_ns;
 }
+
+int32_t lora_take_loads(const lora *l, const lora_load **out)
+{
+    *out = l->loads;
+    return l->n_loads;
+}
+
+void lora_add_stall(lora *l, sim_time_ns ns) { l->st.load_ns += (double)ns; }
 
 /* A GEMM of m x k by k x n whose weights are `weights` bytes. */
 static void push_gemm(op_list *ops, op_kind kind, int32_t repeat, double m, double n, double k,
@@ -413,11 +493,19 @@ void lora_add_cost(lora *l, int64_t tokens, cost_result *c)
     l->st.op_ns += (double)add;
 }
 
-void lora_get_stats(const lora *l, lora_stats *out) { *out = l->st; }
+void lora_get_stats(const lora *l, lora_stats *out)
+{
+    *out = l->st;
+    if (l->pol)
+        polar_get_stats(l->pol, &out->polar);
+}
 
 void lora_finish(lora *l, const serve_req *r)
 {
     double ttft = (double)(r->first_token_ns - r->arrival_ns);
+    if (l->pol && req_of(r)->lora_adapter >= 0)
+        polar_reward(l->pol, r->id, req_of(r)->lora_adapter);
+    req_of(r)->lora_adapter = adapter_of(l, r);   /* its row of /adapters */
     if (req_of(r)->lora_cold)
         l->st.cold++, l->st.cold_ttft_ns += ttft;
     else

@@ -15,9 +15,22 @@
  * the queue). Running requests always keep their adapters: an adapter in
  * use is never evicted (asserted).
  *
- * Not in this slice: trace columns, loads over
- * the link model (a load's time is bytes / bandwidth + latency, with no
- * contention), adapter-affinity routing, POLAR. */
+ * Loads: by default a load's time is bytes / bandwidth (+ the storage
+ * latency from storage), loads added one after another, with no
+ * contention. With `load_over_links` they are transfers over the link
+ * model (serve/net.h): host -> GPU over the instance's PCIe link (shared,
+ * max-min fair, with its swaps and KV tier loads, and between the
+ * iteration's loads), from storage first over a storage link of the
+ * instance's own (storage_gbps, storage_latency_ms), then over PCIe; the
+ * iteration waits for all of them (lora_take_loads; the instance starts
+ * them).
+ *
+ * Adapter selection (`select`, serve/polar.h): requests bring a context
+ * instead of an adapter and a cache-aware contextual bandit picks one, the
+ * first time a plan sees the request; eviction then spares the adapters
+ * its epoch controller keeps.
+ *
+ * Not in this slice: trace columns. */
 #ifndef SERVE_LORA_H
 #define SERVE_LORA_H
 
@@ -25,6 +38,7 @@
 #include <cjson/cJSON.h>
 #include "api/batch.h"
 #include "models/cost.h"
+#include "serve/polar.h"
 
 #define LORA_STREAM 0x10a0001u
 #define LORA_MAX_RANKS 8
@@ -42,6 +56,8 @@ typedef struct lora_setup {
     int32_t max_cpu_loras;       /* host cache */
     double storage_bytes_per_s;  /* loads into the host cache */
     double storage_latency_ns;
+    bool over_links;             /* loads are transfers over serve/net.h links */
+    polar_setup polar;           /* `select`: adapters picked by POLAR (serve/polar.h) */
     /* Derived from the model and layout. */
     double bytes_per_rank_gpu;   /* weights per unit of rank on one GPU */
     double bytes_per_gpu;        /* an adapter of the largest rank */
@@ -63,6 +79,8 @@ typedef struct lora_stats {
     uint64_t skipped;            /* waiting requests left out of a plan by max_loras */
     double load_ns;              /* iteration time added by loads */
     uint64_t cold, warm;         /* finished requests whose first iteration loaded their adapter, or not */
+    int32_t max_batch;           /* the most distinct adapters one batch held (max over instances) */
+    polar_stats polar;           /* adapter selection (summed) */
     double cold_ttft_ns, warm_ttft_ns;   /* their TTFTs at the engine, summed */
     double op_ns;                /* LoRA shrink/expand time */
 } lora_stats;
@@ -91,6 +109,18 @@ int32_t lora_max_batch_adapters(const lora *l);
  * adapter limit, then brings the batch's adapters into the GPU slots.
  * Returns the load time (ns) the iteration waits for. */
 sim_time_ns lora_plan(lora *l, const batch_view *v, batch_plan *plan);
+/* With load_over_links: the loads lora_plan decided, which it did not
+ * time (it returned 0); valid until the next lora_plan. storage_bytes:
+ * the whole adapter from storage into the host cache first (0: it was
+ * cached); pcie_bytes_per_gpu: each GPU's shard over PCIe. */
+typedef struct lora_load {
+    double storage_bytes;
+    double pcie_bytes_per_gpu;
+} lora_load;
+int32_t lora_take_loads(const lora *l, const lora_load **out);
+/* The time an iteration waited for its loads over the links (stats). */
+void lora_add_stall(lora *l, sim_time_ns ns);
+
 /* Adds the iteration's LoRA operators (tokens: all the batch's tokens) to c. */
 void lora_add_cost(lora *l, int64_t tokens, cost_result *c);
 void lora_get_stats(const lora *l, lora_stats *out);

@@ -4,6 +4,7 @@
  * requests. TBT is over every gap between consecutive output tokens of every
  * request (the distribution serving papers plot); TPOT is per request. */
 #include "serve/metrics.h"
+#include "serve/req.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +173,8 @@ void metrics_finish(metrics *m, const serve_req *r, sim_time_ns now,
         .turn = r->turn,
         .session_last = r->session_last,
         .session_root = r->session_root,
+        .adapter = req_of(r)->lora_adapter,
+        .spec_steps = req_of(r)->spec_steps,
     };
     rec.ttft_compute_ns = rec.ttft_ns - rec.queue_ns - rec.ttft_load_ns;
     SIM_ASSERT_AT(now, rec.ttft_load_ns >= 0 && rec.ttft_compute_ns >= 0);
@@ -221,8 +224,10 @@ static void fold(metrics *m, const req_record *rec)
     m->met_both += both_ok;
     m->measured++;
     m->measured_tokens += (uint64_t)rec->output_tokens;
-    const int32_t ids[METRICS_GROUP_KINDS] = {rec->slo_class, rec->tenant};
+    const int32_t ids[METRICS_GROUP_KINDS] = {rec->slo_class, rec->tenant, rec->adapter};
     for (int g = 0; g < METRICS_GROUP_KINDS; g++) {
+        if (ids[g] < 0)   /* no adapter */
+            continue;
         group_stats *x = group_of(m, (metrics_group_kind)g, ids[g]);
         x->completed++;
         x->output_tokens += (uint64_t)rec->output_tokens;

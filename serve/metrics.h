@@ -44,6 +44,8 @@ typedef struct req_record {
     int64_t ttft_load_ns;
     int64_t ttft_compute_ns;
     uint64_t session_root;   /* its session tree's root session (0: none) */
+    int32_t adapter;         /* multi-LoRA: its adapter; -1: none */
+    int32_t spec_steps;      /* speculative decoding: its verification steps */
 } req_record;
 
 typedef struct pctl {
@@ -122,6 +124,17 @@ typedef struct run_summary {
      * (cold), and the mean TTFT at the engine of cold and warm ones. */
     uint64_t lora_cold_requests;
     double lora_ttft_cold_s, lora_ttft_warm_s;
+    /* Adapter loads served from the host cache / loads (the host tier's hit
+     * ratio; lora_gpu_hit_ratio is the GPU tier's), and the most distinct
+     * adapters one batch held. */
+    double lora_host_hit_ratio;
+    uint64_t lora_max_adapters_per_batch;
+    /* Adapter selection (instance.lora.select, serve/polar.h): requests
+     * whose adapter the bandit picked, its summed expected regret against
+     * the best adapter for each request's context, and the share of picks
+     * that were a best one. */
+    uint64_t lora_polar_selections;
+    double lora_polar_regret, lora_polar_optimal_ratio;
     uint64_t source_terms[COST_SRC_COUNT];  /* op terms by cost source */
     /* Expert parallelism (serve/ep.h; 0 without it): max over mean routed
      * tokens per EP GPU, mean over iterations and layer groups weighted by
@@ -163,8 +176,14 @@ typedef struct run_summary {
  * failed (a results file that cannot be written): the run then stops. */
 typedef int (*metrics_record_fn)(void *ctx, const req_record *rec);
 
-/* Requests grouped by an attribute: per SLO class and per tenant. */
-typedef enum metrics_group_kind { METRICS_BY_CLASS, METRICS_BY_TENANT, METRICS_GROUP_KINDS } metrics_group_kind;
+/* Requests grouped by an attribute: per SLO class, per tenant and (multi-LoRA)
+ * per adapter. */
+typedef enum metrics_group_kind {
+    METRICS_BY_CLASS,
+    METRICS_BY_TENANT,
+    METRICS_BY_ADAPTER,   /* only the requests that had an adapter */
+    METRICS_GROUP_KINDS
+} metrics_group_kind;
 
 typedef struct group_stats {
     uint64_t completed, output_tokens;

@@ -32,6 +32,16 @@ typedef struct req {
      * its first token, and its KV's transfers when it moved with it before
      * then (TTFT's loading part, serve/metrics.h). */
     sim_time_ns load_stall_ns;
+    int32_t lora_adapter;       /* multi-LoRA with adapter selection (polar): its pick; -1: none yet */
+    /* Speculative decoding's acceptance from the trace (serve/spec.h models
+     * "request" and "trace"): its rate when spec_alpha_set; its recorded
+     * accepted drafts per step (owned copy, kept for reuse like ids), and
+     * the verification steps it has completed. */
+    int8_t spec_alpha_set;
+    double spec_alpha;
+    uint8_t *spec_acc;
+    int32_t n_spec_acc, spec_acc_cap;
+    int32_t spec_steps;
 } req;
 
 /* A prefill-to-decode hand-off by serve/disagg.c (not a controller's mode). */

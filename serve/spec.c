@@ -35,6 +35,7 @@
  * the batch does. */
 #include "serve/spec.h"
 #include "serve/metrics.h"
+#include "serve/req.h"
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -93,7 +94,8 @@ static int parse_acceptance(cJSON *o, const char *path, spec_setup *s, sim_err *
     }
     if (a && !cJSON_IsObject(a))
         return sim_errf(err, "%s: expected a rate in [0, 1] or an object {\"model\": "
-                        "\"bernoulli\" | \"per_position\" | \"beta\", ...}", apath);
+                        "\"bernoulli\" | \"per_position\" | \"beta\" | \"request\" | "
+                        "\"trace\", ...}", apath);
     cJSON *empty = NULL;
     if (!a)
         a = empty = cJSON_CreateObject();
@@ -109,6 +111,10 @@ static int parse_acceptance(cJSON *o, const char *path, spec_setup *s, sim_err *
         s->accept = SPEC_ACCEPT_BERNOULLI;
     } else if (!strcmp(model, "beta")) {
         s->accept = SPEC_ACCEPT_BETA;
+    } else if (!strcmp(model, "request")) {
+        s->accept = SPEC_ACCEPT_REQUEST;
+    } else if (!strcmp(model, "trace")) {
+        s->accept = SPEC_ACCEPT_TRACE;
     } else if (!strcmp(model, "per_position")) {
         s->accept = SPEC_ACCEPT_PER_POSITION;
         cJSON *t = cJSON_GetObjectItemCaseSensitive(a, "per_position");
@@ -136,8 +142,8 @@ static int parse_acceptance(cJSON *o, const char *path, spec_setup *s, sim_err *
             s->per_position[i] = prev = p;
         }
     } else {
-        sim_errf(err, "%s.model: expected one of: bernoulli, per_position, beta; got \"%s\"",
-                 apath, model);
+        sim_errf(err, "%s.model: expected one of: bernoulli, per_position, beta, request, "
+                 "trace; got \"%s\"", apath, model);
         goto out;
     }
     rc = 0;
@@ -316,11 +322,17 @@ struct spec {
     gsl_rng *rng;
     double reach[SPEC_MAX_K];  /* P(a >= i + 1): the table's, or alpha^(i+1) */
     void *policy_state;
-    spec_stats st;
+    spec_stats st;             /* pos_accepted: from acc_hist, by spec_get_stats */
+    uint64_t acc_hist[SPEC_MAX_K + 1];   /* verification steps by accepted drafts */
 
     /* The plan of the iteration being formed, then in flight. */
     size_t cap;                /* of every array below */
     int32_t *drafts;           /* per item */
+    int32_t *extra;            /* per item: verify_extra(drafts) */
+    /* Per item: the accepted drafts, drawn when the drafts are chosen (the
+     * draw's key is known then), and the generated count they were drawn
+     * at (spec_accept_item draws again if it has changed). */
+    int32_t *acc, *acc_gen;
     const serve_req **cand;    /* candidates: request, item, cap */
     int32_t *cand_item, *cand_cap;
     int32_t n_cand, n_items;
@@ -335,7 +347,8 @@ struct spec {
     bool base_ready;
 };
 
-int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
+int spec_draft_cost_create(const spec_setup *s, const cost_model *target,
+                           const cJSON *cost_params,
                            const char *cost_path, const cost_setup *target_cost,
                            cost_setup *draft_setup, cost_model **out, sim_err *err)
 {
@@ -347,7 +360,11 @@ int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJS
         draft_setup->model = &s->draft;
     draft_setup->engine = NULL;   /* drafts run in the engine's step: no CPU model of their own */
     draft_setup->iteration_overhead_ns = 0;
-    *out = cost_model_create(cost_name, draft_setup, cost_params, cost_path, err);
+    /* EAGLE and MTP drafters are the target cut to fewer layers, medusa's
+     * is the target: they price every op as the target does (the table's
+     * keys never read the layer count), so they share its memo of prices. */
+    *out = cost_model_create_like(target, draft_setup, cost_params, cost_path,
+                                  s->method != SPEC_DRAFT_MODEL, err);
     return *out ? 0 : -1;
 }
 
@@ -384,6 +401,9 @@ void spec_destroy(spec *sp)
         sp->s->policy->destroy(sp->policy_state);
     gsl_rng_free(sp->rng);
     free(sp->drafts);
+    free(sp->extra);
+    free(sp->acc);
+    free(sp->acc_gen);
     free(sp->cand);
     free(sp->cand_item);
     free(sp->cand_cap);
@@ -402,7 +422,7 @@ static int32_t verify_extra(const spec_setup *s, int32_t d)
 
 /* ---- draws ------------------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
+static inline uint64_t mix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -422,12 +442,13 @@ enum { DRAW_ACCEPT = 1, DRAW_ALPHA = 2, DRAW_MATCH = 3 };
 /* The key of a counter-based stream (hashed like reseed's seed), and its
  * i-th uniform in [0, 1): the per-position draws of the common models need
  * no generator state. */
-static uint64_t stream_key(const spec *sp, uint64_t id, int64_t generated, uint64_t purpose)
+static inline uint64_t stream_key(const spec *sp, uint64_t id, int64_t generated,
+                                  uint64_t purpose)
 {
     return mix64(sp->seed ^ mix64(id ^ mix64((uint64_t)generated ^ (purpose << 56))));
 }
 
-static double uniform_at(uint64_t key, uint64_t i)
+static inline double uniform_at(uint64_t key, uint64_t i)
 {
     return (double)(mix64(key + i) >> 11) * 0x1.0p-53;
 }
@@ -451,10 +472,47 @@ int32_t spec_draw(spec *sp, uint64_t id, int32_t generated, int32_t d)
         while (a < d && p > u)
             a++, p *= alpha;
     } else {
-        while (a < d && sp->reach[a] > u)
-            a++;
+        /* reach is non-increasing, so the positions above u are a prefix:
+         * counting them needs no data-dependent branch (a mispredicted
+         * one per draw was most of this function's time). */
+        for (int32_t i = 0; i < d; i++)
+            a += sp->reach[i] > u;
     }
     return a;
+}
+
+/* The accepted drafts of request r's next verification step with d
+ * drafts: spec_draw's, or from r's trace columns (serve/req.h) under the
+ * models "request" (r's spec_alpha as a Bernoulli rate, on the same
+ * uniform as spec_draw: a request whose rate is the configured one draws
+ * what "bernoulli" draws) and "trace" (r's recorded accepted drafts, one
+ * per step in order, cut to d, cycling when they run out) [assume: a
+ * recorded request usually takes as many steps as it recorded; at another
+ * K or length it may take more]. A request without the column uses rate. */
+static int32_t draw_req(spec *sp, const serve_req *r, int32_t d)
+{
+    const req *q = req_of(r);
+    spec_accept m = sp->s->accept;
+    if (m == SPEC_ACCEPT_BERNOULLI || m == SPEC_ACCEPT_PER_POSITION) {   /* spec_draw's, inline */
+        double u = uniform_at(stream_key(sp, r->id, r->generated_tokens, DRAW_ACCEPT), 0);
+        int32_t a = 0;
+        for (int32_t i = 0; i < d; i++)
+            a += sp->reach[i] > u;
+        return a;
+    }
+    if (sp->s->accept == SPEC_ACCEPT_TRACE && q->n_spec_acc > 0) {
+        int32_t a = q->spec_acc[q->spec_steps % q->n_spec_acc];
+        return a < d ? a : d;
+    }
+    if (sp->s->accept == SPEC_ACCEPT_REQUEST && q->spec_alpha_set) {
+        double u = uniform_at(stream_key(sp, r->id, r->generated_tokens, DRAW_ACCEPT), 0);
+        double alpha = q->spec_alpha, p = alpha;
+        int32_t a = 0;
+        while (a < d && p > u)
+            a++, p *= alpha;
+        return a;
+    }
+    return spec_draw(sp, r->id, r->generated_tokens, d);
 }
 
 /* ngram: whether the prompt lookup finds a proposal this step. */
@@ -466,18 +524,38 @@ static bool ngram_match(spec *sp, const serve_req *r)
            sp->s->match_rate;
 }
 
+static int32_t account(spec *sp, int32_t d, int32_t e, int32_t a);
+
 int32_t spec_accept_drafts(spec *sp, const serve_req *r, int32_t d)
 {
-    int32_t a = spec_draw(sp, r->id, r->generated_tokens, d);
+    int32_t a = draw_req(sp, r, d);
+    req_of(r)->spec_steps++;
+    return account(sp, d, verify_extra(sp->s, d), a);
+}
+
+int32_t spec_accept_item(spec *sp, int32_t i, const serve_req *r)
+{
+    SIM_ASSERT(i >= 0 && i < sp->n_items);
+    int32_t d = sp->drafts[i], a = sp->acc[i];
+    SIM_ASSERT(d > 0);
+    if (r->generated_tokens != sp->acc_gen[i])   /* not what it was drawn at */
+        a = draw_req(sp, r, d);
+    req_of(r)->spec_steps++;
+    return account(sp, d, sp->extra[i], a);
+}
+
+/* Adds a verification step of d drafts (e verified), a accepted, to the
+ * stats. */
+static int32_t account(spec *sp, int32_t d, int32_t e, int32_t a)
+{
     spec_stats *st = &sp->st;
     st->drafts++;
     st->draft_tokens += (uint64_t)d;
-    st->verified_tokens += (uint64_t)verify_extra(sp->s, d);
+    st->verified_tokens += (uint64_t)e;
     st->accepted_tokens += (uint64_t)a;
     st->emitted_tokens += (uint64_t)a + 1;
     st->positions_reached += (uint64_t)(a < d ? a + 1 : d);
-    for (int32_t i = 0; i < a && i < SPEC_POS_METRICS; i++)
-        st->pos_accepted[i]++;
+    sp->acc_hist[a]++;
     return a;
 }
 
@@ -640,6 +718,12 @@ static void plan_reserve(spec *sp, size_t n)
     size_t c = sp->cap;
     sim_grow((void **)&sp->drafts, &c, n, sizeof *sp->drafts);
     c = sp->cap;
+    sim_grow((void **)&sp->extra, &c, n, sizeof *sp->extra);
+    c = sp->cap;
+    sim_grow((void **)&sp->acc, &c, n, sizeof *sp->acc);
+    c = sp->cap;
+    sim_grow((void **)&sp->acc_gen, &c, n, sizeof *sp->acc_gen);
+    c = sp->cap;
     sim_grow((void **)&sp->chunks, &c, n, sizeof *sp->chunks);
     c = sp->cap;
     sim_grow((void **)&sp->cand, &c, n, sizeof *sp->cand);
@@ -675,6 +759,14 @@ static void base_shape(spec *sp, const batch_view *v, const batch_plan *plan)
     }
 }
 
+/* Blocks of b tokens holding `tokens` tokens; shift: log2(b) when b is a
+ * power of two (the usual case: a 64-bit division per drafting sequence
+ * was a quarter of spec_plan's time), else -1. */
+static inline int64_t blocks_of(int64_t tokens, int64_t b, int shift)
+{
+    return shift >= 0 ? (tokens + b - 1) >> shift : (tokens + b - 1) / b;
+}
+
 void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
 {
     const spec_setup *s = sp->s;
@@ -685,7 +777,7 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < plan->n_items; i++) {
         const batch_item *it = &plan->items[i];
         const serve_req *r = it->req;
-        sp->drafts[i] = 0;
+        sp->drafts[i] = sp->extra[i] = 0;
         tokens += it->tokens;
         if (r->state != REQ_RUNNING || !req_is_decode(r) || it->layers || it->tokens != 1)
             continue;
@@ -713,6 +805,9 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
     memset(sp->cnt, 0, sizeof sp->cnt);
     memset(sp->ctx, 0, sizeof sp->ctx);
     int64_t budget = v->setup->max_batched_tokens - tokens;
+    const int64_t block = v->setup->block_size_tokens;
+    const int shift = block > 0 && (block & (block - 1)) == 0
+                          ? __builtin_ctzll((unsigned long long)block) : -1;
     for (int32_t c = 0; c < sp->n_cand && k > 0 && budget > 0; c++) {
         batch_item *it = &plan->items[sp->cand_item[c]];
         const serve_req *r = it->req;
@@ -741,12 +836,16 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan)
         if (want > hold)
             it->reserve = want;
         int32_t e = verify_extra(s, d);
-        if (s->lookahead && want > 1 + e) {   /* the blocks the lookahead adds */
-            int64_t b = v->setup->block_size_tokens, c = r->computed_tokens;
-            sp->st.lookahead_blocks += (uint64_t)((c + want + b - 1) / b - (c + 1 + e + b - 1) / b);
-        }
+        if (s->lookahead && want > 1 + e)   /* the blocks the lookahead adds */
+            sp->st.lookahead_blocks +=
+                (uint64_t)(blocks_of(r->computed_tokens + want, block, shift) -
+                           blocks_of(r->computed_tokens + 1 + e, block, shift));
         budget -= e;
-        sp->drafts[sp->cand_item[c]] = d;
+        int32_t i = sp->cand_item[c];
+        sp->drafts[i] = d;
+        sp->extra[i] = e;
+        sp->acc[i] = draw_req(sp, r, d);
+        sp->acc_gen[i] = r->generated_tokens;
         sp->cnt[d]++;
         sp->ctx[d] += r->computed_tokens;
     }
@@ -760,7 +859,24 @@ int32_t spec_item_drafts(const spec *sp, int32_t i)
 
 int32_t spec_item_verify_extra(const spec *sp, int32_t i)
 {
-    return verify_extra(sp->s, spec_item_drafts(sp, i));
+    SIM_ASSERT(i >= 0 && i < sp->n_items);
+    return sp->extra[i];
 }
 
-void spec_get_stats(const spec *sp, spec_stats *out) { *out = sp->st; }
+const int32_t *spec_plan_extras(const spec *sp, int32_t n_items)
+{
+    SIM_ASSERT(n_items == sp->n_items);
+    return sp->extra;
+}
+
+void spec_get_stats(const spec *sp, spec_stats *out)
+{
+    *out = sp->st;
+    /* Steps that accepted position i + 1: those that accepted more than i. */
+    uint64_t more = 0;
+    for (int32_t a = SPEC_MAX_K; a >= 1; a--) {
+        more += sp->acc_hist[a];
+        if (a - 1 < SPEC_POS_METRICS)
+            out->pos_accepted[a - 1] = more;
+    }
+}

@@ -23,7 +23,10 @@
  * tokens come from a stream keyed by (run seed, r's id, g), and a Beta
  * model's per-request rate from a GSL generator seeded from (run seed, r's
  * id): the batch it runs in, the instance, preemptions and moves never
- * change them. */
+ * change them. A step's draw is made when spec_plan picks its drafts (its
+ * key is known then) and kept for spec_accept_item. The acceptance models
+ * "request" and "trace" read the request's trace columns instead (its
+ * rate; its recorded accepted drafts per step, in order: serve/req.h). */
 #ifndef SERVE_SPEC_H
 #define SERVE_SPEC_H
 
@@ -47,6 +50,8 @@ typedef enum spec_accept {
     SPEC_ACCEPT_BERNOULLI,     /* each position accepted with rate alpha */
     SPEC_ACCEPT_PER_POSITION,  /* P(a >= i) given per position (vLLM's metric) */
     SPEC_ACCEPT_BETA,          /* per-request alpha ~ Beta(a, b) */
+    SPEC_ACCEPT_REQUEST,       /* Bernoulli at the request's trace rate (spec_alpha) */
+    SPEC_ACCEPT_TRACE,         /* the request's recorded per-step accepted drafts */
 } spec_accept;
 
 /* The seed stream of the draws (a constant apart from the cluster's). */
@@ -121,10 +126,12 @@ void spec_summarize(const spec_stats *st, double busy_ns, struct run_summary *ou
 typedef struct spec spec;
 
 /* The drafter's cost model, one per pool (its instances share it, as they
- * share the target's): priced like the target (cost_name, params), on the
- * drafter as a model (medusa: the target's). *out is NULL for ngram and
- * speculation off. draft_setup must outlive *out (it is borrowed). */
-int spec_draft_cost_create(const spec_setup *s, const char *cost_name, const cJSON *cost_params,
+ * share the target's): priced like the target (its member and params,
+ * sharing its loaded table: cost_model_create_like), on the drafter as a
+ * model (medusa: the target's). *out is NULL for ngram and speculation
+ * off. draft_setup must outlive *out (it is borrowed). */
+int spec_draft_cost_create(const spec_setup *s, const cost_model *target,
+                           const cJSON *cost_params,
                            const char *cost_path, const cost_setup *target_cost,
                            cost_setup *draft_setup, cost_model **out, sim_err *err);
 /* The runtime of one instance: target and drafter cost models borrowed
@@ -143,10 +150,17 @@ void spec_plan(spec *sp, const batch_view *v, batch_plan *plan);
  * nodes). Valid until the next spec_plan. */
 int32_t spec_item_drafts(const spec *sp, int32_t i);
 int32_t spec_item_verify_extra(const spec *sp, int32_t i);
+/* The same for every item at once (n_items: the plan's, checked): extras[i] =
+ * spec_item_verify_extra(sp, i), positive exactly for the drafting items. */
+const int32_t *spec_plan_extras(const spec *sp, int32_t n_items);
 /* Adds the drafting cost of the iteration whose target cost is `c` to c. */
 void spec_add_cost(spec *sp, const batch_shape *shape, cost_result *c);
 /* After the iteration: the accepted drafts of drafting item r (d drafts). */
 int32_t spec_accept_drafts(spec *sp, const serve_req *r, int32_t d);
+/* The same for drafting plan item i (request r): its draw was made when
+ * spec_plan chose its drafts (the same draw, keyed by r's generated count
+ * then; drawn again if that has changed). */
+int32_t spec_accept_item(spec *sp, int32_t i, const serve_req *r);
 void spec_get_stats(const spec *sp, spec_stats *out);
 
 /* The draws alone (tests): accepted drafts of request `id` at the step

@@ -46,6 +46,7 @@ const suite_fn test_suites[] = {
     plugin_suite,
     spec_suite,
     lora_suite,
+    spec2_suite,
     slo_sched_suite,
     slo_ops_suite,
     NULL,

@@ -57,5 +57,6 @@ Suite *slo_ops_suite(void);
 
 Suite *spec_suite(void);
 Suite *lora_suite(void);
+Suite *spec2_suite(void);
 
 #endif

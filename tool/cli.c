@@ -180,6 +180,10 @@ static void print_summary(const run_config *cfg, const run_summary *s,
                "mean, warm %.2f ms (at the engine)\n",
                (unsigned long long)s->lora_cold_requests, s->lora_ttft_cold_s * 1e3,
                s->lora_ttft_warm_s * 1e3);
+    if (s->lora_polar_selections)
+        printf("  LoRA adapter selection %llu picks by POLAR, %.1f%% of them a best adapter, "
+               "regret %.3f\n", (unsigned long long)s->lora_polar_selections,
+               100 * s->lora_polar_optimal_ratio, s->lora_polar_regret);
     if (s->spec_drafts)
         printf("  speculative decoding   %llu drafts, %llu draft tokens, acceptance rate "
                "%.3f, mean acceptance length %.2f; draft %.1f%%, verify %.1f%% of busy "

@@ -127,7 +127,9 @@ static const cfgdoc_text texts[] = {
     {"instance.speculative.method", "the drafter: draft_model, eagle, mtp, medusa, ngram or off"},
     {"instance.speculative.k", "draft tokens per step (the most; the policy may pick fewer)"},
     {"instance.speculative.acceptance", "accepted drafts: a Bernoulli rate, or {\"model\": "
-                                        "bernoulli | per_position | beta, ...}"},
+                                        "bernoulli | per_position | beta | request | trace, "
+                                        "...} (request, trace: the trace's spec_alpha, "
+                                        "spec_accepted columns)"},
     {"instance.speculative.draft_model", "draft_model: the draft LLM (a name in models/llm/ or a file)"},
     {"instance.speculative.draft_layers", "eagle, mtp: the drafter's decoder layers"},
     {"instance.speculative.lookahead", "reserve k lookahead KV slots per drafting sequence "
@@ -151,6 +153,15 @@ static const cfgdoc_text texts[] = {
     {"instance.lora.max_cpu_loras", "adapters the host cache holds"},
     {"instance.lora.storage_gbps", "loads from storage into the host cache, Gbit/s"},
     {"instance.lora.storage_latency_ms", "latency of a load from storage"},
+    {"instance.lora.select", "adapter selection: {\"policy\": \"polar\", ...} (serve/polar.h): a cache-aware contextual bandit picks each request's adapter"},
+    {"instance.lora.select.policy", "polar (the only one)"},
+    {"instance.lora.select.dim", "context features d (the constant one included)"},
+    {"instance.lora.select.beta", "LinUCB exploration bonus weight"},
+    {"instance.lora.select.lambda", "penalty per second of load time for an adapter not in a GPU slot"},
+    {"instance.lora.select.noise", "reward noise standard deviation"},
+    {"instance.lora.select.epoch", "the first epoch's selections (controller: forced exploration, kept set)"},
+    {"instance.lora.select.doubling", "POLAR+: each epoch twice as long as the last"},
+    {"instance.lora.load_over_links", "loads are transfers over the link model (PCIe shared, max-min fair; storage link per instance)"},
     {"policies", "the scheduling policies (policies/README.md)"},
     {"policies.batch", "batch formation: which requests run in the next iteration"},
     {"policies.batch.name", "the batch policy (default from the engine profile)"},

@@ -196,6 +196,8 @@ static const out_field out_req_fields[] = {
     OUT_REQ(ttft_load_ns, OUT_I64),
     OUT_REQ(ttft_compute_ns, OUT_I64),
     OUT_REQ(session_root, OUT_U64),
+    OUT_REQ(adapter, OUT_I32),
+    OUT_REQ(spec_steps, OUT_I32),
 };
 
 /* Percentile groups are flattened to <name>_mean, <name>_p50, ... : plain
@@ -335,6 +337,11 @@ static const out_field out_sum_fields[] = {
     OUT_SUM_PCTL(stream_ttft_last_s),
     OUT_SUM(stream_invalidated_tokens, OUT_U64),
     OUT_SUM(preemptions_swap, OUT_U64),
+    OUT_SUM(lora_host_hit_ratio, OUT_F64),
+    OUT_SUM(lora_max_adapters_per_batch, OUT_U64),
+    OUT_SUM(lora_polar_selections, OUT_U64),
+    OUT_SUM(lora_polar_regret, OUT_F64),
+    OUT_SUM(lora_polar_optimal_ratio, OUT_F64),
     OUT_SUM(wall_s, OUT_F64),
     OUT_SUM(peak_rss_mb, OUT_F64),
 };
@@ -1025,6 +1032,8 @@ int out_cluster_tables(out_file *f, const cluster *c, sim_err *err)
         rc = out_write_groups(f, c, METRICS_BY_CLASS, "classes", err);
     if (!rc)
         rc = out_write_groups(f, c, METRICS_BY_TENANT, "tenants", err);
+    if (!rc && cluster_n_groups(c, METRICS_BY_ADAPTER) > 0)   /* multi-LoRA runs only */
+        rc = out_write_groups(f, c, METRICS_BY_ADAPTER, "adapters", err);
     free(pools);
     free(insts);
     return rc;

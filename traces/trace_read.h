@@ -39,6 +39,13 @@ typedef struct trace_row {
     const uint64_t *prefix_blocks;      /* reader-owned, valid until the next row */
     int32_t n_prefix_blocks;
     int32_t prefix_block_tokens;
+    /* Speculative decoding (native columns spec_alpha, spec_accepted): the
+     * request's acceptance rate, and its recorded accepted drafts per
+     * verification step (reader-owned, valid until the next row). */
+    bool spec_alpha_set;
+    double spec_alpha;
+    const uint8_t *spec_accepted;
+    int32_t n_spec_accepted;
     bool failed;                        /* a failed request (BurstGPT: no response) */
     uint64_t call_group;                /* multi-call group (0: none) */
     /* A streamed prompt (Stream2LLM): n_chunks parts of the prompt, the k-th

@@ -21,6 +21,7 @@
 typedef struct held_row {
     trace_row row;
     size_t blocks_at;     /* offset of its prefix ids in the pool */
+    size_t accepted_at;   /* and of its spec_accepted in acc_pool */
 } held_row;
 
 typedef struct trace_src {
@@ -52,6 +53,8 @@ typedef struct trace_src {
     trace_row ahead;
     uint64_t *ahead_ids;
     size_t ahead_cap;
+    uint8_t *acc_pool, *ahead_acc;   /* spec_accepted lists, as pool and ahead_ids */
+    size_t acc_len, acc_cap, ahead_acc_cap;
 } trace_src;
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -211,6 +214,8 @@ void trace_src_destroy(void *state)
     free(s->group);
     free(s->pool);
     free(s->ahead_ids);
+    free(s->acc_pool);
+    free(s->ahead_acc);
     free(s);
 }
 
@@ -227,6 +232,11 @@ static void hold_ahead(trace_src *s, const trace_row *r)
         memcpy(s->ahead_ids, r->prefix_blocks, (size_t)r->n_prefix_blocks * sizeof *s->ahead_ids);
         s->ahead.prefix_blocks = s->ahead_ids;
     }
+    if (r->n_spec_accepted) {
+        sim_grow((void **)&s->ahead_acc, &s->ahead_acc_cap, (size_t)r->n_spec_accepted, 1);
+        memcpy(s->ahead_acc, r->spec_accepted, (size_t)r->n_spec_accepted);
+        s->ahead.spec_accepted = s->ahead_acc;
+    }
     s->have_ahead = true;
 }
 
@@ -242,6 +252,12 @@ static void hold_in_group(trace_src *s, const trace_row *r)
         memcpy(s->pool + s->pool_len, r->prefix_blocks, n * sizeof *s->pool);
         s->pool_len += n;
     }
+    h->accepted_at = s->acc_len;
+    if (r->n_spec_accepted) {
+        sim_grow((void **)&s->acc_pool, &s->acc_cap, s->acc_len + (size_t)r->n_spec_accepted, 1);
+        memcpy(s->acc_pool + s->acc_len, r->spec_accepted, (size_t)r->n_spec_accepted);
+        s->acc_len += (size_t)r->n_spec_accepted;
+    }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -255,7 +271,7 @@ static int fill_group(trace_src *s, sim_err *err)
 {
     trace_row r;
     int rc;
-    s->n_group = s->group_at = s->pool_len = 0;
+    s->n_group = s->group_at = s->pool_len = s->acc_len = 0;
     if (!s->have_ahead) {
         rc = trace_reader_next(s->rd, &r, err);
         if (rc <= 0)
@@ -305,6 +321,7 @@ static int raw_next(trace_src *s, trace_row *out, sim_err *err)
     held_row *h = &s->group[s->group_at++];
     *out = h->row;
     out->prefix_blocks = h->row.n_prefix_blocks ? s->pool + h->blocks_at : NULL;
+    out->spec_accepted = h->row.n_spec_accepted ? s->acc_pool + h->accepted_at : NULL;
     return 1;
 }
 
@@ -421,6 +438,10 @@ int trace_src_next(void *state, sim_time_ns now, wl_request *out, sim_err *err)
     out->prefix_blocks = row.prefix_blocks;
     out->n_prefix_blocks = row.n_prefix_blocks;
     out->prefix_block_tokens = row.prefix_block_tokens;
+    out->spec_alpha_set = row.spec_alpha_set;
+    out->spec_alpha = row.spec_alpha;
+    out->spec_accepted = row.spec_accepted;
+    out->n_spec_accepted = row.n_spec_accepted;
     s->yielded++;
     return WL_REQUEST;
 }

@@ -10,15 +10,20 @@
  * "offset_ms:tokens@keep" updates (the context becomes its first keep
  * tokens and tokens new ones) separated by spaces, a string in JSONL; the
  * prompt they leave should be input_tokens long: the serving side cuts or
- * extends the last chunk to match). Conversion to
+ * extends the last chunk to match), spec_alpha (the request's
+ * speculative-decoding acceptance rate) and spec_accepted (its recorded
+ * accepted drafts per verification step, a list like prefix_blocks;
+ * serve/spec.h's acceptance models "request" and "trace"). Conversion to
  * native (trace convert) writes none of these: other formats have none.
  * CSV: a header naming the columns, in any order; an empty optional cell is
  * the default. JSONL: one object per line with those keys. Unknown columns
  * and keys are errors: the format is ours, so a typo should not pass. The
  * source picks CSV or JSONL from the first character of the file's first
  * line as the reader sees it (after a byte order mark; stdin too). */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "traces/native.h"
@@ -39,13 +44,20 @@ enum {
     NV_DEADLINE,
     NV_CHUNKS,
     NV_BLOCKS,
+    NV_SPEC_ALPHA,
+    NV_SPEC_ACCEPTED,
     NV_COLUMNS
 };
 static const char *const native_names[] = {
     "arrival_s", "input_tokens", "output_tokens", "priority", "slo_class", "tenant",
-    "ttft_slo_ms", "prefix_block_tokens", "group", "deadline_ms", "chunks", "prefix_blocks", NULL};
+    "ttft_slo_ms", "prefix_block_tokens", "group", "deadline_ms", "chunks", "prefix_blocks",
+    "spec_alpha", "spec_accepted", NULL};
 
 #define NATIVE_MAX_CHUNKS 256
+/* The most drafts one recorded step may accept, and the most steps a row
+ * records (the reader's state holds them: formats have no destructor). */
+#define NATIVE_MAX_ACCEPTED 255
+#define NATIVE_MAX_STEPS 65536
 
 typedef struct native_state {
     int col[NV_COLUMNS];
@@ -53,7 +65,59 @@ typedef struct native_state {
     int32_t chunk_tokens[NATIVE_MAX_CHUNKS];   /* the current row's chunks */
     int32_t chunk_keep[NATIVE_MAX_CHUNKS];
     sim_time_ns chunk_ns[NATIVE_MAX_CHUNKS];
+    uint8_t accepted[NATIVE_MAX_STEPS];   /* the row's spec_accepted */
 } native_state;
+
+/* spec_accepted: at most NATIVE_MAX_STEPS integers in [0, 255], separated
+ * by white space (CSV) or a JSON array; into st->accepted. */
+static int parse_accepted(native_state *st, trace_span s, bool json, const uint8_t **out,
+                          int32_t *n)
+{
+    size_t i = 0, end = s.len;
+    while (i < end && isspace((unsigned char)s.p[i]))
+        i++;
+    while (end > i && isspace((unsigned char)s.p[end - 1]))
+        end--;
+    if (json) {
+        if (end - i < 2 || s.p[i] != '[' || s.p[end - 1] != ']')
+            return -1;
+        i++, end--;
+    }
+    int32_t count = 0;
+    bool need_value = false;   /* after a comma */
+    for (;;) {
+        while (i < end && isspace((unsigned char)s.p[i]))
+            i++;
+        if (i == end) {
+            if (need_value)
+                return -1;
+            break;
+        }
+        unsigned v = 0;
+        size_t first = i;
+        for (; i < end && (unsigned)(s.p[i] - '0') <= 9; i++)
+            if ((v = v * 10 + (unsigned)(s.p[i] - '0')) > NATIVE_MAX_ACCEPTED)
+                return -1;
+        if (i == first)
+            return -1;
+        if (count == NATIVE_MAX_STEPS)
+            return -1;
+        st->accepted[count++] = (uint8_t)v;
+        while (i < end && isspace((unsigned char)s.p[i]))
+            i++;
+        need_value = false;
+        if (json && i < end) {
+            if (s.p[i] != ',')
+                return -1;
+            i++;
+            need_value = true;
+        }
+    }
+    *out = count ? st->accepted : NULL;
+    *n = count;
+    return 0;
+}
+
 
 /* A streamed prompt's chunks: "offset_ms:tokens" (an append) or
  * "offset_ms:tokens@keep" (an update: the context becomes its first keep
@@ -108,7 +172,7 @@ static int native_field(trace_reader *r, int k, trace_span v, char json, trace_r
 {
     const char *name = native_names[k];
     int64_t x;
-    if (json && k != NV_BLOCKS && k != NV_CHUNKS && json != 'n')
+    if (json && k != NV_BLOCKS && k != NV_CHUNKS && k != NV_SPEC_ACCEPTED && json != 'n')
         return trace_field_error(err, name, "a number", v);
     switch (k) {
     case NV_ARRIVAL:
@@ -161,6 +225,22 @@ static int native_field(trace_reader *r, int k, trace_span v, char json, trace_r
             return trace_field_error(err, name, "milliseconds >= 0", v);
         out->deadline_ns = x;
         return 0;
+    case NV_SPEC_ALPHA:   /* exact to 9 decimals, like arrival_s */
+        if (trace_parse_scaled(v, 1000000000, 0, 1000000000, &x))
+            return trace_field_error(err, name, "a rate in [0, 1]", v);
+        out->spec_alpha = (double)x / 1e9;
+        out->spec_alpha_set = true;
+        return 0;
+    case NV_SPEC_ACCEPTED:
+        if ((json && json != '[') ||
+            parse_accepted(trace_reader_state(r), v, json != 0, &out->spec_accepted,
+                           &out->n_spec_accepted))
+            return trace_field_error(err, name,
+                                     json ? "an array of at most 65536 integers in [0, 255]"
+                                          : "at most 65536 integers in [0, 255] separated "
+                                            "by spaces",
+                                     v);
+        return 0;
     default:
         if ((json && json != '[') ||
             trace_parse_ids(r, v, json != 0, &out->prefix_blocks, &out->n_prefix_blocks))
@@ -199,7 +279,7 @@ static int native_csv_header(trace_reader *r, char *line, size_t len, sim_err *e
             return sim_errf(err, "header: expected the columns arrival_s, input_tokens, "
                             "output_tokens (then any of priority, slo_class, tenant, "
                             "ttft_slo_ms, prefix_block_tokens, group, deadline_ms, "
-                            "chunks, prefix_blocks); %s is missing",
+                            "chunks, prefix_blocks, spec_alpha, spec_accepted); %s is missing",
                             native_names[k]);
     return 1;
 }
@@ -282,7 +362,7 @@ const trace_format trace_fmt_native_jsonl = {
     .what = "servesim native JSONL: {\"arrival_s\", \"input_tokens\", \"output_tokens\", ...}",
     .timed = true,
     .time_column = "arrival_s",
-    .state_size = sizeof(native_state),   /* its chunk buffers */
+    .state_size = sizeof(native_state),   /* its chunk and accepted-length buffers */
     .sniff = native_jsonl_sniff,
     .header = native_jsonl_header,
     .row = native_jsonl_row,

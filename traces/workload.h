@@ -16,6 +16,7 @@
 #ifndef TRACES_WORKLOAD_H
 #define TRACES_WORKLOAD_H
 
+#include <stdbool.h>
 #include <gsl/gsl_rng.h>
 #include <cjson/cJSON.h>
 #include "sim/base.h"
@@ -66,6 +67,15 @@ typedef struct wl_request {
      * the chunk's tokens (update mode). NULL: all appends. */
     const int32_t *chunk_keep;
     int32_t n_chunks;
+    /* Speculative decoding (serve/spec.h acceptance models "request" and
+     * "trace"): this request's acceptance rate in [0, 1] when
+     * spec_alpha_set, and the accepted drafts of its successive
+     * verification steps (owned by the source, valid until its next
+     * `next`; NULL: none). */
+    bool spec_alpha_set;
+    double spec_alpha;
+    const uint8_t *spec_accepted;
+    int32_t n_spec_accepted;
 } wl_request;
 
 /* What a source may use. The generators are owned by the caller. */
