@@ -85,10 +85,9 @@ double jit_reward(const jit_req_terms *t, double p, double output_weight,
 }
 
 typedef struct jit_ent {
-    const serve_req *r;
+    batch_ranked at;    /* the request, and its index in v->running or -1 */
     double reward, remain, prio;
     int32_t rank;       /* candidates: running first (their order), then the queue's */
-    int32_t running;    /* index in v->running, or -1 */
 } jit_ent;
 
 typedef struct jit_slot {
@@ -260,7 +259,7 @@ static double draw_z(const jit_state *s, uint64_t id)
 
 static void rank_one(const jit_state *s, sim_time_ns now, jit_ent *e)
 {
-    const serve_req *r = e->r;
+    const serve_req *r = e->at.r;
     double lhat = jit_predict_tokens(r->output_tokens, draw_z(s, r->id), s->error, s->quantile,
                                      r->generated_tokens);
     double ttft = (double)(r->ttft_deadline_ns - r->arrival_ns);
@@ -283,9 +282,9 @@ static void rank_one(const jit_state *s, sim_time_ns now, jit_ent *e)
 static int group_cmp(const void *ap, const void *bp)
 {
     const jit_ent *a = ap, *b = bp;
-    if (a->r->call_group != b->r->call_group)
-        return a->r->call_group < b->r->call_group ? -1 : 1;
-    return a->r->id < b->r->id ? -1 : a->r->id > b->r->id;
+    if (a->at.r->call_group != b->at.r->call_group)
+        return a->at.r->call_group < b->at.r->call_group ? -1 : 1;
+    return a->at.r->id < b->at.r->id ? -1 : a->at.r->id > b->at.r->id;
 }
 
 /* Recomputation: every request ranked, a group's calls sharing sum(reward)
@@ -296,26 +295,26 @@ static void recompute(jit_state *s, const batch_view *v, const batch_plan *plan)
     int32_t n = 0;
     for (int32_t i = 0; i < v->n_running && n < s->ent_cap; i++)
         if (!batch_is_preempted(plan, v->running[i]))
-            s->ents[n++] = (jit_ent){.r = v->running[i]};
+            s->ents[n++] = (jit_ent){.at = {v->running[i], i}};
     const serve_req *w = batch_first_waiting(v);
     for (int32_t seen = 0; w && seen < s->lookahead && n < s->ent_cap;
          w = req_next_waiting(w), seen++)
-        s->ents[n++] = (jit_ent){.r = w};
+        s->ents[n++] = (jit_ent){.at = {w, -1}};
     for (int32_t i = 0; i < n; i++)
         rank_one(s, v->now, &s->ents[i]);
     qsort(s->ents, (size_t)n, sizeof *s->ents, group_cmp);
     for (int32_t i = 0; i < n;) {
         int32_t j = i + 1;
         double reward = s->ents[i].reward, remain = s->ents[i].remain;
-        while (s->ents[i].r->call_group && j < n &&
-               s->ents[j].r->call_group == s->ents[i].r->call_group) {
+        while (s->ents[i].at.r->call_group && j < n &&
+               s->ents[j].at.r->call_group == s->ents[i].at.r->call_group) {
             reward += s->ents[j].reward;
             if (s->ents[j].remain > remain)
                 remain = s->ents[j].remain;
             j++;
         }
         for (int32_t k = i; k < j; k++)
-            map_put(s, s->ents[k].r->id, j - i > 1 ? reward / remain : s->ents[k].prio);
+            map_put(s, s->ents[k].at.r->id, j - i > 1 ? reward / remain : s->ents[k].prio);
         i = j;
     }
 }
@@ -325,7 +324,7 @@ static double priority_of(jit_state *s, sim_time_ns now, const serve_req *r)
     double prio;
     if (map_get(s, r->id, &prio))
         return prio;
-    jit_ent e = {.r = r};
+    jit_ent e = {.at = {r, -1}};
     rank_one(s, now, &e);
     map_put(s, r->id, e.prio);
     return e.prio;
@@ -339,21 +338,6 @@ static int prio_cmp(const void *ap, const void *bp)
     if (a->prio != b->prio)
         return a->prio > b->prio ? -1 : 1;
     return (a->rank > b->rank) - (a->rank < b->rank);
-}
-
-static int32_t chunk_that_fits(const batch_view *v, const serve_req *r, int64_t budget)
-{
-    int64_t chunk = batch_todo_tokens(v, r), room = kv_room(v, r);
-    if (chunk > budget)
-        chunk = budget;
-    if (chunk > room)
-        chunk = room;
-    return chunk > 0 ? (int32_t)chunk : 0;
-}
-
-static bool may_admit(const batch_view *v, const batch_plan *plan)
-{
-    return !(plan->n_preempt && !v->setup->rules.admit_after_preempt && plan->n_items);
 }
 
 static void jit_form(void *state, const batch_view *v, batch_plan *plan)
@@ -374,7 +358,7 @@ static void jit_form(void *state, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < v->n_running && n < s->ent_cap; i++) {
         const serve_req *r = v->running[i];
         if (!req_is_decode(r) && !batch_is_preempted(plan, r)) {
-            s->ents[n] = (jit_ent){.r = r, .rank = n, .running = i,
+            s->ents[n] = (jit_ent){.at = {r, i}, .rank = n,
                                    .prio = priority_of(s, v->now, r)};
             n++;
         }
@@ -382,55 +366,13 @@ static void jit_form(void *state, const batch_view *v, batch_plan *plan)
     const serve_req *rest = batch_first_waiting(v);
     for (int32_t seen = 0; rest && seen < s->lookahead && n < s->ent_cap;
          rest = req_next_waiting(rest), seen++) {
-        s->ents[n] = (jit_ent){.r = rest, .rank = n, .running = -1,
+        s->ents[n] = (jit_ent){.at = {rest, -1}, .rank = n,
                                .prio = priority_of(s, v->now, rest)};
         n++;
     }
     qsort(s->ents, (size_t)n, sizeof *s->ents, prio_cmp);
-
-    int32_t seqs = kept;
-    bool admitting = true;
-    for (int32_t c = 0; c < n && budget > 0; c++) {
-        const serve_req *r = s->ents[c].r;
-        if (s->ents[c].running >= 0) {
-            if (batch_is_preempted(plan, r))
-                continue;
-            int32_t chunk = chunk_that_fits(v, r, budget);
-            while (chunk == 0 && plan->n_items == 0) {
-                int32_t j = batch_pick_victim(v, plan, s->ents[c].running + 1);
-                if (j < 0)
-                    break;
-                batch_add_preempt(v, plan, v->running[j]);
-                kept--, seqs--;
-                chunk = chunk_that_fits(v, r, budget);
-            }
-            if (chunk == 0)
-                continue;
-            plan->items[plan->n_items++] = (batch_item){r, chunk, 0, 0};
-            kv_take(v, r, chunk);
-            budget -= chunk;
-            continue;
-        }
-        if (!admitting || seqs >= s->max_seqs || !may_admit(v, plan))
-            continue;
-        int32_t todo = batch_todo_tokens(v, r);
-        int32_t chunk = todo < budget ? todo : (int32_t)budget;
-        if (!batch_try_admit(v, plan, kept, r, chunk, 0, s->watermark_blocks)) {
-            admitting = false;
-            continue;
-        }
-        budget -= chunk;
-        seqs++;
-    }
-    for (; rest && admitting && budget > 0 && seqs < s->max_seqs && may_admit(v, plan);
-         rest = req_next_waiting(rest)) {
-        int32_t todo = batch_todo_tokens(v, rest);
-        int32_t chunk = todo < budget ? todo : (int32_t)budget;
-        if (!batch_try_admit(v, plan, kept, rest, chunk, 0, s->watermark_blocks))
-            break;
-        budget -= chunk;
-        seqs++;
-    }
+    batch_fill_ranked(v, plan, s->ents, sizeof *s->ents, n, rest, kept, budget, s->max_seqs,
+                      s->watermark_blocks);
     s->last_busy = plan->n_items > 0;
 }
 

@@ -38,9 +38,8 @@
 #include "sim/jsoncfg.h"
 
 typedef struct cand {
-    const serve_req *r;
+    batch_ranked at;    /* the request, and its index in v->running or -1 */
     int32_t rank;       /* running first (their order), then the queue's */
-    int32_t running;    /* index in v->running, or -1 */
     int32_t late;       /* its deadline has passed (late_last) */
 } cand;
 
@@ -91,28 +90,9 @@ static int cand_cmp(const void *ap, const void *bp)
     const cand *a = ap, *b = bp;
     if (a->late != b->late)
         return a->late - b->late;
-    if (a->r->ttft_deadline_ns != b->r->ttft_deadline_ns)
-        return a->r->ttft_deadline_ns < b->r->ttft_deadline_ns ? -1 : 1;
+    if (a->at.r->ttft_deadline_ns != b->at.r->ttft_deadline_ns)
+        return a->at.r->ttft_deadline_ns < b->at.r->ttft_deadline_ns ? -1 : 1;
     return (a->rank > b->rank) - (a->rank < b->rank);
-}
-
-/* Tokens r still has to compute, at most `budget`, that fit the free
- * blocks. */
-static int32_t chunk_that_fits(const batch_view *v, const serve_req *r, int64_t budget)
-{
-    int64_t chunk = batch_todo_tokens(v, r), room = kv_room(v, r);
-    if (chunk > budget)
-        chunk = budget;
-    if (chunk > room)
-        chunk = room;
-    return chunk > 0 ? (int32_t)chunk : 0;
-}
-
-/* Under vLLM V1's rule an iteration that preempted admits nothing (with
- * nothing else to run, admitting now is the same as vLLM's empty step). */
-static bool may_admit(const batch_view *v, const batch_plan *plan)
-{
-    return !(plan->n_preempt && !v->setup->rules.admit_after_preempt && plan->n_items);
 }
 
 static void slo_chunked_form(void *state, const batch_view *v, batch_plan *plan)
@@ -124,64 +104,20 @@ static void slo_chunked_form(void *state, const batch_view *v, batch_plan *plan)
     for (int32_t i = 0; i < v->n_running && n < s->cap; i++) {
         const serve_req *r = v->running[i];
         if (!req_is_decode(r) && !batch_is_preempted(plan, r)) {
-            s->cands[n] = (cand){r, n, i, s->late_last && r->ttft_deadline_ns <= v->now};
+            s->cands[n] = (cand){{r, i}, n, s->late_last && r->ttft_deadline_ns <= v->now};
             n++;
         }
     }
     const serve_req *rest = batch_first_waiting(v);
     for (int32_t seen = 0; rest && seen < s->lookahead && n < s->cap;
          rest = req_next_waiting(rest), seen++) {
-        s->cands[n] = (cand){rest, n, -1, s->late_last && rest->ttft_deadline_ns <= v->now};
+        s->cands[n] = (cand){{rest, -1}, n, s->late_last && rest->ttft_deadline_ns <= v->now};
         n++;
     }
     qsort(s->cands, (size_t)n, sizeof *s->cands, cand_cmp);
-
-    int32_t seqs = kept;
-    bool admitting = true;
-    for (int32_t c = 0; c < n && budget > 0; c++) {
-        const serve_req *r = s->cands[c].r;
-        if (s->cands[c].running >= 0) {
-            if (batch_is_preempted(plan, r))
-                continue;
-            int32_t chunk = chunk_that_fits(v, r, budget);
-            /* With nothing else to run, make room by preempting (the
-             * victim rule, among the later-admitted), as chunked prefill. */
-            while (chunk == 0 && plan->n_items == 0) {
-                int32_t j = batch_pick_victim(v, plan, s->cands[c].running + 1);
-                if (j < 0)
-                    break;
-                batch_add_preempt(v, plan, v->running[j]);
-                kept--, seqs--;
-                chunk = chunk_that_fits(v, r, budget);
-            }
-            if (chunk == 0)
-                continue;
-            plan->items[plan->n_items++] = (batch_item){r, chunk, 0, 0};
-            kv_take(v, r, chunk);
-            budget -= chunk;
-            continue;
-        }
-        if (!admitting || seqs >= s->max_seqs || !may_admit(v, plan))
-            continue;
-        int32_t todo = batch_todo_tokens(v, r);
-        int32_t chunk = todo < budget ? todo : (int32_t)budget;
-        if (!batch_try_admit(v, plan, kept, r, chunk, 0, s->watermark_blocks)) {
-            admitting = false;   /* keep the queue's order: no overtaking for KV */
-            continue;
-        }
-        budget -= chunk;
-        seqs++;
-    }
     /* Beyond the lookahead, the queue's order, as chunked prefill. */
-    for (; rest && admitting && budget > 0 && seqs < s->max_seqs && may_admit(v, plan);
-         rest = req_next_waiting(rest)) {
-        int32_t todo = batch_todo_tokens(v, rest);
-        int32_t chunk = todo < budget ? todo : (int32_t)budget;
-        if (!batch_try_admit(v, plan, kept, rest, chunk, 0, s->watermark_blocks))
-            break;
-        budget -= chunk;
-        seqs++;
-    }
+    batch_fill_ranked(v, plan, s->cands, sizeof *s->cands, n, rest, kept, budget, s->max_seqs,
+                      s->watermark_blocks);
 }
 
 static void slo_chunked_destroy(void *state)

@@ -91,3 +91,72 @@ int order_no_params(uint64_t seed, cJSON *params, const char *path, void **state
     *state = NULL;
     return jcfg_check_keys(params, path, keys, err);
 }
+
+/* Tokens r still has to compute, at most `budget`, that fit the free
+ * blocks. */
+static int32_t chunk_that_fits(const batch_view *v, const serve_req *r, int64_t budget)
+{
+    int64_t chunk = batch_todo_tokens(v, r), room = kv_room(v, r);
+    if (chunk > budget)
+        chunk = budget;
+    if (chunk > room)
+        chunk = room;
+    return chunk > 0 ? (int32_t)chunk : 0;
+}
+
+/* Under vLLM V1's rule an iteration that preempted admits nothing (with
+ * nothing else to run, admitting now is the same as vLLM's empty step). */
+static bool may_admit(const batch_view *v, const batch_plan *plan)
+{
+    return !(plan->n_preempt && !v->setup->rules.admit_after_preempt && plan->n_items);
+}
+
+void batch_fill_ranked(const batch_view *v, batch_plan *plan, const void *ranked, size_t stride,
+                       int32_t n, const serve_req *rest, int32_t kept, int64_t budget,
+                       int32_t max_seqs, int64_t watermark_blocks)
+{
+    int32_t seqs = kept;
+    bool admitting = true;
+    for (int32_t c = 0; c < n && budget > 0; c++) {
+        const batch_ranked *e = (const batch_ranked *)((const char *)ranked + (size_t)c * stride);
+        const serve_req *r = e->r;
+        if (e->running >= 0) {
+            if (batch_is_preempted(plan, r))
+                continue;
+            int32_t chunk = chunk_that_fits(v, r, budget);
+            while (chunk == 0 && plan->n_items == 0) {
+                int32_t j = batch_pick_victim(v, plan, e->running + 1);
+                if (j < 0)
+                    break;
+                batch_add_preempt(v, plan, v->running[j]);
+                kept--, seqs--;
+                chunk = chunk_that_fits(v, r, budget);
+            }
+            if (chunk == 0)
+                continue;
+            plan->items[plan->n_items++] = (batch_item){r, chunk, 0, 0};
+            kv_take(v, r, chunk);
+            budget -= chunk;
+            continue;
+        }
+        if (!admitting || seqs >= max_seqs || !may_admit(v, plan))
+            continue;
+        int32_t todo = batch_todo_tokens(v, r);
+        int32_t chunk = todo < budget ? todo : (int32_t)budget;
+        if (!batch_try_admit(v, plan, kept, r, chunk, 0, watermark_blocks)) {
+            admitting = false;
+            continue;
+        }
+        budget -= chunk;
+        seqs++;
+    }
+    for (; rest && admitting && budget > 0 && seqs < max_seqs && may_admit(v, plan);
+         rest = req_next_waiting(rest)) {
+        int32_t todo = batch_todo_tokens(v, rest);
+        int32_t chunk = todo < budget ? todo : (int32_t)budget;
+        if (!batch_try_admit(v, plan, kept, rest, chunk, 0, watermark_blocks))
+            break;
+        budget -= chunk;
+        seqs++;
+    }
+}

@@ -17,6 +17,26 @@
  * requests are kept (not in plan->preempt). */
 int32_t batch_plan_decodes(const batch_view *v, batch_plan *plan, int64_t *budget);
 
+/* A prompt in a policy's own ranking: the request and its index in
+ * v->running (-1: waiting). A policy's ranking entries begin with one. */
+typedef struct batch_ranked {
+    const serve_req *r;
+    int32_t running;
+} batch_ranked;
+
+/* Chunked prefill over prompts in the caller's order (slo_chunked,
+ * jitserve): `ranked` holds n entries of `stride` bytes, each beginning
+ * with a batch_ranked. A running prompt gets its next chunk within the
+ * budget and the KV room; with nothing else in the plan, room is made by
+ * preempting later-admitted requests (the victim rule), as chunked prefill
+ * does. A waiting prompt is admitted with a chunk while the KV lets it; the
+ * first that does not fit ends admissions (no overtaking for KV). Then the
+ * queue from `rest` on is admitted in its own order. `kept` running
+ * requests are in the plan so far (batch_plan_decodes). */
+void batch_fill_ranked(const batch_view *v, batch_plan *plan, const void *ranked, size_t stride,
+                       int32_t n, const serve_req *rest, int32_t kept, int64_t budget,
+                       int32_t max_seqs, int64_t watermark_blocks);
+
 /* Whether running r is among the plan's preemptions (a scan: preemptions
  * are few). */
 bool batch_is_preempted(const batch_plan *plan, const serve_req *r);
